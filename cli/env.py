@@ -1,0 +1,8 @@
+"""``unimo env``: placeholder."""
+
+import click
+
+
+@click.command("env")
+def env() -> None:
+    """(not yet implemented)"""

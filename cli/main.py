@@ -1,0 +1,66 @@
+"""``unimo``: the click group. Subcommands are imported only when used (or listed)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+import click
+
+from unimo_kit import __version__
+
+# name -> module under unimo_kit.cli that defines a click command or group of the same name.
+SUBCOMMANDS: dict[str, str] = {
+    "env": "env",
+    "data": "data",
+    "rewrite": "rewrite",
+    "index": "index",
+    "features": "features",
+    "train": "train",
+    "eval": "eval",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands live in sibling modules, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in SUBCOMMANDS:
+            module = importlib.import_module(f"{__package__}.{SUBCOMMANDS[name]}")
+            return getattr(module, name.replace("-", "_"))
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="unimo")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """UNIMO toolkit: rewrite captions into hard negatives, mine retrieval positives,
+    train a unified-modal Transformer with cross-modal contrastive learning, evaluate.
+
+    \b
+    Stages and the files between them (formats in docs/formats.md):
+      unimo data synth      -> pairs/texts/images JSONL + images   (the embedded default)
+      unimo rewrite         pairs.jsonl -> rewrites.jsonl
+      unimo index build     texts.jsonl | images.jsonl -> indexes/NAME/
+      unimo index mine      pairs.jsonl + indexes -> retrieved.jsonl
+      unimo features        images.jsonl -> features store
+      unimo train           all of the above -> runs/NAME/
+      unimo eval ...        checkpoint + test sets -> results.json
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cli(prog_name="unimo")
+
+
+if __name__ == "__main__":
+    main()

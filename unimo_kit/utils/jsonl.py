@@ -1,0 +1,203 @@
+"""JSONL reading and writing shared by every stage.
+
+- :func:`iter_jsonl` streams ``(line_number, record)`` pairs; a malformed line becomes a
+  :class:`RecordError` naming the file and line, reported to an :class:`ErrorReport` (the
+  rest still flows) or raised at once with ``strict=True``.
+- :class:`ResumableJsonlWriter` appends whole lines and, when reopened after a kill, drops a
+  torn last line and tells which record ids are already finished.
+- :func:`atomic_write` writes through ``PATH.tmp`` and ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+logger = logging.getLogger("unimo_kit")
+
+
+class RecordError(ValueError):
+    """A bad input record: which file, which line (1-based), what was wrong."""
+
+    def __init__(self, path: str | os.PathLike, line: int, message: str):
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        super().__init__(f"{self.path}:{line}: {message}")
+
+
+class ErrorReport:
+    """Collects per-record errors so a run can finish and then say what it skipped.
+
+    Args:
+        strict: raise the first error instead of collecting it.
+        max_logged: errors beyond this many are counted but not logged one by one.
+        stream: where :meth:`summary` lines and per-error lines go (default: stderr).
+    """
+
+    def __init__(self, strict: bool = False, max_logged: int = 20, stream: IO[str] | None = None):
+        self.strict = strict
+        self.max_logged = max_logged
+        self.stream = stream
+        self.errors: list[RecordError] = []
+        self.count = 0
+
+    def __call__(self, error: RecordError) -> None:
+        self.add(error)
+
+    def add(self, error: RecordError) -> None:
+        """Record ``error``; raise it when strict."""
+        if self.strict:
+            raise error
+        self.count += 1
+        if len(self.errors) < self.max_logged:
+            self.errors.append(error)
+            print(f"warning: skipped {error}", file=self.stream or sys.stderr)
+
+    def summary(self) -> str:
+        """One line: how many records were skipped (empty string when none)."""
+        if not self.count:
+            return ""
+        more = "" if self.count <= self.max_logged else f" (first {self.max_logged} shown above)"
+        return f"{self.count} malformed record(s) skipped{more}"
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def iter_jsonl(
+    path: str | os.PathLike,
+    *,
+    strict: bool = False,
+    on_error: Callable[[RecordError], None] | None = None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream the JSON objects of a JSONL file as ``(line_number, record)``.
+
+    Blank lines are skipped. A line that is not a JSON object raises :class:`RecordError` when
+    ``strict``; otherwise it goes to ``on_error`` (default: a warning on stderr) and reading
+    goes on.
+    """
+    report = on_error or ErrorReport(strict=strict)
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                error = RecordError(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})")
+            else:
+                if isinstance(record, dict):
+                    yield number, record
+                    continue
+                error = RecordError(path, number, f"expected a JSON object, got {type(record).__name__}")
+            if strict:
+                raise error
+            report(error)
+
+
+def count_lines(path: str | os.PathLike) -> int:
+    """Number of non-blank lines, read in binary blocks (fast enough for sharding big files)."""
+    count = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                count += 1
+    return count
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """Compact, key-order-preserving, UTF-8 JSON for one line."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open ``PATH.tmp`` for writing and move it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    kwargs = {} if "b" in mode else {"encoding": encoding}
+    try:
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class ResumableJsonlWriter:
+    """Append-only JSONL output that survives ``kill -9``.
+
+    On open, an existing file is scanned: a torn last line (no trailing newline, or not valid
+    JSON) is cut off and the values of ``id_key`` in the complete lines are collected in
+    :attr:`done`, so the caller can skip finished work. Each :meth:`write` appends whole lines
+    and flushes, so at most the line being written is lost.
+
+    Args:
+        path: output file.
+        id_key: record field that identifies a unit of work (several lines may share one id;
+            the id counts as done once any line with it is complete, so write all lines for an
+            id in a single :meth:`write_many` call).
+        resume: keep what is there (default); ``False`` starts the file afresh.
+    """
+
+    def __init__(self, path: str | os.PathLike, id_key: str = "id", resume: bool = True):
+        self.path = Path(path)
+        self.id_key = id_key
+        self.done: set[str] = set()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and self.path.exists():
+            self._recover()
+        elif self.path.exists():
+            self.path.unlink()
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def _recover(self) -> None:
+        keep = 0
+        with open(self.path, "rb") as handle:
+            offset = 0
+            for raw in handle:
+                end = offset + len(raw)
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    record = json.loads(raw)
+                except json.JSONDecodeError:
+                    break
+                if isinstance(record, dict) and self.id_key in record:
+                    self.done.add(str(record[self.id_key]))
+                keep = offset = end
+        if keep != self.path.stat().st_size:
+            logger.info("truncating torn tail of %s at byte %d", self.path, keep)
+            with open(self.path, "r+b") as handle:
+                handle.truncate(keep)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as a line and flush."""
+        self.write_many([record])
+
+    def write_many(self, records: list[dict[str, Any]]) -> None:
+        """Append several records in one write and flush."""
+        if not records:
+            return
+        self._handle.write("".join(dumps(r) + "\n" for r in records))
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> ResumableJsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
