@@ -1,9 +1,14 @@
-"""``unimo data``: placeholder until the stage lands."""
+"""``unimo data``: make and convert datasets."""
 
 import click
 
+from unimo_kit.cli.lazy import LazyGroup
 
-@click.group("data", invoke_without_command=True)
+
+@click.group(
+    "data",
+    cls=LazyGroup,
+    lazy_subcommands={"synth": "data_synth:synth", "convert": "data_convert:convert"},
+)
 def data() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("unimo data is not implemented yet")
+    """Make the synthetic world, convert COCO / Karpathy / CSV / webdataset to pairs.jsonl."""

@@ -1,9 +1,21 @@
-"""``unimo eval``: placeholder until the stage lands."""
+"""``unimo eval``: parser, retrieval, compositional, captioning, VQA and batch evaluation."""
 
 import click
 
+from unimo_kit.cli.lazy import LazyGroup
 
-@click.group("eval", invoke_without_command=True)
-def eval() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("unimo eval is not implemented yet")
+
+@click.group(
+    "eval",
+    cls=LazyGroup,
+    lazy_subcommands={
+        "parse": "eval_parse:parse",
+        "retrieval": "eval_retrieval:retrieval",
+        "compositional": "eval_compositional:compositional",
+        "caption": "eval_caption:caption",
+        "vqa": "eval_vqa:vqa",
+        "batch": "eval_batch:batch",
+    },
+)
+def eval_group() -> None:
+    """Evaluate parsers, checkpoints and baselines; write results.json, tables and plots."""

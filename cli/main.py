@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 
 import click
 
 from unimo_kit import __version__
+from unimo_kit.cli.lazy import LazyGroup
 
-# name -> module under unimo_kit.cli that defines a click command or group of the same name.
+# name -> "module:attribute" under unimo_kit.cli
 SUBCOMMANDS: dict[str, str] = {
-    "env": "env",
-    "data": "data",
-    "rewrite": "rewrite",
-    "index": "index",
-    "features": "features",
-    "train": "train",
-    "eval": "eval",
+    "env": "env:env",
+    "data": "data:data",
+    "rewrite": "rewrite:rewrite",
+    "index": "index:index",
+    "features": "features:features",
+    "train": "train:train",
+    "eval": "eval:eval_group",
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands live in sibling modules, imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in SUBCOMMANDS:
-            module = importlib.import_module(f"{__package__}.{SUBCOMMANDS[name]}")
-            return getattr(module, name.replace("-", "_"))
-        return super().get_command(ctx, name)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands=SUBCOMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="unimo")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def cli(verbose: int) -> None:

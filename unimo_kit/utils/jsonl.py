@@ -96,7 +96,9 @@ def iter_jsonl(
                 if isinstance(record, dict):
                     yield number, record
                     continue
-                error = RecordError(path, number, f"expected a JSON object, got {type(record).__name__}")
+                error = RecordError(
+                    path, number, f"expected a JSON object, got {type(record).__name__}"
+                )
             if strict:
                 raise error
             report(error)
@@ -160,7 +162,7 @@ class ResumableJsonlWriter:
             self._recover()
         elif self.path.exists():
             self.path.unlink()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def _recover(self) -> None:
         keep = 0
