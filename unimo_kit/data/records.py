@@ -1,0 +1,290 @@
+"""The three record types every stage exchanges, and their JSONL form (docs/formats.md).
+
+- :class:`PairRecord`: one image with one or more captions (``pairs.jsonl``);
+- :class:`TextRecord`: one text of a text-only corpus (``texts.jsonl``);
+- :class:`ImageRecord`: one image of an image-only collection (``images.jsonl``).
+
+Image paths in a JSONL file are relative to that file's directory; in memory they are
+resolved (absolute, or as given when no base directory is known). :meth:`from_dict` checks a
+decoded line and raises :class:`~unimo_kit.utils.RecordError` naming the file, the line and
+the problem; :meth:`to_dict` writes paths relative to the output file's directory. Fields a
+record does not know are kept in ``extra`` and written back, so a pass-through loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from unimo_kit.utils import RecordError
+
+PathLike = str | os.PathLike
+
+
+class MemberError(RecordError):
+    """A bad record inside a container that has no useful line numbers: an entry of a JSON
+    array (``captions.json:annotations[12]: ...``) or a member of a tar shard
+    (``shard-0001.tar:000123: ...``).
+
+    Args:
+        path: the container file.
+        where: the position inside it, written where a line number would stand.
+        message: what was wrong.
+        index: a numeric position if there is one (stored as :attr:`line`), else 0.
+    """
+
+    def __init__(self, path: PathLike, where: str, message: str, index: int = 0):
+        super().__init__(path, index, message)
+        self.where = where
+        self.args = (f"{self.path}:{where}: {message}",)
+
+
+def resolve_path(image: str, base_dir: PathLike | None) -> str:
+    """The in-memory form of a path read from a file in ``base_dir``.
+
+    Relative paths are joined to ``base_dir`` and made absolute; absolute paths and URLs
+    (``scheme://...``) are kept; with ``base_dir=None`` the path is returned as given.
+    """
+    if base_dir is None or "://" in image:
+        return image
+    return os.path.abspath(os.path.join(os.fspath(base_dir), image))
+
+
+def relative_path(image: str, base_dir: PathLike | None) -> str:
+    """The on-disk form of ``image`` in a file written to ``base_dir`` (POSIX separators).
+
+    URLs and ``base_dir=None`` keep the path as it is; a path that cannot be made relative
+    (another drive on Windows) stays absolute.
+    """
+    if base_dir is None or "://" in image:
+        return image
+    try:
+        rel = os.path.relpath(os.path.abspath(image), os.path.abspath(os.fspath(base_dir)))
+    except ValueError:
+        return image
+    return rel.replace(os.sep, "/")
+
+
+class _Checker:
+    """Field checks that raise :class:`RecordError` at one file and line."""
+
+    def __init__(self, d: Any, path: PathLike, line: int):
+        self.path, self.line = path, line
+        if not isinstance(d, dict):
+            raise self.error(f"expected a JSON object, got {type(d).__name__}")
+        self.d = d
+
+    def error(self, message: str) -> RecordError:
+        return RecordError(self.path, self.line, message)
+
+    def id(self) -> str:
+        value = self.required("id")
+        # Integer ids (as in COCO) are accepted and stored as strings; bool is not an int here.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"id must be a non-empty string, got {_show(value)}")
+        return value
+
+    def required(self, key: str) -> Any:
+        if key not in self.d:
+            raise self.error(f"missing field {key!r}")
+        return self.d[key]
+
+    def string(self, key: str) -> str:
+        value = self.required(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"{key} must be a non-empty string, got {_show(value)}")
+        return value
+
+    def optional_string(self, key: str) -> str | None:
+        value = self.d.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.error(f"{key} must be a string or null, got {_show(value)}")
+        return value
+
+    def string_list(self, key: str, *, required: bool) -> list[str] | None:
+        value = self.required(key) if required else self.d.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, list) or not value:
+            raise self.error(f"{key} must be a non-empty list of strings, got {_show(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.error(f"{key}[{i}] must be a string, got {_show(item)}")
+            if not item.strip():
+                raise self.error(f"{key}[{i}] is empty")
+        return list(value)
+
+    def meta(self) -> dict[str, Any]:
+        value = self.d.get("meta")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(f"meta must be a JSON object, got {_show(value)}")
+        return value
+
+    def extra(self, known: tuple[str, ...]) -> dict[str, Any]:
+        return {k: v for k, v in self.d.items() if k not in known}
+
+
+def _show(value: Any) -> str:
+    """A short description of a bad value for an error message."""
+    kind = "null" if value is None else type(value).__name__
+    text = repr(value)
+    return f"{kind} {text[:40] + '...' if len(text) > 40 else text}"
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    """Drop optional fields that carry nothing (None, empty meta)."""
+    return {k: v for k, v in d.items() if v is not None and not (k == "meta" and not v)}
+
+
+@dataclass
+class PairRecord:
+    """One image and its captions: a line of ``pairs.jsonl``.
+
+    ``scene_graphs``, when present, has one FACTUAL string per caption.
+    """
+
+    id: str  # unique image id
+    image: str  # image path (resolved in memory; relative to the file's directory on disk)
+    captions: list[str]  # one or more captions of this image
+    split: str | None = None  # "train" / "val" / "test" where the source says
+    scene_graphs: list[str] | None = None  # gold scene graph per caption, FACTUAL strings
+    meta: dict[str, Any] = field(default_factory=dict)  # source ids and anything else
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level fields, kept
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("id", "image", "captions", "split", "scene_graphs", "meta")
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: dict[str, Any],
+        *,
+        base_dir: PathLike | None = None,
+        path: PathLike = "<memory>",
+        line: int = 0,
+    ) -> PairRecord:
+        """Check and build a record from a decoded JSONL line.
+
+        Args:
+            d: the decoded JSON object.
+            base_dir: directory the image path is relative to (the JSONL file's); ``None``
+                keeps the path as written.
+            path, line: where ``d`` came from, for error messages.
+
+        Returns:
+            The record, with its image path resolved.
+
+        Raises:
+            RecordError: ``PATH:LINE: what was wrong`` for a missing field or a wrong type.
+        """
+        c = _Checker(d, path, line)
+        record_id = c.id()
+        image = c.string("image")
+        captions = c.string_list("captions", required=True)
+        split = c.optional_string("split")
+        graphs = c.string_list("scene_graphs", required=False)
+        if graphs is not None and len(graphs) != len(captions):
+            raise c.error(
+                f"scene_graphs has {len(graphs)} entries for {len(captions)} captions"
+            )
+        return cls(
+            id=record_id,
+            image=resolve_path(image, base_dir),
+            captions=captions,
+            split=split,
+            scene_graphs=graphs,
+            meta=c.meta(),
+            extra=c.extra(cls.FIELDS),
+        )
+
+    def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
+        """The JSONL form, with the image path relative to ``base_dir`` (the output file's
+        directory; ``None`` writes it as held). Empty optional fields are left out."""
+        d = _compact(
+            {
+                "id": self.id,
+                "image": relative_path(self.image, base_dir),
+                "captions": list(self.captions),
+                "split": self.split,
+                "scene_graphs": None if self.scene_graphs is None else list(self.scene_graphs),
+                "meta": self.meta,
+            }
+        )
+        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
+
+
+@dataclass
+class TextRecord:
+    """One text of a text-only corpus: a line of ``texts.jsonl``."""
+
+    id: str  # unique text id
+    text: str  # the text
+    meta: dict[str, Any] = field(default_factory=dict)  # anything else
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level fields, kept
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("id", "text", "meta")
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: dict[str, Any],
+        *,
+        base_dir: PathLike | None = None,
+        path: PathLike = "<memory>",
+        line: int = 0,
+    ) -> TextRecord:
+        """Check and build a record (see :meth:`PairRecord.from_dict`; ``base_dir`` is
+        accepted for symmetry and unused)."""
+        c = _Checker(d, path, line)
+        return cls(
+            id=c.id(), text=c.string("text"), meta=c.meta(), extra=c.extra(cls.FIELDS)
+        )
+
+    def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
+        """The JSONL form (``base_dir`` accepted for symmetry and unused)."""
+        d = _compact({"id": self.id, "text": self.text, "meta": self.meta})
+        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
+
+
+@dataclass
+class ImageRecord:
+    """One image of an image-only collection: a line of ``images.jsonl``."""
+
+    id: str  # unique image id
+    image: str  # image path (resolved in memory; relative to the file's directory on disk)
+    meta: dict[str, Any] = field(default_factory=dict)  # anything else
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level fields, kept
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("id", "image", "meta")
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: dict[str, Any],
+        *,
+        base_dir: PathLike | None = None,
+        path: PathLike = "<memory>",
+        line: int = 0,
+    ) -> ImageRecord:
+        """Check and build a record (see :meth:`PairRecord.from_dict`)."""
+        c = _Checker(d, path, line)
+        return cls(
+            id=c.id(),
+            image=resolve_path(c.string("image"), base_dir),
+            meta=c.meta(),
+            extra=c.extra(cls.FIELDS),
+        )
+
+    def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
+        """The JSONL form, image path relative to ``base_dir`` (see :meth:`PairRecord.to_dict`)."""
+        d = _compact(
+            {"id": self.id, "image": relative_path(self.image, base_dir), "meta": self.meta}
+        )
+        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
+
+
+Record = PairRecord | TextRecord | ImageRecord
