@@ -188,9 +188,7 @@ class PairRecord:
         split = c.optional_string("split")
         graphs = c.string_list("scene_graphs", required=False)
         if graphs is not None and len(graphs) != len(captions):
-            raise c.error(
-                f"scene_graphs has {len(graphs)} entries for {len(captions)} captions"
-            )
+            raise c.error(f"scene_graphs has {len(graphs)} entries for {len(captions)} captions")
         return cls(
             id=record_id,
             image=resolve_path(image, base_dir),
@@ -240,9 +238,7 @@ class TextRecord:
         """Check and build a record (see :meth:`PairRecord.from_dict`; ``base_dir`` is
         accepted for symmetry and unused)."""
         c = _Checker(d, path, line)
-        return cls(
-            id=c.id(), text=c.string("text"), meta=c.meta(), extra=c.extra(cls.FIELDS)
-        )
+        return cls(id=c.id(), text=c.string("text"), meta=c.meta(), extra=c.extra(cls.FIELDS))
 
     def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
         """The JSONL form (``base_dir`` accepted for symmetry and unused)."""
