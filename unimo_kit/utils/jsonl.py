@@ -83,7 +83,7 @@ def iter_jsonl(
     ``strict``; otherwise it goes to ``on_error`` (default: a warning on stderr) and reading
     goes on.
     """
-    report = on_error or ErrorReport(strict=strict)
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():

