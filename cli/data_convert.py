@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-FORMATS = ("coco", "karpathy", "csv", "webdataset", "jsonl")
+from unimo_kit.data.convert import FORMATS
+
 CSV_OPTIONS = ("csv_img_key", "csv_caption_key", "csv_id_key", "csv_sep")
 
 

@@ -63,7 +63,7 @@ def read_coco(
         RecordError: the file is not JSON or has no ``images`` / ``annotations`` lists
             (always, whatever ``strict``: nothing in it could be read).
     """
-    report = on_error or ErrorReport(strict=strict)
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
     doc = _load_json(path)
     hint = "a COCO captions file"
     images = _require_list(doc, "images", path, hint)
@@ -153,7 +153,7 @@ def read_karpathy(
         reader), else the file name without extension (Flickr image ids); ``meta`` keeps
         ``imgid``, ``sentids`` and the dataset name.
     """
-    report = on_error or ErrorReport(strict=strict)
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
     doc = _load_json(path)
     images = _require_list(doc, "images", path, "a Karpathy split file")
     dataset = doc.get("dataset")

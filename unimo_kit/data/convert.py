@@ -175,7 +175,7 @@ def convert(
         summary.malformed += 1
         if len(summary.errors) < report.max_logged:
             summary.errors.append(error)
-        (on_error or report)(error)
+        (on_error if on_error is not None else report)(error)
 
     loader = ImageLoader(strict=strict) if check_images else None
     seen: set[str] = set()

@@ -56,7 +56,7 @@ def read_csv(
     Raises:
         RecordError: a named column is not in the header (always: no row could be read).
     """
-    report = on_error or ErrorReport(strict=strict)
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
     root = Path(images_root) if images_root is not None else Path(path).parent
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=sep or default_separator(path))

@@ -26,9 +26,11 @@ OnError = Callable[[RecordError], None]
 
 
 def _read(cls: type[R], path: PathLike, strict: bool, on_error: OnError | None) -> Iterator[R]:
-    report = on_error or ErrorReport(strict=strict)
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
     base_dir = Path(path).parent
-    for line, d in iter_jsonl(path, strict=strict, on_error=report):
+    # A plain function, not ``report`` itself: an empty ErrorReport is falsy, and iter_jsonl
+    # would replace a falsy ``on_error`` with its own default reporter.
+    for line, d in iter_jsonl(path, strict=strict, on_error=lambda error: report(error)):
         try:
             yield cls.from_dict(d, base_dir=base_dir, path=path, line=line)
         except RecordError as error:

@@ -84,7 +84,7 @@ def read_webdataset(
     """
     if isinstance(shards, (str, os.PathLike)):
         shards = [shards]
-    report = on_error or ErrorReport(strict=strict)
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
     for shard in shards:
         yield from _read_shard(shard, Path(images_dir), strict, report)
 
