@@ -1,0 +1,53 @@
+"""Output heads: the language-model head (masked LM and seq2seq share it, as in UniLM) and the
+masked-region head (feature regression and region class)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unimo_kit.model.config import UnimoConfig
+
+
+class LMHead(nn.Module):
+    """BERT's prediction head: ``Linear -> GELU -> LayerNorm`` then logits against the word
+    embeddings (tied weights, own bias).
+
+    The decoder weight is *not* a parameter of this module: :meth:`forward` takes the word
+    embedding matrix, so checkpoints hold it once (safetensors refuses shared tensors).
+    """
+
+    def __init__(self, config: UnimoConfig):
+        super().__init__()
+        d = config.hidden_size
+        self.dense = nn.Linear(d, d)
+        self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: Tensor, word_embeddings: Tensor) -> Tensor:
+        """Args: hidden (..., D); word_embeddings (V, D). Returns: logits (..., V)."""
+        h = self.LayerNorm(F.gelu(self.dense(hidden)))  # (..., D)
+        return F.linear(h, word_embeddings, self.bias)  # (..., V)
+
+
+class RegionHead(nn.Module):
+    """Masked region prediction: regress the region feature and, when ``num_classes > 0``,
+    predict its class distribution (UNITER's MRFR and MRC-kl, used by UNIMO)."""
+
+    def __init__(self, config: UnimoConfig):
+        super().__init__()
+        d = config.hidden_size
+        self.dense = nn.Linear(d, d)
+        self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.feat = nn.Linear(d, config.visual_feat_dim)
+        self.cls = nn.Linear(d, config.visual_num_classes) if config.visual_num_classes else None
+
+    def forward(self, hidden: Tensor) -> dict[str, Tensor]:
+        """Args: hidden (..., D). Returns: ``feats`` (..., F) and, with a class head,
+        ``class_logits`` (..., C)."""
+        h = self.LayerNorm(F.gelu(self.dense(hidden)))  # (..., D)
+        out = {"feats": self.feat(h)}  # (..., F)
+        if self.cls is not None:
+            out["class_logits"] = self.cls(h)  # (..., C)
+        return out

@@ -1,0 +1,316 @@
+"""UNIMO pre-training losses, each a small ``nn.Module`` returning a dict of named tensors.
+
+Keys ending in ``_loss`` are losses (the trainer sums them); every other key is a detached
+metric.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unimo_kit.model.distributed import gather_features
+
+IGNORE_INDEX = -100
+# Owner key of a row: rank * _KEY_STRIDE + local index; unique across ranks without offsets.
+_KEY_STRIDE = 1 << 32
+
+
+def multi_positive_nce(logits: Tensor, positive: Tensor) -> Tensor:
+    """Per-row ``-log(Σ_pos exp(s) / Σ_all exp(s))`` = ``logsumexp(all) - logsumexp(pos)``.
+
+    Args: logits (R, C); positive (R, C) bool, at least one True per row.
+    Returns: (R,) losses.
+    """
+    pos_logits = logits.masked_fill(~positive, float("-inf"))  # (R, C)
+    return logits.logsumexp(dim=1) - pos_logits.logsumexp(dim=1)
+
+
+class CMCLLoss(nn.Module):
+    """Cross-modal contrastive loss of UNIMO (Li et al., ACL 2021, arXiv:2012.15409, §2.2, eq. 1):
+
+        L = -log( Σ_{pos} exp(d(V+, W+)/τ) / Σ_{pos ∪ neg} exp(d(V', W')/τ) )
+
+    computed as a multi-positive InfoNCE in both directions, averaged:
+
+    - image → text: each pair image against the columns [pair texts; extra positive texts;
+      hard negative texts]. Hard negatives are extra candidate columns for every row
+      (Henderson et al. 2017 / sentence-transformers ``MultipleNegativesRankingLoss``).
+    - text → image: each pair text against [pair images; extra positive images].
+
+    A column is a positive of a row when it belongs to the same pair (its owner) or to a pair
+    with the same image id (BLIP's id mask, Li et al. 2022) — so two captions of one image in a
+    batch are not each other's negatives, and a rewritten/retrieved positive of pair k is a
+    positive of every pair showing k's image. Hard negatives are never positives.
+
+    Across ranks the columns are all-gathered by :func:`gather_features` (open_clip pattern);
+    with ``local_loss`` each rank keeps rows for its own pairs only (the losses of the ranks
+    sum to ``world_size`` times the single-process loss on the union batch when local batches
+    are equal). A single process never touches ``torch.distributed``.
+
+    Args:
+        temperature: τ (initial value when learned).
+        learn_temperature: learn ``log(1/τ)`` (CLIP), clamped to ``1/τ <= max_logit_scale``.
+        max_logit_scale: upper bound of ``1/τ``.
+        local_loss: rows = this rank's pairs (True) or all gathered pairs (False).
+        gather_with_grad: backpropagate through the all_gather.
+        rank, world_size: this process's rank and the number of processes.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.07,
+        *,
+        learn_temperature: bool = False,
+        max_logit_scale: float = 100.0,
+        local_loss: bool = True,
+        gather_with_grad: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        init = torch.tensor(math.log(1.0 / temperature))
+        if learn_temperature:
+            self.log_scale = nn.Parameter(init)
+        else:
+            self.register_buffer("log_scale", init)
+        self.max_log_scale = math.log(max_logit_scale)
+        self.local_loss = local_loss
+        self.gather_with_grad = gather_with_grad
+        self.rank = rank
+        self.world_size = world_size
+
+    @property
+    def logit_scale(self) -> Tensor:
+        """``1/τ`` (clamped)."""
+        return self.log_scale.clamp(max=self.max_log_scale).exp()
+
+    def forward(
+        self,
+        image_features: Tensor,
+        text_features: Tensor,
+        image_ids: Tensor | None = None,
+        *,
+        pos_text_features: Tensor | None = None,
+        pos_text_owner: Tensor | None = None,
+        pos_image_features: Tensor | None = None,
+        pos_image_owner: Tensor | None = None,
+        neg_text_features: Tensor | None = None,
+        neg_text_owner: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Args:
+            image_features, text_features: (B, E) L2-normalised, row i = pair i.
+            image_ids: (B,) long image identity of each pair, unique across ranks (e.g. a
+                dataset index); default: every pair its own image.
+            pos_text_features: (P_t, E) extra positive texts, ``pos_text_owner`` (P_t,) their
+                pair index in [0, B).
+            pos_image_features: (P_v, E) extra positive images, ``pos_image_owner`` (P_v,).
+            neg_text_features: (H, E) hard negative texts, ``neg_text_owner`` (H,) (only used
+                by the ``cmcl_hardneg_acc`` metric: they are negatives of every row).
+
+        Returns:
+            ``cmcl_loss``; metrics ``cmcl_i2t``, ``cmcl_t2i`` (the two directions),
+            ``cmcl_acc`` (image→text top-1 is a positive), ``cmcl_hardneg_acc`` (pair text
+            scores above its own hard negative; with hard negatives), ``cmcl_logit_scale``.
+        """
+        b, device = image_features.shape[0], image_features.device
+        local = torch.arange(b, device=device)  # (B,)
+        if image_ids is None:
+            image_ids = local + self.rank * _KEY_STRIDE
+        keys = local + self.rank * _KEY_STRIDE  # (B,) pair identity across ranks
+
+        # Gather every column group once: features (with grad) and their keys/ids.
+        groups: dict[str, tuple[Tensor, Tensor, Tensor]] = {
+            "img": (image_features, keys, image_ids),
+            "txt": (text_features, keys, image_ids),
+        }
+        if pos_text_features is not None and pos_text_owner is not None:
+            groups["pos_txt"] = (pos_text_features, keys[pos_text_owner], image_ids[pos_text_owner])
+        if pos_image_features is not None and pos_image_owner is not None:
+            groups["pos_img"] = (
+                pos_image_features,
+                keys[pos_image_owner],
+                image_ids[pos_image_owner],
+            )
+        if neg_text_features is not None:
+            neg_keys = torch.full((neg_text_features.shape[0],), -1, device=device)
+            groups["neg_txt"] = (neg_text_features, neg_keys, neg_keys)
+        names = list(groups)
+        flat = [t for name in names for t in groups[name]]
+        gathered = gather_features(
+            *flat,
+            rank=self.rank,
+            world_size=self.world_size,
+            gather_with_grad=self.gather_with_grad,
+        )
+        all_groups = {name: gathered[3 * i : 3 * i + 3] for i, name in enumerate(names)}
+
+        if self.local_loss:
+            img_rows, txt_rows, row_keys, row_ids = image_features, text_features, keys, image_ids
+        else:
+            img_rows, row_keys, row_ids = all_groups["img"]
+            txt_rows = all_groups["txt"][0]
+
+        def columns(group_names: list[str]) -> tuple[Tensor, Tensor]:
+            present = [all_groups[n] for n in group_names if n in all_groups]
+            feats = torch.cat([g[0] for g in present])  # (C, E)
+            positive = torch.cat(
+                [
+                    (g[1][None] == row_keys[:, None]) | (g[2][None] == row_ids[:, None])
+                    if n != "neg_txt"
+                    else torch.zeros(
+                        row_keys.shape[0], g[0].shape[0], dtype=torch.bool, device=device
+                    )
+                    for n, g in zip(group_names, present, strict=False)
+                ],
+                dim=1,
+            )  # (R, C)
+            return feats, positive
+
+        txt_names = [n for n in ("txt", "pos_txt", "neg_txt") if n in all_groups]
+        img_names = [n for n in ("img", "pos_img") if n in all_groups]
+        text_cols, i2t_pos = columns(txt_names)
+        image_cols, t2i_pos = columns(img_names)
+
+        # Similarities in float32: a bf16 cosine times 1/τ is off by ~0.1 in the logits.
+        with torch.autocast(device_type=device.type, enabled=False):
+            scale = self.logit_scale.float()
+            i2t = scale * img_rows.float() @ text_cols.float().T  # (R, Ct)
+            t2i = scale * txt_rows.float() @ image_cols.float().T  # (R, Cv)
+            loss_i2t = multi_positive_nce(i2t, i2t_pos).mean()
+            loss_t2i = multi_positive_nce(t2i, t2i_pos).mean()
+        out = {
+            "cmcl_loss": (loss_i2t + loss_t2i) / 2,
+            "cmcl_i2t": loss_i2t.detach(),
+            "cmcl_t2i": loss_t2i.detach(),
+            "cmcl_logit_scale": scale.detach(),
+        }
+        with torch.no_grad():
+            top = i2t.argmax(dim=1, keepdim=True)  # (R, 1)
+            out["cmcl_acc"] = i2t_pos.gather(1, top).float().mean()
+            if neg_text_owner is not None and neg_text_owner.shape[0]:
+                own = image_features[neg_text_owner]  # (H, E)
+                s_pos = (own * text_features[neg_text_owner]).sum(-1)  # (H,)
+                s_neg = (own * neg_text_features).sum(-1)  # (H,)
+                out["cmcl_hardneg_acc"] = (s_pos > s_neg).float().mean()
+        return out
+
+
+def _token_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean cross-entropy over labelled tokens (0 when none), their count and accuracy."""
+    flat_logits = logits.reshape(-1, logits.shape[-1])  # (n, V)
+    flat_labels = labels.reshape(-1)  # (n,)
+    labelled = flat_labels != IGNORE_INDEX  # (n,)
+    count = labelled.sum()
+    ce = F.cross_entropy(
+        flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+    loss = ce / count.clamp(min=1)
+    with torch.no_grad():
+        correct = (flat_logits.argmax(-1) == flat_labels) & labelled
+        acc = correct.sum() / count.clamp(min=1)
+    return loss, count, acc
+
+
+class MLMLoss(nn.Module):
+    """Masked language modelling (Devlin et al., NAACL 2019, "BERT", §3.1), on text alone and
+    on text conditioned on its image (UNIMO §2.3, "Bidirectional prediction").
+
+    Masking happens in :func:`unimo_kit.model.masking.mask_tokens`; this takes the logits at
+    the picked positions.
+    """
+
+    def forward(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """Args: logits (B, K, V); labels (B, K) original ids, -100 where not picked.
+        Returns: ``mlm_loss`` (mean over picked tokens), ``mlm_acc``, ``mlm_tokens``."""
+        loss, count, acc = _token_cross_entropy(logits, labels)
+        return {"mlm_loss": loss, "mlm_acc": acc, "mlm_tokens": count}
+
+
+class Seq2SeqLoss(nn.Module):
+    """Sequence-to-sequence generation with UniLM's seq2seq mask (Dong et al., NeurIPS 2019,
+    "UniLM", §2.3; UNIMO §2.3, "Seq2Seq generation"): predict each target token from the
+    source and the target tokens before it. For pairs the source is the image and the target
+    the caption; for text alone a random leading segment is the source.
+
+    Args:
+        label_smoothing: cross-entropy label smoothing (UNIMO fine-tuning uses 0.1 for
+            captioning; 0 for pre-training).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """Args: logits (B, T, V) at positions t; labels (B, T) the token at t + 1 when it is a
+        target, else -100. Returns: ``seq2seq_loss`` (mean over target tokens), ``seq2seq_acc``,
+        ``seq2seq_tokens``."""
+        if self.label_smoothing:
+            flat = logits.reshape(-1, logits.shape[-1]).float()
+            target = labels.reshape(-1)
+            count = (target != IGNORE_INDEX).sum()
+            ce = F.cross_entropy(
+                flat,
+                target,
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+                label_smoothing=self.label_smoothing,
+            )
+            loss = ce / count.clamp(min=1)
+            _, _, acc = _token_cross_entropy(logits.detach(), labels)
+        else:
+            loss, count, acc = _token_cross_entropy(logits, labels)
+        return {"seq2seq_loss": loss, "seq2seq_acc": acc, "seq2seq_tokens": count}
+
+
+class MaskedRegionLoss(nn.Module):
+    """Masked region prediction (UNITER, Chen et al., ECCV 2020, §3.1 MRFR and MRC-kl; used by
+    UNIMO §2.3 "Visual learning"): L2 regression of the masked region's feature, plus
+    ``KL(p_detector || softmax(class_logits))`` when class probabilities are given.
+
+    Args:
+        class_weight: weight of the class KL term relative to the regression.
+    """
+
+    def __init__(self, class_weight: float = 1.0):
+        super().__init__()
+        self.class_weight = class_weight
+
+    def forward(
+        self,
+        pred_feats: Tensor,
+        target_feats: Tensor,
+        picked: Tensor,
+        class_logits: Tensor | None = None,
+        target_probs: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Args:
+            pred_feats, target_feats: (B, K, F) predicted and original features at the masked
+                regions.
+            picked: (B, K) bool, which slots are real masked regions.
+            class_logits: (B, K, C) or None; target_probs: (B, K, C) or None.
+
+        Returns: ``mrp_loss``; metrics ``mrp_feat`` (mean squared error), ``mrp_kl``,
+            ``mrp_regions``.
+        """
+        weight = picked.float()  # (B, K)
+        count = weight.sum().clamp(min=1)
+        sq = (pred_feats.float() - target_feats.float()).pow(2).mean(-1)  # (B, K)
+        feat_loss = (sq * weight).sum() / count
+        out = {"mrp_feat": feat_loss.detach(), "mrp_regions": picked.sum()}
+        loss = feat_loss
+        if class_logits is not None and target_probs is not None:
+            log_q = F.log_softmax(class_logits.float(), dim=-1)  # (B, K, C)
+            p = target_probs.float()
+            kl = (p * (torch.log(p.clamp(min=1e-12)) - log_q)).sum(-1)  # (B, K)
+            kl_loss = (kl * weight).sum() / count
+            loss = loss + self.class_weight * kl_loss
+            out["mrp_kl"] = kl_loss.detach()
+        out["mrp_loss"] = loss
+        return out

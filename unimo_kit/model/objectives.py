@@ -1,0 +1,362 @@
+"""UnimoPretraining: every UNIMO pre-training objective on one collated batch.
+
+Forward passes per step (each only when its group and objective are on):
+
+1. CMCL, texts alone: [pair texts; extra positive texts; hard negative texts] in one pass.
+2. CMCL, images alone: [pair images; extra positive images] in one pass.
+3. Pairs, bidirectional: masked text (MLM given the image) and, with ``mrp_on_pairs``, masked
+   regions (MRP given the text) in the same pass.
+4. Pairs, seq2seq: caption generation from the image.
+5. Text-only, bidirectional MLM; 6. text-only seq2seq (random source/target split).
+7. Image-only, masked region prediction.
+
+Li et al., ACL 2021, "UNIMO", §2.2–2.3. Batch keys: ``docs/model.md`` ("Training batch").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unimo_kit.model.losses import (
+    IGNORE_INDEX,
+    CMCLLoss,
+    MaskedRegionLoss,
+    MLMLoss,
+    Seq2SeqLoss,
+)
+from unimo_kit.model.masking import mask_regions, mask_tokens
+from unimo_kit.model.unimo import UnimoModel
+
+
+def _pad_cat(tensors: list[Tensor], value: float) -> Tensor:
+    """Concatenate along dim 0, right-padding dim 1 to the longest."""
+    longest = max(t.shape[1] for t in tensors)
+    padded = []
+    for t in tensors:
+        if t.shape[1] < longest:
+            pad = [0, 0] * (t.dim() - 2) + [0, longest - t.shape[1]]
+            t = F.pad(t, pad, value=value)
+        padded.append(t)
+    return torch.cat(padded, dim=0)
+
+
+def _combine(parts: list[dict[str, Tensor]], loss: str, count: str) -> dict[str, Tensor]:
+    """Merge per-group results of one loss, weighting by their token/region counts."""
+    if len(parts) == 1:
+        return parts[0]
+    counts = torch.stack([p[count].float() for p in parts])  # (G,)
+    total = counts.sum().clamp(min=1)
+    out: dict[str, Tensor] = {}
+    for key in parts[0]:
+        if key == count:
+            out[key] = counts.sum()
+        elif all(key in p for p in parts):
+            out[key] = sum(p[key] * c for p, c in zip(parts, counts, strict=True)) / total
+    return out
+
+
+class UnimoPretraining(nn.Module):
+    """UNIMO pre-training objective: ``forward(batch) -> {"cmcl_loss", "mlm_loss",
+    "seq2seq_loss", "mrp_loss", metrics...}``; the trainer sums the keys ending in ``_loss``.
+
+    Args:
+        model: the :class:`UnimoModel`.
+        cmcl, mlm, seq2seq, mrp: switch each objective on or off.
+        temperature, learn_temperature: CMCL τ (see :class:`CMCLLoss`).
+        use_hard_negatives: use ``neg_text_*`` as extra negatives (off = in-batch negatives).
+        use_extra_positives: use ``pos_text_*`` / ``pos_visual_*`` as extra positives.
+        mlm_probability: fraction of word pieces to predict (BERT: 0.15).
+        mrp_probability: fraction of regions to mask (UNIMO: 0.15).
+        mrp_on_pairs: also mask regions of pairs, predicted given the text (in the MLM pass).
+        text_seq2seq_source: (lo, hi) fraction range of a text-only sequence that forms the
+            bidirectional source in text seq2seq; the rest is generated.
+        label_smoothing: seq2seq label smoothing.
+        weights: per-objective loss weights, e.g. ``{"mlm": 0.5}`` (default 1 each).
+        local_loss, gather_with_grad, rank, world_size: distributed CMCL (:class:`CMCLLoss`).
+    """
+
+    def __init__(
+        self,
+        model: UnimoModel,
+        *,
+        cmcl: bool = True,
+        mlm: bool = True,
+        seq2seq: bool = True,
+        mrp: bool = True,
+        temperature: float = 0.07,
+        learn_temperature: bool = False,
+        use_hard_negatives: bool = True,
+        use_extra_positives: bool = True,
+        mlm_probability: float = 0.15,
+        mrp_probability: float = 0.15,
+        mrp_on_pairs: bool = True,
+        text_seq2seq_source: tuple[float, float] = (0.25, 0.75),
+        label_smoothing: float = 0.0,
+        weights: dict[str, float] | None = None,
+        local_loss: bool = True,
+        gather_with_grad: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        super().__init__()
+        self.model = model
+        self.use = {"cmcl": cmcl, "mlm": mlm, "seq2seq": seq2seq, "mrp": mrp}
+        self.use_hard_negatives = use_hard_negatives
+        self.use_extra_positives = use_extra_positives
+        self.mlm_probability = mlm_probability
+        self.mrp_probability = mrp_probability
+        self.mrp_on_pairs = mrp_on_pairs
+        self.text_seq2seq_source = text_seq2seq_source
+        self.weights = {"cmcl": 1.0, "mlm": 1.0, "seq2seq": 1.0, "mrp": 1.0, **(weights or {})}
+        unknown = set(self.weights) - set(self.use)
+        if unknown:
+            raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(self.use)}")
+        self.cmcl_loss = CMCLLoss(
+            temperature,
+            learn_temperature=learn_temperature,
+            local_loss=local_loss,
+            gather_with_grad=gather_with_grad,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.mlm_loss = MLMLoss()
+        self.seq2seq_loss = Seq2SeqLoss(label_smoothing=label_smoothing)
+        self.mrp_loss = MaskedRegionLoss()
+        cfg = model.config
+        self._special = (cfg.pad_token_id, cfg.cls_token_id, cfg.sep_token_id, cfg.mask_token_id)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _maskable(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """(B, T) bool: real tokens that are not special."""
+        ok = attention_mask.bool()
+        for special in self._special:
+            ok = ok & (input_ids != special)
+        return ok
+
+    def _mask_text(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, ...]:
+        cfg = self.model.config
+        return mask_tokens(
+            input_ids,
+            self._maskable(input_ids, attention_mask),
+            mask_token_id=cfg.mask_token_id,
+            vocab_size=cfg.vocab_size,
+            probability=self.mlm_probability,
+        )
+
+    def _mlm(self, text_hidden: Tensor, positions: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        index = positions[..., None].expand(-1, -1, text_hidden.shape[-1])  # (B, K, D)
+        picked_hidden = text_hidden.gather(1, index)  # (B, K, D)
+        return self.mlm_loss(self.model.lm_logits(picked_hidden), labels)
+
+    def _mrp(
+        self,
+        visual_hidden: Tensor,
+        feats: Tensor,
+        positions: Tensor,
+        picked: Tensor,
+        class_probs: Tensor | None,
+    ) -> dict[str, Tensor]:
+        regions = visual_hidden[:, 1:]  # (B, N, D), drop [IMG]
+        d, f = regions.shape[-1], feats.shape[-1]
+        h = regions.gather(1, positions[..., None].expand(-1, -1, d))  # (B, K, D)
+        target = feats.gather(1, positions[..., None].expand(-1, -1, f))  # (B, K, F)
+        pred = self.model.region_head(h)
+        probs = None
+        if class_probs is not None:
+            if "class_logits" not in pred:
+                raise ValueError(
+                    "the batch has visual class probabilities but the model has no class head: "
+                    f"create it with visual_num_classes={class_probs.shape[-1]}"
+                )
+            c = class_probs.shape[-1]
+            probs = class_probs.gather(1, positions[..., None].expand(-1, -1, c))  # (B, K, C)
+        return self.mrp_loss(pred["feats"], target, picked, pred.get("class_logits"), probs)
+
+    def _seq2seq(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        source_length: Tensor,
+        visual: dict[str, Tensor | None] | None = None,
+    ) -> dict[str, Tensor]:
+        """Generate text positions >= source_length from everything before them."""
+        visual = visual or {}
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            mode="seq2seq",
+            text_prefix_length=source_length,
+            **visual,
+        )
+        t = input_ids.shape[1]
+        pos = torch.arange(1, t, device=input_ids.device)  # (T - 1,) target positions
+        is_target = attention_mask[:, 1:].bool() & (pos[None] >= source_length[:, None])
+        labels = input_ids[:, 1:].masked_fill(~is_target, IGNORE_INDEX)  # (B, T - 1)
+        logits = self.model.lm_logits(out["text_hidden"][:, :-1])  # (B, T - 1, V)
+        return self.seq2seq_loss(logits, labels)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Args: batch: the collated training batch (all groups optional; see docs/model.md).
+
+        Returns:
+            dict of weighted ``*_loss`` tensors for the objectives that had data, and detached
+            metrics (``cmcl_acc``, ``mlm_acc``, ``seq2seq_acc``, ``mrp_feat``, ...).
+        """
+        model = self.model
+        has_pairs = "text_input_ids" in batch and "visual_feats" in batch
+        has_text = "textonly_input_ids" in batch
+        has_images = "imageonly_visual_feats" in batch
+        results: dict[str, list[dict[str, Tensor]]] = {k: [] for k in self.use}
+        out: dict[str, Tensor] = {}
+
+        if has_pairs:
+            ids, amask = batch["text_input_ids"], batch["text_attention_mask"]
+            visual = {
+                "visual_feats": batch["visual_feats"],
+                "visual_boxes": batch.get("visual_boxes"),
+                "visual_mask": batch.get("visual_mask"),
+            }
+            if self.use["cmcl"]:
+                results["cmcl"].append(self._cmcl(batch))
+            do_mlm, do_mrp = self.use["mlm"], self.use["mrp"] and self.mrp_on_pairs
+            if do_mlm or do_mrp:
+                joint = dict(visual)
+                masked_ids = ids
+                if do_mlm:
+                    masked_ids, positions, labels = self._mask_text(ids, amask)
+                if do_mrp:
+                    feats = batch["visual_feats"]
+                    vmask = visual["visual_mask"]
+                    eligible = (
+                        torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
+                        if vmask is None
+                        else vmask.bool()
+                    )
+                    joint["visual_feats"], rpos, rpicked = mask_regions(
+                        feats, eligible, probability=self.mrp_probability
+                    )
+                h = model(input_ids=masked_ids, attention_mask=amask, **joint)
+                if do_mlm:
+                    results["mlm"].append(self._mlm(h["text_hidden"], positions, labels))
+                if do_mrp:
+                    results["mrp"].append(
+                        self._mrp(
+                            h["visual_hidden"],
+                            feats,
+                            rpos,
+                            rpicked,
+                            batch.get("visual_class_probs"),
+                        )
+                    )
+            if self.use["seq2seq"]:
+                source = torch.ones(ids.shape[0], dtype=torch.long, device=ids.device)  # [CLS]
+                results["seq2seq"].append(self._seq2seq(ids, amask, source, visual))
+
+        if has_text:
+            ids, amask = batch["textonly_input_ids"], batch["textonly_attention_mask"]
+            if self.use["mlm"]:
+                masked_ids, positions, labels = self._mask_text(ids, amask)
+                h = model(input_ids=masked_ids, attention_mask=amask)
+                results["mlm"].append(self._mlm(h["text_hidden"], positions, labels))
+            if self.use["seq2seq"]:
+                n = amask.sum(dim=1)  # (B,) real tokens with [CLS] and [SEP]
+                lo, hi = self.text_seq2seq_source
+                u = lo + (hi - lo) * torch.rand(n.shape, device=n.device)  # (B,)
+                source = (u * n).long().clamp(min=1)
+                source = torch.minimum(source, (n - 2).clamp(min=1))  # >= 1 word to generate
+                results["seq2seq"].append(self._seq2seq(ids, amask, source))
+
+        if has_images and self.use["mrp"]:
+            feats = batch["imageonly_visual_feats"]
+            vmask = batch.get("imageonly_visual_mask")
+            eligible = (
+                torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
+                if vmask is None
+                else vmask.bool()
+            )
+            masked, rpos, rpicked = mask_regions(feats, eligible, probability=self.mrp_probability)
+            h = model(
+                visual_feats=masked,
+                visual_boxes=batch.get("imageonly_visual_boxes"),
+                visual_mask=vmask,
+            )
+            results["mrp"].append(
+                self._mrp(
+                    h["visual_hidden"],
+                    feats,
+                    rpos,
+                    rpicked,
+                    batch.get("imageonly_visual_class_probs"),
+                )
+            )
+
+        counts = {"mlm": "mlm_tokens", "seq2seq": "seq2seq_tokens", "mrp": "mrp_regions"}
+        for name, parts in results.items():
+            if not parts:
+                continue
+            merged = parts[0] if name == "cmcl" else _combine(parts, f"{name}_loss", counts[name])
+            merged[f"{name}_loss"] = merged[f"{name}_loss"] * self.weights[name]
+            out.update(merged)
+        return out
+
+    def _cmcl(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Encode texts and images alone (one pass per modality) and apply :class:`CMCLLoss`."""
+        model = self.model
+        text_ids = [batch["text_input_ids"]]
+        text_masks = [batch["text_attention_mask"]]
+        use_pos_t = self.use_extra_positives and "pos_text_input_ids" in batch
+        use_neg_t = self.use_hard_negatives and "neg_text_input_ids" in batch
+        use_pos_v = self.use_extra_positives and "pos_visual_feats" in batch
+        if use_pos_t:
+            text_ids.append(batch["pos_text_input_ids"])
+            text_masks.append(batch["pos_text_attention_mask"])
+        if use_neg_t:
+            text_ids.append(batch["neg_text_input_ids"])
+            text_masks.append(batch["neg_text_attention_mask"])
+        pad = model.config.pad_token_id
+        z_text = model.encode_text(_pad_cat(text_ids, pad), _pad_cat(text_masks, 0))  # (Σ, E)
+        sizes = [t.shape[0] for t in text_ids]
+        text_parts = list(torch.split(z_text, sizes))
+
+        feats, boxes, masks = [batch["visual_feats"]], [batch.get("visual_boxes")], []
+        masks.append(batch.get("visual_mask"))
+        if use_pos_v:
+            feats.append(batch["pos_visual_feats"])
+            boxes.append(batch.get("pos_visual_boxes"))
+            masks.append(batch.get("pos_visual_mask"))
+        all_boxes = None
+        if any(x is not None for x in boxes):
+            boxes = [
+                x if x is not None else f.new_zeros((*f.shape[:2], 5))
+                for x, f in zip(boxes, feats, strict=True)
+            ]
+            all_boxes = _pad_cat(boxes, 0.0)
+        mask_list = [
+            m.long()
+            if m is not None
+            else torch.ones(f.shape[:2], dtype=torch.long, device=f.device)
+            for m, f in zip(masks, feats, strict=True)
+        ]
+        all_masks = _pad_cat(mask_list, 0).bool()  # (B + P_v, N)
+        z_img = model.encode_image(_pad_cat(feats, 0.0), all_boxes, all_masks)  # (B + P_v, E)
+        img_parts = list(torch.split(z_img, [f.shape[0] for f in feats]))
+
+        kwargs: dict[str, Tensor] = {}
+        i = 1
+        if use_pos_t:
+            kwargs["pos_text_features"] = text_parts[i]
+            kwargs["pos_text_owner"] = batch["pos_text_owner"]
+            i += 1
+        if use_neg_t:
+            kwargs["neg_text_features"] = text_parts[i]
+            kwargs["neg_text_owner"] = batch["neg_text_owner"]
+        if use_pos_v:
+            kwargs["pos_image_features"] = img_parts[1]
+            kwargs["pos_image_owner"] = batch["pos_visual_owner"]
+        image_ids = batch.get("pair_image_ids")
+        return self.cmcl_loss(img_parts[0], text_parts[0], image_ids, **kwargs)

@@ -1,0 +1,251 @@
+"""UnimoModel: one Transformer over text alone, an image alone, or image + text.
+
+Sequence layout (whichever parts are present)::
+
+    [IMG] r_1 ... r_N [CLS] w_1 ... w_n [SEP] [PAD]...
+    '--- visual ---'  '------------ text -----------'
+
+Text tokens come in as the tokenizer makes them (``[CLS] ... [SEP]``); they keep BERT's absolute
+positions 0..T-1 and segment 0, so with no image the model *is* the initialising BERT. Visual
+tokens carry their box embedding instead of a position. Li et al., ACL 2021, "UNIMO: Towards
+Unified-Modal Understanding and Generation via Cross-Modal Contrastive Learning", §2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unimo_kit.model.config import UnimoConfig
+from unimo_kit.model.embeddings import TextEmbeddings, VisualEmbeddings
+from unimo_kit.model.heads import LMHead, RegionHead
+from unimo_kit.model.masks import bidirectional_mask, seq2seq_mask
+from unimo_kit.model.transformer import KVCache, TransformerEncoder
+
+MODES = ("bidirectional", "seq2seq")
+
+
+class UnimoModel(nn.Module):
+    """The UNIMO Transformer with its embeddings and heads. Build it with
+    :func:`unimo_kit.model.create_model`.
+
+    Attributes:
+        config: the :class:`UnimoConfig` it was built from (saved with checkpoints).
+        embeddings / visual_embeddings: text (BERT) and visual-token embeddings.
+        encoder: the Transformer.
+        lm_head: word prediction, shared by masked LM and seq2seq.
+        region_head: masked region prediction.
+        text_proj / image_proj: optional CMCL projections (``config.embed_dim``), else identity.
+    """
+
+    def __init__(self, config: UnimoConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = TextEmbeddings(config)
+        self.visual_embeddings = VisualEmbeddings(config)
+        self.encoder = TransformerEncoder(config)
+        self.lm_head = LMHead(config)
+        self.region_head = RegionHead(config)
+        if config.embed_dim:
+            self.text_proj: nn.Module = nn.Linear(config.hidden_size, config.embed_dim, bias=False)
+            self.image_proj: nn.Module = nn.Linear(config.hidden_size, config.embed_dim, bias=False)
+        else:
+            self.text_proj = nn.Identity()
+            self.image_proj = nn.Identity()
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, VisualEmbeddings):
+            nn.init.normal_(module.img_token, std=std)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embeddings.word_embeddings.weight.device
+
+    # ------------------------------------------------------------------ forward
+
+    def embed(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        visual_feats: Tensor | None = None,
+        visual_boxes: Tensor | None = None,
+        visual_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, int]:
+        """Embed and concatenate the parts present.
+
+        Returns:
+            x (B, L, D), valid (B, L) bool, and the number of visual positions (1 + N, or 0).
+        """
+        parts: list[Tensor] = []
+        valid: list[Tensor] = []
+        num_visual = 0
+        if visual_feats is not None:
+            v = self.visual_embeddings(visual_feats, visual_boxes)  # (B, 1 + N, D)
+            b, n = visual_feats.shape[:2]
+            vmask = torch.ones(b, n, dtype=torch.bool, device=v.device)
+            if visual_mask is not None:
+                vmask = visual_mask.bool()
+            img_valid = torch.ones(b, 1, dtype=torch.bool, device=v.device)
+            parts.append(v)
+            valid.append(torch.cat([img_valid, vmask], dim=1))  # (B, 1 + N)
+            num_visual = 1 + n
+        if input_ids is not None:
+            parts.append(self.embeddings(input_ids))  # (B, T, D)
+            if attention_mask is None:
+                valid.append(input_ids != self.config.pad_token_id)
+            else:
+                valid.append(attention_mask.bool())
+        if not parts:
+            raise ValueError("give input_ids, visual_feats or both")
+        if len(parts) == 2 and parts[0].dtype != parts[1].dtype:
+            parts[0] = parts[0].to(parts[1].dtype)
+        return torch.cat(parts, dim=1), torch.cat(valid, dim=1), num_visual
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        visual_feats: Tensor | None = None,
+        visual_boxes: Tensor | None = None,
+        visual_mask: Tensor | None = None,
+        mode: str = "bidirectional",
+        text_prefix_length: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Encode text, an image, or both.
+
+        Args:
+            input_ids: (B, T) word-piece ids, ``[CLS] ... [SEP]`` then padding; or None.
+            attention_mask: (B, T), 1 at real tokens; None = ``input_ids != pad_token_id``.
+            visual_feats: (B, N, F) region/grid features; or None.
+            visual_boxes: (B, N, 5) ``[x1, y1, x2, y2, area]`` in [0, 1]; None = no box term.
+            visual_mask: (B, N), 1 at real regions; None = all real.
+            mode: ``"bidirectional"`` (every token sees every valid token) or ``"seq2seq"``
+                (visual tokens see each other; text sees all visual tokens and the text
+                causally — UniLM's seq2seq mask).
+            text_prefix_length: seq2seq only: (B,) long, the number of leading text tokens that
+                join the bidirectional source (UniLM text-to-text seq2seq); default 0.
+
+        Returns:
+            dict with ``hidden`` (B, L, D) for the whole sequence; ``visual_hidden``
+            (B, 1 + N, D) and ``img`` (B, D) when an image is given; ``text_hidden`` (B, T, D)
+            and ``cls`` (B, D) when text is given.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        x, valid, num_visual = self.embed(
+            input_ids, attention_mask, visual_feats, visual_boxes, visual_mask
+        )
+        if mode == "bidirectional":
+            mask = bidirectional_mask(valid)  # (B, 1, 1, L)
+        else:
+            prefix = torch.full((x.shape[0],), num_visual, dtype=torch.long, device=x.device)
+            if text_prefix_length is not None:
+                prefix = prefix + text_prefix_length.to(prefix.device)
+            mask = seq2seq_mask(valid, prefix)  # (B, 1, L, L)
+        hidden, _ = self.encoder(x, mask)  # (B, L, D)
+        out = {"hidden": hidden}
+        if num_visual:
+            out["visual_hidden"] = hidden[:, :num_visual]  # (B, 1 + N, D)
+            out["img"] = hidden[:, 0]  # (B, D)
+        if input_ids is not None:
+            out["text_hidden"] = hidden[:, num_visual:]  # (B, T, D)
+            out["cls"] = hidden[:, num_visual]  # (B, D)
+        return out
+
+    # ------------------------------------------------------------------ encoders
+
+    def encode_text(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, normalize: bool = True
+    ) -> Tensor:
+        """CMCL text embedding: the [CLS] output of the text encoded alone (projected when
+        ``config.embed_dim`` is set). Differentiable; wrap in ``torch.no_grad()`` for inference.
+
+        Args: input_ids, attention_mask (B, T). Returns: (B, E), L2-normalised by default.
+        """
+        cls = self(input_ids=input_ids, attention_mask=attention_mask)["cls"]  # (B, D)
+        z = self.text_proj(cls)  # (B, E)
+        return F.normalize(z, dim=-1) if normalize else z
+
+    def encode_image(
+        self,
+        visual_feats: Tensor,
+        visual_boxes: Tensor | None = None,
+        visual_mask: Tensor | None = None,
+        normalize: bool = True,
+    ) -> Tensor:
+        """CMCL image embedding: the [IMG] output of the image encoded alone (projected when
+        ``config.embed_dim`` is set). Differentiable; wrap in ``torch.no_grad()`` for inference.
+
+        Args: visual_feats (B, N, F), visual_boxes (B, N, 5), visual_mask (B, N).
+        Returns: (B, E), L2-normalised by default.
+        """
+        out = self(visual_feats=visual_feats, visual_boxes=visual_boxes, visual_mask=visual_mask)
+        z = self.image_proj(out["img"])  # (B, E)
+        return F.normalize(z, dim=-1) if normalize else z
+
+    # ------------------------------------------------------------------ heads
+
+    def lm_logits(self, hidden: Tensor) -> Tensor:
+        """Word logits (..., V) for hidden states (..., D)."""
+        return self.lm_head(hidden, self.embeddings.word_embeddings.weight)
+
+    # ------------------------------------------------------------------ decoding
+
+    def decode_step(
+        self, input_ids: Tensor, position: int, cache: KVCache, key_valid: Tensor
+    ) -> tuple[Tensor, KVCache]:
+        """One incremental seq2seq step: new text tokens at ``position..`` attend to the
+        cached positions and to themselves.
+
+        Args:
+            input_ids: (B, 1) next tokens.
+            position: text position of the token (0 is the [CLS]).
+            cache: key/value cache of all earlier positions.
+            key_valid: (B, Lp + 1) bool validity of the cached positions plus the new one.
+
+        Returns:
+            hidden (B, 1, D) and the extended cache.
+        """
+        emb = self.embeddings
+        x = emb.word_embeddings(input_ids) + emb.position_embeddings.weight[position]
+        x = emb.dropout(emb.LayerNorm(x + emb.token_type_embeddings.weight[0]))  # (B, 1, D)
+        return self.encoder(x, bidirectional_mask(key_valid), cache)
+
+    def generate(
+        self,
+        visual_feats: Tensor,
+        visual_boxes: Tensor | None = None,
+        visual_mask: Tensor | None = None,
+        max_length: int = 20,
+        num_beams: int = 1,
+        **kwargs: Any,
+    ) -> list[list[int]]:
+        """Caption images; see :func:`unimo_kit.model.generation.generate`."""
+        from unimo_kit.model.generation import generate
+
+        return generate(
+            self,
+            visual_feats,
+            visual_boxes,
+            visual_mask,
+            max_length=max_length,
+            num_beams=num_beams,
+            **kwargs,
+        )
