@@ -1,5 +1,6 @@
 """ImageLoader: RGB images out, missing and corrupt files counted (or raised when strict)."""
 
+import pickle
 import threading
 
 import pytest
@@ -63,6 +64,7 @@ def test_strict_raises(files, name, kind):
         ImageLoader(strict=True).load(files[name])
     assert info.value.kind == kind
     assert str(info.value).startswith(f"{files[name]}: {kind} image (")
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
 
 def test_threads_count_exactly(files):

@@ -1,6 +1,7 @@
 """PairRecord / TextRecord / ImageRecord: validation messages and the path convention."""
 
 import os
+import pickle
 
 import pytest
 
@@ -113,3 +114,5 @@ def test_member_error_formats_position_instead_of_line():
     error = MemberError("shard-0.tar", "000123", "no caption", 4)
     assert str(error) == "shard-0.tar:000123: no caption"
     assert isinstance(error, RecordError) and error.line == 4 and error.where == "000123"
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.where == "000123"

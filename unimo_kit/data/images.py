@@ -38,6 +38,9 @@ class ImageError(OSError):
         self.reason = reason
         super().__init__(f"{self.path}: {kind} image ({reason})")
 
+    def __reduce__(self):  # picklable across worker processes
+        return type(self), (self.path, self.kind, self.reason)
+
 
 @dataclass
 class ImageStats:

@@ -39,6 +39,9 @@ class MemberError(RecordError):
         self.where = where
         self.args = (f"{self.path}:{where}: {message}",)
 
+    def __reduce__(self):  # picklable across worker processes
+        return type(self), (self.path, self.where, self.message, self.line)
+
 
 def resolve_path(image: str, base_dir: PathLike | None) -> str:
     """The in-memory form of a path read from a file in ``base_dir``.
