@@ -1,9 +1,81 @@
-"""``unimo features``: placeholder until the stage lands."""
+"""``unimo features``: extract visual tokens of images into a features store."""
+
+from __future__ import annotations
 
 import click
 
 
-@click.group("features", invoke_without_command=True)
-def features() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("unimo features is not implemented yet")
+@click.command("features")
+@click.argument(
+    "input_path", metavar="IMAGES_OR_PAIRS_JSONL", type=click.Path(exists=True, dir_okay=False)
+)
+@click.option(
+    "-o", "--out", required=True, type=click.Path(file_okay=False), help="Features store folder."
+)
+@click.option(
+    "--extractor",
+    default="effnet",
+    show_default=True,
+    help="effnet (EfficientNet-Lite0 7x7 grid, ImageNet weights), open_clip:MODEL[:TAG_OR_PATH] "
+    "(ViT patch tokens), or import:PATH (precomputed region features: a folder of <id>.npz or "
+    "one bundle .npz).",
+)
+@click.option("--batch-size", default=32, show_default=True, help="Images per forward pass.")
+@click.option("--shard", default=None, metavar="I/N", help="Process only shard I of N (0-based).")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32"]),
+    default="float16",
+    show_default=True,
+    help="Storage type of the features.",
+)
+@click.option("--chunk-size", default=256, show_default=True, help="Images per chunk file.")
+@click.option("--device", default=None, help="torch device (default: cuda if visible, else cpu).")
+@click.option(
+    "--resume/--no-resume", default=True, show_default=True, help="Skip images already stored."
+)
+@click.option("--strict", is_flag=True, help="Stop at the first malformed record or bad image.")
+def features(
+    input_path: str,
+    out: str,
+    extractor: str,
+    batch_size: int,
+    shard: str | None,
+    dtype: str,
+    chunk_size: int,
+    device: str | None,
+    resume: bool,
+    strict: bool,
+) -> None:
+    """Extract visual tokens (features + boxes) for every image of IMAGES_OR_PAIRS_JSONL.
+
+    The store (docs/features.md) holds, per image id, N tokens of dimension F with their
+    normalised boxes; `unimo train` reads it. Killed runs resume where they stopped; shards
+    may write into the same folder.
+
+    \b
+    Examples:
+      unimo features synth/images.jsonl -o synth/features
+      unimo features pairs.jsonl -o feats --shard 0/4          # one of four machines
+      unimo features pairs.jsonl -o feats --extractor import:butd_npz/
+    """
+    from unimo_kit.features.extract import extract_features
+    from unimo_kit.resources import ResourceNotFound
+    from unimo_kit.utils import parse_shard
+
+    try:
+        report = extract_features(
+            input_path,
+            out,
+            extractor=extractor,
+            batch_size=batch_size,
+            shard=parse_shard(shard),
+            resume=resume,
+            dtype=dtype,
+            chunk_size=chunk_size,
+            device=device,
+            strict=strict,
+        )
+    except (ValueError, FileNotFoundError, ResourceNotFound) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary(), err=True)

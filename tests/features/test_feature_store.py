@@ -1,0 +1,89 @@
+"""FeatureStore / FeatureStoreWriter: round trip, chunks, resume, shards, meta checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unimo_kit.features import FeatureStore, FeatureStoreWriter, list_chunks
+from unimo_kit.utils import Shard
+
+
+def _items(n: int, dim: int = 8, classes: int = 0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        tokens = int(rng.integers(1, 6))  # variable N per image, as region features have
+        feats = rng.normal(size=(tokens, dim)).astype(np.float32)
+        boxes = rng.uniform(size=(tokens, 5)).astype(np.float32)
+        probs = rng.dirichlet(np.ones(classes), size=tokens).astype(np.float32) if classes else None
+        yield f"id-{i}", feats, boxes, probs
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_round_trip_variable_tokens_and_class_probs(tmp_path, dtype):
+    items = list(_items(7, classes=3))
+    with FeatureStoreWriter(
+        tmp_path, {"extractor": "test", "dim": 8, "num_classes": 3}, chunk_size=3, dtype=dtype
+    ) as writer:
+        for item in items:
+            writer.add(*item)
+    assert len(list_chunks(tmp_path)) == 3  # 3 + 3 + 1
+    store = FeatureStore(tmp_path)
+    assert len(store) == 7 and store.dim == 8 and store.meta["dtype"] == dtype
+    tol = 0 if dtype == "float32" else 2e-3
+    for image_id, feats, boxes, probs in items:
+        got = store[image_id]
+        assert got["feats"].dtype == np.float32
+        np.testing.assert_allclose(got["feats"], feats, atol=tol * 4, rtol=tol)
+        np.testing.assert_array_equal(got["boxes"], boxes)
+        np.testing.assert_array_equal(got["class_probs"], probs)
+    with pytest.raises(KeyError, match="not in the features store"):
+        store["nope"]
+
+
+def test_resume_skips_whole_chunks_and_drops_torn_temp(tmp_path):
+    items = list(_items(5))
+    meta = {"extractor": "test", "dim": 8}
+    writer = FeatureStoreWriter(tmp_path, meta, chunk_size=2, dtype="float32")
+    for item in items[:3]:
+        writer.add(*item)
+    # "killed" here: ids 0-1 are in a chunk, id-2 only in memory; a torn temp file lies around.
+    (tmp_path / "chunks" / "s0of1-000001.safetensors.tmp").write_bytes(b"torn")
+    writer = FeatureStoreWriter(tmp_path, meta, chunk_size=2, dtype="float32")
+    assert writer.done == {"id-0", "id-1"}
+    with writer:
+        for item in items:
+            if item[0] not in writer.done:
+                writer.add(*item)
+    store = FeatureStore(tmp_path)
+    assert sorted(store.ids()) == [f"id-{i}" for i in range(5)]
+    np.testing.assert_array_equal(store["id-2"]["feats"], items[2][1])
+
+
+def test_meta_mismatch_is_refused(tmp_path):
+    FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 8}).close()
+    with pytest.raises(ValueError, match="another kind"):
+        FeatureStoreWriter(tmp_path, {"extractor": "b", "dim": 8})
+
+
+def test_shards_write_into_one_folder(tmp_path):
+    items = list(_items(6))
+    meta = {"extractor": "test", "dim": 8}
+    for index in range(3):
+        with FeatureStoreWriter(tmp_path, meta, shard=Shard(index, 3)) as writer:
+            for item in items[index * 2 : index * 2 + 2]:
+                writer.add(*item)
+    store = FeatureStore(tmp_path)
+    assert sorted(store.ids()) == sorted(i[0] for i in items)
+
+
+def test_store_pickles_without_open_handles(tmp_path):
+    import pickle
+
+    with FeatureStoreWriter(tmp_path, {"extractor": "t", "dim": 8}) as writer:
+        for item in _items(2):
+            writer.add(*item)
+    store = FeatureStore(tmp_path)
+    before = store["id-0"]["feats"]
+    clone = pickle.loads(pickle.dumps(store))
+    np.testing.assert_array_equal(clone["id-0"]["feats"], before)

@@ -1,0 +1,322 @@
+"""The features store: visual tokens per image on disk, written in streaming chunks, read lazily.
+
+Layout of a store folder (docs/formats.md, "Features store")::
+
+    FEATURES/
+      meta.json                               extractor, dim, tokens per image, dtype, ...
+      chunks/s0of1-000000.safetensors         one chunk = a few hundred images, written atomically
+      chunks/s0of1-000001.safetensors
+      ...
+
+A chunk is one safetensors file holding, for ``K`` images with ``N_k`` tokens each:
+
+- ``feats`` ``(ΣN_k, F)`` float16 or float32, the tokens of all images one after another;
+- ``boxes`` ``(ΣN_k, 5)`` float32, ``[x1, y1, x2, y2, area]`` normalised to ``[0, 1]``;
+- ``class_probs`` ``(ΣN_k, C)`` float32, only when the extractor gives class probabilities;
+- ``offsets`` ``(K + 1,)`` int64, image ``k`` owns rows ``offsets[k]:offsets[k+1]``;
+
+and, in the safetensors header metadata, ``ids``: the JSON list of the ``K`` image ids. Chunks
+are written to ``NAME.tmp`` and renamed, so a killed run leaves only whole chunks; the next run
+with the same output skips the ids already stored (resume). ``--shard i/n`` runs name their
+chunks ``s{i}of{n}-*``, so several shards can write into one folder and their union is the full
+store. Reading opens each chunk's header once (ids only) and reads an image's rows on demand
+through safetensors' memory-mapped slices.
+
+Only numpy and safetensors are needed here (no torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unimo_kit.utils import Shard, atomic_write
+
+FORMAT = "unimo-features"
+VERSION = 1
+CHUNK_PATTERN = re.compile(r"^s(\d+)of(\d+)-(\d{6})\.safetensors$")
+
+#: meta.json keys that must agree between a run and the store it resumes or adds a shard to.
+COMPATIBLE_KEYS = ("extractor", "dim", "dtype", "has_class_probs", "num_classes")
+
+
+@dataclass
+class VisualFeatures:
+    """The visual tokens of one image.
+
+    ``feats`` ``(N, F)`` float32; ``boxes`` ``(N, 5)`` float32 ``[x1, y1, x2, y2, area]`` in
+    ``[0, 1]``; ``class_probs`` ``(N, C)`` float32 or ``None``.
+    """
+
+    feats: np.ndarray
+    boxes: np.ndarray
+    class_probs: np.ndarray | None = None
+
+    def as_dict(self) -> dict[str, np.ndarray | None]:
+        return {"feats": self.feats, "boxes": self.boxes, "class_probs": self.class_probs}
+
+
+class FeatureStore:
+    """Read a features store by image id, lazily.
+
+    Args:
+        path: the store folder (holds ``meta.json`` and ``chunks/``).
+
+    Example:
+        >>> store = FeatureStore("runs/synth/features")  # doctest: +SKIP
+        >>> item = store["syn-000012"]  # doctest: +SKIP
+        >>> item["feats"].shape, item["boxes"].shape  # doctest: +SKIP
+        ((49, 1280), (49, 5))
+        >>> store.meta["extractor"], len(store)  # doctest: +SKIP
+        ('effnet', 2000)
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        meta_path = self.path / "meta.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{self.path} is not a features store (no meta.json)")
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        if self.meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path}: format is {self.meta.get('format')!r}, not {FORMAT!r}")
+        self._where: dict[str, tuple[int, int, int]] = {}  # id -> (chunk, row start, row stop)
+        self._chunks: list[Path] = []
+        self._handles: dict[int, Any] = {}
+        for chunk in list_chunks(self.path):
+            number = len(self._chunks)
+            self._chunks.append(chunk)
+            ids, offsets = _read_index(chunk)
+            for k, image_id in enumerate(ids):
+                # A later chunk wins if an id was stored twice (e.g. two overlapping shards).
+                self._where[image_id] = (number, int(offsets[k]), int(offsets[k + 1]))
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def ids(self) -> list[str]:
+        """All stored image ids (chunk order)."""
+        return list(self._where)
+
+    @property
+    def dim(self) -> int:
+        """F, the feature size of a token."""
+        return int(self.meta["dim"])
+
+    def __getitem__(self, image_id: str) -> dict[str, np.ndarray | None]:
+        """``{"feats": (N, F) float32, "boxes": (N, 5) float32, "class_probs": (N, C) | None}``."""
+        return self.get(image_id).as_dict()
+
+    def get(self, image_id: str) -> VisualFeatures:
+        """The :class:`VisualFeatures` of ``image_id``; ``KeyError`` when not stored."""
+        try:
+            number, start, stop = self._where[image_id]
+        except KeyError:
+            raise KeyError(
+                f"image id {image_id!r} is not in the features store {self.path}"
+            ) from None
+        handle = self._handle(number)
+        feats = handle.get_slice("feats")[start:stop].astype(np.float32)
+        boxes = handle.get_slice("boxes")[start:stop].astype(np.float32)
+        probs = None
+        if self.meta.get("has_class_probs"):
+            probs = handle.get_slice("class_probs")[start:stop].astype(np.float32)
+        return VisualFeatures(feats, boxes, probs)
+
+    def _handle(self, number: int) -> Any:
+        # Opened on first use, per process (safe after a DataLoader fork: handles opened in
+        # the parent are dropped by __getstate__).
+        handle = self._handles.get(number)
+        if handle is None:
+            from safetensors import safe_open
+
+            handle = safe_open(str(self._chunks[number]), framework="numpy")
+            self._handles[number] = handle
+        return handle
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state
+
+
+def list_chunks(path: str | os.PathLike) -> list[Path]:
+    """The complete chunk files of a store, sorted by shard then sequence number."""
+    folder = Path(path) / "chunks"
+    if not folder.is_dir():
+        return []
+    found = []
+    for file in folder.iterdir():
+        match = CHUNK_PATTERN.match(file.name)
+        if match:
+            found.append(((int(match[2]), int(match[1]), int(match[3])), file))
+    return [file for _, file in sorted(found)]
+
+
+def _read_index(chunk: Path) -> tuple[list[str], np.ndarray]:
+    from safetensors import safe_open
+
+    with safe_open(str(chunk), framework="numpy") as handle:
+        ids = json.loads(handle.metadata()["ids"])
+        offsets = handle.get_tensor("offsets")
+    return ids, offsets
+
+
+class FeatureStoreWriter:
+    """Append images to a store in chunks; resumable and shardable.
+
+    Args:
+        path: the store folder (created if needed).
+        meta: what the extractor is: at least ``extractor`` (str) and ``dim`` (int); also
+            ``tokens`` (tokens per image, or ``None`` when it varies) and ``num_classes``.
+            Written to ``meta.json``; an existing store must agree on :data:`COMPATIBLE_KEYS`.
+        shard: which ``--shard i/n`` this writer is (names its chunks).
+        chunk_size: images per chunk file.
+        dtype: ``"float16"`` (default, half the disk) or ``"float32"`` for ``feats``.
+        resume: keep the chunks already there and skip their ids (default); ``False`` removes
+            this shard's chunks first.
+
+    Use :attr:`done` to skip finished images, :meth:`add` per image, :meth:`close` at the end
+    (or a ``with`` block). Only whole chunks reach the disk, so at most ``chunk_size`` images
+    are recomputed after a kill.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        meta: dict[str, Any],
+        *,
+        shard: Shard | None = None,
+        chunk_size: int = 256,
+        dtype: str = "float16",
+        resume: bool = True,
+    ):
+        if dtype not in ("float16", "float32"):
+            raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
+        self.path = Path(path)
+        self.shard = shard or Shard()
+        self.chunk_size = chunk_size
+        self.dtype = np.dtype(dtype)
+        self.meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "tokens": None,
+            "num_classes": 0,
+            **meta,
+            "dtype": dtype,
+            "has_class_probs": bool(meta.get("num_classes")),
+        }
+        (self.path / "chunks").mkdir(parents=True, exist_ok=True)
+        self._check_or_write_meta()
+        prefix = f"s{self.shard.index}of{self.shard.count}-"
+        mine = [c for c in list_chunks(self.path) if c.name.startswith(prefix)]
+        if not resume:
+            for chunk in mine:
+                chunk.unlink()
+            mine = []
+        self.done: set[str] = set()
+        for chunk in list_chunks(self.path):  # every shard's ids count as done
+            self.done.update(_read_index(chunk)[0])
+        self._next = 1 + max((int(CHUNK_PATTERN.match(c.name)[3]) for c in mine), default=-1)
+        self._prefix = prefix
+        self._pending: list[tuple[str, VisualFeatures]] = []
+        self.written = 0
+
+    def _check_or_write_meta(self) -> None:
+        meta_path = self.path / "meta.json"
+        if meta_path.exists():
+            old = json.loads(meta_path.read_text(encoding="utf-8"))
+            diff = {k: (old.get(k), self.meta.get(k)) for k in COMPATIBLE_KEYS}
+            diff = {k: v for k, v in diff.items() if v[0] != v[1]}
+            if diff:
+                details = ", ".join(
+                    f"{k}: store has {a!r}, this run {b!r}" for k, (a, b) in diff.items()
+                )
+                raise ValueError(
+                    f"{self.path} holds features of another kind ({details}); "
+                    "use another output folder or --no-resume"
+                )
+            return
+        with atomic_write(meta_path) as handle:
+            handle.write(json.dumps(self.meta, indent=2) + "\n")
+
+    def add(
+        self,
+        image_id: str,
+        feats: np.ndarray,
+        boxes: np.ndarray,
+        class_probs: np.ndarray | None = None,
+    ) -> None:
+        """Queue one image's tokens: ``feats`` ``(N, F)``, ``boxes`` ``(N, 5)``, optional
+        ``class_probs`` ``(N, C)``; a chunk is written every ``chunk_size`` images."""
+        feats = np.asarray(feats)
+        boxes = np.asarray(boxes, dtype=np.float32)
+        if feats.ndim != 2 or feats.shape[1] != self.meta["dim"]:
+            raise ValueError(
+                f"{image_id}: feats must be (N, {self.meta['dim']}), got {feats.shape}"
+            )
+        if boxes.shape != (feats.shape[0], 5):
+            raise ValueError(f"{image_id}: boxes must be ({feats.shape[0]}, 5), got {boxes.shape}")
+        if self.meta["has_class_probs"]:
+            if class_probs is None or np.shape(class_probs) != (
+                feats.shape[0],
+                self.meta["num_classes"],
+            ):
+                raise ValueError(
+                    f"{image_id}: class_probs must be "
+                    f"({feats.shape[0]}, {self.meta['num_classes']})"
+                )
+            class_probs = np.asarray(class_probs, dtype=np.float32)
+        self._pending.append((image_id, VisualFeatures(feats, boxes, class_probs)))
+        self.done.add(image_id)
+        if len(self._pending) >= self.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued images as one chunk (atomic: ``.tmp`` then rename)."""
+        if not self._pending:
+            return
+        from safetensors.numpy import save_file
+
+        ids = [image_id for image_id, _ in self._pending]
+        items = [item for _, item in self._pending]
+        counts = [len(item.feats) for item in items]
+        tensors = {
+            "feats": np.ascontiguousarray(np.concatenate([i.feats for i in items]), self.dtype),
+            "boxes": np.ascontiguousarray(np.concatenate([i.boxes for i in items]), np.float32),
+            "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        }
+        if self.meta["has_class_probs"]:
+            tensors["class_probs"] = np.concatenate([i.class_probs for i in items]).astype(
+                np.float32
+            )
+        target = self.path / "chunks" / f"{self._prefix}{self._next:06d}.safetensors"
+        tmp = target.with_name(target.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"ids": json.dumps(ids)})
+        os.replace(tmp, target)
+        self._next += 1
+        self.written += len(ids)
+        self._pending = []
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> FeatureStoreWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        # On an exception the queued (unwritten) images are dropped: they are redone on resume.
+        if exc_type is None:
+            self.close()
