@@ -61,6 +61,20 @@ def test_jsonl_round_trip_to_another_directory(source, tmp_path):
     assert first["image"] == "../../src/images/p0.png"
 
 
+def test_round_trip_through_a_symlinked_output_directory(source, tmp_path):
+    path, records = source
+    (tmp_path / "real" / "data").mkdir(parents=True)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "link").symlink_to(tmp_path / "real")
+    out = tmp_path / "a" / "b" / "link" / "data" / "pairs.jsonl"
+    convert("jsonl", path, out, progress=False)
+    assert list(read_pairs(out, strict=True)) == records
+    # The relative path also holds for tools that do not normalise it first.
+    image = json.loads(out.read_text().splitlines()[0])["image"]
+    assert image == "../../src/images/p0.png"
+    assert (out.parent / image).is_file()
+
+
 def test_coco_round_trip(tmp_path):
     doc = {
         "images": [{"id": i, "file_name": f"{i:06d}.jpg"} for i in range(3)],

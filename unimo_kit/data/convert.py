@@ -50,7 +50,10 @@ class ConvertSummary:
         """A human-readable report, one fact per line."""
         out = [f"wrote {self.written} pairs ({self.captions} captions) to {self.output}"]
         if self.malformed:
-            out.append(f"skipped {self.malformed} malformed source record(s)")
+            more = (
+                "" if self.malformed <= len(self.errors) else f" (first {len(self.errors)} listed)"
+            )
+            out.append(f"skipped {self.malformed} malformed source record(s){more}")
         if self.duplicates:
             shown = ", ".join(self.duplicate_ids)
             more = ", ..." if self.duplicates > len(self.duplicate_ids) else ""
@@ -165,7 +168,7 @@ def convert(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out = Path(out)
-    base_dir = out.resolve().parent
+    base_dir = Path(os.path.abspath(out)).parent
     if fmt == "webdataset" and images_dir is None:
         images_dir = base_dir / "images"
     summary = ConvertSummary(output=str(out))

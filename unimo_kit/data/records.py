@@ -13,6 +13,7 @@ record does not know are kept in ``extra`` and written back, so a pass-through l
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -43,27 +44,35 @@ class MemberError(RecordError):
         return type(self), (self.path, self.where, self.message, self.line)
 
 
+@functools.lru_cache(maxsize=256)
+def _real_dir(base_dir: str) -> str:
+    # Symlinks resolved, so that ".." in a relative path means the same lexically (as
+    # os.path.abspath and os.path.relpath compute it) as for the file system.
+    return os.path.realpath(base_dir)
+
+
 def resolve_path(image: str, base_dir: PathLike | None) -> str:
     """The in-memory form of a path read from a file in ``base_dir``.
 
-    Relative paths are joined to ``base_dir`` and made absolute; absolute paths and URLs
-    (``scheme://...``) are kept; with ``base_dir=None`` the path is returned as given.
+    Relative paths are joined to ``base_dir`` (its symlinks resolved) and made absolute;
+    absolute paths and URLs (``scheme://...``) are kept; with ``base_dir=None`` the path is
+    returned as given.
     """
     if base_dir is None or "://" in image:
         return image
-    return os.path.abspath(os.path.join(os.fspath(base_dir), image))
+    return os.path.normpath(os.path.join(_real_dir(os.fspath(base_dir)), image))
 
 
 def relative_path(image: str, base_dir: PathLike | None) -> str:
     """The on-disk form of ``image`` in a file written to ``base_dir`` (POSIX separators).
 
-    URLs and ``base_dir=None`` keep the path as it is; a path that cannot be made relative
-    (another drive on Windows) stays absolute.
+    The inverse of :func:`resolve_path`. URLs and ``base_dir=None`` keep the path as it is; a
+    path that cannot be made relative (another drive on Windows) stays absolute.
     """
     if base_dir is None or "://" in image:
         return image
     try:
-        rel = os.path.relpath(os.path.abspath(image), os.path.abspath(os.fspath(base_dir)))
+        rel = os.path.relpath(os.path.abspath(image), _real_dir(os.fspath(base_dir)))
     except ValueError:
         return image
     return rel.replace(os.sep, "/")
