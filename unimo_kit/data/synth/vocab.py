@@ -35,7 +35,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "blue": (40, 90, 220),
     "yellow": (235, 200, 20),
     "purple": (130, 60, 170),
-    "orange": (245, 130, 20),
+    "black": (30, 30, 30),
     "pink": (245, 120, 185),
     "brown": (125, 80, 40),
 }
