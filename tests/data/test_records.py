@@ -102,6 +102,13 @@ def test_image_record(tmp_path):
         ImageRecord.from_dict({"id": "i1"})
 
 
+def test_relative_path_does_not_confuse_sibling_prefixes(tmp_path):
+    (tmp_path / "b").mkdir()
+    assert relative_path(str(tmp_path / "bc" / "x.png"), tmp_path / "b") == "../bc/x.png"
+    assert relative_path(str(tmp_path / "b" / "x.png"), tmp_path / "b") == "x.png"
+    assert relative_path(str(tmp_path / "b" / "x.png"), tmp_path) == "b/x.png"
+
+
 def test_urls_and_absolute_paths_are_kept(tmp_path):
     url = "https://example.org/cat.jpg"
     assert resolve_path(url, tmp_path) == url

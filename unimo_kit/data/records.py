@@ -71,8 +71,13 @@ def relative_path(image: str, base_dir: PathLike | None) -> str:
     """
     if base_dir is None or "://" in image:
         return image
+    image = os.path.abspath(image)
+    base = _real_dir(os.fspath(base_dir))
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if image.startswith(prefix):  # the common case, without relpath's cost
+        return image[len(prefix) :].replace(os.sep, "/")
     try:
-        rel = os.path.relpath(os.path.abspath(image), _real_dir(os.fspath(base_dir)))
+        rel = os.path.relpath(image, base)
     except ValueError:
         return image
     return rel.replace(os.sep, "/")
