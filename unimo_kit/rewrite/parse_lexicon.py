@@ -1,0 +1,192 @@
+"""Word lists and cached WordNet look-ups used by the scene-graph parser and its metric.
+
+Everything here is a small table or a cached function of one word, so the parser's pass over a
+spaCy ``Doc`` stays linear and cheap. WordNet is loaded on first use (through
+:func:`unimo_kit.resources.wordnet`), never at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+WORD_NUMBERS: dict[str, int] = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100,
+    "dozen": 12, "both": 2, "pair": 2,
+}  # fmt: skip
+"""Number words → value; FACTUAL writes counts as digits (``two`` → ``2``)."""
+
+COLLECTIVE_NOUNS: frozenset[str] = _words(
+    "bunch bunches group groups lot lots number numbers herd herds flock flocks pile piles "
+    "stack stacks bit bits piece pieces set sets row rows couple pair pairs collection crowd "
+    "cluster clusters bundle bundles handful variety plenty array assortment load loads swarm "
+    "pack kind kinds type types sort sorts team bank series line lines thicket"
+)
+"""``a bunch of kites`` → the entity is ``kites``: these nouns stand aside for their ``of``
+object."""
+
+PART_NOUNS: frozenset[str] = frozenset({"part", "mound"})
+"""``part of a door`` → ``( door , is , part )`` (FACTUAL)."""
+
+RELATIONAL_NOUNS: frozenset[str] = _words(
+    "front top left right side middle back bottom edge corner end center centre rear base "
+    "inside outside surface tip head foot"
+)
+"""Nouns that form a multi-word preposition with ``of``: ``in front of``, ``on the side of``.
+Only when they sit between a preposition and ``of`` (``on top of``); ``head``/``foot`` only as
+``at the head of``."""
+
+ADVERB_PREPOSITIONS: frozenset[str] = _words(
+    "next close left right ahead out outside inside away apart prior according due"
+)
+"""Words that head a two-word preposition with their own ``prep`` child: ``next to``,
+``left of``, ``out of``, ``close to``."""
+
+PREDICATE_ALIASES: dict[str, str] = {
+    "to the left of": "left of",
+    "on the left of": "left of",
+    "at the left of": "left of",
+    "to left of": "left of",
+    "on left of": "left of",
+    "to the right of": "right of",
+    "on the right of": "right of",
+    "at the right of": "right of",
+    "to right of": "right of",
+    "on right of": "right of",
+    "in between": "between",
+    "inside of": "inside",
+    "outside of": "outside",
+    "at top of": "on top of",
+    "to top of": "on top of",
+    "atop": "on top of",
+    "on to": "onto",
+    "in to": "into",
+    "close to": "close to",
+}
+"""Normalised multi-word predicates (after determiners are dropped). Unlisted predicates keep
+their words: ``in front of``, ``on top of``, ``on side of``."""
+
+SKIPPED_MODIFIERS: frozenset[str] = _words(
+    "other another many several few such same own various more most much numerous multiple "
+    "some any all each every certain main"
+)
+"""Adjectives that quantify or refer rather than describe (``other animals``): no attribute."""
+
+NAME_MODIFIERS: frozenset[str] = _words("left right front back rear")
+"""Positional adjectives FACTUAL keeps in the object name (``left hand``, ``front legs``)."""
+
+INTENSIFIERS: frozenset[str] = _words(
+    "dark light bright pale deep partly very mostly slightly fully half"
+)
+"""Modifiers kept inside an attribute (``dark green``, ``partly cloudy``)."""
+
+COLORS: frozenset[str] = _words(
+    "white black blue green red brown grey gray orange yellow pink purple silver gold golden tan "
+    "beige maroon violet navy teal turquoise cream khaki"
+)
+"""Colour words; tagged as nouns in compounds (``orange shirt``) they are still attributes."""
+
+WEAR_PREPOSITIONS: frozenset[str] = frozenset({"in", "with", "wearing"})
+"""``man in a red shirt`` / ``woman with a hat`` → ``wear`` when the object is clothing."""
+
+PERSONAL_PRONOUNS: frozenset[str] = _words("he she it they him her them this these")
+"""Pronouns resolved to the nearest preceding object (dropped when there is none)."""
+
+RELATIVE_PRONOUNS: frozenset[str] = frozenset({"that", "which", "who", "whom", "whose"})
+"""Relative pronouns: stand for the noun their clause modifies."""
+
+
+def number_value(word: str) -> int | None:
+    """Integer value of a numeral word (``"two"``, ``"2"``), or ``None``."""
+    word = word.lower().replace(",", "")
+    if word.isdigit():
+        return int(word) if len(word) < 7 else None
+    return WORD_NUMBERS.get(word)
+
+
+@functools.lru_cache(maxsize=100_000)
+def noun_lemma(word: str) -> str:
+    """WordNet noun lemma of one word (``squares`` → ``square``), cached.
+
+    Multi-word names are lemmatised word by word (``tennis balls`` → ``tennis ball``), as the
+    metric does for both sides.
+    """
+    if " " in word:
+        return " ".join(noun_lemma(w) for w in word.split())
+    if not word.isalpha():
+        return word
+    return _lemmatizer().lemmatize(word, "n")
+
+
+@functools.lru_cache(maxsize=100_000)
+def verb_lemma(word: str, fallback: str = "") -> str:
+    """WordNet verb lemma (``riding`` → ``ride``), else ``fallback`` (spaCy's), cached."""
+    word = word.lower()
+    if not word.isalpha():
+        return fallback or word
+    from unimo_kit.resources import wordnet
+
+    wn = wordnet()
+    candidates = wn._morphy(word, "v")
+    if not candidates:
+        return fallback or word
+    if len(candidates) == 1:
+        return candidates[0]
+    # "riding" -> ride, not rid: the candidate WordNet's sense counts favour.
+    return max(candidates, key=lambda c: (sum(x.count() for x in wn.lemmas(c, "v")), len(c)))
+
+
+@functools.lru_cache(maxsize=1)
+def _lemmatizer():
+    from nltk.stem import WordNetLemmatizer
+
+    from unimo_kit.resources import wordnet
+
+    wordnet()  # puts the offline WordNet on nltk's path
+    return WordNetLemmatizer()
+
+
+def _has_hypernym(word: str, targets: frozenset[str], senses: int) -> bool:
+    from unimo_kit.resources import wordnet
+
+    wn = wordnet()
+    for synset in wn.synsets(word, "n")[:senses]:
+        for path in synset.hypernym_paths():
+            if any(s.name() in targets for s in path):
+                return True
+    return False
+
+
+_CLOTHING = _words(
+    "clothing.n.01 headdress.n.01 footwear.n.01 footwear.n.02 glasses.n.01 spectacles.n.01 "
+    "garment.n.01 accessory.n.01 jewelry.n.01 protective_garment.n.01 mask.n.04 helmet.n.02"
+)
+_MATERIAL = _words(
+    "material.n.01 metallic_element.n.01 alloy.n.01 solid.n.01 building_material.n.01 "
+    "fabric.n.01 wood.n.01 rock.n.01"
+)
+
+
+@functools.lru_cache(maxsize=20_000)
+def is_clothing(noun: str) -> bool:
+    """Whether the (last word of the) noun names something worn (WordNet, first two senses)."""
+    words = noun.lower().split()
+    if not words or not words[-1].isalpha():
+        return False
+    last = words[-1]
+    return _has_hypernym(last, _CLOTHING, 2) or _has_hypernym(noun_lemma(last), _CLOTHING, 2)
+
+
+@functools.lru_cache(maxsize=20_000)
+def is_material(noun: str) -> bool:
+    """Whether the noun's first WordNet sense is a material (``metal``, ``brick``, ``wood``):
+    as a compound it is an attribute (``metal poles`` → ``( poles , is , metal )``)."""
+    word = noun.lower()
+    return word.isalpha() and _has_hypernym(word, _MATERIAL, 1)

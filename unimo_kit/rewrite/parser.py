@@ -1,0 +1,619 @@
+"""Rule-based scene-graph parser over a spaCy dependency parse.
+
+``SceneGraphParser().parse("two red squares left of a blue circle")`` returns a
+:class:`~unimo_kit.data.scene_graph.SceneGraph` whose FACTUAL form is
+``( squares , is , 2 ) , ( squares , is , red ) , ( circle , is , blue ) ,
+( squares , left of , circle )``.
+
+What the rules cover (one linear pass over the parse, no per-token model calls):
+
+- **objects**: noun heads with their compounds (``tennis court``); plurals keep their form
+  (``squares``) and numerals become counts (``two`` → attribute ``2``, ``Entity.count = 2``);
+  collective nouns give way to their ``of`` object (``a bunch of kites`` → ``kites``);
+  ``there is/are``; relative pronouns stand for their noun; ``each other`` for the subject;
+  personal pronouns for the nearest preceding object (dropped when there is none); material
+  compounds are attributes (``metal poles`` → ``( poles , is , metal )``).
+- **attributes**: adjectival modifiers with their conjuncts and intensifiers (``dark green``,
+  ``heart-shaped``), predicative adjectives (``the sky is blue and cloudy``), numerals,
+  relative clauses (``a circle that is red``).
+- **relations**: verb + object (``ride``), verb + preposition (``sit on``), prepositions on
+  nouns, multi-word prepositions (``in front of``, ``next to``, ``on top of``, ``left of``),
+  passives (``held by`` → subject and object swapped), copula + preposition, relative clauses,
+  possessives and ``of`` (``eye of a giraffe`` → ``( giraffe , have , eye )``), clothing
+  (``man in a red shirt`` → ``( man , wear , shirt )``); conjunctions expand to each conjunct on
+  both sides.
+
+Spans (``[start, end)`` character offsets into the caption the graph was parsed from):
+
+- ``Entity.span`` covers the object name: the head noun and the compound words kept in the name,
+  so ``caption[start:end].lower()`` equals ``Entity.name`` up to whitespace runs. For an object
+  reached through a pronoun it is the span of the antecedent noun.
+- ``Attribute.span`` covers the attribute words (``dark green``, ``heart-shaped``); for a count it
+  covers the numeral (``two``), whose text differs from the digit in ``Attribute.text``.
+- ``Relation.span`` covers the words the predicate was read from, first to last: ``sitting on``
+  for ``sit on``, ``to the left of`` for ``left of``, ``held by`` for a passive ``hold``, ``of``
+  or ``'s`` for ``have``, and the preposition for ``wear`` read from ``in``/``with``.
+
+Captions longer than :data:`MAX_CHARS` characters are truncated before parsing (spans stay
+valid for the original string).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph
+from unimo_kit.rewrite.parse_lexicon import (
+    ADVERB_PREPOSITIONS,
+    COLLECTIVE_NOUNS,
+    COLORS,
+    INTENSIFIERS,
+    NAME_MODIFIERS,
+    PART_NOUNS,
+    PERSONAL_PRONOUNS,
+    PREDICATE_ALIASES,
+    RELATIONAL_NOUNS,
+    RELATIVE_PRONOUNS,
+    SKIPPED_MODIFIERS,
+    WEAR_PREPOSITIONS,
+    is_clothing,
+    is_material,
+    number_value,
+    verb_lemma,
+)
+
+MAX_CHARS = 1000
+"""Captions are cut to this many characters before parsing (longer ones are not captions)."""
+
+NEEDED_COMPONENTS = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer")
+"""spaCy components the rules read (tags, dependencies, lemmas); all others are disabled."""
+
+_NOUN_POS = frozenset({"NOUN", "PROPN"})
+_NOMINAL_DEPS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "attr", "conj", "appos", "ROOT",
+                           "npadvmod", "oprd", "dative"})  # fmt: skip
+_NOT_NOMINAL_POS = frozenset({"VERB", "AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "PUNCT",
+                              "ADJ", "NUM", "PART", "SPACE", "SYM", "INTJ", "ADV"})  # fmt: skip
+_VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBN", "VBP", "VBZ"})
+_SUBJECT_DEPS = ("nsubj", "csubj")
+_ADJ_DEPS = frozenset({"amod", "acomp", "nmod"})
+_DETERMINERS = frozenset({"the", "a", "an", "its", "their", "his", "her", "this", "that"})
+
+
+class SceneGraphParser:
+    """Parse captions into scene graphs with spaCy and dependency rules.
+
+    Args:
+        nlp: a loaded ``spacy.language.Language``, a pipeline name or path, or ``None`` for the
+            default English pipeline (:func:`unimo_kit.resources.spacy_pipeline`). Loaded lazily
+            on first use.
+        batch_size: texts per ``nlp.pipe`` batch in :meth:`parse_many`.
+        n_process: spaCy worker processes in :meth:`parse_many` (1 = in process).
+
+    The parser is picklable (the pipeline is dropped and reloaded by name in the copy), so it
+    can travel to DataLoader workers.
+
+    Example::
+
+        parser = SceneGraphParser()
+        graph = parser.parse("a man riding a horse")
+        graph.to_factual()  # '( man , ride , horse )'
+    """
+
+    def __init__(self, nlp: Any = None, batch_size: int = 256, n_process: int = 1):
+        self.batch_size = batch_size
+        self.n_process = n_process
+        if nlp is None or isinstance(nlp, str):
+            self._name, self._nlp = nlp, None
+        else:
+            meta = getattr(nlp, "meta", {}) or {}
+            self._name = f"{meta['lang']}_{meta['name']}" if meta.get("name") else None
+            self._nlp = nlp
+
+    # ------------------------------------------------------------------ pipeline
+
+    @property
+    def nlp(self) -> Any:
+        """The spaCy pipeline (loaded on first access, with unused components disabled)."""
+        if self._nlp is None:
+            from unimo_kit.resources import spacy_pipeline
+
+            nlp = spacy_pipeline(self._name)
+            unused = tuple(p for p in nlp.pipe_names if p not in NEEDED_COMPONENTS)
+            self._nlp = spacy_pipeline(self._name, disable=unused) if unused else nlp
+        return self._nlp
+
+    def _disabled(self) -> list[str]:
+        return [p for p in self.nlp.pipe_names if p not in NEEDED_COMPONENTS]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self._name:
+            state["_nlp"] = None
+        return state
+
+    # ------------------------------------------------------------------ API
+
+    def parse(self, text: str) -> SceneGraph:
+        """Parse one caption. Never raises on odd input (empty, non-English, control
+        characters); captions over :data:`MAX_CHARS` characters are truncated."""
+        return next(self.parse_many([text]))
+
+    def parse_many(self, texts: Iterable[str]) -> Iterator[SceneGraph]:
+        """Parse captions lazily in ``nlp.pipe`` batches, yielding graphs in input order."""
+        nlp = self.nlp
+        originals: list[str] = []
+
+        def clipped() -> Iterator[str]:
+            for text in texts:
+                text = text if isinstance(text, str) else str(text)
+                originals.append(text)
+                yield text[:MAX_CHARS]
+
+        docs = nlp.pipe(
+            clipped(),
+            batch_size=self.batch_size,
+            n_process=self.n_process,
+            disable=self._disabled(),
+        )
+        for index, doc in enumerate(docs):
+            graph = graph_from_doc(doc)
+            graph.text = originals[index]
+            originals[index] = ""  # keep memory flat on long streams
+            yield graph
+
+    def __repr__(self) -> str:
+        return f"SceneGraphParser(nlp={self._name!r}, batch_size={self.batch_size})"
+
+
+# ---------------------------------------------------------------------- rules
+
+
+def graph_from_doc(doc: Any) -> SceneGraph:
+    """Build the scene graph of a parsed spaCy ``Doc`` (see the module docstring)."""
+    return _Builder(doc).build()
+
+
+class _Builder:
+    """One pass of rules over a ``Doc``; entities are created per noun token on demand."""
+
+    def __init__(self, doc: Any):
+        self.doc = doc
+        self.graph = SceneGraph(text=doc.text)
+        self.entity_of: dict[int, int] = {}  # token index -> entity index
+        self.seen: set[tuple[int, str, int]] = set()
+        self.name_tokens: set[int] = set()  # tokens inside some entity name
+
+    # -------------------------------------------------------------- entities
+
+    def build(self) -> SceneGraph:
+        doc = self.doc
+        for token in doc:
+            if self.is_object(token):
+                self.entity(token)
+        for token in doc:
+            dep = token.dep_
+            if dep == "prep":
+                self.preposition(token)
+            elif dep == "poss" and token.pos_ in _NOUN_POS:
+                self.possessive(token)
+            if self.is_verb(token):
+                self.verb(token)
+            elif token.lemma_ == "be":
+                self.predicative(token)
+        return self.graph
+
+    def is_object(self, token: Any) -> bool:
+        """A noun head that names an object (not a compound part, not a relational noun)."""
+        pos = token.pos_
+        dep = token.dep_
+        if dep in ("compound", "amod", "nummod", "det", "advmod", "acomp", "prt", "aux"):
+            return False
+        nominal = dep in _NOMINAL_DEPS and pos not in _NOT_NOMINAL_POS
+        if pos in _NOUN_POS or (nominal and token.tag_ not in _VERB_TAGS):
+            pass
+        elif (
+            dep == "ROOT"
+            and pos in ("ADV", "ADJ", "X")
+            and any(c.dep_ in ("compound", "amod", "det", "nummod") for c in token.lefts)
+        ):
+            pass  # a mis-tagged fragment head ("christmas ornament" tagged RB)
+        else:
+            return False
+        if not token.text[:1].isalnum():
+            return False
+        if dep == "npadvmod" and token.head.pos_ in ("ADJ", "VERB"):
+            return False  # "heart" in "heart-shaped"
+        lower = token.lower_
+        if self.of_object(token) is not None and (lower in COLLECTIVE_NOUNS or lower in PART_NOUNS):
+            return False
+        return not (lower in RELATIONAL_NOUNS and self.is_relational(token))
+
+    def is_relational(self, token: Any) -> bool:
+        """``front`` in ``in front of``: a pobj of a preposition with its own ``of`` object."""
+        return token.dep_ == "pobj" and self.of_object(token) is not None
+
+    @staticmethod
+    def of_object(token: Any) -> Any:
+        """The ``pobj`` of the token's ``of`` preposition child, if any."""
+        for child in token.children:
+            if child.dep_ == "prep" and child.lower_ == "of":
+                for grandchild in child.children:
+                    if grandchild.dep_ == "pobj":
+                        return grandchild
+        return None
+
+    def entity(self, token: Any) -> int:
+        """Entity index of a noun token (created with its name, span and attributes)."""
+        index = self.entity_of.get(token.i)
+        if index is not None:
+            return index
+        doc = self.doc
+        start = token.i
+        attributes: list[Attribute] = []
+        count: int | None = None
+        # Compounds and positional adjectives directly left of the head join the name.
+        j = token.i - 1
+        while j >= 0:
+            left = doc[j]
+            if left.tag_ == "HYPH" and j - 1 >= 0 and doc[j - 1].dep_ == "compound":
+                j -= 1
+                continue
+            if left.dep_ == "compound" and left.head.i >= j and left.pos_ in _NOUN_POS | {"X"}:
+                start = j
+                j -= 1
+                continue
+            if left.dep_ == "amod" and left.head.i == token.i and left.lower_ in NAME_MODIFIERS:
+                start = j
+                j -= 1
+                continue
+            break
+        # A material word at the front of the name is an attribute ("metal poles").
+        while (
+            start < token.i
+            and doc[start].dep_ == "compound"
+            and (doc[start].lower_ in COLORS or is_material(doc[start].lower_))
+        ):
+            first = doc[start]
+            kind = "color" if first.lower_ in COLORS else "material"
+            attributes.append(Attribute(first.lower_, _span(first), kind))
+            start += 1
+            while start < token.i and doc[start].tag_ == "HYPH":
+                start += 1
+        for k in range(start, token.i + 1):
+            self.name_tokens.add(k)
+        begin = doc[start].idx
+        end = token.idx + len(token.text)
+        name = " ".join(doc.text[begin:end].lower().split())
+        modifiers = [c for k in range(start, token.i + 1) for c in doc[k].children]
+        for child in modifiers:
+            dep = child.dep_
+            if dep == "nummod" or (dep in ("amod", "quantmod") and child.pos_ == "NUM"):
+                value = number_value(child.text)
+                if value is not None:
+                    count = value
+                    attributes.append(Attribute(str(value), _span(child), "count"))
+            elif (dep in _ADJ_DEPS and child.i not in self.name_tokens and child.i < token.i) or (
+                dep == "compound" and child.pos_ == "ADJ" and child.i < start
+            ):
+                self.adjective(child, attributes)
+        self.graph.entities.append(Entity(name, attributes, (begin, end), count))
+        index = len(self.graph.entities) - 1
+        self.entity_of[token.i] = index
+        return index
+
+    def adjective(self, token: Any, attributes: list[Attribute]) -> None:
+        """Add an adjective and its conjuncts (``black and brown``) as attributes."""
+        for adj in (token, *token.conjuncts):
+            if adj.pos_ in _NOUN_POS and adj.dep_ != "compound" and adj is not token:
+                continue
+            lower = adj.lower_
+            if lower in SKIPPED_MODIFIERS or (lower in NAME_MODIFIERS and adj is token):
+                continue
+            if not lower[:1].isalnum():
+                continue
+            start = adj.i
+            for child in adj.lefts:
+                if child.dep_ in ("advmod", "npadvmod", "amod", "punct") and (
+                    child.dep_ != "advmod" or child.lower_ in INTENSIFIERS
+                ):
+                    start = min(start, child.i)
+            # "dark green": an intensifier tagged as a sibling modifier of the same noun.
+            if start == adj.i and adj.i > 0:
+                before = self.doc[adj.i - 1]
+                if before.lower_ in INTENSIFIERS and before.head.i in (adj.i, adj.head.i):
+                    start = before.i
+            begin = self.doc[start].idx
+            end = adj.idx + len(adj.text)
+            text = " ".join(self.doc.text[begin:end].lower().split())
+            if any(a.text == text for a in attributes):
+                continue
+            attributes[:] = [a for a in attributes if a.text not in text.split()]
+            attributes.append(Attribute(text, (begin, end), "other"))
+
+    def targets(self, token: Any, expand: bool = True) -> list[int]:
+        """Entities a token stands for, with noun conjuncts expanded (``trees and bushes``)."""
+        out: list[int] = []
+        for item in (token, *token.conjuncts) if expand else (token,):
+            if item.pos_ in ("VERB", "AUX", "ADJ", "ADP") and item is not token:
+                continue
+            out.extend(self.resolve(item))
+        return list(dict.fromkeys(out))
+
+    def resolve(self, token: Any) -> list[int]:
+        """Entities for one token: itself, its ``of`` object, or a pronoun's referent."""
+        if token.i in self.entity_of:
+            return [self.entity_of[token.i]]
+        lower = token.lower_
+        if lower in COLLECTIVE_NOUNS or lower in PART_NOUNS:
+            inner = self.of_object(token)
+            if inner is not None:
+                return self.targets(inner)
+        if lower in RELATIVE_PRONOUNS or token.tag_ in ("WDT", "WP"):
+            clause = token.head
+            while clause.dep_ == "conj" and clause.head.i != clause.i:
+                clause = clause.head
+            if clause.dep_ in ("relcl", "acl") and clause.head.i != clause.i:
+                return self.targets(clause.head)
+            return []
+        if lower in ("other", "another") and any(c.lower_ in ("each", "one") for c in token.lefts):
+            return self.subjects(self.clause_verb(token))
+        if lower in PERSONAL_PRONOUNS and token.pos_ in ("PRON", "DET"):
+            governor = token.head.head if token.dep_ == "pobj" else None
+            for j in range(token.i - 1, -1, -1):
+                index = self.entity_of.get(j)
+                if index is not None and (governor is None or j != governor.i):
+                    return [index]
+            return []
+        return []
+
+    def clause_verb(self, token: Any) -> Any:
+        """The nearest verb above ``token`` (or the root)."""
+        head = token.head
+        while head.i != head.head.i and not self.is_verb(head) and head.lemma_ != "be":
+            head = head.head
+        return head
+
+    # -------------------------------------------------------------- subjects
+
+    def subjects(self, verb: Any) -> list[int]:
+        """Entities doing ``verb``: its subject, the noun a participle or relative clause
+        modifies, the agent of a passive, or the subject of the verb it is chained to."""
+        for _ in range(8):
+            if verb is None:
+                return []
+            children = list(verb.children)
+            for child in children:
+                if child.dep_ == "agent":
+                    return [e for p in child.children if p.dep_ == "pobj" for e in self.targets(p)]
+            for child in children:
+                if child.dep_ in _SUBJECT_DEPS or child.dep_ == "nsubjpass":
+                    return self.targets(child)
+            for child in children:
+                if child.dep_ == "expl":
+                    attrs = [c for c in children if c.dep_ in ("attr", "dobj")]
+                    return [e for a in attrs for e in self.targets(a)]
+            dep = verb.dep_
+            head = verb.head
+            if head.i == verb.i:
+                return []
+            if dep in ("acl", "relcl", "amod", "appos") or head.i in self.entity_of:
+                return self.targets(head)
+            if dep in ("conj", "xcomp", "advcl", "ccomp", "acomp", "pcomp", "prep", "dep"):
+                verb = head
+                continue
+            return []
+        return []
+
+    # -------------------------------------------------------------- relations
+
+    def add_relation(self, subjects: list[int], predicate: str, objects: list[int], span) -> None:
+        predicate = " ".join(predicate.split())
+        if not predicate:
+            return
+        for s in subjects:
+            for o in objects:
+                key = (s, predicate, o)
+                if key in self.seen or (s == o and predicate == "have"):
+                    continue
+                self.seen.add(key)
+                self.graph.relations.append(Relation(s, predicate, o, span))
+
+    def is_verb(self, token: Any) -> bool:
+        """A content verb (not a copula or auxiliary)."""
+        if token.pos_ == "VERB" or (token.tag_ in _VERB_TAGS and token.pos_ not in ("AUX", "ADJ")):
+            return token.dep_ not in ("aux", "auxpass", "amod") and token.i not in self.entity_of
+        return token.pos_ == "AUX" and token.lemma_ == "have" and token.dep_ not in ("aux",)
+
+    def verb_predicate(self, verb: Any) -> tuple[str, int]:
+        """Lemma plus particles (``pick up``) and where the predicate words end."""
+        words = [_lemma(verb)]
+        end = verb.idx + len(verb.text)
+        for child in verb.rights:
+            if child.dep_ == "prt":
+                words.append(child.lower_)
+                end = child.idx + len(child.text)
+        return " ".join(words), end
+
+    def verb(self, verb: Any) -> None:
+        """``man riding horse`` → (man, ride, horse); ``ball held by boy`` → (boy, hold, ball);
+        adjectival predicates of a copula are handled here too."""
+        if verb.lemma_ == "be":
+            return
+        objects = [c for c in verb.children if c.dep_ in ("dobj", "dative")]
+        passive_subjects = [c for c in verb.children if c.dep_ == "nsubjpass"]
+        agent = any(c.dep_ == "agent" for c in verb.children)
+        predicate, end = self.verb_predicate(verb)
+        span = (verb.idx, end)
+        if objects:
+            subjects = self.subjects(verb)
+            for obj in objects:
+                self.add_relation(subjects, predicate, self.targets(obj), span)
+        elif agent:
+            subjects = self.subjects(verb)
+            if passive_subjects:
+                patients = [e for p in passive_subjects for e in self.targets(p)]
+            elif verb.dep_ in ("acl", "relcl"):
+                patients = self.targets(verb.head)
+            else:
+                patients = []
+            by = next(c for c in verb.children if c.dep_ == "agent")
+            self.add_relation(subjects, predicate, patients, (verb.idx, by.idx + len(by.text)))
+
+    def predicative(self, copula: Any) -> None:
+        """``the sky is blue and cloudy`` / ``a circle that is red`` → attributes of the
+        copula's subjects."""
+        adjectives = [
+            c
+            for c in copula.children
+            if c.dep_ in ("acomp", "attr")
+            and c.pos_ in ("ADJ", "NUM")
+            and not any(g.dep_ == "prep" for g in c.children)
+        ]
+        if not adjectives:
+            return
+        subjects = self.subjects(copula)
+        for adj in adjectives:
+            for index in subjects:
+                entity = self.graph.entities[index]
+                value = number_value(adj.text) if adj.pos_ == "NUM" else None
+                if value is not None:
+                    entity.count = value
+                    entity.attributes.append(Attribute(str(value), _span(adj), "count"))
+                else:
+                    self.adjective(adj, entity.attributes)
+
+    def preposition(self, prep: Any) -> None:
+        """A preposition (or a ``next to`` style pair) and its object make a relation."""
+        doc = self.doc
+        governor = prep.head
+        words = [prep]
+        # "next to", "left of", "out of": the preposition hangs off an adverb-like head word.
+        if governor.lower_ in ADVERB_PREPOSITIONS and governor.i == prep.i - 1:
+            if governor.dep_ == "pobj" or governor.dep_ == "prep":
+                words = [governor.head, governor, prep] if governor.dep_ == "pobj" else words
+            if governor.dep_ != "pobj":
+                words = [governor, prep]
+            governor = governor.head if governor.dep_ != "pobj" else governor.head.head
+        elif governor.dep_ == "prep" and governor.i == prep.i - 1:
+            # "in between", "out of": two prepositions in a row, the first without its own object.
+            if any(c.dep_ == "pobj" for c in governor.children):
+                pass
+            else:
+                words = [governor, prep]
+                governor = governor.head
+        objects = [c for c in prep.children if c.dep_ == "pobj"]
+        if not objects:
+            return
+        obj = objects[0]
+        # "in front of", "on the side of": relational noun + "of".
+        if obj.lower_ in RELATIONAL_NOUNS and obj.i not in self.entity_of:
+            inner_prep = next(
+                (c for c in obj.children if c.dep_ == "prep" and c.lower_ == "of"), None
+            )
+            inner = self.of_object(obj)
+            if inner_prep is not None and inner is not None:
+                words = [*words, *[t for t in doc[prep.i + 1 : inner_prep.i + 1]]]
+                obj = inner
+        if prep.lower_ == "of" and prep.head.i in self.entity_of and len(words) == 1:
+            self.of_phrase(prep, obj)
+            return
+        if (
+            prep.dep_ == "prep"
+            and prep.head.dep_ == "pobj"
+            and prep.head.i not in self.entity_of
+            and prep.head.lower_ in RELATIONAL_NOUNS
+        ):
+            return  # the "of" inside "in front of", handled with its first word
+        if prep.lower_ == "of" and len(words) == 1 and governor.i not in self.entity_of:
+            return
+        if obj.lower_ in PERSONAL_PRONOUNS and governor.i in self.entity_of:
+            # "a bowl with flowers in it" -> (flowers, in, bowl)
+            holder = next(
+                (c for c in governor.children if c.dep_ == "prep" and c.lower_ == "with"), None
+            )
+            held = [c for c in holder.children if c.dep_ == "pobj"] if holder else []
+            if held and prep.lower_ != "with":
+                text = " ".join(w.lower_ for w in words if w.lower_ not in _DETERMINERS)
+                span = (words[0].idx, words[-1].idx + len(words[-1].text))
+                self.add_relation(self.targets(held[0]), text, self.targets(governor), span)
+                return
+        objects_ = self.targets(obj)
+        if not objects_:
+            return
+        text = " ".join(w.lower_ for w in words if w.lower_ not in _DETERMINERS)
+        text = PREDICATE_ALIASES.get(text, text)
+        begin = words[0].idx
+        end = words[-1].idx + len(words[-1].text)
+        self.attach(governor, text, objects_, begin, end, prep)
+
+    def attach(self, governor: Any, text: str, objects: list[int], begin: int, end: int, prep):
+        """Relate the governor of a prepositional phrase to its object(s)."""
+        if governor.i in self.entity_of or governor.lower_ in COLLECTIVE_NOUNS:
+            subjects = self.targets(governor)
+            if governor.i in self.entity_of and prep.i < max(
+                (c.i for c in governor.conjuncts), default=-1
+            ):
+                subjects = [self.entity_of[governor.i]]
+            if text in WEAR_PREPOSITIONS and all(
+                is_clothing(self.graph.entities[o].name) for o in objects
+            ):
+                text = "wear"
+            self.add_relation(subjects, text, objects, (begin, end))
+            return
+        if governor.lemma_ == "be" or governor.pos_ == "AUX":
+            self.add_relation(self.subjects(governor), text, objects, (begin, end))
+            return
+        if self.is_verb(governor):
+            direct = [c for c in governor.children if c.dep_ == "dobj"]
+            passive = any(c.dep_ == "nsubjpass" for c in governor.children)
+            if direct:
+                subjects = [e for d in direct for e in self.targets(d)]
+                self.add_relation(subjects, text, objects, (begin, end))
+                return
+            predicate, _ = self.verb_predicate(governor)
+            subjects = (
+                [e for c in governor.children if c.dep_ == "nsubjpass" for e in self.targets(c)]
+                if passive
+                else self.subjects(governor)
+            )
+            if governor.lemma_ in ("wear", "dress") and text == "in":
+                text = ""
+            self.add_relation(
+                subjects, f"{predicate} {text}", objects, (min(governor.idx, begin), end)
+            )
+            return
+        if governor.pos_ in ("ADJ", "ADV") and governor.dep_ in ("acomp", "amod", "advmod"):
+            subjects = self.subjects(governor.head) if governor.dep_ == "acomp" else []
+            if governor.dep_ in ("amod", "advmod") and governor.head.i in self.entity_of:
+                subjects = self.targets(governor.head)
+            self.add_relation(subjects, text, objects, (begin, end))
+            return
+        if governor.i == governor.head.i:
+            return
+        # Fragments such as "on top of the stop sign is a one way sign": use the clause subject.
+        if governor.dep_ in ("prep", "pcomp"):
+            return
+
+    def of_phrase(self, prep: Any, obj: Any) -> None:
+        """``eye of a giraffe`` → (giraffe, have, eye)."""
+        owner = self.entity_of[prep.head.i]
+        for o in self.targets(obj):
+            self.add_relation([o], "have", [owner], _span(prep))
+
+    def possessive(self, token: Any) -> None:
+        """``the man's hat`` → (man, have, hat)."""
+        owned = token.head
+        if owned.i not in self.entity_of or token.i not in self.entity_of:
+            return
+        case = next((c for c in token.children if c.dep_ == "case"), token)
+        self.add_relation(self.targets(token), "have", self.targets(owned), _span(case))
+
+
+def _span(token: Any) -> tuple[int, int]:
+    return token.idx, token.idx + len(token.text)
+
+
+def _lemma(token: Any) -> str:
+    lemma = token.lemma_.lower()
+    return verb_lemma(token.lower_, lemma if lemma.isalpha() else "")
