@@ -19,6 +19,11 @@ IGNORE_INDEX = -100
 _KEY_STRIDE = 1 << 32
 
 
+def _upcast(x: Tensor) -> Tensor:
+    """float16/bfloat16 -> float32; float32/float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def multi_positive_nce(logits: Tensor, positive: Tensor) -> Tensor:
     """Per-row ``-log(Σ_pos exp(s) / Σ_all exp(s))`` = ``logsumexp(all) - logsumexp(pos)``.
 
@@ -179,9 +184,9 @@ class CMCLLoss(nn.Module):
 
         # Similarities in float32: a bf16 cosine times 1/τ is off by ~0.1 in the logits.
         with torch.autocast(device_type=device.type, enabled=False):
-            scale = self.logit_scale.float()
-            i2t = scale * img_rows.float() @ text_cols.float().T  # (R, Ct)
-            t2i = scale * txt_rows.float() @ image_cols.float().T  # (R, Cv)
+            scale = self.logit_scale
+            i2t = scale * _upcast(img_rows) @ _upcast(text_cols).T  # (R, Ct)
+            t2i = scale * _upcast(txt_rows) @ _upcast(image_cols).T  # (R, Cv)
             loss_i2t = multi_positive_nce(i2t, i2t_pos).mean()
             loss_t2i = multi_positive_nce(t2i, t2i_pos).mean()
         out = {
