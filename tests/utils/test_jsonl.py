@@ -69,3 +69,15 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     with atomic_write(path) as handle:
         handle.write("new")
     assert path.read_text() == "new"
+
+
+def test_record_error_survives_pickling():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(RecordError("a.jsonl", 3, "bad")))
+    assert (error.path, error.line, error.message, str(error)) == (
+        "a.jsonl",
+        3,
+        "bad",
+        "a.jsonl:3: bad",
+    )

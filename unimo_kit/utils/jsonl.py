@@ -31,6 +31,9 @@ class RecordError(ValueError):
         self.message = message
         super().__init__(f"{self.path}:{line}: {message}")
 
+    def __reduce__(self):  # rebuildable in another process (workers report errors back)
+        return (type(self), (self.path, self.line, self.message))
+
 
 class ErrorReport:
     """Collects per-record errors so a run can finish and then say what it skipped.
