@@ -38,17 +38,13 @@ def _heart(steps: int = 48) -> list[tuple[float, float]]:
 
 @cache
 def unit_polygon(shape: str) -> tuple[tuple[float, float], ...]:
-    """The outline of ``shape`` scaled to fill ``[0, 1]²`` (y down). Circles and squares are
-    drawn with PIL primitives; their outline here is the box."""
+    """The outline of a polygonal ``shape`` scaled to fill ``[0, 1]²`` (y down). Circles,
+    ovals, squares and rectangles are drawn with PIL primitives."""
     raw = {
         "triangle": [(0.0, -1.0), (1.0, 1.0), (-1.0, 1.0)],
         "diamond": [(0.0, -1.0), (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0)],
-        "pentagon": _regular(5, -90.0),
-        "hexagon": _regular(6, 0.0),
         "star": _regular(10, -90.0, (1.0, 0.45)),
         "heart": _heart(),
-        "square": [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)],
-        "circle": [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)],
     }[shape]
     xs, ys = [p[0] for p in raw], [p[1] for p in raw]
     x0, y0, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
@@ -58,9 +54,9 @@ def unit_polygon(shape: str) -> tuple[tuple[float, float], ...]:
 def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: Box, fill: tuple[int, int, int]) -> None:
     """Draw ``shape`` filling the inclusive pixel box ``(x1, y1, x2, y2)``."""
     x1, y1, x2, y2 = box
-    if shape == "circle":
+    if shape in ("circle", "oval"):
         draw.ellipse(box, fill=fill)
-    elif shape == "square":
+    elif shape in ("square", "rectangle"):
         draw.rectangle(box, fill=fill)
     else:
         w, h = x2 - x1, y2 - y1

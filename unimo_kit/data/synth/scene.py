@@ -25,13 +25,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from unimo_kit.data.synth.vocab import COLORS, RELATIONS, SHAPES, SIZES
+from unimo_kit.data.synth.vocab import COLORS, RELATIONS, SHAPES, SIZES, WIDE_ASPECT, WIDE_SHAPES
 from unimo_kit.utils.jsonl import RecordError, iter_jsonl
 
 GRID = 3  # cells per side of the layout grid
 CELL_MARGIN = 0.03  # min distance from an object's box to its cell border (fraction of side)
 MAX_JITTER = 0.03  # max offset of an object's centre from its cell centre (fraction of side)
-RADIUS = {"small": 0.075, "large": 0.13}  # half the box side per size (fraction of side)
+RADIUS = {"small": 0.075, "large": 0.13}  # half the box width per size (fraction of side)
 MARGIN = 0.02  # min gap for left of / right of / above / below / next to (fraction of side)
 NEXT_TO_GAP = 0.30  # max horizontal gap for "next to" (fraction of width)
 OBJECT_COUNT_WEIGHTS = {1: 1, 2: 3, 3: 3, 4: 2}  # relative frequency of 1..4 objects per scene
@@ -203,7 +203,8 @@ def place_objects(
         jitter = max(0, math.floor(slack))
         cx = round(centres[cell][0]) + rng.randint(-jitter, jitter)
         cy = round(centres[cell][1]) + rng.randint(-jitter, jitter)
-        box = (cx - radius, cy - radius, cx + radius, cy + radius)
+        half_height = round(WIDE_ASPECT * radius) if shape in WIDE_SHAPES else radius
+        box = (cx - radius, cy - half_height, cx + radius, cy + half_height)
         objects.append(SceneObject(shape, color, obj_size, box))
     return objects
 

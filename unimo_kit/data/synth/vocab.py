@@ -13,12 +13,19 @@ SHAPES: tuple[str, ...] = (
     "square",
     "triangle",
     "star",
-    "hexagon",
+    "oval",
     "diamond",
-    "pentagon",
+    "rectangle",
     "heart",
 )
-"""Object nouns (singular), in a fixed order (indices are used for seeded choices)."""
+"""Object nouns (singular), in a fixed order (indices are used for seeded choices). Chosen so
+spaCy's small English model tags them as common nouns and the colours before them as
+adjectives ("hexagon", "pentagon" and "orange" are often tagged as proper nouns/compounds)."""
+
+WIDE_SHAPES: frozenset[str] = frozenset({"oval", "rectangle"})
+"""Shapes drawn wider than tall (their box is ``WIDE_ASPECT`` times as tall as wide)."""
+
+WIDE_ASPECT = 0.6  # height / width of the box of a wide shape
 
 PLURALS: dict[str, str] = {shape: shape + "s" for shape in SHAPES}
 """Singular → plural noun."""
@@ -88,7 +95,7 @@ WORD_NUMBERS: dict[str, int] = {word: n for n, word in NUMBER_WORDS.items()} | {
 
 
 def article(word: str) -> str:
-    """Indefinite article for the word that follows it (``an orange``, ``a hexagon``)."""
+    """Indefinite article for the word that follows it (``an orange``, ``a heart``)."""
     return "an" if word[:1].lower() in "aeio" else "a"
 
 
