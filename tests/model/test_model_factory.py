@@ -111,7 +111,7 @@ def test_checkpoint_round_trip(tmp_path, tiny_model, text_factory, visual_factor
     # the weights file alone also works, and a missing config is a clear error
     assert load_checkpoint(folder / "model.safetensors").config == tiny_model.config
     (folder / "config.json").unlink()
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
         load_checkpoint(folder)
 
 
