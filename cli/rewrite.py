@@ -1,9 +1,152 @@
-"""``unimo rewrite``: placeholder until the stage lands."""
+"""``unimo rewrite``: scene-graph rewrites of captions (positives, typed hard negatives, TF-IDF
+sentence negatives) for cross-modal contrastive learning."""
+
+from __future__ import annotations
 
 import click
 
+_TYPES = "replace-obj,replace-att,replace-rel,swap-obj,swap-att,add-obj,add-att,count"  # all types
 
-@click.group("rewrite", invoke_without_command=True)
-def rewrite() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("unimo rewrite is not implemented yet")
+
+@click.command("rewrite")
+@click.argument("pairs", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="rewrites.jsonl to write.",
+)
+@click.option(
+    "--types", default=_TYPES, show_default=True, help="Comma list of hard-negative types."
+)
+@click.option("--per-type", default=1, show_default=True, help="Negatives per type and caption.")
+@click.option(
+    "--seed", default=0, show_default=True, help="Global seed (per-caption seeds derive)."
+)
+@click.option("--workers", default=1, show_default=True, help="Processes; output unchanged.")
+@click.option("--shard", default=None, help="Contiguous slice i/n of the input, e.g. 0/4.")
+@click.option(
+    "--sentence-negatives",
+    default=0,
+    show_default=True,
+    help="TF-IDF nearest captions of other images per caption (needs a first pass).",
+)
+@click.option("--positives/--no-positives", default=True, show_default=True, help="Make positives.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["rewrites", "factual"]),
+    default="rewrites",
+    show_default=True,
+    help="rewrites: full records; factual: parse only (caption + FACTUAL scene graph).",
+)
+@click.option("--spacy-model", default=None, help="spaCy pipeline name or path [auto].")
+@click.option(
+    "--vocab",
+    "vocab_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Use this vocabulary JSON instead of building one from the input.",
+)
+@click.option(
+    "--save-vocab", type=click.Path(dir_okay=False), default=None, help="Write the vocabulary."
+)
+@click.option(
+    "--min-count", default=1, show_default=True, help="Min corpus frequency of replacements."
+)
+@click.option(
+    "--max-caption-chars", default=1000, show_default=True, help="Longer captions get an error."
+)
+@click.option(
+    "--back-translation",
+    nargs=2,
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    metavar="FORWARD_DIR BACKWARD_DIR",
+    help="Local seq2seq model folders (e.g. MarianMT en-de and de-en) for paraphrases.",
+)
+@click.option(
+    "--scenes",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Gold scenes.jsonl (synthetic world): drop negatives that are true of the image.",
+)
+@click.option("--strict", is_flag=True, help="Stop at the first bad record.")
+@click.option("--restart", is_flag=True, help="Discard an existing output instead of resuming.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def rewrite(
+    pairs: str,
+    output: str,
+    types: str,
+    per_type: int,
+    seed: int,
+    workers: int,
+    shard: str | None,
+    sentence_negatives: int,
+    positives: bool,
+    output_format: str,
+    spacy_model: str | None,
+    vocab_path: str | None,
+    save_vocab: str | None,
+    min_count: int,
+    max_caption_chars: int,
+    back_translation: tuple[str, str] | None,
+    scenes: str | None,
+    strict: bool,
+    restart: bool,
+    no_progress: bool,
+) -> None:
+    """Parse each caption of PAIRS (pairs.jsonl) into a scene graph and write one line per
+    caption to rewrites.jsonl: positives (inverse/symmetric relations, passive, "there is",
+    determiners, other captions of the image, optional back-translation), typed hard
+    negatives with character edits, and TF-IDF sentence negatives.
+
+    \b
+    Examples:
+      unimo rewrite data/synth/pairs.train.jsonl -o rewrites.jsonl --per-type 2
+      unimo rewrite pairs.jsonl -o rewrites.jsonl --sentence-negatives 5 --workers 4
+      unimo rewrite pairs.jsonl --save-vocab vocab.json -o part0.jsonl --shard 0/2
+      unimo rewrite pairs.jsonl --vocab vocab.json -o part1.jsonl --shard 1/2
+      unimo rewrite captions.jsonl -o graphs.jsonl --format factual
+    \b
+    Re-running the same command after a kill resumes where it stopped; shard outputs
+    concatenated in order equal the unsharded output, and --workers does not change it.
+    The vocabulary is built from the whole input (all shards) in a first pass; build it once
+    with --save-vocab and pass --vocab to every shard to skip that pass.
+    Bad lines are reported as FILE:LINE and skipped; bad captions (empty, too long, control
+    characters, non-Latin text) get a line with an "error" field. Format: docs/formats.md.
+    """
+    from unimo_kit.rewrite.pipeline import RewriteConfig, rewrite_file
+    from unimo_kit.utils import RecordError, parse_shard
+
+    try:
+        config = RewriteConfig(
+            types=tuple(t.strip() for t in types.split(",") if t.strip()),
+            per_type=per_type,
+            seed=seed,
+            positives=positives,
+            sentence_negatives=sentence_negatives,
+            output_format=output_format,
+            spacy_model=spacy_model,
+            workers=workers,
+            shard=parse_shard(shard),
+            vocab_path=vocab_path,
+            save_vocab=save_vocab,
+            min_count=min_count,
+            max_caption_chars=max_caption_chars,
+            back_translation=tuple(back_translation) if back_translation else None,
+            scenes=scenes,
+            strict=strict,
+            progress=not no_progress,
+            resume=not restart,
+        )
+        summary = rewrite_file(pairs, output, config)
+    except (ValueError, RecordError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"wrote {summary.written} caption line(s) to {summary.output}"
+        f" ({summary.skipped_done} already done, {summary.caption_errors} with errors,"
+        f" {summary.record_errors} bad record(s) skipped)",
+        err=True,
+    )

@@ -1,0 +1,515 @@
+"""The ``unimo rewrite`` stage: ``pairs.jsonl`` → ``rewrites.jsonl`` (one line per caption).
+
+Two streaming passes over the input:
+
+1. **vocabulary** (skipped with ``vocab_path``): parse every caption of the WHOLE input (not just
+   this shard) and count the replacement vocabulary; with ``sentence_negatives`` also keep the
+   caption texts and fit the TF-IDF vectorizer. Counts add up, so the vocabulary is the same
+   for any worker count, shard or resumed run.
+2. **rewrite**: for this shard's records (``--shard i/n``, contiguous over the non-blank input
+   lines), parse each caption, make positives and typed hard negatives (seeded by the caption
+   id, ``"<pair_id>#<caption_index>"``), add TF-IDF sentence negatives, and append the lines
+   to the output through :class:`~unimo_kit.utils.ResumableJsonlWriter`: after a kill the same
+   call skips finished captions and the file ends up identical to an uninterrupted run.
+
+Bad input never stops the run (unless ``strict``): a malformed line or a record without an id
+or captions list is reported (``FILE:LINE: what``) and skipped — it has no id to write; a bad
+caption (empty, over ``max_caption_chars``, control characters, mostly non-Latin letters, or
+one the parser fails on) is reported AND written as a line with an ``error`` field and empty
+rewrites, so every caption of a valid record has exactly one line.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from unimo_kit.rewrite.negatives import NEGATIVE_TYPES, Rewriter
+from unimo_kit.rewrite.vocab import Vocabulary
+from unimo_kit.utils import (
+    ErrorReport,
+    RecordError,
+    ResumableJsonlWriter,
+    Shard,
+    count_lines,
+)
+
+OUTPUT_FORMATS = ("rewrites", "factual")
+
+
+@dataclass
+class RewriteConfig:
+    """Options of the rewrite stage (the CLI builds one from its flags)."""
+
+    types: tuple[str, ...] = NEGATIVE_TYPES  # hard-negative types to make
+    per_type: int = 1  # at most this many negatives per type and caption
+    seed: int = 0  # global seed; per-caption seeds derive from it and the caption id
+    positives: bool = True  # make graph positives and same-image positives
+    sentence_negatives: int = 0  # TF-IDF neighbours of other images per caption (0: none)
+    output_format: str = "rewrites"  # "rewrites" or "factual" (parse only)
+    spacy_model: str | None = None  # spaCy pipeline name or path (default: resources')
+    workers: int = 1  # processes; the output does not depend on it
+    shard: Shard = field(default_factory=Shard)  # contiguous slice of the input lines
+    vocab_path: str | None = None  # load the vocabulary instead of building it
+    save_vocab: str | None = None  # write the vocabulary used here (JSON)
+    min_count: int = 1  # replacement words seen fewer times are not used
+    max_caption_chars: int = 1000  # longer captions get an error line
+    chunk_size: int = 256  # captions per unit of work (and per worker task)
+    back_translation: tuple[str, str] | None = None  # (forward_dir, backward_dir) model folders
+    scenes: str | None = None  # gold scenes.jsonl: drop negatives that are true of the image
+    strict: bool = False  # stop at the first bad record
+    progress: bool = True  # tqdm bars on stderr
+    resume: bool = True  # keep finished lines of an existing output
+
+    def __post_init__(self) -> None:
+        unknown = set(self.types) - set(NEGATIVE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown negative type(s) {sorted(unknown)}; use {NEGATIVE_TYPES}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {self.output_format!r}")
+        if self.per_type < 0 or self.sentence_negatives < 0 or self.workers < 1:
+            raise ValueError("per_type and sentence_negatives must be >= 0, workers >= 1")
+
+
+@dataclass
+class RewriteSummary:
+    """What a run did."""
+
+    output: str  # the output file
+    written: int = 0  # caption lines written by this call
+    skipped_done: int = 0  # captions already in the output (resume)
+    caption_errors: int = 0  # caption lines written with an ``error`` field
+    record_errors: int = 0  # input lines skipped (no usable id / captions)
+    vocab: Vocabulary | None = None  # the vocabulary used
+
+
+@dataclass
+class _Item:
+    """One caption to rewrite."""
+
+    id: str
+    pair_id: str
+    caption_index: int
+    caption: Any
+    line: int
+    others: list[str]
+    row: int = -1  # global caption row for TF-IDF (-1: not a TF-IDF caption)
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------- input
+
+
+def caption_problem(caption: Any, max_chars: int = 1000) -> str | None:
+    """Why a caption cannot be rewritten, or ``None`` when it can."""
+    if not isinstance(caption, str):
+        return f"caption must be a string, got {type(caption).__name__}"
+    if not caption.strip():
+        return "empty caption"
+    if len(caption) > max_chars:
+        return f"caption has {len(caption)} characters (limit {max_chars}, see --max-caption-chars)"
+    for position, ch in enumerate(caption):
+        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t\n\r":
+            return f"caption contains control character U+{ord(ch):04X} at position {position}"
+    letters = [ch for ch in caption if ch.isalpha()]
+    if not letters:
+        return "caption has no letters"
+    foreign = sum(not ("a" <= ch.lower() <= "z") for ch in letters) / len(letters)
+    if foreign > 0.5:
+        return f"caption does not look like English ({foreign:.0%} non-Latin letters)"
+    return None
+
+
+def _records(
+    path: str, report: ErrorReport, *, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, int, str, list[Any]]]:
+    """``(position, line, pair_id, captions)`` for non-blank lines ``start <= position < stop``;
+    bad lines go to ``report``."""
+    position = -1
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            position += 1
+            if position < start:
+                continue
+            if stop is not None and position >= stop:
+                break
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                report.add(RecordError(path, line_number, f"invalid JSON ({exc.msg})"))
+                continue
+            message = _record_problem(record)
+            if message:
+                report.add(RecordError(path, line_number, message))
+                continue
+            yield position, line_number, str(record["id"]), list(record["captions"])
+
+
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    pair_id = record.get("id")
+    if isinstance(pair_id, bool) or not isinstance(pair_id, (str, int)) or not str(pair_id).strip():
+        return "missing or invalid id (need a non-empty string)"
+    captions = record.get("captions")
+    if not isinstance(captions, list) or not captions:
+        return f"record {pair_id}: captions must be a non-empty list"
+    return None
+
+
+# ---------------------------------------------------------------------- worker side
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(config: RewriteConfig, vocab: Vocabulary | None) -> None:
+    from unimo_kit.rewrite.parser import SceneGraphParser
+
+    _STATE.clear()
+    _STATE["config"] = config
+    _STATE["parser"] = SceneGraphParser(config.spacy_model, batch_size=config.chunk_size)
+    if vocab is not None:
+        _STATE["rewriter"] = Rewriter(
+            vocab, types=config.types, per_type=config.per_type, seed=config.seed
+        )
+    if config.scenes:
+        from unimo_kit.data.synth import load_scenes
+
+        _STATE["scenes"] = load_scenes(config.scenes, strict=False)
+    if config.back_translation:
+        from unimo_kit.rewrite.backtranslate import BackTranslator
+
+        _STATE["backtranslator"] = BackTranslator(*config.back_translation)
+
+
+def _parse(captions: Sequence[str]) -> list[Any]:
+    """Graphs for ``captions`` (an exception object where the parser fails on one)."""
+    parser = _STATE["parser"]
+    try:
+        return list(parser.parse_many(captions))
+    except Exception:  # find the caption that breaks it, keep the others
+        out: list[Any] = []
+        for caption in captions:
+            try:
+                out.append(parser.parse(caption))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
+def _vocab_chunk(captions: list[str]) -> Vocabulary:
+    vocab = Vocabulary(min_count=_STATE["config"].min_count)
+    for graph in _parse(captions):
+        if not isinstance(graph, Exception):
+            vocab.add(graph)
+    return vocab
+
+
+def _rewrite_chunk(items: list[_Item]) -> list[dict[str, Any]]:
+    config: RewriteConfig = _STATE["config"]
+    good = [it for it in items if it.error is None]
+    graphs = dict(zip((it.id for it in good), _parse([it.caption for it in good]), strict=True))
+    translations: dict[str, str] = {}
+    if "backtranslator" in _STATE and config.positives and good:
+        texts = _STATE["backtranslator"]([it.caption for it in good])
+        translations = dict(zip((it.id for it in good), texts, strict=True))
+    out = []
+    for item in items:
+        graph = graphs.get(item.id)
+        if isinstance(graph, Exception):
+            item.error = f"parser failed: {type(graph).__name__}: {graph}"
+        if item.error is not None:
+            out.append(_error_line(item, config))
+            continue
+        try:
+            out.append(_caption_line(item, graph, config, translations.get(item.id)))
+        except Exception as exc:
+            if config.strict:
+                raise
+            item.error = f"rewrite failed: {type(exc).__name__}: {exc}"
+            out.append(_error_line(item, config))
+    return out
+
+
+def _caption_line(
+    item: _Item, graph: Any, config: RewriteConfig, translation: str | None
+) -> dict[str, Any]:
+    from unimo_kit.rewrite.positives import make_positives
+
+    line: dict[str, Any] = {
+        "id": item.id,
+        "pair_id": item.pair_id,
+        "caption_index": item.caption_index,
+        "caption": item.caption,
+        "scene_graph": graph.to_factual(),
+    }
+    if config.output_format == "factual":
+        return line
+    positives: list[dict[str, Any]] = []
+    if config.positives:
+        positives = [p.to_dict() for p in make_positives(item.caption, graph)]
+        seen = {item.caption.strip().lower()} | {p["text"].strip().lower() for p in positives}
+        for other in item.others:
+            if other.strip().lower() not in seen:
+                seen.add(other.strip().lower())
+                positives.append({"type": "same-image", "text": other})
+        if translation and translation.strip().lower() not in seen:
+            positives.append({"type": "back-translation", "text": translation})
+    verify = None
+    scenes = _STATE.get("scenes")
+    if scenes is not None and item.pair_id in scenes:
+        from unimo_kit.data.synth import satisfies
+
+        scene = scenes[item.pair_id]
+        verify = lambda g: satisfies(scene, g)  # noqa: E731
+    negatives = _STATE["rewriter"].negatives(item.caption, graph, item.id, verify=verify)
+    line.update(positives=positives, negatives=negatives, sentence_negatives=[])
+    return line
+
+
+def _error_line(item: _Item, config: RewriteConfig) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "id": item.id,
+        "pair_id": item.pair_id,
+        "caption_index": item.caption_index,
+        "caption": item.caption if isinstance(item.caption, str) else "",
+        "scene_graph": "",
+    }
+    if config.output_format == "rewrites":
+        line.update(positives=[], negatives=[], sentence_negatives=[])
+    line["error"] = item.error
+    return line
+
+
+# ---------------------------------------------------------------------- driver
+
+
+def rewrite_file(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    config: RewriteConfig | None = None,
+    **overrides: Any,
+) -> RewriteSummary:
+    """Run the rewrite stage on a ``pairs.jsonl`` file (see module doc).
+
+    Args:
+        input_path: ``pairs.jsonl`` (``id`` and ``captions`` are read; other fields ignored).
+        output_path: ``rewrites.jsonl`` (appended to and resumed when it exists).
+        config: options (default :class:`RewriteConfig`); ``overrides`` replace fields.
+
+    Returns:
+        A :class:`RewriteSummary`.
+
+    Example:
+        >>> rewrite_file("pairs.jsonl", "rewrites.jsonl", per_type=2, sentence_negatives=3)
+    """
+    from dataclasses import replace
+
+    config = replace(config or RewriteConfig(), **overrides)
+    input_path, output_path = os.fspath(input_path), os.fspath(output_path)
+    report = ErrorReport(strict=config.strict)
+    total = count_lines(input_path)
+    start, stop = config.shard.bounds(total)
+    need_vocab = config.output_format == "rewrites"
+
+    vocab: Vocabulary | None = None
+    texts: list[str] = []
+    groups: list[str] = []
+    if need_vocab and config.vocab_path:
+        vocab = Vocabulary.load(config.vocab_path)
+    first_pass = need_vocab and (vocab is None or config.sentence_negatives > 0)
+    pool = _make_pool(config, None) if first_pass and vocab is None else None
+    try:
+        if first_pass:
+            built = _first_pass(input_path, config, pool, texts, groups, build=vocab is None)
+            vocab = vocab or built
+        if need_vocab and config.save_vocab and vocab is not None:
+            vocab.save(config.save_vocab)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    rows = _tfidf_setup(config, texts, groups)
+
+    summary = RewriteSummary(output=output_path, vocab=vocab)
+    writer = ResumableJsonlWriter(output_path, resume=config.resume)
+    pool = _make_pool(config, vocab)
+    if pool is None:
+        _init_worker(config, vocab)
+    try:
+        bar = _bar(config, stop - start, "rewriting", "rec")
+        chunks = _chunks(input_path, config, start, stop, writer.done, summary, report, bar)
+        rows_iter = (
+            _with_sentence_negatives(chunk, rows, texts, groups, config) for chunk in chunks
+        )
+        results = (
+            pool.imap(_rewrite_chunk_with_rows, rows_iter)
+            if pool is not None
+            else map(_rewrite_chunk_with_rows, rows_iter)
+        )
+        for lines, items in results:
+            for line, item in zip(lines, items, strict=True):
+                if "error" in line:
+                    summary.caption_errors += 1
+                    report.add(
+                        RecordError(
+                            input_path,
+                            item.line,
+                            f"caption {item.caption_index} of {item.pair_id}: {line['error']}",
+                        )
+                    )
+            writer.write_many(lines)
+            summary.written += len(lines)
+        bar.close()
+    finally:
+        writer.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    summary.record_errors = report.count - summary.caption_errors
+    if report:
+        import sys
+
+        print(report.summary(), file=sys.stderr)
+    return summary
+
+
+def _make_pool(config: RewriteConfig, vocab: Vocabulary | None) -> Any:
+    if config.workers <= 1:
+        return None
+    context = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
+    return context.Pool(config.workers, initializer=_init_worker, initargs=(config, vocab))
+
+
+def _bar(config: RewriteConfig, total: int, desc: str, unit: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not config.progress, leave=False)
+
+
+def _first_pass(
+    path: str, config: RewriteConfig, pool: Any, texts: list[str], groups: list[str], build: bool
+) -> Vocabulary | None:
+    """Parse the whole input for the vocabulary; collect TF-IDF texts when asked."""
+    quiet = ErrorReport(strict=config.strict, max_logged=0)  # reported in the second pass
+    keep_texts = config.sentence_negatives > 0
+    bar = _bar(config, count_lines(path), "vocabulary", "rec")
+    if pool is None and build:
+        _init_worker(config, None)
+
+    def chunks() -> Iterator[list[str]]:
+        batch: list[str] = []
+        for _, _, pair_id, captions in _records(path, quiet):
+            bar.update(1)
+            for caption in captions:
+                if caption_problem(caption, config.max_caption_chars) is None:
+                    batch.append(caption)
+                    if keep_texts:
+                        texts.append(caption)
+                        groups.append(pair_id)
+            if len(batch) >= config.chunk_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    if not build:
+        for _ in chunks():
+            pass
+        bar.close()
+        return None
+    vocab = Vocabulary(min_count=config.min_count)
+    parts = pool.imap(_vocab_chunk, chunks()) if pool is not None else map(_vocab_chunk, chunks())
+    for part in parts:
+        vocab.merge(part)
+    bar.close()
+    return vocab
+
+
+def _tfidf_setup(config: RewriteConfig, texts: list[str], groups: list[str]) -> Any:
+    if not config.sentence_negatives or not texts:
+        return None
+    from unimo_kit.rewrite.tfidf import TfidfNeighbours
+
+    return TfidfNeighbours(texts, groups)
+
+
+def _chunks(
+    path: str,
+    config: RewriteConfig,
+    start: int,
+    stop: int,
+    done: set[str],
+    summary: RewriteSummary,
+    report: ErrorReport,
+    bar: Any,
+) -> Iterator[list[_Item]]:
+    """Caption work items of this shard in chunks, finished ones left out.
+
+    Each caption gets its global TF-IDF row (its index among the valid captions of the whole
+    input), counted over the records before ``start`` too so shards agree with the whole run.
+    """
+    row = _rows_before(path, start, config) if config.sentence_negatives else 0
+    batch: list[_Item] = []
+    for _, line, pair_id, captions in _records(path, report, start=start, stop=stop):
+        bar.update(1)
+        valid = [c for c in captions if isinstance(c, str) and c.strip()]
+        for index, caption in enumerate(captions):
+            problem = caption_problem(caption, config.max_caption_chars)
+            item_row = -1
+            if problem is None:
+                item_row, row = row, row + 1
+            key = f"{pair_id}#{index}"
+            if key in done:
+                summary.skipped_done += 1
+                continue
+            others = [c for c in valid if c != caption]
+            batch.append(_Item(key, pair_id, index, caption, line, others, item_row, problem))
+        if len(batch) >= config.chunk_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _rows_before(path: str, start: int, config: RewriteConfig) -> int:
+    quiet = ErrorReport(strict=False, max_logged=0)
+    return sum(
+        caption_problem(c, config.max_caption_chars) is None
+        for _, _, _, captions in _records(path, quiet, stop=start)
+        for c in captions
+    )
+
+
+def _with_sentence_negatives(
+    chunk: list[_Item], index: Any, texts: list[str], groups: list[str], config: RewriteConfig
+) -> tuple[list[_Item], dict[str, list[dict[str, Any]]]]:
+    """Attach TF-IDF neighbours (computed in the main process, which holds the matrix)."""
+    extra: dict[str, list[dict[str, Any]]] = {}
+    if index is None or config.output_format != "rewrites":
+        return chunk, extra
+    rows = [it.row for it in chunk if it.row >= 0]
+    found = index.query(rows, config.sentence_negatives)
+    for item, neighbours in zip((it for it in chunk if it.row >= 0), found, strict=True):
+        extra[item.id] = [
+            {"text": texts[j], "pair_id": groups[j], "score": round(score, 5)}
+            for j, score in neighbours
+        ]
+    return chunk, extra
+
+
+def _rewrite_chunk_with_rows(
+    payload: tuple[list[_Item], dict[str, list[dict[str, Any]]]],
+) -> tuple[list[dict[str, Any]], list[_Item]]:
+    items, extra = payload
+    lines = _rewrite_chunk(items)
+    for line in lines:
+        if line["id"] in extra and "error" not in line:
+            line["sentence_negatives"] = extra[line["id"]]
+    return lines, items

@@ -1,0 +1,431 @@
+"""Replacement vocabularies and word categories for typed hard negatives.
+
+A :class:`Vocabulary` counts, over the scene graphs of the corpus being rewritten, the
+object nouns, the attributes of each category and the relation predicates of each category,
+plus which attributes and predicates co-occur with which nouns. A replacement is drawn from
+the same slot and category as the word it replaces (a colour for a colour, a spatial relation
+for a spatial relation), preferring words seen with the same noun.
+
+Categories (:func:`attribute_category`, :func:`relation_category`):
+
+- attributes: ``count`` (numerals), ``color`` (WordNet nouns under ``color.n.01`` plus a base
+  list), ``size``, ``material``, ``shape``, ``age``, ``other``;
+- relations: ``spatial`` (a list of spatial prepositions), ``action`` (first word a WordNet
+  verb), ``other``.
+
+:func:`related` is the WordNet guard: two words are related when they are the same word (up to
+number), synonyms (a shared synset or an adjective satellite), or one is a hypernym of the
+other. Replacements related to the original are rejected, so a negative is never a paraphrase.
+
+The vocabulary is deterministic: counts do not depend on input order, and every list drawn
+from is sorted by ``(-count, word)``; it round-trips through JSON (``--save-vocab``/``--vocab``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from unimo_kit.data.scene_graph import SceneGraph
+from unimo_kit.rewrite.grammar import WORD_NUMBERS, singularize
+
+ATTRIBUTE_CATEGORIES = ("count", "color", "size", "material", "shape", "age", "other")
+RELATION_CATEGORIES = ("spatial", "action", "other")
+
+BASE_COLORS = frozenset(
+    [
+        "red",
+        "green",
+        "blue",
+        "yellow",
+        "purple",
+        "orange",
+        "pink",
+        "brown",
+        "black",
+        "white",
+        "gray",
+        "grey",
+        "silver",
+        "gold",
+        "golden",
+        "beige",
+        "tan",
+        "maroon",
+        "navy",
+        "teal",
+        "violet",
+        "cyan",
+        "magenta",
+        "turquoise",
+    ]
+)
+SIZES = frozenset(
+    [
+        "small",
+        "large",
+        "big",
+        "little",
+        "tiny",
+        "huge",
+        "giant",
+        "short",
+        "tall",
+        "long",
+        "wide",
+        "narrow",
+        "thin",
+        "thick",
+        "medium",
+        "enormous",
+        "massive",
+        "miniature",
+    ]
+)
+MATERIALS = frozenset(
+    [
+        "wooden",
+        "wood",
+        "metal",
+        "metallic",
+        "glass",
+        "plastic",
+        "stone",
+        "brick",
+        "leather",
+        "paper",
+        "concrete",
+        "ceramic",
+        "steel",
+        "cotton",
+        "wool",
+        "woolen",
+        "rubber",
+        "marble",
+        "iron",
+        "cardboard",
+        "fabric",
+        "denim",
+        "silk",
+        "wicker",
+    ]
+)
+SHAPES = frozenset(
+    ["round", "square", "rectangular", "triangular", "circular", "oval", "curved", "flat"]
+)
+AGES = frozenset(["old", "young", "new", "ancient", "modern", "elderly"])
+
+SPATIAL = frozenset(
+    {
+        "left of", "right of", "above", "below", "under", "beneath", "underneath", "over",
+        "behind", "in front of", "next to", "beside", "near", "by", "on", "on top of", "atop",
+        "in", "inside", "inside of", "within", "outside", "outside of", "across from",
+        "opposite", "along", "around", "between", "against", "at", "in middle of", "upon",
+    }
+)  # fmt: skip
+"""Normalised spatial predicates (FACTUAL style)."""
+
+SPATIAL_GROUPS: tuple[frozenset[str], ...] = (
+    frozenset({"below", "under", "beneath", "underneath"}),
+    frozenset({"above", "over"}),
+    frozenset({"on", "on top of", "atop", "upon"}),
+    frozenset({"next to", "beside", "by", "near", "against"}),
+    frozenset({"in", "inside", "inside of", "within"}),
+    frozenset({"outside", "outside of"}),
+    frozenset({"across from", "opposite"}),
+)
+"""Spatial predicates that say the same thing."""
+
+SPATIAL_ENTAILS: dict[str, frozenset[str]] = {
+    "on": frozenset({"above", "over"}),
+    "on top of": frozenset({"above", "over"}),
+    "atop": frozenset({"above", "over"}),
+    "upon": frozenset({"above", "over"}),
+    "next to": frozenset({"near", "by"}),
+    "beside": frozenset({"near", "by"}),
+}
+"""``p → q``: a caption with ``p`` also makes ``q`` true, so ``q`` is no negative for ``p``."""
+
+SYMMETRIC = frozenset({"next to", "beside", "near", "by", "across from", "opposite", "with"})
+"""Predicates with ``A p B`` ⇔ ``B p A``."""
+
+INVERSE = {
+    "left of": "right of", "right of": "left of", "above": "below", "below": "above",
+    "over": "under", "under": "over", "in front of": "behind", "behind": "in front of",
+}  # fmt: skip
+"""``A p B`` ⇔ ``B INVERSE[p] A``."""
+
+
+def attribute_category(word: str) -> str:
+    """Category of an attribute word (see module doc)."""
+    w = word.strip().lower()
+    if w in WORD_NUMBERS:
+        return "count"
+    if w in BASE_COLORS or _is_wordnet_color(w):
+        return "color"
+    for name, words in (("size", SIZES), ("material", MATERIALS), ("shape", SHAPES),
+                        ("age", AGES)):  # fmt: skip
+        if w in words:
+            return name
+    return "other"
+
+
+def relation_category(predicate: str) -> str:
+    """``spatial``, ``action`` or ``other`` for a normalised predicate."""
+    p = " ".join(predicate.lower().split())
+    if p in SPATIAL or p.removeprefix("to ") in SPATIAL:
+        return "spatial"
+    first = p.split(" ", 1)[0] if p else ""
+    if first and _is_verb(first):
+        return "action"
+    return "other"
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_wordnet_color(word: str) -> bool:
+    if " " in word or not word.isalpha():
+        return False
+    wn = _wordnet()
+    color = wn.synset("color.n.01")
+    for synset in wn.synsets(word, "n")[:3]:
+        if color in synset.closure(lambda s: s.hypernyms()):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_verb(word: str) -> bool:
+    if word in {"of", "with", "for", "from", "to", "as"} or not word.isalpha():
+        return False
+    return bool(_wordnet().synsets(word, "v"))
+
+
+@functools.cache
+def _wordnet() -> Any:
+    from unimo_kit.resources import wordnet
+
+    return wordnet()
+
+
+def morphy(word: str, pos: str = "n") -> str | None:
+    """WordNet's base form of ``word`` (``circles`` → ``circle``), or ``None``."""
+    if not word or not word.replace(" ", "").replace("-", "").isalpha():
+        return None
+    try:
+        return _wordnet().morphy(word.replace(" ", "_"), pos)
+    except Exception:  # pragma: no cover - nltk raises on odd input
+        return None
+
+
+def lemma(noun: str) -> str:
+    """Singular, lower-cased form of a (possibly multi-word) noun."""
+    return singularize(" ".join(noun.lower().split()), morphy)
+
+
+@functools.lru_cache(maxsize=262144)
+def related(a: str, b: str, slot: str = "n") -> bool:
+    """Whether replacing ``a`` with ``b`` could keep the meaning (see module doc).
+
+    Args:
+        a, b: words or multi-word names (spaces allowed).
+        slot: ``"n"`` object nouns, ``"a"`` attributes, ``"spatial"``, ``"v"`` verb predicates.
+    """
+    a, b = " ".join(a.lower().split()), " ".join(b.lower().split())
+    if slot == "spatial":
+        a, b = a.removeprefix("to "), b.removeprefix("to ")
+        if a == b or any(a in g and b in g for g in SPATIAL_GROUPS):
+            return True
+        return b in SPATIAL_ENTAILS.get(a, ()) or a in SPATIAL_ENTAILS.get(b, ())
+    if slot == "n":
+        a, b = lemma(a), lemma(b)
+    if a == b:
+        return True
+    if slot == "v":
+        a, b = a.split(" ", 1)[0], b.split(" ", 1)[0]
+        if a == b:
+            return True
+    poses = {"n": ("n",), "a": ("a", "s", "n"), "v": ("v",)}.get(slot, ("n",))
+    wn = _wordnet()
+    sa = _synsets(wn, a, poses)
+    sb = _synsets(wn, b, poses)
+    if not sa or not sb:
+        return False
+    if sa & sb:
+        return True
+    if slot == "a" and (_similar(sa) & sb or _similar(sb) & sa):
+        return True
+    return bool(_hypernyms(sa) & sb or _hypernyms(sb) & sa)
+
+
+def _synsets(wn: Any, word: str, poses: tuple[str, ...]) -> frozenset[Any]:
+    key = word.replace(" ", "_")
+    out: set[Any] = set()
+    for pos in poses:
+        try:
+            out.update(wn.synsets(key, pos))
+        except Exception:  # pragma: no cover - odd characters
+            continue
+    return frozenset(out)
+
+
+def _similar(synsets: frozenset[Any]) -> set[Any]:
+    return {t for s in synsets for t in s.similar_tos()}
+
+
+def _hypernyms(synsets: frozenset[Any]) -> set[Any]:
+    out: set[Any] = set()
+    for s in synsets:
+        out.update(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms()))
+    return out
+
+
+@dataclass
+class Vocabulary:
+    """Frequency-counted replacement words per slot, built from a corpus's scene graphs."""
+
+    objects: Counter[str] = field(default_factory=Counter)  # singular noun → count
+    attributes: dict[str, Counter[str]] = field(default_factory=dict)  # category → word → count
+    relations: dict[str, Counter[str]] = field(default_factory=dict)  # category → predicate → count
+    noun_attributes: dict[str, Counter[str]] = field(default_factory=dict)  # noun → attr → count
+    noun_relations: dict[str, Counter[str]] = field(default_factory=dict)  # subject → pred → count
+    min_count: int = 1  # words seen fewer times are not used as replacements
+
+    @classmethod
+    def build(cls, graphs: Iterable[SceneGraph], *, min_count: int = 1) -> Vocabulary:
+        """Count the slots of ``graphs`` (any order gives the same vocabulary).
+
+        Args:
+            graphs: parsed or gold scene graphs.
+            min_count: minimum frequency of a replacement word.
+
+        Returns:
+            The vocabulary.
+        """
+        vocab = cls(min_count=min_count)
+        for graph in graphs:
+            vocab.add(graph)
+        return vocab
+
+    def add(self, graph: SceneGraph) -> None:
+        """Count one graph."""
+        names = [lemma(e.name) for e in graph.entities]
+        for name, entity in zip(names, graph.entities, strict=True):
+            if not name:
+                continue
+            self.objects[name] += 1
+            for attribute in entity.attributes:
+                word = " ".join(attribute.text.lower().split())
+                if not word:
+                    continue
+                category = attribute_category(word)
+                self.attributes.setdefault(category, Counter())[word] += 1
+                if category != "count":
+                    self.noun_attributes.setdefault(name, Counter())[word] += 1
+        for relation in graph.relations:
+            predicate = " ".join(relation.predicate.lower().split())
+            if not predicate or not 0 <= relation.subject < len(names):
+                continue
+            self.relations.setdefault(relation_category(predicate), Counter())[predicate] += 1
+            self.noun_relations.setdefault(names[relation.subject], Counter())[predicate] += 1
+
+    def merge(self, other: Vocabulary) -> Vocabulary:
+        """Add the counts of ``other`` (for vocabularies built per shard)."""
+        self.objects.update(other.objects)
+        for mine, theirs in (
+            (self.attributes, other.attributes),
+            (self.relations, other.relations),
+            (self.noun_attributes, other.noun_attributes),
+            (self.noun_relations, other.noun_relations),
+        ):
+            for key, counter in theirs.items():
+                mine.setdefault(key, Counter()).update(counter)
+        return self
+
+    # ------------------------------------------------------------------ candidate lists
+
+    def object_candidates(self) -> list[tuple[str, int]]:
+        """``(noun, count)`` sorted by ``(-count, noun)``."""
+        return _ranked(self.objects, self.min_count)
+
+    def attribute_candidates(self, category: str, noun: str | None = None) -> list[tuple[str, int]]:
+        """Attributes of ``category``; those seen with ``noun`` when any are."""
+        pool = _ranked(self.attributes.get(category, Counter()), self.min_count)
+        if noun is not None:
+            seen = self.noun_attributes.get(lemma(noun), Counter())
+            with_noun = [(w, c) for w, c in pool if seen.get(w)]
+            if len(with_noun) > 1:
+                return with_noun
+        return pool
+
+    def relation_candidates(
+        self, category: str, subject: str | None = None
+    ) -> list[tuple[str, int]]:
+        """Predicates of ``category``; those seen with ``subject`` when any are."""
+        pool = _ranked(self.relations.get(category, Counter()), self.min_count)
+        if subject is not None:
+            seen = self.noun_relations.get(lemma(subject), Counter())
+            with_subject = [(p, c) for p, c in pool if seen.get(p)]
+            if len(with_subject) > 1:
+                return with_subject
+        return pool
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (keys sorted, so equal vocabularies dump equal)."""
+
+        def table(d: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+            return {k: dict(sorted(v.items())) for k, v in sorted(d.items())}
+
+        return {
+            "format": "unimo-rewrite-vocab/1",
+            "min_count": self.min_count,
+            "objects": dict(sorted(self.objects.items())),
+            "attributes": table(self.attributes),
+            "relations": table(self.relations),
+            "noun_attributes": table(self.noun_attributes),
+            "noun_relations": table(self.noun_relations),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Vocabulary:
+        """Inverse of :meth:`to_json`."""
+
+        def table(x: dict[str, dict[str, int]]) -> dict[str, Counter[str]]:
+            return {k: Counter(v) for k, v in x.items()}
+
+        return cls(
+            objects=Counter(d.get("objects", {})),
+            attributes=table(d.get("attributes", {})),
+            relations=table(d.get("relations", {})),
+            noun_attributes=table(d.get("noun_attributes", {})),
+            noun_relations=table(d.get("noun_relations", {})),
+            min_count=int(d.get("min_count", 1)),
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the vocabulary as JSON (atomically)."""
+        from unimo_kit.utils import atomic_write
+
+        with atomic_write(path) as handle:
+            json.dump(self.to_json(), handle, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
+        """Read a vocabulary written by :meth:`save`."""
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_json(json.load(handle))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.to_json() == other.to_json()
+
+
+def _ranked(counter: Counter[str], min_count: int) -> list[tuple[str, int]]:
+    return sorted(
+        ((w, c) for w, c in counter.items() if c >= min_count), key=lambda x: (-x[1], x[0])
+    )
