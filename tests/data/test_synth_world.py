@@ -78,8 +78,12 @@ def test_layout_and_counts(synth_world: WorldSummary) -> None:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 800
     assert set(rows[0]) == {"image_id", "caption", "scene_graph"}
-    first = pairs[0] if pairs[0]["id"] == rows[0]["image_id"] else None
-    assert first is None or first["captions"][0] == rows[0]["caption"]
+    by_id: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        by_id.setdefault(row["image_id"], []).append((row["caption"], row["scene_graph"]))
+    for pair in pairs:
+        assert by_id[pair["id"]] == list(zip(pair["captions"], pair["scene_graphs"], strict=True))
+    assert any("," in row["caption"] for row in rows)  # list captions survive csv quoting
 
 
 def test_every_gold_graph_is_true_of_its_scene(synth_world: WorldSummary) -> None:

@@ -30,6 +30,7 @@ are attributes with digits (``( squares , is , 2 )``) and set ``Entity.count``.
 from __future__ import annotations
 
 import random
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
 from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph, Span
@@ -306,7 +307,7 @@ def sample_caption(
     template: str,
     *,
     attempts: int = 20,
-    exclude: set[str] = frozenset(),
+    exclude: AbstractSet[str] = frozenset(),
 ) -> Caption | None:
     """A true caption of ``scene`` from ``template`` whose text is not in ``exclude``."""
     for _ in range(attempts):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unimo_kit.data.synth.vocab import COLORS, RELATIONS, SHAPES, SIZES, WIDE_ASPECT, WIDE_SHAPES
-from unimo_kit.utils.jsonl import RecordError, iter_jsonl
+from unimo_kit.utils.jsonl import ErrorReport, RecordError, iter_jsonl
 
 GRID = 3  # cells per side of the layout grid
 CELL_MARGIN = 0.03  # min distance from an object's box to its cell border (fraction of side)
@@ -161,14 +161,12 @@ def load_scenes(path: str | os.PathLike, *, strict: bool = True) -> dict[str, Sc
         Scenes by id, in file order.
     """
     scenes: dict[str, Scene] = {}
-    for line, record in iter_jsonl(path, strict=strict):
+    report = ErrorReport(strict=strict)
+    for line, record in iter_jsonl(path, strict=strict, on_error=report):
         try:
             scene = Scene.from_json(record)
         except (KeyError, TypeError, ValueError) as exc:
-            error = RecordError(path, line, f"not a scene record ({type(exc).__name__}: {exc})")
-            if strict:
-                raise error from exc
-            print(f"warning: skipped {error}")
+            report.add(RecordError(path, line, f"not a scene record ({type(exc).__name__}: {exc})"))
             continue
         scenes[scene.id] = scene
     return scenes
