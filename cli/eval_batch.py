@@ -1,9 +1,41 @@
-"""``unimo eval batch``: placeholder until the stage lands."""
+"""``unimo eval batch``: many checkpoints x tasks from one config -> tables and plots."""
+
+from __future__ import annotations
 
 import click
 
+from unimo_kit.cli._eval_common import eval_errors
+
 
 @click.command("batch")
-def batch() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("unimo eval batch is not implemented yet")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="folder for rows.jsonl, results.{json,csv,md} and plots/.",
+)
+@click.option("--no-resume", is_flag=True, help="recompute rows already in OUTDIR/rows.jsonl.")
+@click.option("--no-plots", is_flag=True, help="tables only.")
+def batch(config, output_dir, no_resume, no_plots) -> None:
+    """Evaluate every checkpoint of CONFIG on every task; one table with hashes, plus plots.
+
+    CONFIG is JSON: {"checkpoints": [{"label", "path" | "open_clip" | "st_clip", "group",
+    "seed", ...}], "tasks": [{"task": "retrieval" | "compositional" | "caption", "data", ...}]}.
+    Checkpoints sharing a group are summarised as mean ± std over their seeds. See
+    docs/eval.md for every field.
+
+    \b
+    Example:
+      unimo eval batch ablation.json -o results/ablation
+    """
+    from unimo_kit.eval.batch import run_batch
+
+    with eval_errors():
+        rows = run_batch(config, output_dir, resume=not no_resume, plots=not no_plots, log=_log)
+    click.echo(f"{len(rows)} result rows -> {output_dir}/results.md (.json, .csv, plots/)")
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)

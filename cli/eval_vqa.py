@@ -1,9 +1,114 @@
-"""``unimo eval vqa``: placeholder until the stage lands."""
+"""``unimo eval vqa``: fine-tune an answer classifier on the unified model, report accuracy."""
+
+from __future__ import annotations
 
 import click
 
+from unimo_kit.cli._eval_common import emit, eval_errors, output_option
+
 
 @click.command("vqa")
-def vqa() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("unimo eval vqa is not implemented yet")
+@click.option(
+    "--data",
+    type=click.Choice(["easy-vqa", "jsonl"]),
+    default="easy-vqa",
+    show_default=True,
+    help="easy-vqa: the installed easy-VQA set; jsonl: --train/--test files.",
+)
+@click.option(
+    "--train",
+    "train_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL of {image, question, answer} (with --data jsonl).",
+)
+@click.option(
+    "--test",
+    "test_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL of {image, question, answer} (with --data jsonl).",
+)
+@click.option(
+    "--model",
+    default="unimo-tiny",
+    show_default=True,
+    help="preset or config JSON of a fresh backbone.",
+)
+@click.option("--checkpoint", type=click.Path(), help="start from a unimo checkpoint instead.")
+@click.option("--epochs", default=4, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True, help="peak learning rate.")
+@click.option("--batch-size", default=128, show_default=True)
+@click.option(
+    "--image-size",
+    default=128,
+    show_default=True,
+    help="CNN input side (multiple of 32; 128 -> 4x4 grid tokens).",
+)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", type=int, help="torch CPU threads.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    help="cache the grid features here (reused across runs).",
+)
+@click.option("--max-train", type=int, help="first N training questions only.")
+@click.option("--max-test", type=int, help="first N test questions only.")
+@click.option("--device", help="torch device.")
+@output_option
+def vqa(
+    data,
+    train_path,
+    test_path,
+    model,
+    checkpoint,
+    epochs,
+    lr,
+    batch_size,
+    image_size,
+    seed,
+    threads,
+    cache_dir,
+    max_train,
+    max_test,
+    device,
+    output,
+) -> None:
+    """Answer classification over the [IMG] and [CLS] outputs of image + question.
+
+    \b
+    Example (easy-VQA, about 6 CPU-minutes; see docs/eval.md):
+      unimo eval vqa --epochs 4 --cache-dir .cache/vqa -o results/vqa.json
+    """
+    from unimo_kit.eval.errors import checkpoint_files
+    from unimo_kit.eval.vqa import VqaConfig, load_easy_vqa, read_vqa_jsonl, train_vqa
+
+    with eval_errors():
+        if checkpoint:
+            checkpoint_files(checkpoint)
+        if data == "easy-vqa":
+            train, test = load_easy_vqa("train"), load_easy_vqa("test")
+        else:
+            if not (train_path and test_path):
+                raise click.UsageError("--data jsonl needs --train and --test")
+            train, test = read_vqa_jsonl(train_path), read_vqa_jsonl(test_path)
+        config = VqaConfig(
+            model=model,
+            checkpoint=checkpoint,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            image_size=image_size,
+            seed=seed,
+            threads=threads,
+            cache_dir=cache_dir,
+            max_train=max_train,
+            max_test=max_test,
+            device=device,
+        )
+        results = train_vqa(train, test, config)
+    results["data"] = data if data == "easy-vqa" else f"{train_path},{test_path}"
+    by_type = " ".join(f"{k}={v:.4f}" for k, v in results["accuracy_by_type"].items())
+    summary = (
+        f"test accuracy {results['accuracy']:.4f} ({results['num_test']} questions; {by_type}); "
+        f"{results['total_seconds']:.0f} s wall, {results['cpu_seconds']:.0f} s CPU"
+    )
+    emit(results, output, summary)

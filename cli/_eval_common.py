@@ -1,0 +1,100 @@
+"""Options and error handling shared by the ``unimo eval`` commands (retrieval, compositional,
+caption, vqa, batch). Kept free of heavy imports: they happen inside the commands."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+
+def scorer_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--checkpoint`` / ``--open-clip`` / ``--st-clip`` and the unimo feature options."""
+    options = [
+        click.option(
+            "--checkpoint",
+            type=click.Path(),
+            help="unimo checkpoint folder (model.safetensors + config.json).",
+        ),
+        click.option(
+            "--open-clip",
+            "open_clip_spec",
+            metavar="MODEL[:TAG_OR_PATH]",
+            help="score with an open_clip model instead, e.g. ViT-B-32:/path/open_clip.bin.",
+        ),
+        click.option(
+            "--st-clip",
+            metavar="NAME_OR_DIR",
+            help="score with a sentence-transformers CLIP model (e.g. clip-ViT-B-32) instead.",
+        ),
+        click.option(
+            "--features",
+            type=click.Path(exists=True, file_okay=False),
+            help="features store of the test images (default: extract on the fly).",
+        ),
+        click.option(
+            "--extractor",
+            default="effnet",
+            show_default=True,
+            help="on-the-fly extractor; must be the one the checkpoint was trained with.",
+        ),
+        click.option("--device", help="torch device (default: cuda when visible, else cpu)."),
+        click.option("--batch-size", default=64, show_default=True, help="items per forward."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False),
+        help="write the results JSON here (default: print only).",
+    )(func)
+
+
+@contextlib.contextmanager
+def eval_errors() -> Iterator[None]:
+    """Turn expected input errors into one-line ``click.ClickException`` messages."""
+    from unimo_kit.eval.errors import EvalError
+    from unimo_kit.resources import ResourceNotFound
+    from unimo_kit.utils import RecordError
+
+    try:
+        yield
+    except (EvalError, RecordError, ResourceNotFound) as exc:
+        raise click.ClickException(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"file not found: {exc.filename or exc}") from None
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+
+
+def build_scorer_from_options(kw: dict[str, Any]) -> Any:
+    from unimo_kit.eval.scorers import build_scorer
+
+    return build_scorer(
+        checkpoint=kw.get("checkpoint"),
+        open_clip=kw.get("open_clip_spec"),
+        st_clip=kw.get("st_clip"),
+        features=kw.get("features"),
+        extractor=kw.get("extractor", "effnet"),
+        device=kw.get("device"),
+        batch_size=kw.get("batch_size", 64),
+    )
+
+
+def emit(results: dict[str, Any], output: str | None, summary: str) -> None:
+    """Print ``summary`` and write ``results`` as JSON to ``output`` (atomically)."""
+    from unimo_kit.utils import atomic_write
+
+    click.echo(summary)
+    if output:
+        with atomic_write(output) as handle:
+            handle.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        click.echo(f"wrote {output}", err=True)

@@ -1,0 +1,97 @@
+"""Caption metrics against hand-computed values and an independent CIDEr-D implementation."""
+
+import math
+from collections import Counter
+
+import pytest
+
+from unimo_kit.eval.caption import caption_metrics, simple_tokenize
+
+
+def ngrams(words, n):
+    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def cider_d(hyps, refs, n_max=4, sigma=6.0):
+    """CIDEr-D (Vedantam et al., 2015, as in the COCO evaluation code), written from the paper."""
+    ids = list(hyps)
+    num_docs = len(ids)
+    df = Counter()
+    for i in ids:
+        seen = set()
+        for r in refs[i]:
+            for n in range(1, n_max + 1):
+                seen |= set(ngrams(r.split(), n))
+        df.update(seen)
+
+    def vec(words, n):
+        return {
+            g: c * (math.log(num_docs) - math.log(max(1.0, df[g])))
+            for g, c in ngrams(words, n).items()
+        }
+
+    scores = []
+    for i in ids:
+        h = hyps[i].split()
+        total = 0.0
+        for n in range(1, n_max + 1):
+            vh = vec(h, n)
+            for r in refs[i]:
+                vr = vec(r.split(), n)
+                dot = sum(min(vh[g], vr.get(g, 0.0)) * vr.get(g, 0.0) for g in vh)
+                nh = math.sqrt(sum(v * v for v in vh.values()))
+                nr = math.sqrt(sum(v * v for v in vr.values()))
+                cos = dot / (nh * nr) if nh and nr else dot
+                delta = len(h) - len(r.split())
+                total += cos * math.exp(-(delta**2) / (2 * sigma**2)) / len(refs[i])
+        scores.append(10.0 * total / n_max)
+    return sum(scores) / len(scores)
+
+
+def test_identical_captions_score_one():
+    refs = {"a": ["a red circle left of a blue square"], "b": ["two green stars above a box"]}
+    hyps = {k: v[0] for k, v in refs.items()}
+    m = caption_metrics(hyps, refs, tokenizer="simple", meteor="no")
+    assert m["bleu4"] == pytest.approx(1.0, abs=1e-6)
+    assert m["bleu1"] == pytest.approx(1.0, abs=1e-6)
+    assert m["rouge_l"] == pytest.approx(1.0)
+
+
+def test_rouge_l_hand_computed():
+    # LCS("a b c d", "a c d e") = "a c d" = 3 -> P = R = 3/4 -> F_beta = 0.75 for any beta
+    m = caption_metrics({"x": "a b c d"}, {"x": ["a c d e"]}, tokenizer="simple", meteor="no")
+    assert m["rouge_l"] == pytest.approx(0.75)
+
+
+def test_bleu1_hand_computed():
+    # hyp "the cat the cat" vs ref "the cat sat on the mat": clipped unigram matches:
+    # the: min(2, 2) = 2, cat: min(2, 1) = 1 -> 3/4; brevity penalty exp(1 - 6/4)
+    m = caption_metrics(
+        {"x": "the cat the cat"}, {"x": ["the cat sat on the mat"]}, tokenizer="simple", meteor="no"
+    )
+    assert m["bleu1"] == pytest.approx(0.75 * math.exp(1 - 6 / 4), rel=1e-6)
+
+
+def test_cider_matches_independent_implementation():
+    refs = {
+        "1": ["a red circle left of a blue square", "a red circle next to a square"],
+        "2": ["two green stars above a yellow box", "green stars over a box"],
+        "3": ["a small gray triangle", "one gray triangle in the middle"],
+    }
+    hyps = {
+        "1": "a red circle next to a blue box",
+        "2": "two stars above a box",
+        "3": "a gray circle",
+    }
+    m = caption_metrics(hyps, refs, tokenizer="simple", meteor="no")
+    assert m["cider"] == pytest.approx(cider_d(hyps, refs), rel=1e-9)
+    assert m["cider"] > 0
+
+
+def test_simple_tokenize():
+    assert simple_tokenize("A red, round Circle.") == "a red round circle"
+
+
+def test_mismatched_ids_raise():
+    with pytest.raises(ValueError, match="different images"):
+        caption_metrics({"a": "x"}, {"b": ["x"]}, tokenizer="simple", meteor="no")

@@ -1,0 +1,131 @@
+"""Compositional accuracy: ties, per-category counts, the three input formats, bad lines."""
+
+import json
+
+import numpy as np
+import pytest
+
+from unimo_kit.eval.compositional import (
+    compositional_accuracy,
+    evaluate_compositional,
+    load_compositional,
+    sugarcrepe_category,
+)
+from unimo_kit.utils import ErrorReport, RecordError
+
+
+def test_accuracy_hand_computed_ties_are_wrong():
+    pos = np.array([0.9, 0.5, 0.5, 0.2])
+    neg = [np.array([0.1]), np.array([0.5]), np.array([0.4, 0.6]), np.array([0.1, 0.15])]
+    cats = ["replace-att", "replace-att", "swap-obj", "swap-obj"]
+    m = compositional_accuracy(pos, neg, cats)
+    # example 1 correct, 2 a tie (wrong), 3 loses to 0.6, 4 beats both
+    assert m["accuracy"] == 0.5
+    assert m["categories"]["replace-att"] == {"accuracy": 0.5, "chance": 0.5, "count": 2}
+    assert m["categories"]["swap-obj"]["accuracy"] == 0.5
+    assert m["categories"]["swap-obj"]["chance"] == pytest.approx(1 / 3)
+    assert m["chance"] == pytest.approx((0.5 + 0.5 + 1 / 3 + 1 / 3) / 4)
+    assert m["macro_accuracy"] == 0.5
+
+
+class ConstantScorer:
+    name = "constant"
+
+    def encode_texts(self, texts):
+        return np.ones((len(texts), 3), dtype=np.float32) / np.sqrt(3)
+
+    def encode_images(self, images):
+        return np.ones((len(images), 3), dtype=np.float32) / np.sqrt(3)
+
+
+class ColorScorer:
+    """Texts and images on colour axes (images by the colour of their pixels): an oracle."""
+
+    name = "oracle"
+    colors = ("red", "green", "blue", "yellow", "gray", "black")
+
+    def _axis(self, index):
+        v = np.zeros(len(self.colors), dtype=np.float32)
+        v[index] = 1
+        return v
+
+    def encode_texts(self, texts):
+        return np.stack(
+            [
+                self._axis(self.colors.index(next(w for w in t.split() if w in self.colors)))
+                for t in texts
+            ]
+        )
+
+    rgb = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20), (128, 128, 128), (5, 5, 5))
+
+    def encode_images(self, images):
+        from PIL import Image
+
+        out = []
+        for path in images:
+            pixel = np.asarray(Image.open(path).convert("RGB"))[0, 0].astype(float)
+            nearest = int(np.argmin([np.abs(pixel - np.array(c)).sum() for c in self.rgb]))
+            out.append(self._axis(nearest))
+        return np.stack(out)
+
+
+def test_constant_scorer_scores_zero(tiny_world):
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    result = evaluate_compositional(ConstantScorer(), examples)
+    assert result["accuracy"] == 0.0 and result["num_examples"] == 6
+    assert set(result["categories"]) == {"replace-att", "swap-att"}
+
+
+def test_oracle_scorer_scores_one(tiny_world):
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    result = evaluate_compositional(ColorScorer(), examples, data="tiny")
+    assert result["accuracy"] == 1.0 and result["scorer"] == "oracle"
+    assert result["categories"]["swap-att"]["count"] == 3
+
+
+def test_jsonl_paths_resolved_and_bad_lines_reported(tmp_path):
+    path = tmp_path / "generic.jsonl"
+    path.write_text(
+        json.dumps({"image": "a.png", "positive": "a dog", "negatives": ["a cat"]})
+        + "\n"
+        + "{not json\n"
+        + json.dumps({"image": "b.png", "positive": "x", "negatives": []})
+        + "\n"
+    )
+    report = ErrorReport()
+    examples = load_compositional(path, on_error=report)
+    assert len(examples) == 1 and report.count == 2
+    assert examples[0].image == str(tmp_path / "a.png") and examples[0].category == "all"
+    assert f"{path}:2:" in str(report.errors[0]) and f"{path}:3:" in str(report.errors[1])
+    with pytest.raises(RecordError, match=r"generic.jsonl:2"):
+        load_compositional(path, strict=True)
+
+
+def test_sugarcrepe_format(tmp_path):
+    folder = tmp_path / "sugarcrepe"
+    folder.mkdir()
+    (folder / "replace_att.json").write_text(
+        json.dumps(
+            {
+                "0": {
+                    "filename": "0001.jpg",
+                    "caption": "a red bus",
+                    "negative_caption": "a blue bus",
+                },
+                "1": {"filename": "0002.jpg", "caption": "a man", "negative_caption": "a woman"},
+            }
+        )
+    )
+    (folder / "swap_obj.json").write_text(
+        json.dumps(
+            {"7": {"filename": "0003.jpg", "caption": "a cat on a dog", "negative_caption": "x"}}
+        )
+    )
+    examples = load_compositional(folder, images_dir=tmp_path / "coco")
+    assert [e.category for e in examples] == ["replace-att", "replace-att", "swap-obj"]
+    assert examples[0].image == str(tmp_path / "coco" / "0001.jpg")
+    assert examples[0].negatives == ["a blue bus"]
+    assert sugarcrepe_category("add_obj.json") == "add-obj"
+    with pytest.raises(ValueError, match="images folder"):
+        load_compositional(folder)

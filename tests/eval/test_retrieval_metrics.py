@@ -1,0 +1,100 @@
+"""Retrieval R@K: hand-computed cases (ties included) and chunked vs a dense sort reference."""
+
+import numpy as np
+import pytest
+
+from unimo_kit.eval.retrieval import retrieval_metrics, retrieval_ranks
+
+
+def dense_reference(image_emb, text_emb, t2i):
+    """Ranks by a full sort where, among equal scores, right candidates are placed LAST."""
+    scores = image_emb.astype(np.float64) @ text_emb.T.astype(np.float64)
+    i2t = []
+    for i in range(len(image_emb)):
+        right = t2i == i
+        # lexsort: last key primary -> score descending, then right after wrong
+        order = np.lexsort((right, -scores[i]))
+        positions = np.nonzero(right[order])[0]
+        i2t.append(positions.min() + 1 if len(positions) else 0)
+    t2i_ranks = []
+    for t in range(len(text_emb)):
+        right = np.arange(len(image_emb)) == t2i[t]
+        order = np.lexsort((right, -scores[:, t]))
+        t2i_ranks.append(np.nonzero(right[order])[0][0] + 1)
+    return np.array(i2t), np.array(t2i_ranks)
+
+
+def test_hand_computed_with_ties():
+    # 3 images on the axes; 5 captions: image 0 has captions 0, 1; image 1 has 2; image 2 has 3, 4
+    images = np.eye(3, dtype=np.float32)
+    texts = np.array(
+        [
+            [0, 1, 0],  # caption of image 0 that looks like image 1
+            [1, 0, 0],  # caption of image 0, exact
+            [0.5, 0.5, 0],  # caption of image 1: ties between images 0 and 1
+            [0, 0, 0],  # caption of image 2 scoring 0 everywhere: a 3-way tie
+            [0, 1, 0],  # caption of image 2 that looks like image 1
+        ],
+        dtype=np.float32,
+    )
+    t2i = np.array([0, 0, 1, 2, 2])
+    i2t, t2i_ranks = retrieval_ranks(images, texts, t2i)
+    # image 0: best right caption 1 (score 1), no wrong caption scores >= 1 -> rank 1
+    # image 1: right caption 2 scores .5; wrong captions 0 and 4 score 1 -> rank 3
+    # image 2: right captions score 0; every wrong caption scores >= 0 (0, 0, 0) -> rank 4
+    assert i2t.tolist() == [1, 3, 4]
+    # caption 0 -> image 0 scores 0, image 1 scores 1 (wrong, above), image 2 ties -> 3
+    # caption 1 -> rank 1; caption 2 ties with image 0 -> pessimistic rank 2
+    # caption 3: three-way tie -> 3
+    # caption 4 -> image 2 scores 0, image 1 scores 1, image 0 ties -> 3
+    assert t2i_ranks.tolist() == [3, 1, 2, 3, 3]
+
+    m = retrieval_metrics(images, texts, t2i, ks=(1, 2, 3))
+    assert m["i2t_r1"] == pytest.approx(100 / 3)
+    assert m["i2t_r3"] == pytest.approx(200 / 3)
+    assert m["t2i_r1"] == pytest.approx(20.0)
+    assert m["t2i_r2"] == pytest.approx(40.0)
+    assert m["t2i_r3"] == pytest.approx(100.0)
+    expected_rsum = 100 / 3 + 100 / 3 + 200 / 3 + 20 + 40 + 100
+    assert m["rsum"] == pytest.approx(expected_rsum)
+    assert m["i2t_medr"] == 3 and m["t2i_medr"] == 3
+
+
+def test_constant_scores_never_hit():
+    images = np.ones((4, 8), dtype=np.float32)
+    texts = np.ones((8, 8), dtype=np.float32)
+    t2i = np.repeat(np.arange(4), 2)
+    i2t, t2i_ranks = retrieval_ranks(images, texts, t2i)
+    assert (i2t == 7).all()  # 6 wrong captions tie -> 1 + 6
+    assert (t2i_ranks == 4).all()  # 3 wrong images tie
+    m = retrieval_metrics(images, texts, t2i, ks=(1, 5, 10))
+    assert m["i2t_r1"] == 0 and m["t2i_r1"] == 0 and m["i2t_r10"] == 100
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_chunked_matches_dense_reference(chunk):
+    rng = np.random.default_rng(0)
+    n_img, per = 40, 3
+    # small integer grid so many exact ties occur and float32 dot products are exact
+    images = rng.integers(-2, 3, size=(n_img, 6)).astype(np.float32)
+    t2i = np.repeat(np.arange(n_img), per)
+    texts = images[t2i] + rng.integers(-2, 3, size=(n_img * per, 6)).astype(np.float32)
+    texts[::5] = texts[1::5][: len(texts[::5])]  # duplicated captions: more ties
+    got = retrieval_ranks(images, texts, t2i, chunk=chunk)
+    want = dense_reference(images, texts, t2i)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_image_without_caption_is_left_out():
+    images = np.eye(3, dtype=np.float32)
+    texts = np.eye(3, dtype=np.float32)[:2]
+    m = retrieval_metrics(images, texts, np.array([0, 1]), ks=(1,))
+    assert m["num_images"] == 2 and m["i2t_r1"] == 100.0
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match="text_to_image"):
+        retrieval_ranks(np.eye(2), np.eye(2), np.array([0, 5]))
+    with pytest.raises(ValueError, match="sizes differ"):
+        retrieval_ranks(np.eye(2), np.ones((2, 3)), np.array([0, 1]))

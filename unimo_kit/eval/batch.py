@@ -1,0 +1,412 @@
+"""Batch evaluation: many checkpoints x tasks from one JSON config, one reproducible table.
+
+Config (JSON; relative paths are relative to the config file)::
+
+    {
+      "name": "ablation",                       # optional, shown in the tables
+      "device": null, "batch_size": 64,         # optional, for every scorer
+      "checkpoints": [
+        {"label": "full-s0", "path": "runs/full-s0/final", "group": "full", "seed": 0},
+        {"label": "full-s1", "path": "runs/full-s1/final", "group": "full", "seed": 1},
+        {"label": "clip", "open_clip": "ViT-B-32:/models/clip.bin"},
+        {"label": "no-neg-s0", "path": "runs/no-neg-s0/final", "group": "no-neg", "seed": 0,
+         "features": "features/test", "extractor": "effnet", "run_dir": "runs/no-neg-s0"}
+      ],
+      "tasks": [
+        {"task": "retrieval", "data": "synth/pairs.test.jsonl", "ks": [1, 5, 10]},
+        {"task": "compositional", "data": "synth/compositional.test.jsonl"},
+        {"task": "compositional", "name": "sugarcrepe", "data": "sugarcrepe/",
+         "images": "coco/val2017"},
+        {"task": "caption", "data": "synth/pairs.test.jsonl", "beams": 3, "max_images": 200}
+      ]
+    }
+
+Each checkpoint entry names one model: ``path`` (a unimo checkpoint), ``open_clip`` or
+``st_clip``; ``group`` (default: the label) and ``seed`` group runs of the same arm, and the
+summary gives mean ± std over a group's seeds. ``run_dir`` (default: the checkpoint's parent
+when it holds ``log.csv``) is where the loss curve is read. Caption tasks need a unimo checkpoint
+and are skipped for CLIP scorers.
+
+Every row carries ``checkpoint_sha256`` (of the weights file), ``config_sha256`` (of the
+canonical config JSON) and ``data_sha256`` (of the task's data files), so a table can be traced
+to exactly what produced it. Rows are appended to ``OUTDIR/rows.jsonl`` as they finish; a
+rerun with the same config resumes and recomputes nothing already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unimo_kit.eval.errors import EvalError
+
+TASKS = ("retrieval", "compositional", "caption")
+
+
+@dataclass
+class CheckpointEntry:
+    """One model to evaluate."""
+
+    label: str  # unique row label
+    path: str | None = None  # unimo checkpoint folder
+    open_clip: str | None = None  # or an open_clip spec
+    st_clip: str | None = None  # or a sentence-transformers CLIP name / folder
+    group: str | None = None  # arm name for mean ± std over seeds (default: label)
+    seed: int | None = None  # the training seed of this run
+    features: str | None = None  # features store of the test images (unimo only)
+    extractor: str = "effnet"  # on-the-fly extractor when no features store (unimo only)
+    run_dir: str | None = None  # run folder holding log.csv (loss curves)
+
+
+@dataclass
+class TaskEntry:
+    """One evaluation to run on every checkpoint."""
+
+    task: str  # "retrieval", "compositional" or "caption"
+    data: str  # its test file (or SugarCrepe folder)
+    name: str | None = None  # column name (default: the task, made unique)
+    images: str | None = None  # SugarCrepe image folder / COCO images root
+    options: dict[str, Any] = field(default_factory=dict)  # ks, beams, max_images, ...
+
+
+@dataclass
+class BatchConfig:
+    """A parsed batch config (see the module docstring)."""
+
+    checkpoints: list[CheckpointEntry]
+    tasks: list[TaskEntry]
+    name: str = "eval"
+    device: str | None = None
+    batch_size: int = 64
+    sha256: str = ""  # of the canonical config JSON
+    source: str = "<memory>"  # the config file
+
+
+def _resolve(path: str | None, base: Path) -> str | None:
+    if path is None or os.path.isabs(path) or "://" in path:
+        return path
+    # open_clip specs look like MODEL:PATH; resolve only the path part
+    return str((base / path).resolve())
+
+
+def _resolve_spec(spec: str | None, base: Path) -> str | None:
+    if not spec or ":" not in spec:
+        return spec
+    name, _, rest = spec.partition(":")
+    candidate = base / rest
+    return f"{name}:{candidate.resolve()}" if candidate.exists() else spec
+
+
+def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
+    """Check and parse a batch config (a dict, or a JSON file path).
+
+    Raises:
+        EvalError: naming the file and the entry at fault.
+    """
+    source = "<memory>"
+    base = Path.cwd()
+    if not isinstance(config, dict):
+        source = str(config)
+        base = Path(config).resolve().parent
+        try:
+            config = json.loads(Path(config).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise EvalError(f"batch config {source} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise EvalError(f"{source}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(config, dict):
+        raise EvalError(f"{source}: the config must be a JSON object")
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    raw_ckpts, raw_tasks = config.get("checkpoints"), config.get("tasks")
+    if not isinstance(raw_ckpts, list) or not raw_ckpts:
+        raise EvalError(f"{source}: 'checkpoints' must be a non-empty list")
+    if not isinstance(raw_tasks, list) or not raw_tasks:
+        raise EvalError(f"{source}: 'tasks' must be a non-empty list")
+    known = set(CheckpointEntry.__dataclass_fields__)
+    checkpoints = []
+    for i, raw in enumerate(raw_ckpts):
+        where = f"{source}: checkpoints[{i}]"
+        if not isinstance(raw, dict):
+            raise EvalError(f"{where}: expected an object")
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise EvalError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
+        entry = CheckpointEntry(**raw) if "label" in raw else None
+        if entry is None:
+            raise EvalError(f"{where}: missing 'label'")
+        if sum(bool(x) for x in (entry.path, entry.open_clip, entry.st_clip)) != 1:
+            raise EvalError(f"{where}: give exactly one of 'path', 'open_clip', 'st_clip'")
+        entry.path = _resolve(entry.path, base)
+        entry.features = _resolve(entry.features, base)
+        entry.run_dir = _resolve(entry.run_dir, base)
+        entry.open_clip = _resolve_spec(entry.open_clip, base)
+        entry.group = entry.group or entry.label
+        checkpoints.append(entry)
+    labels = [c.label for c in checkpoints]
+    duplicates = sorted({x for x in labels if labels.count(x) > 1})
+    if duplicates:
+        raise EvalError(f"{source}: duplicate checkpoint labels {duplicates}")
+    tasks = []
+    names: set[str] = set()
+    for i, raw in enumerate(raw_tasks):
+        where = f"{source}: tasks[{i}]"
+        if not isinstance(raw, dict) or raw.get("task") not in TASKS:
+            raise EvalError(f"{where}: 'task' must be one of {list(TASKS)}")
+        if not isinstance(raw.get("data"), str):
+            raise EvalError(f"{where}: 'data' (the test file) is required")
+        options = {k: v for k, v in raw.items() if k not in ("task", "data", "name", "images")}
+        name = raw.get("name") or raw["task"]
+        suffix = 2
+        while name in names:
+            name = f"{raw.get('name') or raw['task']}-{suffix}"
+            suffix += 1
+        names.add(name)
+        tasks.append(
+            TaskEntry(
+                task=raw["task"],
+                data=_resolve(raw["data"], base),
+                name=name,
+                images=_resolve(raw.get("images"), base),
+                options=options,
+            )
+        )
+    return BatchConfig(
+        checkpoints=checkpoints,
+        tasks=tasks,
+        name=str(config.get("name", "eval")),
+        device=config.get("device"),
+        batch_size=int(config.get("batch_size", 64)),
+        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        source=source,
+    )
+
+
+# ------------------------------------------------------------------------- hashes
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file (streamed; cached by path, size and mtime), or of a folder's files
+    (names and contents of the files directly inside, sorted)."""
+    path = Path(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for child in sorted(p for p in path.iterdir() if p.is_file()):
+            digest.update(child.name.encode() + b"\0" + file_sha256(child).encode())
+        return digest.hexdigest()
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _HASH_CACHE[key] = digest.hexdigest()
+    return _HASH_CACHE[key]
+
+
+def checkpoint_sha256(entry: CheckpointEntry) -> str | None:
+    """sha256 of the weights file of a unimo checkpoint / a local open_clip file."""
+    if entry.path:
+        from unimo_kit.eval.errors import checkpoint_files
+
+        return file_sha256(checkpoint_files(entry.path)[0])
+    local = entry.open_clip.partition(":")[2] if entry.open_clip else entry.st_clip
+    if local and os.path.exists(local):
+        return file_sha256(local)
+    return None
+
+
+# ------------------------------------------------------------------------- running
+
+
+def _scorer(entry: CheckpointEntry, config: BatchConfig) -> Any:
+    from unimo_kit.eval.scorers import build_scorer
+
+    scorer = build_scorer(
+        checkpoint=entry.path,
+        open_clip=entry.open_clip,
+        st_clip=entry.st_clip,
+        features=entry.features,
+        extractor=entry.extractor,
+        device=config.device,
+        batch_size=config.batch_size,
+    )
+    scorer.name = entry.label
+    return scorer
+
+
+def run_task(scorer: Any, entry: CheckpointEntry, task: TaskEntry, config: BatchConfig) -> dict:
+    """Run one task for one scorer; returns the task's results dict."""
+    opts = dict(task.options)
+    if task.task == "retrieval":
+        from unimo_kit.eval.retrieval import DEFAULT_KS, evaluate_retrieval
+
+        return evaluate_retrieval(
+            scorer,
+            task.data,
+            ks=tuple(opts.get("ks", DEFAULT_KS)),
+            max_images=opts.get("max_images"),
+        )
+    if task.task == "compositional":
+        from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
+
+        examples = load_compositional(
+            task.data, images_dir=task.images, fmt=opts.get("format", "auto")
+        )
+        return evaluate_compositional(scorer, examples, data=task.data)
+    from unimo_kit.eval.caption import evaluate_captioning
+
+    result = evaluate_captioning(
+        entry.path,
+        task.data,
+        features=entry.features,
+        extractor=entry.extractor,
+        num_beams=int(opts.get("beams", 1)),
+        max_length=int(opts.get("max_length", 20)),
+        max_images=opts.get("max_images"),
+        images_root=task.images,
+        meteor=opts.get("meteor", "auto"),
+        tokenizer=opts.get("tokenizer", "auto"),
+        device=config.device,
+        progress=False,
+    )
+    result.pop("predictions", None)
+    return result
+
+
+def find_run_dir(entry: CheckpointEntry) -> str | None:
+    """The run folder with ``log.csv`` of a checkpoint: ``run_dir`` or a parent of ``path``."""
+    if entry.run_dir:
+        return entry.run_dir
+    if not entry.path:
+        return None
+    here = Path(entry.path)
+    for folder in (here, *list(here.parents)[:3]):
+        if (folder / "log.csv").exists():
+            return str(folder)
+    return None
+
+
+def run_batch(
+    config: dict[str, Any] | str | os.PathLike,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = True,
+    plots: bool = True,
+    log: Any = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every checkpoint on every task.
+
+    Args:
+        config: a config dict or JSON file (module docstring).
+        output_dir: where ``rows.jsonl``, ``results.{json,csv,md}`` and ``plots/`` go; ``None``
+            computes the rows only.
+        resume: reuse rows already in ``output_dir/rows.jsonl`` (same label, task, checkpoint
+            and data hashes).
+        plots: write PNG plots (matplotlib, Agg backend).
+        log: a callable for progress lines (default: print to stderr).
+
+    Returns:
+        One row per (checkpoint, task): ``label``, ``group``, ``seed``, ``task``, ``name``,
+        the task's metrics, and the hashes.
+    """
+    from unimo_kit.utils import ResumableJsonlWriter
+
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    cfg = parse_config(config)
+    writer = None
+    done: dict[str, dict[str, Any]] = {}
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        writer = ResumableJsonlWriter(out / "rows.jsonl", id_key="row_id", resume=resume)
+        if resume and writer.done:
+            with open(out / "rows.jsonl", encoding="utf-8") as handle:
+                for line in handle:
+                    row = json.loads(line)
+                    done[row["row_id"]] = row
+    rows: list[dict[str, Any]] = []
+    data_hash = {t.name: file_sha256(t.data) for t in cfg.tasks}
+    try:
+        for entry in cfg.checkpoints:
+            ckpt_hash = checkpoint_sha256(entry)
+            scorer = None
+            for task in cfg.tasks:
+                row_id = f"{entry.label}|{task.name}|{ckpt_hash}|{data_hash[task.name]}"
+                if row_id in done:
+                    rows.append(done[row_id])
+                    say(f"[{entry.label}] {task.name}: reused from rows.jsonl")
+                    continue
+                if task.task == "caption" and not entry.path:
+                    say(f"[{entry.label}] {task.name}: skipped (captioning needs a unimo model)")
+                    continue
+                if scorer is None and task.task != "caption":
+                    scorer = _scorer(entry, cfg)
+                say(f"[{entry.label}] {task.name} on {task.data}")
+                result = run_task(scorer, entry, task, cfg)
+                row = {
+                    "row_id": row_id,
+                    "label": entry.label,
+                    "group": entry.group,
+                    "seed": entry.seed,
+                    "name": task.name,
+                    **result,
+                    "checkpoint": entry.path or entry.open_clip or entry.st_clip,
+                    "run_dir": find_run_dir(entry),
+                    "checkpoint_sha256": ckpt_hash,
+                    "config_sha256": cfg.sha256,
+                    "data_sha256": data_hash[task.name],
+                }
+                rows.append(row)
+                if writer is not None:
+                    writer.write(row)
+    finally:
+        if writer is not None:
+            writer.close()
+    if output_dir is not None:
+        from unimo_kit.eval.report import write_report
+
+        write_report(rows, output_dir, title=cfg.name, config_sha256=cfg.sha256, plots=plots)
+    return rows
+
+
+def group_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std (sample std, ddof=1; 0 for one run) of every scalar metric per (group, task).
+
+    Returns:
+        ``[{"group", "name", "task", "runs", "seeds", "metrics": {m: {"mean", "std"}}}]``.
+    """
+    import numpy as np
+
+    from unimo_kit.eval.report import scalar_metrics
+
+    buckets: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        buckets.setdefault((row["group"], row["name"]), []).append(row)
+    out = []
+    for (group, name), members in buckets.items():
+        metrics: dict[str, dict[str, float]] = {}
+        flat = [scalar_metrics(r) for r in members]
+        for key in flat[0]:
+            values = np.asarray([f[key] for f in flat if key in f], dtype=np.float64)
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            metrics[key] = {"mean": float(values.mean()), "std": std}
+        out.append(
+            {
+                "group": group,
+                "name": name,
+                "task": members[0]["task"],
+                "runs": len(members),
+                "seeds": [r.get("seed") for r in members],
+                "metrics": metrics,
+            }
+        )
+    return out

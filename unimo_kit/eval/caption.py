@@ -1,0 +1,223 @@
+"""Image captioning: generate with the model's seq2seq head, score with the COCO caption metrics.
+
+Metrics come from ``pycocoevalcap`` (the COCO caption evaluation code): BLEU-1..4, METEOR
+(needs Java: skipped with a note when ``java`` is not on PATH), ROUGE-L and CIDEr (CIDEr-D as
+pycocoevalcap computes it: sigma 6, clipped tf-idf, x10). Texts are tokenised first: with the
+Stanford PTB tokenizer pycocoevalcap ships (``tokenizer="ptb"``, Java), or with
+:func:`simple_tokenize` (lower case, punctuation dropped; no Java). ``"auto"`` picks PTB when Java
+is present.
+
+References come from a ``pairs.jsonl`` file (each image's captions) or a COCO captions JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+_PUNCT = re.compile(r"[^\w\s']|_")
+
+
+def java_available() -> bool:
+    """True when a ``java`` executable is on PATH (PTB tokenizer, METEOR)."""
+    return shutil.which("java") is not None
+
+
+def simple_tokenize(text: str) -> str:
+    """Lower-case, drop punctuation (as the PTB tokenizer setup of the COCO evaluation does),
+    split on white space and join with single spaces."""
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def _tokenize(texts: Mapping[str, Sequence[str]], tokenizer: str) -> dict[str, list[str]]:
+    if tokenizer == "simple":
+        return {k: [simple_tokenize(t) for t in v] for k, v in texts.items()}
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    return PTBTokenizer().tokenize({k: [{"caption": t} for t in v] for k, v in texts.items()})
+
+
+def caption_metrics(
+    hypotheses: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    *,
+    tokenizer: str = "auto",
+    meteor: str = "auto",
+) -> dict[str, Any]:
+    """Corpus-level caption metrics.
+
+    Args:
+        hypotheses: image id -> generated caption.
+        references: image id -> reference captions (the same ids).
+        tokenizer: ``"auto"``, ``"ptb"`` (Java) or ``"simple"``.
+        meteor: ``"auto"`` (when Java is present), ``"yes"`` or ``"no"``.
+
+    Returns:
+        ``{"bleu1".."bleu4", "meteor" (or absent), "rouge_l", "cider", "num_images",
+        "tokenizer", "notes": [...]}``; scores in [0, 1] except CIDEr (0..10).
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    if set(hypotheses) != set(references):
+        missing = sorted(set(references) ^ set(hypotheses))[:5]
+        raise ValueError(f"hypotheses and references cover different images, e.g. {missing}")
+    if not hypotheses:
+        raise ValueError("no captions to score")
+    notes = []
+    java = java_available()
+    if tokenizer == "auto":
+        tokenizer = "ptb" if java else "simple"
+        if not java:
+            notes.append("java not found: simple tokenizer used instead of PTB")
+    res = _tokenize({k: [v] for k, v in hypotheses.items()}, tokenizer)
+    gts = _tokenize(references, tokenizer)
+    # an empty hypothesis would trip pycocoevalcap's asserts: score it as one unknown word
+    res = {k: [v[0] if v[0].strip() else "<empty>"] for k, v in res.items()}
+    out: dict[str, Any] = {}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    for n, value in enumerate(bleu, start=1):
+        out[f"bleu{n}"] = float(value)
+    use_meteor = meteor == "yes" or (meteor == "auto" and java)
+    if use_meteor:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        out["meteor"] = float(Meteor().compute_score(gts, res)[0])
+    elif meteor == "auto":
+        notes.append("METEOR skipped: java not found")
+    out["rouge_l"] = float(Rouge().compute_score(gts, res)[0])
+    out["cider"] = float(Cider().compute_score(gts, res)[0])
+    out["num_images"] = len(hypotheses)
+    out["tokenizer"] = tokenizer
+    out["notes"] = notes
+    return out
+
+
+def load_references(
+    path: str | os.PathLike,
+    *,
+    images_root: str | os.PathLike | None = None,
+    max_images: int | None = None,
+    strict: bool = False,
+    on_error: Any = None,
+) -> list[tuple[str, str, list[str]]]:
+    """``(image id, image path, captions)`` from ``pairs.jsonl`` or a COCO captions ``.json``."""
+    from unimo_kit.data.coco import read_coco
+    from unimo_kit.data.readers import read_pairs
+
+    if str(path).endswith(".json"):
+        records = read_coco(path, images_root=images_root, strict=strict, on_error=on_error)
+    else:
+        records = read_pairs(path, strict=strict, on_error=on_error)
+    out = []
+    for record in records:
+        if max_images is not None and len(out) >= max_images:
+            break
+        out.append((record.id, record.image, list(record.captions)))
+    return out
+
+
+def generate_captions(
+    model: Any,
+    images: Sequence[str],
+    *,
+    features: Any = None,
+    extractor: str | Any = "effnet",
+    num_beams: int = 1,
+    max_length: int = 20,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> list[str]:
+    """Captions for image files with a unimo model's seq2seq head.
+
+    Args:
+        model: a loaded :class:`unimo_kit.model.UnimoModel`.
+        images: image paths.
+        features: a features store (looked up by path, then file stem) or ``None`` to extract
+            with ``extractor`` (see :class:`~unimo_kit.eval.scorers.UnimoScorer`).
+        num_beams: 1 = greedy, k > 1 = beam search.
+        max_length: most generated word pieces.
+
+    Returns:
+        One decoded caption per image.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from unimo_kit.eval.scorers import UnimoScorer
+
+    scorer = UnimoScorer(model, features, extractor=extractor, batch_size=batch_size)
+    out: list[str] = []
+    steps = range(0, len(images), batch_size)
+    for start in tqdm(steps, desc="captioning", unit="batch", disable=not progress):
+        feats, boxes, mask = scorer._visual(list(images[start : start + batch_size]))
+        ids = model.generate(
+            torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)),
+            torch.from_numpy(boxes),
+            torch.from_numpy(mask),
+            max_length=max_length,
+            num_beams=num_beams,
+        )
+        out.extend(scorer.tokenizer.decode(seq, skip_special_tokens=True) for seq in ids)
+    return out
+
+
+def evaluate_captioning(
+    checkpoint: str | os.PathLike,
+    references_path: str | os.PathLike,
+    *,
+    features: Any = None,
+    extractor: str = "effnet",
+    num_beams: int = 1,
+    max_length: int = 20,
+    max_images: int | None = None,
+    images_root: str | os.PathLike | None = None,
+    tokenizer: str = "auto",
+    meteor: str = "auto",
+    batch_size: int = 32,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate captions for a test set and score them.
+
+    Returns:
+        :func:`caption_metrics` plus ``task``, ``data``, ``scorer``, ``num_beams`` and
+        ``predictions`` (``[{"id", "caption", "references"}]``, in input order).
+    """
+    from unimo_kit.model import load_checkpoint
+    from unimo_kit.resources import torch_device
+
+    refs = load_references(references_path, images_root=images_root, max_images=max_images)
+    if not refs:
+        raise ValueError(f"{references_path}: no images with reference captions")
+    model = load_checkpoint(checkpoint, device=torch_device(device))
+    captions = generate_captions(
+        model,
+        [image for _, image, _ in refs],
+        features=features,
+        extractor=extractor,
+        num_beams=num_beams,
+        max_length=max_length,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    hyps = {image_id: caption for (image_id, _, _), caption in zip(refs, captions, strict=True)}
+    metrics = caption_metrics(hyps, {i: c for i, _, c in refs}, tokenizer=tokenizer, meteor=meteor)
+    predictions = [
+        {"id": i, "caption": c, "references": r}
+        for (i, _, r), c in zip(refs, captions, strict=True)
+    ]
+    return {
+        "task": "caption",
+        "data": str(references_path),
+        "scorer": f"unimo:{checkpoint}",
+        "num_beams": num_beams,
+        **metrics,
+        "predictions": predictions,
+    }

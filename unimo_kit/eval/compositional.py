@@ -1,0 +1,264 @@
+"""Compositional evaluation: does the model score an image's true caption above minimally edited
+false ones (SugarCrepe, Hsieh et al., NeurIPS 2023)?
+
+An example is one image, one positive caption and one or more negatives. It counts as correct
+when the positive's score is **strictly greater** than every negative's; a tie counts as wrong
+(so a model that scores everything the same gets 0, not 50%). Accuracy is reported per category
+and overall (``accuracy``: over all examples; ``macro_accuracy``: the mean of the categories),
+with ``chance``, the expected accuracy of random scores (mean of ``1 / (1 + #negatives)``).
+
+Input formats (all loaded by :func:`load_compositional`):
+
+- **JSONL** (our synthetic ``compositional.test.jsonl`` and any generic set): one object per line,
+  ``{"id"?, "image", "category"?, "positive", "negatives": [str, ...]}``; image paths relative
+  to the file; a missing category is ``"all"``.
+- **SugarCrepe JSON**: ``{id: {"filename", "caption", "negative_caption"}}`` per file, the
+  category from the file name (``replace_att.json`` -> ``replace-att``); images in a folder given
+  separately (COCO val2017 for the published set). A folder of such files loads them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unimo_kit.data.records import resolve_path
+from unimo_kit.utils import ErrorReport, RecordError, iter_jsonl
+
+OnError = Callable[[RecordError], None]
+
+
+@dataclass
+class CompositionalExample:
+    """One image with its true caption and false ones."""
+
+    id: str  # example id (line number or SugarCrepe key when the file has none)
+    image: str  # image path
+    category: str  # e.g. "replace-att" (SugarCrepe / rewrite type names)
+    positive: str  # the true caption
+    negatives: list[str]  # minimally edited false captions (at least one)
+
+
+def sugarcrepe_category(path: str | os.PathLike) -> str:
+    """``replace_att.json`` -> ``replace-att`` (SugarCrepe file name to our type name)."""
+    return Path(path).stem.replace("_", "-")
+
+
+def _check_text(value: Any, name: str, where: tuple[Any, int]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(where[0], where[1], f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def read_compositional_jsonl(
+    path: str | os.PathLike, *, strict: bool = False, on_error: OnError | None = None
+) -> Iterable[CompositionalExample]:
+    """Stream a compositional JSONL file (see module docstring); bad lines are reported with
+    their file and line and skipped, or raised when ``strict``."""
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
+    base = Path(path).parent
+    for line, d in iter_jsonl(path, strict=strict, on_error=report):
+        try:
+            where = (path, line)
+            image = _check_text(d.get("image"), "image", where)
+            positive = _check_text(d.get("positive"), "positive", where)
+            negatives = d.get("negatives")
+            if isinstance(negatives, str):
+                negatives = [negatives]
+            if not isinstance(negatives, list) or not negatives:
+                raise RecordError(
+                    path, line, f"negatives must be a non-empty list of strings, got {negatives!r}"
+                )
+            negatives = [_check_text(n, "each negative", where) for n in negatives]
+            category = d.get("category") or "all"
+            if not isinstance(category, str):
+                raise RecordError(path, line, f"category must be a string, got {category!r}")
+        except RecordError as error:
+            if strict:
+                raise
+            report(error)
+            continue
+        yield CompositionalExample(
+            id=str(d.get("id", line)),
+            image=resolve_path(image, base),
+            category=category,
+            positive=positive,
+            negatives=negatives,
+        )
+
+
+def read_sugarcrepe(
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    *,
+    category: str | None = None,
+    strict: bool = False,
+    on_error: OnError | None = None,
+) -> list[CompositionalExample]:
+    """One SugarCrepe JSON file (``{id: {filename, caption, negative_caption}}``).
+
+    Args:
+        path: the JSON file.
+        images_dir: folder holding the ``filename`` images.
+        category: default: from the file name (:func:`sugarcrepe_category`).
+
+    Raises:
+        RecordError: the file is not JSON / not an object (always), or an entry is malformed
+            (when ``strict``; otherwise it is reported and skipped). Entries have no line
+            numbers, so the message names the entry key: ``FILE:0: entry '12': ...``.
+    """
+    report = on_error if on_error is not None else ErrorReport(strict=strict)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise RecordError(path, exc.lineno, f"invalid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise RecordError(path, 1, f"expected an object of entries, got {type(data).__name__}")
+    category = category or sugarcrepe_category(path)
+    out = []
+    for key, entry in data.items():
+        where = (path, 0)
+        try:
+            if not isinstance(entry, dict):
+                raise RecordError(path, 0, f"entry {key!r}: expected an object")
+            try:
+                filename = _check_text(entry.get("filename"), "filename", where)
+                positive = _check_text(entry.get("caption"), "caption", where)
+                negative = _check_text(entry.get("negative_caption"), "negative_caption", where)
+            except RecordError as error:
+                raise RecordError(path, 0, f"entry {key!r}: {error.message}") from None
+        except RecordError as error:
+            if strict:
+                raise
+            report(error)
+            continue
+        image = resolve_path(filename, images_dir)
+        out.append(CompositionalExample(str(key), image, category, positive, [negative]))
+    return out
+
+
+def load_compositional(
+    path: str | os.PathLike,
+    *,
+    images_dir: str | os.PathLike | None = None,
+    fmt: str = "auto",
+    strict: bool = False,
+    on_error: OnError | None = None,
+) -> list[CompositionalExample]:
+    """Load a compositional test set in any supported format.
+
+    Args:
+        path: a ``.jsonl`` file, a SugarCrepe ``.json`` file, or a folder of SugarCrepe files.
+        images_dir: image folder for SugarCrepe (required there; ignored for JSONL).
+        fmt: ``"auto"`` (by suffix / folder), ``"jsonl"`` or ``"sugarcrepe"``.
+        strict, on_error: malformed records raise / go to ``on_error``.
+
+    Returns:
+        The examples in file order (SugarCrepe folders: files sorted by name).
+    """
+    path = Path(path)
+    if fmt == "auto":
+        fmt = "sugarcrepe" if path.is_dir() or path.suffix == ".json" else "jsonl"
+    if fmt == "jsonl":
+        return list(read_compositional_jsonl(path, strict=strict, on_error=on_error))
+    if fmt != "sugarcrepe":
+        raise ValueError(f"unknown format {fmt!r}: use auto, jsonl or sugarcrepe")
+    if images_dir is None:
+        raise ValueError("SugarCrepe files name COCO images: give the images folder")
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files:
+        raise ValueError(f"{path}: no SugarCrepe *.json files")
+    out: list[CompositionalExample] = []
+    for file in files:
+        out.extend(read_sugarcrepe(file, images_dir, strict=strict, on_error=on_error))
+    return out
+
+
+def compositional_accuracy(
+    positive_scores: np.ndarray,
+    negative_scores: Sequence[np.ndarray],
+    categories: Sequence[str],
+) -> dict[str, Any]:
+    """Per-category and overall accuracy from scores.
+
+    Args:
+        positive_scores: (N,) score of each example's positive.
+        negative_scores: N arrays, each the scores of that example's negatives.
+        categories: (N,) category names.
+
+    Returns:
+        ``{"accuracy", "macro_accuracy", "chance", "num_examples", "categories":
+        {name: {"accuracy", "chance", "count"}}}``; accuracies in [0, 1]. Correct means the
+        positive scores strictly above every negative (ties are wrong).
+    """
+    positive_scores = np.asarray(positive_scores, dtype=np.float64)
+    if not (len(positive_scores) == len(negative_scores) == len(categories)):
+        raise ValueError("positive_scores, negative_scores and categories differ in length")
+    pairs = zip(positive_scores, negative_scores, strict=True)
+    correct = np.array([bool(np.all(p > np.asarray(n))) for p, n in pairs], dtype=bool)
+    chance = np.array([1.0 / (1 + len(n)) for n in negative_scores])
+    per: dict[str, dict[str, Any]] = {}
+    cats = np.asarray(categories)
+    for name in sorted(set(categories)):
+        sel = cats == name
+        per[name] = {
+            "accuracy": float(correct[sel].mean()),
+            "chance": float(chance[sel].mean()),
+            "count": int(sel.sum()),
+        }
+    n = len(correct)
+    return {
+        "accuracy": float(correct.mean()) if n else float("nan"),
+        "macro_accuracy": float(np.mean([c["accuracy"] for c in per.values()]))
+        if per
+        else float("nan"),
+        "chance": float(chance.mean()) if n else float("nan"),
+        "num_examples": n,
+        "categories": per,
+    }
+
+
+def score_examples(
+    scorer: Any, examples: Sequence[CompositionalExample]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Cosine scores of each example's positive and negatives against its image.
+
+    Each distinct image and each distinct text is encoded once.
+
+    Returns:
+        positive scores (N,), and per example an array of negative scores.
+    """
+    images = sorted({ex.image for ex in examples})
+    texts = sorted({t for ex in examples for t in (ex.positive, *ex.negatives)})
+    image_row = {im: i for i, im in enumerate(images)}
+    text_row = {t: i for i, t in enumerate(texts)}
+    image_emb = scorer.encode_images(images)  # (I, E)
+    text_emb = scorer.encode_texts(texts)  # (T, E)
+    pos, neg = [], []
+    for ex in examples:
+        v = image_emb[image_row[ex.image]]  # (E,)
+        pos.append(float(text_emb[text_row[ex.positive]] @ v))
+        neg.append(text_emb[[text_row[t] for t in ex.negatives]] @ v)  # (K,)
+    return np.asarray(pos), neg
+
+
+def evaluate_compositional(
+    scorer: Any, examples: Sequence[CompositionalExample], *, data: str = ""
+) -> dict[str, Any]:
+    """Score ``examples`` with ``scorer`` and compute :func:`compositional_accuracy`.
+
+    Returns:
+        The accuracies plus ``task``, ``data`` and ``scorer``.
+    """
+    if not examples:
+        raise ValueError(f"{data or 'compositional set'}: no valid examples to evaluate")
+    pos, neg = score_examples(scorer, examples)
+    metrics = compositional_accuracy(pos, neg, [ex.category for ex in examples])
+    return {"task": "compositional", "data": data, "scorer": scorer.name, **metrics}

@@ -1,0 +1,319 @@
+"""Scorers: anything that embeds texts and images into one space for retrieval and compositional
+evaluation.
+
+A :class:`Scorer` has a ``name`` and two methods returning L2-normalised float32 numpy arrays;
+the similarity of an image and a text is the dot product of their embeddings. Implementations:
+
+- :class:`UnimoScorer`: a unimo checkpoint's CMCL embeddings (``encode_text`` / ``encode_image``);
+  visual features from a features store, or extracted on the fly;
+- :class:`OpenClipScorer`: an open_clip model (``MODEL:TAG`` or ``MODEL:/path/to/weights``);
+- :class:`SentenceTransformerClipScorer`: a sentence-transformers CLIP model (``clip-ViT-B-32``
+  or a local folder), which embeds PIL images and texts with one ``encode``.
+
+Nothing heavy is imported until a scorer is built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Embeds texts and images into one space (rows L2-normalised, float32)."""
+
+    name: str
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), E) float32, rows of unit norm."""
+        ...
+
+    def encode_images(self, images: list[str]) -> np.ndarray:
+        """(len(images), E) float32 for image file paths, rows of unit norm."""
+        ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _batches(n: int, size: int) -> Sequence[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class UnimoScorer:
+    """CMCL embeddings of a unimo checkpoint.
+
+    Args:
+        checkpoint: a checkpoint folder (``model.safetensors`` + ``config.json``) or its weights
+            file; or an already loaded model (tests, notebooks).
+        features: a :class:`unimo_kit.features.FeatureStore` (or its folder) holding the test
+            images' visual tokens; an image is looked up by its path, then by its file stem
+            (``images/syn-000012.png`` -> ``syn-000012``, the id the synthetic world and
+            ``images.jsonl`` use). ``None``: features are extracted on the fly.
+        extractor: for on-the-fly features: an extractor spec of
+            :func:`unimo_kit.features.build_extractor` (default ``effnet``, the trainer's
+            default; it must be the one the checkpoint was trained with) or a built extractor.
+        device: torch device (default: cuda when visible, else cpu).
+        batch_size: texts / images per forward pass.
+        max_text_tokens: longer captions are truncated (word pieces, [CLS]/[SEP] included).
+        name: the scorer's name in results (default ``unimo:CHECKPOINT``).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | Any,
+        features: Any = None,
+        *,
+        extractor: str | Any = "effnet",
+        device: str | None = None,
+        batch_size: int = 64,
+        max_text_tokens: int = 64,
+        name: str | None = None,
+    ):
+        from unimo_kit.eval.errors import check_feature_dim, load_checkpoint_checked
+        from unimo_kit.model import load_tokenizer
+        from unimo_kit.resources import torch_device
+
+        self.device = torch_device(device)
+        if isinstance(checkpoint, (str, os.PathLike)):
+            self.model = load_checkpoint_checked(checkpoint, device=self.device)
+            self.name = name or f"unimo:{checkpoint}"
+        else:
+            self.model = checkpoint.to(self.device).eval()
+            self.name = name or "unimo"
+        self.tokenizer = load_tokenizer(self.model.config)
+        self.batch_size = batch_size
+        self.max_text_tokens = min(max_text_tokens, self.model.config.max_position_embeddings)
+        if isinstance(features, (str, os.PathLike)):
+            from unimo_kit.features import FeatureStore
+
+            features = FeatureStore(features)
+        if features is not None:
+            check_feature_dim(self.model, int(features.dim), f"features store {features.path}")
+        self.features = features
+        self._extractor = extractor
+
+    @property
+    def extractor(self) -> Any:
+        """The on-the-fly extractor, built on first use."""
+        if isinstance(self._extractor, str):
+            from unimo_kit.eval.errors import check_feature_dim
+            from unimo_kit.features import build_extractor
+
+            spec = self._extractor
+            self._extractor = build_extractor(spec, device=self.device)
+            check_feature_dim(self.model, int(self._extractor.dim), f"extractor {spec!r}")
+        return self._extractor
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Text [CLS] CMCL embeddings, batches sorted by length (order restored)."""
+        import torch
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.model.config.output_dim), dtype=np.float32)
+        with torch.inference_mode():
+            for sl in _batches(len(texts), self.batch_size):
+                idx = order[sl]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_text_tokens,
+                    return_tensors="pt",
+                )
+                z = self.model.encode_text(
+                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+                )  # (B, E)
+                out[idx] = z.float().cpu().numpy()
+        return _normalise(out)
+
+    def _store_lookup(self, image: str) -> dict[str, np.ndarray]:
+        for key in (image, Path(image).stem):
+            try:
+                return self.features[key]
+            except KeyError:
+                continue
+        raise KeyError(f"image {image!r} (id {Path(image).stem!r}) is not in the features store")
+
+    def _visual(self, images: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Padded feats (B, N, F), boxes (B, N, 5), mask (B, N) for ``images``."""
+        if self.features is None:
+            from unimo_kit.eval.visual import extract_paths
+
+            return extract_paths(self.extractor, images, batch_size=self.batch_size)
+        items = [self._store_lookup(im) for im in images]
+        n = max(len(it["feats"]) for it in items)
+        dim = items[0]["feats"].shape[1]
+        feats = np.zeros((len(items), n, dim), dtype=np.float32)
+        boxes = np.zeros((len(items), n, 5), dtype=np.float32)
+        mask = np.zeros((len(items), n), dtype=bool)
+        for i, it in enumerate(items):
+            k = len(it["feats"])
+            feats[i, :k] = it["feats"]
+            boxes[i, :k] = it["boxes"]
+            mask[i, :k] = True
+        return feats, boxes, mask
+
+    def encode_images(self, images: list[str]) -> np.ndarray:
+        """Image [IMG] CMCL embeddings."""
+        import torch
+
+        out = np.zeros((len(images), self.model.config.output_dim), dtype=np.float32)
+        with torch.inference_mode():
+            for sl in _batches(len(images), self.batch_size):
+                feats, boxes, mask = self._visual(list(images[sl]))
+                z = self.model.encode_image(
+                    torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(self.device),
+                    torch.from_numpy(boxes).to(self.device),
+                    torch.from_numpy(mask).to(self.device),
+                )  # (B, E)
+                out[sl] = z.float().cpu().numpy()
+        return _normalise(out)
+
+
+class OpenClipScorer:
+    """An open_clip model as a scorer.
+
+    Args:
+        spec: ``"MODEL"``, ``"MODEL:TAG"`` or ``"MODEL:/path/to/weights"`` (see
+            :func:`unimo_kit.resources.open_clip_model`); offline, only local weights work.
+        device: torch device.
+        batch_size: images / texts per forward pass.
+
+    Use :meth:`from_model` to wrap a model built elsewhere (e.g. random weights in tests).
+    """
+
+    def __init__(self, spec: str, *, device: str | None = None, batch_size: int = 64):
+        from unimo_kit.resources import open_clip_model, torch_device
+
+        self.device = torch_device(device)
+        model, preprocess, tokenizer = open_clip_model(spec, device=self.device)
+        self._setup(model, preprocess, tokenizer, f"open_clip:{spec}", batch_size)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        preprocess: Any,
+        tokenizer: Any,
+        *,
+        name: str = "open_clip",
+        batch_size: int = 64,
+    ) -> OpenClipScorer:
+        """Wrap an open_clip ``(model, preprocess, tokenizer)`` triple."""
+        self = cls.__new__(cls)
+        self.device = str(next(model.parameters()).device)
+        self._setup(model.eval(), preprocess, tokenizer, name, batch_size)
+        return self
+
+    def _setup(self, model: Any, preprocess: Any, tokenizer: Any, name: str, batch: int) -> None:
+        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
+        self.name, self.batch_size = name, batch
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        parts = []
+        with torch.inference_mode():
+            for sl in _batches(len(texts), self.batch_size):
+                tokens = self.tokenizer(list(texts[sl])).to(self.device)  # (B, 77)
+                parts.append(self.model.encode_text(tokens).float().cpu().numpy())  # (B, E)
+        return _normalise(np.concatenate(parts) if parts else np.zeros((0, 1), np.float32))
+
+    def encode_images(self, images: list[str]) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        parts = []
+        with torch.inference_mode():
+            for sl in _batches(len(images), self.batch_size):
+                pixels = []
+                for path in images[sl]:
+                    with Image.open(path) as image:
+                        pixels.append(self.preprocess(image.convert("RGB")))
+                x = torch.stack(pixels).to(self.device)  # (B, 3, H, W)
+                parts.append(self.model.encode_image(x).float().cpu().numpy())  # (B, E)
+        return _normalise(np.concatenate(parts) if parts else np.zeros((0, 1), np.float32))
+
+
+class SentenceTransformerClipScorer:
+    """A sentence-transformers CLIP model (one ``encode`` for PIL images and texts).
+
+    Args:
+        name: a model name (``clip-ViT-B-32``, needs the hub) or a local folder; or a loaded
+            ``SentenceTransformer``.
+        device: torch device.
+        batch_size: passed to ``encode``.
+    """
+
+    def __init__(self, name: str | Any, *, device: str | None = None, batch_size: int = 64):
+        if isinstance(name, str):
+            from unimo_kit.resources import sentence_transformer
+
+            self.model = sentence_transformer(name, device=device)
+            self.name = f"sentence-transformers:{name}"
+        else:
+            self.model = name
+            self.name = "sentence-transformers"
+        self.batch_size = batch_size
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        z = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True)
+        return _normalise(z)
+
+    def encode_images(self, images: list[str]) -> np.ndarray:
+        from PIL import Image
+
+        parts = []
+        for sl in _batches(len(images), self.batch_size):
+            pil = []
+            for path in images[sl]:
+                with Image.open(path) as image:
+                    pil.append(image.convert("RGB"))
+            parts.append(self.model.encode(pil, batch_size=self.batch_size, convert_to_numpy=True))
+        return _normalise(np.concatenate(parts))
+
+
+def build_scorer(
+    *,
+    checkpoint: str | None = None,
+    open_clip: str | None = None,
+    st_clip: str | None = None,
+    features: str | None = None,
+    extractor: str = "effnet",
+    device: str | None = None,
+    batch_size: int = 64,
+) -> Scorer:
+    """The scorer named by exactly one of ``checkpoint``, ``open_clip`` or ``st_clip``.
+
+    Args:
+        checkpoint: a unimo checkpoint folder (:class:`UnimoScorer`).
+        open_clip: an open_clip spec ``MODEL[:TAG_OR_PATH]`` (:class:`OpenClipScorer`).
+        st_clip: a sentence-transformers CLIP name or folder
+            (:class:`SentenceTransformerClipScorer`).
+        features, extractor: visual features of the unimo scorer.
+        device, batch_size: passed on.
+
+    Raises:
+        EvalError: none or several scorers named.
+    """
+    from unimo_kit.eval.errors import EvalError
+
+    given = [x for x in (checkpoint, open_clip, st_clip) if x]
+    if len(given) != 1:
+        raise EvalError("name exactly one model: a checkpoint, an open_clip spec or an ST CLIP")
+    if checkpoint:
+        return UnimoScorer(
+            checkpoint, features, extractor=extractor, device=device, batch_size=batch_size
+        )
+    if open_clip:
+        return OpenClipScorer(open_clip, device=device, batch_size=batch_size)
+    return SentenceTransformerClipScorer(st_clip, device=device, batch_size=batch_size)
