@@ -33,6 +33,12 @@ import click
     help="Also write the scores (and worst captions) to this JSON file.",
 )
 @click.option(
+    "--canonical-relations",
+    is_flag=True,
+    help="Map spatial synonyms onto canonical predicates (under -> below, beside -> next to), "
+    "as the synthetic world's gold graphs do.",
+)
+@click.option(
     "--strict", is_flag=True, help="Stop at the first malformed row instead of skipping it."
 )
 def parse(
@@ -42,6 +48,7 @@ def parse(
     n_errors: int,
     as_json: bool,
     output: str | None,
+    canonical_relations: bool,
     strict: bool,
 ) -> None:
     """Parse the captions of GOLD (a FACTUAL CSV with columns caption and scene_graph, e.g. a
@@ -54,14 +61,16 @@ def parse(
     \b
     Example:
       unimo eval parse factual_dev.csv --errors 20
-      unimo eval parse world/captions.factual.csv --json -o parse.json
+      unimo eval parse world/captions.factual.csv --canonical-relations --json -o parse.json
     """
     from unimo_kit.rewrite.parse_eval import evaluate_parser, read_factual_csv
     from unimo_kit.rewrite.parser import SceneGraphParser
     from unimo_kit.utils import ErrorReport, RecordError, atomic_write
 
     report = ErrorReport(strict=strict)
-    parser = SceneGraphParser(spacy_model, batch_size=batch_size)
+    parser = SceneGraphParser(
+        spacy_model, batch_size=batch_size, canonical_relations=canonical_relations
+    )
     try:
         scores = evaluate_parser(
             read_factual_csv(gold, on_error=report),

@@ -73,6 +73,20 @@ PREDICATE_ALIASES: dict[str, str] = {
 """Normalised multi-word predicates (after determiners are dropped). Unlisted predicates keep
 their words: ``in front of``, ``on top of``, ``on side of``."""
 
+CANONICAL_RELATIONS: dict[str, str] = {
+    "under": "below",
+    "beneath": "below",
+    "underneath": "below",
+    "beside": "next to",
+    "by": "next to",
+    "alongside": "next to",
+    "to left of": "left of",
+    "to right of": "right of",
+}
+"""Spatial synonyms mapped onto the contract's canonical predicates (``left of``, ``right of``,
+``above``, ``below``, ``next to``) when a parser is built with ``canonical_relations=True``.
+FACTUAL keeps the surface word (``under``), so this is off by default."""
+
 SKIPPED_MODIFIERS: frozenset[str] = _words(
     "other another many several few such same own various more most much numerous multiple "
     "some any all each every certain main"
@@ -82,9 +96,7 @@ SKIPPED_MODIFIERS: frozenset[str] = _words(
 NAME_MODIFIERS: frozenset[str] = _words("left right front back rear")
 """Positional adjectives FACTUAL keeps in the object name (``left hand``, ``front legs``)."""
 
-INTENSIFIERS: frozenset[str] = _words(
-    "dark light bright pale deep partly very mostly slightly fully half"
-)
+INTENSIFIERS: frozenset[str] = _words("dark light bright pale deep partly")
 """Modifiers kept inside an attribute (``dark green``, ``partly cloudy``)."""
 
 COLORS: frozenset[str] = _words(

@@ -46,6 +46,7 @@ from typing import Any
 from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph
 from unimo_kit.rewrite.parse_lexicon import (
     ADVERB_PREPOSITIONS,
+    CANONICAL_RELATIONS,
     COLLECTIVE_NOUNS,
     COLORS,
     INTENSIFIERS,
@@ -89,6 +90,11 @@ class SceneGraphParser:
             on first use.
         batch_size: texts per ``nlp.pipe`` batch in :meth:`parse_many`.
         n_process: spaCy worker processes in :meth:`parse_many` (1 = in process).
+        canonical_relations: map spatial synonyms onto canonical predicates (``under`` →
+            ``below``, ``beside`` → ``next to``; see
+            :data:`~unimo_kit.rewrite.parse_lexicon.CANONICAL_RELATIONS`). Off by default, as
+            FACTUAL keeps the surface word; the synthetic world's gold graphs use the canonical
+            form.
 
     The parser is picklable (the pipeline is dropped and reloaded by name in the copy), so it
     can travel to DataLoader workers.
@@ -100,9 +106,16 @@ class SceneGraphParser:
         graph.to_factual()  # '( man , ride , horse )'
     """
 
-    def __init__(self, nlp: Any = None, batch_size: int = 256, n_process: int = 1):
+    def __init__(
+        self,
+        nlp: Any = None,
+        batch_size: int = 256,
+        n_process: int = 1,
+        canonical_relations: bool = False,
+    ):
         self.batch_size = batch_size
         self.n_process = n_process
+        self.canonical_relations = canonical_relations
         if nlp is None or isinstance(nlp, str):
             self._name, self._nlp = nlp, None
         else:
@@ -157,7 +170,7 @@ class SceneGraphParser:
             disable=self._disabled(),
         )
         for index, doc in enumerate(docs):
-            graph = graph_from_doc(doc)
+            graph = graph_from_doc(doc, canonical_relations=self.canonical_relations)
             graph.text = originals[index]
             originals[index] = ""  # keep memory flat on long streams
             yield graph
@@ -169,9 +182,14 @@ class SceneGraphParser:
 # ---------------------------------------------------------------------- rules
 
 
-def graph_from_doc(doc: Any) -> SceneGraph:
-    """Build the scene graph of a parsed spaCy ``Doc`` (see the module docstring)."""
-    return _Builder(doc).build()
+def graph_from_doc(doc: Any, canonical_relations: bool = False) -> SceneGraph:
+    """Build the scene graph of a parsed spaCy ``Doc`` (see the module docstring and
+    :class:`SceneGraphParser` for ``canonical_relations``)."""
+    graph = _Builder(doc).build()
+    if canonical_relations:
+        for relation in graph.relations:
+            relation.predicate = CANONICAL_RELATIONS.get(relation.predicate, relation.predicate)
+    return graph
 
 
 class _Builder:
@@ -183,6 +201,27 @@ class _Builder:
         self.entity_of: dict[int, int] = {}  # token index -> entity index
         self.seen: set[tuple[int, str, int]] = set()
         self.name_tokens: set[int] = set()  # tokens inside some entity name
+        # "a square right of a heart" parsed with "right" as the head noun and "square" as its
+        # modifier: side token index -> the noun token that really heads the phrase.
+        self.stand_in: dict[int, Any] = {}
+        self.side_of: dict[int, Any] = {}  # side token index -> the noun it follows
+        for token in doc:
+            if token.lower_ in ("left", "right") and self.of_object(token) is not None:
+                nouns = [
+                    c
+                    for c in token.lefts
+                    if c.dep_ in ("amod", "compound", "nmod") and c.pos_ in _NOUN_POS
+                ]
+                if nouns:
+                    self.stand_in[token.i] = nouns[-1]
+                elif (
+                    token.i > 0
+                    and doc[token.i - 1].pos_ in _NOUN_POS
+                    and not any(c.dep_ in ("det", "amod", "poss") for c in token.lefts)
+                ):
+                    # "a heart right of a triangle" with "right" as an apposition of "heart"
+                    self.side_of[token.i] = doc[token.i - 1]
+        self.stand_for = {noun.i: side for side, noun in self.stand_in.items()}
 
     # -------------------------------------------------------------- entities
 
@@ -207,11 +246,21 @@ class _Builder:
         """A noun head that names an object (not a compound part, not a relational noun)."""
         pos = token.pos_
         dep = token.dep_
+        if token.i in self.stand_for:
+            return True
+        if token.i in self.stand_in or token.i in self.side_of:
+            return False
         if dep in ("compound", "amod", "nummod", "det", "advmod", "acomp", "prt", "aux"):
             return False
         nominal = dep in _NOMINAL_DEPS and pos not in _NOT_NOMINAL_POS
         if pos in _NOUN_POS or (nominal and token.tag_ not in _VERB_TAGS):
             pass
+        elif (
+            dep in ("pobj", "dobj", "nsubj", "nsubjpass", "attr")
+            and pos == "ADJ"
+            and any(c.dep_ == "det" for c in token.lefts)
+        ):
+            pass  # "of the small pink square" with "square" tagged as an adjective
         elif (
             dep == "ROOT"
             and pos in ("ADV", "ADJ", "X")
@@ -286,6 +335,9 @@ class _Builder:
         end = token.idx + len(token.text)
         name = " ".join(doc.text[begin:end].lower().split())
         modifiers = [c for k in range(start, token.i + 1) for c in doc[k].children]
+        side = self.stand_for.get(token.i)
+        if side is not None:
+            modifiers += [c for c in doc[side].lefts if c.i < token.i and c.dep_ != "compound"]
         for child in modifiers:
             dep = child.dep_
             if dep == "nummod" or (dep in ("amod", "quantmod") and child.pos_ == "NUM"):
@@ -313,11 +365,14 @@ class _Builder:
             if not lower[:1].isalnum():
                 continue
             start = adj.i
-            for child in adj.lefts:
-                if child.dep_ in ("advmod", "npadvmod", "amod", "punct") and (
-                    child.dep_ != "advmod" or child.lower_ in INTENSIFIERS
-                ):
-                    start = min(start, child.i)
+            for child in reversed(list(adj.lefts)):
+                keep = child.dep_ in ("npadvmod", "punct", "compound") or (
+                    child.dep_ in ("advmod", "amod") and child.lower_ in INTENSIFIERS
+                )
+                if keep and child.i == start - 1:
+                    start = child.i
+                elif child.dep_ == "amod":  # "small yellow" parsed as small -> yellow
+                    self.adjective(child, attributes)
             # "dark green": an intensifier tagged as a sibling modifier of the same noun.
             if start == adj.i and adj.i > 0:
                 before = self.doc[adj.i - 1]
@@ -344,6 +399,8 @@ class _Builder:
         """Entities for one token: itself, its ``of`` object, or a pronoun's referent."""
         if token.i in self.entity_of:
             return [self.entity_of[token.i]]
+        if token.i in self.stand_in:
+            return self.targets(self.stand_in[token.i])
         lower = token.lower_
         if lower in COLLECTIVE_NOUNS or lower in PART_NOUNS:
             inner = self.of_object(token)
@@ -489,12 +546,22 @@ class _Builder:
         governor = prep.head
         words = [prep]
         # "next to", "left of", "out of": the preposition hangs off an adverb-like head word.
-        if governor.lower_ in ADVERB_PREPOSITIONS and governor.i == prep.i - 1:
-            if governor.dep_ == "pobj" or governor.dep_ == "prep":
-                words = [governor.head, governor, prep] if governor.dep_ == "pobj" else words
-            if governor.dep_ != "pobj":
+        anchor = None
+        if governor.i in self.side_of and governor.i == prep.i - 1:
+            words = [governor, prep]
+            governor = self.side_of[governor.i]
+        elif (
+            governor.lower_ in ADVERB_PREPOSITIONS
+            and governor.i == prep.i - 1
+            and governor.i not in self.entity_of
+        ):
+            if governor.dep_ == "pobj":  # "to left of": the adverb parsed as a noun
+                words = [governor.head, governor, prep]
+                governor = governor.head.head
+            else:
                 words = [governor, prep]
-            governor = governor.head if governor.dep_ != "pobj" else governor.head.head
+                anchor = governor
+                governor = governor.head
         elif governor.dep_ == "prep" and governor.i == prep.i - 1:
             # "in between", "out of": two prepositions in a row, the first without its own object.
             if any(c.dep_ == "pobj" for c in governor.children):
@@ -545,6 +612,10 @@ class _Builder:
         text = PREDICATE_ALIASES.get(text, text)
         begin = words[0].idx
         end = words[-1].idx + len(words[-1].text)
+        if anchor is not None and anchor.i == governor.i:
+            # "the heart is left of the triangle" with "left" parsed as the (passive) root
+            self.add_relation(self.subjects(anchor), text, objects_, (begin, end))
+            return
         self.attach(governor, text, objects_, begin, end, prep)
 
     def attach(self, governor: Any, text: str, objects: list[int], begin: int, end: int, prep):
