@@ -1,0 +1,72 @@
+"""TrainConfig, presets, overrides and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from unimo_kit.train import TrainConfig, list_presets, load_config, lr_at, parse_override
+
+ARMS = ("synth-a-cmcl", "synth-b-negatives", "synth-c-retrieval", "synth-d-full")
+
+
+def test_presets_load_and_the_ablation_arms_differ_only_in_their_flags():
+    assert {"tiny", "synth-small", *ARMS} <= set(list_presets())
+    arms = [load_config(name) for name in ARMS]
+    flags = [
+        "rewrite_negatives",
+        "sentence_negatives",
+        "retrieval_positives",
+        "rewrite_positives",
+        "mlm",
+        "seq2seq",
+        "mrp",
+    ]
+    table = [[getattr(c, f) for f in flags] for c in arms]
+    assert table[0] == [False] * 7  # (a) CMCL with in-batch negatives only
+    assert table[1] == [True, True] + [False] * 5  # (b) + rewrite hard negatives
+    assert table[2] == [True, True, True] + [False] * 4  # (c) + retrieval positives
+    assert table[3] == [True] * 7  # (d) full UNIMO
+    assert all(c.cmcl for c in arms)
+    arm_specific = {*flags, "batch_texts", "batch_images"}  # (d) mixes in text/image-only data
+    common = [
+        f.name for f in TrainConfig.__dataclass_fields__.values() if f.name not in arm_specific
+    ]
+    for name in common:
+        values = {repr(getattr(c, name)) for c in arms}
+        assert len(values) == 1, f"arms differ in {name}: {values}"
+
+
+def test_overrides_parse_json_values_and_reject_unknown_fields(tmp_path):
+    assert parse_override("steps=20") == ("steps", 20)
+    assert parse_override("rewrites=null") == ("rewrites", None)
+    assert parse_override("model=unimo-minilm") == ("model", "unimo-minilm")
+    assert parse_override('loss_weights={"mlm": 0.5}') == ("loss_weights", {"mlm": 0.5})
+    config = load_config("tiny", ["steps=20", "lr=0.5", "mlm=false"])
+    assert (config.steps, config.lr, config.mlm) == (20, 0.5, False)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        load_config("tiny", ["stepz=3"])
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_override("steps")
+    with pytest.raises(ValueError, match="unknown training config"):
+        load_config("no-such-preset")
+    path = tmp_path / "c.json"
+    path.write_text('{"model": "unimo-tiny", "pairs": "p.jsonl", "data_dir": "/data"}')
+    config = load_config(path)
+    assert config.resolved().pairs == "/data/p.jsonl"
+
+
+def test_schedule_warms_up_then_follows_the_cosine():
+    kw = {"lr": 1.0, "warmup_steps": 10, "total_steps": 110, "min_lr_ratio": 0.1}
+    assert lr_at(0, **kw) == pytest.approx(0.1)
+    assert lr_at(9, **kw) == pytest.approx(1.0)
+    assert lr_at(10, **kw) == pytest.approx(1.0)
+    assert lr_at(109, **kw) == pytest.approx(0.1)
+    mid = 10 + 99 / 2
+    assert lr_at(int(mid), **kw) == pytest.approx(
+        0.1 + 0.45 * (1 + math.cos(math.pi * (int(mid) - 10) / 99))
+    )
+    values = [lr_at(s, **kw) for s in range(10, 110)]
+    assert all(a >= b for a, b in itertools.pairwise(values))

@@ -1,0 +1,128 @@
+"""Sampling, the batch contract of the collator, and checkpoint serialisation helpers."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from unimo_kit.train import load_config
+from unimo_kit.train.checkpoint import (
+    load_optimizer_state,
+    optimizer_state_tensors,
+    rng_state_tensors,
+    set_rng_state_tensors,
+)
+from unimo_kit.train.data import EpochSampler, UnimoTrainData, pad_visual
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from unimo_kit.model import load_tokenizer
+
+    return load_tokenizer("unimo-tiny")
+
+
+def test_epoch_sampler_partitions_ranks_and_resumes():
+    ranks = [EpochSampler(10, 2, seed=3, kind="pairs", rank=r, world_size=2) for r in range(2)]
+    epoch0 = [ranks[r].next_batch() + ranks[r].next_batch() for r in range(2)]
+    seen = [i for batches in epoch0 for i, _, _ in batches]
+    assert len(seen) == len(set(seen)) == 8  # 5 per rank, batches of 2: 4 used, disjoint
+    single = EpochSampler(10, 4, seed=3, kind="pairs")
+    assert sorted(seen) == sorted(i for i, _, _ in single.next_batch() + single.next_batch())
+    # state round trip: a fresh sampler with the state continues identically
+    a = EpochSampler(10, 3, seed=1, kind="texts")
+    for _ in range(4):
+        a.next_batch()
+    b = EpochSampler(10, 3, seed=1, kind="texts")
+    b.load_state_dict(a.state_dict())
+    assert [a.next_batch() for _ in range(5)] == [b.next_batch() for _ in range(5)]
+    with pytest.raises(ValueError, match="cannot fill batches"):
+        EpochSampler(3, 4, seed=0, kind="pairs")
+
+
+def test_collated_batch_follows_the_contract(tiny_overrides, tokenizer):
+    config = load_config("tiny", {**tiny_overrides, "neg_texts_per_pair": 2})
+    data = UnimoTrainData(config.resolved(), tokenizer)
+    assert data.sizes() == {"pairs": 18, "texts": 12, "images": 8}
+    batch = data[data.make_sampler().next_spec()]
+    bp, bt, bi = config.batch_pairs, config.batch_texts, config.batch_images
+    assert batch["pair_image_ids"].shape == (bp,) and batch["pair_image_ids"].dtype == torch.long
+    t = batch["text_input_ids"].shape[1]
+    assert batch["text_attention_mask"].shape == (bp, t)
+    assert (batch["text_input_ids"][:, 0] == 101).all()  # [CLS]
+    n = batch["visual_feats"].shape[1]
+    assert batch["visual_feats"].shape == (bp, n, 16) and batch["visual_boxes"].shape == (bp, n, 5)
+    assert batch["visual_mask"].shape == (bp, n) and 3 <= n <= 5
+    assert (batch["visual_feats"][batch["visual_mask"] == 0] == 0).all()
+    for group in ("pos_text", "neg_text"):
+        owner = batch[f"{group}_owner"]
+        assert batch[f"{group}_input_ids"].shape[0] == len(owner) > 0
+        assert owner.min() >= 0 and owner.max() < bp
+    assert batch["pos_visual_feats"].shape[0] == len(batch["pos_visual_owner"]) == bp
+    assert batch["textonly_input_ids"].shape[0] == bt
+    assert batch["imageonly_visual_feats"].shape[:1] == (bi,)
+    # the hard negatives are the rewrites' (another colour), decoded back to text
+    text = tokenizer.decode(batch["neg_text_input_ids"][0], skip_special_tokens=True)
+    assert text.split()[-1] in {"circle", "square", "star", "heart"}
+
+
+def test_switches_leave_out_extras(tiny_overrides, tokenizer):
+    config = load_config(
+        "tiny",
+        {
+            **tiny_overrides,
+            "rewrite_negatives": False,
+            "rewrite_positives": False,
+            "retrieval_positives": False,
+            "batch_texts": 0,
+            "batch_images": 0,
+        },
+    )
+    data = UnimoTrainData(config.resolved(), tokenizer)
+    batch = data[data.make_sampler().next_spec()]
+    assert not any(k.startswith(("pos_", "neg_", "textonly", "imageonly")) for k in batch)
+
+
+def test_pad_visual_keeps_class_probs_when_every_item_has_them():
+    items = [
+        {
+            "feats": np.ones((2, 3), np.float32),
+            "boxes": np.zeros((2, 5), np.float32),
+            "class_probs": np.full((2, 4), 0.25, np.float32),
+        },
+        {
+            "feats": np.ones((1, 3), np.float32),
+            "boxes": np.zeros((1, 5), np.float32),
+            "class_probs": np.full((1, 4), 0.25, np.float32),
+        },
+    ]
+    out = pad_visual(items, "v")
+    assert out["v_class_probs"].shape == (2, 2, 4)
+    assert out["v_mask"].tolist() == [[1, 1], [1, 0]]
+
+
+def test_optimizer_and_rng_states_round_trip():
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    tensors, rest = optimizer_state_tensors(opt)
+    assert all(isinstance(v, torch.Tensor) for v in tensors.values())
+    clone = torch.optim.AdamW(model.parameters(), lr=0.5)
+    load_optimizer_state(clone, tensors, rest)
+    a, b = opt.state_dict(), clone.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for k in a["state"]:
+        for name in a["state"][k]:
+            assert torch.equal(
+                torch.as_tensor(a["state"][k][name]), torch.as_tensor(b["state"][k][name])
+            )
+
+    random.gauss(0, 1)  # leave a cached gaussian in the state
+    saved = rng_state_tensors()
+    want = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state_tensors(saved)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == want

@@ -1,0 +1,176 @@
+"""Training checkpoints without pickle: model, optimizer and RNG states in safetensors, the rest
+in JSON.
+
+A checkpoint folder ``runs/NAME/checkpoints/step-000500/`` holds
+
+- ``model.safetensors`` + ``config.json``: the model (:func:`unimo_kit.model.save_checkpoint`;
+  ``load_checkpoint`` reads the folder directly);
+- ``optimizer.safetensors``: every tensor of the optimizer state, flattened to
+  ``state.<param index>.<name>`` (AdamW: ``exp_avg``, ``exp_avg_sq``, ``step``);
+- ``rng.safetensors``: the Python, numpy, torch (and CUDA) generator states of every rank, as
+  ``rank<r>.<generator>`` integer tensors;
+- ``state.json``: the :class:`~unimo_kit.train.trainer.TrainState` (step, data position, ...),
+  the optimizer's non-tensor state (``param_groups``), and the training config.
+
+The folder is written as ``step-000500.tmp`` and renamed when complete, so a kill never leaves
+a half checkpoint under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_PREFIX = "step-"
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def optimizer_state_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into flat tensors and a JSON-able rest."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], rest: dict[str, Any]
+) -> None:
+    """Inverse of :func:`optimizer_state_tensors`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for index, entries in rest.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+
+
+# ----------------------------------------------------------------------------- RNG
+
+
+def rng_state_tensors() -> dict[str, torch.Tensor]:
+    """This process's Python, numpy, torch (and current CUDA device) generator states."""
+    version, py_state, gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    out = {
+        "python": torch.tensor([version, *py_state], dtype=torch.int64),
+        "python_gauss": torch.tensor([gauss is not None, gauss or 0.0], dtype=torch.float64),
+        "numpy": torch.tensor([*np_keys.tolist(), np_pos, np_has_gauss], dtype=torch.int64),
+        "numpy_gauss": torch.tensor([np_gauss], dtype=torch.float64),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state()
+    return out
+
+
+def set_rng_state_tensors(state: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`rng_state_tensors`."""
+    py = state["python"].tolist()
+    has_gauss, gauss = state["python_gauss"].tolist()
+    random.setstate((py[0], tuple(py[1:]), gauss if has_gauss else None))
+    keys = state["numpy"][:-2].numpy().astype(np.uint32)
+    pos, has_np_gauss = state["numpy"][-2:].tolist()
+    np.random.set_state(("MT19937", keys, pos, has_np_gauss, float(state["numpy_gauss"][0])))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete step checkpoints of a run, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.name.startswith(CHECKPOINT_PREFIX)
+        and not p.name.endswith(".tmp")
+        and (p / "state.json").exists()
+    ]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def write_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng_states: list[dict[str, torch.Tensor]],
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write ``checkpoints/step-NNNNNN`` atomically and drop all but the newest ``keep``.
+
+    Args:
+        rng_states: one :func:`rng_state_tensors` dict per rank, in rank order.
+        state: JSON-able training state (the trainer's ``TrainState`` and config).
+    """
+    from safetensors.torch import save_file
+
+    from unimo_kit.model import save_checkpoint
+
+    folder = Path(run_dir) / "checkpoints"
+    final = folder / f"{CHECKPOINT_PREFIX}{step:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(model, tmp, metadata={"step": str(step)})
+    tensors, rest = optimizer_state_tensors(optimizer)
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    rng = {f"rank{r}.{k}": v.contiguous() for r, s in enumerate(rng_states) for k, v in s.items()}
+    save_file(rng, str(tmp / "rng.safetensors"))
+    (tmp / "state.json").write_text(
+        json.dumps({**state, "optimizer": rest}, indent=2) + "\n", encoding="utf-8"
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_checkpoint(folder: str | os.PathLike, rank: int) -> dict[str, Any]:
+    """What :func:`write_checkpoint` wrote, for one rank: ``model`` (state dict),
+    ``optimizer`` (tensors), ``optimizer_rest``, ``rng`` (this rank's states; ``None`` when the
+    checkpoint had fewer ranks) and ``state`` (the JSON)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    rng_all = load_file(str(folder / "rng.safetensors"))
+    prefix = f"rank{rank}."
+    rng = {k[len(prefix) :]: v for k, v in rng_all.items() if k.startswith(prefix)} or None
+    return {
+        "model": load_file(str(folder / "model.safetensors")),
+        "optimizer": load_file(str(folder / "optimizer.safetensors")),
+        "optimizer_rest": state.pop("optimizer"),
+        "rng": rng,
+        "state": state,
+    }

@@ -1,0 +1,179 @@
+"""Training configuration: one dataclass, named presets as JSON files next to this module.
+
+``load_config("synth-small", overrides=["steps=200", "lr=3e-4"])`` reads
+``presets/synth-small.json`` (or any JSON path) and applies ``key=value`` overrides, whose
+values are parsed as JSON when they can be (``steps=200`` -> int, ``rewrites=null`` -> None,
+``model_overrides={"embed_dim": 128}`` -> dict) and taken as strings otherwise.
+
+Relative data paths in a preset are kept as written and resolved against the current
+directory when the run starts (the run's ``config.json`` records absolute paths).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any
+
+#: Config fields holding file paths (made absolute when a run starts).
+PATH_FIELDS = ("pairs", "val_pairs", "texts", "images", "features", "rewrites", "retrieved")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; saved as ``runs/NAME/config.json``."""
+
+    # --- model ---
+    model: str = "unimo-tiny"  # model preset (unimo-tiny, unimo-minilm) or a model config JSON
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # UnimoConfig fields to change
+    init_checkpoint: str | None = None  # start from a saved checkpoint folder (weights only)
+
+    # --- data (paths; None switches a source off) ---
+    data_dir: str | None = None  # folder that relative data paths are in (None: the cwd)
+    pairs: str | None = None  # pairs.jsonl with the training image-text pairs
+    split: str | None = "train"  # keep pairs whose `split` is this (None: every pair)
+    val_pairs: str | None = None  # pairs.jsonl for the quick retrieval check (split "val")
+    texts: str | None = None  # texts.jsonl, the text-only corpus (MLM / seq2seq)
+    images: str | None = None  # images.jsonl, the image-only collection (masked regions)
+    features: str | None = None  # features store with visual tokens of every image used
+    rewrites: str | None = None  # rewrites.jsonl (rewritten positives and hard negatives)
+    retrieved: str | None = None  # retrieved.jsonl (retrieved texts/images, mined negatives)
+
+    # --- batch composition per process and micro-step (the mixing ratio of the three kinds) ---
+    batch_pairs: int = 32  # B_p image-text pairs
+    batch_texts: int = 0  # B_t text-only records (0: none)
+    batch_images: int = 0  # B_i image-only records (0: none)
+    max_text_length: int = 40  # word pieces per text, [CLS] and [SEP] included
+    max_visual_tokens: int | None = None  # keep at most this many visual tokens per image
+    pos_texts_per_pair: int = 1  # extra positive texts sampled per pair (rewrites, retrieval)
+    pos_images_per_pair: int = 1  # retrieved images sampled per pair
+    neg_texts_per_pair: int = 3  # hard negative texts sampled per pair
+    num_workers: int = 0  # DataLoader worker processes (0: load in the main process)
+
+    # --- objectives; the ablation arms are combinations of these flags ---
+    cmcl: bool = True  # cross-modal contrastive learning (in-batch negatives at least)
+    rewrite_negatives: bool = False  # + phrase/word-level hard negatives from rewrites
+    sentence_negatives: bool = False  # + sentence-level hard negatives (captions of other images)
+    rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
+    retrieval_positives: bool = False  # + retrieved texts and images as extra positives
+    rewrite_on_the_fly: bool = True  # no rewrites file: make negatives with the rewriter
+    mlm: bool = False  # masked language modelling (text-only and pairs)
+    seq2seq: bool = False  # seq2seq generation (text-only and captioning)
+    mrp: bool = False  # masked region prediction (image-only and pairs)
+    temperature: float = 0.07  # CMCL temperature τ (initial value when learnt)
+    learn_temperature: bool = False  # learn τ (CLIP-style logit scale)
+    loss_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"mlm": 0.5}
+    mlm_probability: float = 0.15  # share of word pieces masked
+    mrp_probability: float = 0.15  # share of visual tokens masked
+
+    # --- optimisation ---
+    steps: int = 1000  # optimizer steps in the whole run
+    lr: float = 1e-4  # peak learning rate
+    min_lr_ratio: float = 0.0  # lr at the end of the cosine, as a share of `lr`
+    warmup_steps: int = 100  # linear warmup from 0 to `lr`
+    weight_decay: float = 0.01  # AdamW decay (not on biases, LayerNorms, embeddings)
+    adam_betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas
+    adam_eps: float = 1e-6  # AdamW epsilon
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float = 1.0  # max global gradient norm (0: no clipping)
+    precision: str = "auto"  # "auto" (bf16 autocast on GPU, fp32 on CPU), "bf16" or "fp32"
+
+    # --- run ---
+    seed: int = 0  # global seed: model init, data order, masking
+    device: str | None = None  # torch device (default: the local GPU if any, else cpu)
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    log_every: int = 10  # write a log.csv row every this many steps
+    save_every: int = 500  # write a checkpoint every this many steps (and at the end)
+    keep_checkpoints: int = 2  # keep the newest this many step checkpoints
+    eval_every: int = 0  # quick val retrieval R@1 every this many steps (0: only at the end)
+    eval_max_images: int = 200  # images used by the quick val check
+    progress: bool = True  # tqdm bar on stderr (rank 0)
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(self.adam_betas)
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.grad_accum < 1 or self.steps < 1:
+            raise ValueError("grad_accum and steps must be >= 1")
+        if self.batch_pairs + self.batch_texts + self.batch_images == 0:
+            raise ValueError("batch_pairs, batch_texts and batch_images are all 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict; unknown keys are an error naming the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"_comment"})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def resolved(self, base: str | os.PathLike | None = None) -> TrainConfig:
+        """A copy with the data paths made absolute (relative to ``base`` or the cwd)."""
+        base = Path(base or self.data_dir or os.getcwd())
+        changes = {}
+        for name in PATH_FIELDS:
+            value = getattr(self, name)
+            if value:
+                changes[name] = str((base / value).resolve())
+        return dataclasses.replace(self, **changes)
+
+
+def presets_dir() -> Path:
+    return Path(str(importlib_resources.files("unimo_kit.train") / "presets"))
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped presets (``unimo_kit/train/presets/*.json``)."""
+    return sorted(p.stem for p in presets_dir().glob("*.json"))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> ``(key, value)``, the value parsed as JSON when possible."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} is not key=value")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(
+    preset_or_path: str | os.PathLike, overrides: list[str] | dict[str, Any] | None = None
+) -> TrainConfig:
+    """A preset name or a JSON file, with overrides applied.
+
+    Args:
+        preset_or_path: a shipped preset (:func:`list_presets`) or a config JSON path (a run's
+            ``config.json`` works too).
+        overrides: ``["key=value", ...]`` or a dict.
+
+    Raises:
+        ValueError: for an unknown preset or unknown fields.
+    """
+    name = str(preset_or_path)
+    path = presets_dir() / f"{name}.json"
+    if not path.exists():
+        path = Path(name)
+        if path.is_dir():
+            path = path / "config.json"
+    if not path.is_file():
+        raise ValueError(
+            f"unknown training config {name!r}: not a preset ({', '.join(list_presets())}) "
+            "nor a JSON file"
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.pop("_comment", None)
+    if isinstance(overrides, dict):
+        data.update(overrides)
+    else:
+        data.update(parse_override(o) for o in overrides or [])
+    return TrainConfig.from_dict(data)

@@ -1,0 +1,445 @@
+"""Training data: image-text pairs, text-only and image-only records mixed per step, with
+rewritten / retrieved positives and hard negatives, collated to the training-batch contract.
+
+Every step draws ``batch_pairs`` pairs, ``batch_texts`` texts and ``batch_images`` images (the
+mixing ratio). Each kind has its own :class:`EpochSampler`: a fresh permutation per epoch
+(seeded by ``seed`` and the epoch), cut into equal per-rank slices, read in batches; its state
+is ``(epoch, index)``, so a resumed run continues from the same batch. Everything an item draws
+(which caption of an image, which positives and negatives) comes from
+``derive_seed(seed, kind, epoch, record id)``, so items do not depend on workers, timing or how
+a batch is split over processes.
+
+Files are read lazily: JSONL files are indexed once by byte offset (8 bytes per line in memory)
+and lines are decoded when an item is built; visual tokens come from the memory-mapped
+:class:`~unimo_kit.features.FeatureStore`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from unimo_kit.data.records import ImageRecord, PairRecord, TextRecord
+from unimo_kit.features import FeatureStore
+from unimo_kit.train.config import TrainConfig
+from unimo_kit.utils import ErrorReport, RecordError, derive_seed
+
+KINDS = ("pairs", "texts", "images")
+
+
+# ----------------------------------------------------------------------------- lazy JSONL
+
+
+class JsonlLines:
+    """Byte offsets of selected lines of a JSONL file, read back on demand.
+
+    Args:
+        path: the JSONL file.
+        keep: called with each decoded record (and its line number); return a key to keep the
+            line under that key, ``None`` to drop it. Raise :class:`RecordError` to report it.
+        on_error: receives malformed lines (default: warnings on stderr).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        keep: Callable[[dict[str, Any], int], str | None],
+        on_error: ErrorReport | None = None,
+    ):
+        self.path = Path(path)
+        self.offsets = array("q")
+        self.lines = array("q")
+        self.keys: list[str] = []
+        report = on_error if on_error is not None else ErrorReport()
+        offset = 0
+        with open(self.path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                start, offset = offset, offset + len(raw)
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw)
+                    if not isinstance(record, dict):
+                        raise RecordError(self.path, number, "expected a JSON object")
+                    key = keep(record, number)
+                except json.JSONDecodeError as exc:
+                    report(RecordError(self.path, number, f"invalid JSON ({exc.msg})"))
+                    continue
+                except RecordError as exc:
+                    report(exc)
+                    continue
+                if key is not None:
+                    self.offsets.append(start)
+                    self.lines.append(number)
+                    self.keys.append(key)
+        self.index = {key: i for i, key in enumerate(self.keys)}
+        self._handle = None
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def read(self, i: int) -> tuple[dict[str, Any], int]:
+        """The ``i``-th kept record and its line number."""
+        if self._handle is None:  # opened per process (after a DataLoader fork)
+            self._handle = open(self.path, "rb")  # noqa: SIM115 (kept open, dropped on pickle)
+        self._handle.seek(self.offsets[i])
+        return json.loads(self._handle.readline()), self.lines[i]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The record kept under ``key``, or ``None``."""
+        i = self.index.get(key)
+        return None if i is None else self.read(i)[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_handle": None}
+
+
+# ----------------------------------------------------------------------------- sampler
+
+
+@dataclass
+class EpochSampler:
+    """Batches of indices in ``[0, n)``: a seeded permutation per epoch, split across ranks.
+
+    Rank ``r`` of ``w`` reads ``perm[r::w]`` cut to equal length, in batches of ``batch_size``
+    (the last incomplete batch of an epoch is dropped). State: ``epoch`` and ``index`` (the
+    position within this rank's slice).
+    """
+
+    n: int
+    batch_size: int
+    seed: int
+    kind: str
+    rank: int = 0
+    world_size: int = 1
+    epoch: int = 0
+    index: int = 0
+
+    def __post_init__(self) -> None:
+        self.per_rank = self.n // self.world_size
+        if self.batch_size and self.per_rank < self.batch_size:
+            raise ValueError(
+                f"{self.kind}: {self.n} records cannot fill batches of {self.batch_size} on "
+                f"{self.world_size} process(es); lower batch_{self.kind}"
+            )
+        self._perm_epoch = -1
+        self._perm: np.ndarray | None = None
+
+    def _slice(self, epoch: int) -> np.ndarray:
+        if self._perm_epoch != epoch:
+            rng = np.random.default_rng(derive_seed(self.seed, "sampler", self.kind, epoch))
+            perm = rng.permutation(self.n)
+            self._perm = perm[self.rank :: self.world_size][: self.per_rank]
+            self._perm_epoch = epoch
+        return self._perm
+
+    def next_batch(self) -> list[tuple[int, int, int]]:
+        """The next batch as ``(record index, epoch, position)`` triples; advances the state."""
+        if self.index + self.batch_size > self.per_rank:
+            self.epoch, self.index = self.epoch + 1, 0
+        order = self._slice(self.epoch)
+        batch = [
+            (int(order[p]), self.epoch, p) for p in range(self.index, self.index + self.batch_size)
+        ]
+        self.index += self.batch_size
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+
+class StepSampler:
+    """What each micro-step loads: one batch of each kind with a non-zero batch size.
+
+    Iterating yields ``{"pairs": [...], "texts": [...], "images": [...]}`` forever; the state of
+    every kind's :class:`EpochSampler` is in :meth:`state_dict`. Used as a DataLoader sampler
+    with ``batch_size=None``; the trainer advances a copy of the state by one per batch it
+    consumes (DataLoader workers read ahead).
+    """
+
+    def __init__(self, samplers: dict[str, EpochSampler]):
+        self.samplers = samplers
+
+    def __iter__(self) -> Iterator[dict[str, list[tuple[int, int, int]]]]:
+        while True:
+            yield self.next_spec()
+
+    def next_spec(self) -> dict[str, list[tuple[int, int, int]]]:
+        return {kind: s.next_batch() for kind, s in self.samplers.items()}
+
+    def state_dict(self) -> dict[str, dict[str, int]]:
+        return {kind: s.state_dict() for kind, s in self.samplers.items()}
+
+    def load_state_dict(self, state: dict[str, dict[str, int]]) -> None:
+        for kind, s in self.samplers.items():
+            if kind in state:
+                s.load_state_dict(state[kind])
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+Negatives = Callable[[str, int, str, str | None], list[str]]
+
+
+def rewriter_negatives(seed: int = 0) -> Negatives | None:
+    """Hard negatives made on the fly by the rewrite stage (no ``rewrites.jsonl`` needed).
+
+    Returns ``fn(pair_id, caption_index, caption, scene_graph) -> [negative texts]``, or ``None``
+    (with a warning) when the rewriter cannot run here.
+    """
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "rewrite_negatives without a rewrites file: on-the-fly rewriting is not available; "
+        "run `unimo rewrite` and pass rewrites=... (training goes on with in-batch negatives)"
+    )
+    return None
+
+
+class UnimoTrainData(torch.utils.data.Dataset):
+    """Builds and collates one micro-batch from a :class:`StepSampler` spec.
+
+    Args:
+        config: the run's :class:`TrainConfig` (paths, batch sizes, which extras to use).
+        tokenizer: a HF fast tokenizer (``load_tokenizer(model.config)``).
+        negatives_fn: hard negatives for captions without a rewrites file (default: the
+            rewriter on the fly when ``rewrite_on_the_fly``; ``None`` = none).
+        on_error: receives malformed input lines.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        tokenizer: Any,
+        negatives_fn: Negatives | None = None,
+        on_error: ErrorReport | None = None,
+    ):
+        self.config = c = config
+        self.tokenizer = tokenizer
+        report = on_error if on_error is not None else ErrorReport()
+        self.store = FeatureStore(c.features) if c.features else None
+        needs_visual = c.batch_pairs or c.batch_images
+        if needs_visual and self.store is None:
+            raise ValueError("training on pairs or images needs `features` (a features store)")
+        self.pairs = self.texts = self.images = None
+        if c.batch_pairs:
+            if not c.pairs:
+                raise ValueError("batch_pairs > 0 needs `pairs`")
+            self.pairs = JsonlLines(c.pairs, self._keep_pair, report)
+        if c.batch_texts:
+            if not c.texts:
+                raise ValueError("batch_texts > 0 needs `texts`")
+            self.texts = JsonlLines(c.texts, self._keep_text, report)
+        if c.batch_images:
+            if not c.images:
+                raise ValueError("batch_images > 0 needs `images`")
+            self.images = JsonlLines(c.images, self._keep_image, report)
+        want_rewrites = c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives
+        self.rewrites = (
+            JsonlLines(c.rewrites, lambda r, _: str(r.get("id")), report)
+            if c.rewrites and want_rewrites
+            else None
+        )
+        want_retrieved = c.retrieval_positives or c.sentence_negatives
+        self.retrieved = (
+            JsonlLines(c.retrieved, lambda r, _: str(r.get("id")), report)
+            if c.retrieved and want_retrieved
+            else None
+        )
+        if negatives_fn is None and c.rewrite_negatives and not c.rewrites and c.rewrite_on_the_fly:
+            negatives_fn = rewriter_negatives(c.seed)
+        self.negatives_fn = negatives_fn if c.rewrite_negatives and not c.rewrites else None
+        self.skipped = report
+
+    # --- index building: keep only records usable for training ---
+
+    def _keep_pair(self, record: dict[str, Any], line: int) -> str | None:
+        if self.config.split and record.get("split") != self.config.split:
+            return None
+        pair = PairRecord.from_dict(record, path=self.config.pairs, line=line)
+        return pair.id if pair.id in self.store else None
+
+    def _keep_text(self, record: dict[str, Any], line: int) -> str:
+        return TextRecord.from_dict(record, path=self.config.texts, line=line).id
+
+    def _keep_image(self, record: dict[str, Any], line: int) -> str | None:
+        image = ImageRecord.from_dict(record, path=self.config.images, line=line)
+        return image.id if image.id in self.store else None
+
+    def sizes(self) -> dict[str, int]:
+        """Records available per kind (pairs with features, texts, images with features)."""
+        return {k: len(getattr(self, k)) for k in KINDS if getattr(self, k) is not None}
+
+    def make_sampler(self, rank: int = 0, world_size: int = 1) -> StepSampler:
+        c = self.config
+        batch = {"pairs": c.batch_pairs, "texts": c.batch_texts, "images": c.batch_images}
+        return StepSampler(
+            {
+                kind: EpochSampler(n, batch[kind], c.seed, kind, rank, world_size)
+                for kind, n in self.sizes().items()
+                if batch[kind]
+            }
+        )
+
+    # --- items ---
+
+    def _visual(self, image_id: str) -> dict[str, np.ndarray | None]:
+        item = self.store[image_id]
+        if self.config.max_visual_tokens:
+            item = {
+                k: None if v is None else v[: self.config.max_visual_tokens]
+                for k, v in item.items()
+            }
+        return item
+
+    def _pair_item(self, index: int, epoch: int, position: int) -> dict[str, Any]:
+        c = self.config
+        record, line = self.pairs.read(index)
+        pair = PairRecord.from_dict(record, path=c.pairs, line=line)
+        # Seeded by the epoch and the pair only (not the position), so a pair's draw is the
+        # same however the batch is split over processes.
+        rng = random.Random(derive_seed(c.seed, "pairs", epoch, pair.id))
+        ci = rng.randrange(len(pair.captions))
+        item: dict[str, Any] = {
+            "image_id": pair.id,
+            "image_index": index,  # position among the training pairs: the same on every rank
+            "text": pair.captions[ci],
+            "visual": self._visual(pair.id),
+            "pos_texts": [],
+            "pos_images": [],
+            "neg_texts": [],
+        }
+        rewrite = self.rewrites.get(f"{pair.id}#{ci}") if self.rewrites is not None else None
+        retrieved = self.retrieved.get(pair.id) if self.retrieved is not None else None
+        pos_texts: list[str] = []
+        neg_texts: list[str] = []
+        pos_image_ids: list[str] = []
+        if rewrite is not None:
+            if c.rewrite_positives:
+                pos_texts += [p["text"] for p in rewrite.get("positives", [])]
+            if c.rewrite_negatives:
+                neg_texts += [n["text"] for n in rewrite.get("negatives", [])]
+            if c.sentence_negatives:
+                neg_texts += [n["text"] for n in rewrite.get("sentence_negatives", [])]
+        elif self.negatives_fn is not None:
+            graphs = pair.scene_graphs
+            graph = graphs[ci] if graphs and ci < len(graphs) else None
+            neg_texts += self.negatives_fn(pair.id, ci, pair.captions[ci], graph)
+        if retrieved is not None:
+            if c.retrieval_positives:
+                pos_texts += [t["text"] for t in retrieved.get("texts", [])]
+                pos_image_ids += [i["id"] for i in retrieved.get("images", [])]
+            if c.sentence_negatives:
+                neg_texts += [n["text"] for n in retrieved.get("negatives", [])]
+        # Texts identical to the caption are neither extra positives nor negatives.
+        own = {caption.strip().lower() for caption in pair.captions}
+        pos_texts = [t for t in dict.fromkeys(pos_texts) if t.strip().lower() not in own]
+        neg_texts = [t for t in dict.fromkeys(neg_texts) if t.strip().lower() not in own]
+        pos_image_ids = [
+            i for i in dict.fromkeys(pos_image_ids) if i in self.store and i != pair.id
+        ]
+        item["pos_texts"] = _sample(rng, pos_texts, c.pos_texts_per_pair)
+        item["neg_texts"] = _sample(rng, neg_texts, c.neg_texts_per_pair)
+        item["pos_images"] = [
+            self._visual(i) for i in _sample(rng, pos_image_ids, c.pos_images_per_pair)
+        ]
+        return item
+
+    def __getitem__(self, spec: dict[str, list[tuple[int, int, int]]]) -> dict[str, Tensor]:
+        """Build the batch for a :class:`StepSampler` spec."""
+        pairs = [self._pair_item(*x) for x in spec.get("pairs", [])]
+        texts = []
+        for index, _, _ in spec.get("texts", []):
+            record, line = self.texts.read(index)
+            texts.append(TextRecord.from_dict(record, path=self.config.texts, line=line).text)
+        images = [self._visual(self.images.keys[index]) for index, _, _ in spec.get("images", [])]
+        return self.collate(pairs, texts, images)
+
+    # --- collation to the training-batch contract (docs/model.md) ---
+
+    def _tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        enc = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_text_length,
+            return_tensors="pt",
+        )
+        return enc["input_ids"], enc["attention_mask"]  # (B, T), (B, T)
+
+    def collate(
+        self,
+        pairs: list[dict[str, Any]],
+        texts: list[str],
+        images: list[dict[str, np.ndarray | None]],
+    ) -> dict[str, Tensor]:
+        """Tokenise and pad one micro-batch into the tensors of the batch contract."""
+        batch: dict[str, Tensor] = {}
+        if pairs:
+            # Global ids (equal across processes), so gathered CMCL never mistakes two images.
+            batch["pair_image_ids"] = torch.tensor([p["image_index"] for p in pairs])  # (B_p,)
+            batch["text_input_ids"], batch["text_attention_mask"] = self._tokenize(
+                [p["text"] for p in pairs]
+            )
+            batch.update(pad_visual([p["visual"] for p in pairs], "visual"))
+            for group, key in (("pos_text", "pos_texts"), ("neg_text", "neg_texts")):
+                owners = [k for k, p in enumerate(pairs) for _ in p[key]]
+                if owners:
+                    ids_, mask = self._tokenize([t for p in pairs for t in p[key]])
+                    batch[f"{group}_input_ids"], batch[f"{group}_attention_mask"] = ids_, mask
+                    batch[f"{group}_owner"] = torch.tensor(owners)  # (P_t,) or (H,)
+            owners = [k for k, p in enumerate(pairs) for _ in p["pos_images"]]
+            if owners:
+                batch.update(pad_visual([v for p in pairs for v in p["pos_images"]], "pos_visual"))
+                batch["pos_visual_owner"] = torch.tensor(owners)  # (P_v,)
+        if texts:
+            batch["textonly_input_ids"], batch["textonly_attention_mask"] = self._tokenize(texts)
+        if images:
+            batch.update(pad_visual(images, "imageonly_visual"))
+        return batch
+
+
+def _sample(rng: random.Random, items: list, k: int) -> list:
+    return items if len(items) <= k else rng.sample(items, k)
+
+
+def pad_visual(items: list[dict[str, np.ndarray | None]], prefix: str) -> dict[str, Tensor]:
+    """Stack per-image tokens, right-padded to the longest.
+
+    Returns:
+        ``{prefix}_feats`` (B, N, F) float32, ``{prefix}_boxes`` (B, N, 5),
+        ``{prefix}_mask`` (B, N) long (1 = real token), and ``{prefix}_class_probs``
+        (B, N, C) when every item has class probabilities.
+    """
+    n = max(len(item["feats"]) for item in items)
+    f = items[0]["feats"].shape[1]
+    feats = torch.zeros(len(items), n, f)  # (B, N, F)
+    boxes = torch.zeros(len(items), n, 5)  # (B, N, 5)
+    mask = torch.zeros(len(items), n, dtype=torch.long)  # (B, N)
+    with_probs = all(item.get("class_probs") is not None for item in items)
+    probs = torch.zeros(len(items), n, items[0]["class_probs"].shape[1]) if with_probs else None
+    for k, item in enumerate(items):
+        m = len(item["feats"])
+        feats[k, :m] = torch.from_numpy(item["feats"])
+        boxes[k, :m] = torch.from_numpy(item["boxes"])
+        mask[k, :m] = 1
+        if probs is not None:
+            probs[k, :m] = torch.from_numpy(item["class_probs"])
+    out = {f"{prefix}_feats": feats, f"{prefix}_boxes": boxes, f"{prefix}_mask": mask}
+    if probs is not None:
+        out[f"{prefix}_class_probs"] = probs
+    return out

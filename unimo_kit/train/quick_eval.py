@@ -1,0 +1,89 @@
+"""A quick retrieval check during training: image→text and text→image R@1 on val pairs.
+
+Not the evaluator (``unimo eval`` is): just enough to see that CMCL learns, with the chance
+level next to each figure.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from unimo_kit.data.readers import read_pairs
+from unimo_kit.features import FeatureStore
+from unimo_kit.train.data import pad_visual
+
+
+@torch.no_grad()
+def retrieval_r1(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    pairs_path: str | os.PathLike,
+    store: FeatureStore,
+    *,
+    split: str | None = "val",
+    max_images: int = 200,
+    max_text_length: int = 40,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """R@1 of the CMCL embeddings on up to ``max_images`` pairs (all their captions).
+
+    Args:
+        model: a :class:`~unimo_kit.model.UnimoModel` (put in eval mode for the call).
+        tokenizer: its tokenizer.
+        pairs_path: a pairs.jsonl; pairs of ``split`` with features in ``store`` are used.
+        store: the features store.
+
+    Returns:
+        ``{"i2t_r1", "t2i_r1", "i2t_chance", "t2i_chance", "images", "texts"}``: i2t is a hit
+        when the top text is any caption of the image; chance is the hit rate of a random
+        ranking (captions per image / texts, and 1 / images).
+    """
+    pairs = [
+        p for p in read_pairs(pairs_path) if (split is None or p.split == split) and p.id in store
+    ][:max_images]
+    if not pairs:
+        raise ValueError(f"{pairs_path}: no pairs of split {split!r} with features")
+    was_training = model.training
+    model.eval()
+    texts, owner = [], []
+    for k, pair in enumerate(pairs):
+        texts += pair.captions
+        owner += [k] * len(pair.captions)
+    owner_t = torch.tensor(owner)  # (T,)
+    z_img, z_txt = [], []
+    for start in range(0, len(pairs), batch_size):
+        visual = pad_visual([store[p.id] for p in pairs[start : start + batch_size]], "v")
+        z_img.append(
+            model.encode_image(
+                visual["v_feats"].to(device),
+                visual["v_boxes"].to(device),
+                visual["v_mask"].to(device),
+            ).float()
+        )
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(
+            texts[start : start + batch_size],
+            padding=True,
+            truncation=True,
+            max_length=max_text_length,
+            return_tensors="pt",
+        )
+        z_txt.append(
+            model.encode_text(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
+        )
+    sim = torch.cat(z_img) @ torch.cat(z_txt).T  # (I, T)
+    i2t = (owner_t[sim.argmax(dim=1).cpu()] == torch.arange(len(pairs))).float().mean().item()
+    t2i = (sim.argmax(dim=0).cpu() == owner_t).float().mean().item()
+    model.train(was_training)
+    return {
+        "i2t_r1": i2t,
+        "t2i_r1": t2i,
+        "i2t_chance": len(texts) / len(pairs) / len(texts),
+        "t2i_chance": 1.0 / len(pairs),
+        "images": len(pairs),
+        "texts": len(texts),
+    }

@@ -1,0 +1,418 @@
+"""The training loop: one function, read top to bottom (nanoGPT ``train.py``, open_clip
+``train_one_epoch``).
+
+    setup (process group, seed, model, objective, optimizer, data)
+    resume from the newest checkpoint of the run folder, if any
+    for each optimizer step:
+        grad_accum micro-batches: forward (bf16 autocast on GPU), sum of *_loss, backward
+        average gradients over processes, clip, set lr from the schedule, AdamW step
+        rank 0: log.csv row, progress bar, checkpoint, quick val R@1
+
+A resumed run is exact: model, optimizer, the schedule (a function of the step), the Python /
+numpy / torch generators of every rank and the data position (sampler epoch and index per kind)
+all come back, so the weights after N steps do not depend on where the run was stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unimo_kit.train import checkpoint as ckpt
+from unimo_kit.train.config import TrainConfig
+from unimo_kit.train.distributed import (
+    DistInfo,
+    all_gather_tensor,
+    all_reduce_gradients,
+    barrier,
+    broadcast_parameters,
+    init_distributed,
+)
+from unimo_kit.train.schedule import lr_at
+from unimo_kit.utils import atomic_write, seed_everything
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint needs beyond weights and optimizer: where the run is."""
+
+    step: int = 0  # optimizer steps done
+    samples: int = 0  # records consumed, all processes and kinds
+    data: dict[str, dict[str, int]] = field(default_factory=dict)  # sampler epoch/index per kind
+    train_seconds: float = 0.0  # time spent training, over all resumes
+    world_size: int = 1  # processes of the run that wrote the checkpoint
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path  # the run folder
+    final: Path | None  # runs/NAME/final (model.safetensors + config.json), None if stopped early
+    state: TrainState  # state at the end
+    last_losses: dict[str, float]  # mean losses/metrics of the last logged window
+    eval: dict[str, float] | None  # the last quick retrieval check, if any
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on weight matrices; none on biases, LayerNorms, embeddings and any
+    other 1-D parameter (tokens, logit scale)."""
+    no_decay: set[int] = set()
+    for mod in module.modules():
+        if isinstance(mod, torch.nn.Embedding | torch.nn.LayerNorm):
+            no_decay.update(id(p) for p in mod.parameters(recurse=False))
+    decay, other, seen = [], [], set()
+    for _, p in module.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (other if id(p) in no_decay or p.ndim < 2 else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": other, "weight_decay": 0.0},
+    ]
+
+
+def build_objective(config: TrainConfig, model: torch.nn.Module, dist: DistInfo) -> torch.nn.Module:
+    """The :class:`~unimo_kit.model.UnimoPretraining` module with the run's objectives."""
+    from unimo_kit.model import UnimoPretraining
+
+    return UnimoPretraining(
+        model,
+        cmcl=config.cmcl,
+        mlm=config.mlm,
+        seq2seq=config.seq2seq,
+        mrp=config.mrp,
+        temperature=config.temperature,
+        learn_temperature=config.learn_temperature,
+        use_hard_negatives=config.rewrite_negatives or config.sentence_negatives,
+        use_extra_positives=config.rewrite_positives or config.retrieval_positives,
+        mlm_probability=config.mlm_probability,
+        mrp_probability=config.mrp_probability,
+        weights=config.loss_weights or None,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
+
+
+def build_model(config: TrainConfig, store_meta: dict[str, Any] | None) -> torch.nn.Module:
+    """The model of ``config``, its visual input sized to the features store."""
+    from unimo_kit.model import create_model, load_checkpoint
+
+    if config.init_checkpoint:
+        return load_checkpoint(config.init_checkpoint).train()
+    overrides = dict(config.model_overrides)
+    if store_meta:
+        overrides.setdefault("visual_feat_dim", int(store_meta["dim"]))
+        if config.mrp and store_meta.get("has_class_probs"):
+            overrides.setdefault("visual_num_classes", int(store_meta["num_classes"]))
+    return create_model(config.model, **overrides)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    stop_after: int | None = None,
+    negatives_fn: Any = None,
+) -> TrainResult:
+    """Train (or continue training) a UNIMO model.
+
+    Args:
+        config: the run's configuration (data paths are made absolute here).
+        run_dir: ``runs/NAME``: config.json, log.csv, checkpoints/, final/.
+        resume: continue from the newest checkpoint in ``run_dir`` (``False``: start afresh,
+            removing the old checkpoints and log).
+        stop_after: stop once this many steps are done, without the final save (tests use it
+            to simulate a kill; the schedule still spans ``config.steps``).
+        negatives_fn: hard negatives for captions when no rewrites file is given (see
+            :class:`~unimo_kit.train.data.UnimoTrainData`).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    from tqdm import tqdm
+
+    from unimo_kit.model import load_tokenizer, save_checkpoint
+    from unimo_kit.train.data import UnimoTrainData
+
+    # ---- setup ------------------------------------------------------------------------------
+    dist = init_distributed(config.device)
+    config = config.resolved()
+    run_dir = Path(run_dir)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if dist.is_main:
+        if not resume:  # start afresh: drop what an earlier run left
+            for stale in ("checkpoints", "final", "tensorboard"):
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
+            for stale in ("log.csv", "eval.jsonl"):
+                (run_dir / stale).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(run_dir / "config.json") as handle:
+            handle.write(json.dumps(config.to_dict(), indent=2) + "\n")
+    barrier(dist.world_size)
+
+    seed_everything(config.seed)  # same seed on every rank: identical initial weights
+    from unimo_kit.features import FeatureStore
+
+    store_meta = FeatureStore(config.features).meta if config.features else None
+    model = build_model(config, store_meta).to(dist.device)
+    objective = build_objective(config, model, dist).to(dist.device)
+    broadcast_parameters(objective, dist.world_size)
+    seed_everything(config.seed + dist.rank)  # from here ranks differ (masking, dropout)
+    tokenizer = load_tokenizer(model.config)
+    data = UnimoTrainData(config, tokenizer, negatives_fn=negatives_fn)
+    params = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        param_groups(objective, config.weight_decay),
+        lr=config.lr,
+        betas=config.adam_betas,
+        eps=config.adam_eps,
+        fused=dist.device.startswith("cuda") or None,
+    )
+    use_bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and dist.device.startswith("cuda")
+    )
+    device_type = "cuda" if dist.device.startswith("cuda") else "cpu"
+
+    # ---- resume -----------------------------------------------------------------------------
+    state = TrainState(world_size=dist.world_size)
+    sampler = data.make_sampler(dist.rank, dist.world_size)  # advanced per consumed batch
+    latest = ckpt.latest_checkpoint(run_dir) if resume else None
+    if latest is not None:
+        saved = ckpt.read_checkpoint(latest, dist.rank)
+        model.load_state_dict(saved["model"])
+        ckpt.load_optimizer_state(optimizer, saved["optimizer"], saved["optimizer_rest"])
+        state = TrainState(**saved["state"]["train_state"])
+        sampler.load_state_dict(state.data)
+        if saved["rng"] is not None and state.world_size == dist.world_size:
+            ckpt.set_rng_state_tensors(saved["rng"])
+        else:
+            logger.warning("%s: RNG states of another world size; the run goes on reseeded", latest)
+        state.world_size = dist.world_size
+        if dist.is_main:
+            logger.info("resumed from %s (step %d)", latest, state.step)
+    loader = torch.utils.data.DataLoader(
+        data,
+        sampler=_copy_sampler(sampler),
+        batch_size=None,
+        num_workers=config.num_workers,
+        pin_memory=device_type == "cuda",
+        persistent_workers=config.num_workers > 0,
+        generator=torch.Generator().manual_seed(config.seed),  # keeps the global RNG untouched
+    )
+    batches = iter(loader)
+
+    log = CsvLog(run_dir / "log.csv", after_step=state.step) if dist.is_main else None
+    tb = _tensorboard(run_dir) if dist.is_main else None
+    bar = tqdm(
+        total=config.steps,
+        initial=state.step,
+        desc="train",
+        disable=not (dist.is_main and config.progress),
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    window: dict[str, list[torch.Tensor]] = {}
+    last_losses: dict[str, float] = {}
+    last_eval: dict[str, float] | None = None
+    per_step = config.batch_pairs + config.batch_texts + config.batch_images
+    objective.train()
+
+    # ---- loop -------------------------------------------------------------------------------
+    while state.step < config.steps:
+        if stop_after is not None and state.step >= stop_after:
+            break
+        t0 = time.perf_counter()
+        for _ in range(config.grad_accum):
+            batch = next(batches)
+            sampler.next_spec()  # the consumed position, for the checkpoint
+            batch = {k: v.to(dist.device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = objective(batch)
+                loss = sum(v for k, v in out.items() if k.endswith("_loss"))
+            (loss / config.grad_accum).backward()
+            for key, value in [("loss", loss), *out.items()]:
+                window.setdefault(key, []).append(value.detach())  # no host sync here
+        all_reduce_gradients(params, dist.world_size)
+        grad_norm = (
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            if config.grad_clip > 0
+            else torch.zeros(())
+        )
+        lr = lr_at(
+            state.step,
+            lr=config.lr,
+            warmup_steps=config.warmup_steps,
+            total_steps=config.steps,
+            min_lr_ratio=config.min_lr_ratio,
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.samples += per_step * config.grad_accum * dist.world_size
+        state.data = sampler.state_dict()
+        step_seconds = time.perf_counter() - t0
+        state.train_seconds += step_seconds
+        bar.update(1)
+
+        if dist.is_main and (state.step % config.log_every == 0 or state.step == config.steps):
+            last_losses = {k: torch.stack(v).float().mean().item() for k, v in window.items()}
+            window = {}
+            if not math.isfinite(last_losses["loss"]):
+                raise FloatingPointError(f"loss is {last_losses['loss']} at step {state.step}")
+            row = {
+                "step": state.step,
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "step_seconds": step_seconds,
+                "samples_per_second": per_step * config.grad_accum * dist.world_size / step_seconds,
+                **last_losses,
+            }
+            log.write(row)
+            if tb is not None:
+                for key, value in row.items():
+                    tb.add_scalar(f"train/{key}", value, state.step)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in last_losses.items() if k.endswith("loss")})
+        if config.eval_every and state.step % config.eval_every == 0 and config.val_pairs:
+            last_eval = _quick_eval(config, model, tokenizer, data, dist, state.step, log, run_dir)
+        if state.step % config.save_every == 0 or state.step == config.steps:
+            _save(run_dir, state, config, model, optimizer, dist)
+    bar.close()
+
+    # ---- end --------------------------------------------------------------------------------
+    final = None
+    if state.step >= config.steps:
+        if config.val_pairs and not (config.eval_every and state.step % config.eval_every == 0):
+            last_eval = _quick_eval(config, model, tokenizer, data, dist, state.step, log, run_dir)
+        if dist.is_main:
+            final = save_checkpoint(model, run_dir / "final", metadata={"step": str(state.step)})
+    barrier(dist.world_size)
+    if tb is not None:
+        tb.close()
+    return TrainResult(run_dir, final, state, last_losses, last_eval)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _copy_sampler(sampler: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(sampler)
+
+
+def _save(
+    run_dir: Path,
+    state: TrainState,
+    config: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dist: DistInfo,
+) -> None:
+    """Checkpoint on rank 0, with every rank's RNG states gathered to it."""
+    local = ckpt.rng_state_tensors()
+    rng_states = [
+        {k: gathered for k, gathered in zip(local, parts, strict=True)}
+        for parts in zip(
+            *(all_gather_tensor(v, dist.world_size) for v in local.values()), strict=True
+        )
+    ]
+    if dist.is_main:
+        ckpt.write_checkpoint(
+            run_dir,
+            state.step,
+            model,
+            optimizer,
+            rng_states,
+            {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
+            keep=config.keep_checkpoints,
+        )
+    barrier(dist.world_size)
+
+
+def _quick_eval(
+    config: TrainConfig,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    data: Any,
+    dist: DistInfo,
+    step: int,
+    log: CsvLog | None,
+    run_dir: Path,
+) -> dict[str, float] | None:
+    if not dist.is_main:
+        return None
+    from unimo_kit.train.quick_eval import retrieval_r1
+
+    result = retrieval_r1(
+        model,
+        tokenizer,
+        config.val_pairs,
+        data.store,
+        max_images=config.eval_max_images,
+        max_text_length=config.max_text_length,
+        device=dist.device,
+    )
+    result["step"] = step
+    with open(run_dir / "eval.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(result) + "\n")
+    logger.info("step %d: %s", step, result)
+    return result
+
+
+class CsvLog:
+    """``log.csv``: one row per logged step; the columns are fixed by the first row. On resume
+    the rows after the resumed step (written before the kill) are dropped."""
+
+    def __init__(self, path: Path, after_step: int = 0):
+        self.path = path
+        self.columns: list[str] | None = None
+        if path.exists():
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            if rows:
+                self.columns = list(rows[0].keys())
+                kept = [r for r in rows if int(r["step"]) <= after_step]
+                with atomic_write(path) as handle:
+                    writer = csv.DictWriter(handle, self.columns)
+                    writer.writeheader()
+                    writer.writerows(kept)
+
+    def write(self, row: dict[str, float]) -> None:
+        new = self.columns is None
+        if new:
+            self.columns = list(row)
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, self.columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
