@@ -257,3 +257,15 @@ def test_cli_synth(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "already holds this world" in result.output
     result = runner.invoke(cli, [*args, "--test-fraction", "1.5"])
     assert result.exit_code != 0 and "test_fraction must be in [0, 1)" in result.output
+
+
+def test_world_files_read_strictly_with_the_data_readers(synth_world: WorldSummary) -> None:
+    from unimo_kit.data import read_images, read_pairs, read_texts
+
+    for split in ("train", "val", "test"):
+        pairs = list(read_pairs(synth_world.pairs[split], strict=True))
+        assert pairs and all(p.split == split and Path(p.image).is_file() for p in pairs)
+        assert all(len(p.scene_graphs or []) == len(p.captions) for p in pairs)
+    assert len(list(read_texts(synth_world.texts, strict=True))) == 320
+    images = list(read_images(synth_world.images, strict=True))
+    assert len(images) == 80 and all(Path(i.image).is_file() for i in images)
