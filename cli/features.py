@@ -7,7 +7,11 @@ import click
 
 @click.command("features")
 @click.argument(
-    "input_path", metavar="IMAGES_OR_PAIRS_JSONL", type=click.Path(exists=True, dir_okay=False)
+    "inputs",
+    nargs=-1,
+    required=True,
+    metavar="IMAGES_OR_PAIRS_JSONL...",
+    type=click.Path(exists=True, dir_okay=False),
 )
 @click.option(
     "-o", "--out", required=True, type=click.Path(file_okay=False), help="Features store folder."
@@ -36,7 +40,7 @@ import click
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed record or bad image.")
 def features(
-    input_path: str,
+    inputs: tuple[str, ...],
     out: str,
     extractor: str,
     batch_size: int,
@@ -47,7 +51,8 @@ def features(
     resume: bool,
     strict: bool,
 ) -> None:
-    """Extract visual tokens (features + boxes) for every image of IMAGES_OR_PAIRS_JSONL.
+    """Extract visual tokens (features + boxes) for every image of each IMAGES_OR_PAIRS_JSONL
+    into one store (pairs.jsonl and images.jsonl files alike; ids must be unique across them).
 
     The store (docs/features.md) holds, per image id, N tokens of dimension F with their
     normalised boxes; `unimo train` reads it. Killed runs resume where they stopped; shards
@@ -55,27 +60,34 @@ def features(
 
     \b
     Examples:
-      unimo features synth/images.jsonl -o synth/features
+      unimo features synth/pairs.*.jsonl synth/images.jsonl -o synth/features
       unimo features pairs.jsonl -o feats --shard 0/4          # one of four machines
       unimo features pairs.jsonl -o feats --extractor import:butd_npz/
     """
     from unimo_kit.features.extract import extract_features
+    from unimo_kit.features.extractors import build_extractor
     from unimo_kit.resources import ResourceNotFound
     from unimo_kit.utils import parse_shard
 
     try:
-        report = extract_features(
-            input_path,
-            out,
-            extractor=extractor,
-            batch_size=batch_size,
-            shard=parse_shard(shard),
-            resume=resume,
-            dtype=dtype,
-            chunk_size=chunk_size,
-            device=device,
-            strict=strict,
-        )
+        built = build_extractor(extractor, device=device)
     except (ValueError, FileNotFoundError, ResourceNotFound) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(report.summary(), err=True)
+    for input_path in inputs:
+        try:
+            report = extract_features(
+                input_path,
+                out,
+                extractor=built,
+                batch_size=batch_size,
+                shard=parse_shard(shard),
+                resume=resume,
+                dtype=dtype,
+                chunk_size=chunk_size,
+                device=device,
+                strict=strict,
+            )
+        except (ValueError, FileNotFoundError, ResourceNotFound) as exc:
+            raise click.ClickException(f"{input_path}: {exc}") from exc
+        click.echo(f"{input_path}: {report.summary()}", err=True)
+        resume = True  # --no-resume clears the shard once, before the first input
