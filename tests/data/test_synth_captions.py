@@ -130,3 +130,67 @@ def test_one_object_scene_still_gets_five_captions() -> None:
     assert available_templates(scene) == ["np", "there", "pred", "relcl-att"]
     assert len(describe_scene(scene, random.Random(0), 5)) == 5
     assert sample_caption(scene, random.Random(0), "rel") is None
+
+
+def _reference_truth(scene, plan: CaptionPlan) -> bool:
+    """Truth of a plan computed directly from the scene (no graph, no satisfies)."""
+
+    def groups(np: NounPhrase) -> list[list[int]]:
+        members = [
+            i
+            for i, o in enumerate(scene.objects)
+            if o.shape == np.shape and np.color in (None, o.color) and np.size in (None, o.size)
+        ]
+        if np.count:
+            return [members] if len(members) == np.count else []
+        return [[i] for i in members]
+
+    options = [groups(np) for np in plan.phrases]
+    if any(not o for o in options):
+        return False
+    if plan.relation is None:
+        return True  # phrases name different shapes, so their objects are disjoint
+    return any(
+        all(scene.holds(plan.relation, a, b) for a in subject for b in obj)
+        for subject in options[0]
+        for obj in options[1]
+    )
+
+
+def test_satisfies_agrees_with_a_direct_reference_on_random_plans() -> None:
+    """Random (mostly false) plans on random scenes: realize -> FACTUAL -> satisfies gives
+    the truth computed directly from the plan."""
+    from unimo_kit.data.synth import COLORS, RELATION_FORMS, RELATIONS, SHAPES, SIZES
+
+    rng = random.Random(0)
+    outcomes = []
+    for k in range(1500):
+        scene = sample_scene(random.Random(k), f"s{k}")
+        by_shape = {o.shape: i for i, o in enumerate(scene.objects)}
+        shapes = rng.sample(sorted(by_shape), 2) if len(by_shape) >= 2 else rng.sample(SHAPES, 2)
+        phrases, indices = [], []
+        for shape in shapes:
+            index = by_shape.get(shape)
+            real = scene.objects[index] if index is not None and rng.random() < 0.8 else None
+            color = (
+                (real.color if real else rng.choice(list(COLORS))) if rng.random() < 0.7 else None
+            )
+            size = (real.size if real else rng.choice(SIZES)) if rng.random() < 0.4 else None
+            n = sum(
+                o.shape == shape and color in (None, o.color) and size in (None, o.size)
+                for o in scene.objects
+            )
+            count = rng.choice([None, None, None, n if n >= 2 else None, rng.choice([2, 3])])
+            phrases.append(NounPhrase(shape, color, size, count))
+            indices.append(index)
+        if rng.random() < 0.3:
+            plan = CaptionPlan("conj", tuple(phrases))
+        else:
+            true = [] if None in indices else [p for p in RELATIONS if scene.holds(p, *indices)]
+            relation = rng.choice(true) if true and rng.random() < 0.7 else rng.choice(RELATIONS)
+            plan = CaptionPlan("rel", tuple(phrases), relation, RELATION_FORMS[relation][0])
+        graph = SceneGraph.from_factual(realize(plan).factual)
+        expected = _reference_truth(scene, plan)
+        assert satisfies(scene, graph) is expected, (scene, plan)
+        outcomes.append(expected)
+    assert 0.25 < sum(outcomes) / len(outcomes) < 0.75, sum(outcomes)  # both well represented
