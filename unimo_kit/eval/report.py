@@ -179,7 +179,15 @@ def plot_compositional(summary: Sequence[dict[str, Any]], name: str, path: Path)
         )
         for s in groups
     ]
-    _grouped_bars(path, [*cats, "overall"], series, "accuracy", f"compositional: {name}")
+    chance = groups[0]["metrics"].get("chance", {"mean": 0.0})["mean"] if groups else 0.0
+    _grouped_bars(
+        path,
+        [*cats, "overall"],
+        series,
+        "accuracy",
+        f"compositional: {name} (dashed: chance)",
+        chance=[chance] * (len(cats) + 1),
+    )
 
 
 def plot_retrieval(summary: Sequence[dict[str, Any]], name: str, path: Path) -> None:

@@ -1,0 +1,141 @@
+"""Scorers: unimo checkpoint (features store and on-the-fly), open_clip with random weights;
+retrieval through a scorer matches the model's own encoders."""
+
+import json
+
+import numpy as np
+import pytest
+
+from unimo_kit.eval.errors import EvalError
+from unimo_kit.eval.retrieval import evaluate_retrieval, retrieval_metrics
+from unimo_kit.eval.scorers import OpenClipScorer, Scorer, UnimoScorer
+
+
+@pytest.fixture(scope="module")
+def unimo_scorer(tiny_checkpoint, tiny_world):
+    return UnimoScorer(tiny_checkpoint, tiny_world / "features", device="cpu")
+
+
+def test_unimo_scorer_matches_model_encoders(unimo_scorer, tiny_world):
+    import torch
+
+    from unimo_kit.features import FeatureStore
+
+    assert isinstance(unimo_scorer, Scorer)
+    texts = ["a red square", "the square is very very blue indeed", "x"]
+    z = unimo_scorer.encode_texts(texts)
+    assert z.shape == (3, 64) and z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+    model, tok = unimo_scorer.model, unimo_scorer.tokenizer
+    with torch.no_grad():  # one text at a time (no padding): same as the sorted batches
+        for i, t in enumerate(texts):
+            enc = tok([t], return_tensors="pt")
+            ref = model.encode_text(enc["input_ids"], enc["attention_mask"])[0].numpy()
+            np.testing.assert_allclose(z[i], ref, atol=1e-5)
+    store = FeatureStore(tiny_world / "features")
+    path = str(tiny_world / "images" / "img-002.png")
+    v = unimo_scorer.encode_images([path])
+    item = store["img-002"]
+    with torch.no_grad():
+        ref = model.encode_image(
+            torch.from_numpy(item["feats"])[None], torch.from_numpy(item["boxes"])[None]
+        )[0].numpy()
+    np.testing.assert_allclose(v[0], ref, atol=1e-5)
+
+
+def test_evaluate_retrieval_equals_metrics_on_embeddings(unimo_scorer, tiny_world):
+    result = evaluate_retrieval(unimo_scorer, str(tiny_world / "pairs.test.jsonl"))
+    pairs = [
+        json.loads(line) for line in (tiny_world / "pairs.test.jsonl").read_text().splitlines()
+    ]
+    images = [str(tiny_world / p["image"]) for p in pairs]
+    texts = [c for p in pairs for c in p["captions"]]
+    owners = np.repeat(np.arange(len(pairs)), 2)
+    want = retrieval_metrics(
+        unimo_scorer.encode_images(images), unimo_scorer.encode_texts(texts), owners
+    )
+    assert result["num_images"] == 6 and result["num_texts"] == 12
+    for key in ("i2t_r1", "t2i_r5", "rsum", "t2i_medr"):
+        assert result[key] == want[key]
+
+
+def test_missing_image_in_store_is_named(unimo_scorer, tmp_path):
+    with pytest.raises(KeyError, match="nope"):
+        unimo_scorer.encode_images([str(tmp_path / "nope.png")])
+
+
+def test_feature_dim_mismatch_is_clear(tiny_checkpoint, tiny_world):
+    scorer = UnimoScorer(tiny_checkpoint, extractor="effnet-random", device="cpu")
+    with pytest.raises(EvalError, match=r"1280-d visual features .* visual_feat_dim=16"):
+        scorer.encode_images([str(tiny_world / "images" / "img-000.png")])
+
+
+@pytest.mark.slow
+def test_on_the_fly_extraction_matches_extractor(tmp_path, tiny_world):
+    import torch
+
+    from unimo_kit.eval.visual import extract_paths
+    from unimo_kit.features import build_extractor
+    from unimo_kit.model import create_model
+
+    torch.manual_seed(0)
+    model = create_model("unimo-tiny")  # visual_feat_dim 1280 = EfficientNet-Lite0
+    extractor = build_extractor("effnet-random", device="cpu")
+    scorer = UnimoScorer(model, extractor=extractor, device="cpu")
+    paths = [str(tiny_world / "images" / f"img-00{i}.png") for i in range(3)]
+    got = scorer.encode_images(paths)
+    feats, boxes, mask = extract_paths(extractor, paths)
+    assert feats.shape == (3, 49, 1280) and mask.all()
+    with torch.no_grad():
+        want = model.encode_image(torch.from_numpy(feats), torch.from_numpy(boxes)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def random_open_clip(tmp_path_factory):
+    """A tiny open_clip model with random weights from a custom config (no download)."""
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("oc_cfg")
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    }
+    (folder / "unimo-test-clip.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder)
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms("unimo-test-clip")
+    return model, preprocess, open_clip.get_tokenizer("unimo-test-clip")
+
+
+def test_open_clip_scorer_random_weights(random_open_clip, tiny_world):
+    from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
+
+    scorer = OpenClipScorer.from_model(*random_open_clip, name="open_clip:random")
+    z = scorer.encode_texts(["a red square", "a blue square"])
+    assert z.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    result = evaluate_compositional(scorer, examples)
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["scorer"] == "open_clip:random"
+    # the same model scored by hand
+    pos = scorer.encode_texts([e.positive for e in examples])
+    neg = scorer.encode_texts([e.negatives[0] for e in examples])
+    img = scorer.encode_images([e.image for e in examples])
+    want = np.mean((pos * img).sum(1) > (neg * img).sum(1))
+    assert result["accuracy"] == pytest.approx(want)
+
+
+def test_open_clip_spec_without_weights_is_clear():
+    from unimo_kit.resources import ResourceNotFound
+
+    with pytest.raises(ResourceNotFound, match=r"could not be loaded|no model"):
+        OpenClipScorer("ViT-B-32:/nonexistent/weights.bin", device="cpu")
