@@ -120,6 +120,10 @@ def phrase_of(caption: str, entity: Entity) -> Phrase | None:
     if match and match.group(1).lower() in DETERMINERS:
         determiner = (match.start(1), match.end(1))
         start = match.start(1)
+    else:  # a numeral read as a count attribute stands where the determiner would
+        first = re.match(r"[A-Za-z0-9]+", caption[start:])
+        if first and start < head[0] and first.group().lower() in WORD_NUMBERS:
+            determiner = (start, start + first.end())
     return Phrase(start, head[1], head, determiner)
 
 

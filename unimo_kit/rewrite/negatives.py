@@ -556,7 +556,7 @@ def _recase(moved: str, replaced: str, position: int) -> str:
     """``moved`` put where ``replaced`` stood: capitalised at sentence start, else lowered."""
     if position == 0 and replaced[:1].isupper():
         return moved[:1].upper() + moved[1:]
-    if moved[:1].isupper() and moved[1:2].islower():
+    if _lowerable(moved):
         return moved[:1].lower() + moved[1:]
     return moved
 
@@ -581,3 +581,9 @@ def _spatial_surface(caption: str, start: int, end: int, old: str, new: str) -> 
             start -= len(lead)
             break
     return start, SPATIAL_SURFACE.get(new, new)
+
+
+def _lowerable(text: str) -> bool:
+    """Whether ``text`` starts with a capitalised word that is not an acronym (``A red``)."""
+    first = text.split(" ", 1)[0]
+    return first[:1].isupper() and not (len(first) > 1 and first.isupper())

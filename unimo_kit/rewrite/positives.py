@@ -164,7 +164,7 @@ def _exchange(c: _Context, r: Relation, predicate_text: str) -> list[Edit] | Non
 def _recase(text: str, capital: bool) -> str:
     if capital:
         return text[:1].upper() + text[1:]
-    if text[:1].isupper() and text[1:2].islower():
+    if _lowerable(text):
         return text[:1].lower() + text[1:]
     return text
 
@@ -317,3 +317,9 @@ _MAKERS = {
     "there-is": _there_is,
     "determiner": _determiner,
 }
+
+
+def _lowerable(text: str) -> bool:
+    """Whether ``text`` starts with a capitalised word that is not an acronym (``A red``)."""
+    first = text.split(" ", 1)[0]
+    return first[:1].isupper() and not (len(first) > 1 and first.isupper())

@@ -28,7 +28,7 @@ def fit_tfidf(
     stop_words: str | None = "english",
     max_df: float = 0.5,
     min_df: int = 1,
-    dtype: Any = np.float32,
+    dtype: Any = np.float64,
 ) -> Any:
     """Fit a ``TfidfVectorizer`` on ``texts`` (L2-normalised rows, so dot = cosine).
 
@@ -168,14 +168,14 @@ def _top(index: np.ndarray, score: np.ndarray, k: int) -> list[tuple[int, float]
     if index.size == 0:
         return []
     # rounded, so sums taken in another order (sparse vs dense) rank ties the same way
-    score = np.round(score.astype(np.float64), 5)
+    score = np.round(score.astype(np.float64), 9)
     if index.size > k:
         # the k-th best score; keep everything at least that good, then order exactly
         threshold = np.partition(score, index.size - k)[index.size - k]
         mask = score >= threshold
         index, score = index[mask], score[mask]
     order = np.lexsort((index, -score))[:k]
-    return [(int(index[i]), float(score[i])) for i in order]
+    return [(int(index[i]), round(float(score[i]), 6)) for i in order]
 
 
 def _codes(values: Iterable[str]) -> np.ndarray:
