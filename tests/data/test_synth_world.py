@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -28,6 +29,10 @@ from unimo_kit.data.synth import (
     satisfies,
 )
 from unimo_kit.utils.jsonl import RecordError
+
+FILL = {"circle": 0.785, "oval": 0.785, "square": 1.0, "rectangle": 1.0, "triangle": 0.5,
+        "diamond": 0.5, "star": 0.40, "heart": 0.61}  # fmt: skip
+"""Share of its box each shape fills."""
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -117,6 +122,15 @@ def test_pixels_show_the_scene(synth_world: WorldSummary) -> None:
             assert any(image.getpixel((x2, y)) == fill for y in range(y1, y2 + 1))
             assert any(image.getpixel((x, y1)) == fill for x in range(x1, x2 + 1))
             assert any(image.getpixel((x, y2)) == fill for x in range(x1, x2 + 1))
+            # the shape, by the share of its box it fills (analytic areas, up to pixel rounding)
+            box = np.asarray(image)[y1 : y2 + 1, x1 : x2 + 1]  # (h, w, 3)
+            filled = (box == fill).all(axis=-1).mean()
+            assert abs(filled - FILL[obj.shape]) < 0.03, (scene.id, obj, filled)
+            if obj.shape == "triangle":  # point up: the bottom row is full, the top is not
+                assert image.getpixel((x1 + 1, y2)) == fill != image.getpixel((x1 + 1, y1))
+            width, height = x2 - x1, y2 - y1
+            assert (width > 1.5 * height) if obj.shape in ("oval", "rectangle") else width == height
+            assert width == (58 if obj.size == "large" else 34)
         for i, a in enumerate(boxes):
             for b in boxes[i + 1 :]:
                 assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]
