@@ -157,6 +157,8 @@ def test_multiword_names_and_bad_indices(scene: Scene) -> None:
 def test_normalise_predicate() -> None:
     assert normalise_predicate("To the  left of") == "left of"
     assert normalise_predicate("beneath") == "below"
+    assert normalise_predicate("is to the right of") == "right of"
+    assert normalise_predicate("be") is None
     assert normalise_predicate("ride") is None
     assert all(normalise_predicate(p) == p for p in RELATIONS)
 

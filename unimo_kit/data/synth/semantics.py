@@ -57,8 +57,12 @@ class _Description:
 
 
 def normalise_predicate(predicate: str) -> str | None:
-    """The normalised relation for a predicate string, or ``None`` if the world has none."""
-    text = " ".join(predicate.lower().split())
+    """The normalised relation for a predicate string, or ``None`` if the world has none.
+    A leading copula is ignored (``"is to the left of"`` → ``"left of"``)."""
+    words = predicate.lower().split()
+    if len(words) > 1 and words[0] in ("is", "are", "be"):
+        words = words[1:]
+    text = " ".join(words)
     if text in RELATIONS:
         return text
     return PREDICATE_ALIASES.get(text)
