@@ -1,0 +1,140 @@
+"""The rewrite stage: one line per caption, workers/shards/resume give identical output, bad
+input is reported and loses nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from unimo_kit.rewrite.edits import apply_edits
+from unimo_kit.rewrite.pipeline import RewriteConfig, caption_problem, rewrite_file
+from unimo_kit.rewrite.vocab import Vocabulary
+from unimo_kit.utils import Shard
+
+OPTIONS = {"per_type": 1, "sentence_negatives": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def pairs(world):
+    return str(world.pairs["train"])
+
+
+@pytest.fixture(scope="module")
+def reference(pairs, parser, tmp_path_factory):
+    """The uninterrupted single-process output (bytes) and its vocabulary."""
+    out = tmp_path_factory.mktemp("ref") / "rewrites.jsonl"
+    summary = rewrite_file(pairs, out, **OPTIONS)
+    return out.read_bytes(), summary
+
+
+def _lines(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def test_one_line_per_caption_with_valid_edits(pairs, reference):
+    data, summary = reference
+    records = [json.loads(line) for line in open(pairs)]
+    lines = _lines(data)
+    assert [x["id"] for x in lines] == [
+        f"{r['id']}#{i}" for r in records for i in range(len(r["captions"]))
+    ]
+    assert summary.written == len(lines) and summary.caption_errors == 0
+    kinds = set()
+    for line in lines:
+        assert set(line) == {"id", "pair_id", "caption_index", "caption", "scene_graph",
+                             "positives", "negatives", "sentence_negatives"}  # fmt: skip
+        for n in line["negatives"]:
+            assert apply_edits(line["caption"], n["edits"]) == n["text"]
+            kinds.add(n["type"])
+        assert all(s["pair_id"] != line["pair_id"] for s in line["sentence_negatives"])
+        assert len(line["sentence_negatives"]) <= 2
+        assert any(p["type"] == "same-image" for p in line["positives"])
+    assert {"replace-obj", "replace-att", "replace-rel", "swap-att", "add-att"} <= kinds
+
+
+def test_workers_give_identical_output(pairs, reference, tmp_path):
+    out = tmp_path / "w2.jsonl"
+    rewrite_file(pairs, out, workers=2, chunk_size=16, **OPTIONS)
+    assert out.read_bytes() == reference[0]
+
+
+@pytest.mark.parametrize("shared_vocab", [False, True])
+def test_shards_concatenate_to_the_whole(pairs, reference, tmp_path, shared_vocab):
+    vocab_path = tmp_path / "vocab.json"
+    if shared_vocab:
+        reference[1].vocab.save(vocab_path)
+    parts = []
+    for i in range(3):
+        out = tmp_path / f"part{i}.jsonl"
+        extra = {"vocab_path": str(vocab_path)} if shared_vocab else {}
+        rewrite_file(pairs, out, shard=Shard(i, 3), **OPTIONS, **extra)
+        parts.append(out.read_bytes())
+    assert b"".join(parts) == reference[0]
+    assert all(parts)
+
+
+def test_resume_after_torn_tail_is_identical(pairs, reference, tmp_path):
+    data = reference[0]
+    out = tmp_path / "resumed.jsonl"
+    cut = data.index(b"\n", len(data) // 2) + 40  # some lines, then half a line
+    out.write_bytes(data[:cut])
+    summary = rewrite_file(pairs, out, **OPTIONS)
+    assert out.read_bytes() == data
+    assert summary.skipped_done > 0 and summary.written < len(_lines(data))
+
+
+def test_vocab_is_saved_and_deterministic(pairs, reference, tmp_path):
+    rewrite_file(pairs, tmp_path / "a.jsonl", save_vocab=str(tmp_path / "v.json"), **OPTIONS)
+    assert Vocabulary.load(tmp_path / "v.json") == reference[1].vocab
+
+
+def test_bad_input_is_reported_and_loses_nothing_else(tmp_path, parser, capsys):
+    path = tmp_path / "pairs.jsonl"
+    lines = [
+        {"id": "a", "image": "a.png", "captions": ["a red circle above a blue square", ""]},
+        "this is not json",
+        {"image": "b.png", "captions": ["no id here"]},
+        {"id": "c", "image": "c.png", "captions": "not a list"},
+        {"id": "d", "image": "d.png", "captions": ["a cat\x00 on a mat", "x" * 2000]},
+        {"id": "e", "image": "e.png", "captions": ["красная машина на дороге", 7]},
+        {"id": "f", "image": "f.png", "captions": ["two green stars next to a circle"]},
+    ]
+    path.write_text(
+        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n"
+    )
+    out = tmp_path / "out.jsonl"
+    summary = rewrite_file(path, out, progress=False)
+    got = _lines(out.read_bytes())
+    assert [x["id"] for x in got] == ["a#0", "a#1", "d#0", "d#1", "e#0", "e#1", "f#0"]
+    errors = {x["id"]: x["error"] for x in got if "error" in x}
+    assert set(errors) == {"a#1", "d#0", "d#1", "e#0", "e#1"}
+    assert "empty" in errors["a#1"] and "control character U+0000" in errors["d#0"]
+    assert "2000 characters" in errors["d#1"] and "English" in errors["e#0"]
+    assert "string" in errors["e#1"]
+    assert got[0]["negatives"] and got[-1]["negatives"]
+    assert summary.record_errors == 3 and summary.caption_errors == 5
+    err = capsys.readouterr().err
+    assert f"{path}:2: invalid JSON" in err and f"{path}:3: missing or invalid id" in err
+    with pytest.raises(Exception, match="invalid JSON"):
+        rewrite_file(path, tmp_path / "strict.jsonl", progress=False, strict=True)
+
+
+def test_factual_format(pairs, reference, tmp_path):
+    out = tmp_path / "factual.jsonl"
+    rewrite_file(pairs, out, output_format="factual", progress=False)
+    got = _lines(out.read_bytes())
+    full = _lines(reference[0])
+    assert [set(x) for x in got] == [{"id", "pair_id", "caption_index", "caption",
+                                      "scene_graph"}] * len(full)  # fmt: skip
+    assert [x["scene_graph"] for x in got] == [x["scene_graph"] for x in full]
+
+
+def test_config_validation_and_caption_problem():
+    with pytest.raises(ValueError, match="unknown negative"):
+        RewriteConfig(types=("nope",))
+    with pytest.raises(ValueError, match="format"):
+        RewriteConfig(output_format="xml")
+    assert caption_problem("a dog") is None
+    assert caption_problem("   ") == "empty caption"
+    assert caption_problem("12 34") == "caption has no letters"
