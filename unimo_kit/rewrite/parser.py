@@ -116,11 +116,15 @@ class SceneGraphParser:
         self.batch_size = batch_size
         self.n_process = n_process
         self.canonical_relations = canonical_relations
+        # _reloadable: the pipeline can be loaded again by name, so pickles leave it out.
         if nlp is None or isinstance(nlp, str):
-            self._name, self._nlp = nlp, None
+            self._name, self._nlp, self._reloadable = nlp, None, True
         else:
+            import spacy
+
             meta = getattr(nlp, "meta", {}) or {}
-            self._name = f"{meta['lang']}_{meta['name']}" if meta.get("name") else None
+            self._name = f"{meta.get('lang', 'en')}_{meta.get('name', '')}"
+            self._reloadable = spacy.util.is_package(self._name)
             self._nlp = nlp
 
     # ------------------------------------------------------------------ pipeline
@@ -141,7 +145,7 @@ class SceneGraphParser:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        if self._name:
+        if self._reloadable:
             state["_nlp"] = None
         return state
 
@@ -250,6 +254,10 @@ class _Builder:
             return True
         if token.i in self.stand_in or token.i in self.side_of:
             return False
+        if token.lower_ in ("other", "another") and any(
+            c.lower_ in ("each", "one") for c in token.lefts
+        ):
+            return False  # "each other" stands for the subject
         if dep in ("compound", "amod", "nummod", "det", "advmod", "acomp", "prt", "aux"):
             return False
         nominal = dep in _NOMINAL_DEPS and pos not in _NOT_NOMINAL_POS
@@ -386,11 +394,21 @@ class _Builder:
             attributes[:] = [a for a in attributes if a.text not in text.split()]
             attributes.append(Attribute(text, (begin, end), "other"))
 
-    def targets(self, token: Any, expand: bool = True) -> list[int]:
-        """Entities a token stands for, with noun conjuncts expanded (``trees and bushes``)."""
+    def targets(self, token: Any, before: int | None = None) -> list[int]:
+        """Entities a token stands for, with noun conjuncts expanded (``trees and bushes``).
+
+        Args:
+            token: the noun (or pronoun, collective noun...).
+            before: keep only conjuncts left of this token index: a modifier attached to the
+                first conjunct that stands between the conjuncts modifies that one alone
+                (``a man holding a cup and a dog``).
+        """
         out: list[int] = []
-        for item in (token, *token.conjuncts) if expand else (token,):
-            if item.pos_ in ("VERB", "AUX", "ADJ", "ADP") and item is not token:
+        for item in (token, *token.conjuncts):
+            if item is not token and (
+                item.pos_ in ("VERB", "AUX", "ADJ", "ADP")
+                or (before is not None and item.i > before)
+            ):
                 continue
             out.extend(self.resolve(item))
         return list(dict.fromkeys(out))
@@ -455,7 +473,7 @@ class _Builder:
             if head.i == verb.i:
                 return []
             if dep in ("acl", "relcl", "amod", "appos") or head.i in self.entity_of:
-                return self.targets(head)
+                return self.targets(head, before=verb.i)
             if dep in ("conj", "xcomp", "advcl", "ccomp", "acomp", "pcomp", "prep", "dep"):
                 verb = head
                 continue
@@ -621,11 +639,7 @@ class _Builder:
     def attach(self, governor: Any, text: str, objects: list[int], begin: int, end: int, prep):
         """Relate the governor of a prepositional phrase to its object(s)."""
         if governor.i in self.entity_of or governor.lower_ in COLLECTIVE_NOUNS:
-            subjects = self.targets(governor)
-            if governor.i in self.entity_of and prep.i < max(
-                (c.i for c in governor.conjuncts), default=-1
-            ):
-                subjects = [self.entity_of[governor.i]]
+            subjects = self.targets(governor, before=prep.i)
             if text in WEAR_PREPOSITIONS and all(
                 is_clothing(self.graph.entities[o].name) for o in objects
             ):
