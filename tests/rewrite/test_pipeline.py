@@ -4,6 +4,7 @@ input is reported and loses nothing else."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def _lines(data: bytes) -> list[dict]:
 
 def test_one_line_per_caption_with_valid_edits(pairs, reference):
     data, summary = reference
-    records = [json.loads(line) for line in open(pairs)]
+    records = [json.loads(line) for line in Path(pairs).read_text().splitlines()]
     lines = _lines(data)
     assert [x["id"] for x in lines] == [
         f"{r['id']}#{i}" for r in records for i in range(len(r["captions"]))
@@ -100,9 +101,7 @@ def test_bad_input_is_reported_and_loses_nothing_else(tmp_path, parser, capsys):
         {"id": "e", "image": "e.png", "captions": ["красная машина на дороге", 7]},
         {"id": "f", "image": "f.png", "captions": ["two green stars next to a circle"]},
     ]
-    path.write_text(
-        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n"
-    )
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n")
     out = tmp_path / "out.jsonl"
     summary = rewrite_file(path, out, progress=False)
     got = _lines(out.read_bytes())
