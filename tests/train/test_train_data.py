@@ -126,3 +126,29 @@ def test_optimizer_and_rng_states_round_trip():
     want = (random.random(), np.random.rand(), torch.rand(1).item())
     set_rng_state_tensors(saved)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == want
+
+
+@pytest.mark.slow
+def test_negatives_made_on_the_fly_without_a_rewrites_file(tiny_overrides, tokenizer):
+    config = load_config(
+        "tiny",
+        {
+            **tiny_overrides,
+            "rewrites": None,
+            "retrieval_positives": False,
+            "rewrite_positives": False,
+            "batch_texts": 0,
+            "batch_images": 0,
+        },
+    )
+    data = UnimoTrainData(config.resolved(), tokenizer)
+    assert data.on_the_fly is not None
+    spec = data.make_sampler().next_spec()
+    batch = data[spec]
+    assert len(batch["neg_text_owner"]) > 0
+    captions = [tokenizer.decode(ids, skip_special_tokens=True) for ids in batch["text_input_ids"]]
+    for ids, owner in zip(batch["neg_text_input_ids"], batch["neg_text_owner"], strict=True):
+        negative = tokenizer.decode(ids, skip_special_tokens=True)
+        assert negative != captions[owner]
+    again = data[spec]  # deterministic per (seed, caption, epoch)
+    assert torch.equal(again["neg_text_input_ids"], batch["neg_text_input_ids"])

@@ -192,22 +192,36 @@ class StepSampler:
 # ----------------------------------------------------------------------------- dataset
 
 
-Negatives = Callable[[str, int, str, str | None], list[str]]
+class OnTheFlyRewrites:
+    """Rewrites made while training (no ``rewrites.jsonl``): the rewrite stage's
+    :class:`~unimo_kit.rewrite.RewriteDataset` over the pairs file, asked per caption.
 
+    Epoch 0 gives the negatives ``unimo rewrite`` would write with the same seed; later epochs
+    draw fresh ones. Building it parses every caption once (spaCy) for the vocabulary.
 
-def rewriter_negatives(seed: int = 0) -> Negatives | None:
-    """Hard negatives made on the fly by the rewrite stage (no ``rewrites.jsonl`` needed).
-
-    Returns ``fn(pair_id, caption_index, caption, scene_graph) -> [negative texts]``, or ``None``
-    (with a warning) when the rewriter cannot run here.
+    Args:
+        pairs: the pairs.jsonl of the run.
+        seed: the rewriter's seed.
     """
-    import logging
 
-    logging.getLogger(__name__).warning(
-        "rewrite_negatives without a rewrites file: on-the-fly rewriting is not available; "
-        "run `unimo rewrite` and pass rewrites=... (training goes on with in-batch negatives)"
-    )
-    return None
+    def __init__(self, pairs: str | os.PathLike, seed: int = 0):
+        from unimo_kit.rewrite import RewriteDataset
+
+        self.dataset = RewriteDataset(pairs, seed=seed, positives=True)
+        self.index = {item_id: i for i, (item_id, _) in enumerate(self.dataset.items)}
+
+    def get(self, key: str, epoch: int) -> dict[str, Any] | None:
+        """A rewrites.jsonl-shaped record for caption ``key`` (``"<pair_id>#<index>"``)."""
+        i = self.index.get(key)
+        if i is None:
+            return None
+        self.dataset.set_epoch(epoch)
+        item = self.dataset[i]
+        return {
+            "positives": [{"text": t} for t in item["positives"]],
+            "negatives": [{"text": t} for t in item["negatives"]],
+            "sentence_negatives": [],
+        }
 
 
 class UnimoTrainData(torch.utils.data.Dataset):
@@ -216,8 +230,9 @@ class UnimoTrainData(torch.utils.data.Dataset):
     Args:
         config: the run's :class:`TrainConfig` (paths, batch sizes, which extras to use).
         tokenizer: a HF fast tokenizer (``load_tokenizer(model.config)``).
-        negatives_fn: hard negatives for captions without a rewrites file (default: the
-            rewriter on the fly when ``rewrite_on_the_fly``; ``None`` = none).
+        on_the_fly: rewrites for runs without a rewrites file (default: an
+            :class:`OnTheFlyRewrites` when ``rewrite_on_the_fly`` and rewritten negatives or
+            positives are asked for).
         on_error: receives malformed input lines.
     """
 
@@ -225,7 +240,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
         self,
         config: TrainConfig,
         tokenizer: Any,
-        negatives_fn: Negatives | None = None,
+        on_the_fly: OnTheFlyRewrites | None = None,
         on_error: ErrorReport | None = None,
     ):
         self.config = c = config
@@ -260,9 +275,16 @@ class UnimoTrainData(torch.utils.data.Dataset):
             if c.retrieved and want_retrieved
             else None
         )
-        if negatives_fn is None and c.rewrite_negatives and not c.rewrites and c.rewrite_on_the_fly:
-            negatives_fn = rewriter_negatives(c.seed)
-        self.negatives_fn = negatives_fn if c.rewrite_negatives and not c.rewrites else None
+        if (
+            on_the_fly is None
+            and c.pairs
+            and c.batch_pairs
+            and not c.rewrites
+            and c.rewrite_on_the_fly
+            and (c.rewrite_negatives or c.rewrite_positives)
+        ):
+            on_the_fly = OnTheFlyRewrites(c.pairs, seed=c.seed)
+        self.on_the_fly = on_the_fly if self.rewrites is None else None
         self.skipped = report
 
     # --- index building: keep only records usable for training ---
@@ -323,7 +345,12 @@ class UnimoTrainData(torch.utils.data.Dataset):
             "pos_images": [],
             "neg_texts": [],
         }
-        rewrite = self.rewrites.get(f"{pair.id}#{ci}") if self.rewrites is not None else None
+        key = f"{pair.id}#{ci}"
+        rewrite = None
+        if self.rewrites is not None:
+            rewrite = self.rewrites.get(key)
+        elif self.on_the_fly is not None:
+            rewrite = self.on_the_fly.get(key, epoch)
         retrieved = self.retrieved.get(pair.id) if self.retrieved is not None else None
         pos_texts: list[str] = []
         neg_texts: list[str] = []
@@ -335,10 +362,6 @@ class UnimoTrainData(torch.utils.data.Dataset):
                 neg_texts += [n["text"] for n in rewrite.get("negatives", [])]
             if c.sentence_negatives:
                 neg_texts += [n["text"] for n in rewrite.get("sentence_negatives", [])]
-        elif self.negatives_fn is not None:
-            graphs = pair.scene_graphs
-            graph = graphs[ci] if graphs and ci < len(graphs) else None
-            neg_texts += self.negatives_fn(pair.id, ci, pair.captions[ci], graph)
         if retrieved is not None:
             if c.retrieval_positives:
                 pos_texts += [t["text"] for t in retrieved.get("texts", [])]
@@ -426,20 +449,22 @@ def pad_visual(items: list[dict[str, np.ndarray | None]], prefix: str) -> dict[s
         (B, N, C) when every item has class probabilities.
     """
     n = max(len(item["feats"]) for item in items)
-    f = items[0]["feats"].shape[1]
-    feats = torch.zeros(len(items), n, f)  # (B, N, F)
-    boxes = torch.zeros(len(items), n, 5)  # (B, N, 5)
-    mask = torch.zeros(len(items), n, dtype=torch.long)  # (B, N)
+    b, f = len(items), items[0]["feats"].shape[1]
+    # Filled in numpy, handed to torch once (many small torch copies cost more than the data).
+    feats = np.zeros((b, n, f), np.float32)  # (B, N, F)
+    boxes = np.zeros((b, n, 5), np.float32)  # (B, N, 5)
+    mask = np.zeros((b, n), np.int64)  # (B, N)
     with_probs = all(item.get("class_probs") is not None for item in items)
-    probs = torch.zeros(len(items), n, items[0]["class_probs"].shape[1]) if with_probs else None
+    probs = np.zeros((b, n, items[0]["class_probs"].shape[1]), np.float32) if with_probs else None
     for k, item in enumerate(items):
         m = len(item["feats"])
-        feats[k, :m] = torch.from_numpy(item["feats"])
-        boxes[k, :m] = torch.from_numpy(item["boxes"])
+        feats[k, :m] = item["feats"]
+        boxes[k, :m] = item["boxes"]
         mask[k, :m] = 1
         if probs is not None:
-            probs[k, :m] = torch.from_numpy(item["class_probs"])
+            probs[k, :m] = item["class_probs"]
+    feats, boxes, mask = torch.from_numpy(feats), torch.from_numpy(boxes), torch.from_numpy(mask)
     out = {f"{prefix}_feats": feats, f"{prefix}_boxes": boxes, f"{prefix}_mask": mask}
     if probs is not None:
-        out[f"{prefix}_class_probs"] = probs
+        out[f"{prefix}_class_probs"] = torch.from_numpy(probs)
     return out

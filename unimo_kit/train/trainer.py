@@ -129,7 +129,6 @@ def train(
     *,
     resume: bool = True,
     stop_after: int | None = None,
-    negatives_fn: Any = None,
 ) -> TrainResult:
     """Train (or continue training) a UNIMO model.
 
@@ -140,8 +139,6 @@ def train(
             removing the old checkpoints and log).
         stop_after: stop once this many steps are done, without the final save (tests use it
             to simulate a kill; the schedule still spans ``config.steps``).
-        negatives_fn: hard negatives for captions when no rewrites file is given (see
-            :class:`~unimo_kit.train.data.UnimoTrainData`).
 
     Returns:
         A :class:`TrainResult`.
@@ -177,7 +174,7 @@ def train(
     broadcast_parameters(objective, dist.world_size)
     seed_everything(config.seed + dist.rank)  # from here ranks differ (masking, dropout)
     tokenizer = load_tokenizer(model.config)
-    data = UnimoTrainData(config, tokenizer, negatives_fn=negatives_fn)
+    data = UnimoTrainData(config, tokenizer)
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         param_groups(objective, config.weight_decay),
