@@ -1,7 +1,8 @@
 """CMCL across two real gloo processes equals one process on the doubled batch: the loss, the
 gradient w.r.t. each rank's input features and (DDP-averaged) the gradient of a shared
 projection. Ranks hold different numbers of extra positives and hard negatives, which
-exercises gather_features' padding."""
+exercises gather_features' padding; a group absent on one rank (no hard negatives there) must
+still be gathered."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from unimo_kit.model.losses import CMCLLoss
 
 B, E, IN = 4, 6, 5
 # per rank: (number of positive texts, positive images, hard negatives)
-COUNTS = {0: (3, 2, 5), 1: (1, 0, 2)}
+COUNTS = {0: (3, 2, 5), 1: (1, 0, 0)}
 
 
 def rank_inputs(rank: int) -> dict[str, torch.Tensor]:
@@ -42,8 +43,8 @@ def projection() -> torch.nn.Linear:
 
 
 def cmcl(loss_fn: CMCLLoss, proj: torch.nn.Linear, x: dict[str, torch.Tensor]) -> torch.Tensor:
-    def f(name):
-        return F.normalize(proj(x[name]), dim=-1)
+    def f(name):  # an empty group is left out, as the objective does
+        return F.normalize(proj(x[name]), dim=-1) if x[name].shape[0] else None
 
     return loss_fn(
         f("image"),
@@ -78,9 +79,24 @@ def _worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
         result = {
             "loss": loss.detach().reshape(1),
             "global_loss": global_loss.detach().reshape(1),
-            "proj_weight_grad": proj.weight.grad,
-            **{f"{n}_grad": x[n].grad for n in ("image", "text", "pos_text", "neg_text")},
+            "proj_weight_grad": proj.weight.grad.clone(),
+            **{
+                f"{n}_grad": x[n].grad if x[n].grad is not None else torch.zeros_like(x[n])
+                for n in ("image", "text", "pos_text", "neg_text")
+            },
         }
+        # a rank without pairs joins the gathers with no rows (and its backward with them)
+        if rank == 1:
+            empty = torch.zeros(0, E)  # not even requiring grad
+            alone = CMCLLoss(0.1, rank=rank, world_size=world_size)(empty, empty)["cmcl_loss"]
+        else:
+            alone = cmcl(
+                CMCLLoss(0.1, rank=rank, world_size=world_size),
+                projection(),
+                {k: v.detach() for k, v in x.items()},
+            )
+        alone.backward()
+        result["alone"] = alone.detach().reshape(1)
         save_file(
             {k: v.contiguous() for k, v in result.items()},
             os.path.join(out_dir, f"rank{rank}.safetensors"),
@@ -109,6 +125,10 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
     proj = projection()
     full = cmcl(CMCLLoss(0.1), proj, x)
     full.backward()
+
+    alone = cmcl(CMCLLoss(0.1), projection(), rank_inputs(0))
+    torch.testing.assert_close(ranks[0]["alone"][0], alone.detach(), rtol=1e-5, atol=1e-6)
+    assert ranks[1]["alone"].item() == 0.0
 
     # the local losses average to the full loss; the global loss equals it on every rank
     mean_local = sum(r["loss"] for r in ranks) / world

@@ -125,70 +125,67 @@ class CMCLLoss(nn.Module):
         """
         b, device = image_features.shape[0], image_features.device
         local = torch.arange(b, device=device)  # (B,)
-        if image_ids is None:
-            image_ids = local + self.rank * _KEY_STRIDE
         keys = local + self.rank * _KEY_STRIDE  # (B,) pair identity across ranks
+        if image_ids is None:
+            image_ids = keys
 
-        # Gather every column group once: features (with grad) and their keys/ids.
-        groups: dict[str, tuple[Tensor, Tensor, Tensor]] = {
-            "img": (image_features, keys, image_ids),
-            "txt": (text_features, keys, image_ids),
-        }
-        if pos_text_features is not None and pos_text_owner is not None:
-            groups["pos_txt"] = (pos_text_features, keys[pos_text_owner], image_ids[pos_text_owner])
-        if pos_image_features is not None and pos_image_owner is not None:
-            groups["pos_img"] = (
-                pos_image_features,
-                keys[pos_image_owner],
-                image_ids[pos_image_owner],
-            )
-        if neg_text_features is not None:
-            neg_keys = torch.full((neg_text_features.shape[0],), -1, device=device)
-            groups["neg_txt"] = (neg_text_features, neg_keys, neg_keys)
-        names = list(groups)
-        flat = [t for name in names for t in groups[name]]
+        def group(feats: Tensor | None, owner: Tensor | None, like: Tensor):
+            # Absent groups are empty, not skipped: every rank must run the same collectives.
+            if feats is None or owner is None:
+                feats = like.new_zeros((0, like.shape[1]))
+                owner = torch.zeros(0, dtype=torch.long, device=device)
+            return feats, keys[owner], image_ids[owner]
+
+        if neg_text_features is None:
+            neg_text_features = text_features.new_zeros((0, text_features.shape[1]))
+        no_owner = torch.full((neg_text_features.shape[0],), -1, device=device)
+        groups = [
+            (image_features, keys, image_ids),
+            (text_features, keys, image_ids),
+            group(pos_text_features, pos_text_owner, text_features),
+            group(pos_image_features, pos_image_owner, image_features),
+            (neg_text_features, no_owner, no_owner),
+        ]
+        # float32 features before the gather: ranks agree on dtype whatever autocast did.
+        groups = [(_upcast(f), k, i) for f, k, i in groups]
         gathered = gather_features(
-            *flat,
+            *[t for g in groups for t in g],
             rank=self.rank,
             world_size=self.world_size,
             gather_with_grad=self.gather_with_grad,
         )
-        all_groups = {name: gathered[3 * i : 3 * i + 3] for i, name in enumerate(names)}
+        img, txt, pos_txt, pos_img, neg_txt = (gathered[i : i + 3] for i in range(0, 15, 3))
 
         if self.local_loss:
             img_rows, txt_rows, row_keys, row_ids = image_features, text_features, keys, image_ids
         else:
-            img_rows, row_keys, row_ids = all_groups["img"]
-            txt_rows = all_groups["txt"][0]
+            img_rows, row_keys, row_ids = img
+            txt_rows = txt[0]
+        rows = row_keys.shape[0]
 
-        def columns(group_names: list[str]) -> tuple[Tensor, Tensor]:
-            present = [all_groups[n] for n in group_names if n in all_groups]
-            feats = torch.cat([g[0] for g in present])  # (C, E)
-            positive = torch.cat(
-                [
-                    (g[1][None] == row_keys[:, None]) | (g[2][None] == row_ids[:, None])
-                    if n != "neg_txt"
-                    else torch.zeros(
-                        row_keys.shape[0], g[0].shape[0], dtype=torch.bool, device=device
-                    )
-                    for n, g in zip(group_names, present, strict=False)
-                ],
-                dim=1,
-            )  # (R, C)
-            return feats, positive
+        def positive(g: tuple[Tensor, ...]) -> Tensor:  # (R, C) same owner pair or same image
+            return (g[1][None] == row_keys[:, None]) | (g[2][None] == row_ids[:, None])
 
-        txt_names = [n for n in ("txt", "pos_txt", "neg_txt") if n in all_groups]
-        img_names = [n for n in ("img", "pos_img") if n in all_groups]
-        text_cols, i2t_pos = columns(txt_names)
-        image_cols, t2i_pos = columns(img_names)
+        text_cols = torch.cat([txt[0], pos_txt[0], neg_txt[0]])  # (Ct, E)
+        i2t_pos = torch.cat(
+            [
+                positive(txt),
+                positive(pos_txt),
+                torch.zeros(rows, neg_txt[0].shape[0], dtype=torch.bool, device=device),
+            ],
+            dim=1,
+        )  # (R, Ct), hard negatives are never positive
+        image_cols = torch.cat([img[0], pos_img[0]])  # (Cv, E)
+        t2i_pos = torch.cat([positive(img), positive(pos_img)], dim=1)  # (R, Cv)
 
         # Similarities in float32: a bf16 cosine times 1/τ is off by ~0.1 in the logits.
         with torch.autocast(device_type=device.type, enabled=False):
             scale = self.logit_scale
             i2t = scale * _upcast(img_rows) @ _upcast(text_cols).T  # (R, Ct)
             t2i = scale * _upcast(txt_rows) @ _upcast(image_cols).T  # (R, Cv)
-            loss_i2t = multi_positive_nce(i2t, i2t_pos).mean()
-            loss_t2i = multi_positive_nce(t2i, t2i_pos).mean()
+            # sum / rows: a rank without pairs joins the gathers and contributes 0
+            loss_i2t = multi_positive_nce(i2t, i2t_pos).sum() / max(rows, 1)
+            loss_t2i = multi_positive_nce(t2i, t2i_pos).sum() / max(rows, 1)
         out = {
             "cmcl_loss": (loss_i2t + loss_t2i) / 2,
             "cmcl_i2t": loss_i2t.detach(),
@@ -197,8 +194,9 @@ class CMCLLoss(nn.Module):
         }
         with torch.no_grad():
             top = i2t.argmax(dim=1, keepdim=True)  # (R, 1)
-            out["cmcl_acc"] = i2t_pos.gather(1, top).float().mean()
-            if neg_text_owner is not None and neg_text_owner.shape[0]:
+            out["cmcl_acc"] = i2t_pos.gather(1, top).float().sum() / max(rows, 1)
+            h = neg_text_features.shape[0]
+            if neg_text_owner is not None and h and neg_text_owner.shape[0] == h:
                 own = image_features[neg_text_owner]  # (H, E)
                 s_pos = (own * text_features[neg_text_owner]).sum(-1)  # (H,)
                 s_neg = (own * neg_text_features).sum(-1)  # (H,)

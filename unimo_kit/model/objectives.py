@@ -257,6 +257,11 @@ class UnimoPretraining(nn.Module):
                 source = torch.ones(ids.shape[0], dtype=torch.long, device=ids.device)  # [CLS]
                 results["seq2seq"].append(self._seq2seq(ids, amask, source, visual))
 
+        elif self.use["cmcl"] and self.cmcl_loss.world_size > 1:
+            # No pairs here, but the other ranks gather CMCL features: join with no rows.
+            empty = torch.zeros(0, model.config.output_dim, device=model.device)
+            results["cmcl"].append(self.cmcl_loss(empty, empty))
+
         if has_text:
             ids, amask = batch["textonly_input_ids"], batch["textonly_attention_mask"]
             if self.use["mlm"]:
