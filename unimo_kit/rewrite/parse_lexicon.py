@@ -68,6 +68,8 @@ PREDICATE_ALIASES: dict[str, str] = {
     "atop": "on top of",
     "on to": "onto",
     "in to": "into",
+    "beneath": "under",
+    "underneath": "under",
     "close to": "close to",
 }
 """Normalised multi-word predicates (after determiners are dropped). Unlisted predicates keep
@@ -86,6 +88,15 @@ CANONICAL_RELATIONS: dict[str, str] = {
 """Spatial synonyms mapped onto the contract's canonical predicates (``left of``, ``right of``,
 ``above``, ``below``, ``next to``) when a parser is built with ``canonical_relations=True``.
 FACTUAL keeps the surface word (``under``), so this is off by default."""
+
+VERB_ALIASES: dict[str, str] = {"lie": "lay"}
+"""Verb lemmas FACTUAL writes differently (``lying on`` → ``lay on``)."""
+
+STRANDED_PREPOSITIONS: frozenset[str] = _words("on in at under over inside behind near by to from")
+"""Prepositions left at the end of a relative clause (``the water the bird is standing on``)."""
+
+ON_CONTAINERS: frozenset[str] = _words("plate plates dish dishes platter platters tray trays")
+"""Containers whose contents lie on them (``a plate of food`` → ``( food , on , plate )``)."""
 
 SKIPPED_MODIFIERS: frozenset[str] = _words(
     "other another many several few such same own various more most much numerous multiple "
@@ -180,17 +191,45 @@ _CLOTHING = _words(
     "clothing.n.01 headdress.n.01 footwear.n.01 footwear.n.02 glasses.n.01 spectacles.n.01 "
     "garment.n.01 accessory.n.01 jewelry.n.01 protective_garment.n.01 mask.n.04 helmet.n.02"
 )
+_CONTAINER = _words("container.n.01")
 _MATERIAL = _words(
     "material.n.01 metallic_element.n.01 alloy.n.01 solid.n.01 building_material.n.01 "
     "fabric.n.01 wood.n.01 rock.n.01"
 )
 
 
+@functools.lru_cache(maxsize=100_000)
+def is_compound_noun(words: tuple[str, ...]) -> bool:
+    """Whether WordNet lists the words as one noun (``tennis court``, ``hot dog``,
+    ``bed spread`` as ``bedspread``); the last word may be plural. Single words are True."""
+    if len(words) < 2:
+        return True
+    from unimo_kit.resources import wordnet
+
+    wn = wordnet()
+    last = wn.morphy(words[-1], "n") or words[-1]
+    parts = [w.replace("-", "_") for w in (*words[:-1], last)]
+    return any(wn.synsets(joined, "n") for joined in ("_".join(parts), "".join(parts)))
+
+
+@functools.lru_cache(maxsize=20_000)
+def container_preposition(noun: str) -> str | None:
+    """``"on"`` for plates and trays, ``"in"`` for other containers (WordNet
+    ``container.n.01``, first three senses; ``a glass of wine``), else ``None``."""
+    words = noun.lower().split()
+    if not words or not words[-1].isalpha():
+        return None
+    if words[-1] in ON_CONTAINERS:
+        return "on"
+    last = noun_lemma(words[-1])
+    return "in" if _has_hypernym(last, _CONTAINER, 3) else None
+
+
 @functools.lru_cache(maxsize=20_000)
 def is_clothing(noun: str) -> bool:
     """Whether the (last word of the) noun names something worn (WordNet, first two senses)."""
     words = noun.lower().split()
-    if not words or not words[-1].isalpha():
+    if not words or not words[-1].replace("-", "").isalpha():
         return False
     last = words[-1]
     return _has_hypernym(last, _CLOTHING, 2) or _has_hypernym(noun_lemma(last), _CLOTHING, 2)

@@ -57,8 +57,12 @@ from unimo_kit.rewrite.parse_lexicon import (
     RELATIONAL_NOUNS,
     RELATIVE_PRONOUNS,
     SKIPPED_MODIFIERS,
+    STRANDED_PREPOSITIONS,
+    VERB_ALIASES,
     WEAR_PREPOSITIONS,
+    container_preposition,
     is_clothing,
+    is_compound_noun,
     is_material,
     number_value,
     verb_lemma,
@@ -95,6 +99,9 @@ class SceneGraphParser:
             :data:`~unimo_kit.rewrite.parse_lexicon.CANONICAL_RELATIONS`). Off by default, as
             FACTUAL keeps the surface word; the synthetic world's gold graphs use the canonical
             form.
+        keep_compounds: keep every noun compound in the object name (``christmas ornament``)
+            instead of only those WordNet lists as one noun (``tennis court``; the default,
+            as FACTUAL annotates: ``storm clouds`` → ``( clouds , is , storm )``).
 
     The parser is picklable (the pipeline is dropped and reloaded by name in the copy), so it
     can travel to DataLoader workers.
@@ -112,7 +119,9 @@ class SceneGraphParser:
         batch_size: int = 256,
         n_process: int = 1,
         canonical_relations: bool = False,
+        keep_compounds: bool = False,
     ):
+        self.keep_compounds = keep_compounds
         self.batch_size = batch_size
         self.n_process = n_process
         self.canonical_relations = canonical_relations
@@ -174,7 +183,11 @@ class SceneGraphParser:
             disable=self._disabled(),
         )
         for index, doc in enumerate(docs):
-            graph = graph_from_doc(doc, canonical_relations=self.canonical_relations)
+            graph = graph_from_doc(
+                doc,
+                canonical_relations=self.canonical_relations,
+                keep_compounds=self.keep_compounds,
+            )
             graph.text = originals[index]
             originals[index] = ""  # keep memory flat on long streams
             yield graph
@@ -186,10 +199,12 @@ class SceneGraphParser:
 # ---------------------------------------------------------------------- rules
 
 
-def graph_from_doc(doc: Any, canonical_relations: bool = False) -> SceneGraph:
+def graph_from_doc(
+    doc: Any, canonical_relations: bool = False, keep_compounds: bool = False
+) -> SceneGraph:
     """Build the scene graph of a parsed spaCy ``Doc`` (see the module docstring and
-    :class:`SceneGraphParser` for ``canonical_relations``)."""
-    graph = _Builder(doc).build()
+    :class:`SceneGraphParser` for the options)."""
+    graph = _Builder(doc, keep_compounds).build()
     if canonical_relations:
         for relation in graph.relations:
             relation.predicate = CANONICAL_RELATIONS.get(relation.predicate, relation.predicate)
@@ -199,8 +214,9 @@ def graph_from_doc(doc: Any, canonical_relations: bool = False) -> SceneGraph:
 class _Builder:
     """One pass of rules over a ``Doc``; entities are created per noun token on demand."""
 
-    def __init__(self, doc: Any):
+    def __init__(self, doc: Any, keep_compounds: bool = False):
         self.doc = doc
+        self.keep_compounds = keep_compounds
         self.graph = SceneGraph(text=doc.text)
         self.entity_of: dict[int, int] = {}  # token index -> entity index
         self.seen: set[tuple[int, str, int]] = set()
@@ -325,18 +341,8 @@ class _Builder:
                 j -= 1
                 continue
             break
-        # A material word at the front of the name is an attribute ("metal poles").
-        while (
-            start < token.i
-            and doc[start].dep_ == "compound"
-            and (doc[start].lower_ in COLORS or is_material(doc[start].lower_))
-        ):
-            first = doc[start]
-            kind = "color" if first.lower_ in COLORS else "material"
-            attributes.append(Attribute(first.lower_, _span(first), kind))
-            start += 1
-            while start < token.i and doc[start].tag_ == "HYPH":
-                start += 1
+        if start < token.i:
+            start = self.split_compound(start, token, attributes)
         for k in range(start, token.i + 1):
             self.name_tokens.add(k)
         begin = doc[start].idx
@@ -361,6 +367,44 @@ class _Builder:
         index = len(self.graph.entities) - 1
         self.entity_of[token.i] = index
         return index
+
+    def split_compound(self, start: int, token: Any, attributes: list[Attribute]) -> int:
+        """Decide which compound words stay in the object name; the others become attributes.
+
+        With ``keep_compounds`` every noun compound stays (``christmas ornament``) except
+        colours and materials (``metal poles`` → ``( poles , is , metal )``). Otherwise, as
+        FACTUAL annotates, only the longest tail WordNet lists as one noun stays (``tennis
+        court``, ``hot dog``) and the words before it are attributes (``storm clouds`` →
+        ``( clouds , is , storm )``). Words glued by hyphens count as one (``t-shirt``).
+        Positional words (``left hand``) always stay. Returns the new start of the name.
+        """
+        doc = self.doc
+        units: list[list[Any]] = [[doc[start]]]
+        for k in range(start + 1, token.i + 1):
+            if doc[k - 1].whitespace_:
+                units.append([doc[k]])
+            else:
+                units[-1].append(doc[k])
+        words = tuple("".join(t.lower_ + t.whitespace_ for t in unit).strip() for unit in units)
+        keep = len(units) - 1  # index of the first unit kept in the name
+        if self.keep_compounds:
+            keep = 0
+            while keep < len(units) - 1 and (words[keep] in COLORS or is_material(words[keep])):
+                keep += 1
+        else:
+            for first in range(len(units) - 1):
+                if is_compound_noun(words[first:]):
+                    keep = first
+                    break
+        while keep > 0 and words[keep - 1] in NAME_MODIFIERS:
+            keep -= 1
+        for unit, word in zip(units[:keep], words[:keep], strict=True):
+            if word in NAME_MODIFIERS or not word[:1].isalnum():
+                continue
+            kind = "color" if word in COLORS else "material" if is_material(word) else "noun"
+            span = (unit[0].idx, unit[-1].idx + len(unit[-1].text))
+            attributes.append(Attribute(word, span, kind))
+        return units[keep][0].i
 
     def adjective(self, token: Any, attributes: list[Attribute]) -> None:
         """Add an adjective and its conjuncts (``black and brown``) as attributes."""
@@ -425,11 +469,13 @@ class _Builder:
             if inner is not None:
                 return self.targets(inner)
         if lower in RELATIVE_PRONOUNS or token.tag_ in ("WDT", "WP"):
-            clause = token.head
-            while clause.dep_ == "conj" and clause.head.i != clause.i:
+            clause = token.head  # "a star which is ...", "sand on which a girl walks"
+            for _ in range(4):
+                if clause.dep_ in ("relcl", "acl") and clause.head.i != clause.i:
+                    return self.targets(clause.head)
+                if clause.head.i == clause.i:
+                    break
                 clause = clause.head
-            if clause.dep_ in ("relcl", "acl") and clause.head.i != clause.i:
-                return self.targets(clause.head)
             return []
         if lower in ("other", "another") and any(c.lower_ in ("each", "one") for c in token.lefts):
             return self.subjects(self.clause_verb(token))
@@ -520,6 +566,13 @@ class _Builder:
         agent = any(c.dep_ == "agent" for c in verb.children)
         predicate, end = self.verb_predicate(verb)
         span = (verb.idx, end)
+        stranded = verb.dep_ == "relcl" and any(
+            c.dep_ == "prt" and c.lower_ in STRANDED_PREPOSITIONS for c in verb.children
+        )
+        if stranded and not objects and not passive_subjects:
+            # "the water the bird is standing on" -> (bird, stand on, water)
+            subjects = [e for c in verb.children if c.dep_ == "nsubj" for e in self.targets(c)]
+            self.add_relation(subjects, predicate, self.targets(verb.head), span)
         if objects:
             subjects = self.subjects(verb)
             for obj in objects:
@@ -681,10 +734,15 @@ class _Builder:
             return
 
     def of_phrase(self, prep: Any, obj: Any) -> None:
-        """``eye of a giraffe`` → (giraffe, have, eye)."""
+        """``eye of a giraffe`` → (giraffe, have, eye); ``a plate of food`` → (food, on,
+        plate)."""
         owner = self.entity_of[prep.head.i]
+        container = container_preposition(self.graph.entities[owner].name)
         for o in self.targets(obj):
-            self.add_relation([o], "have", [owner], _span(prep))
+            if container:  # "a glass of wine" -> (wine, in, glass)
+                self.add_relation([o], container, [owner], _span(prep))
+            else:
+                self.add_relation([o], "have", [owner], _span(prep))
 
     def possessive(self, token: Any) -> None:
         """``the man's hat`` → (man, have, hat)."""
@@ -701,4 +759,5 @@ def _span(token: Any) -> tuple[int, int]:
 
 def _lemma(token: Any) -> str:
     lemma = token.lemma_.lower()
-    return verb_lemma(token.lower_, lemma if lemma.isalpha() else "")
+    lemma = verb_lemma(token.lower_, lemma if lemma.isalpha() else "")
+    return VERB_ALIASES.get(lemma, lemma)
