@@ -72,6 +72,9 @@ _TYPES = "replace-obj,replace-att,replace-rel,swap-obj,swap-att,add-obj,add-att,
     default=None,
     help="Gold scenes.jsonl (synthetic world): drop negatives that are true of the image.",
 )
+@click.option(
+    "--chunk-size", default=256, show_default=True, help="Captions per unit of work and write."
+)
 @click.option("--strict", is_flag=True, help="Stop at the first bad record.")
 @click.option("--restart", is_flag=True, help="Discard an existing output instead of resuming.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
@@ -93,6 +96,7 @@ def rewrite(
     max_caption_chars: int,
     back_translation: tuple[str, str] | None,
     scenes: str | None,
+    chunk_size: int,
     strict: bool,
     restart: bool,
     no_progress: bool,
@@ -137,6 +141,7 @@ def rewrite(
             max_caption_chars=max_caption_chars,
             back_translation=tuple(back_translation) if back_translation else None,
             scenes=scenes,
+            chunk_size=chunk_size,
             strict=strict,
             progress=not no_progress,
             resume=not restart,

@@ -1,0 +1,69 @@
+"""``unimo rewrite`` from the command line: help, a run, and kill -9 + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from unimo_kit.cli.rewrite import rewrite
+
+
+def test_help_explains_with_examples():
+    result = CliRunner().invoke(rewrite, ["--help"])
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "--shard" in result.output
+    assert "--sentence-negatives" in result.output
+
+
+def test_run_and_options(world, parser, tmp_path):
+    out = tmp_path / "r.jsonl"
+    args = [str(world.pairs["val"]), "-o", str(out), "--types", "replace-att,swap-att",
+            "--per-type", "2", "--no-positives", "--no-progress", "--sentence-negatives", "1",
+            "--save-vocab", str(tmp_path / "v.json")]  # fmt: skip
+    result = CliRunner().invoke(rewrite, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines and all(x["positives"] == [] for x in lines)
+    assert {n["type"] for x in lines for n in x["negatives"]} <= {"replace-att", "swap-att"}
+    assert (tmp_path / "v.json").exists()
+    bad = CliRunner().invoke(rewrite, [str(world.pairs["val"]), "-o", str(out), "--types", "x"])
+    assert bad.exit_code != 0 and "unknown negative type" in bad.output
+    bad = CliRunner().invoke(rewrite, [str(world.pairs["val"]), "-o", str(out), "--shard", "3/2"])
+    assert bad.exit_code != 0 and "invalid shard" in bad.output
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_uninterrupted(world, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    records = [json.loads(x) for x in Path(world.pairs["train"]).read_text().splitlines()]
+    with open(pairs, "w") as handle:
+        for copy in range(8):  # enough captions that the run is still going when killed
+            for r in records:
+                handle.write(json.dumps({**r, "id": f"{r['id']}-{copy}"}) + "\n")
+    unimo = [sys.executable, "-m", "unimo_kit.cli.main", "rewrite", str(pairs)]
+    common = ["--no-progress", "--chunk-size", "4", "--sentence-negatives", "2"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    full, killed = tmp_path / "full.jsonl", tmp_path / "killed.jsonl"
+    subprocess.run([*unimo, "-o", str(full), *common], check=True, env=env, capture_output=True)
+
+    process = subprocess.Popen([*unimo, "-o", str(killed), *common], env=env,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if killed.exists() and killed.stat().st_size > 2000:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = killed.read_bytes()
+    assert 0 < len(partial) < full.stat().st_size, "the run was not interrupted mid-way"
+    subprocess.run([*unimo, "-o", str(killed), *common], check=True, env=env, capture_output=True)
+    assert killed.read_bytes() == full.read_bytes()
