@@ -60,7 +60,8 @@ def make_world(root: Path, n_pairs: int = 400, n_extra: int = 200, seed: int = 0
             for ci, text in enumerate(captions):
                 rewrites.append({
                     "id": f"{pid}#{ci}", "pair_id": pid, "caption_index": ci, "caption": text,
-                    "scene_graph": "", "positives": [{"type": "there-is", "text": "there is " + text}],
+                    "scene_graph": "",
+                    "positives": [{"type": "there-is", "text": "there is " + text}],
                     "negatives": [{"type": "replace-att", "text": caption(), "edits": []}
                                   for _ in range(3)],
                     "sentence_negatives": [{"text": caption(), "pair_id": "x", "score": 0.5}],
@@ -148,8 +149,12 @@ def main() -> None:
                 "progress": False,
             },
         ).resolved()
-        bare = bare_steps(config, args.steps)[args.skip :]
+        # Bare steps before and after the trainer, so a change in machine load between the two
+        # measurements shows up on both sides.
+        half = args.steps // 2 + args.skip
+        bare = bare_steps(config, half)[args.skip :]
         trainer = trainer_steps(config, root / "run")[args.skip :]
+        bare += bare_steps(config, half)[args.skip :]
     bare_s, trainer_s = statistics.median(bare), statistics.median(trainer)
     result = {
         "preset": args.preset,
@@ -159,7 +164,7 @@ def main() -> None:
             "pairs": config.batch_pairs,
             "texts": config.batch_texts,
             "images": config.batch_images,
-        },  # fmt: skip
+        },
         "steps_timed": len(trainer),
         "bare_step_seconds_median": bare_s,
         "trainer_step_seconds_median": trainer_s,

@@ -26,6 +26,7 @@ def effnet():
     return EfficientNetGrid(pretrained=True, device="cpu")
 
 
+@pytest.mark.slow
 def test_effnet_grid_tokens_are_the_feature_map_cells(effnet):
     import torch
     from PIL import Image
@@ -43,6 +44,7 @@ def test_effnet_grid_tokens_are_the_feature_map_cells(effnet):
     np.testing.assert_allclose(item.feats[2 * 7 + 5], grid[:, 2, 5], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_effnet_tokens_see_where_things_are(effnet):
     """A bright square in the top-left changes the top-left tokens more than the bottom-right."""
     from PIL import Image

@@ -152,3 +152,13 @@ def test_negatives_made_on_the_fly_without_a_rewrites_file(tiny_overrides, token
         assert negative != captions[owner]
     again = data[spec]  # deterministic per (seed, caption, epoch)
     assert torch.equal(again["neg_text_input_ids"], batch["neg_text_input_ids"])
+
+
+def test_missing_inputs_are_named(tiny_overrides, tokenizer):
+    config = load_config("tiny", {**tiny_overrides, "retrieved": "nowhere.jsonl"})
+    with pytest.raises(FileNotFoundError, match=r"retrieved=.*nowhere\.jsonl"):
+        UnimoTrainData(config.resolved(), tokenizer)
+    config = load_config("tiny", {**tiny_overrides, "split": "test"})  # no such split
+    data = UnimoTrainData(config.resolved(), tokenizer)
+    with pytest.raises(ValueError, match="check `split`"):
+        data.make_sampler()

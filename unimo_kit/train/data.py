@@ -129,8 +129,9 @@ class EpochSampler:
         self.per_rank = self.n // self.world_size
         if self.batch_size and self.per_rank < self.batch_size:
             raise ValueError(
-                f"{self.kind}: {self.n} records cannot fill batches of {self.batch_size} on "
-                f"{self.world_size} process(es); lower batch_{self.kind}"
+                f"{self.kind}: {self.n} usable records cannot fill batches of {self.batch_size} "
+                f"on {self.world_size} process(es); lower batch_{self.kind}, or check `split` "
+                "and that the features store holds these images"
             )
         self._perm_epoch = -1
         self._perm: np.ndarray | None = None
@@ -246,6 +247,8 @@ class UnimoTrainData(torch.utils.data.Dataset):
         self.config = c = config
         self.tokenizer = tokenizer
         report = on_error if on_error is not None else ErrorReport()
+        _check_paths(c)
+        self.without_features = {"pairs": 0, "images": 0}  # records skipped: no visual tokens
         self.store = FeatureStore(c.features) if c.features else None
         needs_visual = c.batch_pairs or c.batch_images
         if needs_visual and self.store is None:
@@ -293,14 +296,20 @@ class UnimoTrainData(torch.utils.data.Dataset):
         if self.config.split and record.get("split") != self.config.split:
             return None
         pair = PairRecord.from_dict(record, path=self.config.pairs, line=line)
-        return pair.id if pair.id in self.store else None
+        if pair.id not in self.store:
+            self.without_features["pairs"] += 1
+            return None
+        return pair.id
 
     def _keep_text(self, record: dict[str, Any], line: int) -> str:
         return TextRecord.from_dict(record, path=self.config.texts, line=line).id
 
     def _keep_image(self, record: dict[str, Any], line: int) -> str | None:
         image = ImageRecord.from_dict(record, path=self.config.images, line=line)
-        return image.id if image.id in self.store else None
+        if image.id not in self.store:
+            self.without_features["images"] += 1
+            return None
+        return image.id
 
     def sizes(self) -> dict[str, int]:
         """Records available per kind (pairs with features, texts, images with features)."""
@@ -434,6 +443,28 @@ class UnimoTrainData(torch.utils.data.Dataset):
         if images:
             batch.update(pad_visual(images, "imageonly_visual"))
         return batch
+
+
+def _check_paths(c: TrainConfig) -> None:
+    """Every input the config switches on exists (one message naming what is missing)."""
+    wanted = {
+        "pairs": c.batch_pairs > 0,
+        "texts": c.batch_texts > 0,
+        "images": c.batch_images > 0,
+        "features": c.batch_pairs > 0 or c.batch_images > 0,
+        "rewrites": c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives,
+        "retrieved": c.retrieval_positives or c.sentence_negatives,
+    }
+    missing = [
+        f"{name}={getattr(c, name)}"
+        for name, used in wanted.items()
+        if used and getattr(c, name) and not os.path.exists(getattr(c, name))
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"training inputs not found: {', '.join(missing)}; make them with the earlier "
+            "stages (docs/train.md) or switch them off (e.g. --set retrieved=null)"
+        )
 
 
 def _sample(rng: random.Random, items: list, k: int) -> list:

@@ -175,6 +175,12 @@ def train(
     seed_everything(config.seed + dist.rank)  # from here ranks differ (masking, dropout)
     tokenizer = load_tokenizer(model.config)
     data = UnimoTrainData(config, tokenizer)
+    if dist.is_main:
+        for kind, count in data.without_features.items():
+            if count:
+                logger.warning("%d %s without features in %s skipped", count, kind, config.features)
+        if data.skipped:
+            logger.warning(data.skipped.summary())
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         param_groups(objective, config.weight_decay),

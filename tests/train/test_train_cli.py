@@ -1,0 +1,38 @@
+"""``unimo train`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from unimo_kit.cli.train import train
+
+
+def test_list_presets_and_bad_overrides():
+    runner = CliRunner()
+    listed = runner.invoke(train, ["--list-presets"])
+    assert listed.exit_code == 0 and "synth-small" in listed.output.split()
+    bad = runner.invoke(train, ["--config", "tiny", "--out", "x", "--set", "stepz=2"])
+    assert bad.exit_code != 0 and "unknown TrainConfig fields ['stepz']" in bad.output
+    missing = runner.invoke(train, ["--config", "tiny"])
+    assert missing.exit_code != 0 and "--out" in missing.output
+
+
+@pytest.mark.slow
+def test_stop_after_then_resume_from_the_cli(tmp_path, tiny_overrides):
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**tiny_overrides, "steps": 2, "save_every": 1,
+                                                 "num_workers": 1}.items()]  # fmt: skip
+    args = ["--config", "tiny", "--out", str(tmp_path / "run")]
+    for s in sets:
+        args += ["--set", s]
+    first = CliRunner().invoke(train, [*args, "--stop-after", "1"])
+    assert first.exit_code == 0, first.output
+    assert not (tmp_path / "run" / "final").exists()
+    second = CliRunner().invoke(train, args)
+    assert second.exit_code == 0, second.output
+    assert "step 2:" in second.output and "val R@1 image->text" in second.output
+    assert (tmp_path / "run" / "final" / "model.safetensors").exists()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["pairs"].startswith("/") and config["num_workers"] == 1
