@@ -1,9 +1,487 @@
-"""``unimo index``: placeholder until the stage lands."""
+"""``unimo index``: build, search, merge and mine FAISS retrieval indexes.
+
+Heavy libraries (faiss, torch, sentence-transformers) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
 
 import click
 
+TYPES = ("flat", "hnsw", "ivf", "ivfpq", "auto")
 
-@click.group("index", invoke_without_command=True)
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from unimo_kit.index.encoders import EncoderError
+    from unimo_kit.index.store import IndexStoreError
+    from unimo_kit.resources import ResourceNotFound
+    from unimo_kit.utils import RecordError
+
+    return (IndexStoreError, EncoderError, ResourceNotFound, RecordError, ValueError)
+
+
+def _folder(root: str, name: str) -> Path:
+    """An index named by a path (anything with a ``/``, e.g. ``./texts``) or by a name under
+    ``root``."""
+    if os.sep in name or "/" in name:
+        return Path(name)
+    return Path(root) / name
+
+
+@click.group("index")
 def index() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("unimo index is not implemented yet")
+    """FAISS retrieval indexes over texts and images, and mining of CMCL positives and hard
+    negatives (docs/index.md).
+
+    \b
+    Example:
+      unimo index build --texts world/texts.jsonl --name texts
+      unimo index build --images world/images.jsonl --name images
+      unimo index search texts --text "a red circle left of a blue square" -k 5
+      unimo index mine --pairs world/pairs.train.jsonl --text-index texts \\
+          --image-index images -o world/retrieved.jsonl
+    """
+
+
+@index.command("build")
+@click.option(
+    "--texts",
+    "texts",
+    type=click.Path(exists=True, dir_okay=False),
+    help="texts.jsonl to index ({id, text} per line).",
+)
+@click.option(
+    "--images",
+    "images",
+    type=click.Path(exists=True, dir_okay=False),
+    help="images.jsonl to index ({id, image} per line).",
+)
+@click.option(
+    "--captions",
+    "captions",
+    type=click.Path(exists=True, dir_okay=False),
+    help="pairs.jsonl: index every caption (what `mine` draws negatives from).",
+)
+@click.option("--name", required=True, help="Index name: the folder ROOT/NAME.")
+@click.option("--root", default="indexes", show_default=True, help="Folder of indexes.")
+@click.option(
+    "--encoder",
+    "encoder",
+    default=None,
+    help="Encoder spec (default: st:all-MiniLM-L6-v2 for texts, "
+    "timm:tf_efficientnet_lite0 for images; or open_clip:MODEL:TAG, st:PATH...).",
+)
+@click.option(
+    "--type",
+    "index_type",
+    type=click.Choice(TYPES),
+    default="auto",
+    show_default=True,
+    help="auto: flat when small, HNSW mid-size, IVF when large.",
+)
+@click.option("--max-memory", default=None, help="Memory budget of the index, e.g. 4G.")
+@click.option(
+    "--block-size",
+    default=65_536,
+    show_default=True,
+    help="Records per embedding block (the unit of resume).",
+)
+@click.option("--batch-size", default=64, show_default=True, help="Encoder batch size.")
+@click.option("--shard", default=None, help="i/n: index only the i-th slice (then merge).")
+@click.option(
+    "--trained",
+    default=None,
+    help="Trained quantizer from `unimo index train` (sharded IVF builds).",
+)
+@click.option(
+    "--target-recall",
+    default=0.9,
+    show_default=True,
+    help="Raise nprobe/efSearch until recall@10 on a sample reaches this.",
+)
+@click.option(
+    "--keep-embeddings/--no-keep-embeddings",
+    default=True,
+    show_default=True,
+    help="Keep blocks/*.npy (needed by --verify and HNSW merges).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a folder built with other settings.")
+@click.option("--seed", default=1234, show_default=True, help="Training sample seed.")
+def build_cmd(
+    texts,
+    images,
+    captions,
+    name,
+    root,
+    encoder,
+    index_type,
+    max_memory,
+    block_size,
+    batch_size,
+    shard,
+    trained,
+    target_recall,
+    keep_embeddings,
+    overwrite,
+    seed,
+):
+    """Embed a corpus and build ROOT/NAME (resumable: rerun the same command after a kill).
+
+    \b
+    Example:
+      unimo index build --texts world/texts.jsonl --name texts --type auto --max-memory 4G
+      unimo index build --texts big.jsonl --name big.0 --shard 0/2 --trained indexes/big-q
+    """
+    from unimo_kit.index.build import BuildConfig, build, default_encoder
+    from unimo_kit.utils import parse_shard
+
+    kind, path = _one_input(texts=texts, images=images, captions=captions)
+    try:
+        shard_text = str(parse_shard(shard))
+        config = BuildConfig(
+            input=os.path.abspath(path),
+            kind=kind,
+            encoder=encoder or default_encoder(kind),
+            index_type=index_type,
+            max_memory=max_memory,
+            block_size=block_size,
+            batch_size=batch_size,
+            shard=shard_text,
+            trained=os.path.abspath(_folder(root, trained)) if trained else None,
+            seed=seed,
+            tune_recall=target_recall,
+            keep_embeddings=keep_embeddings,
+        )
+        out = build(config, _folder(root, name), overwrite=overwrite)
+    except _known_errors() as exc:
+        _fail(exc)
+    _print_info(out)
+
+
+@index.command("train")
+@click.option("--texts", type=click.Path(exists=True, dir_okay=False), help="texts.jsonl")
+@click.option("--images", type=click.Path(exists=True, dir_okay=False), help="images.jsonl")
+@click.option("--captions", type=click.Path(exists=True, dir_okay=False), help="pairs.jsonl")
+@click.option("--name", required=True, help="Folder ROOT/NAME for the trained quantizer.")
+@click.option("--root", default="indexes", show_default=True)
+@click.option("--encoder", default=None, help="Encoder spec (as for build).")
+@click.option(
+    "--type",
+    "index_type",
+    type=click.Choice(("ivf", "ivfpq", "auto")),
+    default="ivf",
+    show_default=True,
+)
+@click.option("--max-memory", default=None, help="Memory budget, e.g. 4G.")
+@click.option(
+    "--sample",
+    "sample_size",
+    type=int,
+    default=None,
+    help="Training vectors (default: 40 per inverted list).",
+)
+@click.option("--seed", default=1234, show_default=True)
+def train_cmd(
+    texts, images, captions, name, root, encoder, index_type, max_memory, sample_size, seed
+):
+    """Train one IVF quantizer for the whole corpus, to share between shard builds.
+
+    \b
+    Example:
+      unimo index train --texts big.jsonl --name big-q
+      unimo index build --texts big.jsonl --name big.0 --shard 0/2 --trained big-q --type ivf
+      unimo index build --texts big.jsonl --name big.1 --shard 1/2 --trained big-q --type ivf
+      unimo index merge big.0 big.1 --name big
+    """
+    from unimo_kit.index.build import BuildConfig, default_encoder, train_quantizer
+
+    kind, path = _one_input(texts=texts, images=images, captions=captions)
+    config = BuildConfig(
+        input=os.path.abspath(path),
+        kind=kind,
+        encoder=encoder or default_encoder(kind),
+        index_type=index_type,
+        max_memory=max_memory,
+        seed=seed,
+    )
+    try:
+        out = train_quantizer(config, _folder(root, name), sample_size=sample_size)
+    except _known_errors() as exc:
+        _fail(exc)
+    click.echo(f"trained quantizer: {out}")
+
+
+@index.command("merge")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--name", required=True, help="Name of the merged index.")
+@click.option("--root", default="indexes", show_default=True)
+@click.option("--target-recall", default=0.9, show_default=True)
+@click.option("--overwrite", is_flag=True)
+def merge_cmd(sources, name, root, target_recall, overwrite):
+    """Join shard indexes (in the order given) into ROOT/NAME.
+
+    \b
+    Example:
+      unimo index merge texts.0 texts.1 --name texts
+    """
+    from unimo_kit.index.build import merge_indexes
+
+    try:
+        out = merge_indexes(
+            [_folder(root, s) for s in sources],
+            _folder(root, name),
+            tune_recall=target_recall,
+            overwrite=overwrite,
+        )
+    except _known_errors() as exc:
+        _fail(exc)
+    _print_info(out)
+
+
+@index.command("search")
+@click.argument("name")
+@click.option("--root", default="indexes", show_default=True)
+@click.option("--text", "texts", multiple=True, help="A query text (repeatable).")
+@click.option("--image", "images", multiple=True, help="A query image path (repeatable).")
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL of queries ({id, text} or {id, image}) or a plain-text file.",
+)
+@click.option("-k", "k", default=10, show_default=True, help="Results per query.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write JSONL here (default: stdout).",
+)
+@click.option(
+    "--encoder", default=None, help="Refuse unless it equals the index's encoder (a safety check)."
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Report recall@k against exact search on a sample of stored vectors.",
+)
+def search_cmd(name, root, texts, images, queries, k, output, encoder, verify):
+    """Search an index with texts or images; JSONL of ids, scores and records.
+
+    \b
+    Example:
+      unimo index search texts --text "two green stars" -k 5
+      unimo index search images --image world/images/img-000001.png -k 3
+      unimo index search texts --verify
+    """
+    from unimo_kit.index.store import IndexStore
+
+    try:
+        store = IndexStore.open(_folder(root, name))
+        store.check_query_encoder(encoder)
+        if verify:
+            click.echo(json.dumps({"index": str(store.path), **store.verify(k=k)}))
+        query_list = [{"id": f"q{i}", "text": t} for i, t in enumerate(texts)]
+        query_list += [{"id": f"img{i}", "image": p} for i, p in enumerate(images)]
+        if queries:
+            query_list += _read_queries(queries)
+        if not query_list:
+            if not verify:
+                raise click.UsageError("give --text, --image, --queries or --verify")
+            return
+        lines = _run_queries(store, query_list, k)
+    except _known_errors() as exc:
+        _fail(exc)
+    handle = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    try:
+        for line in lines:
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            handle.close()
+
+
+@index.command("info")
+@click.argument("name")
+@click.option("--root", default="indexes", show_default=True)
+def info_cmd(name, root):
+    """Print an index's meta.json after checking the folder."""
+    from unimo_kit.index.store import IndexStore
+
+    try:
+        store = IndexStore.open(_folder(root, name))
+    except _known_errors() as exc:
+        _fail(exc)
+    click.echo(json.dumps(store.meta, indent=2))
+
+
+@index.command("mine")
+@click.option(
+    "--pairs", required=True, type=click.Path(exists=True, dir_okay=False), help="pairs.jsonl"
+)
+@click.option("--text-index", default=None, help="Index of texts (positives for the image).")
+@click.option("--image-index", default=None, help="Index of images (positives for the text).")
+@click.option(
+    "--negative-index",
+    default=None,
+    help="Caption index of the pairs (default: built next to the output).",
+)
+@click.option("--root", default="indexes", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="retrieved.jsonl (resumed if it exists).",
+)
+@click.option("-k", "k", default=5, show_default=True, help="Related texts/images per pair.")
+@click.option("--negatives", default=5, show_default=True, help="Hard negatives per pair.")
+@click.option("--min-score", default=0.3, show_default=True, help="Similarity floor.")
+@click.option(
+    "--max-score",
+    default=0.98,
+    show_default=True,
+    help="Near-duplicate ceiling (positives and negatives).",
+)
+@click.option("--shard", default=None, help="i/n: mine only the i-th slice of the pairs.")
+@click.option("--chunk-size", default=256, show_default=True, help="Pairs per search call.")
+@click.option("--no-resume", is_flag=True, help="Start the output afresh.")
+@click.option("--strict", is_flag=True, help="Stop at the first malformed pair.")
+def mine_cmd(
+    pairs,
+    text_index,
+    image_index,
+    negative_index,
+    root,
+    output,
+    k,
+    negatives,
+    min_score,
+    max_score,
+    shard,
+    chunk_size,
+    no_resume,
+    strict,
+):
+    """Mine related texts, related images and neighbour-caption hard negatives per pair.
+
+    \b
+    Example:
+      unimo index mine --pairs world/pairs.train.jsonl --text-index texts \\
+          --image-index images -o world/retrieved.jsonl -k 5 --negatives 5
+    """
+    from unimo_kit.index.build import DEFAULT_TEXT_ENCODER
+    from unimo_kit.index.mine import MineConfig, build_caption_index, mine
+    from unimo_kit.index.store import read_meta
+    from unimo_kit.utils import parse_shard
+
+    if not (text_index or image_index or negatives):
+        raise click.UsageError("nothing to mine: give --text-index, --image-index or --negatives")
+    try:
+        shard_obj = parse_shard(shard)
+        text_folder = _folder(root, text_index) if text_index else None
+        negative_folder = _folder(root, negative_index) if negative_index else None
+        if negatives and negative_folder is None:
+            if shard_obj.count > 1:
+                raise click.UsageError(
+                    "with --shard, build the caption index once first "
+                    "(unimo index build --captions PAIRS --name NAME) and pass --negative-index"
+                )
+            spec = read_meta(text_folder)["encoder"] if text_folder else DEFAULT_TEXT_ENCODER
+            negative_folder = build_caption_index(
+                pairs, Path(output).with_name(Path(output).name + ".captions"), encoder=spec
+            )
+        config = MineConfig(
+            k=k,
+            negatives=negatives,
+            min_score=min_score,
+            max_score=max_score,
+            negative_max_score=max_score,
+            chunk_size=chunk_size,
+        )
+        stats = mine(
+            pairs,
+            output,
+            text_index=text_folder,
+            image_index=_folder(root, image_index) if image_index else None,
+            negative_index=negative_folder if negatives else None,
+            config=config,
+            shard=shard_obj,
+            resume=not no_resume,
+            strict=strict,
+        )
+    except _known_errors() as exc:
+        _fail(exc)
+    click.echo(json.dumps(stats), err=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _one_input(**inputs: str | None) -> tuple[str, str]:
+    given = [(kind, path) for kind, path in inputs.items() if path]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --texts, --images, --captions")
+    return given[0]
+
+
+def _read_queries(path: str) -> list[dict]:
+    from unimo_kit.utils import iter_jsonl
+
+    if path.endswith(".jsonl"):
+        out = []
+        base = Path(path).resolve().parent
+        for line, record in iter_jsonl(path):
+            query = {"id": str(record.get("id", f"line{line}"))}
+            if "text" in record:
+                query["text"] = record["text"]
+            elif "image" in record:
+                query["image"] = str(base / record["image"])
+            else:
+                continue
+            out.append(query)
+        return out
+    with open(path, encoding="utf-8") as handle:
+        return [{"id": f"line{i}", "text": t.strip()} for i, t in enumerate(handle, 1) if t.strip()]
+
+
+def _run_queries(store, queries: list[dict], k: int) -> list[dict]:
+    texts = [q for q in queries if "text" in q]
+    images = [q for q in queries if "image" in q]
+    results: dict[int, list | None] = {}
+    if texts:
+        for q, hits in zip(texts, store.search_texts([q["text"] for q in texts], k), strict=True):
+            results[id(q)] = hits
+    if images:
+        hits_list = store.search_images([q["image"] for q in images], k)
+        for q, hits in zip(images, hits_list, strict=True):
+            results[id(q)] = hits
+    lines = []
+    for q in queries:
+        hits = results[id(q)]
+        line = {"query": q, "results": hits if hits is not None else []}
+        if hits is None:
+            line["error"] = "image could not be loaded"
+        lines.append(line)
+    return lines
+
+
+def _print_info(folder: Path) -> None:
+    from unimo_kit.index.store import read_meta
+
+    meta = read_meta(folder)
+    tuning = meta.get("tuning") or {}
+    recall = tuning.get("recall")
+    click.echo(
+        f"{folder}: {meta['count']} vectors ({meta.get('failed', 0)} failed), "
+        f"{meta['factory']} dim {meta['dim']}, encoder {meta['encoder']}, "
+        f"search {meta['search_params'] or 'exact'}"
+        + (f", recall@10 on a sample {recall:.3f}" if recall is not None else "")
+    )

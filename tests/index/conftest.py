@@ -12,10 +12,23 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import pytest
 
-WORDS = (
+VOCABULARY = (
     "red green blue yellow purple circle square triangle star cross left right above below "
     "next to big small two three a the of"
-).split()
+)
+WORDS = VOCABULARY.split()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_faiss_thread():
+    """One OpenMP thread: the tests are small, and spinning threads on a shared, busy machine
+    make faiss k-means crawl."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,7 @@ from unimo_kit.index.store import (
     write_json,
     write_npy,
 )
-from unimo_kit.utils import ErrorReport, Shard, atomic_write, iter_jsonl
+from unimo_kit.utils import ErrorReport, atomic_write, iter_jsonl
 from unimo_kit.utils.jsonl import dumps
 
 INPUT_KINDS = ("texts", "images", "captions")
@@ -252,7 +252,9 @@ def finalize(
         plan = IndexPlan(**trained_meta["plan"])
         index = faiss.read_index(str(Path(config.trained) / TRAINED_FILE))
     else:
-        plan = plan_index(n, encoder_dim, index_type=config.index_type, max_memory=config.max_memory)
+        plan = plan_index(
+            n, encoder_dim, index_type=config.index_type, max_memory=config.max_memory
+        )
         index = create_index(plan, encoder_dim, config.metric)
         if plan.train_size:
             sample = _gather_rows(blocks(), sample_rows(n, plan.train_size, config.seed))
@@ -350,8 +352,11 @@ def train_quantizer(
             "no training: build the shards directly and merge them"
         )
     rows = set(sample_rows(n, sample_size or plan.train_size, config.seed).tolist())
-    chosen = (row for i, row in enumerate(iter_rows(config.input, config.kind, ErrorReport()))
-              if i in rows)
+    chosen = (
+        row
+        for i, row in enumerate(iter_rows(config.input, config.kind, ErrorReport()))
+        if i in rows
+    )
     vectors = []
     bar = _bar(len(rows), progress, "embed training sample")
     for block in _blocks_of(chosen, config.block_size):
@@ -446,8 +451,9 @@ def merge_indexes(
     params = dict(first["plan"]["search_params"])
     tuned = {"params": params, "recall": None, "k": None, "queries": None, "qps": None}
     if tune_recall is not None and all(block_paths(f) for f in folders):
-        tuned = tune_search_params(index, blocks, n, params, target=tune_recall,
-                                   metric=first["metric"])
+        tuned = tune_search_params(
+            index, blocks, n, params, target=tune_recall, metric=first["metric"]
+        )
     write_faiss(index, out / INDEX_FILE)
     count = 0
     with atomic_write(out / RECORDS) as handle:
@@ -516,8 +522,9 @@ def _prepare_folder(out: Path, config: BuildConfig, overwrite: bool) -> None:
     if saved == asdict(config):
         return
     if not overwrite:
-        changed = sorted(k for k in set(saved) | set(asdict(config))
-                         if saved.get(k) != asdict(config).get(k))
+        changed = sorted(
+            k for k in set(saved) | set(asdict(config)) if saved.get(k) != asdict(config).get(k)
+        )
         raise IndexStoreError(
             f"{out} holds a build with other settings ({', '.join(changed)} differ); "
             "pass --overwrite to replace it, or choose another --name"

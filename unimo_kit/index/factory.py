@@ -168,6 +168,9 @@ def create_index(plan: IndexPlan, dim: int, metric: str = "ip") -> Any:
     if ivf is not None:
         ivf.cp.niter = 10  # k-means iterations; more buys little on embeddings
         ivf.cp.seed = 1234
+        ivfpq = faiss.downcast_index(ivf)
+        if hasattr(ivfpq, "do_polysemous_training"):
+            ivfpq.do_polysemous_training = False  # minutes of annealing; we never use it
     return index
 
 

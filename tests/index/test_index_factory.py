@@ -1,0 +1,126 @@
+"""Index types and the free functions against exact search, with fixed seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unimo_kit.index.factory import (
+    IndexPlan,
+    build_index,
+    create_index,
+    exact_search,
+    parse_memory,
+    plan_index,
+    recall_at_k,
+    search,
+    train_index,
+)
+
+
+def clustered(n: int, d: int, seed: int, centres: int = 50) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = np.random.default_rng(99).standard_normal((centres, d)).astype(np.float32)
+    x = c[rng.integers(0, centres, n)] + 0.3 * rng.standard_normal((n, d)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    xb = clustered(3000, 32, seed=0)
+    xq = clustered(200, 32, seed=1)
+    scores = xq @ xb.T  # (200, 3000) dense reference
+    I_ref = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    return xb, xq, scores, I_ref
+
+
+def test_exact_search_blocks_match_dense(data):
+    xb, xq, scores, I_ref = data
+    D, I = exact_search(xq, xb, 10, block_size=700)  # 9 blocks, uneven last
+    assert recall_at_k(I, I_ref) == 1.0
+    np.testing.assert_allclose(D, np.take_along_axis(scores, I_ref, 1), rtol=1e-5, atol=1e-5)
+    blocks = [xb[:1000], xb[1000:1001], xb[1001:]]
+    _, I2 = exact_search(xq, iter(blocks), 10)
+    np.testing.assert_array_equal(I2, I)
+
+
+def test_exact_search_l2(data):
+    xb, xq, _, _ = data
+    dist = ((xq[:, None, :] - xb[None, :, :]) ** 2).sum(-1)
+    _, I = exact_search(xq, xb, 5, metric="l2", block_size=1000)
+    assert recall_at_k(I, np.argsort(dist, axis=1)[:, :5]) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("index_type", "floor"),
+    [("flat", 1.0), ("hnsw", 0.95), ("ivf", 0.9), ("ivfpq", 0.3)],
+)
+def test_index_types_against_exact(data, index_type, floor):
+    xb, xq, _, I_ref = data
+    index = build_index(xb, index_type, tune_recall=0.9, seed=3)
+    _, I = search(index, xq, 10)
+    recall = recall_at_k(I, I_ref)
+    assert recall >= floor, f"{index_type}: recall@10 {recall:.3f} < {floor}"
+
+
+def test_ivf_is_deterministic_for_a_seed(data):
+    xb, xq, _, _ = data
+    a = search(build_index(xb, "ivf", seed=5, tune_recall=None), xq, 10)[1]
+    b = search(build_index(xb, "ivf", seed=5, tune_recall=None), xq, 10)[1]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_tuning_raises_nprobe_above_one(data):
+    xb, *_ = data
+    plan = plan_index(len(xb), xb.shape[1], index_type="ivf")
+    assert plan.search_params["nprobe"] > 1
+    index = build_index(xb, "ivf", tune_recall=0.99)
+    import faiss
+
+    assert faiss.extract_index_ivf(index).nprobe >= plan.search_params["nprobe"]
+
+
+def test_auto_plan_by_size_and_memory():
+    assert plan_index(10_000, 384).factory == "Flat"
+    assert plan_index(200_000, 384).factory.startswith("HNSW")
+    big = plan_index(5_000_000, 384)
+    assert big.factory.startswith("IVF") and big.factory.endswith(",Flat")
+    assert big.search_params["nprobe"] > 1 and big.train_size > 0
+    tight = plan_index(5_000_000, 384, max_memory="1G")
+    assert ",PQ" in tight.factory
+    m = int(tight.factory.split(",PQ")[1].split("x")[0])
+    assert 5_000_000 * (m + 8) <= 2**30 and 384 % m == 0
+    # a small corpus that does not fit the budget is compressed too
+    assert ",PQ" in plan_index(50_000, 384, max_memory="4M").factory
+    with pytest.raises(ValueError, match="unknown index type"):
+        plan_index(10, 4, index_type="lsh")
+
+
+def test_parse_memory():
+    assert parse_memory("4G") == 4 * 2**30
+    assert parse_memory("512M") == 512 * 2**20
+    assert parse_memory("2.5GB") == int(2.5 * 2**30)
+    assert parse_memory(1000) == 1000
+    assert parse_memory(None) is None
+    with pytest.raises(ValueError):
+        parse_memory("lots")
+
+
+def test_recall_at_k_counts_overlap():
+    I_ref = np.array([[1, 2, 3], [4, 5, 6]])
+    assert recall_at_k(np.array([[3, 2, 1], [7, 8, 9]]), I_ref) == 0.5
+    assert recall_at_k(np.array([[1, 9, 9], [4, 9, 9]]), I_ref, k=1) == 1.0
+
+
+def test_train_then_add_in_blocks_equals_one_add(data):
+    xb, xq, _, _ = data
+    plan = IndexPlan("IVF32,Flat", {"nprobe": 8}, 2000)
+    a, b = create_index(plan, 32), create_index(plan, 32)
+    train_index(a, xb[:2000], seed=1)
+    train_index(b, xb[:2000], seed=1)
+    a.add(xb)
+    for start in range(0, len(xb), 999):
+        b.add(xb[start : start + 999])
+    np.testing.assert_array_equal(
+        search(a, xq, 10, {"nprobe": 8})[1], search(b, xq, 10, {"nprobe": 8})[1]
+    )

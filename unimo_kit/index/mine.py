@@ -1,0 +1,300 @@
+"""Mining CMCL positives and hard negatives for every image-text pair (``retrieved.jsonl``).
+
+Per pair (UNIMO §2.2 "image/text retrieval" and sentence-level hard negatives):
+
+- **texts** (positives for the image): the pair's captions are encoded with the text index's
+  encoder, their embeddings averaged and re-normalised (the mean direction of the captions),
+  and searched in the text index;
+- **images** (positives for the text): the pair's image, encoded with the image index's
+  encoder, searched in the image index;
+- **negatives**: captions of the nearest *other* images, found by caption similarity: the same
+  mean-caption query searched in a caption-level index of the pairs themselves (one row per
+  caption, built with ``unimo index build --captions pairs.jsonl``, or automatically next to
+  the output); the best-scoring caption of each neighbouring image, nearest images first.
+
+Candidates are dropped when their score is below ``min_score`` (unrelated), above
+``max_score`` (near-duplicates: the same text or picture again, not new evidence), or when
+they belong to the pair itself: the same id, the same image file, or a text equal (case and
+space folded) to one of the pair's captions. Same-image captions are therefore never
+negatives. Output lines follow docs/formats.md; image paths are relative to the output file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unimo_kit.index.encoders import l2_normalize
+from unimo_kit.index.store import IndexStore, IndexStoreError
+from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard
+
+
+@dataclass
+class MineConfig:
+    """How many neighbours to keep and which to drop."""
+
+    k: int = 5  # related texts and related images per pair
+    negatives: int = 5  # neighbour-caption hard negatives per pair (0: none)
+    min_score: float = 0.3  # similarity floor for positives (cosine)
+    max_score: float = 0.98  # near-duplicate ceiling for positives (cosine)
+    negative_max_score: float = 0.98  # ceiling for negatives (paraphrases of our captions)
+    chunk_size: int = 256  # pairs encoded and searched together
+    batch_size: int = 64  # encoder batch size
+    fetch_factor: int = 4  # candidates fetched per kept result (filters drop some)
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def caption_queries(store: IndexStore, pairs: list[Any], batch_size: int = 64) -> np.ndarray:
+    """Mean of each pair's L2-normalised caption embeddings, re-normalised: ``(P, d)``."""
+    captions = [c for pair in pairs for c in pair.captions]
+    owners = np.repeat(np.arange(len(pairs)), [len(p.captions) for p in pairs])  # (C,)
+    vectors = store.encoder().encode_text(captions, batch_size=batch_size)  # (C, d)
+    sums = np.zeros((len(pairs), vectors.shape[1]), dtype=np.float32)
+    np.add.at(sums, owners, vectors)
+    return l2_normalize(sums)
+
+
+class Miner:
+    """Holds the opened indexes and mines one chunk of pairs at a time.
+
+    Args:
+        text_index: folder of a text index (or ``None``: no text positives).
+        image_index: folder of an image index (or ``None``: no image positives).
+        negative_index: caption-level index of the pairs (or ``None``: no negatives).
+        config: :class:`MineConfig`.
+        out_dir: where ``retrieved.jsonl`` lives (image paths are written relative to it).
+    """
+
+    def __init__(
+        self,
+        text_index: str | os.PathLike | None,
+        image_index: str | os.PathLike | None,
+        negative_index: str | os.PathLike | None,
+        config: MineConfig,
+        out_dir: str | os.PathLike,
+    ):
+        self.config = config
+        self.out_dir = Path(out_dir).resolve()
+        self.texts = IndexStore.open(text_index) if text_index else None
+        self.images = IndexStore.open(image_index) if image_index else None
+        self.captions = IndexStore.open(negative_index) if negative_index else None
+        if self.texts and "text" not in self.texts.encoder().modalities:
+            raise IndexStoreError(f"{text_index}: its encoder takes no text queries")
+        if self.images and "image" not in self.images.encoder().modalities:
+            raise IndexStoreError(f"{image_index}: its encoder takes no image queries")
+        if self.captions and self.captions.meta.get("kind") != "captions":
+            raise IndexStoreError(
+                f"{negative_index}: not a caption index of pairs (build it with "
+                "`unimo index build --captions pairs.jsonl`)"
+            )
+        self.failed_images = 0
+
+    def mine(self, pairs: list[Any]) -> list[dict[str, Any]]:
+        """``retrieved.jsonl`` records for a chunk of :class:`PairRecord`."""
+        cfg = self.config
+        out = [{"id": p.id, "texts": [], "images": [], "negatives": []} for p in pairs]
+        own_texts = [{_fold(c) for c in p.captions} for p in pairs]
+        own_images = [os.path.abspath(p.image) for p in pairs]
+        text_q = None
+        if self.texts is not None:
+            text_q = caption_queries(self.texts, pairs, cfg.batch_size)
+            hits = self.texts.results(*self.texts.search(text_q, self._fetch(cfg.k)))
+            for j, pair in enumerate(pairs):
+                for hit in hits[j]:
+                    if len(out[j]["texts"]) == cfg.k:
+                        break
+                    if not cfg.min_score <= hit["score"] <= cfg.max_score:
+                        continue
+                    if self._is_own(hit, pair.id, own_texts[j], own_images[j]):
+                        continue
+                    out[j]["texts"].append(
+                        {"id": hit["id"], "text": hit["text"], "score": _round(hit["score"])}
+                    )
+        if self.images is not None:
+            encoded = self.images.encoder().encode_images(own_images, batch_size=cfg.batch_size)
+            self.failed_images += int((~encoded.ok).sum())
+            hits = self.images.results(*self.images.search(encoded.vectors, self._fetch(cfg.k)))
+            for j, pair in enumerate(pairs):
+                if not encoded.ok[j]:
+                    continue
+                for hit in hits[j]:
+                    if len(out[j]["images"]) == cfg.k:
+                        break
+                    if not cfg.min_score <= hit["score"] <= cfg.max_score:
+                        continue
+                    if self._is_own(hit, pair.id, own_texts[j], own_images[j]):
+                        continue
+                    image = os.path.relpath(hit["image"], self.out_dir)
+                    out[j]["images"].append(
+                        {"id": hit["id"], "image": image, "score": _round(hit["score"])}
+                    )
+        if self.captions is not None and cfg.negatives > 0:
+            same_encoder = self.texts is not None and (
+                self.texts.encoder_spec == self.captions.encoder_spec
+            )
+            query = text_q if same_encoder else caption_queries(self.captions, pairs)
+            per_pair = max(len(p.captions) for p in pairs)
+            fetch = (cfg.negatives + 1) * per_pair * cfg.fetch_factor
+            hits = self.captions.results(*self.captions.search(query, fetch))
+            for j, pair in enumerate(pairs):
+                seen: set[str] = set()
+                for hit in hits[j]:
+                    if len(out[j]["negatives"]) == cfg.negatives:
+                        break
+                    if hit["pair_id"] in seen or hit["score"] > cfg.negative_max_score:
+                        continue
+                    if self._is_own(hit, pair.id, own_texts[j], own_images[j]):
+                        continue
+                    seen.add(hit["pair_id"])
+                    out[j]["negatives"].append(
+                        {
+                            "pair_id": hit["pair_id"],
+                            "caption_index": hit["caption_index"],
+                            "text": hit["text"],
+                            "score": _round(hit["score"]),
+                        }
+                    )
+        return out
+
+    def _fetch(self, keep: int) -> int:
+        return keep * self.config.fetch_factor + 8
+
+    @staticmethod
+    def _is_own(hit: dict[str, Any], pair_id: str, texts: set[str], image: str) -> bool:
+        if hit["id"] == pair_id or hit.get("pair_id") == pair_id:
+            return True
+        if hit.get("image") and os.path.abspath(hit["image"]) == image:
+            return True
+        return bool(hit.get("text")) and _fold(hit["text"]) in texts
+
+
+def mine(
+    pairs_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    text_index: str | os.PathLike | None = None,
+    image_index: str | os.PathLike | None = None,
+    negative_index: str | os.PathLike | None = None,
+    config: MineConfig | None = None,
+    shard: Shard = Shard(),
+    resume: bool = True,
+    progress: bool = True,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Mine ``retrieved.jsonl`` for the pairs of ``pairs_path`` (streaming, resumable).
+
+    Args:
+        pairs_path: ``pairs.jsonl``.
+        out_path: output; finished pairs already in it are skipped (``resume``).
+        text_index, image_index, negative_index: index folders (any may be ``None``).
+        config: :class:`MineConfig`.
+        shard: mine only this contiguous slice of the pairs.
+        resume: keep and skip what ``out_path`` already holds.
+        progress: tqdm bar on stderr.
+        strict: stop at the first malformed pair.
+
+    Returns:
+        Counts: ``{"pairs", "skipped_done", "written", "malformed", "failed_images",
+        "mean_texts", "mean_images", "mean_negatives"}``.
+    """
+    from unimo_kit.data.readers import read_pairs
+
+    config = config or MineConfig()
+    out_path = Path(out_path)
+    miner = Miner(text_index, image_index, negative_index, config, out_path.parent)
+    report = ErrorReport(strict=strict)
+    start, stop = 0, None
+    if shard.count > 1:
+        quiet = ErrorReport(stream=open(os.devnull, "w"))  # noqa: SIM115
+        total = sum(1 for _ in read_pairs(pairs_path, on_error=quiet))
+        quiet.stream.close()
+        start, stop = shard.bounds(total)
+    stats = {"pairs": 0, "skipped_done": 0, "written": 0, "texts": 0, "images": 0, "negatives": 0}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=None if stop is None else stop - start, desc="mine", unit="pair", file=sys.stderr
+        )
+    with ResumableJsonlWriter(out_path, id_key="id", resume=resume) as writer:
+
+        def todo() -> Iterator[Any]:
+            for i, pair in enumerate(read_pairs(pairs_path, strict=strict, on_error=report)):
+                if stop is not None and i >= stop:
+                    return
+                if i < start:
+                    continue
+                stats["pairs"] += 1
+                if pair.id in writer.done:
+                    stats["skipped_done"] += 1
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                yield pair
+
+        for chunk in _chunks(todo(), config.chunk_size):
+            records = miner.mine(chunk)
+            writer.write_many(records)
+            stats["written"] += len(records)
+            for record in records:
+                for key in ("texts", "images", "negatives"):
+                    stats[key] += len(record[key])
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    if report:
+        print(report.summary(), file=sys.stderr)
+    written = max(stats["written"], 1)
+    return {
+        "pairs": stats["pairs"],
+        "skipped_done": stats["skipped_done"],
+        "written": stats["written"],
+        "malformed": report.count,
+        "failed_images": miner.failed_images,
+        "mean_texts": stats["texts"] / written,
+        "mean_images": stats["images"] / written,
+        "mean_negatives": stats["negatives"] / written,
+    }
+
+
+def _round(score: float) -> float:
+    return round(float(score), 5)
+
+
+def build_caption_index(
+    pairs_path: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    encoder: str,
+    progress: bool = True,
+) -> Path:
+    """Build (or resume) the caption-level index of a pairs file that negatives come from:
+    one row per caption, ``{"id": "PAIR#i", "pair_id", "caption_index", "text", "image"}``."""
+    from unimo_kit.index.build import BuildConfig, build
+
+    config = BuildConfig(
+        input=os.path.abspath(pairs_path), kind="captions", encoder=encoder, index_type="auto"
+    )
+    return build(config, folder, progress=progress)
