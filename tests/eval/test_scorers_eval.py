@@ -139,3 +139,31 @@ def test_open_clip_spec_without_weights_is_clear():
 
     with pytest.raises(ResourceNotFound, match=r"could not be loaded|no model"):
         OpenClipScorer("ViT-B-32:/nonexistent/weights.bin", device="cpu")
+
+
+class FakeSentenceTransformer:
+    """Stands in for a sentence-transformers CLIP: texts and PIL images through one encode."""
+
+    def encode(self, items, batch_size=32, convert_to_numpy=True):
+        from PIL import Image
+
+        out = []
+        for item in items:
+            if isinstance(item, Image.Image):
+                out.append(np.asarray(item, dtype=np.float32)[0, 0] + 1.0)  # (3,) pixel colour
+            else:
+                out.append(np.array([len(item), 1.0, 2.0], dtype=np.float32))
+        return np.stack(out)
+
+
+def test_sentence_transformer_scorer_contract(tiny_world):
+    from unimo_kit.eval.scorers import SentenceTransformerClipScorer
+
+    scorer = SentenceTransformerClipScorer(FakeSentenceTransformer(), batch_size=2)
+    images = [str(tiny_world / "images" / f"img-00{i}.png") for i in range(3)]
+    z = scorer.encode_images(images)
+    assert z.shape == (3, 3)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, atol=1e-6)
+    red = np.array([221.0, 31.0, 31.0])
+    np.testing.assert_allclose(z[0], red / np.linalg.norm(red), atol=1e-6)
+    assert scorer.encode_texts(["ab", "abc"]).shape == (2, 3)

@@ -119,16 +119,19 @@ def question_type(question: str) -> str:
     return "other"
 
 
-def _build_classifier(config: VqaConfig, num_answers: int) -> Any:
+def _build_classifier(config: VqaConfig, num_answers: int, feat_dim: int) -> Any:
     import torch
     from torch import nn
 
+    from unimo_kit.eval.errors import check_feature_dim
     from unimo_kit.model import create_model, load_checkpoint
 
     if config.checkpoint:
         backbone = load_checkpoint(config.checkpoint, **config.model_overrides)
-    else:
-        backbone = create_model(config.model, **config.model_overrides)
+        check_feature_dim(backbone, feat_dim, "the VQA image extractor")
+    else:  # a fresh model takes the extractor's feature size
+        overrides = {"visual_feat_dim": feat_dim, **config.model_overrides}
+        backbone = create_model(config.model, **overrides)
     hidden = backbone.config.hidden_size
 
     class VqaClassifier(nn.Module):
@@ -179,6 +182,7 @@ def train_vqa(
     config: VqaConfig,
     *,
     progress: bool = True,
+    extractor: Any = None,
 ) -> dict[str, Any]:
     """Fine-tune an answer classifier on ``train`` and report accuracy on ``test``.
 
@@ -187,6 +191,8 @@ def train_vqa(
             question with an unseen answer counts as wrong).
         config: see :class:`VqaConfig`.
         progress: tqdm bars on stderr.
+        extractor: an image extractor with a fixed number of tokens (default: the
+            EfficientNet-Lite0 grid at ``config.image_size``).
 
     Returns:
         A results dict: ``accuracy`` (test), ``accuracy_by_type``, ``train_loss`` per epoch,
@@ -224,7 +230,12 @@ def train_vqa(
         if config.cache_dir:
             cache = Path(config.cache_dir) / f"vqa-{split}-{config.image_size}.npz"
         feats, boxes = cached_grid_features(
-            images, cache, image_size=config.image_size, progress=progress, batch_size=128
+            images,
+            cache,
+            image_size=config.image_size,
+            progress=progress,
+            batch_size=128,
+            extractor=extractor,
         )
         feats_by_split[split] = (torch.from_numpy(feats), torch.from_numpy(rows))
     boxes_t = torch.from_numpy(boxes).to(device)  # (G, 5)
@@ -232,7 +243,8 @@ def train_vqa(
 
     # ---- model, tokens
     seed_everything(config.seed)
-    classifier = _build_classifier(config, len(answers)).to(device)
+    feat_dim = int(feats_by_split["train"][0].shape[-1])
+    classifier = _build_classifier(config, len(answers), feat_dim).to(device)
     tokenizer = load_tokenizer(classifier.backbone.config)
     train_ids, train_mask = _tokenize(
         tokenizer, [ex.question for ex in train], config.max_question_tokens
