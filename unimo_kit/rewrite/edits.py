@@ -14,7 +14,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from unimo_kit.data.scene_graph import Entity, SceneGraph
+from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph
 from unimo_kit.rewrite.grammar import WORD_NUMBERS, article, copy_case
 
 
@@ -191,3 +191,17 @@ def fix_copula(caption: str, position: int, plural: bool) -> Edit | None:
         return None
     start = position + match.start(2)
     return Edit(start, start + len(word), word, copy_case(word, wanted))
+
+
+def copy_graph(graph: SceneGraph) -> SceneGraph:
+    """A deep copy of ``graph`` (much faster than ``copy.deepcopy`` for these dataclasses)."""
+    return SceneGraph(
+        [
+            Entity(
+                e.name, [Attribute(a.text, a.span, a.kind) for a in e.attributes], e.span, e.count
+            )
+            for e in graph.entities
+        ],
+        [Relation(r.subject, r.predicate, r.object, r.span) for r in graph.relations],
+        graph.text,
+    )

@@ -24,7 +24,6 @@ input order, sharding or which other types are asked for.
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from unimo_kit.rewrite.edits import (
     Edit,
     Phrase,
     apply_edits,
+    copy_graph,
     fix_articles,
     fix_copula,
     overlaps,
@@ -174,6 +174,8 @@ class Rewriter:
                 if found >= self.per_type:
                     break
                 made = make(context, rng)
+                if made is False:
+                    break  # the caption offers nothing this type can change
                 if made is None:
                     continue
                 edits, new_graph = made
@@ -221,7 +223,7 @@ class Rewriter:
     def _replace_obj(self, c: _Context, rng: random.Random) -> _Made:
         choices = c.entities_with_phrase()
         if not choices:
-            return None
+            return False
         i = rng.choice(choices)
         entity = c.graph.entities[i]
         head = c.phrases[i].head  # type: ignore[union-attr]
@@ -249,7 +251,7 @@ class Rewriter:
             if valid_span(a.span, c.caption) and attribute_category(a.text) != "count"
         ]
         if not choices:
-            return None
+            return False
         i, j = rng.choice(choices)
         entity = c.graph.entities[i]
         attribute = entity.attributes[j]
@@ -272,7 +274,7 @@ class Rewriter:
     def _replace_rel(self, c: _Context, rng: random.Random) -> _Made:
         choices = [k for k, r in enumerate(c.graph.relations) if valid_span(r.span, c.caption)]
         if not choices:
-            return None
+            return False
         k = rng.choice(choices)
         relation = c.graph.relations[k]
         category = relation_category(relation.predicate)
@@ -329,7 +331,7 @@ class Rewriter:
                 continue
             choices.append(k)
         if not choices:
-            return None
+            return False
         k = rng.choice(choices)
         r = c.graph.relations[k]
         first, second = sorted([c.phrases[r.subject], c.phrases[r.object]], key=lambda p: p.start)  # type: ignore[arg-type, return-value]
@@ -370,7 +372,7 @@ class Rewriter:
                             continue
                         choices.append((i, x, j, y))
         if not choices:
-            return None
+            return False
         i, x, j, y = rng.choice(choices)
         ax, by = entities[i].attributes[x], entities[j].attributes[y]
         s1, s2 = ax.span, by.span
@@ -387,12 +389,12 @@ class Rewriter:
     def _add_obj(self, c: _Context, rng: random.Random) -> _Made:
         choices = c.entities_with_phrase()
         if not choices:
-            return None
+            return False
         anchor = max(choices, key=lambda i: c.phrases[i].end)  # type: ignore[union-attr]
         phrase = c.phrases[anchor]
         assert phrase is not None
         if c.caption[phrase.end :].strip(" .,;:!?\"')"):
-            return None  # only conjoin at the end of the caption: no verb to agree with
+            return False  # only conjoin at the end of the caption: no verb to agree with
         present = [e.name for e in c.graph.entities]
         noun = self._draw(
             rng,
@@ -442,7 +444,7 @@ class Rewriter:
                 if category not in have and self.vocab.attributes.get(category):
                     choices.append((i, category))
         if not choices:
-            return None
+            return False
         i, category = rng.choice(choices)
         entity = c.graph.entities[i]
         phrase = c.phrases[i]
@@ -489,7 +491,7 @@ class Rewriter:
             if span is not None and c.caption[span[0] : span[1]].lower() in WORD_NUMBERS:
                 choices.append((i, span))
         if not choices:
-            return None
+            return False
         i, (start, end) = rng.choice(choices)
         old = c.caption[start:end]
         n = WORD_NUMBERS[old.lower()]
@@ -522,7 +524,8 @@ class Rewriter:
         return edits, graph
 
 
-_Made = tuple[list[Edit], SceneGraph] | None
+_Made = tuple[list[Edit], SceneGraph] | None | bool
+"""Edits and edited graph; ``None``: this attempt failed; ``False``: no attempt can work."""
 
 
 @dataclass
@@ -543,7 +546,7 @@ class _Context:
         return is_plural(head, morphy) or (entity.count or 1) > 1
 
     def copy(self) -> SceneGraph:
-        return copy.deepcopy(self.graph)
+        return copy_graph(self.graph)
 
 
 def _singular_surface(noun: str) -> str:

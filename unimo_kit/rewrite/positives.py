@@ -18,7 +18,6 @@ agrees with the new subject. Captions of the same image (``same-image``) and bac
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from unimo_kit.rewrite.edits import (
     Edit,
     Phrase,
     apply_edits,
+    copy_graph,
     fix_articles,
     fix_copula,
     phrases,
@@ -193,7 +193,7 @@ def _relation_swaps(c: _Context, symmetric: bool) -> list[tuple[list[Edit], Scen
         edits = _exchange(c, r, new_surface)
         if edits is None:
             continue
-        graph = copy.deepcopy(c.graph)
+        graph = copy_graph(c.graph)
         graph.relations[k] = Relation(r.object, new_predicate, r.subject, None)
         out.append((edits, graph))
     return out
@@ -251,7 +251,7 @@ def _passive(c: _Context) -> list[tuple[list[Edit], SceneGraph]]:
         edits = _exchange(c, r, new)
         if edits is None:
             continue
-        out.append((edits, copy.deepcopy(c.graph)))
+        out.append((edits, copy_graph(c.graph)))
     return out
 
 
@@ -307,7 +307,7 @@ def _determiner(c: _Context) -> list[tuple[list[Edit], SceneGraph]]:
 
 
 def _copy(c: _Context) -> SceneGraph:
-    return copy.deepcopy(c.graph)
+    return copy_graph(c.graph)
 
 
 _MAKERS = {
