@@ -89,6 +89,12 @@ CANONICAL_RELATIONS: dict[str, str] = {
 ``above``, ``below``, ``next to``) when a parser is built with ``canonical_relations=True``.
 FACTUAL keeps the surface word (``under``), so this is off by default."""
 
+STATE_ADVERBS: frozenset[str] = _words("outside inside outdoors indoors up")
+"""Adverbs kept as attributes next to an action (``people standing outside``)."""
+
+ATTRIBUTE_ALIASES: dict[str, str] = {"wood": "wooden"}
+"""Noun modifiers FACTUAL writes as adjectives (``wood table`` → ``( table , is , wooden )``)."""
+
 VERB_ALIASES: dict[str, str] = {"lie": "lay"}
 """Verb lemmas FACTUAL writes differently (``lying on`` → ``lay on``)."""
 

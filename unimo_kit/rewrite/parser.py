@@ -46,6 +46,7 @@ from typing import Any
 from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph
 from unimo_kit.rewrite.parse_lexicon import (
     ADVERB_PREPOSITIONS,
+    ATTRIBUTE_ALIASES,
     CANONICAL_RELATIONS,
     COLLECTIVE_NOUNS,
     COLORS,
@@ -57,6 +58,7 @@ from unimo_kit.rewrite.parse_lexicon import (
     RELATIONAL_NOUNS,
     RELATIVE_PRONOUNS,
     SKIPPED_MODIFIERS,
+    STATE_ADVERBS,
     STRANDED_PREPOSITIONS,
     VERB_ALIASES,
     WEAR_PREPOSITIONS,
@@ -79,6 +81,8 @@ _NOMINAL_DEPS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "attr", "conj",
                            "npadvmod", "oprd", "dative"})  # fmt: skip
 _NOT_NOMINAL_POS = frozenset({"VERB", "AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "PUNCT",
                               "ADJ", "NUM", "PART", "SPACE", "SYM", "INTJ", "ADV"})  # fmt: skip
+_CLAUSE_DEPS = frozenset({"prep", "dobj", "xcomp", "ccomp", "prt", "dative", "attr", "acomp",
+                          "oprd", "agent", "nsubjpass", "advcl", "conj"})  # fmt: skip
 _VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBN", "VBP", "VBZ"})
 _SUBJECT_DEPS = ("nsubj", "csubj")
 _ADJ_DEPS = frozenset({"amod", "acomp", "nmod"})
@@ -402,6 +406,7 @@ class _Builder:
             if word in NAME_MODIFIERS or not word[:1].isalnum():
                 continue
             kind = "color" if word in COLORS else "material" if is_material(word) else "noun"
+            word = ATTRIBUTE_ALIASES.get(word, word)
             span = (unit[0].idx, unit[-1].idx + len(unit[-1].text))
             attributes.append(Attribute(word, span, kind))
         return units[keep][0].i
@@ -418,12 +423,15 @@ class _Builder:
                 continue
             start = adj.i
             for child in reversed(list(adj.lefts)):
-                keep = child.dep_ in ("npadvmod", "punct", "compound") or (
-                    child.dep_ in ("advmod", "amod") and child.lower_ in INTENSIFIERS
+                glued = not child.whitespace_  # "heart-shaped"
+                keep = (child.dep_ in ("npadvmod", "punct", "compound") and glued) or (
+                    child.dep_ in ("advmod", "amod", "npadvmod") and child.lower_ in INTENSIFIERS
                 )
                 if keep and child.i == start - 1:
                     start = child.i
-                elif child.dep_ == "amod":  # "small yellow" parsed as small -> yellow
+                elif child.dep_ == "amod" or (
+                    child.dep_ == "npadvmod" and (child.pos_ == "ADJ" or child.lower_ in COLORS)
+                ):  # "small yellow" parsed as small -> yellow
                     self.adjective(child, attributes)
             # "dark green": an intensifier tagged as a sibling modifier of the same noun.
             if start == adj.i and adj.i > 0:
@@ -587,6 +595,35 @@ class _Builder:
                 patients = []
             by = next(c for c in verb.children if c.dep_ == "agent")
             self.add_relation(subjects, predicate, patients, (verb.idx, by.idx + len(by.text)))
+        elif (
+            verb.dep_ == "relcl"
+            and not stranded
+            and any(c.dep_ == "nsubj" and c.lower_ not in RELATIVE_PRONOUNS for c in verb.children)
+            and not any(c.dep_ in _CLAUSE_DEPS for c in verb.children)
+        ):
+            # "the rope the man is holding" -> (man, hold, rope)
+            subjects = [e for c in verb.children if c.dep_ == "nsubj" for e in self.targets(c)]
+            self.add_relation(subjects, predicate, self.targets(verb.head), span)
+        elif (
+            not stranded
+            and verb.tag_ == "VBG"
+            and verb.dep_ in ("ROOT", "acl", "relcl")
+            and not any(
+                c.dep_ in _CLAUSE_DEPS or any(g.dep_ == "prep" for g in c.children)
+                for c in verb.children
+            )
+        ):
+            # "two women skiing", "people walking outside": an action without an object is
+            # an attribute of its subject, in the caption's (-ing) form
+            subjects = self.subjects(verb)
+            states = [verb] + [
+                c for c in verb.children if c.dep_ == "advmod" and c.lower_ in STATE_ADVERBS
+            ]
+            for index in subjects:
+                attributes = self.graph.entities[index].attributes
+                for word in states:
+                    if all(a.text != word.lower_ for a in attributes):
+                        attributes.append(Attribute(word.lower_, _span(word), "state"))
 
     def predicative(self, copula: Any) -> None:
         """``the sky is blue and cloudy`` / ``a circle that is red`` → attributes of the
