@@ -37,9 +37,8 @@ def scorer_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--extractor",
-            default="effnet",
-            show_default=True,
-            help="on-the-fly extractor; must be the one the checkpoint was trained with.",
+            help="on-the-fly extractor (effnet, open_clip:...); default: the one named by the "
+            "checkpoint's run (its features store), else effnet.",
         ),
         click.option("--device", help="torch device (default: cuda when visible, else cpu)."),
         click.option("--batch-size", default=64, show_default=True, help="items per forward."),
@@ -83,7 +82,7 @@ def build_scorer_from_options(kw: dict[str, Any]) -> Any:
         open_clip=kw.get("open_clip_spec"),
         st_clip=kw.get("st_clip"),
         features=kw.get("features"),
-        extractor=kw.get("extractor", "effnet"),
+        extractor=kw.get("extractor"),
         device=kw.get("device"),
         batch_size=kw.get("batch_size", 64),
     )

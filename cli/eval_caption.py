@@ -26,7 +26,9 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     type=click.Path(exists=True, file_okay=False),
     help="features store of the test images (default: extract on the fly).",
 )
-@click.option("--extractor", default="effnet", show_default=True, help="on-the-fly extractor.")
+@click.option(
+    "--extractor", help="on-the-fly extractor (default: the checkpoint run's, else effnet)."
+)
 @click.option("--beams", default=1, show_default=True, help="1 = greedy, k > 1 = beam search.")
 @click.option("--max-length", default=20, show_default=True, help="most generated word pieces.")
 @click.option("--max-images", type=int, help="caption the first N images only.")

@@ -95,3 +95,83 @@ def test_simple_tokenize():
 def test_mismatched_ids_raise():
     with pytest.raises(ValueError, match="different images"):
         caption_metrics({"a": "x"}, {"b": ["x"]}, tokenizer="simple", meteor="no")
+
+
+@pytest.mark.parametrize("beams", [1, 2])
+def test_evaluate_captioning_end_to_end(tiny_world, tiny_checkpoint, beams):
+    import torch
+
+    from unimo_kit.eval.caption import evaluate_captioning, generate_captions
+    from unimo_kit.model import load_checkpoint
+
+    result = evaluate_captioning(
+        tiny_checkpoint,
+        tiny_world / "pairs.test.jsonl",
+        features=str(tiny_world / "features"),
+        num_beams=beams,
+        max_length=6,
+        tokenizer="simple",
+        meteor="no",
+        device="cpu",
+        progress=False,
+    )
+    assert result["num_images"] == 6 and len(result["predictions"]) == 6
+    assert {"bleu4", "rouge_l", "cider"} <= set(result) and "meteor" not in result
+    assert result["predictions"][0]["references"] == ["a red square", "the square is red"]
+    # the captions are the model's own greedy / beam output, decoded
+    model = load_checkpoint(tiny_checkpoint)
+    torch.manual_seed(0)
+    again = generate_captions(
+        model,
+        [str(tiny_world / "images" / "img-000.png")],
+        features=_store(tiny_world),
+        num_beams=beams,
+        max_length=6,
+        progress=False,
+    )
+    assert again[0] == result["predictions"][0]["caption"]
+
+
+def _store(world):
+    from unimo_kit.features import FeatureStore
+
+    return FeatureStore(world / "features")
+
+
+def test_caption_cli(tiny_world, tiny_checkpoint, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from unimo_kit.cli.main import cli
+
+    out, preds = tmp_path / "c.json", tmp_path / "p.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "caption",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--references",
+            str(tiny_world / "pairs.test.jsonl"),
+            "--features",
+            str(tiny_world / "features"),
+            "--max-length",
+            "5",
+            "--meteor",
+            "no",
+            "--tokenizer",
+            "simple",
+            "--predictions",
+            str(preds),
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "cider=" in result.output
+    assert len(preds.read_text().splitlines()) == 6
+    assert json.loads(out.read_text())["num_images"] == 6

@@ -60,7 +60,7 @@ class CheckpointEntry:
     group: str | None = None  # arm name for mean ± std over seeds (default: label)
     seed: int | None = None  # the training seed of this run
     features: str | None = None  # features store of the test images (unimo only)
-    extractor: str = "effnet"  # on-the-fly extractor when no features store (unimo only)
+    extractor: str | None = None  # on-the-fly extractor (default: the run's, else effnet)
     run_dir: str | None = None  # run folder holding log.csv (loss curves)
 
 

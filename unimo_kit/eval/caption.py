@@ -128,7 +128,7 @@ def generate_captions(
     images: Sequence[str],
     *,
     features: Any = None,
-    extractor: str | Any = "effnet",
+    extractor: str | Any = None,
     num_beams: int = 1,
     max_length: int = 20,
     batch_size: int = 32,
@@ -153,6 +153,7 @@ def generate_captions(
     from unimo_kit.eval.scorers import UnimoScorer
 
     scorer = UnimoScorer(model, features, extractor=extractor, batch_size=batch_size)
+    model = scorer.model
     out: list[str] = []
     steps = range(0, len(images), batch_size)
     for start in tqdm(steps, desc="captioning", unit="batch", disable=not progress):
@@ -173,7 +174,7 @@ def evaluate_captioning(
     references_path: str | os.PathLike,
     *,
     features: Any = None,
-    extractor: str = "effnet",
+    extractor: str | None = None,
     num_beams: int = 1,
     max_length: int = 20,
     max_images: int | None = None,
@@ -190,13 +191,16 @@ def evaluate_captioning(
         :func:`caption_metrics` plus ``task``, ``data``, ``scorer``, ``num_beams`` and
         ``predictions`` (``[{"id", "caption", "references"}]``, in input order).
     """
-    from unimo_kit.model import load_checkpoint
+    from unimo_kit.eval.errors import load_checkpoint_checked
+    from unimo_kit.eval.scorers import run_extractor
     from unimo_kit.resources import torch_device
 
     refs = load_references(references_path, images_root=images_root, max_images=max_images)
     if not refs:
         raise ValueError(f"{references_path}: no images with reference captions")
-    model = load_checkpoint(checkpoint, device=torch_device(device))
+    model = load_checkpoint_checked(checkpoint, device=torch_device(device))
+    if features is None and extractor is None:
+        extractor = run_extractor(checkpoint)
     captions = generate_captions(
         model,
         [image for _, image, _ in refs],

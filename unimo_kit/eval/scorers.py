@@ -48,6 +48,29 @@ def _batches(n: int, size: int) -> Sequence[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def run_extractor(checkpoint: str | os.PathLike) -> str | None:
+    """The extractor a checkpoint was trained with, read from its run: the training
+    ``config.json`` above the checkpoint names the features store, whose ``meta.json`` names
+    the extractor. ``None`` when it cannot be found."""
+    import json
+
+    here = Path(checkpoint)
+    for folder in (here, *list(here.parents)[:3]):
+        config = folder / "config.json"
+        if not config.is_file():
+            continue
+        try:
+            features = json.loads(config.read_text(encoding="utf-8")).get("features")
+            if not features:
+                continue
+            meta = json.loads((Path(features) / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(meta.get("extractor"), str):
+            return meta["extractor"]
+    return None
+
+
 class UnimoScorer:
     """CMCL embeddings of a unimo checkpoint.
 
@@ -59,8 +82,9 @@ class UnimoScorer:
             (``images/syn-000012.png`` -> ``syn-000012``, the id the synthetic world and
             ``images.jsonl`` use). ``None``: features are extracted on the fly.
         extractor: for on-the-fly features: an extractor spec of
-            :func:`unimo_kit.features.build_extractor` (default ``effnet``, the trainer's
-            default; it must be the one the checkpoint was trained with) or a built extractor.
+            :func:`unimo_kit.features.build_extractor` or a built extractor; ``None`` (default)
+            takes the one recorded in the checkpoint's run (:func:`run_extractor`), else
+            ``effnet``. It must be the one the checkpoint was trained with.
         device: torch device (default: cuda when visible, else cpu).
         batch_size: texts / images per forward pass.
         max_text_tokens: longer captions are truncated (word pieces, [CLS]/[SEP] included).
@@ -72,7 +96,7 @@ class UnimoScorer:
         checkpoint: str | os.PathLike | Any,
         features: Any = None,
         *,
-        extractor: str | Any = "effnet",
+        extractor: str | Any = None,
         device: str | None = None,
         batch_size: int = 64,
         max_text_tokens: int = 64,
@@ -99,7 +123,9 @@ class UnimoScorer:
         if features is not None:
             check_feature_dim(self.model, int(features.dim), f"features store {features.path}")
         self.features = features
-        self._extractor = extractor
+        if extractor is None and isinstance(checkpoint, (str, os.PathLike)):
+            extractor = run_extractor(checkpoint)
+        self._extractor = extractor or "effnet"
 
     @property
     def extractor(self) -> Any:
@@ -288,7 +314,7 @@ def build_scorer(
     open_clip: str | None = None,
     st_clip: str | None = None,
     features: str | None = None,
-    extractor: str = "effnet",
+    extractor: str | None = None,
     device: str | None = None,
     batch_size: int = 64,
 ) -> Scorer:
