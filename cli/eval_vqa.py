@@ -52,6 +52,14 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
 )
 @click.option("--max-train", type=int, help="first N training questions only.")
 @click.option("--max-test", type=int, help="first N test questions only.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="UnimoConfig override of the backbone, e.g. --set hidden_size=128 (repeatable).",
+)
+@click.option("--eval-each-epoch", is_flag=True, help="log test accuracy after every epoch.")
 @click.option("--device", help="torch device.")
 @output_option
 def vqa(
@@ -69,6 +77,8 @@ def vqa(
     cache_dir,
     max_train,
     max_test,
+    overrides,
+    eval_each_epoch,
     device,
     output,
 ) -> None:
@@ -78,6 +88,8 @@ def vqa(
     Example (easy-VQA, about 6 CPU-minutes; see docs/eval.md):
       unimo eval vqa --epochs 4 --cache-dir .cache/vqa -o results/vqa.json
     """
+    import json
+
     from unimo_kit.eval.errors import checkpoint_files
     from unimo_kit.eval.vqa import VqaConfig, load_easy_vqa, read_vqa_jsonl, train_vqa
 
@@ -90,6 +102,15 @@ def vqa(
             if not (train_path and test_path):
                 raise click.UsageError("--data jsonl needs --train and --test")
             train, test = read_vqa_jsonl(train_path), read_vqa_jsonl(test_path)
+        model_overrides = {}
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise click.UsageError(f"--set expects KEY=VALUE, got {item!r}")
+            try:
+                model_overrides[key] = json.loads(value)
+            except json.JSONDecodeError:
+                model_overrides[key] = value
         config = VqaConfig(
             model=model,
             checkpoint=checkpoint,
@@ -103,6 +124,8 @@ def vqa(
             max_train=max_train,
             max_test=max_test,
             device=device,
+            model_overrides=model_overrides,
+            eval_each_epoch=eval_each_epoch,
         )
         results = train_vqa(train, test, config)
     results["data"] = data if data == "easy-vqa" else f"{train_path},{test_path}"

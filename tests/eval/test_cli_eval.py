@@ -188,3 +188,12 @@ def test_no_scorer_named(tiny_world):
 def test_help_is_fast_and_has_examples():
     result = CliRunner().invoke(cli, ["eval", "batch", "--help"])
     assert result.exit_code == 0 and "unimo eval batch ablation.json" in result.output
+
+
+def test_vqa_cli_errors(tmp_path):
+    result = invoke("vqa", "--data", "jsonl")
+    assert result.exit_code == 2 and "--data jsonl needs --train and --test" in result.output
+    result = invoke("vqa", "--checkpoint", tmp_path / "missing")
+    assert result.exit_code == 1 and "does not exist" in result.output
+    result = invoke("vqa", "--set", "hidden_size")
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output
