@@ -18,7 +18,11 @@ def _rows(run_dir):
 
 @pytest.mark.slow
 def test_kill_at_step_k_then_resume_equals_uninterrupted(tmp_path, tiny_overrides):
-    config = load_config("tiny", {**tiny_overrides, "steps": 6, "save_every": 2, "val_pairs": None})
+    config = load_config(
+        "tiny",
+        {**tiny_overrides, "steps": 6, "save_every": 2, "val_pairs": None,
+         "learn_temperature": True},
+    )  # fmt: skip
     reference = train(config, tmp_path / "ref")
     assert reference.state.step == 6 and reference.final is not None
 
@@ -35,6 +39,11 @@ def test_kill_at_step_k_then_resume_equals_uninterrupted(tmp_path, tiny_override
     assert want.keys() == got.keys()
     for key in want:
         assert (want[key] == got[key]).all(), key  # bit-exact on CPU
+    # The objective's own state (the learnt temperature) resumes too.
+    last = "checkpoints/step-000006/objective.safetensors"
+    want_obj = load_file(str(tmp_path / "ref" / last))
+    got_obj = load_file(str(tmp_path / "run" / last))
+    assert want_obj and all((want_obj[k] == got_obj[k]).all() for k in want_obj)
     # The log has one row per step (step 3 logged again after the resume, same values).
     ref_rows, rows = _rows(tmp_path / "ref"), _rows(tmp_path / "run")
     assert [r["step"] for r in rows] == [str(s) for s in range(1, 7)]

@@ -7,6 +7,8 @@ A checkpoint folder ``runs/NAME/checkpoints/step-000500/`` holds
   ``load_checkpoint`` reads the folder directly);
 - ``optimizer.safetensors``: every tensor of the optimizer state, flattened to
   ``state.<param index>.<name>`` (AdamW: ``exp_avg``, ``exp_avg_sq``, ``step``);
+- ``objective.safetensors``: trained tensors of the objective outside the model (a learnt
+  CMCL temperature), often empty;
 - ``rng.safetensors``: the Python, numpy, torch (and CUDA) generator states of every rank, as
   ``rank<r>.<generator>`` integer tensors;
 - ``state.json``: the :class:`~unimo_kit.train.trainer.TrainState` (step, data position, ...),
@@ -126,10 +128,13 @@ def write_checkpoint(
     rng_states: list[dict[str, torch.Tensor]],
     state: dict[str, Any],
     keep: int,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically and drop all but the newest ``keep``.
 
     Args:
+        extra: trained tensors outside the model (the objective's learnt temperature), saved
+            as ``objective.safetensors``.
         rng_states: one :func:`rng_state_tensors` dict per rank, in rank order.
         state: JSON-able training state (the trainer's ``TrainState`` and config).
     """
@@ -146,6 +151,8 @@ def write_checkpoint(
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     rng = {f"rank{r}.{k}": v.contiguous() for r, s in enumerate(rng_states) for k, v in s.items()}
     save_file(rng, str(tmp / "rng.safetensors"))
+    save_file({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()},
+              str(tmp / "objective.safetensors"))  # fmt: skip
     (tmp / "state.json").write_text(
         json.dumps({**state, "optimizer": rest}, indent=2) + "\n", encoding="utf-8"
     )
@@ -157,7 +164,7 @@ def write_checkpoint(
 
 
 def read_checkpoint(folder: str | os.PathLike, rank: int) -> dict[str, Any]:
-    """What :func:`write_checkpoint` wrote, for one rank: ``model`` (state dict),
+    """What :func:`write_checkpoint` wrote, for one rank: ``model`` (state dict), ``objective``,
     ``optimizer`` (tensors), ``optimizer_rest``, ``rng`` (this rank's states; ``None`` when the
     checkpoint had fewer ranks) and ``state`` (the JSON)."""
     from safetensors.torch import load_file
@@ -167,8 +174,10 @@ def read_checkpoint(folder: str | os.PathLike, rank: int) -> dict[str, Any]:
     rng_all = load_file(str(folder / "rng.safetensors"))
     prefix = f"rank{rank}."
     rng = {k[len(prefix) :]: v for k, v in rng_all.items() if k.startswith(prefix)} or None
+    extra = folder / "objective.safetensors"
     return {
         "model": load_file(str(folder / "model.safetensors")),
+        "objective": load_file(str(extra)) if extra.exists() else {},
         "optimizer": load_file(str(folder / "optimizer.safetensors")),
         "optimizer_rest": state.pop("optimizer"),
         "rng": rng,

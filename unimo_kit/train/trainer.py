@@ -201,6 +201,7 @@ def train(
     if latest is not None:
         saved = ckpt.read_checkpoint(latest, dist.rank)
         model.load_state_dict(saved["model"])
+        objective.load_state_dict(saved["objective"], strict=False)  # e.g. a learnt τ
         ckpt.load_optimizer_state(optimizer, saved["optimizer"], saved["optimizer_rest"])
         state = TrainState(**saved["state"]["train_state"])
         sampler.load_state_dict(state.data)
@@ -298,7 +299,7 @@ def train(
         if config.eval_every and state.step % config.eval_every == 0 and config.val_pairs:
             last_eval = _quick_eval(config, model, tokenizer, data, dist, state.step, log, run_dir)
         if state.step % config.save_every == 0 or state.step == config.steps:
-            _save(run_dir, state, config, model, optimizer, dist)
+            _save(run_dir, state, config, model, objective, optimizer, dist)
     bar.close()
 
     # ---- end --------------------------------------------------------------------------------
@@ -323,11 +324,17 @@ def _copy_sampler(sampler: Any) -> Any:
     return copy.deepcopy(sampler)
 
 
+def _objective_extras(objective: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The objective's own trained tensors (not the model's), e.g. a learnt temperature."""
+    return {k: v for k, v in objective.state_dict().items() if not k.startswith("model.")}
+
+
 def _save(
     run_dir: Path,
     state: TrainState,
     config: TrainConfig,
     model: torch.nn.Module,
+    objective: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     dist: DistInfo,
 ) -> None:
@@ -348,6 +355,7 @@ def _save(
             rng_states,
             {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
             keep=config.keep_checkpoints,
+            extra=_objective_extras(objective),
         )
     barrier(dist.world_size)
 
