@@ -43,11 +43,20 @@ RELATIONAL_NOUNS: frozenset[str] = _words(
 Only when they sit between a preposition and ``of`` (``on top of``); ``head``/``foot`` only as
 ``at the head of``."""
 
-ADVERB_PREPOSITIONS: frozenset[str] = _words(
-    "next close left right ahead out outside inside away apart prior according due"
-)
-"""Words that head a two-word preposition with their own ``prep`` child: ``next to``,
-``left of``, ``out of``, ``close to``."""
+ADVERB_PREPOSITIONS: dict[str, frozenset[str]] = {
+    "next": _words("to"),
+    "close": _words("to"),
+    "left": _words("of"),
+    "right": _words("of"),
+    "ahead": _words("of"),
+    "out": _words("of from"),
+    "outside": _words("of"),
+    "inside": _words("of"),
+    "away": _words("from"),
+    "apart": _words("from"),
+}
+"""Words that head a two-word preposition with their own ``prep`` child, and the prepositions
+they take: ``next to``, ``left of``, ``out of``, ``close to`` (not ``left on``)."""
 
 PREDICATE_ALIASES: dict[str, str] = {
     "to the left of": "left of",
@@ -170,6 +179,15 @@ def verb_lemma(word: str, fallback: str = "") -> str:
         return candidates[0]
     # "riding" -> ride, not rid: the candidate WordNet's sense counts favour.
     return max(candidates, key=lambda c: (sum(x.count() for x in wn.lemmas(c, "v")), len(c)))
+
+
+@functools.lru_cache(maxsize=100_000)
+def has_verb_reading(word: str) -> bool:
+    """Whether WordNet knows ``word`` as a form of some verb (``awning``: no)."""
+    from unimo_kit.resources import wordnet
+
+    word = word.lower()
+    return word.isalpha() and bool(wordnet()._morphy(word, "v"))
 
 
 @functools.lru_cache(maxsize=1)

@@ -63,6 +63,7 @@ from unimo_kit.rewrite.parse_lexicon import (
     VERB_ALIASES,
     WEAR_PREPOSITIONS,
     container_preposition,
+    has_verb_reading,
     is_clothing,
     is_compound_noun,
     is_material,
@@ -246,6 +247,30 @@ class _Builder:
                     # "a heart right of a triangle" with "right" as an apposition of "heart"
                     self.side_of[token.i] = doc[token.i - 1]
         self.stand_for = {noun.i: side for side, noun in self.stand_in.items()}
+        # Fragments the tagger misreads (captions are mostly noun phrases):
+        # "the side windows on the bus" with "windows" as a verb -> a noun;
+        # "zebra grazing on grass" with "grazing" as a noun and "zebra" its compound -> a verb.
+        self.noun_roots: set[int] = set()
+        self.gerund_subject: dict[int, Any] = {}
+        for root in (t for t in doc if t.dep_ == "ROOT"):
+            children = list(root.children)
+            if any(c.dep_ in ("nsubj", "nsubjpass", "expl", "aux", "auxpass") for c in children):
+                continue
+            if root.tag_ in _VERB_TAGS and (
+                any(c.dep_ in ("det", "poss", "nummod", "compound") for c in root.lefts)
+                or not has_verb_reading(root.lower_)
+            ):
+                self.noun_roots.add(root.i)
+            elif (
+                root.tag_ == "NN"
+                and root.lower_.endswith("ing")
+                and root.i > 0
+                and doc[root.i - 1].dep_ == "compound"
+                and doc[root.i - 1].head.i == root.i
+                and any(c.dep_ in ("prep", "dobj") for c in children)
+            ):
+                self.gerund_subject[root.i] = doc[root.i - 1]
+        self.gerund_of = {noun.i: verb for verb, noun in self.gerund_subject.items()}
 
     # -------------------------------------------------------------- entities
 
@@ -270,8 +295,10 @@ class _Builder:
         """A noun head that names an object (not a compound part, not a relational noun)."""
         pos = token.pos_
         dep = token.dep_
-        if token.i in self.stand_for:
+        if token.i in self.stand_for or token.i in self.noun_roots or token.i in self.gerund_of:
             return True
+        if token.i in self.gerund_subject:
+            return False
         if token.i in self.stand_in or token.i in self.side_of:
             return False
         if token.lower_ in ("other", "another") and any(
@@ -511,6 +538,8 @@ class _Builder:
         for _ in range(8):
             if verb is None:
                 return []
+            if verb.i in self.gerund_subject:
+                return self.targets(self.gerund_subject[verb.i])
             children = list(verb.children)
             for child in children:
                 if child.dep_ == "agent":
@@ -550,6 +579,8 @@ class _Builder:
 
     def is_verb(self, token: Any) -> bool:
         """A content verb (not a copula or auxiliary)."""
+        if token.i in self.gerund_subject:
+            return True
         if token.pos_ == "VERB" or (token.tag_ in _VERB_TAGS and token.pos_ not in ("AUX", "ADJ")):
             return token.dep_ not in ("aux", "auxpass", "amod") and token.i not in self.entity_of
         return token.pos_ == "AUX" and token.lemma_ == "have" and token.dep_ not in ("aux",)
@@ -659,7 +690,7 @@ class _Builder:
             words = [governor, prep]
             governor = self.side_of[governor.i]
         elif (
-            governor.lower_ in ADVERB_PREPOSITIONS
+            prep.lower_ in ADVERB_PREPOSITIONS.get(governor.lower_, ())
             and governor.i == prep.i - 1
             and governor.i not in self.entity_of
         ):
