@@ -77,6 +77,9 @@ MAX_CHARS = 1000
 NEEDED_COMPONENTS = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer")
 """spaCy components the rules read (tags, dependencies, lemmas); all others are disabled."""
 
+UNUSED_COMPONENTS = ("ner", "senter", "entity_ruler", "entity_linker", "textcat", "spancat")
+"""Components of common English pipelines the rules never read (disabled at load time)."""
+
 _NOUN_POS = frozenset({"NOUN", "PROPN"})
 _NOMINAL_DEPS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "attr", "conj", "appos", "ROOT",
                            "npadvmod", "oprd", "dative"})  # fmt: skip
@@ -149,9 +152,9 @@ class SceneGraphParser:
         if self._nlp is None:
             from unimo_kit.resources import spacy_pipeline
 
-            nlp = spacy_pipeline(self._name)
-            unused = tuple(p for p in nlp.pipe_names if p not in NEEDED_COMPONENTS)
-            self._nlp = spacy_pipeline(self._name, disable=unused) if unused else nlp
+            # One load, with the usual unused components off; any other unused component of
+            # an unusual pipeline is switched off per call in parse_many.
+            self._nlp = spacy_pipeline(self._name, disable=UNUSED_COMPONENTS)
         return self._nlp
 
     def _disabled(self) -> list[str]:
