@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats (best is kept)")
     ap.add_argument("--sng-limit", type=int, default=500, help="captions for sng_parser")
     ap.add_argument("--spacy-model", default=None)
+    ap.add_argument("--output", default=str(RESULTS), help="results JSON")
     args = ap.parse_args()
 
     from unimo_kit.resources import spacy_pipeline, spacy_pipeline_name
@@ -170,8 +171,9 @@ def main() -> None:
         key: (result["ratios"][key] is not None and result["ratios"][key] >= goal)
         for key, goal in result["goals"].items()
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

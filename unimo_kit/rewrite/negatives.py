@@ -166,7 +166,7 @@ class Rewriter:
         context = _Context(caption, graph, phrases(graph, caption))
         out: list[Negative] = []
         for kind in self.types:
-            rng = random.Random(derive_seed(self.seed, key, kind))
+            rng = _LazyRandom(self.seed, key, kind)
             make = getattr(self, "_" + kind.replace("-", "_"))
             texts = {caption.strip().lower()}
             found = 0
@@ -522,6 +522,22 @@ class Rewriter:
             g_entity.attributes.append(Attribute(str(m), kind="count"))
         g_entity.name = pluralize(lemma(entity.name)) if m > 1 else lemma(entity.name)
         return edits, graph
+
+
+class _LazyRandom:
+    """``random.Random(derive_seed(seed, key, kind))``, created on first use: most types find
+    nothing to change in most captions, and seeding a Mersenne Twister is not free."""
+
+    __slots__ = ("_keys", "_rng")
+
+    def __init__(self, *keys: object):
+        self._keys = keys
+        self._rng: random.Random | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._rng is None:
+            self._rng = random.Random(derive_seed(*self._keys))
+        return getattr(self._rng, name)
 
 
 _Made = tuple[list[Edit], SceneGraph] | None | bool

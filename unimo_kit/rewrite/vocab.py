@@ -161,6 +161,7 @@ INVERSE = {
 """``A p B`` ⇔ ``B INVERSE[p] A``."""
 
 
+@functools.lru_cache(maxsize=262144)
 def attribute_category(word: str) -> str:
     """Category of an attribute word (see module doc)."""
     w = word.strip().lower()
@@ -222,6 +223,7 @@ def morphy(word: str, pos: str = "n") -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=262144)
 def lemma(noun: str) -> str:
     """Singular, lower-cased form of a (possibly multi-word) noun."""
     return singularize(" ".join(noun.lower().split()), morphy)
