@@ -75,3 +75,30 @@ def test_tuple_and_dict_sources(parser):
     assert ds[0]["negatives"]
     with pytest.raises(TypeError):
         RewriteDataset([42], vocab)
+
+
+def test_wraps_any_map_style_dataset_lazily(parser):
+    from collections import Counter
+
+    from unimo_kit.rewrite.vocab import Vocabulary
+
+    class Images(torch.utils.data.Dataset):
+        def __init__(self):
+            self.fetched = []
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            self.fetched.append(i)
+            return {"id": f"im{i}", "caption": ["a red dog", "a blue cat"][i], "pixels": i}
+
+    base = Images()
+    vocab = Vocabulary(
+        objects=Counter({"dog": 2, "cat": 2}),
+        attributes={"color": Counter({"red": 1, "blue": 1, "green": 1})},
+    )
+    ds = RewriteDataset(base, vocab)
+    assert base.fetched == [] and len(ds) == 2  # nothing read up front
+    item = ds[1]
+    assert item["pixels"] == 1 and item["id"] == "im1" and item["negatives"]

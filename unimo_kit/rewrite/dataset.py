@@ -26,9 +26,11 @@ class RewriteDataset(Dataset):
     """Captions with negatives and positives made on the fly.
 
     Args:
-        source: ``pairs.jsonl`` path, a sequence of ``PairRecord`` / pair dicts (every caption
-            becomes an item, id ``"<pair_id>#<caption_index>"``), or a sequence of
-            ``(id, caption)`` tuples / ``{"id", "caption"}`` dicts.
+        source: ``pairs.jsonl`` path, a list of ``PairRecord`` / pair dicts (every caption
+            becomes an item, id ``"<pair_id>#<caption_index>"``), a list of ``(id, caption)``
+            tuples / ``{"id", "caption"}`` dicts, or any map-style dataset whose items are
+            ``(id, caption, ...)`` or dicts with ``id`` and ``caption``/``text`` (read lazily;
+            dict fields are passed through, extra tuple fields come back under ``"item"``).
         vocab: replacement vocabulary; ``None`` builds one by parsing every caption now.
         types: negative types (default: all).
         per_type: negatives per type.
@@ -51,13 +53,18 @@ class RewriteDataset(Dataset):
         positives: bool = True,
         spacy_model: str | None = None,
     ):
-        self.items = _flatten(source)
+        if isinstance(source, (str, os.PathLike, list, tuple)):
+            self.items: Any = _flatten(source)  # list of (id, caption)
+            self.lazy = False
+        else:  # any map-style dataset of (id, caption, ...) or {"id", "caption"|"text", ...}
+            self.items, self.lazy = source, True
         self.spacy_model = spacy_model
         self.positives = positives
         self.epoch = 0
         self._parser: Any = None
         if vocab is None:
-            vocab = Vocabulary.build(self.parser.parse_many([c for _, c in self.items]))
+            captions = (_as_item(self.items[i])[1] for i in range(len(self.items)))
+            vocab = Vocabulary.build(self.parser.parse_many(captions))
         self.rewriter = Rewriter(vocab, types=types, per_type=per_type, seed=seed)
 
     @property
@@ -85,8 +92,14 @@ class RewriteDataset(Dataset):
         from unimo_kit.rewrite.pipeline import caption_problem
         from unimo_kit.rewrite.positives import make_positives
 
-        item_id, caption = self.items[index]
-        out: dict[str, Any] = {"id": item_id, "caption": caption}
+        entry = self.items[index]
+        item_id, caption = _as_item(entry)
+        out: dict[str, Any] = {}
+        if self.lazy and isinstance(entry, dict):
+            out.update(entry)  # pass the wrapped dataset's fields through (image, ...)
+        elif self.lazy and isinstance(entry, tuple) and len(entry) > 2:
+            out["item"] = entry
+        out.update(id=item_id, caption=caption)
         negatives: list[dict[str, Any]] = []
         positives: list[Any] = []
         if caption_problem(caption) is None:
@@ -122,3 +135,12 @@ def _flatten(source: str | os.PathLike | Sequence[Any]) -> list[tuple[str, str]]
         else:
             raise TypeError(f"cannot read captions from {type(entry).__name__}: {entry!r:.80}")
     return items
+
+
+def _as_item(entry: Any) -> tuple[str, str]:
+    """``(id, caption)`` of one entry of a wrapped dataset."""
+    if isinstance(entry, tuple) and len(entry) >= 2:
+        return str(entry[0]), entry[1]
+    if isinstance(entry, dict) and "id" in entry and ("caption" in entry or "text" in entry):
+        return str(entry["id"]), entry.get("caption", entry.get("text"))
+    raise TypeError(f"expected (id, caption, ...) or a dict with id and caption: {entry!r:.80}")
