@@ -55,15 +55,16 @@ def rate(n: int, seconds: float) -> float:
     return round(n / seconds, 1) if seconds > 0 else float("inf")
 
 
-def best_of(repeats: int, run) -> float:
-    """Fastest of ``repeats`` timed calls (the machine is shared; the minimum is the least
-    disturbed measurement)."""
-    times = []
+def round_robin(repeats: int, runs: dict[str, object]) -> dict[str, float]:
+    """Fastest of ``repeats`` timed calls of each run, taken in turns (the machine is shared:
+    turns spread load changes over all runs, the minimum is the least disturbed timing)."""
+    best = {name: float("inf") for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()  # type: ignore[operator]
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
@@ -71,7 +72,7 @@ def main() -> None:
     ap.add_argument("--captions", help="FACTUAL CSV (caption column); default: synthetic world")
     ap.add_argument("--n-images", type=int, default=500, help="synthetic world size")
     ap.add_argument("--limit", type=int, default=2000, help="captions to time")
-    ap.add_argument("--repeats", type=int, default=2, help="timed repeats (best is kept)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
     ap.add_argument("--sng-limit", type=int, default=500, help="captions for sng_parser")
     ap.add_argument("--spacy-model", default=None)
     ap.add_argument("--output", default=str(RESULTS), help="results JSON")
@@ -113,10 +114,16 @@ def main() -> None:
         for _ in parser.parse_many(captions):
             pass
 
-    t_full = best_of(args.repeats, lambda: list(full.pipe(captions, batch_size=256)))
-    t_trim = best_of(args.repeats, lambda: list(trimmed.pipe(captions, batch_size=256)))
-    t_parse = best_of(args.repeats, parse_only)
-    t_ours = best_of(args.repeats, ours)
+    times = round_robin(
+        args.repeats,
+        {
+            "full": lambda: list(full.pipe(captions, batch_size=256)),
+            "trimmed": lambda: list(trimmed.pipe(captions, batch_size=256)),
+            "parse": parse_only,
+            "ours": ours,
+        },
+    )
+    t_full, t_trim, t_parse, t_ours = (times[k] for k in ("full", "trimmed", "parse", "ours"))
     negatives = sum(
         len(rewriter.negatives(c, g, key=str(i)))
         for i, (c, g) in enumerate(zip(captions, graphs, strict=True))
@@ -129,7 +136,9 @@ def main() -> None:
         sng_model = sng_parser.Parser("spacy", model=model)
         sng_captions = captions[: args.sng_limit]
         sng_model.parse(sng_captions[0])
-        seconds = best_of(args.repeats, lambda: [sng_model.parse(c) for c in sng_captions])
+        seconds = round_robin(
+            args.repeats, {"sng": lambda: [sng_model.parse(c) for c in sng_captions]}
+        )["sng"]
         sng.update(
             status="ran",
             captions=len(sng_captions),
