@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--n-images", type=int, default=500, help="synthetic world size")
     ap.add_argument("--limit", type=int, default=2000, help="captions to time")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
-    ap.add_argument("--sng-limit", type=int, default=500, help="captions for sng_parser")
+    ap.add_argument("--sng-limit", type=int, default=None, help="captions for sng_parser [all]")
     ap.add_argument("--spacy-model", default=None)
     ap.add_argument("--output", default=str(RESULTS), help="results JSON")
     args = ap.parse_args()
