@@ -157,7 +157,7 @@ def generate_captions(
     out: list[str] = []
     steps = range(0, len(images), batch_size)
     for start in tqdm(steps, desc="captioning", unit="batch", disable=not progress):
-        feats, boxes, mask = scorer._visual(list(images[start : start + batch_size]))
+        feats, boxes, mask = scorer.visual_tokens(list(images[start : start + batch_size]))
         ids = model.generate(
             torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)),
             torch.from_numpy(boxes),

@@ -169,7 +169,7 @@ class UnimoScorer:
                 continue
         raise KeyError(f"image {image!r} (id {Path(image).stem!r}) is not in the features store")
 
-    def _visual(self, images: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def visual_tokens(self, images: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Padded feats (B, N, F), boxes (B, N, 5), mask (B, N) for ``images``."""
         if self.features is None:
             from unimo_kit.eval.visual import extract_paths
@@ -195,7 +195,7 @@ class UnimoScorer:
         out = np.zeros((len(images), self.model.config.output_dim), dtype=np.float32)
         with torch.inference_mode():
             for sl in _batches(len(images), self.batch_size):
-                feats, boxes, mask = self._visual(list(images[sl]))
+                feats, boxes, mask = self.visual_tokens(list(images[sl]))
                 z = self.model.encode_image(
                     torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(self.device),
                     torch.from_numpy(boxes).to(self.device),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -338,6 +339,12 @@ def train_vqa(
         epoch_losses.append(total / seen)
         if config.eval_each_epoch and epoch + 1 < config.epochs:
             accuracy_by_epoch.append(float(evaluate().mean()))
+            if progress:
+                print(
+                    f"epoch {epoch + 1}: train loss {epoch_losses[-1]:.4f}, "
+                    f"test accuracy {accuracy_by_epoch[-1]:.4f}",
+                    file=sys.stderr,
+                )
     train_seconds = time.perf_counter() - t0
 
     # ---- test accuracy
