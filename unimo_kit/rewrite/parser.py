@@ -40,6 +40,7 @@ valid for the original string).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -176,7 +177,7 @@ class SceneGraphParser:
     def parse_many(self, texts: Iterable[str]) -> Iterator[SceneGraph]:
         """Parse captions lazily in ``nlp.pipe`` batches, yielding graphs in input order."""
         nlp = self.nlp
-        originals: list[str] = []
+        originals: deque[str] = deque()  # captions handed to spaCy, not yet yielded
 
         def clipped() -> Iterator[str]:
             for text in texts:
@@ -190,14 +191,13 @@ class SceneGraphParser:
             n_process=self.n_process,
             disable=self._disabled(),
         )
-        for index, doc in enumerate(docs):
+        for doc in docs:
             graph = graph_from_doc(
                 doc,
                 canonical_relations=self.canonical_relations,
                 keep_compounds=self.keep_compounds,
             )
-            graph.text = originals[index]
-            originals[index] = ""  # keep memory flat on long streams
+            graph.text = originals.popleft()
             yield graph
 
     def __repr__(self) -> str:
@@ -288,6 +288,8 @@ class _Builder:
                 self.preposition(token)
             elif dep == "poss" and token.pos_ in _NOUN_POS:
                 self.possessive(token)
+            elif token.lower_ in PART_NOUNS and token.i not in self.entity_of:
+                self.resolve(token)
             if self.is_verb(token):
                 self.verb(token)
             elif token.lemma_ == "be":
@@ -505,7 +507,13 @@ class _Builder:
         if lower in COLLECTIVE_NOUNS or lower in PART_NOUNS:
             inner = self.of_object(token)
             if inner is not None:
-                return self.targets(inner)
+                found = self.targets(inner)
+                if lower in PART_NOUNS:  # "part of a door" -> ( door , is , part )
+                    for index in found:
+                        attributes = self.graph.entities[index].attributes
+                        if all(a.text != lower for a in attributes):
+                            attributes.append(Attribute(lower, _span(token), "noun"))
+                return found
         if lower in RELATIVE_PRONOUNS or token.tag_ in ("WDT", "WP"):
             clause = token.head  # "a star which is ...", "sand on which a girl walks"
             for _ in range(4):
@@ -797,12 +805,7 @@ class _Builder:
             if governor.dep_ in ("amod", "advmod") and governor.head.i in self.entity_of:
                 subjects = self.targets(governor.head)
             self.add_relation(subjects, text, objects, (begin, end))
-            return
-        if governor.i == governor.head.i:
-            return
-        # Fragments such as "on top of the stop sign is a one way sign": use the clause subject.
-        if governor.dep_ in ("prep", "pcomp"):
-            return
+        # Anything else (a preposition heading a fragment, an interjection...) gives nothing.
 
     def of_phrase(self, prep: Any, obj: Any) -> None:
         """``eye of a giraffe`` → (giraffe, have, eye); ``a plate of food`` → (food, on,
