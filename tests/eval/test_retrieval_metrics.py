@@ -98,3 +98,19 @@ def test_bad_shapes_raise():
         retrieval_ranks(np.eye(2), np.eye(2), np.array([0, 5]))
     with pytest.raises(ValueError, match="sizes differ"):
         retrieval_ranks(np.eye(2), np.ones((2, 3)), np.array([0, 1]))
+
+
+def test_chance_recall_matches_simulation():
+    from unimo_kit.eval.retrieval import chance_recall
+
+    # hand: 3 texts, image 0 owns 2, image 1 owns 1; K=1: i2t P = (2/3 + 1/3) / 2 = 0.5
+    c = chance_recall(np.array([2, 1]), ks=(1, 2))
+    assert c["i2t_r1"] == pytest.approx(50.0)
+    # K=2: image 0 misses with prob (1/3 * 0/2) = 0 -> 1; image 1 misses (2/3 * 1/2) -> 2/3
+    assert c["i2t_r2"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+    assert c["t2i_r1"] == pytest.approx(50.0) and c["t2i_r2"] == 100.0
+    rng = np.random.default_rng(0)
+    images, t2i = rng.normal(size=(20, 8)), np.repeat(np.arange(20), 3)
+    sims = [retrieval_metrics(images, rng.normal(size=(60, 8)), t2i, ks=(5,)) for _ in range(200)]
+    mean = np.mean([m["i2t_r5"] for m in sims])
+    assert mean == pytest.approx(sims[0]["chance"]["i2t_r5"], abs=3.0)

@@ -150,9 +150,9 @@ def _grouped_bars(
     width = 0.8 / max(1, len(series))
     x = np.arange(len(categories))
     for i, (label, means, stds) in enumerate(series):
-        ax.bar(
-            x + (i - (len(series) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=label
-        )
+        yerr = stds if any(v > 0 for v in stds) else None  # no whiskers for single runs
+        offset = (i - (len(series) - 1) / 2) * width
+        ax.bar(x + offset, means, width, yerr=yerr, capsize=3, label=label)
     if chance is not None:
         for xi, c in zip(x, chance, strict=True):
             ax.hlines(c, xi - 0.45, xi + 0.45, colors="black", linestyles="dashed", linewidth=1)
@@ -190,8 +190,10 @@ def plot_compositional(summary: Sequence[dict[str, Any]], name: str, path: Path)
     )
 
 
-def plot_retrieval(summary: Sequence[dict[str, Any]], name: str, path: Path) -> None:
-    """R@K bars for both directions, one series per group (mean ± std)."""
+def plot_retrieval(
+    summary: Sequence[dict[str, Any]], name: str, path: Path, chance: dict[str, float] | None = None
+) -> None:
+    """R@K bars for both directions, one series per group (mean ± std), chance dashed."""
     groups = [s for s in summary if s["name"] == name]
     keys = [
         k
@@ -206,7 +208,9 @@ def plot_retrieval(summary: Sequence[dict[str, Any]], name: str, path: Path) -> 
         )
         for s in groups
     ]
-    _grouped_bars(path, keys, series, "recall (%)", f"retrieval: {name}")
+    marks = [chance.get(k, 0.0) for k in keys] if chance else None
+    title = f"retrieval: {name}" + (" (dashed: chance)" if chance else "")
+    _grouped_bars(path, keys, series, "recall (%)", title, chance=marks)
 
 
 def read_loss_log(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
@@ -228,9 +232,14 @@ def read_loss_log(path: str | os.PathLike) -> dict[str, list[tuple[float, float]
 
 
 def plot_losses(runs: dict[str, str], path: Path) -> bool:
-    """Loss curves (one panel per loss column, one line per run). False when no log found."""
-    logs = {}
+    """Loss curves (one panel per loss column, one line per run folder; checkpoints of the same
+    run share its line). False when no log found."""
+    by_dir: dict[str, list[str]] = {}
     for label, run_dir in runs.items():
+        by_dir.setdefault(str(Path(run_dir).resolve()), []).append(label)
+    logs = {}
+    for run_dir, labels in by_dir.items():
+        label = Path(run_dir).name if len(labels) > 1 else labels[0]
         log = Path(run_dir) / "log.csv"
         if log.exists():
             curves = read_loss_log(log)
@@ -295,7 +304,8 @@ def write_report(
                 written["plots"].append(str(path))
             elif task == "retrieval":
                 path = folder / f"retrieval-{name}.png"
-                plot_retrieval(summary, name, path)
+                first = next(r for r in rows if r["name"] == name)
+                plot_retrieval(summary, name, path, chance=first.get("chance"))
                 written["plots"].append(str(path))
         runs = {r["label"]: r["run_dir"] for r in rows if r.get("run_dir")}
         if plot_losses(runs, folder / "loss.png"):

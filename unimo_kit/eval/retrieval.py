@@ -97,6 +97,22 @@ def recall_at(ranks: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
     return {k: float(100.0 * np.mean(ranks <= k)) for k in ks}
 
 
+def chance_recall(captions_per_image: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """Expected R@K (percent) of random scores: ``t2i``: K / N_i; ``i2t``: the chance that one
+    of an image's c captions is among K texts drawn from N_t, averaged over images."""
+    counts = np.asarray(captions_per_image, dtype=np.float64)
+    counts = counts[counts > 0]
+    n_img, n_txt = len(captions_per_image), counts.sum()
+    out = {}
+    for k in ks:
+        miss = np.ones_like(counts)
+        for j in range(min(k, int(n_txt))):  # P(none of c in k draws without replacement)
+            miss *= np.clip((n_txt - counts - j) / (n_txt - j), 0.0, None)
+        out[f"i2t_r{k}"] = float(100.0 * np.mean(1.0 - miss)) if len(counts) else float("nan")
+        out[f"t2i_r{k}"] = float(100.0 * min(k, n_img) / n_img) if n_img else float("nan")
+    return out
+
+
 def retrieval_metrics(
     image_emb: np.ndarray,
     text_emb: np.ndarray,
@@ -131,6 +147,8 @@ def retrieval_metrics(
         out[f"{direction}_meanr"] = float(np.mean(ranks)) if len(ranks) else float("nan")
     out["num_images"] = len(i2t)
     out["num_texts"] = len(t2i)
+    per_image = np.bincount(np.asarray(text_to_image, dtype=np.int64), minlength=len(image_emb))
+    out["chance"] = chance_recall(per_image, ks)
     return out
 
 
