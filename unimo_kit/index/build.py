@@ -377,6 +377,7 @@ def train_quantizer(
             "metric": config.metric,
             "factory": plan.factory,
             "plan": plan.to_dict(),
+            "count": 0,
             "planned_count": n,
             "trained_on": sum(len(v) for v in vectors),
             "quantizer_hash": quantizer_hash(index),
@@ -439,8 +440,11 @@ def merge_indexes(
                 index.add(np.ascontiguousarray(block, dtype=np.float32))
     else:
         index = faiss.read_index(str(folders[0] / INDEX_FILE))
+        ivf = faiss.try_extract_index_ivf(index) is not None
         for folder in folders[1:]:
-            index.merge_from(faiss.read_index(str(folder / INDEX_FILE)), index.ntotal)
+            # IVF lists store row ids: shift the next shard's by the rows before it. Flat
+            # indexes number rows by position and take no shift.
+            index.merge_from(faiss.read_index(str(folder / INDEX_FILE)), index.ntotal if ivf else 0)
     n = int(index.ntotal)
     sources_rel = [os.path.relpath(f.resolve(), out.resolve()) for f in folders]
 
