@@ -149,6 +149,8 @@ class UnimoModel(nn.Module):
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if text_prefix_length is not None and mode != "seq2seq":
+            raise ValueError("text_prefix_length only applies to mode='seq2seq'")
         x, valid, num_visual = self.embed(
             input_ids, attention_mask, visual_feats, visual_boxes, visual_mask
         )
