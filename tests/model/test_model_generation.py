@@ -82,3 +82,5 @@ def test_min_length_and_mode_restored(peaky_model):
     assert peaky_model.training
     with pytest.raises(ValueError, match="num_beams"):
         generate(peaky_model, feats, num_beams=0)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        generate(peaky_model, feats, max_length=500)

@@ -83,6 +83,11 @@ def generate(
     """
     if num_beams < 1 or max_length < 1:
         raise ValueError(f"need num_beams >= 1 and max_length >= 1, got {num_beams}, {max_length}")
+    if max_length >= model.config.max_position_embeddings:
+        raise ValueError(
+            f"max_length={max_length} needs {max_length + 1} text positions but the model has "
+            f"max_position_embeddings={model.config.max_position_embeddings}"
+        )
     with _eval_mode(model):
         visual_feats = visual_feats.to(model.device)
         if visual_boxes is not None:
