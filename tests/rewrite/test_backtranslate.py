@@ -79,6 +79,7 @@ def test_missing_folder():
         BackTranslator("/nonexistent/fwd", "/nonexistent/bwd")
 
 
+@pytest.mark.slow
 def test_stage_adds_back_translation_positives(models, tmp_path, parser):
     from unimo_kit.rewrite.backtranslate import BackTranslator
     from unimo_kit.rewrite.pipeline import rewrite_file

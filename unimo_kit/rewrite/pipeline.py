@@ -21,6 +21,7 @@ rewrites, so every caption of a valid record has exactly one line.
 
 from __future__ import annotations
 
+import collections
 import json
 import multiprocessing
 import os
@@ -348,11 +349,7 @@ def rewrite_file(
         rows_iter = (
             _with_sentence_negatives(chunk, rows, texts, groups, config) for chunk in chunks
         )
-        results = (
-            pool.imap(_rewrite_chunk_with_rows, rows_iter)
-            if pool is not None
-            else map(_rewrite_chunk_with_rows, rows_iter)
-        )
+        results = _ordered_map(pool, _rewrite_chunk_with_rows, rows_iter, config.workers)
         for lines, items in results:
             for line, item in zip(lines, items, strict=True):
                 if "error" in line:
@@ -367,6 +364,11 @@ def rewrite_file(
             writer.write_many(lines)
             summary.written += len(lines)
         bar.close()
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+            pool = None
+        raise
     finally:
         writer.close()
         if pool is not None:
@@ -378,6 +380,21 @@ def rewrite_file(
 
         print(report.summary(), file=sys.stderr)
     return summary
+
+
+def _ordered_map(pool: Any, fn: Any, items: Iterator[Any], workers: int) -> Iterator[Any]:
+    """``map(fn, items)`` in order, in ``pool`` when given, with at most ``4 * workers`` tasks
+    in flight (``Pool.imap`` would read the whole input ahead into memory)."""
+    if pool is None:
+        yield from map(fn, items)
+        return
+    pending: collections.deque[Any] = collections.deque()
+    for item in items:
+        pending.append(pool.apply_async(fn, (item,)))
+        if len(pending) >= 4 * workers:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _make_pool(config: RewriteConfig, vocab: Vocabulary | None) -> Any:
@@ -425,7 +442,7 @@ def _first_pass(
         bar.close()
         return None
     vocab = Vocabulary(min_count=config.min_count)
-    parts = pool.imap(_vocab_chunk, chunks()) if pool is not None else map(_vocab_chunk, chunks())
+    parts = _ordered_map(pool, _vocab_chunk, chunks(), config.workers)
     for part in parts:
         vocab.merge(part)
     bar.close()
