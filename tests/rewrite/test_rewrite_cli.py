@@ -67,3 +67,13 @@ def test_kill_9_then_resume_equals_uninterrupted(world, tmp_path):
     assert 0 < len(partial) < full.stat().st_size, "the run was not interrupted mid-way"
     subprocess.run([*unimo, "-o", str(killed), *common], check=True, env=env, capture_output=True)
     assert killed.read_bytes() == full.read_bytes()
+
+
+def test_imports_stay_light():
+    code = (
+        "import sys, unimo_kit.rewrite as r, unimo_kit.rewrite.pipeline, unimo_kit.cli.rewrite\n"
+        "r.Rewriter, r.Vocabulary, r.rewrite_file, r.tfidf_negatives, r.make_positives\n"
+        "heavy = [m for m in ('spacy', 'torch', 'transformers', 'sklearn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
