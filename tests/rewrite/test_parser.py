@@ -80,6 +80,13 @@ CASES = {
     "two dogs looking at each other": "( dogs , is , 2 ) , ( dogs , look at , dogs )",
     "a bowl with flowers in it": "( bowl , with , flowers ) , ( flowers , in , bowl )",
     "they are in a restaurant": "( restaurant )",
+    # fragments the small tagger misreads
+    "zebra grazing on grass": "( zebra , graze on , grass )",
+    "lady holding baby": "( lady , hold , baby )",
+    "ground giraffes are standing on": "( giraffes , stand on , ground )",
+    "a square right of a heart": "( square , right of , heart )",
+    "two women skiing": "( women , is , 2 ) , ( women , is , skiing )",
+    "part of a car door": "( car door , is , part )",
 }
 
 

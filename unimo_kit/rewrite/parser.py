@@ -259,20 +259,45 @@ class _Builder:
             children = list(root.children)
             if any(c.dep_ in ("nsubj", "nsubjpass", "expl", "aux", "auxpass") for c in children):
                 continue
-            if root.tag_ in _VERB_TAGS and (
+            if (
+                (root.tag_ == "VBG" or (root.tag_ == "NN" and root.lower_.endswith("ing")))
+                and root.i > 0
+                and doc[root.i - 1].dep_ in ("compound", "npadvmod")
+                and doc[root.i - 1].pos_ in _NOUN_POS
+                and doc[root.i - 1].head.i == root.i
+                and any(c.dep_ in ("prep", "dobj") for c in children)
+            ):  # "a giraffe laying on the ground", "zebra grazing on grass"
+                self.gerund_subject[root.i] = doc[root.i - 1]
+            elif root.tag_ in _VERB_TAGS and (
                 any(c.dep_ in ("det", "poss", "nummod", "compound") for c in root.lefts)
                 or not has_verb_reading(root.lower_)
             ):
                 self.noun_roots.add(root.i)
-            elif (
-                root.tag_ == "NN"
-                and root.lower_.endswith("ing")
-                and root.i > 0
-                and doc[root.i - 1].dep_ == "compound"
-                and doc[root.i - 1].head.i == root.i
-                and any(c.dep_ in ("prep", "dobj") for c in children)
+        # "lady holding baby" read as ((lady holding) baby): subject, verb, object.
+        self.svo: dict[int, tuple[Any, Any]] = {}
+        for token in doc:
+            if token.tag_ == "VBG" and token.dep_ == "amod" and token.head.pos_ in _NOUN_POS:
+                subject = [c for c in token.lefts if c.dep_ == "npadvmod" and c.pos_ in _NOUN_POS]
+                if subject and token.head.i > token.i:
+                    self.svo[token.i] = (subject[-1], token.head)
+        self.svo_subjects = {s.i for s, _ in self.svo.values()}
+        # "ground giraffes are standing on": the fronted object parsed as the subject's compound.
+        self.topic_of: dict[int, Any] = {}
+        for verb in doc:
+            if verb.tag_ not in _VERB_TAGS or not any(
+                c.dep_ == "prt"
+                and c.lower_ in STRANDED_PREPOSITIONS
+                and all(t.is_punct for t in doc[c.i + 1 :])  # the caption's last word
+                for c in verb.children
             ):
-                self.gerund_subject[root.i] = doc[root.i - 1]
+                continue
+            subject = next((c for c in verb.children if c.dep_ == "nsubj"), None)
+            if subject is None or subject.i == 0 or any(c.dep_ == "dobj" for c in verb.children):
+                continue
+            first = doc[subject.i - 1]
+            if first.dep_ == "compound" and first.head.i == subject.i and first.pos_ in _NOUN_POS:
+                self.topic_of[verb.i] = first
+        self.topics = {t.i for t in self.topic_of.values()}
         self.gerund_of = {noun.i: verb for verb, noun in self.gerund_subject.items()}
 
     # -------------------------------------------------------------- entities
@@ -300,7 +325,12 @@ class _Builder:
         """A noun head that names an object (not a compound part, not a relational noun)."""
         pos = token.pos_
         dep = token.dep_
-        if token.i in self.stand_for or token.i in self.noun_roots or token.i in self.gerund_of:
+        if (
+            token.i in self.stand_for
+            or token.i in self.noun_roots
+            or token.i in self.gerund_of
+            or token.i in self.topics
+        ):
             return True
         if token.i in self.gerund_subject:
             return False
@@ -315,6 +345,12 @@ class _Builder:
         nominal = dep in _NOMINAL_DEPS and pos not in _NOT_NOMINAL_POS
         if pos in _NOUN_POS or (nominal and token.tag_ not in _VERB_TAGS):
             pass
+        elif (
+            dep in ("nsubj", "nsubjpass", "dobj", "pobj")
+            and token.tag_ == "VBZ"
+            and not any(c.dep_ in ("nsubj", "dobj", "aux") for c in token.children)
+        ):
+            pass  # "leaves on the tree are green" with "leaves" tagged as a verb
         elif (
             dep in ("pobj", "dobj", "nsubj", "nsubjpass", "attr")
             and pos == "ADJ"
@@ -331,7 +367,12 @@ class _Builder:
             return False
         if not token.text[:1].isalnum():
             return False
-        if dep == "npadvmod" and token.head.pos_ in ("ADJ", "VERB"):
+        if (
+            dep == "npadvmod"
+            and token.head.pos_ in ("ADJ", "VERB")
+            and token.i not in self.svo_subjects
+            and token.i not in self.gerund_of
+        ):
             return False  # "heart" in "heart-shaped"
         lower = token.lower_
         if self.of_object(token) is not None and (lower in COLLECTIVE_NOUNS or lower in PART_NOUNS):
@@ -365,6 +406,8 @@ class _Builder:
         j = token.i - 1
         while j >= 0:
             left = doc[j]
+            if left.i in self.topics:
+                break
             if left.tag_ == "HYPH" and j - 1 >= 0 and doc[j - 1].dep_ == "compound":
                 j -= 1
                 continue
@@ -389,6 +432,8 @@ class _Builder:
         if side is not None:
             modifiers += [c for c in doc[side].lefts if c.i < token.i and c.dep_ != "compound"]
         for child in modifiers:
+            if child.i in self.svo:
+                continue
             dep = child.dep_
             if dep == "nummod" or (dep in ("amod", "quantmod") and child.pos_ == "NUM"):
                 value = number_value(child.text)
@@ -551,6 +596,8 @@ class _Builder:
                 return []
             if verb.i in self.gerund_subject:
                 return self.targets(self.gerund_subject[verb.i])
+            if verb.i in self.svo:
+                return self.targets(self.svo[verb.i][0])
             children = list(verb.children)
             for child in children:
                 if child.dep_ == "agent":
@@ -590,7 +637,7 @@ class _Builder:
 
     def is_verb(self, token: Any) -> bool:
         """A content verb (not a copula or auxiliary)."""
-        if token.i in self.gerund_subject:
+        if token.i in self.gerund_subject or token.i in self.svo:
             return True
         if token.pos_ == "VERB" or (token.tag_ in _VERB_TAGS and token.pos_ not in ("AUX", "ADJ")):
             return token.dep_ not in ("aux", "auxpass", "amod") and token.i not in self.entity_of
@@ -612,6 +659,8 @@ class _Builder:
         if verb.lemma_ == "be":
             return
         objects = [c for c in verb.children if c.dep_ in ("dobj", "dative")]
+        if verb.i in self.svo:
+            objects = [self.svo[verb.i][1]]
         passive_subjects = [c for c in verb.children if c.dep_ == "nsubjpass"]
         agent = any(c.dep_ == "agent" for c in verb.children)
         predicate, end = self.verb_predicate(verb)
@@ -619,6 +668,11 @@ class _Builder:
         stranded = verb.dep_ == "relcl" and any(
             c.dep_ == "prt" and c.lower_ in STRANDED_PREPOSITIONS for c in verb.children
         )
+        if verb.i in self.topic_of and not objects:
+            self.add_relation(
+                self.subjects(verb), predicate, self.targets(self.topic_of[verb.i]), span
+            )
+            return
         if stranded and not objects and not passive_subjects:
             # "the water the bird is standing on" -> (bird, stand on, water)
             subjects = [e for c in verb.children if c.dep_ == "nsubj" for e in self.targets(c)]
