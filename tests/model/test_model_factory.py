@@ -36,6 +36,25 @@ def test_presets_listed_and_build():
     assert model.embeddings.word_embeddings.num_embeddings == 30522
 
 
+def test_minilm_preset_matches_the_packaged_bert():
+    from unimo_kit.model import get_config
+    from unimo_kit.resources import minilm_path
+
+    cfg = get_config("unimo-minilm")
+    bert = json.loads((minilm_path() / "config.json").read_text())
+    assert cfg.init_from == "minilm"
+    for key in (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "layer_norm_eps",
+    ):
+        assert getattr(cfg, key) == bert[key], key
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown UnimoConfig fields"):
         create_model("unimo-tiny", hidden_sise=3)
