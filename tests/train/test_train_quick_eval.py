@@ -1,0 +1,46 @@
+"""The quick retrieval check against a hand-computed ranking."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from unimo_kit.features import FeatureStore, FeatureStoreWriter
+from unimo_kit.train.quick_eval import retrieval_r1
+
+
+class Oracle(torch.nn.Module):
+    """Images embed as their first feature row; texts as a one-hot of their first word piece
+    id modulo 4, so image k matches the texts whose first word maps to k."""
+
+    def encode_image(self, feats, boxes, mask):
+        return torch.nn.functional.normalize(feats[:, 0], dim=-1)  # (B, 4)
+
+    def encode_text(self, ids, mask):
+        return torch.nn.functional.one_hot(ids[:, 0] % 4, 4).float()  # (B, 4)
+
+
+class Tokenizer:
+    def __call__(self, texts, **_):
+        ids = torch.tensor([[int(t.split()[0])] for t in texts])
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_r1_counts_hits_and_reports_chance(tmp_path):
+    with FeatureStoreWriter(tmp_path / "f", {"extractor": "t", "dim": 4}) as writer:
+        for k in range(4):
+            writer.add(f"p{k}", np.eye(4, dtype=np.float32)[[k]], np.zeros((1, 5), np.float32))
+    # image k's captions: "k" (a hit) and, for k = 3, also a caption pointing at image 0
+    pairs = [{"id": f"p{k}", "image": "x.png", "split": "val", "captions": [str(k)]}
+             for k in range(3)]  # fmt: skip
+    pairs.append({"id": "p3", "image": "x.png", "split": "val", "captions": ["0", "4"]})
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    result = retrieval_r1(
+        Oracle(), Tokenizer(), tmp_path / "pairs.jsonl", FeatureStore(tmp_path / "f")
+    )
+    # i2t: images 0-2 find their caption; image 3 finds no text with id%4 == 3 -> 3/4.
+    # t2i: texts "0","1","2" hit; "0" of p3 ranks p0 first (miss); "4" -> p0 (miss) -> 3/5.
+    assert result["i2t_r1"] == 0.75 and abs(result["t2i_r1"] - 0.6) < 1e-6
+    assert result["t2i_chance"] == 0.25 and result["images"] == 4 and result["texts"] == 5
