@@ -238,7 +238,8 @@ class _Builder:
                 nouns = [
                     c
                     for c in token.lefts
-                    if c.dep_ in ("amod", "compound", "nmod") and c.pos_ in _NOUN_POS
+                    if c.dep_ in ("amod", "compound", "nmod")
+                    and (c.pos_ in _NOUN_POS or (c.pos_ == "ADJ" and c.i == token.i - 1))
                 ]
                 if nouns:
                     self.stand_in[token.i] = nouns[-1]
@@ -598,6 +599,8 @@ class _Builder:
                 return self.targets(self.gerund_subject[verb.i])
             if verb.i in self.svo:
                 return self.targets(self.svo[verb.i][0])
+            if verb.i in self.stand_in:  # "a square right of a heart" headed by "right"
+                return self.targets(self.stand_in[verb.i])
             children = list(verb.children)
             for child in children:
                 if child.dep_ == "agent":
