@@ -87,6 +87,7 @@ CASES = {
     "a square right of a heart": "( square , right of , heart )",
     "two women skiing": "( women , is , 2 ) , ( women , is , skiing )",
     "part of a car door": "( car door , is , part )",
+    "the sky is white in color": "( sky , is , white )",
 }
 
 

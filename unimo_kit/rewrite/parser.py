@@ -337,6 +337,8 @@ class _Builder:
             return False
         if token.i in self.stand_in or token.i in self.side_of:
             return False
+        if dep == "pobj" and _in_color(token.head):
+            return False
         if token.lower_ in ("other", "another") and any(
             c.lower_ in ("each", "one") for c in token.lefts
         ):
@@ -732,7 +734,7 @@ class _Builder:
             for c in copula.children
             if c.dep_ in ("acomp", "attr")
             and c.pos_ in ("ADJ", "NUM")
-            and not any(g.dep_ == "prep" for g in c.children)
+            and not any(g.dep_ == "prep" and not _in_color(g) for g in c.children)
         ]
         if not adjectives:
             return
@@ -777,7 +779,7 @@ class _Builder:
                 words = [governor, prep]
                 governor = governor.head
         objects = [c for c in prep.children if c.dep_ == "pobj"]
-        if not objects:
+        if not objects or _in_color(prep):
             return
         obj = objects[0]
         # "in front of", "on the side of": relational noun + "of".
@@ -882,6 +884,13 @@ class _Builder:
             return
         case = next((c for c in token.children if c.dep_ == "case"), token)
         self.add_relation(self.targets(token), "have", self.targets(owned), _span(case))
+
+
+def _in_color(prep: Any) -> bool:
+    """``in color`` (``the sky is white in color``): no relation, the adjective stays."""
+    return prep.lower_ == "in" and any(
+        c.dep_ == "pobj" and c.lower_ in ("color", "colour") for c in prep.children
+    )
 
 
 def _span(token: Any) -> tuple[int, int]:
