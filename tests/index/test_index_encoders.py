@@ -1,0 +1,132 @@
+"""The encoder contract: order restored, float32 unit rows, str vs list, bad images skipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_texts
+
+from unimo_kit.index.encoders import (
+    Encoder,
+    EncoderError,
+    load_encoder,
+    register_encoder,
+    split_spec,
+)
+
+
+def test_sentence_transformer_matches_raw_encode(tiny_spec, tiny_st_path):
+    from sentence_transformers import SentenceTransformer
+
+    texts = make_texts(40, seed=3)
+    encoder = load_encoder(tiny_spec)
+    out = encoder.encode(texts, batch_size=8)
+    raw = SentenceTransformer(tiny_st_path, device="cpu").encode(texts, batch_size=8)
+    raw = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    assert out.dtype == np.float32 and out.shape == (40, encoder.dim)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(out, raw, atol=1e-5)
+
+
+def test_order_restored_and_str_vs_list(tiny_spec):
+    encoder = load_encoder(tiny_spec)
+    texts = make_texts(30, seed=4)
+    out = encoder.encode(texts, batch_size=4)
+    perm = np.random.default_rng(0).permutation(30)
+    shuffled = encoder.encode([texts[i] for i in perm], batch_size=4)
+    np.testing.assert_allclose(shuffled, out[perm], atol=1e-5)
+    single = encoder.encode(texts[7])
+    assert single.shape == (encoder.dim,)
+    np.testing.assert_allclose(single, out[7], atol=1e-5)
+    assert encoder.encode([]).shape == (0, encoder.dim)
+
+
+class Recording(Encoder):
+    """Embeds a text as a fixed function of its content; records each batch."""
+
+    spec = "rec:x"
+    dim = 8
+    modalities = ("text",)
+
+    def __init__(self):
+        self.batches: list[list[str]] = []
+
+    def _encode_text_batch(self, texts):
+        self.batches.append(list(texts))
+        rows = [np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(8) for t in texts]
+        return 3.0 * np.array(rows)  # unnormalised on purpose
+
+
+def test_base_class_sorts_batches_by_length_and_restores_order():
+    encoder = Recording()
+    texts = make_texts(25, seed=5)
+    out = encoder.encode(texts, batch_size=6)
+    lengths = [len(t) for batch in encoder.batches for t in batch]
+    assert lengths == sorted(lengths, reverse=True)
+    expected = np.stack([Recording().encode_text([t])[0] for t in texts])
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+    with pytest.raises(EncoderError, match="not image"):
+        encoder.encode(["x.png"], modality="image")
+
+
+def test_registry_and_spec_errors():
+    register_encoder("rec", lambda rest, device: Recording())
+    encoder = load_encoder("rec:anything")
+    assert isinstance(encoder, Recording) and encoder.spec == "rec:anything"
+    assert split_spec("open_clip:ViT-B-32:openai") == ("open_clip", "ViT-B-32:openai")
+    with pytest.raises(EncoderError, match="unknown encoder prefix"):
+        load_encoder("nope:x")
+    with pytest.raises(EncoderError, match="expected PREFIX:NAME"):
+        load_encoder("all-MiniLM-L6-v2")
+    with pytest.raises(EncoderError, match="invalid encoder prefix"):
+        register_encoder("a:b", lambda rest, device: Recording())
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        path = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    corrupt = folder / "corrupt.png"
+    corrupt.write_bytes((folder / "0.png").read_bytes()[:60])  # truncated
+    return paths, str(corrupt), str(folder / "missing.png")
+
+
+def test_image_encoder_skips_bad_images(image_files):
+    from unimo_kit.data.images import ImageError, ImageLoader
+
+    good, corrupt, missing = image_files
+    encoder = load_encoder("timm:tf_efficientnet_lite0:random", device="cpu")
+    assert encoder.modalities == ("image",) and encoder.dim == 1280
+    loader = ImageLoader()
+    items = [good[0], corrupt, good[1], missing, good[2]]
+    out = encoder.encode_images(items, batch_size=2, loader=loader)
+    assert out.ok.tolist() == [True, False, True, False, True]
+    assert out.failures == {1: "corrupt", 3: "missing"}
+    assert loader.stats.corrupt == 1 and loader.stats.missing == 1
+    assert out.vectors.dtype == np.float32 and not out.vectors[[1, 3]].any()
+    np.testing.assert_allclose(np.linalg.norm(out.vectors[out.ok], axis=1), 1.0, atol=1e-5)
+    alone = encoder.encode(good[:3], batch_size=3)  # other batches: same vectors
+    np.testing.assert_allclose(out.vectors[[0, 2, 4]], alone, atol=1e-4)
+    assert encoder.encode(good[0]).shape == (1280,)
+    with pytest.raises(ImageError):
+        encoder.encode([good[0], missing])
+    with pytest.raises(EncoderError, match="not text"):
+        encoder.encode(["a red circle"], modality="text")
+
+
+@pytest.mark.slow
+def test_packaged_default_encoders_load_offline(image_files):
+    text = load_encoder("st:all-MiniLM-L6-v2", device="cpu")
+    assert text.dim == 384
+    a, b, c = text.encode(["a red circle", "a red round shape", "stock market prices"])
+    assert a @ b > a @ c
+    image = load_encoder("timm:tf_efficientnet_lite0", device="cpu")
+    assert image.encode(image_files[0][0]).shape == (1280,)
