@@ -252,38 +252,36 @@ def related(a: str, b: str, slot: str = "n") -> bool:
         if a == b:
             return True
     poses = {"n": ("n",), "a": ("a", "s", "n"), "v": ("v",)}.get(slot, ("n",))
-    wn = _wordnet()
-    sa = _synsets(wn, a, poses)
-    sb = _synsets(wn, b, poses)
+    sa, similar_a, above_a = _senses(a, poses)
+    sb, similar_b, above_b = _senses(b, poses)
     if not sa or not sb:
         return False
     if sa & sb:
         return True
-    if slot == "a" and (_similar(sa) & sb or _similar(sb) & sa):
+    if slot == "a" and (similar_a & sb or similar_b & sa):
         return True
-    return bool(_hypernyms(sa) & sb or _hypernyms(sb) & sa)
+    return bool(above_a & sb or above_b & sa)
 
 
-def _synsets(wn: Any, word: str, poses: tuple[str, ...]) -> frozenset[Any]:
+@functools.lru_cache(maxsize=65536)
+def _senses(
+    word: str, poses: tuple[str, ...]
+) -> tuple[frozenset[Any], frozenset[Any], frozenset[Any]]:
+    """A word's synsets, their adjective satellites and all their hypernyms (cached per word,
+    so checking a pair costs a few set intersections)."""
+    wn = _wordnet()
     key = word.replace(" ", "_")
-    out: set[Any] = set()
+    synsets: set[Any] = set()
     for pos in poses:
         try:
-            out.update(wn.synsets(key, pos))
+            synsets.update(wn.synsets(key, pos))
         except Exception:  # pragma: no cover - odd characters
             continue
-    return frozenset(out)
-
-
-def _similar(synsets: frozenset[Any]) -> set[Any]:
-    return {t for s in synsets for t in s.similar_tos()}
-
-
-def _hypernyms(synsets: frozenset[Any]) -> set[Any]:
-    out: set[Any] = set()
+    similar = {t for s in synsets for t in s.similar_tos()}
+    above: set[Any] = set()
     for s in synsets:
-        out.update(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms()))
-    return out
+        above.update(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms()))
+    return frozenset(synsets), frozenset(similar), frozenset(above)
 
 
 @dataclass
