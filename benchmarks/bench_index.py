@@ -1,8 +1,8 @@
 """Index benchmark: encoding throughput of the index path, and flat vs HNSW vs IVF vs auto.
 
-1. Encoding: ``load_encoder("st:all-MiniLM-L6-v2").encode_text`` (what ``unimo index build``
-   runs) against raw ``SentenceTransformer.encode`` on the same texts, same batch size,
-   interleaved runs, best of ``--repeats``. Goal: ratio >= 0.95.
+1. Encoding (``bench_encode.py``): ``load_encoder("st:all-MiniLM-L6-v2").encode_text`` (what
+   ``unimo index build`` runs) against raw ``SentenceTransformer.encode`` on the same texts,
+   same batch size, interleaved runs, best of ``--repeats``. Goal: ratio >= 0.95.
 2. ANN on ``--n`` random unit vectors of dimension 384 (generated in blocks, seeded; queries
    drawn separately). Uniformly random high-dimensional vectors have no structure for an ANN
    index to exploit, so this is the hardest case; ``--clustered`` adds a variant with the same
@@ -40,10 +40,6 @@ DIM = 384
 K = 10
 GOAL_RECALL = 0.95
 GOAL_SPEEDUP = 10.0
-VOCABULARY = (
-    "a the red green blue yellow black pink purple brown small large circle square triangle "
-    "star heart oval diamond rectangle left right of above below next to and there is which"
-)
 
 
 def rss_bytes() -> int:
@@ -82,36 +78,6 @@ def clustered_vectors(n: int, seed: int, centres: np.ndarray, block: int = 100_0
 
 
 # --------------------------------------------------------------------------- encoding
-
-
-def bench_encoding(n_texts: int, batch_size: int, repeats: int) -> dict:
-    from unimo_kit.index.encoders import load_encoder
-    from unimo_kit.resources import sentence_transformer
-
-    rng = np.random.default_rng(0)
-    words = VOCABULARY.split()
-    texts = [" ".join(rng.choice(words, size=rng.integers(4, 24))) for _ in range(n_texts)]
-    raw = sentence_transformer("all-MiniLM-L6-v2", device="cpu")
-    encoder = load_encoder("st:all-MiniLM-L6-v2", device="cpu")
-    raw.encode(texts[:64], batch_size=batch_size)  # warm-up
-    encoder.encode_text(texts[:64], batch_size=batch_size)
-    best_raw = best_index = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        a = raw.encode(texts, batch_size=batch_size, normalize_embeddings=True)
-        best_raw = min(best_raw, time.perf_counter() - began)
-        began = time.perf_counter()
-        b = encoder.encode_text(texts, batch_size=batch_size)
-        best_index = min(best_index, time.perf_counter() - began)
-    return {
-        "texts": n_texts,
-        "batch_size": batch_size,
-        "raw_texts_per_s": n_texts / best_raw,
-        "index_texts_per_s": n_texts / best_index,
-        "ratio": best_raw / best_index,
-        "goal_ratio": 0.95,
-        "max_abs_diff": float(np.abs(np.asarray(a) - b).max()),
-    }
 
 
 # --------------------------------------------------------------------------- ANN
@@ -275,7 +241,7 @@ def main() -> None:
     parser.add_argument("--hnsw-n", type=int, default=100_000, help="cap on HNSW's corpus")
     parser.add_argument("--clustered", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--n-texts", type=int, default=2000, help="texts for the encoding run")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-encoding", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -294,6 +260,8 @@ def main() -> None:
         "goals": {"encode_ratio": 0.95, "recall@10": GOAL_RECALL, "speedup_vs_flat": GOAL_SPEEDUP},
     }
     if not args.skip_encoding:
+        from bench_encode import bench_encoding
+
         results["encoding"] = bench_encoding(args.n_texts, 64, args.repeats)
         enc = results["encoding"]
         print(
