@@ -27,12 +27,12 @@ COLLECTIVE_NOUNS: frozenset[str] = _words(
     "bunch bunches group groups lot lots number numbers herd herds flock flocks pile piles "
     "stack stacks bit bits piece pieces set sets row rows couple pair pairs collection crowd "
     "cluster clusters bundle bundles handful variety plenty array assortment load loads swarm "
-    "pack kind kinds type types sort sorts team bank series line lines thicket"
+    "pack kind kinds type types sort sorts team bank series line lines thicket alot body"
 )
 """``a bunch of kites`` → the entity is ``kites``: these nouns stand aside for their ``of``
 object."""
 
-PART_NOUNS: frozenset[str] = frozenset({"part", "mound"})
+PART_NOUNS: frozenset[str] = _words("part parts mound slice slices")
 """``part of a door`` → ``( door , is , part )`` (FACTUAL)."""
 
 RELATIONAL_NOUNS: frozenset[str] = _words(
@@ -177,7 +177,19 @@ def verb_lemma(word: str, fallback: str = "") -> str:
         return fallback or word
     if len(candidates) == 1:
         return candidates[0]
-    # "riding" -> ride, not rid: the candidate WordNet's sense counts favour.
+    # English doubles a final consonant before -ed/-ing (tap -> tapped), so an undoubled
+    # consonant-vowel-consonant stem comes from a verb in -e: taped -> tape, riding -> ride.
+    stem = word[:-3] if word.endswith("ing") else word[:-2] if word.endswith("ed") else ""
+    vowels = "aeiou"
+    if (
+        len(stem) >= 3
+        and stem + "e" in candidates
+        and stem[-1] not in vowels + "wxy"
+        and stem[-2] in vowels
+        and stem[-3] not in vowels
+    ):
+        return stem + "e"
+    # Otherwise the candidate WordNet's sense counts favour.
     return max(candidates, key=lambda c: (sum(x.count() for x in wn.lemmas(c, "v")), len(c)))
 
 

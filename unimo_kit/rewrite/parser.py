@@ -574,10 +574,18 @@ class _Builder:
         if lower in ("other", "another") and any(c.lower_ in ("each", "one") for c in token.lefts):
             return self.subjects(self.clause_verb(token))
         if lower in PERSONAL_PRONOUNS and token.pos_ in ("PRON", "DET"):
-            governor = token.head.head if token.dep_ == "pobj" else None
+            # Not the noun the pronoun's phrase modifies, nor the subject of its verb
+            # ("items taped to it" -> not the items).
+            excluded: set[int] = set()
+            if token.dep_ == "pobj":
+                governor = token.head.head
+                if governor.i in self.entity_of:
+                    excluded.add(self.entity_of[governor.i])
+                elif self.is_verb(governor) and governor.i != token.i:
+                    excluded.update(self.subjects(governor))
             for j in range(token.i - 1, -1, -1):
                 index = self.entity_of.get(j)
-                if index is not None and (governor is None or j != governor.i):
+                if index is not None and index not in excluded:
                     return [index]
             return []
         return []
