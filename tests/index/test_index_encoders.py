@@ -130,3 +130,15 @@ def test_packaged_default_encoders_load_offline(image_files):
     assert a @ b > a @ c
     image = load_encoder("timm:tf_efficientnet_lite0", device="cpu")
     assert image.encode(image_files[0][0]).shape == (1280,)
+
+
+@pytest.mark.slow
+def test_open_clip_towers_share_one_space(image_files):
+    encoder = load_encoder("open_clip:ViT-B-32", device="cpu")  # random weights: no download
+    assert encoder.modalities == ("text", "image")
+    texts = encoder.encode(["a red circle", "two blue squares and a star"])
+    images = encoder.encode(image_files[0][:2], modality="image")
+    assert texts.shape == images.shape == (2, encoder.dim) and texts.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
+    reversed_texts = encoder.encode(["two blue squares and a star", "a red circle"])
+    np.testing.assert_allclose(reversed_texts[::-1], texts, atol=1e-5)
