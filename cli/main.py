@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "features": "features:features",
     "train": "train:train",
     "eval": "eval:eval_group",
+    "demo": "demo:demo",
 }
 
 
@@ -42,6 +43,7 @@ def cli(verbose: int) -> None:
       unimo features        images.jsonl -> features store
       unimo train           all of the above -> runs/NAME/
       unimo eval ...        checkpoint + test sets -> results.json
+      unimo demo            all of the above on the synthetic world -> runs/demo/REPORT.md
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

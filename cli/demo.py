@@ -1,0 +1,53 @@
+"""``unimo demo``: the whole pipeline on the embedded synthetic world (what ``make demo`` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Folder for everything.",
+)
+@click.option(
+    "--n-images",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Synthetic images (80/10/10 train/val/test).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--preset",
+    default="synth-small",
+    show_default=True,
+    help="Training preset (unimo train --list-presets).",
+)
+@click.option("--steps", type=int, default=None, help="Override the preset's training steps.")
+def demo(out: Path, n_images: int, seed: int, preset: str, steps: int | None) -> None:
+    """Run synth -> rewrite -> index build/mine -> features -> train -> eval and write
+    OUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
+
+    Each stage is the `unimo` command a user would type (all listed in OUT/commands.sh);
+    finished stages are skipped on rerun, and each stage resumes by itself after a kill.
+
+    \b
+    Example:
+      unimo demo --out runs/demo
+      unimo demo --out runs/small --n-images 300 --steps 100
+    """
+    from unimo_kit.demo import DemoConfig, run_demo
+
+    config = DemoConfig(
+        out=out, n_images=n_images, seed=seed, train_preset=preset, train_steps=steps
+    )
+    try:
+        run_demo(config, echo=click.echo)
+    except Exception as exc:  # a failed stage already printed its own message
+        raise click.ClickException(f"demo stopped: {exc}") from exc

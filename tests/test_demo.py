@@ -1,0 +1,119 @@
+"""The demo orchestration: the commands it runs, skipping finished stages, the report."""
+
+import json
+import stat
+
+from click.testing import CliRunner
+
+from unimo_kit.cli.main import cli
+from unimo_kit.demo import DemoConfig, build_stages, eval_config, run_demo
+from unimo_kit.demo_report import write_report
+
+
+def _fake_python(tmp_path):
+    """An interpreter stand-in that logs each stage's argv instead of running it."""
+    log = tmp_path / "calls.log"
+    script = tmp_path / "fake-python"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script), log
+
+
+def test_every_stage_is_a_real_subcommand():
+    config = DemoConfig()
+    for stage in build_stages(config):
+        group = cli
+        words = list(stage.argv)
+        command = None
+        while words and hasattr(group, "get_command"):
+            command = group.get_command(None, words[0])
+            assert command is not None, stage.argv
+            words.pop(0)
+            group = command
+        options = {opt for p in command.params for opt in getattr(p, "opts", [])}
+        used = {word for word in words if word.startswith("-")}
+        assert used <= options, (stage.name, used - options)
+
+
+def test_stages_run_in_order_and_are_skipped_when_done(tmp_path):
+    python, log = _fake_python(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    lines: list[str] = []
+    report = run_demo(config, echo=lines.append, python=python)
+    calls = log.read_text().splitlines()
+    names = [s.name for s in build_stages(config)]
+    assert len(calls) == len(names)
+    assert calls[0].startswith("-m unimo_kit.cli.main data synth")
+    assert "--set steps=5" in calls[names.index("train")]
+    assert report.exists() and report.read_text().startswith("# unimo_kit demo report")
+    assert json.loads((config.out / "eval.json").read_text()) == eval_config(config)
+    commands = (config.out / "commands.sh").read_text().splitlines()
+    assert commands[3].startswith("unimo data synth --out")
+
+    run_demo(config, echo=lines.append, python=python)  # everything done: nothing reruns
+    assert len(log.read_text().splitlines()) == len(names)
+    assert sum("done already, skipped" in line for line in lines) == len(names)
+
+    changed = DemoConfig(out=config.out, n_images=50, train_steps=7)
+    run_demo(changed, echo=lines.append, python=python)  # only the changed stage reruns
+    rerun = log.read_text().splitlines()[len(names) :]
+    assert len(rerun) == 1 and "--set steps=7" in rerun[0]
+
+
+def test_failed_stage_stops_the_demo_with_a_clear_message(tmp_path):
+    script = tmp_path / "failing-python"
+    script.write_text("#!/bin/sh\nexit 3\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    config = DemoConfig(out=tmp_path / "demo")
+    try:
+        run_demo(config, echo=lambda _: None, python=str(script))
+    except Exception as exc:
+        assert "exit status 3" in str(exc)
+    else:
+        raise AssertionError("a failing stage must stop the demo")
+    assert not (config.out / ".stages").exists()
+
+
+def test_report_includes_examples_and_results(tmp_path):
+    out = tmp_path / "demo"
+    world = out / "world"
+    world.mkdir(parents=True)
+    (world / "rewrites.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "p#0",
+                "caption": "a red circle",
+                "scene_graph": "( circle , is , red )",
+                "positives": [{"type": "there-is", "text": "there is a red circle"}],
+                "negatives": [{"type": "replace-att", "text": "a blue circle", "edits": []}],
+            }
+        )
+        + "\n"
+    )
+    (world / "pairs.train.jsonl").write_text(
+        json.dumps({"id": "p", "image": "p.png", "captions": ["a red circle"]}) + "\n"
+    )
+    (world / "retrieved.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "p",
+                "texts": [{"id": "t", "text": "one red circle", "score": 0.9}],
+                "images": [{"id": "i", "image": "i.png", "score": 0.8}],
+                "negatives": [
+                    {"pair_id": "q", "caption_index": 0, "text": "a red square", "score": 0.7}
+                ],
+            }
+        )
+        + "\n"
+    )
+    (out / "results").mkdir()
+    (out / "results" / "results.md").write_text("# title\n\n## retrieval\n\n| a |\n")
+    text = write_report(out).read_text()
+    assert "negative (replace-att): a blue circle" in text
+    assert "related text (0.90): one red circle" in text
+    assert "### retrieval" in text and "# title" not in text
+
+
+def test_demo_help():
+    result = CliRunner().invoke(cli, ["demo", "--help"])
+    assert result.exit_code == 0 and "REPORT.md" in result.output

@@ -1,0 +1,256 @@
+"""The main job on the embedded default: the whole UNIMO pipeline on the synthetic world.
+
+``make demo`` (``unimo demo``) runs each stage as its ``unimo`` subcommand, exactly as a user
+would type it, so the demo doubles as a worked example::
+
+    synth -> rewrite -> index build (texts, images) -> index mine -> features -> train
+          -> eval batch -> REPORT.md
+
+Layout under ``out`` (default ``runs/demo``)::
+
+    world/        the synthetic world, plus rewrites.jsonl, retrieved.jsonl and features/
+    indexes/      the text and image indexes
+    run/          the training run (config, log.csv, checkpoints, final/)
+    eval.json     the `unimo eval batch` config of the last stage
+    results/      results.json/.csv/.md (retrieval, compositional, caption) and plots/
+    commands.sh   every command that ran, in order (re-run them by hand)
+    REPORT.md     the figures, plots, and examples of rewrites and mined positives
+
+A stage that finished is skipped on rerun (its marker in ``.stages/`` records the command; a
+changed command runs again). Each stage resumes by itself after a kill.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class DemoConfig:
+    """Sizes of the demo; the defaults finish in well under 20 minutes on 2 CPU cores."""
+
+    out: Path = Path("runs/demo")  # everything the demo writes goes here
+    n_images: int = 1000  # synthetic images (80% train, 10% val, 10% test)
+    seed: int = 0  # one seed for the world and training
+    train_preset: str = "synth-small"  # a preset of unimo_kit/train/presets
+    train_steps: int | None = None  # override the preset's number of steps
+    sentence_negatives: int = 2  # TF-IDF neighbour captions per caption
+    beams: int = 3  # beam size for the captioning evaluation
+    extra_train_args: list[str] = field(default_factory=list)  # more --set KEY=VALUE for train
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline: a ``unimo`` command line and what it leaves behind."""
+
+    name: str
+    argv: list[str]
+    description: str
+
+
+def build_stages(config: DemoConfig) -> list[Stage]:
+    """The demo's commands, in order."""
+    out = config.out
+    world = out / "world"
+    indexes = out / "indexes"
+    results = out / "results"
+    train_set = [f"data_dir={world}", f"seed={config.seed}"]
+    if config.train_steps:
+        train_set.append(f"steps={config.train_steps}")
+    train_set += config.extra_train_args
+    return [
+        Stage(
+            "synth",
+            [
+                "data",
+                "synth",
+                "--out",
+                str(world),
+                "--n-images",
+                str(config.n_images),
+                "--seed",
+                str(config.seed),
+            ],
+            "render the synthetic world (images, captions with gold scene graphs, corpora)",
+        ),
+        Stage(
+            "rewrite",
+            [
+                "rewrite",
+                str(world / "pairs.train.jsonl"),
+                "-o",
+                str(world / "rewrites.jsonl"),
+                "--seed",
+                str(config.seed),
+                "--sentence-negatives",
+                str(config.sentence_negatives),
+            ],
+            "parse every training caption; write typed hard negatives and positives",
+        ),
+        Stage(
+            "index-texts",
+            [
+                "index",
+                "build",
+                "--texts",
+                str(world / "texts.jsonl"),
+                "--name",
+                "texts",
+                "--root",
+                str(indexes),
+            ],
+            "embed the text-only corpus (MiniLM) into a FAISS index",
+        ),
+        Stage(
+            "index-images",
+            [
+                "index",
+                "build",
+                "--images",
+                str(world / "images.jsonl"),
+                "--name",
+                "images",
+                "--root",
+                str(indexes),
+            ],
+            "embed the image-only collection (EfficientNet-Lite0) into a FAISS index",
+        ),
+        Stage(
+            "mine",
+            [
+                "index",
+                "mine",
+                "--pairs",
+                str(world / "pairs.train.jsonl"),
+                "--text-index",
+                "texts",
+                "--image-index",
+                "images",
+                "--root",
+                str(indexes),
+                "-o",
+                str(world / "retrieved.jsonl"),
+            ],
+            "retrieve related texts and images (positives) and neighbour captions (negatives)",
+        ),
+        Stage(
+            "features",
+            [
+                "features",
+                *(str(world / f"pairs.{s}.jsonl") for s in ("train", "val", "test")),
+                str(world / "images.jsonl"),
+                "-o",
+                str(world / "features"),
+            ],
+            "extract visual tokens (EfficientNet-Lite0 7x7 grid) of every image",
+        ),
+        Stage(
+            "train",
+            [
+                "train",
+                "--config",
+                config.train_preset,
+                "--out",
+                str(out / "run"),
+                *(arg for item in train_set for arg in ("--set", item)),
+            ],
+            "train UNIMO: CMCL with rewrites and retrieval, MLM, seq2seq, masked regions",
+        ),
+        Stage(
+            "eval",
+            ["eval", "batch", str(out / "eval.json"), "-o", str(results)],
+            "retrieval R@K, compositional accuracy per category, captioning (test split)",
+        ),
+    ]
+
+
+def eval_config(config: DemoConfig) -> dict:
+    """The ``unimo eval batch`` config of the demo (paths relative to ``out``)."""
+    return {
+        "name": "unimo_kit demo (synthetic world, test split)",
+        "checkpoints": [
+            {
+                "label": "unimo-demo",
+                "path": "run/final",
+                "features": "world/features",
+                "run_dir": "run",
+            },
+        ],
+        "tasks": [
+            {"task": "retrieval", "data": "world/pairs.test.jsonl", "ks": [1, 5, 10]},
+            {"task": "compositional", "data": "world/compositional.test.jsonl"},
+            {"task": "caption", "data": "world/pairs.test.jsonl", "beams": config.beams},
+        ],
+    }
+
+
+def _marker(out: Path, stage: Stage) -> Path:
+    return out / ".stages" / f"{stage.name}.json"
+
+
+def _is_done(out: Path, stage: Stage) -> bool:
+    marker = _marker(out, stage)
+    if not marker.exists():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("argv") == stage.argv
+    except json.JSONDecodeError:
+        return False
+
+
+def run_demo(
+    config: DemoConfig,
+    *,
+    echo: Callable[[str], None] = print,
+    python: str = sys.executable,
+) -> Path:
+    """Run every stage not yet done, then write ``REPORT.md``.
+
+    Args:
+        config: sizes and paths.
+        echo: where progress lines go.
+        python: interpreter that runs ``-m unimo_kit.cli.main`` for each stage.
+
+    Returns:
+        Path of the report.
+
+    Raises:
+        subprocess.CalledProcessError: a stage failed (its own error message is above).
+    """
+    from unimo_kit.demo_report import write_report
+
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    stages = build_stages(config)
+    eval_json = out / "eval.json"
+    eval_text = json.dumps(eval_config(config), indent=2) + "\n"
+    if not eval_json.exists() or eval_json.read_text() != eval_text:
+        eval_json.write_text(eval_text)
+    commands = ["#!/usr/bin/env bash", "# The commands `unimo demo` ran, in order.", "set -e"]
+    timings: dict[str, float] = {}
+    for number, stage in enumerate(stages, start=1):
+        line = "unimo " + shlex.join(stage.argv)
+        commands.append(line)
+        header = f"[{number}/{len(stages)}] {stage.name}: {stage.description}"
+        if _is_done(out, stage):
+            echo(f"{header} -- done already, skipped")
+            continue
+        echo(f"{header}\n    $ {line}")
+        started = time.perf_counter()
+        subprocess.run([python, "-m", "unimo_kit.cli.main", *stage.argv], check=True)
+        timings[stage.name] = time.perf_counter() - started
+        marker = _marker(out, stage)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"argv": stage.argv, "seconds": timings[stage.name]}))
+        echo(f"    finished in {timings[stage.name]:.0f} s")
+    (out / "commands.sh").write_text("\n".join(commands) + "\n")
+    report = write_report(out)
+    echo(f"report: {report}")
+    return report
