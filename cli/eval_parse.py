@@ -63,6 +63,8 @@ def parse(
       unimo eval parse factual_dev.csv --errors 20
       unimo eval parse world/captions.factual.csv --canonical-relations --json -o parse.json
     """
+    from tqdm import tqdm
+
     from unimo_kit.rewrite.parse_eval import evaluate_parser, read_factual_csv
     from unimo_kit.rewrite.parser import SceneGraphParser
     from unimo_kit.utils import ErrorReport, RecordError, atomic_write
@@ -72,8 +74,15 @@ def parse(
         spacy_model, batch_size=batch_size, canonical_relations=canonical_relations
     )
     try:
-        scores = evaluate_parser(
+        rows = tqdm(
             read_factual_csv(gold, on_error=report),
+            desc="parsing",
+            unit=" captions",
+            file=sys.stderr,
+            disable=None,  # off when stderr is not a terminal
+        )
+        scores = evaluate_parser(
+            rows,
             parser,
             worst=n_errors,
             on_error=report,
