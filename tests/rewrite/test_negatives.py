@@ -33,6 +33,10 @@ def _vocab(**extra: Counter) -> Vocabulary:
             "count": Counter({"2": 2, "3": 1}),
         },
         relations={"spatial": Counter({"left of": 3, "right of": 3, "above": 2, "next to": 2})},
+        noun_attributes={
+            "circle": Counter({"red": 2, "small": 1}),
+            "square": Counter({"blue": 2, "large": 1}),
+        },
     )
     for key, value in extra.items():
         setattr(vocab, key, value)
@@ -174,3 +178,12 @@ def test_unknown_type_and_empty_input():
     rewriter = Rewriter(_vocab())
     assert rewriter.negatives("", graph_of("", []), key="k") == []
     assert rewriter.negatives("hello", graph_of("hello", []), key="k") == []
+
+
+def test_add_att_only_adds_categories_seen_with_the_noun():
+    vocab = _vocab()
+    vocab.attributes["material"] = Counter({"wooden": 9})
+    rewriter = Rewriter(vocab, types=["add-att"], per_type=3, seed=0)
+    texts = [n["text"] for n in rewriter.negatives(CAPTION, _graph(), key="k")]
+    assert texts and all("wooden" not in t for t in texts)  # never seen with circle/square
+    assert all(("small" in t) or ("large" in t) for t in texts)  # sizes are

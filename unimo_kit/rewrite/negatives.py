@@ -137,6 +137,7 @@ class Rewriter:
         self.weight_power = float(weight_power)
         self.max_tries = int(max_tries)
         self._pools: dict[tuple[str, ...], tuple[list[str], list[float]]] = {}
+        self._categories: dict[str, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -304,6 +305,8 @@ class Rewriter:
         if category == "spatial":
             start, new = _spatial_surface(c.caption, start, end, old, word)
         elif category == "action":
+            if not _is_verb_form(old, relation.predicate):
+                return False  # "eye of a giraffe" (have): no verb to replace
             new = inflect_like(word, old)
         else:
             new = word
@@ -325,6 +328,10 @@ class Rewriter:
                 continue
             if r.predicate.lower() in SYMMETRIC or degree[r.subject] > 1 or degree[r.object] > 1:
                 continue
+            if valid_span(r.span, c.caption) and c.caption[r.span[0] : r.span[1]].lower() in (  # type: ignore[index]
+                "of", "'s", "’s", "with",
+            ):  # fmt: skip
+                continue  # "eye of a giraffe" -> "a giraffe of eye" is not English
             if ps.end > po.start and po.end > ps.start:
                 continue
             if ps.text(c.caption).lower() == po.text(c.caption).lower():
@@ -412,7 +419,9 @@ class Rewriter:
             for a in e.attributes
             if attribute_category(a.text) not in ("count", "other")
         ]
-        if categories:
+        if categories and max(sorted(set(categories)), key=categories.count) in (
+            self._noun_categories(noun)
+        ):
             category = max(sorted(set(categories)), key=categories.count)
             word = self._draw(
                 rng,
@@ -435,13 +444,22 @@ class Rewriter:
                 graph.relations.append(Relation(r.subject, r.predicate, new))
         return edits, graph
 
+    def _noun_categories(self, noun: str) -> frozenset[str]:
+        """Attribute categories seen with ``noun`` in the corpus (cached)."""
+        key = lemma(noun)
+        if key not in self._categories:
+            seen = self.vocab.noun_attributes.get(key, {})
+            self._categories[key] = frozenset(attribute_category(w) for w in seen)
+        return self._categories[key]
+
     def _add_att(self, c: _Context, rng: random.Random) -> _Made:
         choices = []
         for i in c.entities_with_phrase():
             entity = c.graph.entities[i]
             have = {attribute_category(a.text) for a in entity.attributes}
+            seen = self._noun_categories(entity.name)
             for category in ("color", "size", "material", "shape", "age"):
-                if category not in have and self.vocab.attributes.get(category):
+                if category not in have and category in seen:  # "a metal man": never seen
                     choices.append((i, category))
         if not choices:
             return False
@@ -449,11 +467,12 @@ class Rewriter:
         entity = c.graph.entities[i]
         phrase = c.phrases[i]
         assert phrase is not None
+        near = set(c.caption[max(0, phrase.start - 20) : phrase.end].lower().split())
         word = self._draw(
             rng,
             ("att", category, lemma(entity.name)),
             lambda: self.vocab.attribute_candidates(category, entity.name),
-            lambda w: any(related(w, a.text, "a") for a in entity.attributes),
+            lambda w: w in near or any(related(w, a.text, "a") for a in entity.attributes),
         )
         if word is None:
             return None
@@ -563,6 +582,18 @@ class _Context:
 
     def copy(self) -> SceneGraph:
         return copy_graph(self.graph)
+
+
+def _is_verb_form(surface: str, predicate: str) -> bool:
+    """Whether the first word of ``surface`` is a form of the predicate's verb."""
+    from unimo_kit.rewrite.grammar import gerund, past_participle, third_person
+
+    word = surface.split(" ", 1)[0].lower() if surface.strip() else ""
+    verb = predicate.split(" ", 1)[0].lower()
+    forms = {verb, gerund(verb), third_person(verb), past_participle(verb)}
+    if verb.endswith("e"):
+        forms.add(verb + "d")
+    return word in forms or (len(verb) > 3 and word[: len(verb) - 1] == verb[:-1])
 
 
 def _singular_surface(noun: str) -> str:
