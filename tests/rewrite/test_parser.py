@@ -88,6 +88,7 @@ CASES = {
     "two women skiing": "( women , is , 2 ) , ( women , is , skiing )",
     "part of a car door": "( car door , is , part )",
     "the sky is white in color": "( sky , is , white )",
+    "a truck with a plant on top": "( truck , with , plant ) , ( plant , on top of , truck )",
     "the laptop has items taped to it": "( laptop , have , items ) , ( items , tape to , laptop )",
 }
 

@@ -337,8 +337,10 @@ class _Builder:
             return False
         if token.i in self.stand_in or token.i in self.side_of:
             return False
-        if dep == "pobj" and _in_color(token.head):
-            return False
+        if dep == "pobj" and (
+            _in_color(token.head) or (token.lower_ == "top" and self.of_object(token) is None)
+        ):
+            return False  # "white in color", "a truck with a plant on top"
         if token.lower_ in ("other", "another") and any(
             c.lower_ in ("each", "one") for c in token.lefts
         ):
@@ -811,16 +813,19 @@ class _Builder:
             return  # the "of" inside "in front of", handled with its first word
         if prep.lower_ == "of" and len(words) == 1 and governor.i not in self.entity_of:
             return
-        if obj.lower_ in PERSONAL_PRONOUNS and governor.i in self.entity_of:
-            # "a bowl with flowers in it" -> (flowers, in, bowl)
-            holder = next(
-                (c for c in governor.children if c.dep_ == "prep" and c.lower_ == "with"), None
-            )
-            held = [c for c in holder.children if c.dep_ == "pobj"] if holder else []
-            if held and prep.lower_ != "with":
+        bare_top = obj.lower_ == "top" and self.of_object(obj) is None
+        if (obj.lower_ in PERSONAL_PRONOUNS or bare_top) and prep.lower_ != "with":
+            # "a bowl with flowers in it" -> (flowers, in, bowl);
+            # "a truck with a plant on top" -> (plant, on top of, truck)
+            pair = self.with_pair(governor)
+            if pair is not None:
                 text = " ".join(w.lower_ for w in words if w.lower_ not in _DETERMINERS)
-                span = (words[0].idx, words[-1].idx + len(words[-1].text))
-                self.add_relation(self.targets(held[0]), text, self.targets(governor), span)
+                text = f"{text} top of" if bare_top else text
+                last = obj if bare_top else words[-1]
+                span = (words[0].idx, last.idx + len(last.text))
+                self.add_relation(self.targets(pair[0]), text, self.targets(pair[1]), span)
+                return
+            if bare_top:
                 return
         objects_ = self.targets(obj)
         if not objects_:
@@ -834,6 +839,20 @@ class _Builder:
             self.add_relation(self.subjects(anchor), text, objects_, (begin, end))
             return
         self.attach(governor, text, objects_, begin, end, prep)
+
+    def with_pair(self, token: Any) -> tuple[Any, Any] | None:
+        """``(held, holder)`` for ``holder with held``, where ``token`` is either noun."""
+        if token.i in self.entity_of:
+            for child in token.children:
+                if child.dep_ == "prep" and child.lower_ == "with":
+                    held = [c for c in child.children if c.dep_ == "pobj"]
+                    if held:
+                        return held[0], token
+        if token.dep_ == "pobj" and token.head.lower_ == "with":
+            holder = token.head.head
+            if holder.i in self.entity_of:
+                return token, holder
+        return None
 
     def attach(self, governor: Any, text: str, objects: list[int], begin: int, end: int, prep):
         """Relate the governor of a prepositional phrase to its object(s)."""
