@@ -234,7 +234,12 @@ class Rewriter:
             rng,
             ("obj",),
             self.vocab.object_candidates,
-            lambda w: w in present or related(w, entity.name, "n") or related(w, old, "n"),
+            lambda w: (
+                w in present
+                or _not_an_object(w)
+                or related(w, entity.name, "n")
+                or related(w, old, "n")
+            ),
         )
         if word is None:
             return None
@@ -407,7 +412,9 @@ class Rewriter:
             rng,
             ("obj",),
             self.vocab.object_candidates,
-            lambda w: any(w == lemma(p) or related(w, p, "n") for p in present),
+            lambda w: (
+                _not_an_object(w) or any(w == lemma(p) or related(w, p, "n") for p in present)
+            ),
         )
         if noun is None:
             return None
@@ -582,6 +589,11 @@ class _Context:
 
     def copy(self) -> SceneGraph:
         return copy_graph(self.graph)
+
+
+def _not_an_object(noun: str) -> bool:
+    """Parser leftovers that make poor object nouns: colour, size and number words."""
+    return noun in ("color", "colour") or attribute_category(noun) in ("color", "size", "count")
 
 
 def _is_verb_form(surface: str, predicate: str) -> bool:
