@@ -229,6 +229,14 @@ class _Builder:
         self.entity_of: dict[int, int] = {}  # token index -> entity index
         self.seen: set[tuple[int, str, int]] = set()
         self.name_tokens: set[int] = set()  # tokens inside some entity name
+        self._side_words()
+        self._fragment_roots()
+        self._subject_verb_object()
+        self._fronted_objects()
+
+    def _side_words(self) -> None:
+        """Find ``left``/``right`` misread as the head noun of ``X right of Y``."""
+        doc = self.doc
         # "a square right of a heart" parsed with "right" as the head noun and "square" as its
         # modifier: side token index -> the noun token that really heads the phrase.
         self.stand_in: dict[int, Any] = {}
@@ -251,6 +259,10 @@ class _Builder:
                     # "a heart right of a triangle" with "right" as an apposition of "heart"
                     self.side_of[token.i] = doc[token.i - 1]
         self.stand_for = {noun.i: side for side, noun in self.stand_in.items()}
+
+    def _fragment_roots(self) -> None:
+        """Find fragment roots with the wrong part of speech."""
+        doc = self.doc
         # Fragments the tagger misreads (captions are mostly noun phrases):
         # "the side windows on the bus" with "windows" as a verb -> a noun;
         # "zebra grazing on grass" with "grazing" as a noun and "zebra" its compound -> a verb.
@@ -274,6 +286,11 @@ class _Builder:
                 or not has_verb_reading(root.lower_)
             ):
                 self.noun_roots.add(root.i)
+        self.gerund_of = {noun.i: verb for verb, noun in self.gerund_subject.items()}
+
+    def _subject_verb_object(self) -> None:
+        """Find ``N V-ing N`` read as modifiers of the last noun."""
+        doc = self.doc
         # "lady holding baby" read as ((lady holding) baby): subject, verb, object.
         self.svo: dict[int, tuple[Any, Any]] = {}
         for token in doc:
@@ -282,6 +299,10 @@ class _Builder:
                 if subject and token.head.i > token.i:
                     self.svo[token.i] = (subject[-1], token.head)
         self.svo_subjects = {s.i for s, _ in self.svo.values()}
+
+    def _fronted_objects(self) -> None:
+        """Find objects fronted before their subject (``ground giraffes are standing on``)."""
+        doc = self.doc
         # "ground giraffes are standing on": the fronted object parsed as the subject's compound.
         self.topic_of: dict[int, Any] = {}
         for verb in doc:
@@ -299,7 +320,6 @@ class _Builder:
             if first.dep_ == "compound" and first.head.i == subject.i and first.pos_ in _NOUN_POS:
                 self.topic_of[verb.i] = first
         self.topics = {t.i for t in self.topic_of.values()}
-        self.gerund_of = {noun.i: verb for verb, noun in self.gerund_subject.items()}
 
     # -------------------------------------------------------------- entities
 
