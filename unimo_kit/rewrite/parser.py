@@ -5,23 +5,28 @@
 ``( squares , is , 2 ) , ( squares , is , red ) , ( circle , is , blue ) ,
 ( squares , left of , circle )``.
 
-What the rules cover (one linear pass over the parse, no per-token model calls):
+What the rules cover (a few linear passes over the parse, no per-token model calls; the full
+list with examples is in docs/parser.md):
 
-- **objects**: noun heads with their compounds (``tennis court``); plurals keep their form
+- **objects**: noun heads with the compounds WordNet lists as one noun (``tennis court``;
+  other noun modifiers, colours and materials become attributes: ``metal poles`` →
+  ``( poles , is , metal )``; ``keep_compounds=True`` keeps them all); plurals keep their form
   (``squares``) and numerals become counts (``two`` → attribute ``2``, ``Entity.count = 2``);
   collective nouns give way to their ``of`` object (``a bunch of kites`` → ``kites``);
   ``there is/are``; relative pronouns stand for their noun; ``each other`` for the subject;
-  personal pronouns for the nearest preceding object (dropped when there is none); material
-  compounds are attributes (``metal poles`` → ``( poles , is , metal )``).
+  personal pronouns for the nearest preceding object (dropped when there is none).
 - **attributes**: adjectival modifiers with their conjuncts and intensifiers (``dark green``,
   ``heart-shaped``), predicative adjectives (``the sky is blue and cloudy``), numerals,
-  relative clauses (``a circle that is red``).
+  relative clauses (``a circle that is red``), actions without an object (``two women
+  skiing``).
 - **relations**: verb + object (``ride``), verb + preposition (``sit on``), prepositions on
   nouns, multi-word prepositions (``in front of``, ``next to``, ``on top of``, ``left of``),
-  passives (``held by`` → subject and object swapped), copula + preposition, relative clauses,
-  possessives and ``of`` (``eye of a giraffe`` → ``( giraffe , have , eye )``), clothing
-  (``man in a red shirt`` → ``( man , wear , shirt )``); conjunctions expand to each conjunct on
-  both sides.
+  passives (``held by`` → subject and object swapped), copula + preposition, relative clauses
+  (also with object gaps and stranded prepositions), possessives and ``of`` (``eye of a
+  giraffe`` → ``( giraffe , have , eye )``; containers: ``a glass of wine`` → ``( wine , in ,
+  glass )``), clothing (``man in a red shirt`` → ``( man , wear , shirt )``); conjunctions
+  expand to each conjunct on both sides.
+- a few systematic mis-parses of spaCy's small model on caption fragments.
 
 Spans (``[start, end)`` character offsets into the caption the graph was parsed from):
 
@@ -32,7 +37,7 @@ Spans (``[start, end)`` character offsets into the caption the graph was parsed 
   covers the numeral (``two``), whose text differs from the digit in ``Attribute.text``.
 - ``Relation.span`` covers the words the predicate was read from, first to last: ``sitting on``
   for ``sit on``, ``to the left of`` for ``left of``, ``held by`` for a passive ``hold``, ``of``
-  or ``'s`` for ``have``, and the preposition for ``wear`` read from ``in``/``with``.
+  or ``'s`` for ``have``, and the preposition for ``wear`` read from ``in``.
 
 Captions longer than :data:`MAX_CHARS` characters are truncated before parsing (spans stay
 valid for the original string).
