@@ -12,11 +12,55 @@ from unimo_kit.rewrite.negatives import Rewriter
 from unimo_kit.rewrite.positives import make_positives
 from unimo_kit.rewrite.vocab import Vocabulary
 
-WORDS = (
-    "a an the two three red blue small large wooden circle circles square man men horse dog "
-    "is are riding rides sits on under above left right of to next in front behind and there "
-    "that which , . ! ? ' - 's holding 3 10"
-).split()
+WORDS = [
+    "a",
+    "an",
+    "the",
+    "two",
+    "three",
+    "red",
+    "blue",
+    "small",
+    "large",
+    "wooden",
+    "circle",
+    "circles",
+    "square",
+    "man",
+    "men",
+    "horse",
+    "dog",
+    "is",
+    "are",
+    "riding",
+    "rides",
+    "sits",
+    "on",
+    "under",
+    "above",
+    "left",
+    "right",
+    "of",
+    "to",
+    "next",
+    "in",
+    "front",
+    "behind",
+    "and",
+    "there",
+    "that",
+    "which",
+    ",",
+    ".",
+    "!",
+    "?",
+    "'",
+    "-",
+    "'s",
+    "holding",
+    "3",
+    "10",
+]
 
 SEED_CAPTIONS = [
     "a red circle to the left of a blue square",
