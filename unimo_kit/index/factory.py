@@ -25,6 +25,7 @@ Vectors are expected L2-normalised with ``metric="ip"`` (inner product = cosine)
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -33,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger("unimo_kit.index")
 
 INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq", "auto")
 METRICS = ("ip", "l2")
@@ -394,7 +397,9 @@ def tune_search_params(
     seed: int = 1234,
 ) -> dict[str, Any]:
     """Raise ``nprobe`` / ``efSearch`` (doubling) until recall@k against exact search on a
-    sample of the indexed vectors reaches ``target`` (see :class:`RecallProbe`).
+    sample of the indexed vectors reaches ``target`` (see :class:`RecallProbe`), but not past
+    ``nprobe = nlist / 4`` or ``efSearch = 2048`` (beyond, exact search is as fast; a warning
+    says the target was missed).
 
     Args:
         index: a built index.
@@ -417,11 +422,23 @@ def tune_search_params(
     if not params:
         return {"params": {}, **probe.measure(index)}
     key = "efSearch" if "efSearch" in params else "nprobe"
-    limit = 2048 if key == "efSearch" else _ivf_nlist(index)
+    # Past a quarter of the lists (or efSearch 2048) exact search is as fast: stop there.
+    limit = 2048 if key == "efSearch" else max(params[key], _ivf_nlist(index) // 4)
     while True:
         set_search_params(index, params)
         result = {"params": dict(params), **probe.measure(index)}
-        if result["recall"] >= target or params[key] >= limit:
+        if result["recall"] >= target:
+            return result
+        if params[key] >= limit:
+            logger.warning(
+                "recall@%d reaches only %.3f at %s=%d (target %.2f): the vectors have little "
+                "cluster structure for this index; consider --type flat or a lower target",
+                probe.k,
+                result["recall"],
+                key,
+                params[key],
+                target,
+            )
             return result
         params[key] = min(limit, params[key] * 2)
         if key == "nprobe" and "quantizer_efSearch" in params:
