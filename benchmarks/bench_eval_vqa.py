@@ -24,10 +24,10 @@ PUBLISHED_CNN_BOW = 0.876  # easy-VQA author's CNN + bag-of-words baseline, test
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", help="start from a unimo checkpoint")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache-dir", default=".cache/vqa")
     parser.add_argument(
         "--output", default=str(Path(__file__).parent / "results" / "eval_vqa.json")

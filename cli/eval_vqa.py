@@ -57,7 +57,8 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="UnimoConfig override of the backbone, e.g. --set hidden_size=128 (repeatable).",
+    help="UnimoConfig field of the backbone, e.g. --set hidden_size=256 (repeatable); "
+    "replaces the default widening of unimo-tiny (hidden 128, 4 heads, FFN 256).",
 )
 @click.option("--eval-each-epoch", is_flag=True, help="log test accuracy after every epoch.")
 @click.option("--device", help="torch device.")
@@ -85,8 +86,8 @@ def vqa(
     """Answer classification over the [IMG] and [CLS] outputs of image + question.
 
     \b
-    Example (easy-VQA, about 6 CPU-minutes; see docs/eval.md):
-      unimo eval vqa --epochs 4 --cache-dir .cache/vqa -o results/vqa.json
+    Example (easy-VQA: about 98-99 % test accuracy in under 10 CPU-minutes; docs/eval.md):
+      unimo eval vqa --cache-dir .cache/vqa -o results/vqa.json
     """
     import json
 
@@ -102,11 +103,12 @@ def vqa(
             if not (train_path and test_path):
                 raise click.UsageError("--data jsonl needs --train and --test")
             train, test = read_vqa_jsonl(train_path), read_vqa_jsonl(test_path)
-        model_overrides = {}
+        model_overrides = None  # the library's default backbone (FRESH_MODEL)
         for item in overrides:
             key, sep, value = item.partition("=")
             if not sep:
                 raise click.UsageError(f"--set expects KEY=VALUE, got {item!r}")
+            model_overrides = model_overrides or {}
             try:
                 model_overrides[key] = json.loads(value)
             except json.JSONDecodeError:
