@@ -91,8 +91,10 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 str(config.seed),
                 "--sentence-negatives",
                 str(config.sentence_negatives),
+                "--scenes",
+                str(world / "scenes.jsonl"),
             ],
-            "parse every training caption; write typed hard negatives and positives",
+            "parse training captions; typed hard negatives (checked false on the gold scene)",
         ),
         Stage(
             "index-texts",
