@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=".cache/vqa")
     parser.add_argument(
         "--output", default=str(Path(__file__).parent / "results" / "eval_vqa.json")
@@ -39,6 +40,7 @@ def main() -> None:
         lr=args.lr,
         image_size=args.image_size,
         threads=args.threads,
+        seed=args.seed,
         cache_dir=args.cache_dir,
         eval_each_epoch=True,
     )
