@@ -70,7 +70,6 @@ def test_feature_dim_mismatch_is_clear(tiny_checkpoint, tiny_world):
         scorer.encode_images([str(tiny_world / "images" / "img-000.png")])
 
 
-@pytest.mark.slow
 def test_on_the_fly_extraction_matches_extractor(tmp_path, tiny_world):
     import torch
 

@@ -64,7 +64,6 @@ SMALL = {
 }
 
 
-@pytest.mark.slow
 def test_vqa_learns_colours(colour_vqa):
     train, test = colour_vqa
     config = VqaConfig(
