@@ -86,7 +86,7 @@ def vqa(
     """Answer classification over the [IMG] and [CLS] outputs of image + question.
 
     \b
-    Example (easy-VQA: about 98-99 % test accuracy in under 10 CPU-minutes; docs/eval.md):
+    Example (easy-VQA: 93-99 % test accuracy by seed, about 7 CPU-minutes; docs/eval.md):
       unimo eval vqa --cache-dir .cache/vqa -o results/vqa.json
     """
     import json
