@@ -73,7 +73,7 @@ def test_feature_dim_mismatch_is_clear(tiny_checkpoint, tiny_world):
 def test_on_the_fly_extraction_matches_extractor(tmp_path, tiny_world):
     import torch
 
-    from unimo_kit.eval.visual import extract_paths
+    from unimo_kit.eval.visual import extract_images
     from unimo_kit.features import build_extractor
     from unimo_kit.model import create_model
 
@@ -83,7 +83,7 @@ def test_on_the_fly_extraction_matches_extractor(tmp_path, tiny_world):
     scorer = UnimoScorer(model, extractor=extractor, device="cpu")
     paths = [str(tiny_world / "images" / f"img-00{i}.png") for i in range(3)]
     got = scorer.encode_images(paths)
-    feats, boxes, mask = extract_paths(extractor, paths)
+    feats, boxes, mask = extract_images(extractor, paths)
     assert feats.shape == (3, 49, 1280) and mask.all()
     with torch.no_grad():
         want = model.encode_image(torch.from_numpy(feats), torch.from_numpy(boxes)).numpy()

@@ -169,12 +169,15 @@ class UnimoScorer:
                 continue
         raise KeyError(f"image {image!r} (id {Path(image).stem!r}) is not in the features store")
 
-    def visual_tokens(self, images: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Padded feats (B, N, F), boxes (B, N, 5), mask (B, N) for ``images``."""
-        if self.features is None:
-            from unimo_kit.eval.visual import extract_paths
+    def visual_tokens(self, images: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Padded feats (B, N, F), boxes (B, N, 5), mask (B, N) for ``images`` (paths, or PIL
+        images, which are always extracted on the fly)."""
+        from PIL import Image
 
-            return extract_paths(self.extractor, images, batch_size=self.batch_size)
+        if self.features is None or any(isinstance(im, Image.Image) for im in images):
+            from unimo_kit.eval.visual import extract_images
+
+            return extract_images(self.extractor, images, batch_size=self.batch_size)
         items = [self._store_lookup(im) for im in images]
         n = max(len(it["feats"]) for it in items)
         dim = items[0]["feats"].shape[1]
@@ -188,8 +191,8 @@ class UnimoScorer:
             mask[i, :k] = True
         return feats, boxes, mask
 
-    def encode_images(self, images: list[str]) -> np.ndarray:
-        """Image [IMG] CMCL embeddings."""
+    def encode_images(self, images: list[Any]) -> np.ndarray:
+        """Image [IMG] CMCL embeddings of image paths (or PIL images)."""
         import torch
 
         out = np.zeros((len(images), self.model.config.output_dim), dtype=np.float32)

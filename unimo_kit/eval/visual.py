@@ -5,7 +5,7 @@ uses); this module adds two things evaluation needs:
 
 - :func:`grid_extractor`: the EfficientNet-Lite0 grid at another input size (easy-VQA's 64x64
   images gain nothing from 224x224: at 128 the grid is 4x4 and extraction is 3x faster);
-- :func:`extract_paths` / :func:`cached_grid_features`: features for a list of image paths,
+- :func:`extract_images` / :func:`cached_grid_features`: features for image paths or PIL images,
   optionally cached once in an ``.npz`` file (float16).
 """
 
@@ -37,14 +37,14 @@ def grid_extractor(
     return extractor
 
 
-def extract_paths(
-    extractor: Any, paths: Sequence[str | os.PathLike], batch_size: int = 64
+def extract_images(
+    extractor: Any, images: Sequence[Any], batch_size: int = 64
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run an image extractor over files.
+    """Run an image extractor over image files or PIL images.
 
     Args:
         extractor: a :class:`unimo_kit.features.extractors.ImageExtractor`.
-        paths: image files.
+        images: image files (opened one batch at a time) or PIL images.
         batch_size: images per forward pass.
 
     Returns:
@@ -55,10 +55,13 @@ def extract_paths(
     from PIL import Image
 
     items = []
-    for start in range(0, len(paths), batch_size):
+    for start in range(0, len(images), batch_size):
         pixels = []
-        for path in paths[start : start + batch_size]:
-            with Image.open(path) as image:
+        for item in images[start : start + batch_size]:
+            if isinstance(item, Image.Image):
+                pixels.append(extractor.preprocess(item))  # (3, S, S)
+                continue
+            with Image.open(item) as image:
                 pixels.append(extractor.preprocess(image))  # (3, S, S)
         items.extend(extractor(torch.stack(pixels)))
     n = max((len(it.feats) for it in items), default=0)
@@ -112,7 +115,7 @@ def cached_grid_features(
     step = batch_size * 4
     for start in range(0, len(keys), step):
         chunk = list(keys[start : start + step])
-        part, part_boxes, _ = extract_paths(extractor, chunk, batch_size=batch_size)
+        part, part_boxes, _ = extract_images(extractor, chunk, batch_size=batch_size)
         feats[start : start + len(chunk)] = part
         boxes = part_boxes[0]
         bar.update(len(chunk))

@@ -13,13 +13,14 @@ An encoder is named by one string, stored with every index so queries use the sa
                                 ``timm:tf_efficientnet_lite0`` loads the packaged ImageNet
                                 weights; ``WEIGHTS`` = ``random`` or a state-dict path
 ``open_clip:MODEL:TAG_OR_PATH`` open_clip text and image towers (one space for both)
+``unimo:CHECKPOINT``            a unimo_kit checkpoint: the CMCL embeddings ([CLS] of the
+                                text alone, [IMG] of the image alone; one space for both)
 ==============================  =========================================================
 
-Other prefixes are added with :func:`register_encoder` (the trainer registers
-``unimo:CHECKPOINT``)::
+Other prefixes are added with :func:`register_encoder`::
 
-    register_encoder("unimo", lambda rest, device: UnimoEncoder(rest, device=device))
-    encoder = load_encoder("unimo:runs/base/checkpoint-1000")
+    register_encoder("mine", lambda rest, device: MyEncoder(rest, device=device))
+    encoder = load_encoder("mine:some-model")
 
 Images are decoded by :class:`unimo_kit.data.images.ImageLoader`: a missing or corrupt image
 is counted and skipped (:meth:`Encoder.encode_images` reports which), never fatal.
@@ -321,6 +322,29 @@ class OpenClipEncoder(Encoder):
             return self.model.encode_image(pixels).float().cpu().numpy()  # (B, dim)
 
 
+class UnimoEncoder(Encoder):
+    """A trained unimo_kit checkpoint (``unimo:runs/NAME/final``): the CMCL embedding space.
+
+    Visual tokens are extracted on the fly with the extractor the checkpoint was trained with
+    (see :class:`unimo_kit.eval.scorers.UnimoScorer`, which does the encoding).
+    """
+
+    modalities = (TEXT, IMAGE)
+
+    def __init__(self, rest: str, device: str | None = None):
+        from unimo_kit.eval.scorers import UnimoScorer
+
+        self.scorer = UnimoScorer(rest, device=device)
+        self.spec = f"unimo:{rest}"
+        self.dim = int(self.scorer.model.config.output_dim)
+
+    def _encode_text_batch(self, texts: list[str]) -> np.ndarray:
+        return self.scorer.encode_texts(texts)  # (B, dim)
+
+    def _encode_image_batch(self, images: list[Any]) -> np.ndarray:
+        return self.scorer.encode_images(images)  # (B, dim)
+
+
 # --------------------------------------------------------------------------- registry
 
 EncoderFactory = Callable[[str, "str | None"], Encoder]
@@ -328,6 +352,7 @@ _FACTORIES: dict[str, EncoderFactory] = {
     "st": lambda rest, device: SentenceTransformerEncoder(rest, device=device),
     "timm": lambda rest, device: TimmImageEncoder(rest, device=device),
     "open_clip": lambda rest, device: OpenClipEncoder(rest, device=device),
+    "unimo": lambda rest, device: UnimoEncoder(rest, device=device),
 }
 _LOCK = threading.Lock()
 
