@@ -9,14 +9,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np
 import pytest
-
-VOCABULARY = (
-    "red green blue yellow purple circle square triangle star cross left right above below "
-    "next to big small two three a the of"
-)
-WORDS = VOCABULARY.split()
+from index_texts import make_texts
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,11 +61,6 @@ def tiny_st_path(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_spec(tiny_st_path) -> str:
     return f"st:{tiny_st_path}"
-
-
-def make_texts(n: int, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=rng.integers(2, 12))) for _ in range(n)]
 
 
 @pytest.fixture

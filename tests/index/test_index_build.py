@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_texts
+from index_texts import make_texts
 
 from unimo_kit.index.build import BuildConfig, build, merge_indexes, train_quantizer
 from unimo_kit.index.store import IndexStore, IndexStoreError

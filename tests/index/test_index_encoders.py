@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_texts
+from index_texts import make_texts
 
 from unimo_kit.index.encoders import (
     Encoder,

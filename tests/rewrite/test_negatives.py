@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import graph_of
+from rewrite_graphs import graph_of
 
 from unimo_kit.rewrite.edits import apply_edits
 from unimo_kit.rewrite.grammar import WORD_NUMBERS

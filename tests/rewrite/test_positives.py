@@ -3,7 +3,7 @@ determiners — and where they must not apply."""
 
 from __future__ import annotations
 
-from conftest import graph_of
+from rewrite_graphs import graph_of
 
 from unimo_kit.rewrite.positives import make_positives
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from conftest import graph_of
+from rewrite_graphs import graph_of
 
 from unimo_kit.rewrite.grammar import article, gerund, inflect_like, pluralize, singularize
 from unimo_kit.rewrite.vocab import (

@@ -16,6 +16,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+COMPOSITIONAL_CATEGORIES: tuple[str, ...] = (
+    "replace-obj",
+    "replace-att",
+    "replace-rel",
+    "swap-obj",
+    "swap-att",
+    "add-obj",
+    "add-att",
+)
+"""SugarCrepe's kinds of minimal caption edits, in output order. The one vocabulary shared by
+the rewriter's hard-negative types, the synthetic compositional test set and its evaluation."""
+
 Span = tuple[int, int]
 """``[start, end)`` character offsets into the caption."""
 

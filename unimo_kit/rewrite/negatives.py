@@ -29,7 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph
+from unimo_kit.data.scene_graph import (
+    COMPOSITIONAL_CATEGORIES,
+    Attribute,
+    Entity,
+    Relation,
+    SceneGraph,
+)
 from unimo_kit.rewrite.edits import (
     Edit,
     Phrase,
@@ -61,16 +67,7 @@ from unimo_kit.rewrite.vocab import (
 )
 from unimo_kit.utils import derive_seed
 
-NEGATIVE_TYPES: tuple[str, ...] = (
-    "replace-obj",
-    "replace-att",
-    "replace-rel",
-    "swap-obj",
-    "swap-att",
-    "add-obj",
-    "add-att",
-    "count",
-)
+NEGATIVE_TYPES: tuple[str, ...] = (*COMPOSITIONAL_CATEGORIES, "count")
 """All hard-negative types, in output order."""
 
 ADJECTIVE_ORDER = {"count": 0, "other": 1, "size": 2, "age": 3, "shape": 4, "color": 5,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+from unimo_kit.data.scene_graph import COMPOSITIONAL_CATEGORIES
 from unimo_kit.data.synth.captions import (
     RELATION_TEMPLATES,
     Caption,
@@ -36,16 +37,7 @@ from unimo_kit.data.synth.scene import Scene
 from unimo_kit.data.synth.semantics import satisfies
 from unimo_kit.data.synth.vocab import COLORS, RELATION_FORMS, RELATIONS, SHAPES, SIZES
 
-CATEGORIES: tuple[str, ...] = (
-    "replace-obj",
-    "replace-att",
-    "replace-rel",
-    "swap-obj",
-    "swap-att",
-    "add-obj",
-    "add-att",
-)
-"""SugarCrepe categories, in output order."""
+CATEGORIES = COMPOSITIONAL_CATEGORIES  # SugarCrepe categories, in output order
 
 _TWO_PHRASES = ("conj", "there-conj", *RELATION_TEMPLATES)
 _POSITIVE_TEMPLATES: dict[str, tuple[str, ...] | None] = {
