@@ -195,14 +195,19 @@ def per_run(results: dict) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/ablation"), help="world, runs, results go here"
+    )
     parser.add_argument("--n-images", type=int, default=1000, help="captioned images of the world")
     parser.add_argument("--steps", type=int, default=None, help="training steps (preset: 400)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--jobs", type=int, default=2, help="trainings run at a time")
     parser.add_argument("--nice", type=int, default=5, help="niceness of every subprocess")
     parser.add_argument(
-        "--neg-texts-per-pair", type=int, default=None, help="hard negatives per pair, arms b-d"
+        "--neg-texts-per-pair",
+        type=int,
+        default=None,
+        help="hard negatives per pair, arms b-d (use a fresh --out)",
     )
     parser.add_argument("--set", action="append", help="more KEY=VALUE for every training")
     parser.add_argument("--beams", type=int, default=1, help="beam size of the captioning eval")
@@ -212,8 +217,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-eval", action="store_true", help="stop after the trainings")
     parser.add_argument("--only-data", action="store_true", help="stop after the data stages")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks/results/ablation.json")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs/RESULTS.md")
+    parser.add_argument(
+        "--results", type=Path, default=REPO / "benchmarks/results/ablation.json", help="JSON out"
+    )
+    parser.add_argument(
+        "--doc", type=Path, default=REPO / "docs/RESULTS.md", help="Markdown report out"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
