@@ -46,3 +46,11 @@ def test_wordnet_classes() -> None:
     assert container_preposition("glasses") == "in" and container_preposition("plate") == "on"
     assert container_preposition("giraffe") is None
     assert has_verb_reading("riding") and not has_verb_reading("awning")
+
+
+def test_number_value_of_digit_like_symbols():
+    from unimo_kit.rewrite.parse_lexicon import number_value
+
+    assert number_value("2") == 2 and number_value("two") == 2 and number_value("1,000") == 1000
+    assert number_value("¹") is None  # str.isdigit() is True, int() fails (found by hypothesis)
+    assert number_value("²3") is None

@@ -145,7 +145,7 @@ RELATIVE_PRONOUNS: frozenset[str] = frozenset({"that", "which", "who", "whom", "
 def number_value(word: str) -> int | None:
     """Integer value of a numeral word (``"two"``, ``"2"``), or ``None``."""
     word = word.lower().replace(",", "")
-    if word.isdigit():
+    if word.isascii() and word.isdigit():  # not "¹" or "²": isdigit() but no int()
         return int(word) if len(word) < 7 else None
     return WORD_NUMBERS.get(word)
 
