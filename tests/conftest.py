@@ -11,7 +11,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 # Property tests explore new examples on developer machines; CI (CI=true) replays a fixed
 # sequence so a submission's result does not depend on luck. Failures found locally become
 # explicit regression tests.
-from hypothesis import settings  # noqa: E402
+from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
