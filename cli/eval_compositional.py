@@ -78,6 +78,6 @@ def compositional(data_paths, images_dir, fmt, strict, output, **kw) -> None:
         f"{'overall':<14} {results['accuracy']:>7.3f} {results['chance']:>7.3f} "
         f"{results['num_examples']:>6}   (macro {results['macro_accuracy']:.3f})"
     )
-    if report:
+    if report.count:
         lines.append(report.summary())
     emit(results, output, "\n".join(lines))

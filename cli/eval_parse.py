@@ -113,6 +113,6 @@ def parse(
             click.echo(f"\n[line {result_.line}] F1 {100 * result_.f1:.1f}  {result_.caption}")
             click.echo(f"  gold: {result_.gold}")
             click.echo(f"  pred: {result_.predicted}")
-    if report:
+    if report.count:
         click.echo(report.summary(), err=True)
     sys.stdout.flush()

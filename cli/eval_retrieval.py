@@ -61,6 +61,6 @@ def retrieval(pairs_path, ks, max_images, chunk, strict, output, **kw) -> None:
         + " ".join(parts)
         + f" rsum={results['rsum']:.2f}"
     )
-    if report:
+    if report.count:
         summary += f"\n{report.summary()}"
     emit(results, output, summary)

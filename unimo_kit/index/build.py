@@ -207,7 +207,7 @@ def build(
             write_npy(np.ascontiguousarray(vectors, dtype=np.float32), npy)
         bar.update(len(block))
     bar.close()
-    if report:
+    if report.count:
         print(report.summary(), file=sys.stderr)
     if config.kind == "images" and loader.stats.bad:
         print(loader.stats.summary(), file=sys.stderr)

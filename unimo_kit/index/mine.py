@@ -264,7 +264,7 @@ def mine(
                 bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    if report:
+    if report.count:
         print(report.summary(), file=sys.stderr)
     written = max(stats["written"], 1)
     return {

@@ -375,7 +375,7 @@ def rewrite_file(
             pool.close()
             pool.join()
     summary.record_errors = report.count - summary.caption_errors
-    if report:
+    if report.count:
         import sys
 
         print(report.summary(), file=sys.stderr)

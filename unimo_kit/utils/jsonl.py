@@ -70,9 +70,6 @@ class ErrorReport:
         more = "" if self.count <= self.max_logged else f" (first {self.max_logged} shown above)"
         return f"{self.count} malformed record(s) skipped{more}"
 
-    def __bool__(self) -> bool:
-        return self.count > 0
-
 
 def iter_jsonl(
     path: str | os.PathLike,
