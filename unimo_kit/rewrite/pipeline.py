@@ -41,6 +41,7 @@ from unimo_kit.utils import (
 )
 
 OUTPUT_FORMATS = ("rewrites", "factual")
+_SCENE_SPARES = 4  # TF-IDF neighbours fetched per wanted sentence negative when checking scenes
 
 
 @dataclass
@@ -62,7 +63,7 @@ class RewriteConfig:
     max_caption_chars: int = 1000  # longer captions get an error line
     chunk_size: int = 256  # captions per unit of work (and per worker task)
     back_translation: tuple[str, str] | None = None  # (forward_dir, backward_dir) model folders
-    scenes: str | None = None  # gold scenes.jsonl: drop negatives that are true of the image
+    scenes: str | None = None  # gold scenes.jsonl: drop (sentence) negatives true of the image
     strict: bool = False  # stop at the first bad record
     progress: bool = True  # tqdm bars on stderr
     resume: bool = True  # keep finished lines of an existing output
@@ -512,7 +513,10 @@ def _with_sentence_negatives(
     if index is None or config.output_format != "rewrites":
         return chunk, extra
     rows = [it.row for it in chunk if it.row >= 0]
-    found = index.query(rows, config.sentence_negatives)
+    # With gold scenes some neighbours are true of the image and get dropped in the worker
+    # (see _keep_false_sentence_negatives): fetch spares so k false ones usually remain.
+    fetch = config.sentence_negatives * (_SCENE_SPARES if config.scenes else 1)
+    found = index.query(rows, fetch)
     for item, neighbours in zip((it for it in chunk if it.row >= 0), found, strict=True):
         extra[item.id] = [
             {"text": texts[j], "pair_id": groups[j], "score": round(score, 5)}
@@ -529,4 +533,26 @@ def _rewrite_chunk_with_rows(
     for line in lines:
         if line["id"] in extra and "error" not in line:
             line["sentence_negatives"] = extra[line["id"]]
+    _keep_false_sentence_negatives(lines, _STATE["config"].sentence_negatives)
     return lines, items
+
+
+def _keep_false_sentence_negatives(lines: list[dict[str, Any]], k: int) -> None:
+    """With gold scenes: keep the first ``k`` sentence negatives whose parsed graph is false of
+    the line's scene. A neighbour caption of another image is often true of this one too (in
+    the synthetic world "there is a pink heart" describes many images); training would push
+    a true caption away from its image. Without scenes lines are left as they are."""
+    scenes = _STATE.get("scenes")
+    if scenes is None:
+        return
+    from unimo_kit.data.synth.verify import SceneChecker
+
+    if "checker" not in _STATE:
+        _STATE["checker"] = SceneChecker(scenes, parser=_STATE["parser"])
+    checker = _STATE["checker"]
+    mine = [line for line in lines if line["pair_id"] in scenes and line.get("sentence_negatives")]
+    checker.true_of([(ln["pair_id"], n["text"]) for ln in mine for n in ln["sentence_negatives"]])
+    for line in mine:  # every text is parsed now (one batch above); the calls below look up
+        negatives = line["sentence_negatives"]
+        true = checker.true_of([(line["pair_id"], n["text"]) for n in negatives])
+        line["sentence_negatives"] = [n for n, t in zip(negatives, true, strict=True) if not t][:k]
