@@ -354,6 +354,12 @@ def info_cmd(name, root):
 @click.option("--chunk-size", default=256, show_default=True, help="Pairs per search call.")
 @click.option("--no-resume", is_flag=True, help="Start the output afresh.")
 @click.option("--strict", is_flag=True, help="Stop at the first malformed pair.")
+@click.option(
+    "--scenes",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Gold scenes.jsonl (synthetic world): drop negatives that are true of the pair's image.",
+)
 def mine_cmd(
     pairs,
     text_index,
@@ -369,6 +375,7 @@ def mine_cmd(
     chunk_size,
     no_resume,
     strict,
+    scenes,
 ):
     """Mine related texts, related images and neighbour-caption hard negatives per pair.
 
@@ -416,6 +423,7 @@ def mine_cmd(
             shard=shard_obj,
             resume=not no_resume,
             strict=strict,
+            scenes=scenes,
         )
     except _known_errors() as exc:
         _fail(exc)

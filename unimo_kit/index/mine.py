@@ -83,6 +83,8 @@ class Miner:
         negative_index: caption-level index of the pairs (or ``None``: no negatives).
         config: :class:`MineConfig`.
         out_dir: where ``retrieved.jsonl`` lives (image paths are written relative to it).
+        checker: a :class:`~unimo_kit.data.synth.verify.SceneChecker` (gold scenes): negatives
+            true of the pair's scene are dropped; ``None``: no check.
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class Miner:
         negative_index: str | os.PathLike | None,
         config: MineConfig,
         out_dir: str | os.PathLike,
+        checker: Any = None,
     ):
         self.config = config
+        self.checker = checker
         self.out_dir = Path(out_dir).resolve()
         self.texts = IndexStore.open(text_index) if text_index else None
         self.images = IndexStore.open(image_index) if image_index else None
@@ -156,6 +160,7 @@ class Miner:
             per_pair = max(len(p.captions) for p in pairs)
             fetch = (cfg.negatives + 1) * per_pair * cfg.fetch_factor
             hits = self.captions.results(*self.captions.search(query, fetch))
+            true = self._true_of_pair(pairs, hits)
             for j, pair in enumerate(pairs):
                 seen: set[str] = set()
                 for hit in hits[j]:
@@ -164,6 +169,8 @@ class Miner:
                     if hit["pair_id"] in seen or hit["score"] > cfg.negative_max_score:
                         continue
                     if self._is_own(hit, pair.id, own_texts[j], own_images[j]):
+                        continue
+                    if (pair.id, hit["text"]) in true:
                         continue
                     seen.add(hit["pair_id"])
                     out[j]["negatives"].append(
@@ -175,6 +182,23 @@ class Miner:
                         }
                     )
         return out
+
+    def _true_of_pair(self, pairs: list[Any], hits: list[list[dict[str, Any]]]) -> set:
+        """``(pair id, text)`` of the candidate negatives that are true of the pair's gold
+        scene (empty without a checker). Checks the first candidates of each pair only, as
+        many as could be kept."""
+        if self.checker is None:
+            return set()
+        budget = self.config.negatives * self.config.fetch_factor
+        todo = list(
+            dict.fromkeys(
+                (pair.id, hit["text"])
+                for pair, pair_hits in zip(pairs, hits, strict=True)
+                if pair.id in self.checker
+                for hit in pair_hits[:budget]
+            )
+        )
+        return {item for item, t in zip(todo, self.checker.true_of(todo), strict=True) if t}
 
     def _fetch(self, keep: int) -> int:
         return keep * self.config.fetch_factor + 8
@@ -200,6 +224,7 @@ def mine(
     resume: bool = True,
     progress: bool = True,
     strict: bool = False,
+    scenes: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Mine ``retrieved.jsonl`` for the pairs of ``pairs_path`` (streaming, resumable).
 
@@ -212,6 +237,8 @@ def mine(
         resume: keep and skip what ``out_path`` already holds.
         progress: tqdm bar on stderr.
         strict: stop at the first malformed pair.
+        scenes: gold ``scenes.jsonl`` (synthetic world): drop negatives that are true of the
+            pair's image (see :mod:`unimo_kit.data.synth.verify`).
 
     Returns:
         Counts: ``{"pairs", "skipped_done", "written", "malformed", "failed_images",
@@ -221,7 +248,12 @@ def mine(
 
     config = config or MineConfig()
     out_path = Path(out_path)
-    miner = Miner(text_index, image_index, negative_index, config, out_path.parent)
+    checker = None
+    if scenes is not None:
+        from unimo_kit.data.synth.verify import SceneChecker
+
+        checker = SceneChecker(scenes)
+    miner = Miner(text_index, image_index, negative_index, config, out_path.parent, checker)
     report = ErrorReport(strict=strict)
     start, stop = 0, None
     if shard.count > 1:
