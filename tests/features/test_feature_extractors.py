@@ -55,3 +55,33 @@ def test_effnet_tokens_see_where_things_are(effnet):
     (a,), (b,) = (effnet(effnet.preprocess(Image.fromarray(x))[None]) for x in (blank, marked))
     change = np.linalg.norm(a.feats - b.feats, axis=1)  # (49,)
     assert change[0] > 3 * change[48]
+
+
+@pytest.mark.slow
+def test_effnet_multi_scale_adds_pooled_early_stages_to_the_grid():
+    """``effnet-ms``: the final grid unchanged, then stage 4 (112 ch, stride 16) and stage 2
+    (40 ch, stride 8) average-pooled onto the same 7×7 cells."""
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from unimo_kit.features.extractors import build_extractor
+
+    ms = build_extractor("effnet-ms", device="cpu")
+    assert (ms.dim, ms.tokens, ms.name) == (1432, 49, "effnet-ms")
+    rng = np.random.default_rng(1)
+    pixels = ms.preprocess(Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)))
+    (item,) = ms(pixels[None])
+    m = ms.model
+    with torch.no_grad():
+        final = m.forward_features(pixels[None])[0].numpy()  # (1280, 7, 7)
+        x = m.bn1(m.conv_stem(pixels[None]))
+        stages = []
+        for stage in m.blocks:
+            x = stage(x)
+            stages.append(x)
+        s4 = F.avg_pool2d(stages[4], 2)[0].numpy()  # (112, 7, 7) from 14×14
+        s2 = F.avg_pool2d(stages[2], 4)[0].numpy()  # (40, 7, 7) from 28×28
+    cell = 3 * 7 + 1
+    expected = np.concatenate([final[:, 3, 1], s4[:, 3, 1], s2[:, 3, 1]])
+    np.testing.assert_allclose(item.feats[cell], expected, rtol=1e-4, atol=1e-5)

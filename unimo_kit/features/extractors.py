@@ -7,6 +7,8 @@ Three kinds, chosen by a spec string (``--extractor``):
   tokens in row-major order; the box of token ``r * 7 + c`` is grid cell ``(r, c)``:
   ``[c/7, r/7, (c+1)/7, (r+1)/7, 1/49]``. The image is resized to 224×224 without cropping, so
   the cells tile the whole image.
+- ``effnet-ms``: the same grid with two earlier stages (stride 8 and 16) pooled onto its cells
+  and concatenated, 1432 dims: colour and fine shape that the last stage discards.
 - ``open_clip:MODEL[:TAG_OR_PATH]``: the patch tokens of an open_clip ViT (after ``ln_post``,
   before the projection; ``dim`` = transformer width), boxes = the patch grid. Weights come from
   a local checkpoint path (offline) or a pretrained tag (online); no tag means random weights,
@@ -104,12 +106,24 @@ class ImageExtractor:
 class EfficientNetGrid(ImageExtractor):
     """The 7×7×1280 grid of EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) as 49 tokens.
 
+    With ``multi_scale`` each token also carries the outputs of two earlier block stages
+    (40 channels at stride 8 and 112 at stride 16), average-pooled onto the same 7×7 cells:
+    1280 + 112 + 40 = 1432 dims. The last stage of an ImageNet classifier is largely
+    colour-invariant; the earlier stages keep colour and fine shape, which detector region
+    features (UNIMO's bottom-up-attention features are trained to predict attributes such as
+    colours) provide and the final grid alone does not.
+
     Args:
         pretrained: the packaged ImageNet weights (``False``: random, for tests only).
+        multi_scale: add the pooled stride-8 and stride-16 stages (spec ``effnet-ms``).
         device: torch device (default: cuda when visible, else cpu).
     """
 
-    def __init__(self, pretrained: bool = True, device: str | None = None):
+    EARLY_STAGES = (2, 4)  # block stages whose outputs join the final grid with multi_scale
+
+    def __init__(
+        self, pretrained: bool = True, device: str | None = None, *, multi_scale: bool = False
+    ):
         from unimo_kit.resources import efficientnet_lite0, image_model_config, torch_device
 
         self.device = torch_device(device)
@@ -117,17 +131,44 @@ class EfficientNetGrid(ImageExtractor):
         cfg = image_model_config(self.model)
         self.image_size = int(cfg["input_size"][-1])
         self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])
-        self.name = "effnet" if pretrained else "effnet-random"
+        self.multi_scale = multi_scale
+        self.name = ("effnet" if pretrained else "effnet-random") + ("-ms" if multi_scale else "")
         self.dim = int(self.model.num_features)  # 1280
+        if multi_scale:
+            self.dim += sum(_stage_channels(self.model, i) for i in self.EARLY_STAGES)
         side = self.image_size // 32  # total stride 32: 224 -> 7
         self.tokens = side * side
         self._boxes = grid_boxes(side, side)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
-        grid = self.model.forward_features(pixels)  # (B, F, 7, 7)
+        import torch
+        import torch.nn.functional as F
+
+        if not self.multi_scale:
+            grid = self.model.forward_features(pixels)  # (B, 1280, 7, 7)
+        else:
+            m = self.model
+            x = m.bn1(m.conv_stem(pixels))
+            early = []
+            for i, stage in enumerate(m.blocks):
+                x = stage(x)
+                if i in self.EARLY_STAGES:
+                    early.append(x)  # (B, C_i, 28 or 14, ...)
+            last = m.bn2(m.conv_head(x))  # (B, 1280, 7, 7)
+            size = last.shape[-2:]
+            pooled = [F.adaptive_avg_pool2d(e, size) for e in reversed(early)]
+            grid = torch.cat([last, *pooled], dim=1)  # (B, 1432, 7, 7)
         if grid.shape[-2] * grid.shape[-1] != self.tokens:
             raise ValueError(f"unexpected feature map {tuple(grid.shape)} for {self.image_size}px")
         return grid.flatten(2).transpose(1, 2), self._boxes  # (B, 49, F), (49, 5)
+
+
+def _stage_channels(model: Any, stage: int) -> int:
+    """Output channels of block stage ``stage`` of a timm EfficientNet (its ``feature_info``)."""
+    for info in model.feature_info:
+        if info["module"] == f"blocks.{stage}":
+            return int(info["num_chs"])
+    raise ValueError(f"block stage {stage} is not in the model's feature_info")
 
 
 class OpenClipPatches(ImageExtractor):
@@ -280,10 +321,13 @@ def build_extractor(spec: str, device: str | None = None) -> ImageExtractor | Re
         return EfficientNetGrid(pretrained=True, device=device)
     if kind == "effnet-random" and not rest:
         return EfficientNetGrid(pretrained=False, device=device)
+    if kind in ("effnet-ms", "effnet-random-ms") and not rest:
+        return EfficientNetGrid(pretrained=kind == "effnet-ms", device=device, multi_scale=True)
     if kind == "open_clip" and rest:
         return OpenClipPatches(rest, device=device)
     if kind == "import" and rest:
         return RegionImport(rest)
     raise ValueError(
-        f"unknown extractor {spec!r}; use effnet, open_clip:MODEL[:TAG_OR_PATH] or import:PATH"
+        f"unknown extractor {spec!r}; use effnet, effnet-ms, open_clip:MODEL[:TAG_OR_PATH] "
+        "or import:PATH"
     )
