@@ -140,3 +140,24 @@ def test_metrics_and_learned_temperature():
     assert loss.log_scale.grad is not None and loss.log_scale.grad.abs() > 0
     # metrics are detached
     assert all(not v.requires_grad for k, v in out.items() if not k.endswith("_loss"))
+
+
+def test_hard_negative_rank_loss_matches_reference():
+    """With ``hard_negative_weight`` w: cmcl_loss = batch CMCL + w * mean_h log(1 + exp((s(v,
+    w⁻_h) - s(v, w))/τ)), v and w the image and text of the negative's own pair."""
+    f = random_features(2)
+    out = CMCLLoss(temperature=0.1, hard_negative_weight=0.5)(**f)
+    i2t, t2i = reference_cmcl(f, 0.1)
+    terms = []
+    for h, owner in enumerate(f["neg_text_owner"].tolist()):
+        v, w = f["image_features"][owner], f["text_features"][owner]
+        s_pos, s_neg = float(v @ w) / 0.1, float(v @ f["neg_text_features"][h]) / 0.1
+        terms.append(math.log1p(math.exp(s_neg - s_pos)))
+    rank = sum(terms) / len(terms)
+    assert out["cmcl_hardneg_rank"].item() == pytest.approx(rank, rel=1e-6)
+    assert out["cmcl_loss"].item() == pytest.approx((i2t + t2i) / 2 + 0.5 * rank, rel=1e-6)
+    plain = CMCLLoss(temperature=0.1)(**f)  # weight 0: the batch loss alone, no rank metric
+    assert "cmcl_hardneg_rank" not in plain
+    assert plain["cmcl_loss"].item() == pytest.approx((i2t + t2i) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="hard_negative_weight"):
+        CMCLLoss(hard_negative_weight=-1.0)

@@ -56,6 +56,13 @@ class CMCLLoss(nn.Module):
     sum to ``world_size`` times the single-process loss on the union batch when local batches
     are equal). A single process never touches ``torch.distributed``.
 
+    With ``hard_negative_weight`` > 0 each hard negative is also ranked against its own pair's
+    text by a two-way softmax on the pair's image, ``softplus(s(v, w⁻)/τ - s(v, w)/τ)``,
+    averaged over hard negatives and added with that weight — the cross-modal rank loss of
+    CE-CLIP (Zhang et al., CVPR 2024) in smooth form. In the batch softmax one's own hard
+    negatives are a handful of columns among hundreds; this term gives them a gradient of
+    their own. It uses local features only (no gather).
+
     Args:
         temperature: τ (initial value when learned).
         learn_temperature: learn ``log(1/τ)`` (CLIP), clamped to ``1/τ <= max_logit_scale``.
@@ -63,12 +70,14 @@ class CMCLLoss(nn.Module):
         local_loss: rows = this rank's pairs (True) or all gathered pairs (False).
         gather_with_grad: backpropagate through the all_gather.
         rank, world_size: this process's rank and the number of processes.
+        hard_negative_weight: weight of the rank loss on own hard negatives (0: off).
     """
 
     def __init__(
         self,
         temperature: float = 0.07,
         *,
+        hard_negative_weight: float = 0.0,
         learn_temperature: bool = False,
         max_logit_scale: float = 100.0,
         local_loss: bool = True,
@@ -79,6 +88,9 @@ class CMCLLoss(nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if hard_negative_weight < 0:
+            raise ValueError(f"hard_negative_weight must be >= 0, got {hard_negative_weight}")
+        self.hard_negative_weight = hard_negative_weight
         init = torch.tensor(math.log(1.0 / temperature))
         if learn_temperature:
             self.log_scale = nn.Parameter(init)
@@ -115,13 +127,15 @@ class CMCLLoss(nn.Module):
             pos_text_features: (P_t, E) extra positive texts, ``pos_text_owner`` (P_t,) their
                 pair index in [0, B).
             pos_image_features: (P_v, E) extra positive images, ``pos_image_owner`` (P_v,).
-            neg_text_features: (H, E) hard negative texts, ``neg_text_owner`` (H,) (only used
-                by the ``cmcl_hardneg_acc`` metric: they are negatives of every row).
+            neg_text_features: (H, E) hard negative texts, ``neg_text_owner`` (H,) their pair
+                index (used by the rank loss and the ``cmcl_hardneg_acc`` metric; in the
+                batch softmax they are negatives of every row).
 
         Returns:
             ``cmcl_loss``; metrics ``cmcl_i2t``, ``cmcl_t2i`` (the two directions),
             ``cmcl_acc`` (image→text top-1 is a positive), ``cmcl_hardneg_acc`` (pair text
-            scores above its own hard negative; with hard negatives), ``cmcl_logit_scale``.
+            scores above its own hard negative; with hard negatives), ``cmcl_hardneg_rank``
+            (the rank loss, when weighted), ``cmcl_logit_scale``.
         """
         b, device = image_features.shape[0], image_features.device
         local = torch.arange(b, device=device)  # (B,)
@@ -186,21 +200,27 @@ class CMCLLoss(nn.Module):
             # sum / rows: a rank without pairs joins the gathers and contributes 0
             loss_i2t = multi_positive_nce(i2t, i2t_pos).sum() / max(rows, 1)
             loss_t2i = multi_positive_nce(t2i, t2i_pos).sum() / max(rows, 1)
+        loss = (loss_i2t + loss_t2i) / 2
         out = {
-            "cmcl_loss": (loss_i2t + loss_t2i) / 2,
             "cmcl_i2t": loss_i2t.detach(),
             "cmcl_t2i": loss_t2i.detach(),
             "cmcl_logit_scale": scale.detach(),
         }
+        h = neg_text_features.shape[0]
+        if neg_text_owner is not None and h and neg_text_owner.shape[0] == h:
+            with torch.autocast(device_type=device.type, enabled=False):
+                own = _upcast(image_features[neg_text_owner])  # (H, E)
+                s_pos = (own * _upcast(text_features[neg_text_owner])).sum(-1)  # (H,)
+                s_neg = (own * _upcast(neg_text_features)).sum(-1)  # (H,)
+                if self.hard_negative_weight > 0:
+                    rank_loss = F.softplus(scale * (s_neg - s_pos)).mean()
+                    loss = loss + self.hard_negative_weight * rank_loss
+                    out["cmcl_hardneg_rank"] = rank_loss.detach()
+            out["cmcl_hardneg_acc"] = (s_pos > s_neg).float().mean().detach()
+        out["cmcl_loss"] = loss
         with torch.no_grad():
             top = i2t.argmax(dim=1, keepdim=True)  # (R, 1)
             out["cmcl_acc"] = i2t_pos.gather(1, top).float().sum() / max(rows, 1)
-            h = neg_text_features.shape[0]
-            if neg_text_owner is not None and h and neg_text_owner.shape[0] == h:
-                own = image_features[neg_text_owner]  # (H, E)
-                s_pos = (own * text_features[neg_text_owner]).sum(-1)  # (H,)
-                s_neg = (own * neg_text_features).sum(-1)  # (H,)
-                out["cmcl_hardneg_acc"] = (s_pos > s_neg).float().mean()
         return out
 
 

@@ -66,6 +66,8 @@ class UnimoPretraining(nn.Module):
         cmcl, mlm, seq2seq, mrp: switch each objective on or off.
         temperature, learn_temperature: CMCL τ (see :class:`CMCLLoss`).
         use_hard_negatives: use ``neg_text_*`` as extra negatives (off = in-batch negatives).
+        hard_negative_weight: weight of CMCL's rank loss on each pair's own hard negatives
+            (:class:`CMCLLoss`; 0: hard negatives only join the batch softmax).
         use_extra_positives: use ``pos_text_*`` / ``pos_visual_*`` as extra positives.
         mlm_probability: fraction of word pieces to predict (BERT: 0.15).
         mrp_probability: fraction of regions to mask (UNIMO: 0.15).
@@ -88,6 +90,7 @@ class UnimoPretraining(nn.Module):
         temperature: float = 0.07,
         learn_temperature: bool = False,
         use_hard_negatives: bool = True,
+        hard_negative_weight: float = 0.0,
         use_extra_positives: bool = True,
         mlm_probability: float = 0.15,
         mrp_probability: float = 0.15,
@@ -115,6 +118,7 @@ class UnimoPretraining(nn.Module):
             raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(self.use)}")
         self.cmcl_loss = CMCLLoss(
             temperature,
+            hard_negative_weight=hard_negative_weight if use_hard_negatives else 0.0,
             learn_temperature=learn_temperature,
             local_loss=local_loss,
             gather_with_grad=gather_with_grad,
