@@ -22,6 +22,7 @@ from unimo_kit.data.synth import (
     PLURALS,
     RELATION_FORMS,
     SHAPES,
+    SINGULARS,
     WorldSummary,
     generate_world,
     held_out_compositions,
@@ -204,6 +205,18 @@ def test_compositional_negatives_are_false_and_differ(synth_world: WorldSummary)
             assert kept[0] == kept[1]
         if item["category"].startswith("add"):
             assert len(neg_words) > len(pos_words)
+    # subset: "held-out" exactly when a gold graph names a held-out colour-shape composition
+    held = {tuple(pair) for pair in world["held_out"]}
+    for item in items:
+        graphs = [item["positive_graph"], *item["negative_graphs"]]
+        named = {
+            (attribute.text, SINGULARS.get(entity.name, entity.name))
+            for graph in graphs
+            for entity in SceneGraph.from_factual(graph).entities
+            for attribute in entity.attributes
+        }
+        assert item["subset"] == ("held-out" if named & held else "seen"), item
+    assert {item["subset"] for item in items} == {"held-out", "seen"}
 
 
 def test_same_seed_same_bytes_other_seed_other_world(tmp_path: Path) -> None:

@@ -129,3 +129,30 @@ def test_sugarcrepe_format(tmp_path):
     assert sugarcrepe_category("add_obj.json") == "add-obj"
     with pytest.raises(ValueError, match="images folder"):
         load_compositional(folder)
+
+
+def test_subsets_are_reported_on_their_own(tmp_path):
+    """``subset`` slices: the same accuracies over each slice's examples; examples without a
+    slice count overall only; a malformed subset is a reported bad line."""
+    pos = np.array([0.9, 0.5, 0.3, 0.8])
+    neg = [np.array([0.1]), np.array([0.6]), np.array([0.2]), np.array([0.9])]
+    cats = ["swap-obj", "swap-obj", "replace-att", "replace-att"]
+    m = compositional_accuracy(pos, neg, cats, ["held-out", "held-out", "seen", None])
+    assert m["accuracy"] == 0.5
+    assert set(m["subsets"]) == {"held-out", "seen"}
+    held = m["subsets"]["held-out"]
+    assert held["accuracy"] == 0.5 and held["num_examples"] == 2
+    assert held["categories"] == {"swap-obj": {"accuracy": 0.5, "chance": 0.5, "count": 2}}
+    assert m["subsets"]["seen"]["categories"]["replace-att"]["count"] == 1
+    assert "subsets" not in compositional_accuracy(pos, neg, cats)
+
+    path = tmp_path / "sets.jsonl"
+    rows = [
+        {"image": "a.png", "positive": "p", "negatives": ["n"], "subset": "held-out"},
+        {"image": "a.png", "positive": "p", "negatives": ["n"], "subset": 3},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = ErrorReport()
+    examples = load_compositional(path, on_error=report)
+    assert [e.subset for e in examples] == ["held-out"] and report.count == 1
+    assert "subset must be a string" in str(report.errors[0])

@@ -10,8 +10,10 @@ with ``chance``, the expected accuracy of random scores (mean of ``1 / (1 + #neg
 Input formats (all loaded by :func:`load_compositional`):
 
 - **JSONL** (our synthetic ``compositional.test.jsonl`` and any generic set): one object per line,
-  ``{"id"?, "image", "category"?, "positive", "negatives": [str, ...]}``; image paths relative
-  to the file; a missing category is ``"all"``.
+  ``{"id"?, "image", "category"?, "subset"?, "positive", "negatives": [str, ...]}``; image paths
+  relative to the file; a missing category is ``"all"``. ``subset`` names a slice reported
+  on its own as well (the synthetic set: ``"held-out"`` when an item names a colour–shape
+  composition never seen in training, else ``"seen"``).
 - **SugarCrepe JSON**: ``{id: {"filename", "caption", "negative_caption"}}`` per file, the
   category from the file name (``replace_att.json`` -> ``replace-att``); images in a folder given
   separately (COCO val2017 for the published set). A folder of such files loads them all.
@@ -43,6 +45,7 @@ class CompositionalExample:
     category: str  # e.g. "replace-att" (SugarCrepe / rewrite type names)
     positive: str  # the true caption
     negatives: list[str]  # minimally edited false captions (at least one)
+    subset: str | None = None  # optional slice, reported separately (e.g. "held-out")
 
 
 def sugarcrepe_category(path: str | os.PathLike) -> str:
@@ -79,6 +82,9 @@ def read_compositional_jsonl(
             category = d.get("category") or "all"
             if not isinstance(category, str):
                 raise RecordError(path, line, f"category must be a string, got {category!r}")
+            subset = d.get("subset")
+            if subset is not None and not (isinstance(subset, str) and subset):
+                raise RecordError(path, line, f"subset must be a string, got {subset!r}")
         except RecordError as error:
             if strict:
                 raise
@@ -90,6 +96,7 @@ def read_compositional_jsonl(
             category=category,
             positive=positive,
             negatives=negatives,
+            subset=subset,
         )
 
 
@@ -185,6 +192,7 @@ def compositional_accuracy(
     positive_scores: np.ndarray,
     negative_scores: Sequence[np.ndarray],
     categories: Sequence[str],
+    subsets: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     """Per-category and overall accuracy from scores.
 
@@ -192,11 +200,13 @@ def compositional_accuracy(
         positive_scores: (N,) score of each example's positive.
         negative_scores: N arrays, each the scores of that example's negatives.
         categories: (N,) category names.
+        subsets: (N,) optional slice of each example (``None``: in no slice).
 
     Returns:
         ``{"accuracy", "macro_accuracy", "chance", "num_examples", "categories":
-        {name: {"accuracy", "chance", "count"}}}``; accuracies in [0, 1]. Correct means the
-        positive scores strictly above every negative (ties are wrong).
+        {name: {"accuracy", "chance", "count"}}}``, plus ``"subsets": {slice: {the same keys
+        over that slice's examples}}`` when some example has a slice; accuracies in [0, 1].
+        Correct means the positive scores strictly above every negative (ties are wrong).
     """
     positive_scores = np.asarray(positive_scores, dtype=np.float64)
     if not (len(positive_scores) == len(negative_scores) == len(categories)):
@@ -204,9 +214,24 @@ def compositional_accuracy(
     pairs = zip(positive_scores, negative_scores, strict=True)
     correct = np.array([bool(np.all(p > np.asarray(n))) for p, n in pairs], dtype=bool)
     chance = np.array([1.0 / (1 + len(n)) for n in negative_scores])
+    out = _accuracies(correct, chance, np.asarray(categories, dtype=object))
+    if subsets is not None:
+        if len(subsets) != len(correct):
+            raise ValueError("subsets and scores differ in length")
+        names = np.asarray(subsets, dtype=object)
+        slices = sorted({s for s in subsets if s is not None})
+        if slices:
+            out["subsets"] = {
+                name: _accuracies(correct[sel], chance[sel], np.asarray(categories)[sel])
+                for name in slices
+                for sel in (names == name,)
+            }
+    return out
+
+
+def _accuracies(correct: np.ndarray, chance: np.ndarray, cats: np.ndarray) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {}
-    cats = np.asarray(categories)
-    for name in sorted(set(categories)):
+    for name in sorted(set(cats.tolist())):
         sel = cats == name
         per[name] = {
             "accuracy": float(correct[sel].mean()),
@@ -260,5 +285,7 @@ def evaluate_compositional(
     if not examples:
         raise ValueError(f"{data or 'compositional set'}: no valid examples to evaluate")
     pos, neg = score_examples(scorer, examples)
-    metrics = compositional_accuracy(pos, neg, [ex.category for ex in examples])
+    metrics = compositional_accuracy(
+        pos, neg, [ex.category for ex in examples], [ex.subset for ex in examples]
+    )
     return {"task": "compositional", "data": data, "scorer": scorer.name, **metrics}

@@ -2,7 +2,8 @@
 
 - ``results.json``: ``{"title", "config_sha256", "rows": [...], "summary": [...]}``;
 - ``results.csv``: one line per (checkpoint, task) with every scalar metric flattened
-  (per-category compositional accuracy as ``acc/<category>``) and the hashes;
+  (per-category compositional accuracy as ``acc/<category>``, per slice of the test set as
+  ``accuracy@<subset>`` and ``acc/<category>@<subset>``) and the hashes;
 - ``results.md``: one table per task (rows = checkpoints) and the mean ± std per group;
 - ``plots/compositional-<task>.png`` (per-category accuracy bars, chance marked),
   ``plots/retrieval-<task>.png`` (R@K bars), ``plots/loss.png`` (loss curves from the runs'
@@ -49,6 +50,10 @@ def scalar_metrics(row: dict[str, Any]) -> dict[str, float]:
             out[key] = float(value)
     for name, cat in (row.get("categories") or {}).items():
         out[f"acc/{name}"] = float(cat["accuracy"])
+    for subset, part in (row.get("subsets") or {}).items():
+        out[f"accuracy@{subset}"] = float(part["accuracy"])
+        for name, cat in part["categories"].items():
+            out[f"acc/{name}@{subset}"] = float(cat["accuracy"])
     return out
 
 
@@ -72,6 +77,8 @@ def markdown_tables(
         if task == "compositional":
             cats = list(dict.fromkeys(c for r in members for c in r.get("categories", {})))
             metrics += [f"acc/{c}" for c in cats]
+            subsets = dict.fromkeys(s for r in members for s in r.get("subsets", {}))
+            metrics += [f"accuracy@{s}" for s in subsets]
         lines += [f"## {name} ({task}: {members[0].get('data', '')})", ""]
         lines.append("| checkpoint | " + " | ".join(metrics) + " | sha256 |")
         lines.append("|---" * (len(metrics) + 2) + "|")
@@ -168,7 +175,9 @@ def _grouped_bars(
 def plot_compositional(summary: Sequence[dict[str, Any]], name: str, path: Path) -> None:
     """Per-category accuracy bars, one series per group (mean ± std), chance dashed."""
     groups = [s for s in summary if s["name"] == name]
-    cats = sorted({m[4:] for s in groups for m in s["metrics"] if m.startswith("acc/")})
+    cats = sorted(
+        {m[4:] for s in groups for m in s["metrics"] if m.startswith("acc/") and "@" not in m}
+    )
     series = [
         (
             s["group"],

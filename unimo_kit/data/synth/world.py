@@ -23,6 +23,7 @@ from unimo_kit.data.synth import scene as scene_module
 from unimo_kit.data.synth.captions import (
     RELATION_TEMPLATES,
     TEMPLATES,
+    Caption,
     available_templates,
     describe_scene,
     sample_caption,
@@ -42,7 +43,7 @@ from unimo_kit.data.synth.vocab import (
 from unimo_kit.utils.jsonl import atomic_write, dumps
 from unimo_kit.utils.seeding import derive_seed
 
-GENERATOR_VERSION = 1  # bump when the same parameters would give different files
+GENERATOR_VERSION = 2  # bump when the same parameters would give different files
 SPLITS = ("train", "val", "test")
 PAIR_PREFIX, IMAGE_ONLY_PREFIX, TEXT_PREFIX = "syn", "img", "txt"
 
@@ -62,6 +63,15 @@ class WorldSummary:
     counts: dict[str, Any] = field(default_factory=dict)  # as in world.json["counts"]
     held_out: list[tuple[str, str]] = field(default_factory=list)  # (color, shape) pairs
     reused: bool = False  # True when an existing complete world was kept
+
+
+def _names_any(compositions: frozenset[tuple[str, str]], *captions: Caption) -> bool:
+    """Whether some caption names an object as one of the ``(colour, shape)`` compositions."""
+    return any(
+        (phrase.color, phrase.shape) in compositions
+        for caption in captions
+        for phrase in caption.plan.phrases
+    )
 
 
 def held_out_compositions(seed: int, n: int | None = None) -> list[tuple[str, str]]:
@@ -325,6 +335,7 @@ def generate_world(
                     "negatives": [negative.text],
                     "positive_graph": positive.factual,
                     "negative_graphs": [negative.factual],
+                    "subset": "held-out" if _names_any(held, positive, negative) else "seen",
                 }
             )
 
