@@ -30,7 +30,15 @@ import click
     help="Training preset (unimo train --list-presets).",
 )
 @click.option("--steps", type=int, default=None, help="Override the preset's training steps.")
-def demo(out: Path, n_images: int, seed: int, preset: str, steps: int | None) -> None:
+@click.option(
+    "--extractor",
+    default="effnet-ms",
+    show_default=True,
+    help="Visual tokens (unimo features --extractor): effnet-ms or effnet.",
+)
+def demo(
+    out: Path, n_images: int, seed: int, preset: str, steps: int | None, extractor: str
+) -> None:
     """Run synth -> rewrite -> index build/mine -> features -> train -> eval and write
     OUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
 
@@ -45,7 +53,12 @@ def demo(out: Path, n_images: int, seed: int, preset: str, steps: int | None) ->
     from unimo_kit.demo import DemoConfig, run_demo
 
     config = DemoConfig(
-        out=out, n_images=n_images, seed=seed, train_preset=preset, train_steps=steps
+        out=out,
+        n_images=n_images,
+        seed=seed,
+        train_preset=preset,
+        train_steps=steps,
+        extractor=extractor,
     )
     try:
         run_demo(config, echo=click.echo)

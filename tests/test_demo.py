@@ -35,6 +35,16 @@ def test_every_stage_is_a_real_subcommand():
         assert used <= options, (stage.name, used - options)
 
 
+def test_negatives_are_checked_on_gold_scenes_and_features_keep_colour():
+    stages = {stage.name: stage.argv for stage in build_stages(DemoConfig())}
+    for name in ("rewrite", "mine"):  # typed, TF-IDF and mined negatives: false of the image
+        assert "--scenes" in stages[name]
+    features = stages["features"]
+    assert features[features.index("--extractor") + 1] == "effnet-ms"
+    other = build_stages(DemoConfig(extractor="effnet"))
+    assert "effnet" in next(s.argv for s in other if s.name == "features")
+
+
 def test_stages_run_in_order_and_are_skipped_when_done(tmp_path):
     python, log = _fake_python(tmp_path)
     config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)

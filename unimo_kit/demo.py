@@ -42,6 +42,7 @@ class DemoConfig:
     train_preset: str = "synth-small"  # a preset of unimo_kit/train/presets
     train_steps: int | None = None  # override the preset's number of steps
     sentence_negatives: int = 2  # TF-IDF neighbour captions per caption
+    extractor: str = "effnet-ms"  # visual tokens (unimo features --extractor)
     beams: int = 3  # beam size for the captioning evaluation
     extra_train_args: list[str] = field(default_factory=list)  # more --set KEY=VALUE for train
 
@@ -94,7 +95,8 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 "--scenes",
                 str(world / "scenes.jsonl"),
             ],
-            "parse training captions; typed hard negatives (checked false on the gold scene)",
+            "parse training captions; typed and sentence hard negatives (checked false on the gold "
+            "scene)",
         ),
         Stage(
             "index-texts",
@@ -139,8 +141,11 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 str(indexes),
                 "-o",
                 str(world / "retrieved.jsonl"),
+                "--scenes",
+                str(world / "scenes.jsonl"),
             ],
-            "retrieve related texts and images (positives) and neighbour captions (negatives)",
+            "retrieve related texts and images (positives) and neighbour captions (negatives, "
+            "checked false on the gold scene)",
         ),
         Stage(
             "features",
@@ -150,8 +155,11 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 str(world / "images.jsonl"),
                 "-o",
                 str(world / "features"),
+                "--extractor",
+                config.extractor,
             ],
-            "extract visual tokens (EfficientNet-Lite0 7x7 grid) of every image",
+            f"extract visual tokens ({config.extractor}: EfficientNet-Lite0 7x7 grid) of every "
+            "image",
         ),
         Stage(
             "train",
