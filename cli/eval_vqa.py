@@ -43,6 +43,13 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     show_default=True,
     help="CNN input side (multiple of 32; 128 -> 4x4 grid tokens).",
 )
+@click.option(
+    "--extractor",
+    type=click.Choice(["effnet", "effnet-ms"]),
+    default="effnet",
+    show_default=True,
+    help="grid features: EfficientNet-Lite0's last stage, or with two earlier stages (colour).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", type=int, help="torch CPU threads.")
 @click.option(
@@ -73,6 +80,7 @@ def vqa(
     lr,
     batch_size,
     image_size,
+    extractor,
     seed,
     threads,
     cache_dir,
@@ -120,6 +128,7 @@ def vqa(
             lr=lr,
             batch_size=batch_size,
             image_size=image_size,
+            extractor=extractor,
             seed=seed,
             threads=threads,
             cache_dir=cache_dir,

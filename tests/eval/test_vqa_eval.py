@@ -111,3 +111,9 @@ def test_read_vqa_jsonl(tmp_path):
         RecordError, match=r"q.jsonl:2: missing or non-string field\(s\) \['answer'\]"
     ):
         read_vqa_jsonl(path, strict=True)
+
+
+def test_unknown_vqa_extractor_is_refused(colour_vqa):
+    train, test = colour_vqa
+    with pytest.raises(ValueError, match="effnet-ms"):
+        train_vqa(train, test, VqaConfig(extractor="resnet"), progress=False)

@@ -19,15 +19,20 @@ import numpy as np
 
 
 def grid_extractor(
-    image_size: int = 224, *, pretrained: bool = True, device: str | None = None
+    image_size: int = 224,
+    *,
+    pretrained: bool = True,
+    multi_scale: bool = False,
+    device: str | None = None,
 ) -> Any:
-    """The ``effnet`` extractor of :mod:`unimo_kit.features` with input side ``image_size``
-    (a multiple of 32; the grid is ``image_size / 32`` squared). 224 is exactly ``effnet``."""
+    """The ``effnet`` (``multi_scale``: ``effnet-ms``) extractor of :mod:`unimo_kit.features`
+    with input side ``image_size`` (a multiple of 32; the grid is ``image_size / 32``
+    squared). 224 is exactly ``effnet`` / ``effnet-ms``."""
     from unimo_kit.features.extractors import EfficientNetGrid, grid_boxes
 
     if image_size % 32:
         raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
-    extractor = EfficientNetGrid(pretrained=pretrained, device=device)
+    extractor = EfficientNetGrid(pretrained=pretrained, device=device, multi_scale=multi_scale)
     if image_size != extractor.image_size:
         side = image_size // 32
         extractor.image_size = image_size

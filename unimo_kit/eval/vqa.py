@@ -43,6 +43,9 @@ class VqaExample:
 FRESH_MODEL = {"hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 256}
 
 
+VQA_EXTRACTORS = ("effnet", "effnet-ms")
+
+
 @dataclass
 class VqaConfig:
     """Fine-tuning and evaluation settings for :func:`train_vqa`."""
@@ -52,6 +55,7 @@ class VqaConfig:
     # UnimoConfig fields to change; None: FRESH_MODEL for a fresh model, nothing for a checkpoint
     model_overrides: dict[str, Any] | None = None
     image_size: int = 128  # CNN input side; grid = image_size / 32 (128 -> 4x4 tokens)
+    extractor: str = "effnet"  # "effnet" (last stage) or "effnet-ms" (+ two earlier stages)
     epochs: int = 4  # passes over the training questions (easy-VQA: 93-99 % by seed, docs/eval.md)
     batch_size: int = 128  # questions per step
     lr: float = 1e-3  # peak AdamW learning rate (linear warm-up, cosine decay)
@@ -218,6 +222,8 @@ def train_vqa(
 
     started = time.perf_counter()
     cpu_started = time.process_time()
+    if config.extractor not in VQA_EXTRACTORS:
+        raise ValueError(f"VQA extractor must be one of {VQA_EXTRACTORS}, got {config.extractor!r}")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch_device(config.device)
@@ -231,11 +237,16 @@ def train_vqa(
     # ---- visual features, once per image (cached across runs)
     t0 = time.perf_counter()
     feats_by_split = {}
+    if extractor is None and config.extractor != "effnet":
+        from unimo_kit.eval.visual import grid_extractor
+
+        extractor = grid_extractor(config.image_size, multi_scale=True, device=config.device)
     for split, examples in (("train", train), ("test", test)):
         images, rows = _image_table(examples)
         cache = None
         if config.cache_dir:
-            cache = Path(config.cache_dir) / f"vqa-{split}-{config.image_size}.npz"
+            name = f"vqa-{split}-{config.extractor}-{config.image_size}.npz"
+            cache = Path(config.cache_dir) / name
         feats, boxes = cached_grid_features(
             images,
             cache,
