@@ -38,9 +38,17 @@ from unimo_kit.cli._eval_common import (
     show_default=True,
     help="input format (auto: .json or folder = SugarCrepe, else JSONL).",
 )
+@click.option(
+    "--score",
+    type=click.Choice(["contrastive", "generative"]),
+    default="contrastive",
+    show_default=True,
+    help="contrastive: cosine of the CMCL/CLIP embeddings; generative: log p(caption | image) "
+    "of a unimo checkpoint's captioning (seq2seq) head.",
+)
 @click.option("--strict", is_flag=True, help="stop at the first malformed record.")
 @output_option
-def compositional(data_paths, images_dir, fmt, strict, output, **kw) -> None:
+def compositional(data_paths, images_dir, fmt, score, strict, output, **kw) -> None:
     """Accuracy of scoring the true caption strictly above every false one (ties are wrong),
     per category (replace-att, swap-obj, ...) and overall, for a checkpoint or a CLIP model.
 
@@ -66,10 +74,10 @@ def compositional(data_paths, images_dir, fmt, strict, output, **kw) -> None:
         if not examples:
             raise click.ClickException(
                 f"no valid examples in {', '.join(data_paths)}"
-                + (f" ({report.summary()})" if report else "")
+                + (f" ({report.summary()})" if report.count else "")
             )
         scorer = build_scorer_from_options(kw)
-        results = evaluate_compositional(scorer, examples, data=",".join(data_paths))
+        results = evaluate_compositional(scorer, examples, data=",".join(data_paths), score=score)
         results["skipped_records"] = report.count
     lines = [f"{'category':<14} {'acc':>7} {'chance':>7} {'n':>6}"]
     for name, c in results["categories"].items():

@@ -79,6 +79,38 @@ def test_batch_writes_tables_plots_and_hashes(batch_config, tmp_path, tiny_check
         r["rsum"] for r in rows if r["task"] == "retrieval"
     ]
 
+    # changed task options are not served from the old rows
+    config = json.loads(batch_config.read_text())
+    config["tasks"][0]["ks"] = [1, 10]
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(config))
+    messages = []
+    rows = run_batch(changed, out, log=messages.append, plots=False)
+    assert sum("reused" in m for m in messages) == 2  # the compositional rows only
+    assert all("i2t_r10" in r for r in rows if r["task"] == "retrieval")
+
+
+def test_generative_compositional_task_is_skipped_for_clip(tiny_world, tiny_checkpoint, tmp_path):
+    config = {
+        "device": "cpu",
+        "checkpoints": [
+            {"label": "u", "path": str(tiny_checkpoint), "features": str(tiny_world / "features")},
+            {"label": "clip", "open_clip": "ViT-B-32"},
+        ],
+        "tasks": [
+            {
+                "task": "compositional",
+                "name": "gen",
+                "data": str(tiny_world / "compositional.test.jsonl"),
+                "score": "generative",
+            }
+        ],
+    }
+    messages = []
+    rows = run_batch(config, tmp_path / "out", log=messages.append, plots=False)
+    assert [(r["label"], r["score"]) for r in rows] == [("u", "generative")]
+    assert any("clip" in m and "skipped" in m for m in messages)
+
 
 def test_group_summary_single_run_std_zero():
     rows = [{"group": "g", "name": "t", "task": "retrieval", "rsum": 10.0, "seed": 0}]

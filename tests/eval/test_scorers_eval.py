@@ -166,3 +166,49 @@ def test_sentence_transformer_scorer_contract(tiny_world):
     red = np.array([221.0, 31.0, 31.0])
     np.testing.assert_allclose(z[0], red / np.linalg.norm(red), atol=1e-6)
     assert scorer.encode_texts(["ab", "abc"]).shape == (2, 3)
+
+
+def test_caption_log_likelihood_is_teacher_forced_seq2seq(unimo_scorer, tiny_world):
+    """The generative score of (image, caption) equals the per-token log-probabilities read
+    off one seq2seq forward pass of that pair alone; batching and sorting do not change it."""
+    import torch
+    import torch.nn.functional as F
+
+    from unimo_kit.features import FeatureStore
+
+    images = [str(tiny_world / "images" / f"img-00{i}.png") for i in (2, 3, 2)]
+    texts = ["a red square", "the square is very very blue indeed", "x"]
+    total = unimo_scorer.caption_log_likelihood(images, texts)
+    mean = unimo_scorer.caption_log_likelihood(images, texts, per_token=True)
+    model, tok = unimo_scorer.model, unimo_scorer.tokenizer
+    store = FeatureStore(tiny_world / "features")
+    for i, (image, text) in enumerate(zip(images, texts, strict=True)):
+        item = store[image.rsplit("/", 1)[1][:-4]]
+        ids = tok([text], return_tensors="pt")["input_ids"]  # [CLS] ... [SEP]
+        with torch.no_grad():
+            out = model(
+                input_ids=ids,
+                visual_feats=torch.from_numpy(item["feats"])[None],
+                visual_boxes=torch.from_numpy(item["boxes"])[None],
+                mode="seq2seq",
+            )
+            logp = F.log_softmax(model.lm_logits(out["text_hidden"][0, :-1]), dim=-1)
+            want = logp.gather(1, ids[0, 1:, None]).sum().item()
+        assert total[i] == pytest.approx(want, abs=1e-4)
+        assert mean[i] == pytest.approx(want / (ids.shape[1] - 1), abs=1e-5)
+    with pytest.raises(ValueError, match="2 images but 3 texts"):
+        unimo_scorer.caption_log_likelihood(images[:2], texts)
+
+
+def test_generative_compositional_scoring_needs_a_unimo_model(unimo_scorer, tiny_world):
+    from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
+
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    result = evaluate_compositional(unimo_scorer, examples, score="generative")
+    assert result["score"] == "generative" and result["num_examples"] == len(examples)
+
+    class EmbeddingsOnly:
+        name = "clip"
+
+    with pytest.raises(EvalError, match="generative scoring needs a unimo checkpoint"):
+        evaluate_compositional(EmbeddingsOnly(), examples, score="generative")

@@ -15,6 +15,8 @@ Config (JSON; relative paths are relative to the config file)::
       "tasks": [
         {"task": "retrieval", "data": "synth/pairs.test.jsonl", "ks": [1, 5, 10]},
         {"task": "compositional", "data": "synth/compositional.test.jsonl"},
+        {"task": "compositional", "name": "compositional-gen",
+         "data": "synth/compositional.test.jsonl", "score": "generative"},
         {"task": "compositional", "name": "sugarcrepe", "data": "sugarcrepe/",
          "images": "coco/val2017"},
         {"task": "caption", "data": "synth/pairs.test.jsonl", "beams": 3, "max_images": 200}
@@ -25,12 +27,14 @@ Each checkpoint entry names one model: ``path`` (a unimo checkpoint), ``open_cli
 ``st_clip``; ``group`` (default: the label) and ``seed`` group runs of the same arm, and the
 summary gives mean ± std over a group's seeds. ``run_dir`` (default: the checkpoint's parent
 when it holds ``log.csv``) is where the loss curve is read. Caption tasks need a unimo checkpoint
-and are skipped for CLIP scorers.
+and are skipped for CLIP scorers, as are compositional tasks with ``"score": "generative"``
+(``log p(caption | image)`` of the checkpoint's seq2seq head).
 
 Every row carries ``checkpoint_sha256`` (of the weights file), ``config_sha256`` (of the
 canonical config JSON) and ``data_sha256`` (of the task's data files), so a table can be traced
 to exactly what produced it. Rows are appended to ``OUTDIR/rows.jsonl`` as they finish; a
-rerun with the same config resumes and recomputes nothing already there.
+rerun with the same config resumes and recomputes nothing already there (a row is reused
+when the checkpoint, the data and the task's options are unchanged).
 """
 
 from __future__ import annotations
@@ -261,7 +265,9 @@ def run_task(scorer: Any, entry: CheckpointEntry, task: TaskEntry, config: Batch
         examples = load_compositional(
             task.data, images_dir=task.images, fmt=opts.get("format", "auto")
         )
-        return evaluate_compositional(scorer, examples, data=task.data)
+        return evaluate_compositional(
+            scorer, examples, data=task.data, score=opts.get("score", "contrastive")
+        )
     from unimo_kit.eval.caption import evaluate_captioning
 
     result = evaluate_captioning(
@@ -335,18 +341,27 @@ def run_batch(
                     done[row["row_id"]] = row
     rows: list[dict[str, Any]] = []
     data_hash = {t.name: file_sha256(t.data) for t in cfg.tasks}
+    # a row is reused only for the same checkpoint, data and task options (ks, score, beams...)
+    options_hash = {
+        t.name: hashlib.sha256(json.dumps(t.options, sort_keys=True).encode()).hexdigest()[:12]
+        for t in cfg.tasks
+    }
     try:
         for entry in cfg.checkpoints:
             ckpt_hash = checkpoint_sha256(entry)
             scorer = None
             for task in cfg.tasks:
-                row_id = f"{entry.label}|{task.name}|{ckpt_hash}|{data_hash[task.name]}"
+                row_id = (
+                    f"{entry.label}|{task.name}|{ckpt_hash}|{data_hash[task.name]}"
+                    f"|{options_hash[task.name]}"
+                )
                 if row_id in done:
                     rows.append(done[row_id])
                     say(f"[{entry.label}] {task.name}: reused from rows.jsonl")
                     continue
-                if task.task == "caption" and not entry.path:
-                    say(f"[{entry.label}] {task.name}: skipped (captioning needs a unimo model)")
+                generative = task.options.get("score") == "generative"
+                if (task.task == "caption" or generative) and not entry.path:
+                    say(f"[{entry.label}] {task.name}: skipped (it needs a unimo model's head)")
                     continue
                 if scorer is None and task.task != "caption":
                     scorer = _scorer(entry, cfg)

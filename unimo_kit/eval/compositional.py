@@ -250,16 +250,46 @@ def _accuracies(correct: np.ndarray, chance: np.ndarray, cats: np.ndarray) -> di
     }
 
 
-def score_examples(
-    scorer: Any, examples: Sequence[CompositionalExample]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Cosine scores of each example's positive and negatives against its image.
+SCORES = ("contrastive", "generative")
 
-    Each distinct image and each distinct text is encoded once.
+
+def score_examples(
+    scorer: Any, examples: Sequence[CompositionalExample], score: str = "contrastive"
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Scores of each example's positive and negatives against its image.
+
+    Args:
+        scorer: a :class:`~unimo_kit.eval.scorers.Scorer`.
+        examples: the test items.
+        score: ``"contrastive"``: cosine of the CMCL (or CLIP) embeddings, each distinct image
+            and text encoded once; ``"generative"``: ``log p(caption | image)`` per word piece
+            of a unimo checkpoint's seq2seq head (:meth:`UnimoScorer.caption_log_likelihood`),
+            which reads the image while it reads each word (per word piece, so a longer
+            ``add-*`` negative is not wrong merely for being longer).
 
     Returns:
         positive scores (N,), and per example an array of negative scores.
     """
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    if score == "generative":
+        if not hasattr(scorer, "caption_log_likelihood"):
+            from unimo_kit.eval.errors import EvalError
+
+            raise EvalError(
+                f"generative scoring needs a unimo checkpoint (its seq2seq head); "
+                f"{scorer.name} has none"
+            )
+        pairs = [(ex.image, t) for ex in examples for t in (ex.positive, *ex.negatives)]
+        flat = scorer.caption_log_likelihood(
+            [p[0] for p in pairs], [p[1] for p in pairs], per_token=True
+        )
+        pos, neg, at = [], [], 0
+        for ex in examples:
+            pos.append(float(flat[at]))
+            neg.append(np.asarray(flat[at + 1 : at + 1 + len(ex.negatives)]))
+            at += 1 + len(ex.negatives)
+        return np.asarray(pos), neg
     images = sorted({ex.image for ex in examples})
     texts = sorted({t for ex in examples for t in (ex.positive, *ex.negatives)})
     image_row = {im: i for i, im in enumerate(images)}
@@ -275,17 +305,28 @@ def score_examples(
 
 
 def evaluate_compositional(
-    scorer: Any, examples: Sequence[CompositionalExample], *, data: str = ""
+    scorer: Any,
+    examples: Sequence[CompositionalExample],
+    *,
+    data: str = "",
+    score: str = "contrastive",
 ) -> dict[str, Any]:
-    """Score ``examples`` with ``scorer`` and compute :func:`compositional_accuracy`.
+    """Score ``examples`` with ``scorer`` (``score``: see :func:`score_examples`) and compute
+    :func:`compositional_accuracy`.
 
     Returns:
-        The accuracies plus ``task``, ``data`` and ``scorer``.
+        The accuracies plus ``task``, ``data``, ``scorer`` and ``score``.
     """
     if not examples:
         raise ValueError(f"{data or 'compositional set'}: no valid examples to evaluate")
-    pos, neg = score_examples(scorer, examples)
+    pos, neg = score_examples(scorer, examples, score)
     metrics = compositional_accuracy(
         pos, neg, [ex.category for ex in examples], [ex.subset for ex in examples]
     )
-    return {"task": "compositional", "data": data, "scorer": scorer.name, **metrics}
+    return {
+        "task": "compositional",
+        "data": data,
+        "scorer": scorer.name,
+        "score": score,
+        **metrics,
+    }

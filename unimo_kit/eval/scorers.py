@@ -72,7 +72,8 @@ def run_extractor(checkpoint: str | os.PathLike) -> str | None:
 
 
 class UnimoScorer:
-    """CMCL embeddings of a unimo checkpoint.
+    """CMCL embeddings of a unimo checkpoint (and, for compositional tests, the generative
+    score of its captioning head: :meth:`caption_log_likelihood`).
 
     Args:
         checkpoint: a checkpoint folder (``model.safetensors`` + ``config.json``) or its weights
@@ -190,6 +191,51 @@ class UnimoScorer:
             boxes[i, :k] = it["boxes"]
             mask[i, :k] = True
         return feats, boxes, mask
+
+    def caption_log_likelihood(
+        self, images: list[Any], texts: list[str], *, per_token: bool = False
+    ) -> np.ndarray:
+        """Generative score of each ``(images[i], texts[i])``: the seq2seq head's teacher-forced
+        sum of log-probabilities of the text's word pieces and ``[SEP]`` given the image
+        (UniLM's seq2seq mask, the captioning path). Meaningful only for checkpoints trained
+        with the seq2seq objective.
+
+        Args:
+            per_token: divide each sum by its number of predicted tokens (word pieces + 1).
+
+        Returns:
+            (N,) float64 log-likelihoods (≤ 0).
+        """
+        import torch
+
+        from unimo_kit.model.generation import score_sequences
+
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        out = np.zeros(len(texts), dtype=np.float64)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        with torch.inference_mode():
+            for sl in _batches(len(texts), self.batch_size):
+                idx = order[sl]
+                feats, boxes, mask = self.visual_tokens([images[i] for i in idx])
+                ids = self.tokenizer(
+                    [texts[i] for i in idx],
+                    add_special_tokens=False,
+                    truncation=True,
+                    max_length=self.max_text_tokens - 2,  # room for [CLS] and [SEP]
+                )["input_ids"]
+                scores = score_sequences(
+                    self.model,
+                    torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(self.device),
+                    torch.from_numpy(boxes).to(self.device),
+                    torch.from_numpy(mask).to(self.device),
+                    [list(x) for x in ids],
+                    [True] * len(idx),
+                )  # (B,)
+                out[idx] = scores.double().cpu().numpy()
+                if per_token:
+                    out[idx] /= np.array([len(x) + 1 for x in ids], dtype=np.float64)
+        return out
 
     def encode_images(self, images: list[Any]) -> np.ndarray:
         """Image [IMG] CMCL embeddings of image paths (or PIL images)."""
