@@ -3,7 +3,7 @@
 Arms (same steps, batch sizes, seeds; presets in ``unimo_kit/train/presets``):
 
     a  synth-a-cmcl       CMCL with in-batch negatives only
-    b  synth-b-negatives  a + rewritten hard negatives (and TF-IDF neighbour captions)
+    b  synth-b-negatives  a + rewritten hard negatives and neighbour captions (+ rank loss)
     c  synth-c-retrieval  b + retrieved positive texts and images
     d  synth-d-full       c + rewritten positives, MLM, seq2seq, masked region prediction
 
@@ -39,7 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_STAGES = ("synth", "rewrite", "index-texts", "index-images", "mine", "features")
 ARMS = {  # group name -> (preset, description)
     "a-cmcl": ("synth-a-cmcl", "CMCL, in-batch negatives only"),
-    "b-negatives": ("synth-b-negatives", "a + rewritten hard negatives + neighbour captions"),
+    "b-negatives": (
+        "synth-b-negatives",
+        "a + rewritten hard negatives + neighbour captions, with the rank loss on them",
+    ),
     "c-retrieval": ("synth-c-retrieval", "b + retrieved positive texts and images"),
     "d-full": ("synth-d-full", "c + rewritten positives, MLM, seq2seq, MRP (full UNIMO)"),
 }
@@ -53,6 +56,7 @@ COMPOSITIONAL = [
     "add-obj",
     "add-att",
 ]
+SUBSETS = ("held-out", "seen")  # slices of compositional.test.jsonl (its `subset` field)
 RETRIEVAL = ["i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "rsum"]
 CAPTION = ["cider", "bleu4"]
 
@@ -162,10 +166,12 @@ def summarise(results: dict) -> dict[str, dict[str, dict[str, float]]]:
         arm = out.setdefault(entry["group"], {})
         if entry["task"] == "compositional":
             for cat in COMPOSITIONAL:
-                if f"acc/{cat}" in metrics:
-                    arm[f"acc/{cat}"] = metrics[f"acc/{cat}"]
-            if "accuracy" in metrics:
-                arm["compositional"] = metrics["accuracy"]
+                for key in (f"acc/{cat}", *(f"acc/{cat}@{s}" for s in SUBSETS)):
+                    if key in metrics:
+                        arm[key] = metrics[key]
+            for key in ("accuracy", *(f"accuracy@{s}" for s in SUBSETS)):
+                if key in metrics:
+                    arm[key.replace("accuracy", "compositional")] = metrics[key]
         elif entry["task"] == "retrieval":
             arm.update({k: metrics[k] for k in RETRIEVAL if k in metrics})
         elif entry["task"] == "caption":
@@ -181,11 +187,13 @@ def per_run(results: dict) -> list[dict[str, Any]]:
             row["label"], {"label": row["label"], "group": row["group"], "seed": row.get("seed")}
         )
         if row["task"] == "compositional":
-            for cat in COMPOSITIONAL:
-                if cat in (row.get("categories") or {}):
-                    flat[f"acc/{cat}"] = row["categories"][cat]["accuracy"]
-            if "accuracy" in row:
-                flat["compositional"] = row["accuracy"]
+            parts = [("", row), *((f"@{s}", p) for s, p in (row.get("subsets") or {}).items())]
+            for suffix, part in parts:
+                for cat in COMPOSITIONAL:
+                    if cat in (part.get("categories") or {}):
+                        flat[f"acc/{cat}{suffix}"] = part["categories"][cat]["accuracy"]
+                if "accuracy" in part:
+                    flat[f"compositional{suffix}"] = part["accuracy"]
         elif row["task"] == "retrieval":
             flat.update({k: row[k] for k in RETRIEVAL if k in row})
         elif row["task"] == "caption":
@@ -338,9 +346,10 @@ def fmt(entry: dict[str, float] | None, scale: float = 1.0, digits: int = 1) -> 
     return f"{entry['mean'] * scale:.{digits}f} ± {entry['std'] * scale:.{digits}f}"
 
 
-def table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown table: per arm the compositional accuracy per category (%), R@1, CIDEr."""
-    cols = [f"acc/{c}" for c in COMPOSITIONAL]
+def table(summary: dict[str, dict[str, dict[str, float]]], subset: str | None = None) -> str:
+    """Markdown table: per arm the compositional accuracy per category (%) on ``subset`` of the
+    test items (``None``: all), R@1, CIDEr."""
+    cols = [f"acc/{c}" + (f"@{subset}" if subset else "") for c in COMPOSITIONAL]
     head = ["arm", *COMPOSITIONAL, "i2t R@1", "t2i R@1", "CIDEr"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for arm in ARMS:
@@ -356,16 +365,18 @@ GOAL_POINTS = 20.0  # NegCLIP's +21 on VG-Relation: the full arm over in-batch-o
 GOAL_CATEGORIES = ["swap-obj", "swap-att", "replace-obj", "replace-att", "replace-rel"]
 
 
-def reading(summary: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    """Computed lines: full (d) and negatives (b) minus in-batch-only (a), against the goal."""
+def reading(summary: dict[str, dict[str, dict[str, float]]], subset: str | None) -> list[str]:
+    """Computed lines: full (d) and negatives (b) minus in-batch-only (a), against the goal,
+    on ``subset`` of the compositional items (``None``: all)."""
     a, lines = summary.get("a-cmcl", {}), []
+    suffix = f"@{subset}" if subset else ""
     for arm in ("b-negatives", "d-full"):
         other = summary.get(arm, {})
         if not a or not other:
             continue
         gains = []
         for cat in GOAL_CATEGORIES:
-            key = f"acc/{cat}"
+            key = f"acc/{cat}{suffix}"
             if key in a and key in other:
                 gains.append((cat, 100 * (other[key]["mean"] - a[key]["mean"])))
         if not gains:
@@ -407,6 +418,18 @@ def results_doc(report: dict[str, Any], path: Path) -> str:
     train_wall = max((r.get("seconds") or 0 for r in timings["train"].values()), default=0)
     data_wall = sum(r.get("seconds") or 0 for r in timings.get("data_stages", {}).values())
     eval_wall = (timings.get("eval") or {}).get("seconds") or 0
+    summary = report["summary"]
+    have = [s for s in SUBSETS if any(f"compositional@{s}" in m for m in summary.values())]
+    headline = "held-out" if "held-out" in have else None
+    captions = {
+        "held-out": "Items that name a **held-out** colour–shape composition (never seen in"
+        " training): the test of the goal.",
+        "seen": "Items that name only compositions seen in training (new images).",
+    }
+    tables: list[str] = []
+    for subset in [*have, None]:
+        title = captions.get(subset, "All test items.")
+        tables += [title, "", table(summary, subset), ""]
     lines = [
         "# Results: the UNIMO ablation on the synthetic world",
         "",
@@ -430,12 +453,14 @@ def results_doc(report: dict[str, Any], path: Path) -> str:
             if isinstance(world.get("held_out"), list)
             else ""
         )
-        + "; rewrites with `--scenes` (negatives verified false on the gold scene),"
-        " TF-IDF neighbour captions, `unimo index mine` positives, EfficientNet-Lite0 grid"
-        " features.",
+        + "; rewrites with `--scenes` (typed negatives and TF-IDF neighbour captions verified"
+        " false on the gold scene), `unimo index mine --scenes` positives and neighbour-caption"
+        " negatives (verified the same way), `effnet-ms` grid features (EfficientNet-Lite0's"
+        " last stage + two earlier stages).",
         f"- Same budget for every arm: {cfg['steps']} steps, {cfg['batch_pairs']} pairs per batch,"
         f" seeds {', '.join(map(str, cfg['seeds']))}, model 2 layers × 128 (presets"
-        " `synth-*`), one torch thread per run"
+        " `synth-*`: 4 hard negatives per pair in arms b–d, with the rank loss on them at"
+        " weight 1), one torch thread per run"
         + (
             f", `neg_texts_per_pair={cfg['neg_texts_per_pair']}` in arms b–d"
             if cfg.get("neg_texts_per_pair")
@@ -443,8 +468,10 @@ def results_doc(report: dict[str, Any], path: Path) -> str:
         )
         + ".",
         *(f"- **{k}** (`{v['preset']}`): {v['what']}" for k, v in cfg["arms"].items()),
-        "- Test: compositional accuracy per category on `compositional.test.jsonl` (held-out"
-        " compositions, one negative per item, chance 50 %); R@1 both ways on the test split"
+        "- Test: compositional accuracy per category on `compositional.test.jsonl` (test images,"
+        " each with at least one held-out composition; one negative per item, chance 50 %),"
+        " split by the items' `subset` (held-out: the item names a held-out composition);"
+        " R@1 both ways on the test split"
         f" (images vs their captions); caption CIDEr (beam {cfg['caption']['beams']},"
         f" {cfg['caption']['max_images']} test images).",
         f"- Cost on the shared 2-core machine: data stages {data_wall / 60:.0f} min wall;"
@@ -454,14 +481,18 @@ def results_doc(report: dict[str, Any], path: Path) -> str:
         "",
         "## Mean ± std over seeds (accuracy in %, R@1 in %)",
         "",
-        table(report["summary"]),
-        "",
+        *tables,
         "## Reading (computed)",
         "",
         f"Goal: the full arm beats in-batch-only by ≥ {GOAL_POINTS:.0f} points on the swap and"
-        " replace categories without losing R@1 (NegCLIP: +21 on VG-Relation).",
+        " replace categories without losing R@1 (NegCLIP: +21 on VG-Relation); measured on"
+        " the items that name a held-out composition.",
         "",
-        *reading(report["summary"]),
+        *reading(report["summary"], headline),
+        "",
+        "On all test items:",
+        "",
+        *reading(report["summary"], None),
         "",
         "## Notes",
         "",
