@@ -160,45 +160,51 @@ class Miner:
             per_pair = max(len(p.captions) for p in pairs)
             fetch = (cfg.negatives + 1) * per_pair * cfg.fetch_factor
             hits = self.captions.results(*self.captions.search(query, fetch))
-            true = self._true_of_pair(pairs, hits)
+            candidates = [
+                [
+                    hit
+                    for hit in hits[j]
+                    if hit["score"] <= cfg.negative_max_score
+                    and not self._is_own(hit, pair.id, own_texts[j], own_images[j])
+                ]
+                for j, pair in enumerate(pairs)
+            ]
+            if self.checker is not None:  # parse the likely candidates in one batch
+                self.checker.true_of(
+                    [
+                        (p.id, h["text"])
+                        for p, c in zip(pairs, candidates, strict=True)
+                        for h in c[: 2 * cfg.negatives]
+                    ]
+                )
             for j, pair in enumerate(pairs):
-                seen: set[str] = set()
-                for hit in hits[j]:
-                    if len(out[j]["negatives"]) == cfg.negatives:
-                        break
-                    if hit["pair_id"] in seen or hit["score"] > cfg.negative_max_score:
-                        continue
-                    if self._is_own(hit, pair.id, own_texts[j], own_images[j]):
-                        continue
-                    if (pair.id, hit["text"]) in true:
-                        continue
-                    seen.add(hit["pair_id"])
-                    out[j]["negatives"].append(
-                        {
-                            "pair_id": hit["pair_id"],
-                            "caption_index": hit["caption_index"],
-                            "text": hit["text"],
-                            "score": _round(hit["score"]),
-                        }
-                    )
+                kept = self._keep(pair.id, candidates[j], cfg.negatives)
+                out[j]["negatives"] = [
+                    {
+                        "pair_id": hit["pair_id"],
+                        "caption_index": hit["caption_index"],
+                        "text": hit["text"],
+                        "score": _round(hit["score"]),
+                    }
+                    for hit in kept
+                ]
         return out
 
-    def _true_of_pair(self, pairs: list[Any], hits: list[list[dict[str, Any]]]) -> set:
-        """``(pair id, text)`` of the candidate negatives that are true of the pair's gold
-        scene (empty without a checker). Checks the first candidates of each pair only, as
-        many as could be kept."""
-        if self.checker is None:
-            return set()
-        budget = self.config.negatives * self.config.fetch_factor
-        todo = list(
-            dict.fromkeys(
-                (pair.id, hit["text"])
-                for pair, pair_hits in zip(pairs, hits, strict=True)
-                if pair.id in self.checker
-                for hit in pair_hits[:budget]
+    def _keep(self, pair_id: str, candidates: list[dict[str, Any]], k: int) -> list[dict]:
+        """The first ``k`` candidate negatives, one per neighbouring image; with a checker,
+        only those false of the pair's gold scene (checked lazily, in order)."""
+        if self.checker is not None and pair_id in self.checker:
+            return self.checker.keep_false(
+                pair_id, candidates, k, text=lambda h: h["text"], group=lambda h: h["pair_id"]
             )
-        )
-        return {item for item, t in zip(todo, self.checker.true_of(todo), strict=True) if t}
+        kept, seen = [], set()
+        for hit in candidates:
+            if hit["pair_id"] not in seen:
+                seen.add(hit["pair_id"])
+                kept.append(hit)
+                if len(kept) == k:
+                    break
+        return kept
 
     def _fetch(self, keep: int) -> int:
         return keep * self.config.fetch_factor + 8

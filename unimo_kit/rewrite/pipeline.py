@@ -539,9 +539,10 @@ def _rewrite_chunk_with_rows(
 
 def _keep_false_sentence_negatives(lines: list[dict[str, Any]], k: int) -> None:
     """With gold scenes: keep the first ``k`` sentence negatives whose parsed graph is false of
-    the line's scene. A neighbour caption of another image is often true of this one too (in
-    the synthetic world "there is a pink heart" describes many images); training would push
-    a true caption away from its image. Without scenes lines are left as they are."""
+    the line's scene (4 × ``k`` neighbours were fetched). A neighbour caption of another image
+    is often true of this one too (in the synthetic world "there is a pink heart" describes
+    many images); training would push a true caption away from its image. Lines of images
+    without a gold scene keep their first ``k``. Without scenes nothing is done."""
     scenes = _STATE.get("scenes")
     if scenes is None:
         return
@@ -550,9 +551,12 @@ def _keep_false_sentence_negatives(lines: list[dict[str, Any]], k: int) -> None:
     if "checker" not in _STATE:
         _STATE["checker"] = SceneChecker(scenes, parser=_STATE["parser"])
     checker = _STATE["checker"]
-    mine = [line for line in lines if line["pair_id"] in scenes and line.get("sentence_negatives")]
-    checker.true_of([(ln["pair_id"], n["text"]) for ln in mine for n in ln["sentence_negatives"]])
-    for line in mine:  # every text is parsed now (one batch above); the calls below look up
-        negatives = line["sentence_negatives"]
-        true = checker.true_of([(line["pair_id"], n["text"]) for n in negatives])
-        line["sentence_negatives"] = [n for n, t in zip(negatives, true, strict=True) if not t][:k]
+    lines = [line for line in lines if line.get("sentence_negatives")]
+    # parse the likely candidates of the whole chunk in one batch; keep_false looks them up
+    checker.true_of(
+        [(ln["pair_id"], n["text"]) for ln in lines for n in ln["sentence_negatives"][: 2 * k]]
+    )
+    for line in lines:
+        line["sentence_negatives"] = checker.keep_false(
+            line["pair_id"], line["sentence_negatives"], k, text=lambda n: n["text"]
+        )

@@ -15,11 +15,13 @@ the stages keep only false ones.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from unimo_kit.data.synth.scene import Scene, load_scenes
 from unimo_kit.data.synth.semantics import satisfies
+
+T = TypeVar("T")
 
 
 class SceneChecker:
@@ -67,6 +69,35 @@ class SceneChecker:
             graph = self._graphs[text]
             out.append(isinstance(graph, Exception) or satisfies(scene, graph))
         return out
+
+    def keep_false(
+        self,
+        scene_id: str,
+        candidates: Sequence[T],
+        k: int,
+        *,
+        text: Callable[[T], str] = str,
+        group: Callable[[T], Hashable] | None = None,
+        batch: int = 8,
+    ) -> list[T]:
+        """The first ``k`` candidates, in order, that are false of the scene (all of them count
+        as false when the scene is unknown), at most one per ``group`` (e.g. one caption per
+        neighbouring image). Candidates are checked lazily, ``batch`` at a time, so a long
+        list costs only what is needed to fill ``k``."""
+        kept: list[T] = []
+        groups: set[Hashable] = set()
+        for start in range(0, len(candidates), batch):
+            chunk = list(candidates[start : start + batch])
+            flags = self.true_of([(scene_id, text(c)) for c in chunk])
+            for candidate, true in zip(chunk, flags, strict=True):
+                key = group(candidate) if group else None
+                if true or (key is not None and key in groups):
+                    continue
+                kept.append(candidate)
+                groups.add(key)
+                if len(kept) == k:
+                    return kept
+        return kept
 
 
 def _parse_or_error(parser: Any, text: str) -> Any:
