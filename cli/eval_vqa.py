@@ -45,10 +45,10 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
 )
 @click.option(
     "--extractor",
-    type=click.Choice(["effnet", "effnet-ms"]),
-    default="effnet",
-    show_default=True,
-    help="grid features: EfficientNet-Lite0's last stage, or with two earlier stages (colour).",
+    type=click.Choice(["effnet", "effnet-ms"]),  # == unimo_kit.eval.vqa.VQA_EXTRACTORS (tested)
+    default=None,
+    help="grid features: EfficientNet-Lite0's last stage (effnet), or with two earlier stages "
+    "(effnet-ms, colour). Default: the checkpoint run's, else effnet.",
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", type=int, help="torch CPU threads.")

@@ -90,12 +90,23 @@ def test_batch_writes_tables_plots_and_hashes(batch_config, tmp_path, tiny_check
     assert all("i2t_r10" in r for r in rows if r["task"] == "retrieval")
 
 
-def test_generative_compositional_task_is_skipped_for_clip(tiny_world, tiny_checkpoint, tmp_path):
+def test_generative_compositional_task_needs_a_trained_seq2seq_head(
+    tiny_world, tiny_checkpoint, tmp_path
+):
+    """Skipped for CLIP models and for checkpoints whose run config says seq2seq was off; run
+    for a unimo checkpoint (without a run config nothing is known, so it runs)."""
+    import shutil
+
+    run = tmp_path / "run-a"
+    shutil.copytree(tiny_checkpoint, run / "final")
+    (run / "config.json").write_text(json.dumps({"seq2seq": False, "steps": 10}))
+    features = str(tiny_world / "features")
     config = {
         "device": "cpu",
         "checkpoints": [
-            {"label": "u", "path": str(tiny_checkpoint), "features": str(tiny_world / "features")},
+            {"label": "u", "path": str(tiny_checkpoint), "features": features},
             {"label": "clip", "open_clip": "ViT-B-32"},
+            {"label": "arm-a", "path": str(run / "final"), "features": features},
         ],
         "tasks": [
             {
@@ -110,6 +121,15 @@ def test_generative_compositional_task_is_skipped_for_clip(tiny_world, tiny_chec
     rows = run_batch(config, tmp_path / "out", log=messages.append, plots=False)
     assert [(r["label"], r["score"]) for r in rows] == [("u", "generative")]
     assert any("clip" in m and "skipped" in m for m in messages)
+    assert any("arm-a" in m and "trained without seq2seq" in m for m in messages)
+
+    from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
+    from unimo_kit.eval.scorers import UnimoScorer
+
+    scorer = UnimoScorer(run / "final", features, device="cpu")
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    with pytest.raises(EvalError, match="trained without the seq2seq objective"):
+        evaluate_compositional(scorer, examples, score="generative")
 
 
 def test_group_summary_single_run_std_zero():
@@ -136,6 +156,13 @@ def test_group_summary_single_run_std_zero():
         (
             {"checkpoints": [{"label": "a", "path": "x"}], "tasks": [{"task": "vqa", "data": "p"}]},
             r"tasks\[0\]: 'task' must be one of",
+        ),
+        (
+            {
+                "checkpoints": [{"label": "a", "path": "x"}],
+                "tasks": [{"task": "compositional", "data": "p", "score": "bleu"}],
+            },
+            r"tasks\[0\]: 'score' must be one of",
         ),
         (
             {

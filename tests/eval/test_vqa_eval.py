@@ -117,3 +117,18 @@ def test_unknown_vqa_extractor_is_refused(colour_vqa):
     train, test = colour_vqa
     with pytest.raises(ValueError, match="effnet-ms"):
         train_vqa(train, test, VqaConfig(extractor="resnet"), progress=False)
+
+
+def test_extractor_choice_and_checkpoint_dim_are_checked_before_extraction(tmp_path):
+    from unimo_kit.cli.eval_vqa import vqa
+    from unimo_kit.eval.errors import EvalError
+    from unimo_kit.eval.vqa import VQA_EXTRACTORS, _check_checkpoint_dim, _vqa_extractor
+
+    option = next(p for p in vqa.params if p.name == "extractor")
+    assert tuple(option.type.choices) == VQA_EXTRACTORS
+    (tmp_path / "config.json").write_text(json.dumps({"visual_feat_dim": 1432}))
+    _check_checkpoint_dim(str(tmp_path), 1432, "effnet-ms")
+    with pytest.raises(EvalError, match="takes 1432-d visual features.*try --extractor effnet-ms"):
+        _check_checkpoint_dim(str(tmp_path), 1280, "effnet")
+    assert _vqa_extractor(VqaConfig()) == "effnet"
+    assert _vqa_extractor(VqaConfig(extractor="effnet-ms")) == "effnet-ms"

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from unimo_kit.eval.errors import EvalError
+from unimo_kit.eval.scorers import run_trained_seq2seq
 
 TASKS = ("retrieval", "compositional", "caption")
 
@@ -165,6 +166,13 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
         if not isinstance(raw.get("data"), str):
             raise EvalError(f"{where}: 'data' (the test file) is required")
         options = {k: v for k, v in raw.items() if k not in ("task", "data", "name", "images")}
+        if raw["task"] == "compositional":
+            from unimo_kit.eval.compositional import SCORES
+
+            if options.get("score", "contrastive") not in SCORES:
+                raise EvalError(f"{where}: 'score' must be one of {list(SCORES)}")
+            if options.get("score") == "contrastive":
+                del options["score"]  # the default: the same rows as leaving it out
         name = raw.get("name") or raw["task"]
         suffix = 2
         while name in names:
@@ -362,6 +370,9 @@ def run_batch(
                 generative = task.options.get("score") == "generative"
                 if (task.task == "caption" or generative) and not entry.path:
                     say(f"[{entry.label}] {task.name}: skipped (it needs a unimo model's head)")
+                    continue
+                if generative and run_trained_seq2seq(entry.path) is False:
+                    say(f"[{entry.label}] {task.name}: skipped (trained without seq2seq)")
                     continue
                 if scorer is None and task.task != "caption":
                     scorer = _scorer(entry, cfg)

@@ -273,12 +273,17 @@ def score_examples(
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     if score == "generative":
-        if not hasattr(scorer, "caption_log_likelihood"):
-            from unimo_kit.eval.errors import EvalError
+        from unimo_kit.eval.errors import EvalError
 
+        if not hasattr(scorer, "caption_log_likelihood"):
             raise EvalError(
                 f"generative scoring needs a unimo checkpoint (its seq2seq head); "
                 f"{scorer.name} has none"
+            )
+        if getattr(scorer, "trained_seq2seq", None) is False:
+            raise EvalError(
+                f"{scorer.name} was trained without the seq2seq objective: its captioning "
+                "head is untrained, so generative scores would mean nothing"
             )
         pairs = [(ex.image, t) for ex in examples for t in (ex.positive, *ex.negatives)]
         flat = scorer.caption_log_likelihood(

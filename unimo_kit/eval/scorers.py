@@ -16,7 +16,7 @@ Nothing heavy is imported until a scorer is built.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,26 +48,46 @@ def _batches(n: int, size: int) -> Sequence[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def _run_configs(checkpoint: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """The JSON ``config.json`` files in the checkpoint folder and up to three folders above
+    (the checkpoint's model config comes first, then the training run's), nearest first."""
+    import json
+
+    here = Path(checkpoint)
+    for folder in (here, *list(here.parents)[:3]):
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict):
+            yield config
+
+
 def run_extractor(checkpoint: str | os.PathLike) -> str | None:
     """The extractor a checkpoint was trained with, read from its run: the training
     ``config.json`` above the checkpoint names the features store, whose ``meta.json`` names
     the extractor. ``None`` when it cannot be found."""
     import json
 
-    here = Path(checkpoint)
-    for folder in (here, *list(here.parents)[:3]):
-        config = folder / "config.json"
-        if not config.is_file():
+    for config in _run_configs(checkpoint):
+        features = config.get("features")
+        if not isinstance(features, str) or not features:
             continue
         try:
-            features = json.loads(config.read_text(encoding="utf-8")).get("features")
-            if not features:
-                continue
             meta = json.loads((Path(features) / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError):
             continue
-        if isinstance(meta.get("extractor"), str):
+        if isinstance(meta, dict) and isinstance(meta.get("extractor"), str):
             return meta["extractor"]
+    return None
+
+
+def run_trained_seq2seq(checkpoint: str | os.PathLike) -> bool | None:
+    """Whether the checkpoint's training run had the seq2seq (captioning) objective on, from
+    the run's ``config.json``; ``None`` when no training config is found."""
+    for config in _run_configs(checkpoint):
+        if "seq2seq" in config and "steps" in config:  # a TrainConfig, not a model config
+            return bool(config["seq2seq"])
     return None
 
 
@@ -127,6 +147,10 @@ class UnimoScorer:
         if extractor is None and isinstance(checkpoint, (str, os.PathLike)):
             extractor = run_extractor(checkpoint)
         self._extractor = extractor or "effnet"
+        # whether the captioning head was trained (None: unknown, e.g. a model object)
+        self.trained_seq2seq = (
+            run_trained_seq2seq(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+        )
 
     @property
     def extractor(self) -> Any:

@@ -55,7 +55,9 @@ class VqaConfig:
     # UnimoConfig fields to change; None: FRESH_MODEL for a fresh model, nothing for a checkpoint
     model_overrides: dict[str, Any] | None = None
     image_size: int = 128  # CNN input side; grid = image_size / 32 (128 -> 4x4 tokens)
-    extractor: str = "effnet"  # "effnet" (last stage) or "effnet-ms" (+ two earlier stages)
+    # "effnet" (last stage) or "effnet-ms" (+ two earlier stages); None: the one the
+    # checkpoint's run used, else effnet
+    extractor: str | None = None
     epochs: int = 4  # passes over the training questions (easy-VQA: 93-99 % by seed, docs/eval.md)
     batch_size: int = 128  # questions per step
     lr: float = 1e-3  # peak AdamW learning rate (linear warm-up, cosine decay)
@@ -127,6 +129,38 @@ def question_type(question: str) -> str:
     if "shape" in q:
         return "shape"
     return "other"
+
+
+def _vqa_extractor(config: VqaConfig) -> str:
+    """The grid extractor of a run: the configured one, else the checkpoint run's, else
+    ``effnet``."""
+    name = config.extractor
+    if name is None and config.checkpoint:
+        from unimo_kit.eval.scorers import run_extractor
+
+        name = run_extractor(config.checkpoint)
+    name = name or "effnet"
+    if name not in VQA_EXTRACTORS:
+        raise ValueError(f"VQA extractor must be one of {VQA_EXTRACTORS}, got {name!r}")
+    return name
+
+
+def _check_checkpoint_dim(checkpoint: str, dim: int, extractor: str) -> None:
+    """Refuse, before any image is read, a checkpoint whose visual input is not ``dim``."""
+    import json
+
+    from unimo_kit.eval.errors import EvalError
+
+    try:
+        want = json.loads((Path(checkpoint) / "config.json").read_text()).get("visual_feat_dim")
+    except (OSError, ValueError, AttributeError):
+        return  # load_checkpoint reports a broken checkpoint later
+    if want is not None and want != dim:
+        other = [e for e in VQA_EXTRACTORS if e != extractor]
+        raise EvalError(
+            f"{checkpoint} takes {want}-d visual features but the {extractor} grid has {dim}"
+            + (f"; try --extractor {other[0]}" if other else "")
+        )
 
 
 def _build_classifier(config: VqaConfig, num_answers: int, feat_dim: int) -> Any:
@@ -222,8 +256,7 @@ def train_vqa(
 
     started = time.perf_counter()
     cpu_started = time.process_time()
-    if config.extractor not in VQA_EXTRACTORS:
-        raise ValueError(f"VQA extractor must be one of {VQA_EXTRACTORS}, got {config.extractor!r}")
+    extractor_name = _vqa_extractor(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch_device(config.device)
@@ -237,15 +270,18 @@ def train_vqa(
     # ---- visual features, once per image (cached across runs)
     t0 = time.perf_counter()
     feats_by_split = {}
-    if extractor is None and config.extractor != "effnet":
+    if extractor is None:
         from unimo_kit.eval.visual import grid_extractor
 
-        extractor = grid_extractor(config.image_size, multi_scale=True, device=config.device)
+        multi_scale = extractor_name == "effnet-ms"
+        extractor = grid_extractor(config.image_size, multi_scale=multi_scale, device=config.device)
+    if config.checkpoint:
+        _check_checkpoint_dim(config.checkpoint, int(extractor.dim), extractor_name)
     for split, examples in (("train", train), ("test", test)):
         images, rows = _image_table(examples)
         cache = None
         if config.cache_dir:
-            name = f"vqa-{split}-{config.extractor}-{config.image_size}.npz"
+            name = f"vqa-{split}-{extractor_name}-{config.image_size}.npz"
             cache = Path(config.cache_dir) / name
         feats, boxes = cached_grid_features(
             images,
