@@ -32,12 +32,22 @@ import click
 @click.option("--steps", type=int, default=None, help="Override the preset's training steps.")
 @click.option(
     "--extractor",
+    type=click.Choice(["effnet-ms", "effnet"]),
     default="effnet-ms",
     show_default=True,
     help="Visual tokens (unimo features --extractor): effnet-ms or effnet.",
 )
+@click.option(
+    "--restart", is_flag=True, help="Remove OUT (a folder the demo made) and start afresh."
+)
 def demo(
-    out: Path, n_images: int, seed: int, preset: str, steps: int | None, extractor: str
+    out: Path,
+    n_images: int,
+    seed: int,
+    preset: str,
+    steps: int | None,
+    extractor: str,
+    restart: bool,
 ) -> None:
     """Run synth -> rewrite -> index build/mine -> features -> train -> eval and write
     OUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
@@ -49,8 +59,10 @@ def demo(
     Example:
       unimo demo --out runs/demo
       unimo demo --out runs/small --n-images 300 --steps 100
+      unimo demo --restart      # a folder made by an earlier version of the demo
     """
     from unimo_kit.demo import DemoConfig, run_demo
+    from unimo_kit.demo import restart as remove_demo
 
     config = DemoConfig(
         out=out,
@@ -61,6 +73,8 @@ def demo(
         extractor=extractor,
     )
     try:
+        if restart:
+            remove_demo(out)
         run_demo(config, echo=click.echo)
     except Exception as exc:  # a failed stage already printed its own message
         raise click.ClickException(f"demo stopped: {exc}") from exc

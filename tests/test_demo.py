@@ -3,6 +3,7 @@
 import json
 import stat
 
+import pytest
 from click.testing import CliRunner
 
 from unimo_kit.cli.main import cli
@@ -65,9 +66,31 @@ def test_stages_run_in_order_and_are_skipped_when_done(tmp_path):
     assert sum("done already, skipped" in line for line in lines) == len(names)
 
     changed = DemoConfig(out=config.out, n_images=50, train_steps=7)
-    run_demo(changed, echo=lines.append, python=python)  # only the changed stage reruns
+    run_demo(changed, echo=lines.append, python=python)  # the changed stage and all after it
     rerun = log.read_text().splitlines()[len(names) :]
-    assert len(rerun) == 1 and "--set steps=7" in rerun[0]
+    assert len(rerun) == len(names) - names.index("train")
+    assert "--set steps=7" in rerun[0] and rerun[1].startswith("-m unimo_kit.cli.main eval")
+
+
+def test_folder_of_an_earlier_demo_version_is_refused_until_restart(tmp_path):
+    from unimo_kit.demo import StaleDemoError, restart
+
+    python, log = _fake_python(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda line: None, python=python)
+    marker = config.out / ".stages" / "rewrite.json"
+    old = json.loads(marker.read_text())
+    del old["version"]  # as written by version 1
+    marker.write_text(json.dumps(old))
+    with pytest.raises(StaleDemoError, match=r"earlier version.*--restart"):
+        run_demo(config, echo=lambda line: None, python=python)
+    restart(config.out)
+    assert not config.out.exists()
+    run_demo(config, echo=lambda line: None, python=python)  # afresh: every stage runs
+    assert len(log.read_text().splitlines()) == 2 * len(build_stages(config))
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(StaleDemoError, match="does not look like a demo folder"):
+        restart(tmp_path / "mine")
 
 
 def test_failed_stage_stops_the_demo_with_a_clear_message(tmp_path):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -201,18 +202,60 @@ def eval_config(config: DemoConfig) -> dict:
     }
 
 
+# Bump when a stage's output changes meaning under the same command line, so that a demo
+# folder of an earlier version is not half reused. 2: negatives checked on gold scenes in
+# rewrite and mine, effnet-ms features, compositional subsets.
+DEMO_VERSION = 2
+
+
+class StaleDemoError(RuntimeError):
+    """The output folder holds a demo run of another :data:`DEMO_VERSION`."""
+
+
 def _marker(out: Path, stage: Stage) -> Path:
     return out / ".stages" / f"{stage.name}.json"
 
 
-def _is_done(out: Path, stage: Stage) -> bool:
-    marker = _marker(out, stage)
-    if not marker.exists():
-        return False
+def _read_marker(out: Path, stage: Stage) -> dict | None:
     try:
-        return json.loads(marker.read_text()).get("argv") == stage.argv
-    except json.JSONDecodeError:
-        return False
+        return json.loads(_marker(out, stage).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _is_done(out: Path, stage: Stage) -> bool:
+    marker = _read_marker(out, stage)
+    return (
+        marker is not None
+        and marker.get("argv") == stage.argv
+        and marker.get("version", 1) == DEMO_VERSION
+    )
+
+
+def _check_version(out: Path, stages: list[Stage]) -> None:
+    old = sorted(
+        {
+            marker.get("version", 1)
+            for stage in stages
+            if (marker := _read_marker(out, stage)) is not None
+            and marker.get("version", 1) != DEMO_VERSION
+        }
+    )
+    if old:
+        raise StaleDemoError(
+            f"{out} holds a demo run of an earlier version ({old[0]}; this is "
+            f"{DEMO_VERSION}) whose outputs do not fit this one's; rerun with --restart to "
+            "start it afresh, or pass another --out"
+        )
+
+
+def restart(out: Path) -> None:
+    """Remove a demo output folder (only one that the demo made: it holds ``.stages/``)."""
+    if not out.exists():
+        return
+    if not (out / ".stages").is_dir():
+        raise StaleDemoError(f"{out} does not look like a demo folder (no .stages/); not removed")
+    shutil.rmtree(out)
 
 
 def run_demo(
@@ -237,28 +280,32 @@ def run_demo(
     from unimo_kit.demo_report import write_report
 
     out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     stages = build_stages(config)
+    _check_version(out, stages)
+    out.mkdir(parents=True, exist_ok=True)
     eval_json = out / "eval.json"
     eval_text = json.dumps(eval_config(config), indent=2) + "\n"
     if not eval_json.exists() or eval_json.read_text() != eval_text:
         eval_json.write_text(eval_text)
     commands = ["#!/usr/bin/env bash", "# The commands `unimo demo` ran, in order.", "set -e"]
     timings: dict[str, float] = {}
+    upstream_ran = False  # once a stage runs, every later stage runs too (its inputs changed)
     for number, stage in enumerate(stages, start=1):
         line = "unimo " + shlex.join(stage.argv)
         commands.append(line)
         header = f"[{number}/{len(stages)}] {stage.name}: {stage.description}"
-        if _is_done(out, stage):
+        if not upstream_ran and _is_done(out, stage):
             echo(f"{header} -- done already, skipped")
             continue
+        upstream_ran = True
         echo(f"{header}\n    $ {line}")
         started = time.perf_counter()
         subprocess.run([python, "-m", "unimo_kit.cli.main", *stage.argv], check=True)
         timings[stage.name] = time.perf_counter() - started
         marker = _marker(out, stage)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"argv": stage.argv, "seconds": timings[stage.name]}))
+        record = {"argv": stage.argv, "seconds": timings[stage.name], "version": DEMO_VERSION}
+        marker.write_text(json.dumps(record))
         echo(f"    finished in {timings[stage.name]:.0f} s")
     (out / "commands.sh").write_text("\n".join(commands) + "\n")
     report = write_report(out)

@@ -128,7 +128,7 @@ def test_extractor_choice_and_checkpoint_dim_are_checked_before_extraction(tmp_p
     assert tuple(option.type.choices) == VQA_EXTRACTORS
     (tmp_path / "config.json").write_text(json.dumps({"visual_feat_dim": 1432}))
     _check_checkpoint_dim(str(tmp_path), 1432, "effnet-ms")
-    with pytest.raises(EvalError, match="takes 1432-d visual features.*try --extractor effnet-ms"):
+    with pytest.raises(EvalError, match=r"takes 1432-d visual features.*try --extractor effnet-ms"):
         _check_checkpoint_dim(str(tmp_path), 1280, "effnet")
     assert _vqa_extractor(VqaConfig()) == "effnet"
     assert _vqa_extractor(VqaConfig(extractor="effnet-ms")) == "effnet-ms"
