@@ -161,3 +161,11 @@ def test_hard_negative_rank_loss_matches_reference():
     assert plain["cmcl_loss"].item() == pytest.approx((i2t + t2i) / 2, rel=1e-6)
     with pytest.raises(ValueError, match="hard_negative_weight"):
         CMCLLoss(hard_negative_weight=-1.0)
+
+
+def test_rank_loss_needs_one_owner_per_hard_negative():
+    f = random_features(4)
+    f["neg_text_owner"] = f["neg_text_owner"][:-1]
+    with pytest.raises(ValueError, match="one pair index per hard negative"):
+        CMCLLoss(hard_negative_weight=1.0)(**f)
+    assert "cmcl_hardneg_acc" not in CMCLLoss()(**f)  # without the loss: metric skipped

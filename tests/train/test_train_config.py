@@ -70,3 +70,19 @@ def test_schedule_warms_up_then_follows_the_cosine():
     )
     values = [lr_at(s, **kw) for s in range(10, 110)]
     assert all(a >= b for a, b in itertools.pairwise(values))
+
+
+def test_hard_negative_weight_reaches_the_loss_only_where_hard_negatives_are_on():
+    from unimo_kit.model import create_model
+    from unimo_kit.train.distributed import DistInfo
+    from unimo_kit.train.trainer import build_objective
+
+    model = create_model("unimo-tiny", num_hidden_layers=1)
+    dist = DistInfo(rank=0, world_size=1, local_rank=0)
+    for preset, weight in (("synth-a-cmcl", 0.0), ("synth-b-negatives", 1.0)):
+        config = load_config(preset)
+        assert config.hard_negative_weight == 1.0  # the same in every arm (see above)
+        objective = build_objective(config, model, dist)
+        assert objective.cmcl_loss.hard_negative_weight == weight, preset
+    with pytest.raises(ValueError, match="hard_negative_weight"):
+        TrainConfig(hard_negative_weight=-0.5)

@@ -4,7 +4,8 @@
 - ``results.csv``: one line per (checkpoint, task) with every scalar metric flattened
   (per-category compositional accuracy as ``acc/<category>``, per slice of the test set as
   ``accuracy@<subset>`` and ``acc/<category>@<subset>``) and the hashes;
-- ``results.md``: one table per task (rows = checkpoints) and the mean ± std per group;
+- ``results.md``: one table per task (rows = checkpoints) and the mean ± std per group (per
+  category and per subset; the per-category accuracies of each subset are in the JSON/CSV);
 - ``plots/compositional-<task>.png`` (per-category accuracy bars, chance marked),
   ``plots/retrieval-<task>.png`` (R@K bars), ``plots/loss.png`` (loss curves from the runs'
   ``log.csv``). Bars show group means with ± std whiskers when a group has several seeds.
@@ -95,8 +96,10 @@ def markdown_tables(
             group_rows = [s for s in multi if s["name"] == name]
             task = group_rows[0]["task"]
             metrics = [m for m in MAIN_METRICS.get(task, []) if m in group_rows[0]["metrics"]]
-            if task == "compositional":
-                metrics += sorted(m for m in group_rows[0]["metrics"] if m.startswith("acc/"))
+            if task == "compositional":  # per category, then per subset (overall only)
+                keys = group_rows[0]["metrics"]
+                metrics += sorted(m for m in keys if m.startswith("acc/") and "@" not in m)
+                metrics += sorted(m for m in keys if m.startswith("accuracy@"))
             lines += [f"### {name}", ""]
             lines.append("| group | runs | " + " | ".join(metrics) + " |")
             lines.append("|---" * (len(metrics) + 2) + "|")

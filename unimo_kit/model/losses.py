@@ -207,8 +207,21 @@ class CMCLLoss(nn.Module):
             "cmcl_logit_scale": scale.detach(),
         }
         h = neg_text_features.shape[0]
+        if (
+            self.hard_negative_weight > 0
+            and h
+            and (neg_text_owner is None or neg_text_owner.shape[0] != h)
+        ):
+            raise ValueError(
+                f"the rank loss needs neg_text_owner with one pair index per hard negative "
+                f"({h}), got {None if neg_text_owner is None else tuple(neg_text_owner.shape)}"
+            )
         if neg_text_owner is not None and h and neg_text_owner.shape[0] == h:
-            with torch.autocast(device_type=device.type, enabled=False):
+            grad = self.hard_negative_weight > 0
+            with (
+                torch.autocast(device_type=device.type, enabled=False),
+                torch.set_grad_enabled(grad and torch.is_grad_enabled()),
+            ):
                 own = _upcast(image_features[neg_text_owner])  # (H, E)
                 s_pos = (own * _upcast(text_features[neg_text_owner])).sum(-1)  # (H,)
                 s_neg = (own * _upcast(neg_text_features)).sum(-1)  # (H,)
