@@ -86,6 +86,9 @@ def compositional(data_paths, images_dir, fmt, score, strict, output, **kw) -> N
         f"{'overall':<14} {results['accuracy']:>7.3f} {results['chance']:>7.3f} "
         f"{results['num_examples']:>6}   (macro {results['macro_accuracy']:.3f})"
     )
+    for subset, part in results.get("subsets", {}).items():
+        cats = "  ".join(f"{n} {c['accuracy']:.3f}" for n, c in part["categories"].items())
+        lines.append(f"{subset:<14} {part['accuracy']:>7.3f} ({part['num_examples']}): {cats}")
     if report.count:
         lines.append(report.summary())
     emit(results, output, "\n".join(lines))
