@@ -68,6 +68,11 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     "replaces the default widening of unimo-tiny (hidden 128, 4 heads, FFN 256).",
 )
 @click.option("--eval-each-epoch", is_flag=True, help="log test accuracy after every epoch.")
+@click.option(
+    "--predictions",
+    is_flag=True,
+    help="keep the answer given to each test question in the output (error analysis).",
+)
 @click.option("--device", help="torch device.")
 @output_option
 def vqa(
@@ -88,6 +93,7 @@ def vqa(
     max_test,
     overrides,
     eval_each_epoch,
+    predictions,
     device,
     output,
 ) -> None:
@@ -137,6 +143,7 @@ def vqa(
             device=device,
             model_overrides=model_overrides,
             eval_each_epoch=eval_each_epoch,
+            keep_predictions=predictions,
         )
         results = train_vqa(train, test, config)
     results["data"] = data if data == "easy-vqa" else f"{train_path},{test_path}"

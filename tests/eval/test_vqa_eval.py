@@ -67,9 +67,18 @@ SMALL = {
 def test_vqa_learns_colours(colour_vqa):
     train, test = colour_vqa
     config = VqaConfig(
-        epochs=30, batch_size=4, lr=3e-3, seed=0, head_hidden=64, threads=1, model_overrides=SMALL
+        epochs=30,
+        batch_size=4,
+        lr=3e-3,
+        seed=0,
+        head_hidden=64,
+        threads=1,
+        model_overrides=SMALL,
+        keep_predictions=True,
     )
     result = train_vqa(train, test, config, progress=False, extractor=ColourExtractor())
+    right = [p == ex.answer for p, ex in zip(result["predictions"], test, strict=True)]
+    assert sum(right) / len(test) == pytest.approx(result["accuracy"])
     assert result["num_train"] == 32 and result["num_test"] == 16
     assert result["answers"] == sorted({"blue", "gray", "green", "red", "no", "yes"})
     assert result["count_by_type"] == {"color": 8, "yes/no": 8}

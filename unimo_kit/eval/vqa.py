@@ -73,6 +73,7 @@ class VqaConfig:
     cache_dir: str | None = None  # where grid features are cached (.npz); None: no cache
     device: str | None = None  # torch device (None: cuda when visible, else cpu)
     eval_each_epoch: bool = False  # also log test accuracy after every epoch (learning curve)
+    keep_predictions: bool = False  # return the predicted answer of every test question
 
 
 def load_easy_vqa(split: str) -> list[VqaExample]:
@@ -241,6 +242,7 @@ def train_vqa(
 
     Returns:
         A results dict: ``accuracy`` (test), ``accuracy_by_type``, ``train_loss`` per epoch,
+        ``predictions`` (the answer given to each test question, with ``keep_predictions``),
         wall-clock timings in seconds (``feature_seconds``, ``train_seconds``,
         ``eval_seconds``, ``total_seconds``), ``cpu_seconds`` (process CPU time, all threads:
         the budget figure on a shared machine), sizes and the config.
@@ -345,7 +347,7 @@ def train_vqa(
     test_feats, test_rows = feats_by_split["test"]
 
     def evaluate() -> np.ndarray:
-        """(N_test,) bool: argmax answer == gold answer."""
+        """(N_test,) predicted answer ids (argmax)."""
         classifier.eval()
         predictions = []
         with torch.inference_mode():
@@ -357,7 +359,7 @@ def train_vqa(
                     test_ids[sl, :width].to(device), test_mask[sl, :width].to(device), v, bx
                 )  # (B, A)
                 predictions.append(logits.argmax(-1).cpu())
-        return (torch.cat(predictions) == test_labels).numpy()
+        return torch.cat(predictions).numpy()
 
     generator = torch.Generator().manual_seed(config.seed)
     accuracy_by_epoch = []
@@ -391,7 +393,7 @@ def train_vqa(
                 bar.set_postfix(loss=f"{total / seen:.4f}")
         epoch_losses.append(total / seen)
         if config.eval_each_epoch and epoch + 1 < config.epochs:
-            accuracy_by_epoch.append(float(evaluate().mean()))
+            accuracy_by_epoch.append(float((evaluate() == test_labels.numpy()).mean()))
             if progress:
                 print(
                     f"epoch {epoch + 1}: train loss {epoch_losses[-1]:.4f}, "
@@ -402,12 +404,16 @@ def train_vqa(
 
     # ---- test accuracy
     t0 = time.perf_counter()
-    correct = evaluate()
+    predicted = evaluate()
+    correct = predicted == test_labels.numpy()
     eval_seconds = time.perf_counter() - t0
 
     by_type: dict[str, list[bool]] = {}
     for ex, ok in zip(test, correct, strict=True):
         by_type.setdefault(question_type(ex.question), []).append(bool(ok))
+    extra = {}
+    if config.keep_predictions:
+        extra["predictions"] = [answers[i] for i in predicted.tolist()]
     return {
         "task": "vqa",
         "accuracy": float(correct.mean()),
@@ -431,4 +437,5 @@ def train_vqa(
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "config": dataclasses.asdict(config),
+        **extra,
     }
