@@ -50,6 +50,13 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     help="grid features: EfficientNet-Lite0's last stage (effnet), or with two earlier stages "
     "(effnet-ms, colour). Default: the checkpoint run's, else effnet.",
 )
+@click.option(
+    "--fusion",
+    type=click.Choice(["concat", "product"]),
+    default="concat",
+    show_default=True,
+    help="answer head input: [IMG; CLS; IMG*CLS] (product) or [IMG; CLS] (concat).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", type=int, help="torch CPU threads.")
 @click.option(
@@ -86,6 +93,7 @@ def vqa(
     batch_size,
     image_size,
     extractor,
+    fusion,
     seed,
     threads,
     cache_dir,
@@ -135,6 +143,7 @@ def vqa(
             batch_size=batch_size,
             image_size=image_size,
             extractor=extractor,
+            fusion=fusion,
             seed=seed,
             threads=threads,
             cache_dir=cache_dir,

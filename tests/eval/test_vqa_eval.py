@@ -141,3 +141,12 @@ def test_extractor_choice_and_checkpoint_dim_are_checked_before_extraction(tmp_p
         _check_checkpoint_dim(str(tmp_path), 1280, "effnet")
     assert _vqa_extractor(VqaConfig()) == "effnet"
     assert _vqa_extractor(VqaConfig(extractor="effnet-ms")) == "effnet-ms"
+
+
+def test_product_fusion_trains_and_bad_fusion_is_refused(colour_vqa):
+    train, test = colour_vqa
+    config = VqaConfig(epochs=1, batch_size=8, threads=1, model_overrides=SMALL, fusion="product")
+    result = train_vqa(train, test, config, progress=False, extractor=ColourExtractor())
+    assert result["config"]["fusion"] == "product" and 0 <= result["accuracy"] <= 1
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        train_vqa(train, test, VqaConfig(fusion="sum"), progress=False, extractor=ColourExtractor())

@@ -44,6 +44,7 @@ FRESH_MODEL = {"hidden_size": 128, "num_attention_heads": 4, "intermediate_size"
 
 
 VQA_EXTRACTORS = ("effnet", "effnet-ms")
+FUSIONS = ("concat", "product")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class VqaConfig:
     warmup: float = 0.05  # fraction of steps for linear warm-up
     max_question_tokens: int = 24  # word pieces per question, [CLS]/[SEP] included
     head_hidden: int = 256  # width of the answer MLP
+    fusion: str = "concat"  # answer MLP input: [IMG; CLS] ("concat") or [IMG; CLS; IMG*CLS]
     seed: int = 0  # seeds model init, shuffling and dropout
     threads: int | None = None  # torch CPU threads (None: torch's default)
     max_train: int | None = None  # use only the first N training questions (quick runs)
@@ -180,14 +182,21 @@ def _build_classifier(config: VqaConfig, num_answers: int, feat_dim: int) -> Any
         backbone = create_model(config.model, **overrides)
     hidden = backbone.config.hidden_size
 
+    if config.fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
+    parts = 3 if config.fusion == "product" else 2
+
     class VqaClassifier(nn.Module):
-        """Backbone + MLP over the concatenated [IMG] and [CLS] outputs."""
+        """Backbone + MLP over the [IMG] and [CLS] outputs: concatenated, and with ``product``
+        fusion also their elementwise product (the multiplicative fusion of VQA heads since
+        Anderson et al. 2018), which makes "is the asked colour the image's colour" a
+        near-linear feature instead of one the MLP has to discover."""
 
         def __init__(self) -> None:
             super().__init__()
             self.backbone = backbone
             self.head = nn.Sequential(
-                nn.Linear(2 * hidden, config.head_hidden),
+                nn.Linear(parts * hidden, config.head_hidden),
                 nn.GELU(),
                 nn.LayerNorm(config.head_hidden),
                 nn.Linear(config.head_hidden, num_answers),
@@ -200,8 +209,9 @@ def _build_classifier(config: VqaConfig, num_answers: int, feat_dim: int) -> Any
                 visual_feats=feats,
                 visual_boxes=boxes,
             )
-            pooled = torch.cat([out["img"], out["cls"]], dim=-1)  # (B, 2D)
-            return self.head(pooled)  # (B, A)
+            img, cls = out["img"], out["cls"]  # (B, D) each
+            fused = [img, cls, img * cls] if parts == 3 else [img, cls]
+            return self.head(torch.cat(fused, dim=-1))  # (B, A)
 
     return VqaClassifier()
 
