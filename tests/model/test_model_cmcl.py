@@ -30,8 +30,11 @@ def random_features(seed: int, b: int = 6, p_t: int = 4, p_v: int = 3, h: int = 
     }
 
 
-def reference_cmcl(f: dict, tau: float, hard_negatives: bool = True, positives: bool = True):
-    """UNIMO eq. 1 one row at a time: -log(Σ_pos exp(d/τ) / Σ_all exp(d/τ))."""
+def reference_cmcl(
+    f: dict, tau: float, hard_negatives: bool = True, positives: bool = True, own: bool = False
+):
+    """UNIMO eq. 1 one row at a time: -log(Σ_pos exp(d/τ) / Σ_all exp(d/τ)); with ``own`` a
+    hard negative is a candidate of its owner's row only."""
     ids = f["image_ids"].tolist()
     b = len(ids)
     # candidate texts for image rows: (feature, owner pair or None for a hard negative)
@@ -40,8 +43,11 @@ def reference_cmcl(f: dict, tau: float, hard_negatives: bool = True, positives: 
         texts += [
             (x, int(o)) for x, o in zip(f["pos_text_features"], f["pos_text_owner"], strict=True)
         ]
+    negatives = []
     if hard_negatives:
-        texts += [(x, None) for x in f["neg_text_features"]]
+        negatives = list(zip(f["neg_text_features"], f["neg_text_owner"].tolist(), strict=True))
+        if not own:
+            texts += [(x, None) for x, _ in negatives]
     images = [(f["image_features"][j], j) for j in range(b)]
     if positives:
         images += [
@@ -57,7 +63,10 @@ def reference_cmcl(f: dict, tau: float, hard_negatives: bool = True, positives: 
                 num += e
         return -math.log(num / den)
 
-    i2t = sum(row_loss(f["image_features"][i], i, texts) for i in range(b)) / b
+    def own_negatives(i):
+        return [(x, None) for x, o in negatives if o == i] if own else []
+
+    i2t = sum(row_loss(f["image_features"][i], i, texts + own_negatives(i)) for i in range(b)) / b
     t2i = sum(row_loss(f["text_features"][i], i, images) for i in range(b)) / b
     return i2t, t2i
 
@@ -169,3 +178,16 @@ def test_rank_loss_needs_one_owner_per_hard_negative():
     with pytest.raises(ValueError, match="one pair index per hard negative"):
         CMCLLoss(hard_negative_weight=1.0)(**f)
     assert "cmcl_hardneg_acc" not in CMCLLoss()(**f)  # without the loss: metric skipped
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_own_scope_hard_negatives_are_columns_of_their_pair_only(seed):
+    f = random_features(seed)
+    out = CMCLLoss(temperature=0.1, hard_negative_scope="own")(**f)
+    i2t, t2i = reference_cmcl(f, 0.1, own=True)
+    assert out["cmcl_i2t"].item() == pytest.approx(i2t, rel=1e-6)
+    assert out["cmcl_t2i"].item() == pytest.approx(t2i, rel=1e-6)
+    everyone, _ = reference_cmcl(f, 0.1)
+    assert i2t != pytest.approx(everyone)  # the scope changes the loss
+    with pytest.raises(ValueError, match="hard_negative_scope"):
+        CMCLLoss(hard_negative_scope="some")

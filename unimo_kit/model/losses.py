@@ -71,6 +71,10 @@ class CMCLLoss(nn.Module):
         gather_with_grad: backpropagate through the all_gather.
         rank, world_size: this process's rank and the number of processes.
         hard_negative_weight: weight of the rank loss on own hard negatives (0: off).
+        hard_negative_scope: ``"all"``: a hard negative is a column of every row (the
+            MultipleNegativesRankingLoss / NegCLIP way); ``"own"``: of its own pair's row only
+            (in a small world another pair's hard negative is often *true* of this pair's
+            image, e.g. a caption of another image).
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class CMCLLoss(nn.Module):
         temperature: float = 0.07,
         *,
         hard_negative_weight: float = 0.0,
+        hard_negative_scope: str = "all",
         learn_temperature: bool = False,
         max_logit_scale: float = 100.0,
         local_loss: bool = True,
@@ -91,6 +96,11 @@ class CMCLLoss(nn.Module):
         if hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {hard_negative_weight}")
         self.hard_negative_weight = hard_negative_weight
+        if hard_negative_scope not in ("all", "own"):
+            raise ValueError(
+                f"hard_negative_scope must be 'all' or 'own', got {hard_negative_scope!r}"
+            )
+        self.hard_negative_scope = hard_negative_scope
         init = torch.tensor(math.log(1.0 / temperature))
         if learn_temperature:
             self.log_scale = nn.Parameter(init)
@@ -153,12 +163,17 @@ class CMCLLoss(nn.Module):
         if neg_text_features is None:
             neg_text_features = text_features.new_zeros((0, text_features.shape[1]))
         no_owner = torch.full((neg_text_features.shape[0],), -1, device=device)
+        neg_owner = no_owner
+        if self.hard_negative_scope == "own":
+            if neg_text_owner is None or neg_text_owner.shape[0] != neg_text_features.shape[0]:
+                raise ValueError("hard_negative_scope='own' needs neg_text_owner per negative")
+            neg_owner = keys[neg_text_owner]
         groups = [
             (image_features, keys, image_ids),
             (text_features, keys, image_ids),
             group(pos_text_features, pos_text_owner, text_features),
             group(pos_image_features, pos_image_owner, image_features),
-            (neg_text_features, no_owner, no_owner),
+            (neg_text_features, neg_owner, no_owner),
         ]
         # float32 features before the gather: ranks agree on dtype whatever autocast did.
         groups = [(_upcast(f), k, i) for f, k, i in groups]
@@ -196,6 +211,11 @@ class CMCLLoss(nn.Module):
         with torch.autocast(device_type=device.type, enabled=False):
             scale = self.logit_scale
             i2t = scale * _upcast(img_rows) @ _upcast(text_cols).T  # (R, Ct)
+            if self.hard_negative_scope == "own" and neg_txt[0].shape[0]:
+                # a hard negative is a column of its own pair's row only
+                other = neg_txt[1][None] != row_keys[:, None]  # (R, H)
+                pad = torch.zeros(rows, text_cols.shape[0] - other.shape[1], dtype=torch.bool)
+                i2t = i2t.masked_fill(torch.cat([pad.to(device), other], dim=1), float("-inf"))
             t2i = scale * _upcast(txt_rows) @ _upcast(image_cols).T  # (R, Cv)
             # sum / rows: a rank without pairs joins the gathers and contributes 0
             loss_i2t = multi_positive_nce(i2t, i2t_pos).sum() / max(rows, 1)

@@ -68,6 +68,8 @@ class UnimoPretraining(nn.Module):
         use_hard_negatives: use ``neg_text_*`` as extra negatives (off = in-batch negatives).
         hard_negative_weight: weight of CMCL's rank loss on each pair's own hard negatives
             (:class:`CMCLLoss`; 0: hard negatives only join the batch softmax).
+        hard_negative_scope: ``"all"`` rows or only the ``"own"`` pair's row see a hard
+            negative (:class:`CMCLLoss`).
         use_extra_positives: use ``pos_text_*`` / ``pos_visual_*`` as extra positives.
         mlm_probability: fraction of word pieces to predict (BERT: 0.15).
         mrp_probability: fraction of regions to mask (UNIMO: 0.15).
@@ -91,6 +93,7 @@ class UnimoPretraining(nn.Module):
         learn_temperature: bool = False,
         use_hard_negatives: bool = True,
         hard_negative_weight: float = 0.0,
+        hard_negative_scope: str = "all",
         use_extra_positives: bool = True,
         mlm_probability: float = 0.15,
         mrp_probability: float = 0.15,
@@ -119,6 +122,7 @@ class UnimoPretraining(nn.Module):
         self.cmcl_loss = CMCLLoss(
             temperature,
             hard_negative_weight=hard_negative_weight if use_hard_negatives else 0.0,
+            hard_negative_scope=hard_negative_scope,
             learn_temperature=learn_temperature,
             local_loss=local_loss,
             gather_with_grad=gather_with_grad,

@@ -59,6 +59,7 @@ class TrainConfig:
     rewrite_negatives: bool = False  # + phrase/word-level hard negatives from rewrites
     sentence_negatives: bool = False  # + sentence-level hard negatives (captions of other images)
     hard_negative_weight: float = 0.0  # rank loss of each pair's own hard negatives (0: off)
+    hard_negative_scope: str = "all"  # hard negatives are columns of "all" rows or their "own"
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
     retrieval_positives: bool = False  # + retrieved texts and images as extra positives
     rewrite_on_the_fly: bool = True  # no rewrites file: make negatives with the rewriter
@@ -102,6 +103,10 @@ class TrainConfig:
             raise ValueError("grad_accum and steps must be >= 1")
         if self.batch_pairs + self.batch_texts + self.batch_images == 0:
             raise ValueError("batch_pairs, batch_texts and batch_images are all 0")
+        if self.hard_negative_scope not in ("all", "own"):
+            raise ValueError(
+                f"hard_negative_scope must be 'all' or 'own', got {self.hard_negative_scope!r}"
+            )
         if self.hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {self.hard_negative_weight}")
 

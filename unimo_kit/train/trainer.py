@@ -101,6 +101,7 @@ def build_objective(config: TrainConfig, model: torch.nn.Module, dist: DistInfo)
         learn_temperature=config.learn_temperature,
         use_hard_negatives=config.rewrite_negatives or config.sentence_negatives,
         hard_negative_weight=config.hard_negative_weight,
+        hard_negative_scope=config.hard_negative_scope,
         use_extra_positives=config.rewrite_positives or config.retrieval_positives,
         mlm_probability=config.mlm_probability,
         mrp_probability=config.mrp_probability,
