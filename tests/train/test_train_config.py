@@ -86,3 +86,10 @@ def test_hard_negative_weight_reaches_the_loss_only_where_hard_negatives_are_on(
         assert objective.cmcl_loss.hard_negative_weight == weight, preset
     with pytest.raises(ValueError, match="hard_negative_weight"):
         TrainConfig(hard_negative_weight=-0.5)
+
+
+def test_the_demo_preset_is_the_full_arm_without_sentence_negatives():
+    demo, full = load_config("synth-small"), load_config("synth-d-full")
+    differ = {f for f in TrainConfig.__dataclass_fields__ if getattr(demo, f) != getattr(full, f)}
+    assert differ == {"sentence_negatives", "steps"}
+    assert not demo.sentence_negatives and demo.steps == 1000
