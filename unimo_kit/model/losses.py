@@ -163,11 +163,16 @@ class CMCLLoss(nn.Module):
         if neg_text_features is None:
             neg_text_features = text_features.new_zeros((0, text_features.shape[1]))
         no_owner = torch.full((neg_text_features.shape[0],), -1, device=device)
-        neg_owner = no_owner
-        if self.hard_negative_scope == "own":
-            if neg_text_owner is None or neg_text_owner.shape[0] != neg_text_features.shape[0]:
-                raise ValueError("hard_negative_scope='own' needs neg_text_owner per negative")
-            neg_owner = keys[neg_text_owner]
+        h = neg_text_features.shape[0]
+        owners_given = neg_text_owner is not None and neg_text_owner.shape[0] == h
+        needs_owners = self.hard_negative_weight > 0 or self.hard_negative_scope == "own"
+        if h and needs_owners and not owners_given:
+            raise ValueError(
+                "hard_negative_weight > 0 and hard_negative_scope='own' need neg_text_owner with "
+                f"one pair index per hard negative ({h}), got "
+                f"{None if neg_text_owner is None else tuple(neg_text_owner.shape)}"
+            )
+        neg_owner = keys[neg_text_owner] if self.hard_negative_scope == "own" and h else no_owner
         groups = [
             (image_features, keys, image_ids),
             (text_features, keys, image_ids),
@@ -214,8 +219,10 @@ class CMCLLoss(nn.Module):
             if self.hard_negative_scope == "own" and neg_txt[0].shape[0]:
                 # a hard negative is a column of its own pair's row only
                 other = neg_txt[1][None] != row_keys[:, None]  # (R, H)
-                pad = torch.zeros(rows, text_cols.shape[0] - other.shape[1], dtype=torch.bool)
-                i2t = i2t.masked_fill(torch.cat([pad.to(device), other], dim=1), float("-inf"))
+                pad = torch.zeros(
+                    rows, text_cols.shape[0] - other.shape[1], dtype=torch.bool, device=device
+                )
+                i2t = i2t.masked_fill(torch.cat([pad, other], dim=1), float("-inf"))
             t2i = scale * _upcast(txt_rows) @ _upcast(image_cols).T  # (R, Cv)
             # sum / rows: a rank without pairs joins the gathers and contributes 0
             loss_i2t = multi_positive_nce(i2t, i2t_pos).sum() / max(rows, 1)
@@ -226,17 +233,7 @@ class CMCLLoss(nn.Module):
             "cmcl_t2i": loss_t2i.detach(),
             "cmcl_logit_scale": scale.detach(),
         }
-        h = neg_text_features.shape[0]
-        if (
-            self.hard_negative_weight > 0
-            and h
-            and (neg_text_owner is None or neg_text_owner.shape[0] != h)
-        ):
-            raise ValueError(
-                f"the rank loss needs neg_text_owner with one pair index per hard negative "
-                f"({h}), got {None if neg_text_owner is None else tuple(neg_text_owner.shape)}"
-            )
-        if neg_text_owner is not None and h and neg_text_owner.shape[0] == h:
+        if h and owners_given:
             grad = self.hard_negative_weight > 0
             with (
                 torch.autocast(device_type=device.type, enabled=False),
