@@ -15,10 +15,10 @@ class CountingParser:
         self.inner = SceneGraphParser()
         self.parsed: list[str] = []
 
-    def parse_many(self, texts):
+    def parse_each(self, texts):
         texts = list(texts)
         self.parsed += texts
-        return self.inner.parse_many(texts)
+        return self.inner.parse_each(texts)
 
 
 def _scene() -> Scene:

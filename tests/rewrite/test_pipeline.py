@@ -137,3 +137,21 @@ def test_config_validation_and_caption_problem():
     assert caption_problem("a dog") is None
     assert caption_problem("   ") == "empty caption"
     assert caption_problem("12 34") == "caption has no letters"
+
+
+def test_parse_each_keeps_the_others_when_one_caption_breaks_the_parser(parser):
+    from unimo_kit.rewrite.parser import SceneGraphParser
+
+    class Fragile(SceneGraphParser):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def parse_many(self, texts):
+            texts = list(texts)
+            if "BOOM" in texts:
+                raise RuntimeError("broken caption")
+            return self.inner.parse_many(texts)
+
+    graphs = Fragile(parser).parse_each(["a red circle", "BOOM", "a blue square"])
+    assert [g.entities[0].name for g in (graphs[0], graphs[2])] == ["circle", "square"]
+    assert isinstance(graphs[1], RuntimeError)

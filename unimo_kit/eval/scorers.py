@@ -216,6 +216,14 @@ class UnimoScorer:
             mask[i, :k] = True
         return feats, boxes, mask
 
+    def _visual_tensors(self, images: list[Any]) -> tuple[Any, Any, Any]:
+        """:meth:`visual_tokens` as float32 / bool tensors on the scorer's device."""
+        import torch
+
+        feats, boxes, mask = self.visual_tokens(images)
+        feats = np.ascontiguousarray(feats, dtype=np.float32)
+        return tuple(torch.from_numpy(x).to(self.device) for x in (feats, boxes, mask))
+
     def caption_log_likelihood(
         self, images: list[Any], texts: list[str], *, per_token: bool = False
     ) -> np.ndarray:
@@ -241,7 +249,7 @@ class UnimoScorer:
         with torch.inference_mode():
             for sl in _batches(len(texts), self.batch_size):
                 idx = order[sl]
-                feats, boxes, mask = self.visual_tokens([images[i] for i in idx])
+                visual = self._visual_tensors([images[i] for i in idx])
                 ids = self.tokenizer(
                     [texts[i] for i in idx],
                     add_special_tokens=False,
@@ -250,9 +258,7 @@ class UnimoScorer:
                 )["input_ids"]
                 scores = score_sequences(
                     self.model,
-                    torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(self.device),
-                    torch.from_numpy(boxes).to(self.device),
-                    torch.from_numpy(mask).to(self.device),
+                    *visual,
                     [list(x) for x in ids],
                     [True] * len(idx),
                 )  # (B,)
@@ -268,12 +274,7 @@ class UnimoScorer:
         out = np.zeros((len(images), self.model.config.output_dim), dtype=np.float32)
         with torch.inference_mode():
             for sl in _batches(len(images), self.batch_size):
-                feats, boxes, mask = self.visual_tokens(list(images[sl]))
-                z = self.model.encode_image(
-                    torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(self.device),
-                    torch.from_numpy(boxes).to(self.device),
-                    torch.from_numpy(mask).to(self.device),
-                )  # (B, E)
+                z = self.model.encode_image(*self._visual_tensors(list(images[sl])))  # (B, E)
                 out[sl] = z.float().cpu().numpy()
         return _normalise(out)
 

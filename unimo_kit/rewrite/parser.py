@@ -46,7 +46,7 @@ valid for the original string).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph
@@ -178,6 +178,21 @@ class SceneGraphParser:
         """Parse one caption. Never raises on odd input (empty, non-English, control
         characters); captions over :data:`MAX_CHARS` characters are truncated."""
         return next(self.parse_many([text]))
+
+    def parse_each(self, texts: Sequence[str]) -> list[SceneGraph | Exception]:
+        """Graphs for ``texts`` in one :meth:`parse_many` batch; if the batch fails, each text
+        is parsed alone and the one that breaks gets its exception in its place, so the others
+        are not lost."""
+        try:
+            return list(self.parse_many(texts))
+        except Exception:
+            out: list[SceneGraph | Exception] = []
+            for text in texts:
+                try:
+                    out.append(self.parse(text))
+                except Exception as exc:
+                    out.append(exc)
+            return out
 
     def parse_many(self, texts: Iterable[str]) -> Iterator[SceneGraph]:
         """Parse captions lazily in ``nlp.pipe`` batches, yielding graphs in input order."""

@@ -193,17 +193,7 @@ def _init_worker(config: RewriteConfig, vocab: Vocabulary | None) -> None:
 
 def _parse(captions: Sequence[str]) -> list[Any]:
     """Graphs for ``captions`` (an exception object where the parser fails on one)."""
-    parser = _STATE["parser"]
-    try:
-        return list(parser.parse_many(captions))
-    except Exception:  # find the caption that breaks it, keep the others
-        out: list[Any] = []
-        for caption in captions:
-            try:
-                out.append(parser.parse(caption))
-            except Exception as exc:
-                out.append(exc)
-        return out
+    return _STATE["parser"].parse_each(captions)
 
 
 def _vocab_chunk(captions: list[str]) -> Vocabulary:

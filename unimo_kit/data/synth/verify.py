@@ -29,8 +29,8 @@ class SceneChecker:
 
     Args:
         scenes: a ``scenes.jsonl`` path or a mapping ``scene id -> Scene``.
-        parser: a :class:`~unimo_kit.rewrite.parser.SceneGraphParser` (default: one on the
-            packaged spaCy pipeline, loaded on first use).
+        parser: a :class:`~unimo_kit.rewrite.parser.SceneGraphParser` or anything with its
+            ``parse_each`` (default: one on the packaged spaCy pipeline, loaded on first use).
     """
 
     def __init__(self, scenes: str | os.PathLike | Mapping[str, Scene], parser: Any = None):
@@ -55,11 +55,7 @@ class SceneChecker:
         id without a gold scene counts as false (nothing to check against: keep)."""
         new = list(dict.fromkeys(t for s, t in items if s in self.scenes and t not in self._graphs))
         if new:
-            try:
-                parsed: list[Any] = list(self.parser.parse_many(new))
-            except Exception:  # find the caption that breaks it, keep the others
-                parsed = [_parse_or_error(self.parser, text) for text in new]
-            self._graphs.update(zip(new, parsed, strict=True))
+            self._graphs.update(zip(new, self.parser.parse_each(new), strict=True))
         out = []
         for scene_id, text in items:
             scene = self.scenes.get(scene_id)
@@ -94,14 +90,8 @@ class SceneChecker:
                 if true or (key is not None and key in groups):
                     continue
                 kept.append(candidate)
-                groups.add(key)
+                if key is not None:
+                    groups.add(key)
                 if len(kept) == k:
                     return kept
         return kept
-
-
-def _parse_or_error(parser: Any, text: str) -> Any:
-    try:
-        return parser.parse(text)
-    except Exception as exc:
-        return exc
