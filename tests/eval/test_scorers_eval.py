@@ -90,6 +90,38 @@ def test_on_the_fly_extraction_matches_extractor(tmp_path, tiny_world):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_on_the_fly_scoring_extracts_each_image_once(tiny_world):
+    """Without a features store, the generative score reads each distinct image once per call
+    (a compositional item repeats its image for every caption) and equals pair-by-pair
+    scoring."""
+    import torch
+
+    from unimo_kit.features import build_extractor
+    from unimo_kit.model import create_model
+
+    torch.manual_seed(0)
+    model = create_model("unimo-tiny")
+    extractor = build_extractor("effnet-random", device="cpu")
+    seen: list[int] = []
+
+    class Counting:
+        dim, preprocess = extractor.dim, extractor.preprocess
+
+        def __call__(self, pixels):
+            seen.append(len(pixels))
+            return extractor(pixels)
+
+    scorer = UnimoScorer(model, extractor=Counting(), device="cpu", batch_size=4)
+    paths = [str(tiny_world / "images" / f"img-00{i}.png") for i in range(3)]
+    images = [paths[0], paths[1], paths[0], paths[2], paths[1], paths[0]]
+    texts = ["a red square", "a blue circle", "a blue square", "x", "a red circle", "red"]
+    got = scorer.caption_log_likelihood(images, texts)
+    assert sum(seen) == 3
+    pairs = zip(images, texts, strict=True)
+    want = [scorer.caption_log_likelihood([im], [t])[0] for im, t in pairs]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def random_open_clip(tmp_path_factory):
     """A tiny open_clip model with random weights from a custom config (no download)."""

@@ -91,6 +91,11 @@ def run_trained_seq2seq(checkpoint: str | os.PathLike) -> bool | None:
     return None
 
 
+def _image_key(image: Any) -> Any:
+    """A hashable key of an image path or an in-memory (PIL) image."""
+    return image if isinstance(image, (str, os.PathLike)) else id(image)
+
+
 class UnimoScorer:
     """CMCL embeddings of a unimo checkpoint (and, for compositional tests, the generative
     score of its captioning head: :meth:`caption_log_likelihood`).
@@ -194,16 +199,23 @@ class UnimoScorer:
                 continue
         raise KeyError(f"image {image!r} (id {Path(image).stem!r}) is not in the features store")
 
-    def visual_tokens(self, images: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def visual_tokens(
+        self, images: list[Any], cache: dict[Any, dict[str, np.ndarray]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Padded feats (B, N, F), boxes (B, N, 5), mask (B, N) for ``images`` (paths, or PIL
-        images, which are always extracted on the fly)."""
+        images, which are always extracted on the fly).
+
+        Args:
+            cache: for on-the-fly features: image key -> its tokens, read and filled here, so
+                that a caller scoring an image in several batches extracts it once. Each
+                distinct image of one call is extracted once in any case.
+        """
         from PIL import Image
 
         if self.features is None or any(isinstance(im, Image.Image) for im in images):
-            from unimo_kit.eval.visual import extract_images
-
-            return extract_images(self.extractor, images, batch_size=self.batch_size)
-        items = [self._store_lookup(im) for im in images]
+            items = self._extract(images, {} if cache is None else cache)
+        else:
+            items = [self._store_lookup(im) for im in images]
         n = max(len(it["feats"]) for it in items)
         dim = items[0]["feats"].shape[1]
         feats = np.zeros((len(items), n, dim), dtype=np.float32)
@@ -216,11 +228,30 @@ class UnimoScorer:
             mask[i, :k] = True
         return feats, boxes, mask
 
-    def _visual_tensors(self, images: list[Any]) -> tuple[Any, Any, Any]:
+    def _extract(
+        self, images: list[Any], cache: dict[Any, dict[str, np.ndarray]]
+    ) -> list[dict[str, np.ndarray]]:
+        """Tokens of each image, extracting those not in ``cache`` (once each) into it."""
+        from unimo_kit.eval.visual import extract_images
+
+        keys = [_image_key(im) for im in images]
+        missing = {key: im for key, im in zip(keys, images, strict=True) if key not in cache}
+        if missing:
+            feats, boxes, mask = extract_images(
+                self.extractor, list(missing.values()), batch_size=self.batch_size
+            )
+            for row, key in enumerate(missing):
+                k = int(mask[row].sum())  # valid tokens come first
+                cache[key] = {"feats": feats[row, :k], "boxes": boxes[row, :k]}
+        return [cache[key] for key in keys]
+
+    def _visual_tensors(
+        self, images: list[Any], cache: dict[Any, dict[str, np.ndarray]] | None = None
+    ) -> tuple[Any, Any, Any]:
         """:meth:`visual_tokens` as float32 / bool tensors on the scorer's device."""
         import torch
 
-        feats, boxes, mask = self.visual_tokens(images)
+        feats, boxes, mask = self.visual_tokens(images, cache)
         feats = np.ascontiguousarray(feats, dtype=np.float32)
         return tuple(torch.from_numpy(x).to(self.device) for x in (feats, boxes, mask))
 
@@ -246,10 +277,23 @@ class UnimoScorer:
             raise ValueError(f"{len(images)} images but {len(texts)} texts")
         out = np.zeros(len(texts), dtype=np.float64)
         order = np.argsort([-len(t) for t in texts], kind="stable")
+        if self.features is None:
+            # on-the-fly features: keep each image's captions in one batch, so that
+            # visual_tokens extracts the image once for all of them
+            first: dict[Any, int] = {}
+            for i in order:
+                first.setdefault(_image_key(images[i]), len(first))
+            order = sorted(order, key=lambda i: first[_image_key(images[i])])
+            order = np.asarray(order, dtype=np.int64)
+        cache: dict[Any, dict[str, np.ndarray]] = {}
         with torch.inference_mode():
             for sl in _batches(len(texts), self.batch_size):
                 idx = order[sl]
-                visual = self._visual_tensors([images[i] for i in idx])
+                batch_images = [images[i] for i in idx]
+                visual = self._visual_tensors(batch_images, cache)
+                # an image's captions are consecutive: only this batch's images can recur
+                keep = {_image_key(im) for im in batch_images}
+                cache = {key: v for key, v in cache.items() if key in keep}
                 ids = self.tokenizer(
                     [texts[i] for i in idx],
                     add_special_tokens=False,
