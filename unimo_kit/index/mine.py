@@ -32,7 +32,7 @@ import numpy as np
 
 from unimo_kit.index.encoders import l2_normalize
 from unimo_kit.index.store import IndexStore, IndexStoreError
-from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard
+from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, first_per_group
 
 
 @dataclass
@@ -197,14 +197,7 @@ class Miner:
             return self.checker.keep_false(
                 pair_id, candidates, k, text=lambda h: h["text"], group=lambda h: h["pair_id"]
             )
-        kept, seen = [], set()
-        for hit in candidates:
-            if hit["pair_id"] not in seen:
-                seen.add(hit["pair_id"])
-                kept.append(hit)
-                if len(kept) == k:
-                    break
-        return kept
+        return first_per_group(candidates, k, group=lambda h: h["pair_id"])
 
     def _fetch(self, keep: int) -> int:
         return keep * self.config.fetch_factor + 8

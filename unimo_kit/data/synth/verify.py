@@ -15,11 +15,12 @@ the stages keep only false ones.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from unimo_kit.data.synth.scene import Scene, load_scenes
 from unimo_kit.data.synth.semantics import satisfies
+from unimo_kit.utils.select import first_per_group
 
 T = TypeVar("T")
 
@@ -80,18 +81,11 @@ class SceneChecker:
         as false when the scene is unknown), at most one per ``group`` (e.g. one caption per
         neighbouring image). Candidates are checked lazily, ``batch`` at a time, so a long
         list costs only what is needed to fill ``k``."""
-        kept: list[T] = []
-        groups: set[Hashable] = set()
-        for start in range(0, len(candidates), batch):
-            chunk = list(candidates[start : start + batch])
-            flags = self.true_of([(scene_id, text(c)) for c in chunk])
-            for candidate, true in zip(chunk, flags, strict=True):
-                key = group(candidate) if group else None
-                if true or (key is not None and key in groups):
-                    continue
-                kept.append(candidate)
-                if key is not None:
-                    groups.add(key)
-                if len(kept) == k:
-                    return kept
-        return kept
+
+        def false_ones() -> Iterator[T]:
+            for start in range(0, len(candidates), batch):
+                chunk = list(candidates[start : start + batch])
+                flags = self.true_of([(scene_id, text(c)) for c in chunk])
+                yield from (c for c, true in zip(chunk, flags, strict=True) if not true)
+
+        return first_per_group(false_ones(), k, group)
