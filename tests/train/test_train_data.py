@@ -86,6 +86,20 @@ def test_switches_leave_out_extras(tiny_overrides, tokenizer):
     assert not any(k.startswith(("pos_", "neg_", "textonly", "imageonly")) for k in batch)
 
 
+def test_negative_types_keep_only_those_rewritten_negatives(tiny_overrides, tokenizer):
+    """The world's rewritten negatives are all replace-att: kept when that type is asked
+    for, none left when only swap-att is."""
+    batches = {}
+    for types in (["replace-att"], ["swap-att"]):
+        config = load_config("tiny", {**tiny_overrides, "negative_types": types})
+        data = UnimoTrainData(config.resolved(), tokenizer)
+        batches[types[0]] = data[data.make_sampler().next_spec()]
+    assert len(batches["replace-att"]["neg_text_owner"]) == config.batch_pairs
+    assert "neg_text_input_ids" not in batches["swap-att"]
+    with pytest.raises(ValueError, match="negative_types must be a non-empty list"):
+        load_config("tiny", {**tiny_overrides, "negative_types": ["swap-colour"]})
+
+
 def test_pad_visual_keeps_class_probs_when_every_item_has_them():
     items = [
         {

@@ -58,6 +58,7 @@ class TrainConfig:
     cmcl: bool = True  # cross-modal contrastive learning (in-batch negatives at least)
     rewrite_negatives: bool = False  # + phrase/word-level hard negatives from rewrites
     sentence_negatives: bool = False  # + sentence-level hard negatives (captions of other images)
+    negative_types: list[str] | None = None  # rewritten negative types to train on (None: all)
     hard_negative_weight: float = 0.0  # rank loss of each pair's own hard negatives (0: off)
     hard_negative_scope: str = "all"  # hard negatives are columns of "all" rows or their "own"
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
@@ -107,6 +108,16 @@ class TrainConfig:
             raise ValueError(
                 f"hard_negative_scope must be 'all' or 'own', got {self.hard_negative_scope!r}"
             )
+        if self.negative_types is not None:
+            from unimo_kit.rewrite.negatives import NEGATIVE_TYPES
+
+            self.negative_types = list(self.negative_types)
+            unknown = sorted(set(self.negative_types) - set(NEGATIVE_TYPES))
+            if unknown or not self.negative_types:
+                raise ValueError(
+                    f"negative_types must be a non-empty list of {list(NEGATIVE_TYPES)}, "
+                    f"got {self.negative_types!r}"
+                )
         if self.hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {self.hard_negative_weight}")
 

@@ -220,7 +220,10 @@ class OnTheFlyRewrites:
         item = self.dataset[i]
         return {
             "positives": [{"text": t} for t in item["positives"]],
-            "negatives": [{"text": t} for t in item["negatives"]],
+            "negatives": [
+                {"text": t, "type": k}
+                for t, k in zip(item["negatives"], item["negative_types"], strict=True)
+            ],
             "sentence_negatives": [],
         }
 
@@ -368,7 +371,11 @@ class UnimoTrainData(torch.utils.data.Dataset):
             if c.rewrite_positives:
                 pos_texts += [p["text"] for p in rewrite.get("positives", [])]
             if c.rewrite_negatives:
-                neg_texts += [n["text"] for n in rewrite.get("negatives", [])]
+                neg_texts += [
+                    n["text"]
+                    for n in rewrite.get("negatives", [])
+                    if c.negative_types is None or n.get("type") in c.negative_types
+                ]
             if c.sentence_negatives:
                 neg_texts += [n["text"] for n in rewrite.get("sentence_negatives", [])]
         if retrieved is not None:
