@@ -79,9 +79,13 @@ def compositional(data_paths, images_dir, fmt, score, strict, output, **kw) -> N
         scorer = build_scorer_from_options(kw)
         results = evaluate_compositional(scorer, examples, data=",".join(data_paths), score=score)
         results["skipped_records"] = report.count
-    lines = [f"{'category':<14} {'acc':>7} {'chance':>7} {'n':>6}"]
+    lines = [f"{'category':<14} {'acc':>7} {'chance':>7} {'n':>6}   95% CI         p(>chance)"]
     for name, c in results["categories"].items():
-        lines.append(f"{name:<14} {c['accuracy']:>7.3f} {c['chance']:>7.3f} {c['count']:>6}")
+        lo, hi = c["ci95"]
+        lines.append(
+            f"{name:<14} {c['accuracy']:>7.3f} {c['chance']:>7.3f} {c['count']:>6}   "
+            f"[{lo:.3f}, {hi:.3f}]  {c['p_above_chance']:.2g}"
+        )
     lines.append(
         f"{'overall':<14} {results['accuracy']:>7.3f} {results['chance']:>7.3f} "
         f"{results['num_examples']:>6}   (macro {results['macro_accuracy']:.3f})"

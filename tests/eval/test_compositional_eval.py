@@ -21,11 +21,35 @@ def test_accuracy_hand_computed_ties_are_wrong():
     m = compositional_accuracy(pos, neg, cats)
     # example 1 correct, 2 a tie (wrong), 3 loses to 0.6, 4 beats both
     assert m["accuracy"] == 0.5
-    assert m["categories"]["replace-att"] == {"accuracy": 0.5, "chance": 0.5, "count": 2}
+    ra = m["categories"]["replace-att"]
+    assert {k: ra[k] for k in ("accuracy", "chance", "count")} == {
+        "accuracy": 0.5,
+        "chance": 0.5,
+        "count": 2,
+    }
+    # 1 of 2 at chance 1/2: P(X >= 1) = 3/4; Wilson 95 %: 0.5 ± 0.4055
+    assert ra["p_above_chance"] == pytest.approx(0.75)
+    assert ra["ci95"] == pytest.approx([0.0945312, 0.9054688], abs=1e-6)
     assert m["categories"]["swap-obj"]["accuracy"] == 0.5
     assert m["categories"]["swap-obj"]["chance"] == pytest.approx(1 / 3)
     assert m["chance"] == pytest.approx((0.5 + 0.5 + 1 / 3 + 1 / 3) / 4)
     assert m["macro_accuracy"] == 0.5
+
+
+def test_chance_statistics_hand_computed():
+    from unimo_kit.eval.compositional import binomial_p_above, wilson_interval
+
+    # 8 of 10 at 1/2: (C(10,8) + C(10,9) + C(10,10)) / 2^10 = 56 / 1024
+    assert binomial_p_above(8, 10, 0.5) == pytest.approx(56 / 1024)
+    assert binomial_p_above(0, 10, 0.5) == pytest.approx(1.0)
+    # 2 of 3 at 1/3 (two negatives each): 3 * (1/3)^2 * (2/3) + (1/3)^3 = 7/27
+    assert binomial_p_above(2, 3, 1 / 3) == pytest.approx(7 / 27)
+    lo, hi = wilson_interval(8, 10)
+    assert (lo, hi) == pytest.approx((0.490162, 0.943318), abs=1e-6)
+    # large n: no overflow; 5,400 of 10,000 is far above chance, 5,000 is not
+    assert binomial_p_above(5400, 10_000, 0.5) < 1e-14
+    assert 0.49 < binomial_p_above(5000, 10_000, 0.5) < 0.51
+    assert wilson_interval(0, 0) != wilson_interval(0, 0)  # nan for no items
 
 
 class ConstantScorer:
@@ -142,7 +166,9 @@ def test_subsets_are_reported_on_their_own(tmp_path):
     assert set(m["subsets"]) == {"held-out", "seen"}
     held = m["subsets"]["held-out"]
     assert held["accuracy"] == 0.5 and held["num_examples"] == 2
-    assert held["categories"] == {"swap-obj": {"accuracy": 0.5, "chance": 0.5, "count": 2}}
+    assert list(held["categories"]) == ["swap-obj"]
+    swap = held["categories"]["swap-obj"]
+    assert (swap["accuracy"], swap["chance"], swap["count"]) == (0.5, 0.5, 2)
     assert m["subsets"]["seen"]["categories"]["replace-att"]["count"] == 1
     assert "subsets" not in compositional_accuracy(pos, neg, cats)
 

@@ -22,6 +22,7 @@ Input formats (all loaded by :func:`load_compositional`):
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -204,9 +205,13 @@ def compositional_accuracy(
 
     Returns:
         ``{"accuracy", "macro_accuracy", "chance", "num_examples", "categories":
-        {name: {"accuracy", "chance", "count"}}}``, plus ``"subsets": {slice: {the same keys
-        over that slice's examples}}`` when some example has a slice; accuracies in [0, 1].
-        Correct means the positive scores strictly above every negative (ties are wrong).
+        {name: {"accuracy", "chance", "count", "ci95", "p_above_chance"}}}``, plus
+        ``"subsets": {slice: {the same keys over that slice's examples}}`` when some example
+        has a slice; accuracies in [0, 1]. Correct means the positive scores strictly above
+        every negative (ties are wrong). ``ci95`` is the Wilson 95 % interval of the
+        accuracy; ``p_above_chance`` the one-sided exact binomial p-value of doing at least
+        this well by guessing (at the category's mean chance, exact when its items have
+        equally many negatives).
     """
     positive_scores = np.asarray(positive_scores, dtype=np.float64)
     if not (len(positive_scores) == len(negative_scores) == len(categories)):
@@ -229,14 +234,50 @@ def compositional_accuracy(
     return out
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % by default); ``(nan, nan)`` for
+    ``n == 0``."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def binomial_p_above(successes: int, n: int, p0: float) -> float:
+    """One-sided exact binomial test: P(X >= successes) for X ~ Binomial(n, p0), the chance
+    of doing at least this well by guessing. Summed in log space (no overflow for large n)."""
+    if n == 0:
+        return float("nan")
+    if p0 <= 0:
+        return 0.0 if successes > 0 else 1.0
+    if p0 >= 1:
+        return 1.0
+    log_terms = [
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + k * math.log(p0)
+        + (n - k) * math.log1p(-p0)
+        for k in range(successes, n + 1)
+    ]
+    top = max(log_terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in log_terms))
+
+
 def _accuracies(correct: np.ndarray, chance: np.ndarray, cats: np.ndarray) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {}
     for name in sorted(set(cats.tolist())):
         sel = cats == name
+        n, hits, p0 = int(sel.sum()), int(correct[sel].sum()), float(chance[sel].mean())
         per[name] = {
-            "accuracy": float(correct[sel].mean()),
-            "chance": float(chance[sel].mean()),
-            "count": int(sel.sum()),
+            "accuracy": hits / n,
+            "chance": p0,
+            "count": n,
+            "ci95": list(wilson_interval(hits, n)),
+            "p_above_chance": binomial_p_above(hits, n, p0),
         }
     n = len(correct)
     return {
