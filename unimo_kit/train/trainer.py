@@ -181,7 +181,7 @@ def train(
         for kind, count in data.without_features.items():
             if count:
                 logger.warning("%d %s without features in %s skipped", count, kind, config.features)
-        if data.skipped:
+        if data.skipped.count:
             logger.warning(data.skipped.summary())
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
