@@ -191,3 +191,16 @@ def test_own_scope_hard_negatives_are_columns_of_their_pair_only(seed):
     assert i2t != pytest.approx(everyone)  # the scope changes the loss
     with pytest.raises(ValueError, match="hard_negative_scope"):
         CMCLLoss(hard_negative_scope="some")
+
+
+def test_rank_scope_keeps_hard_negatives_out_of_the_batch_softmax():
+    """scope "rank": the batch loss is the one without hard negatives, plus w * rank loss."""
+    f = random_features(3)
+    out = CMCLLoss(temperature=0.1, hard_negative_weight=0.5, hard_negative_scope="rank")(**f)
+    i2t, t2i = reference_cmcl(f, 0.1, hard_negatives=False)
+    assert out["cmcl_i2t"].item() == pytest.approx(i2t, rel=1e-6)
+    assert out["cmcl_t2i"].item() == pytest.approx(t2i, rel=1e-6)
+    rank = out["cmcl_hardneg_rank"].item()
+    assert out["cmcl_loss"].item() == pytest.approx((i2t + t2i) / 2 + 0.5 * rank, rel=1e-6)
+    with pytest.raises(ValueError, match="hard_negative_weight > 0"):
+        CMCLLoss(hard_negative_scope="rank")

@@ -86,6 +86,10 @@ def test_hard_negative_weight_reaches_the_loss_only_where_hard_negatives_are_on(
         assert objective.cmcl_loss.hard_negative_weight == weight, preset
     with pytest.raises(ValueError, match="hard_negative_weight"):
         TrainConfig(hard_negative_weight=-0.5)
+    with pytest.raises(ValueError, match="'rank' needs hard_negative_weight > 0"):
+        TrainConfig(hard_negative_scope="rank")
+    rank_only = load_config("synth-b-negatives", {"hard_negative_scope": "rank"})
+    assert build_objective(rank_only, model, dist).cmcl_loss.hard_negative_scope == "rank"
 
 
 def test_the_demo_preset_is_the_full_arm_without_sentence_negatives():

@@ -15,6 +15,10 @@ from torch import Tensor, nn
 from unimo_kit.model.distributed import gather_features
 
 IGNORE_INDEX = -100
+#: Where hard negatives enter CMCL: columns of every row, of their own pair's row, or only the
+#: rank loss.
+HARD_NEGATIVE_SCOPES: tuple[str, ...] = ("all", "own", "rank")
+
 # Owner key of a row: rank * _KEY_STRIDE + local index; unique across ranks without offsets.
 _KEY_STRIDE = 1 << 32
 
@@ -74,7 +78,8 @@ class CMCLLoss(nn.Module):
         hard_negative_scope: ``"all"``: a hard negative is a column of every row (the
             MultipleNegativesRankingLoss / NegCLIP way); ``"own"``: of its own pair's row only
             (in a small world another pair's hard negative is often *true* of this pair's
-            image, e.g. a caption of another image).
+            image, e.g. a caption of another image); ``"rank"``: of no row — hard negatives
+            act through the rank loss only (needs ``hard_negative_weight`` > 0).
     """
 
     def __init__(
@@ -96,9 +101,15 @@ class CMCLLoss(nn.Module):
         if hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {hard_negative_weight}")
         self.hard_negative_weight = hard_negative_weight
-        if hard_negative_scope not in ("all", "own"):
+        if hard_negative_scope not in HARD_NEGATIVE_SCOPES:
             raise ValueError(
-                f"hard_negative_scope must be 'all' or 'own', got {hard_negative_scope!r}"
+                f"hard_negative_scope must be one of {HARD_NEGATIVE_SCOPES}, "
+                f"got {hard_negative_scope!r}"
+            )
+        if hard_negative_scope == "rank" and hard_negative_weight <= 0:
+            raise ValueError(
+                "hard_negative_scope='rank' uses hard negatives in the rank loss only: "
+                "set hard_negative_weight > 0"
             )
         self.hard_negative_scope = hard_negative_scope
         init = torch.tensor(math.log(1.0 / temperature))
@@ -200,12 +211,14 @@ class CMCLLoss(nn.Module):
         def positive(g: tuple[Tensor, ...]) -> Tensor:  # (R, C) same owner pair or same image
             return (g[1][None] == row_keys[:, None]) | (g[2][None] == row_ids[:, None])
 
-        text_cols = torch.cat([txt[0], pos_txt[0], neg_txt[0]])  # (Ct, E)
+        # hard negatives as batch-softmax columns (none with the "rank" scope)
+        neg_cols = neg_txt[0][:0] if self.hard_negative_scope == "rank" else neg_txt[0]
+        text_cols = torch.cat([txt[0], pos_txt[0], neg_cols])  # (Ct, E)
         i2t_pos = torch.cat(
             [
                 positive(txt),
                 positive(pos_txt),
-                torch.zeros(rows, neg_txt[0].shape[0], dtype=torch.bool, device=device),
+                torch.zeros(rows, neg_cols.shape[0], dtype=torch.bool, device=device),
             ],
             dim=1,
         )  # (R, Ct), hard negatives are never positive

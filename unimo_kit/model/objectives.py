@@ -69,7 +69,8 @@ class UnimoPretraining(nn.Module):
         hard_negative_weight: weight of CMCL's rank loss on each pair's own hard negatives
             (:class:`CMCLLoss`; 0: hard negatives only join the batch softmax).
         hard_negative_scope: ``"all"`` rows or only the ``"own"`` pair's row see a hard
-            negative (:class:`CMCLLoss`).
+            negative in the batch softmax, or none (``"rank"``: the rank loss only;
+            :class:`CMCLLoss`).
         use_extra_positives: use ``pos_text_*`` / ``pos_visual_*`` as extra positives.
         mlm_probability: fraction of word pieces to predict (BERT: 0.15).
         mrp_probability: fraction of regions to mask (UNIMO: 0.15).

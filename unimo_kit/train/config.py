@@ -60,7 +60,7 @@ class TrainConfig:
     sentence_negatives: bool = False  # + sentence-level hard negatives (captions of other images)
     negative_types: list[str] | None = None  # rewritten negative types to train on (None: all)
     hard_negative_weight: float = 0.0  # rank loss of each pair's own hard negatives (0: off)
-    hard_negative_scope: str = "all"  # hard negatives are columns of "all" rows or their "own"
+    hard_negative_scope: str = "all"  # softmax columns of "all" rows, the "own" row, or "rank" only
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
     retrieval_positives: bool = False  # + retrieved texts and images as extra positives
     rewrite_on_the_fly: bool = True  # no rewrites file: make negatives with the rewriter
@@ -104,10 +104,13 @@ class TrainConfig:
             raise ValueError("grad_accum and steps must be >= 1")
         if self.batch_pairs + self.batch_texts + self.batch_images == 0:
             raise ValueError("batch_pairs, batch_texts and batch_images are all 0")
-        if self.hard_negative_scope not in ("all", "own"):
+        if self.hard_negative_scope not in ("all", "own", "rank"):
             raise ValueError(
-                f"hard_negative_scope must be 'all' or 'own', got {self.hard_negative_scope!r}"
+                "hard_negative_scope must be 'all', 'own' or 'rank', "
+                f"got {self.hard_negative_scope!r}"
             )
+        if self.hard_negative_scope == "rank" and self.hard_negative_weight <= 0:
+            raise ValueError("hard_negative_scope 'rank' needs hard_negative_weight > 0")
         if self.negative_types is not None:
             from unimo_kit.rewrite.negatives import NEGATIVE_TYPES
 
