@@ -95,6 +95,8 @@ def test_records_follow_the_contract_and_exclude_the_pair(world, indexes, tmp_pa
             assert n["text"] == pairs[n["pair_id"]]["captions"][n["caption_index"]]
             assert n["pair_id"] not in seen
             seen.add(n["pair_id"])
+        texts = [" ".join(n["text"].lower().split()) for n in r["negatives"]]
+        assert len(set(texts)) == len(texts), "a shared caption kept twice"
 
 
 def test_score_window_is_applied(world, indexes, tmp_path):

@@ -10,7 +10,8 @@ Per pair (UNIMO §2.2 "image/text retrieval" and sentence-level hard negatives):
 - **negatives**: captions of the nearest *other* images, found by caption similarity: the same
   mean-caption query searched in a caption-level index of the pairs themselves (one row per
   caption, built with ``unimo index build --captions pairs.jsonl``, or automatically next to
-  the output); the best-scoring caption of each neighbouring image, nearest images first.
+  the output); the best-scoring caption of each neighbouring image, nearest images first, each
+  text once (neighbours often share a caption).
 
 Candidates are dropped when their score is below ``min_score`` (unrelated), above
 ``max_score`` (near-duplicates: the same text or picture again, not new evidence), or when
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,19 @@ class MineConfig:
 
 def _fold(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def _distinct_texts(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hits in order, without a second hit of the same (case/space-folded) text: two
+    neighbouring images often share a caption, which is one negative, not two."""
+    seen: set[str] = set()
+    out = []
+    for hit in hits:
+        key = _fold(hit["text"])
+        if key not in seen:
+            seen.add(key)
+            out.append(hit)
+    return out
 
 
 def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -161,12 +175,12 @@ class Miner:
             fetch = (cfg.negatives + 1) * per_pair * cfg.fetch_factor
             hits = self.captions.results(*self.captions.search(query, fetch))
             candidates = [
-                [
+                _distinct_texts(
                     hit
                     for hit in hits[j]
                     if hit["score"] <= cfg.negative_max_score
                     and not self._is_own(hit, pair.id, own_texts[j], own_images[j])
-                ]
+                )
                 for j, pair in enumerate(pairs)
             ]
             if self.checker is not None:  # parse the likely candidates in one batch
