@@ -100,6 +100,49 @@ def test_negative_types_keep_only_those_rewritten_negatives(tiny_overrides, toke
         load_config("tiny", {**tiny_overrides, "negative_types": ["swap-colour"]})
 
 
+def test_sentence_negative_length_gap_keeps_negatives_of_the_captions_length(
+    tiny_overrides, tokenizer, world, tmp_path
+):
+    """Each caption gets one sentence negative of its own length and one five words longer;
+    with a gap of 1 word only the first kind reaches the batch."""
+    import json
+
+    records = []
+    for line in (world / "rewrites.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        pair = next(
+            p
+            for p in map(json.loads, (world / "pairs.jsonl").read_text().splitlines())
+            if p["id"] == record["pair_id"]
+        )
+        words = len(pair["captions"][record["caption_index"]].split())
+        record["sentence_negatives"] = [
+            {"text": " ".join(["same"] * words)},
+            {"text": " ".join(["longer"] * (words + 5))},
+        ]
+        records.append(json.dumps(record))
+    rewrites = tmp_path / "rewrites.jsonl"
+    rewrites.write_text("\n".join(records) + "\n")
+    base = {
+        **tiny_overrides,
+        "rewrites": str(rewrites),
+        "rewrite_negatives": False,
+        "sentence_negatives": True,
+        "neg_texts_per_pair": 4,
+    }
+    kept = {}
+    for gap in (None, 1):
+        config = load_config("tiny", {**base, "sentence_negative_length_gap": gap})
+        data = UnimoTrainData(config.resolved(), tokenizer)
+        batch = data[data.make_sampler().next_spec()]
+        texts = tokenizer.batch_decode(batch["neg_text_input_ids"], skip_special_tokens=True)
+        kept[gap] = {t.split()[0] for t in texts}
+    assert kept[None] == {"same", "longer"}
+    assert kept[1] == {"same"}
+    with pytest.raises(ValueError, match="sentence_negative_length_gap"):
+        load_config("tiny", {**base, "sentence_negative_length_gap": -1})
+
+
 def test_pad_visual_keeps_class_probs_when_every_item_has_them():
     items = [
         {

@@ -59,6 +59,7 @@ class TrainConfig:
     rewrite_negatives: bool = False  # + phrase/word-level hard negatives from rewrites
     sentence_negatives: bool = False  # + sentence-level hard negatives (captions of other images)
     negative_types: list[str] | None = None  # rewritten negative types to train on (None: all)
+    sentence_negative_length_gap: int | None = None  # keep those within N words of the caption
     hard_negative_weight: float = 0.0  # rank loss of each pair's own hard negatives (0: off)
     hard_negative_scope: str = "all"  # softmax columns of "all" rows, the "own" row, or "rank" only
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
@@ -121,6 +122,11 @@ class TrainConfig:
                     f"negative_types must be a non-empty list of {list(NEGATIVE_TYPES)}, "
                     f"got {self.negative_types!r}"
                 )
+        if self.sentence_negative_length_gap is not None and self.sentence_negative_length_gap < 0:
+            raise ValueError(
+                "sentence_negative_length_gap must be >= 0 or null, "
+                f"got {self.sentence_negative_length_gap}"
+            )
         if self.hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {self.hard_negative_weight}")
 

@@ -377,13 +377,15 @@ class UnimoTrainData(torch.utils.data.Dataset):
                     if c.negative_types is None or n.get("type") in c.negative_types
                 ]
             if c.sentence_negatives:
-                neg_texts += [n["text"] for n in rewrite.get("sentence_negatives", [])]
+                neg_texts += self._sentence_negatives(
+                    rewrite.get("sentence_negatives", []), item["text"]
+                )
         if retrieved is not None:
             if c.retrieval_positives:
                 pos_texts += [t["text"] for t in retrieved.get("texts", [])]
                 pos_image_ids += [i["id"] for i in retrieved.get("images", [])]
             if c.sentence_negatives:
-                neg_texts += [n["text"] for n in retrieved.get("negatives", [])]
+                neg_texts += self._sentence_negatives(retrieved.get("negatives", []), item["text"])
         # Texts identical to the caption are neither extra positives nor negatives.
         own = {caption.strip().lower() for caption in pair.captions}
         pos_texts = [t for t in dict.fromkeys(pos_texts) if t.strip().lower() not in own]
@@ -397,6 +399,16 @@ class UnimoTrainData(torch.utils.data.Dataset):
             self._visual(i) for i in _sample(rng, pos_image_ids, c.pos_images_per_pair)
         ]
         return item
+
+    def _sentence_negatives(self, negatives: list[dict[str, Any]], caption: str) -> list[str]:
+        """Texts of sentence-level negatives; with ``sentence_negative_length_gap`` only those
+        within that many words of the caption (negatives proven false are mostly long ones,
+        and length alone then tells them apart: docs/RESULTS.md)."""
+        gap = self.config.sentence_negative_length_gap
+        if gap is None:
+            return [n["text"] for n in negatives]
+        words = len(caption.split())
+        return [n["text"] for n in negatives if abs(len(n["text"].split()) - words) <= gap]
 
     def __getitem__(self, spec: dict[str, list[tuple[int, int, int]]]) -> dict[str, Tensor]:
         """Build the batch for a :class:`StepSampler` spec."""
