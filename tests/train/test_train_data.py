@@ -209,6 +209,11 @@ def test_negatives_made_on_the_fly_without_a_rewrites_file(tiny_overrides, token
         assert negative != captions[owner]
     again = data[spec]  # deterministic per (seed, caption, epoch)
     assert torch.equal(again["neg_text_input_ids"], batch["neg_text_input_ids"])
+    # on-the-fly negatives carry their types, so negative_types can filter them
+    from unimo_kit.rewrite.negatives import NEGATIVE_TYPES
+
+    record = data.on_the_fly.get(next(iter(data.on_the_fly.index)), 0)
+    assert record["negatives"] and {n["type"] for n in record["negatives"]} <= set(NEGATIVE_TYPES)
 
 
 def test_missing_inputs_are_named(tiny_overrides, tokenizer):

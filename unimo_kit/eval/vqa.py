@@ -152,10 +152,10 @@ def _check_checkpoint_dim(checkpoint: str, dim: int, extractor: str) -> None:
     """Refuse, before any image is read, a checkpoint whose visual input is not ``dim``."""
     import json
 
-    from unimo_kit.eval.errors import EvalError
+    from unimo_kit.eval.errors import CONFIG, EvalError
 
     try:
-        want = json.loads((Path(checkpoint) / "config.json").read_text()).get("visual_feat_dim")
+        want = json.loads((Path(checkpoint) / CONFIG).read_text()).get("visual_feat_dim")
     except (OSError, ValueError, AttributeError):
         return  # load_checkpoint reports a broken checkpoint later
     if want is not None and want != dim:
