@@ -3,7 +3,7 @@
 Arms (same steps, batch sizes, seeds; presets in ``unimo_kit/train/presets``):
 
     a  synth-a-cmcl       CMCL with in-batch negatives only
-    b  synth-b-negatives  a + rewritten hard negatives and neighbour captions (+ rank loss)
+    b  synth-b-negatives  a + rewritten hard negatives and neighbour captions (rank loss)
     c  synth-c-retrieval  b + retrieved positive texts and images
     d  synth-d-full       c + rewritten positives, MLM, seq2seq, masked region prediction
 
@@ -41,7 +41,7 @@ ARMS = {  # group name -> (preset, description)
     "a-cmcl": ("synth-a-cmcl", "CMCL, in-batch negatives only"),
     "b-negatives": (
         "synth-b-negatives",
-        "a + rewritten hard negatives + neighbour captions, with the rank loss on them",
+        "a + rewritten hard negatives + length-matched neighbour captions, in the rank loss only",
     ),
     "c-retrieval": ("synth-c-retrieval", "b + retrieved positive texts and images"),
     "d-full": ("synth-d-full", "c + rewritten positives, MLM, seq2seq, MRP (full UNIMO)"),
@@ -476,8 +476,9 @@ def results_doc(report: dict[str, Any], path: Path) -> str:
         " last stage + two earlier stages).",
         f"- Same budget for every arm: {cfg['steps']} steps, {cfg['batch_pairs']} pairs per batch,"
         f" seeds {', '.join(map(str, cfg['seeds']))}, model 2 layers × 128 (presets"
-        " `synth-*`: 4 hard negatives per pair in arms b–d, with the rank loss on them at"
-        " weight 1), one torch thread per run"
+        " `synth-*`: 4 hard negatives per pair in arms b–d, sentence-level ones within one"
+        " word of the caption's length, all acting through the rank loss at weight 1 and not"
+        " as columns of the batch softmax), one torch thread per run"
         + (
             f", `neg_texts_per_pair={cfg['neg_texts_per_pair']}` in arms b–d"
             if cfg.get("neg_texts_per_pair")

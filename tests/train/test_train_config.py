@@ -30,13 +30,17 @@ def test_presets_load_and_the_ablation_arms_differ_only_in_their_flags():
     assert table[2] == [True, True, True] + [False] * 4  # (c) + retrieval positives
     assert table[3] == [True] * 7  # (d) full UNIMO
     assert all(c.cmcl for c in arms)
-    arm_specific = {*flags, "batch_texts", "batch_images"}  # (d) mixes in text/image-only data
+    # (d) mixes in text/image-only data; (a) has no hard negatives to match or scope
+    arm_specific = {*flags, "batch_texts", "batch_images"}
+    arm_specific |= {"sentence_negative_length_gap", "hard_negative_scope"}
     common = [
         f.name for f in TrainConfig.__dataclass_fields__.values() if f.name not in arm_specific
     ]
     for name in common:
         values = {repr(getattr(c, name)) for c in arms}
         assert len(values) == 1, f"arms differ in {name}: {values}"
+    for name in ("sentence_negative_length_gap", "hard_negative_scope"):
+        assert len({repr(getattr(c, name)) for c in arms[1:]}) == 1, f"b-d differ in {name}"
 
 
 def test_overrides_parse_json_values_and_reject_unknown_fields(tmp_path):
@@ -92,8 +96,17 @@ def test_hard_negative_weight_reaches_the_loss_only_where_hard_negatives_are_on(
     assert build_objective(rank_only, model, dist).cmcl_loss.hard_negative_scope == "rank"
 
 
-def test_the_demo_preset_is_the_full_arm_without_sentence_negatives():
+def test_the_demo_preset_is_the_full_arm_at_the_ablations_steps():
     demo, full = load_config("synth-small"), load_config("synth-d-full")
     differ = {f for f in TrainConfig.__dataclass_fields__ if getattr(demo, f) != getattr(full, f)}
-    assert differ == {"sentence_negatives", "steps"}
-    assert not demo.sentence_negatives and demo.steps == 1000
+    assert differ == {"steps"}
+    assert demo.steps == 1000
+
+
+def test_presets_b_to_d_keep_sentence_negatives_length_matched_and_in_the_rank_loss():
+    for name in ("synth-b-negatives", "synth-c-retrieval", "synth-d-full", "synth-small"):
+        config = load_config(name)
+        assert config.sentence_negatives, name
+        assert config.sentence_negative_length_gap == 1, name
+        assert config.hard_negative_scope == "rank" and config.hard_negative_weight > 0, name
+    assert load_config("synth-a-cmcl").hard_negative_scope == "all"
