@@ -132,6 +132,7 @@ def bench_ann(xb: np.ndarray, xq: np.ndarray, hnsw_n: int, label: str) -> dict:
     from unimo_kit.index.factory import (
         IndexPlan,
         plan_index,
+        quantizer_ef_search,
         recall_at_k,
         set_search_params,
         tune_search_params,
@@ -188,12 +189,12 @@ def bench_ann(xb: np.ndarray, xq: np.ndarray, hnsw_n: int, label: str) -> dict:
             continue
         key = "efSearch" if "efSearch" in plan.search_params else "nprobe"
         nlist = faiss.extract_index_ivf(index).nlist if key == "nprobe" else None
-        values = [16, 32, 64, 128, 256, 512, 1024, 2048]
+        values = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
         if nlist:
             values = [v for v in values if v <= nlist]
 
         def extra(v, nlist=nlist):
-            return {"quantizer_efSearch": max(128, v)} if nlist and nlist >= 1024 else {}
+            return {"quantizer_efSearch": quantizer_ef_search(v)} if nlist and nlist >= 1024 else {}
 
         rows = sweep(index, key, values, xq, I_gt, flat_qps, extra if key == "nprobe" else None)
         record = {
@@ -221,7 +222,7 @@ def bench_ann(xb: np.ndarray, xq: np.ndarray, hnsw_n: int, label: str) -> dict:
     plan = plan_index(m, DIM, index_type="hnsw")
     index, build_s, mem = build(plan, sub)
     print(f"  hnsw: {plan.factory} on {m:,}, build {build_s:.1f}s, flat there {sub_flat_qps:,.0f}")
-    rows = sweep(index, "efSearch", [32, 64, 128, 256, 512, 1024], xq, I_sub, sub_flat_qps)
+    rows = sweep(index, "efSearch", [16, 32, 64, 128, 256, 512, 1024], xq, I_sub, sub_flat_qps)
     out["types"]["hnsw"] = {
         "factory": plan.factory,
         "n": m,

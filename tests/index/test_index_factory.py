@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 
 from unimo_kit.index.factory import (
+    TUNE_FLOOR,
     IndexPlan,
+    RecallProbe,
     build_index,
     create_index,
     exact_search,
     parse_memory,
     plan_index,
+    quantizer_ef_search,
     recall_at_k,
     search,
+    set_search_params,
     train_index,
+    tune_search_params,
 )
 
 
@@ -70,14 +75,39 @@ def test_ivf_is_deterministic_for_a_seed(data):
     np.testing.assert_array_equal(a, b)
 
 
-def test_tuning_raises_nprobe_above_one(data):
-    xb, *_ = data
-    plan = plan_index(len(xb), xb.shape[1], index_type="ivf")
-    assert plan.search_params["nprobe"] > 1
-    index = build_index(xb, "ivf", tune_recall=0.99)
-    import faiss
+@pytest.mark.parametrize("target", [0.7, 0.9])
+def test_tuning_takes_the_cheapest_nprobe_that_reaches_the_target(target):
+    # unstructured vectors, so that recall grows slowly with nprobe (IVF76: 0.59 at 4, 0.77
+    # at 8, 0.92 at 16): each target is first reached above the floor
+    xb = np.random.default_rng(0).standard_normal((3000, 16)).astype(np.float32)
+    xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+    n = len(xb)
+    plan = plan_index(n, xb.shape[1], index_type="ivf")
+    assert plan.search_params["nprobe"] > 1  # untuned plans never search one list
+    index = build_index(xb, "ivf", tune_recall=None)
+    tuned = tune_search_params(index, lambda: iter([xb]), n, plan.search_params, target=target)
+    nprobe = tuned["params"]["nprobe"]
+    assert tuned["recall"] >= target
+    assert nprobe in (8, 16), nprobe  # the doubling series from TUNE_FLOOR, below nlist/4
+    probe = RecallProbe.draw(lambda: iter([xb]), n, k=10, metric="ip")
+    assert probe.measure(index)["recall"] >= target  # what the tuner left applied
+    assert nprobe // 2 >= TUNE_FLOOR["nprobe"]
+    set_search_params(index, {"nprobe": nprobe // 2})
+    assert probe.measure(index)["recall"] < target  # the step below falls short
 
-    assert faiss.extract_index_ivf(index).nprobe >= plan.search_params["nprobe"]
+
+def test_hnsw_quantizer_search_follows_nprobe(data):
+    xb, *_ = data
+    assert quantizer_ef_search(4) == 32 and quantizer_ef_search(64) == 128
+    big = plan_index(5_000_000, 384)
+    assert big.search_params["quantizer_efSearch"] == 2 * big.search_params["nprobe"]
+    index = create_index(IndexPlan("IVF64_HNSW32,Flat", {"nprobe": 16}), xb.shape[1])
+    train_index(index, xb)
+    index.add(xb)
+    start = {"nprobe": 16, "quantizer_efSearch": 128}
+    tuned = tune_search_params(index, lambda: iter([xb]), len(xb), start, target=0.99)
+    params = tuned["params"]
+    assert params["quantizer_efSearch"] == quantizer_ef_search(params["nprobe"])
 
 
 def test_auto_plan_by_size_and_memory():

@@ -75,7 +75,7 @@ class BuildConfig:
     trained: str | None = None  # folder of a trained quantizer to reuse (sharded IVF builds)
     metric: str = "ip"  # inner product on L2-normalised vectors
     seed: int = 1234  # training sample and k-means seed
-    tune_recall: float | None = 0.9  # raise nprobe/efSearch until recall@10 on a sample
+    tune_recall: float | None = 0.9  # cheapest nprobe/efSearch with recall@10 on a sample
     keep_embeddings: bool = True  # keep blocks/ (needed for --verify, merging HNSW, rebuilds)
 
 
