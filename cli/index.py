@@ -36,6 +36,12 @@ def _folder(root: str, name: str) -> Path:
     return Path(root) / name
 
 
+TARGET_RECALL_HELP = (
+    "Tune nprobe/efSearch: the cheapest (doubling from 4 / 16) with recall@10 on a sample "
+    "at least this."
+)
+
+
 @click.group("index")
 def index() -> None:
     """FAISS retrieval indexes over texts and images, and mining of CMCL positives and hard
@@ -105,8 +111,7 @@ def index() -> None:
     "--target-recall",
     default=0.9,
     show_default=True,
-    help="Tune nprobe/efSearch: the cheapest (doubling from 4 / 16) with recall@10 on a "
-    "sample at least this.",
+    help=TARGET_RECALL_HELP,
 )
 @click.option(
     "--keep-embeddings/--no-keep-embeddings",
@@ -224,7 +229,12 @@ def train_cmd(
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--name", required=True, help="Name of the merged index.")
 @click.option("--root", default="indexes", show_default=True)
-@click.option("--target-recall", default=0.9, show_default=True)
+@click.option(
+    "--target-recall",
+    default=0.9,
+    show_default=True,
+    help=TARGET_RECALL_HELP + " Needs the shards' stored embeddings; else the plan's values.",
+)
 @click.option("--overwrite", is_flag=True)
 def merge_cmd(sources, name, root, target_recall, overwrite):
     """Join shard indexes (in the order given) into ROOT/NAME.
