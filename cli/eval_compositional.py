@@ -40,11 +40,12 @@ from unimo_kit.cli._eval_common import (
 )
 @click.option(
     "--score",
-    type=click.Choice(["contrastive", "generative"]),
+    type=click.Choice(["contrastive", "generative", "token"]),
     default="contrastive",
     show_default=True,
     help="contrastive: cosine of the CMCL/CLIP embeddings; generative: log p(caption | image) "
-    "of a unimo checkpoint's captioning (seq2seq) head.",
+    "of a unimo checkpoint's captioning (seq2seq) head; token: each word matched to its best "
+    "image region, averaged (checkpoints trained with token_alignment).",
 )
 @click.option("--strict", is_flag=True, help="stop at the first malformed record.")
 @output_option

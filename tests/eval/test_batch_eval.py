@@ -132,6 +132,44 @@ def test_generative_compositional_task_needs_a_trained_seq2seq_head(
         evaluate_compositional(scorer, examples, score="generative")
 
 
+def test_token_compositional_task_needs_token_alignment(tiny_world, tiny_checkpoint, tmp_path):
+    """A checkpoint whose run trained without token alignment skips the token-scored task and
+    refuses it when asked directly; one trained with it is scored."""
+    import shutil
+
+    from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
+    from unimo_kit.eval.scorers import UnimoScorer
+
+    features = str(tiny_world / "features")
+    for name, flag in (("off", False), ("on", True)):
+        shutil.copytree(tiny_checkpoint, tmp_path / name / "final")
+        config = {"steps": 10, "token_alignment": flag}
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+    config = {
+        "device": "cpu",
+        "checkpoints": [
+            {"label": name, "path": str(tmp_path / name / "final"), "features": features}
+            for name in ("off", "on")
+        ],
+        "tasks": [
+            {
+                "task": "compositional",
+                "name": "tok",
+                "data": str(tiny_world / "compositional.test.jsonl"),
+                "score": "token",
+            }
+        ],
+    }
+    messages = []
+    rows = run_batch(config, tmp_path / "out", log=messages.append, plots=False)
+    assert [(r["label"], r["score"]) for r in rows] == [("on", "token")]
+    assert any("off" in m and "trained without token_alignment" in m for m in messages)
+    scorer = UnimoScorer(tmp_path / "off" / "final", features, device="cpu")
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    with pytest.raises(EvalError, match="trained without the token_alignment objective"):
+        evaluate_compositional(scorer, examples, score="token")
+
+
 def test_group_summary_single_run_std_zero():
     rows = [{"group": "g", "name": "t", "task": "retrieval", "rsum": 10.0, "seed": 0}]
     (s,) = group_summary(rows)

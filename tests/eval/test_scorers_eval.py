@@ -244,3 +244,37 @@ def test_generative_compositional_scoring_needs_a_unimo_model(unimo_scorer, tiny
 
     with pytest.raises(EvalError, match="generative scoring needs a unimo checkpoint"):
         evaluate_compositional(EmbeddingsOnly(), examples, score="generative")
+
+
+def test_token_alignment_scores_are_the_models_word_region_match(unimo_scorer, tiny_world):
+    """The token score of (image, text) equals the model's word-to-region match computed by
+    hand; compositional scoring with it needs a unimo checkpoint trained with it."""
+    import torch
+
+    from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
+    from unimo_kit.model.token_alignment import paired_token_similarity
+
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    images = [ex.image for ex in examples[:3]]
+    texts = [ex.positive for ex in examples[:3]]
+    scores = unimo_scorer.token_alignment_scores(images, texts)
+    model = unimo_scorer.model
+    for i in range(3):
+        feats, boxes, mask = (torch.from_numpy(x) for x in unimo_scorer.visual_tokens([images[i]]))
+        enc = unimo_scorer.tokenizer([texts[i]], return_tensors="pt")
+        with torch.no_grad():
+            _, regions, rvalid = model.encode_image_tokens(feats.float(), boxes, mask)
+            _, words, wvalid = model.encode_text_tokens(enc["input_ids"], enc["attention_mask"])
+        want = paired_token_similarity(words, wvalid, regions, rvalid).item()
+        assert scores[i] == pytest.approx(want, abs=1e-5)
+    assert unimo_scorer.trained_token_alignment is None  # no training config: unknown, runs
+    result = evaluate_compositional(unimo_scorer, examples, score="token")
+    assert result["score"] == "token" and result["num_examples"] == len(examples)
+
+    class EmbeddingsOnly:
+        name = "clip"
+
+    with pytest.raises(EvalError, match="token scoring needs a unimo checkpoint"):
+        evaluate_compositional(EmbeddingsOnly(), examples, score="token")
+    with pytest.raises(ValueError, match="2 images but 3 texts"):
+        unimo_scorer.token_alignment_scores(images[:2], texts)

@@ -28,7 +28,8 @@ Each checkpoint entry names one model: ``path`` (a unimo checkpoint), ``open_cli
 summary gives mean ± std over a group's seeds. ``run_dir`` (default: the checkpoint's parent
 when it holds ``log.csv``) is where the loss curve is read. Caption tasks need a unimo checkpoint
 and are skipped for CLIP scorers, as are compositional tasks with ``"score": "generative"``
-(``log p(caption | image)`` of the checkpoint's seq2seq head).
+(``log p(caption | image)`` of the checkpoint's seq2seq head) or ``"score": "token"`` (token
+alignment); a checkpoint trained without that objective skips them too.
 
 Every row carries ``checkpoint_sha256`` (of the weights file), ``config_sha256`` (of the
 canonical config JSON) and ``data_sha256`` (of the task's data files), so a table can be traced
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from unimo_kit.eval.errors import EvalError
-from unimo_kit.eval.scorers import run_trained_seq2seq
+from unimo_kit.eval.scorers import run_trained_objective
 
 TASKS = ("retrieval", "compositional", "caption")
 
@@ -367,12 +368,13 @@ def run_batch(
                     rows.append(done[row_id])
                     say(f"[{entry.label}] {task.name}: reused from rows.jsonl")
                     continue
-                generative = task.options.get("score") == "generative"
-                if (task.task == "caption" or generative) and not entry.path:
+                score = task.options.get("score")
+                needs = {"generative": "seq2seq", "token": "token_alignment"}.get(score)
+                if (task.task == "caption" or needs) and not entry.path:
                     say(f"[{entry.label}] {task.name}: skipped (it needs a unimo model's head)")
                     continue
-                if generative and run_trained_seq2seq(entry.path) is False:
-                    say(f"[{entry.label}] {task.name}: skipped (trained without seq2seq)")
+                if needs and run_trained_objective(entry.path, needs) is False:
+                    say(f"[{entry.label}] {task.name}: skipped (trained without {needs})")
                     continue
                 if scorer is None and task.task != "caption":
                     scorer = _scorer(entry, cfg)

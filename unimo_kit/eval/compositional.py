@@ -291,7 +291,7 @@ def _accuracies(correct: np.ndarray, chance: np.ndarray, cats: np.ndarray) -> di
     }
 
 
-SCORES = ("contrastive", "generative")
+SCORES = ("contrastive", "generative", "token")
 
 
 def score_examples(
@@ -306,30 +306,36 @@ def score_examples(
             and text encoded once; ``"generative"``: ``log p(caption | image)`` per word piece
             of a unimo checkpoint's seq2seq head (:meth:`UnimoScorer.caption_log_likelihood`),
             which reads the image while it reads each word (per word piece, so a longer
-            ``add-*`` negative is not wrong merely for being longer).
+            ``add-*`` negative is not wrong merely for being longer); ``"token"``: token
+            alignment of a unimo checkpoint trained with it
+            (:meth:`UnimoScorer.token_alignment_scores`: each word matched to its best image
+            region, averaged).
 
     Returns:
         positive scores (N,), and per example an array of negative scores.
     """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    if score == "generative":
+    if score in ("generative", "token"):
         from unimo_kit.eval.errors import EvalError
 
-        if not hasattr(scorer, "caption_log_likelihood"):
+        method, flag, what = {
+            "generative": ("caption_log_likelihood", "trained_seq2seq", "seq2seq"),
+            "token": ("token_alignment_scores", "trained_token_alignment", "token_alignment"),
+        }[score]
+        if not hasattr(scorer, method):
+            raise EvalError(f"{score} scoring needs a unimo checkpoint; {scorer.name} is not one")
+        if getattr(scorer, flag, None) is False:
             raise EvalError(
-                f"generative scoring needs a unimo checkpoint (its seq2seq head); "
-                f"{scorer.name} has none"
-            )
-        if getattr(scorer, "trained_seq2seq", None) is False:
-            raise EvalError(
-                f"{scorer.name} was trained without the seq2seq objective: its captioning "
-                "head is untrained, so generative scores would mean nothing"
+                f"{scorer.name} was trained without the {what} objective, so {score} scores "
+                "would mean nothing"
             )
         pairs = [(ex.image, t) for ex in examples for t in (ex.positive, *ex.negatives)]
-        flat = scorer.caption_log_likelihood(
-            [p[0] for p in pairs], [p[1] for p in pairs], per_token=True
-        )
+        images, texts = [p[0] for p in pairs], [p[1] for p in pairs]
+        if score == "generative":
+            flat = scorer.caption_log_likelihood(images, texts, per_token=True)
+        else:
+            flat = scorer.token_alignment_scores(images, texts)
         pos, neg, at = [], [], 0
         for ex in examples:
             pos.append(float(flat[at]))

@@ -82,13 +82,19 @@ def run_extractor(checkpoint: str | os.PathLike) -> str | None:
     return None
 
 
-def run_trained_seq2seq(checkpoint: str | os.PathLike) -> bool | None:
-    """Whether the checkpoint's training run had the seq2seq (captioning) objective on, from
-    the run's ``config.json``; ``None`` when no training config is found."""
+def run_trained_objective(checkpoint: str | os.PathLike, objective: str) -> bool | None:
+    """Whether the checkpoint's training run had ``objective`` (a training-config flag such
+    as ``"seq2seq"`` or ``"token_alignment"``) on, from the run's ``config.json``; ``None``
+    when no training config is found."""
     for config in _run_configs(checkpoint):
-        if "seq2seq" in config and "steps" in config:  # a TrainConfig, not a model config
-            return bool(config["seq2seq"])
+        if "steps" in config:  # a TrainConfig, not a model config
+            return bool(config.get(objective, False))
     return None
+
+
+def run_trained_seq2seq(checkpoint: str | os.PathLike) -> bool | None:
+    """Whether the checkpoint's training run had the seq2seq (captioning) objective on."""
+    return run_trained_objective(checkpoint, "seq2seq")
 
 
 def _image_key(image: Any) -> Any:
@@ -152,9 +158,12 @@ class UnimoScorer:
         if extractor is None and isinstance(checkpoint, (str, os.PathLike)):
             extractor = run_extractor(checkpoint)
         self._extractor = extractor or "effnet"
-        # whether the captioning head was trained (None: unknown, e.g. a model object)
-        self.trained_seq2seq = (
-            run_trained_seq2seq(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+        # whether the captioning head / token alignment were trained (None: unknown, e.g. a
+        # model object)
+        is_path = isinstance(checkpoint, (str, os.PathLike))
+        self.trained_seq2seq = run_trained_seq2seq(checkpoint) if is_path else None
+        self.trained_token_alignment = (
+            run_trained_objective(checkpoint, "token_alignment") if is_path else None
         )
 
     @property
@@ -309,6 +318,46 @@ class UnimoScorer:
                 out[idx] = scores.double().cpu().numpy()
                 if per_token:
                     out[idx] /= np.array([len(x) + 1 for x in ids], dtype=np.float64)
+        return out
+
+    def token_alignment_scores(self, images: list[Any], texts: list[str]) -> np.ndarray:
+        """Token-alignment score of each ``(images[i], texts[i])``: the mean over the text's
+        words of their best cosine with a region of the image
+        (:func:`unimo_kit.model.token_alignment.token_similarity`). Meaningful only for
+        checkpoints trained with ``token_alignment``.
+
+        Returns:
+            (N,) float64 scores in [-1, 1].
+        """
+        import torch
+
+        from unimo_kit.model.token_alignment import paired_token_similarity
+
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        out = np.zeros(len(texts), dtype=np.float64)
+        cache: dict[Any, dict[str, np.ndarray]] = {}
+        with torch.inference_mode():
+            for sl in _batches(len(texts), self.batch_size):
+                batch_images = list(images[sl])
+                _, regions, region_valid = self.model.encode_image_tokens(
+                    *self._visual_tensors(batch_images, cache)
+                )
+                keep = {_image_key(im) for im in batch_images}
+                cache = {key: v for key, v in cache.items() if key in keep}
+                enc = self.tokenizer(
+                    list(texts[sl]),
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_text_tokens,
+                    return_tensors="pt",
+                )
+                ids = enc["input_ids"].to(self.device)
+                _, words, word_valid = self.model.encode_text_tokens(
+                    ids, enc["attention_mask"].to(self.device)
+                )
+                scores = paired_token_similarity(words, word_valid, regions, region_valid)
+                out[sl] = scores.double().cpu().numpy()
         return out
 
     def encode_images(self, images: list[Any]) -> np.ndarray:

@@ -23,6 +23,7 @@ from unimo_kit.model.factory import (
 )
 from unimo_kit.model.losses import CMCLLoss, MaskedRegionLoss, MLMLoss, Seq2SeqLoss
 from unimo_kit.model.objectives import UnimoPretraining
+from unimo_kit.model.token_alignment import TokenAlignmentLoss, token_similarity
 from unimo_kit.model.unimo import UnimoModel
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "MLMLoss",
     "MaskedRegionLoss",
     "Seq2SeqLoss",
+    "TokenAlignmentLoss",
     "UnimoConfig",
     "UnimoModel",
     "UnimoPretraining",
@@ -39,5 +41,6 @@ __all__ = [
     "load_checkpoint",
     "load_tokenizer",
     "save_checkpoint",
+    "token_similarity",
     "unwrap_model",
 ]

@@ -27,6 +27,7 @@ from unimo_kit.model.losses import (
     Seq2SeqLoss,
 )
 from unimo_kit.model.masking import mask_regions, mask_tokens
+from unimo_kit.model.token_alignment import TokenAlignmentLoss
 from unimo_kit.model.unimo import UnimoModel
 
 
@@ -64,6 +65,10 @@ class UnimoPretraining(nn.Module):
     Args:
         model: the :class:`UnimoModel`.
         cmcl, mlm, seq2seq, mrp: switch each objective on or off.
+        token_alignment: add :class:`~unimo_kit.model.token_alignment.TokenAlignmentLoss`
+            (word-to-region matching, FILIP) on the CMCL pass, with the same temperature and
+            hard negatives (its rank term weighted by ``hard_negative_weight``); loss key
+            ``token_loss``, weight key ``"token"``. Needs ``cmcl``.
         temperature, learn_temperature: CMCL τ (see :class:`CMCLLoss`).
         use_hard_negatives: use ``neg_text_*`` as extra negatives (off = in-batch negatives).
         hard_negative_weight: weight of CMCL's rank loss on each pair's own hard negatives
@@ -90,6 +95,7 @@ class UnimoPretraining(nn.Module):
         mlm: bool = True,
         seq2seq: bool = True,
         mrp: bool = True,
+        token_alignment: bool = False,
         temperature: float = 0.07,
         learn_temperature: bool = False,
         use_hard_negatives: bool = True,
@@ -109,14 +115,22 @@ class UnimoPretraining(nn.Module):
     ):
         super().__init__()
         self.model = model
-        self.use = {"cmcl": cmcl, "mlm": mlm, "seq2seq": seq2seq, "mrp": mrp}
+        if token_alignment and not cmcl:
+            raise ValueError("token_alignment is computed with CMCL: it needs cmcl=True")
+        self.use = {
+            "cmcl": cmcl,
+            "token": token_alignment,
+            "mlm": mlm,
+            "seq2seq": seq2seq,
+            "mrp": mrp,
+        }
         self.use_hard_negatives = use_hard_negatives
         self.use_extra_positives = use_extra_positives
         self.mlm_probability = mlm_probability
         self.mrp_probability = mrp_probability
         self.mrp_on_pairs = mrp_on_pairs
         self.text_seq2seq_source = text_seq2seq_source
-        self.weights = {"cmcl": 1.0, "mlm": 1.0, "seq2seq": 1.0, "mrp": 1.0, **(weights or {})}
+        self.weights = {k: 1.0 for k in self.use} | (weights or {})
         unknown = set(self.weights) - set(self.use)
         if unknown:
             raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(self.use)}")
@@ -129,6 +143,14 @@ class UnimoPretraining(nn.Module):
             gather_with_grad=gather_with_grad,
             rank=rank,
             world_size=world_size,
+        )
+        self.token_alignment = (
+            TokenAlignmentLoss(
+                temperature,
+                hard_negative_weight=hard_negative_weight if use_hard_negatives else 0.0,
+            )
+            if token_alignment
+            else None
         )
         self.mlm_loss = MLMLoss()
         self.seq2seq_loss = Seq2SeqLoss(label_smoothing=label_smoothing)
@@ -231,7 +253,10 @@ class UnimoPretraining(nn.Module):
                 "visual_mask": batch.get("visual_mask"),
             }
             if self.use["cmcl"]:
-                results["cmcl"].append(self._cmcl(batch))
+                cmcl, token = self._cmcl(batch)
+                results["cmcl"].append(cmcl)
+                if token is not None:
+                    results["token"].append(token)
             do_mlm, do_mrp = self.use["mlm"], self.use["mrp"] and self.mrp_on_pairs
             if do_mlm or do_mrp:
                 joint = dict(visual)
@@ -313,13 +338,18 @@ class UnimoPretraining(nn.Module):
         for name, parts in results.items():
             if not parts:
                 continue
-            merged = parts[0] if name == "cmcl" else _combine(parts, f"{name}_loss", counts[name])
+            merged = (
+                parts[0]
+                if name in ("cmcl", "token")
+                else _combine(parts, f"{name}_loss", counts[name])
+            )
             merged[f"{name}_loss"] = merged[f"{name}_loss"] * self.weights[name]
             out.update(merged)
         return out
 
-    def _cmcl(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Encode texts and images alone (one pass per modality) and apply :class:`CMCLLoss`."""
+    def _cmcl(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+        """Encode texts and images alone (one pass per modality) and apply :class:`CMCLLoss`,
+        and :class:`TokenAlignmentLoss` when on (else ``None``) to the same encodings."""
         model = self.model
         text_ids = [batch["text_input_ids"]]
         text_masks = [batch["text_attention_mask"]]
@@ -333,8 +363,12 @@ class UnimoPretraining(nn.Module):
             text_ids.append(batch["neg_text_input_ids"])
             text_masks.append(batch["neg_text_attention_mask"])
         pad = model.config.pad_token_id
-        z_text = model.encode_text(_pad_cat(text_ids, pad), _pad_cat(text_masks, 0))  # (Σ, E)
+        all_ids, all_masks_t = _pad_cat(text_ids, pad), _pad_cat(text_masks, 0)
         sizes = [t.shape[0] for t in text_ids]
+        if self.token_alignment is None:
+            z_text = model.encode_text(all_ids, all_masks_t)  # (Σ, E)
+        else:
+            z_text, w_tok, w_valid = model.encode_text_tokens(all_ids, all_masks_t)
         text_parts = list(torch.split(z_text, sizes))
 
         feats, boxes, masks = [batch["visual_feats"]], [batch.get("visual_boxes")], []
@@ -357,7 +391,12 @@ class UnimoPretraining(nn.Module):
             for m, f in zip(masks, feats, strict=True)
         ]
         all_masks = _pad_cat(mask_list, 0).bool()  # (B + P_v, N)
-        z_img = model.encode_image(_pad_cat(feats, 0.0), all_boxes, all_masks)  # (B + P_v, E)
+        if self.token_alignment is None:
+            z_img = model.encode_image(_pad_cat(feats, 0.0), all_boxes, all_masks)  # (B + P_v, E)
+        else:
+            z_img, r_tok, r_valid = model.encode_image_tokens(
+                _pad_cat(feats, 0.0), all_boxes, all_masks
+            )
         img_parts = list(torch.split(z_img, [f.shape[0] for f in feats]))
 
         kwargs: dict[str, Tensor] = {}
@@ -373,4 +412,19 @@ class UnimoPretraining(nn.Module):
             kwargs["pos_image_features"] = img_parts[1]
             kwargs["pos_image_owner"] = batch["pos_visual_owner"]
         image_ids = batch.get("pair_image_ids")
-        return self.cmcl_loss(img_parts[0], text_parts[0], image_ids, **kwargs)
+        cmcl = self.cmcl_loss(img_parts[0], text_parts[0], image_ids, **kwargs)
+        if self.token_alignment is None:
+            return cmcl, None
+        b = sizes[0]
+        negatives: dict[str, Tensor] = {}
+        if use_neg_t:
+            start = sum(sizes[:-1])
+            negatives = {
+                "neg_text_tokens": w_tok[start:],
+                "neg_text_valid": w_valid[start:],
+                "neg_text_owner": batch["neg_text_owner"],
+            }
+        token = self.token_alignment(
+            r_tok[:b], r_valid[:b], w_tok[:b], w_valid[:b], image_ids, **negatives
+        )
+        return cmcl, token

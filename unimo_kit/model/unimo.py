@@ -202,6 +202,46 @@ class UnimoModel(nn.Module):
         z = self.image_proj(out["img"])  # (B, E)
         return F.normalize(z, dim=-1) if normalize else z
 
+    def encode_text_tokens(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The CMCL text embedding and one embedding per word piece, from one pass.
+
+        Word pieces go through the same projection as [CLS] and are L2-normalised; ``valid``
+        marks the words (not [CLS], [SEP] or padding) that token alignment
+        (:class:`~unimo_kit.model.losses.TokenAlignmentLoss`) matches against image regions.
+
+        Returns: ``z`` (B, E), ``tokens`` (B, T, E), ``valid`` (B, T) bool.
+        """
+        hidden = self(input_ids=input_ids, attention_mask=attention_mask)["text_hidden"]
+        projected = F.normalize(self.text_proj(hidden), dim=-1)  # (B, T, E)
+        cfg = self.config
+        real = input_ids != cfg.pad_token_id if attention_mask is None else attention_mask.bool()
+        valid = real & (input_ids != cfg.cls_token_id) & (input_ids != cfg.sep_token_id)
+        return projected[:, 0], projected, valid
+
+    def encode_image_tokens(
+        self,
+        visual_feats: Tensor,
+        visual_boxes: Tensor | None = None,
+        visual_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The CMCL image embedding and one embedding per visual token, from one pass.
+
+        Visual tokens go through the same projection as [IMG] and are L2-normalised.
+
+        Returns: ``z`` (B, E), ``tokens`` (B, N, E) (the regions, [IMG] left out),
+        ``valid`` (B, N) bool.
+        """
+        out = self(visual_feats=visual_feats, visual_boxes=visual_boxes, visual_mask=visual_mask)
+        projected = F.normalize(self.image_proj(out["visual_hidden"]), dim=-1)  # (B, 1 + N, E)
+        valid = (
+            torch.ones(visual_feats.shape[:2], dtype=torch.bool, device=visual_feats.device)
+            if visual_mask is None
+            else visual_mask.bool()
+        )
+        return projected[:, 0], projected[:, 1:], valid
+
     # ------------------------------------------------------------------ heads
 
     def lm_logits(self, hidden: Tensor) -> Tensor:

@@ -62,6 +62,7 @@ class TrainConfig:
     sentence_negative_length_gap: int | None = None  # keep those within N words of the caption
     hard_negative_weight: float = 0.0  # rank loss of each pair's own hard negatives (0: off)
     hard_negative_scope: str = "all"  # softmax columns of "all" rows, the "own" row, or "rank" only
+    token_alignment: bool = False  # + word-to-region matching loss (FILIP) with the negatives
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
     retrieval_positives: bool = False  # + retrieved texts and images as extra positives
     rewrite_on_the_fly: bool = True  # no rewrites file: make negatives with the rewriter
@@ -129,6 +130,8 @@ class TrainConfig:
             )
         if self.hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {self.hard_negative_weight}")
+        if self.token_alignment and not self.cmcl:
+            raise ValueError("token_alignment is computed on the CMCL pass: it needs cmcl=true")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -97,6 +97,7 @@ def build_objective(config: TrainConfig, model: torch.nn.Module, dist: DistInfo)
         mlm=config.mlm,
         seq2seq=config.seq2seq,
         mrp=config.mrp,
+        token_alignment=config.token_alignment,
         temperature=config.temperature,
         learn_temperature=config.learn_temperature,
         use_hard_negatives=config.rewrite_negatives or config.sentence_negatives,

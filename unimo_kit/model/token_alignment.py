@@ -1,0 +1,140 @@
+"""Token alignment: a fine-grained image-text score and its contrastive loss.
+
+The CMCL score compares one vector per image with one vector per text, so "a blue oval and a red
+star" and "a red oval and a blue star" can only be told apart if both vectors encode which colour
+goes with which shape. Token alignment scores a text by matching **each word to its best image
+region** and averaging (FILIP, Yao et al., ICLR 2022, eq. 3; ColBERT's late interaction, Khattab
+& Zaharia, SIGIR 2020)::
+
+    s(image, text) = mean over words w of  max over regions r of  cos(w, r)
+
+A word whose contextual embedding says "blue oval" finds a region that is both blue and an oval
+only where the two are in the same place; in the swapped caption the best regions of "blue star"
+and "oval" match one half each. Binding comes from where things are, not from a learnt
+conjunction of every colour with every shape.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unimo_kit.model.losses import multi_positive_nce
+
+
+def token_similarity(
+    text_tokens: Tensor, text_valid: Tensor, image_tokens: Tensor, image_valid: Tensor
+) -> Tensor:
+    """Token-alignment scores of every text against every image.
+
+    Args:
+        text_tokens: (Bt, T, E) L2-normalised word embeddings; ``text_valid`` (Bt, T) bool.
+        image_tokens: (Bi, N, E) L2-normalised region embeddings; ``image_valid`` (Bi, N) bool.
+
+    Returns:
+        (Bt, Bi): for each text and image the mean over the text's valid words of the best
+        cosine with a valid region of the image. A text without valid words scores 0.
+    """
+    sim = torch.einsum("tle,ine->tiln", text_tokens.float(), image_tokens.float())  # (Bt,Bi,T,N)
+    sim = sim.masked_fill(~image_valid[None, :, None, :], float("-inf"))
+    best = sim.amax(dim=-1)  # (Bt, Bi, T)
+    words = text_valid.float()[:, None, :]  # (Bt, 1, T)
+    best = best.masked_fill(words == 0, 0.0)
+    return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+
+
+def paired_token_similarity(
+    text_tokens: Tensor, text_valid: Tensor, image_tokens: Tensor, image_valid: Tensor
+) -> Tensor:
+    """Token-alignment score of text k with image k (the diagonal of :func:`token_similarity`
+    without computing the rest).
+
+    Args: text_tokens (K, T, E), text_valid (K, T), image_tokens (K, N, E), image_valid (K, N).
+    Returns: (K,).
+    """
+    sim = torch.einsum("kle,kne->kln", text_tokens.float(), image_tokens.float())  # (K, T, N)
+    sim = sim.masked_fill(~image_valid[:, None, :], float("-inf"))
+    best = sim.amax(dim=-1)  # (K, T)
+    words = text_valid.float()
+    best = best.masked_fill(words == 0, 0.0)
+    return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+
+
+class TokenAlignmentLoss(nn.Module):
+    """Contrastive loss on :func:`token_similarity` (FILIP's token-wise loss, text side):
+
+    - an in-batch InfoNCE in both directions over the pairs (a column is a positive when it
+      shows the row's image, as in :class:`~unimo_kit.model.losses.CMCLLoss`);
+    - with ``hard_negative_weight`` > 0, each hard negative text ranked against its own pair's
+      text on the pair's image, ``softplus(s(v, w⁻)/τ − s(v, w)/τ)`` — the term that teaches
+      binding, since a swap negative differs from its caption only in which word goes where.
+
+    It uses this process's pairs only (no all-gather).
+
+    Args:
+        temperature: τ of both terms.
+        hard_negative_weight: weight of the rank term (0: off).
+    """
+
+    def __init__(self, temperature: float = 0.07, *, hard_negative_weight: float = 1.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if hard_negative_weight < 0:
+            raise ValueError(f"hard_negative_weight must be >= 0, got {hard_negative_weight}")
+        self.scale = 1.0 / temperature
+        self.hard_negative_weight = hard_negative_weight
+
+    def forward(
+        self,
+        image_tokens: Tensor,
+        image_valid: Tensor,
+        text_tokens: Tensor,
+        text_valid: Tensor,
+        image_ids: Tensor | None = None,
+        *,
+        neg_text_tokens: Tensor | None = None,
+        neg_text_valid: Tensor | None = None,
+        neg_text_owner: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Args:
+            image_tokens (B, N, E), image_valid (B, N): the pairs' images, row i = pair i.
+            text_tokens (B, T, E), text_valid (B, T): the pairs' texts.
+            image_ids: (B,) image identity of each pair (default: all different).
+            neg_text_tokens (H, T', E), neg_text_valid (H, T'), neg_text_owner (H,): hard
+                negative texts and the pair each belongs to.
+
+        Returns:
+            ``token_loss``; metrics ``token_acc`` (image→text top-1 shows the image),
+            ``token_hardneg_acc`` (pair text above its own hard negative; with hard negatives).
+        """
+        b, device = image_tokens.shape[0], image_tokens.device
+        if image_ids is None:
+            image_ids = torch.arange(b, device=device)
+        with torch.autocast(device_type=device.type, enabled=False):
+            t2i = self.scale * token_similarity(
+                text_tokens, text_valid, image_tokens, image_valid
+            )  # (B texts, B images)
+            positive = image_ids[:, None] == image_ids[None, :]  # (B, B), symmetric
+            loss = (
+                multi_positive_nce(t2i, positive).mean()
+                + multi_positive_nce(t2i.T, positive).mean()
+            ) / 2
+            out: dict[str, Tensor] = {}
+            if neg_text_tokens is not None and neg_text_owner is not None and len(neg_text_owner):
+                own_tokens, own_valid = image_tokens[neg_text_owner], image_valid[neg_text_owner]
+                s_neg = paired_token_similarity(
+                    neg_text_tokens, neg_text_valid, own_tokens, own_valid
+                )  # (H,)
+                s_pos = t2i.diagonal()[neg_text_owner] / self.scale  # (H,)
+                if self.hard_negative_weight > 0:
+                    rank = F.softplus(self.scale * (s_neg - s_pos)).mean()
+                    loss = loss + self.hard_negative_weight * rank
+                    out["token_hardneg_rank"] = rank.detach()
+                out["token_hardneg_acc"] = (s_pos > s_neg).float().mean().detach()
+        with torch.no_grad():
+            top = t2i.T.argmax(dim=1, keepdim=True)  # (B images, 1)
+            out["token_acc"] = positive.gather(1, top).float().mean()
+        out["token_loss"] = loss
+        return out
