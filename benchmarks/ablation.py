@@ -56,7 +56,10 @@ COMPOSITIONAL = [
     "add-obj",
     "add-att",
 ]
-GENERATIVE = "compositional-generative"  # the eval task scored by log p(caption | image)
+# Compositional tasks scored otherwise than by the CMCL cosine: task name -> score. Generative:
+# log p(caption | image), only arm d has the head; token: words matched to regions, only runs
+# trained with token alignment. Checkpoints without the objective are skipped by the eval.
+SCORED = {"compositional-generative": "generative", "compositional-token": "token"}
 SUBSETS = ("held-out", "seen")  # slices of compositional.test.jsonl (its `subset` field)
 RETRIEVAL = ["i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "rsum"]
 CAPTION = ["cider", "bleu4"]
@@ -154,12 +157,15 @@ def eval_config(runs: dict[tuple[str, int], Path], world: Path, args: argparse.N
         "tasks": [
             {"task": "retrieval", "data": test, "ks": [1, 5, 10]},
             {"task": "compositional", "data": str((world / "compositional.test.jsonl").resolve())},
-            {  # the captioning head's score; only arm d has one (the others are skipped)
-                "task": "compositional",
-                "name": GENERATIVE,
-                "data": str((world / "compositional.test.jsonl").resolve()),
-                "score": "generative",
-            },
+            *(
+                {
+                    "task": "compositional",
+                    "name": name,
+                    "data": str((world / "compositional.test.jsonl").resolve()),
+                    "score": score,
+                }
+                for name, score in SCORED.items()
+            ),
             caption,
         ],
     }
@@ -171,8 +177,8 @@ def summarise(results: dict) -> dict[str, dict[str, dict[str, float]]]:
     for entry in results["summary"]:
         metrics = entry["metrics"]
         group = entry["group"]
-        if entry["name"] == GENERATIVE:
-            group = f"{group} (generative)"
+        if entry["name"] in SCORED:
+            group = f"{group} ({SCORED[entry['name']]})"
         arm = out.setdefault(group, {})
         if entry["task"] == "compositional":
             for cat in COMPOSITIONAL:
@@ -190,8 +196,8 @@ def summarise(results: dict) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def per_run(results: dict) -> list[dict[str, Any]]:
-    """One flat row per checkpoint: label, group, seed and the headline metrics (generative
-    compositional scores prefixed ``generative:``)."""
+    """One flat row per checkpoint: label, group, seed and the headline metrics (compositional
+    scores other than the cosine prefixed with the score, e.g. ``generative:``)."""
     from unimo_kit.eval.report import scalar_metrics
 
     rows: dict[str, dict[str, Any]] = {}
@@ -201,7 +207,7 @@ def per_run(results: dict) -> list[dict[str, Any]]:
         )
         metrics = scalar_metrics(row)
         if row["task"] == "compositional":
-            prefix = "generative:" if row["name"] == GENERATIVE else ""
+            prefix = f"{SCORED[row['name']]}:" if row["name"] in SCORED else ""
             for key, value in metrics.items():
                 if key.startswith("acc/"):
                     flat[prefix + key] = value
@@ -368,7 +374,8 @@ def table(summary: dict[str, dict[str, dict[str, float]]], subset: str | None = 
     cols = [f"acc/{c}" + (f"@{subset}" if subset else "") for c in COMPOSITIONAL]
     head = ["arm", *COMPOSITIONAL, "i2t R@1", "t2i R@1", "CIDEr"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    arms = [*ARMS, *(f"{a} (generative)" for a in ARMS if f"{a} (generative)" in summary)]
+    scored = [f"{a} ({score})" for score in SCORED.values() for a in ARMS]
+    arms = [*ARMS, *(a for a in scored if a in summary)]
     for arm in arms:
         m = summary.get(arm, {})
         cells = [arm, *(fmt(m.get(c), 100) for c in cols)]
@@ -387,7 +394,8 @@ def reading(summary: dict[str, dict[str, dict[str, float]]], subset: str | None)
     on ``subset`` of the compositional items (``None``: all)."""
     a, lines = summary.get("a-cmcl", {}), []
     suffix = f"@{subset}" if subset else ""
-    for arm in ("b-negatives", "d-full", "d-full (generative)"):
+    arms = ("b-negatives", "d-full", "b-negatives (token)", "d-full (token)")
+    for arm in (*arms, "d-full (generative)"):
         other = summary.get(arm, {})
         if not a or not other:
             continue

@@ -110,3 +110,25 @@ def test_presets_b_to_d_keep_sentence_negatives_length_matched_and_in_the_rank_l
         assert config.sentence_negative_length_gap == 1, name
         assert config.hard_negative_scope == "rank" and config.hard_negative_weight > 0, name
     assert load_config("synth-a-cmcl").hard_negative_scope == "all"
+
+
+def test_every_synthetic_preset_trains_token_alignment():
+    for name in (*ARMS, "synth-small"):
+        assert load_config(name).token_alignment, name
+    assert not TrainConfig().token_alignment  # off unless asked for
+
+
+def test_token_alignment_reaches_the_objective_and_needs_cmcl():
+    from unimo_kit.model import create_model
+    from unimo_kit.train.distributed import DistInfo
+    from unimo_kit.train.trainer import build_objective
+
+    model = create_model("unimo-tiny", num_hidden_layers=1)
+    dist = DistInfo(rank=0, world_size=1, local_rank=0)
+    off = load_config("synth-a-cmcl", {"token_alignment": False})
+    assert build_objective(off, model, dist).token_alignment is None
+    assert build_objective(load_config("synth-a-cmcl"), model, dist).token_alignment is not None
+    on = build_objective(load_config("synth-b-negatives"), model, dist)
+    assert on.token_alignment.hard_negative_weight == 1.0
+    with pytest.raises(ValueError, match=r"token_alignment .* needs cmcl=true"):
+        TrainConfig(cmcl=False, token_alignment=True)
