@@ -132,3 +132,38 @@ def test_token_alignment_reaches_the_objective_and_needs_cmcl():
     assert on.token_alignment.hard_negative_weight == 1.0
     with pytest.raises(ValueError, match=r"token_alignment .* needs cmcl=true"):
         TrainConfig(cmcl=False, token_alignment=True)
+
+
+def test_configs_extend_presets_and_files_and_refuse_cycles(tmp_path):
+    """``extends`` loads the named preset or file first; the file's keys replace whole values;
+    the arms are written as the previous arm plus their flags."""
+    import json
+
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"extends": "synth-d-full", "loss_weights": {"mlm": 0.5}}))
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "child.json").write_text(json.dumps({"extends": "../base.json", "steps": 7}))
+    config = load_config(sub / "child.json", ["lr=0.001"])
+    full = load_config("synth-d-full")
+    assert (config.steps, config.lr, config.loss_weights) == (7, 0.001, {"mlm": 0.5})
+    assert config.mrp and config.batch_texts == full.batch_texts
+    assert "extends" not in config.to_dict()
+    (tmp_path / "a.json").write_text(json.dumps({"extends": "b.json"}))
+    (tmp_path / "b.json").write_text(json.dumps({"extends": "a.json"}))
+    with pytest.raises(ValueError, match=r"cycle: a\.json -> b\.json -> a\.json"):
+        load_config(tmp_path / "a.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"extends": "no-such-preset"}))
+    with pytest.raises(ValueError, match="unknown training config 'no-such-preset'"):
+        load_config(tmp_path / "bad.json")
+    from unimo_kit.train.config import presets_dir
+
+    parents = {
+        "synth-b-negatives": "synth-a-cmcl",
+        "synth-c-retrieval": "synth-b-negatives",
+        "synth-d-full": "synth-c-retrieval",
+        "synth-small": "synth-d-full",
+    }
+    for name, parent in parents.items():
+        raw = json.loads((presets_dir() / f"{name}.json").read_text())
+        assert raw["extends"] == parent, name

@@ -5,6 +5,10 @@
 values are parsed as JSON when they can be (``steps=200`` -> int, ``rewrites=null`` -> None,
 ``model_overrides={"embed_dim": 128}`` -> dict) and taken as strings otherwise.
 
+A config file may start from another: ``"extends": "synth-d-full"`` (a preset name, or a JSON
+path relative to the file) loads that one first, and the file's own keys replace its keys
+(whole values: a dict such as ``loss_weights`` is replaced, not merged).
+
 Relative data paths in a preset are kept as written and resolved against the current
 directory when the run starts (the run's ``config.json`` records absolute paths).
 """
@@ -177,6 +181,43 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _config_path(name: str, base: Path) -> Path:
+    """The JSON file of a preset name or a path (relative to ``base``); a folder means its
+    ``config.json`` (a run folder)."""
+    path = presets_dir() / f"{name}.json"
+    if not path.exists():
+        path = base / name
+        if path.is_dir():
+            path = path / "config.json"
+    if not path.is_file():
+        raise ValueError(
+            f"unknown training config {name!r}: not a preset ({', '.join(list_presets())}) "
+            "nor a JSON file"
+        )
+    return path
+
+
+def _read_config(name: str, base: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The keys of config ``name`` with its ``extends`` chain resolved (``_comment`` dropped)."""
+    path = _config_path(name, base).resolve()
+    if path in chain:
+        cycle = " -> ".join(p.name for p in (*chain, path))
+        raise ValueError(f"training configs extend each other in a cycle: {cycle}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"training config {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"training config {path} must hold a JSON object")
+    data.pop("_comment", None)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ValueError(f"{path}: 'extends' must be a preset name or a path, got {parent!r}")
+    return _read_config(parent, path.parent, (*chain, path)) | data
+
+
 def load_config(
     preset_or_path: str | os.PathLike, overrides: list[str] | dict[str, Any] | None = None
 ) -> TrainConfig:
@@ -190,19 +231,7 @@ def load_config(
     Raises:
         ValueError: for an unknown preset or unknown fields.
     """
-    name = str(preset_or_path)
-    path = presets_dir() / f"{name}.json"
-    if not path.exists():
-        path = Path(name)
-        if path.is_dir():
-            path = path / "config.json"
-    if not path.is_file():
-        raise ValueError(
-            f"unknown training config {name!r}: not a preset ({', '.join(list_presets())}) "
-            "nor a JSON file"
-        )
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data.pop("_comment", None)
+    data = _read_config(str(preset_or_path), Path.cwd(), ())
     if isinstance(overrides, dict):
         data.update(overrides)
     else:
