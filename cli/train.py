@@ -10,7 +10,8 @@ import click
     "--config",
     "config_name",
     metavar="PRESET_OR_JSON",
-    help="A training preset (see --list-presets) or a TrainConfig JSON file.",
+    help="A training preset (see --list-presets) or a TrainConfig JSON file; a file may "
+    'start from a preset with "extends": "PRESET" and set only what differs.',
 )
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder, e.g. runs/NAME.")
 @click.option(
@@ -42,7 +43,8 @@ def train(
     list_presets: bool,
 ) -> None:
     """Pre-train a UNIMO model: CMCL with rewritten/retrieved positives and hard negatives,
-    MLM, seq2seq and masked region prediction, as the config switches them on.
+    token alignment, MLM, seq2seq and masked region prediction, as the config switches
+    them on.
 
     The run folder gets config.json, log.csv, checkpoints/step-N/ and final/ (loadable with
     unimo_kit.model.load_checkpoint). A killed run resumes exactly from its last checkpoint.
