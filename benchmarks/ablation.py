@@ -2,12 +2,13 @@
 
 Arms (same steps, batch sizes, seeds; presets in ``unimo_kit/train/presets``):
 
-    a  synth-a-cmcl       CMCL with in-batch negatives only
+    a  synth-a-cmcl       CMCL with in-batch negatives only (every arm: + token alignment)
     b  synth-b-negatives  a + rewritten hard negatives and neighbour captions (rank loss)
     c  synth-c-retrieval  b + retrieved positive texts and images
     d  synth-d-full       c + rewritten positives, MLM, seq2seq, masked region prediction
 
-Pipeline (each step resumable; a finished step is skipped on rerun):
+Pipeline (each step resumable; a finished step is skipped on rerun, a training only while
+its resolved config is unchanged):
 
     data stages of ``unimo demo`` (synth, rewrite, index-texts, index-images, mine, features)
     -> 12 ``unimo train`` runs (``--jobs`` at a time, one torch thread each)
@@ -38,7 +39,7 @@ from unimo_kit.demo import DemoConfig, build_stages
 REPO = Path(__file__).resolve().parents[1]
 DATA_STAGES = ("synth", "rewrite", "index-texts", "index-images", "mine", "features")
 ARMS = {  # group name -> (preset, description)
-    "a-cmcl": ("synth-a-cmcl", "CMCL, in-batch negatives only"),
+    "a-cmcl": ("synth-a-cmcl", "CMCL and token alignment (every arm), in-batch negatives only"),
     "b-negatives": (
         "synth-b-negatives",
         "a + rewritten hard negatives + length-matched neighbour captions, in the rank loss only",
@@ -71,19 +72,26 @@ def unimo(argv: list[str], niceness: int) -> list[str]:
 
 
 def run_marked(
-    name: str, argv: list[str], marker: Path, niceness: int, log: Path | None = None
+    name: str,
+    argv: list[str],
+    marker: Path,
+    niceness: int,
+    log: Path | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``unimo ARGV`` unless ``marker`` records the same argv; record wall and CPU seconds.
+    """Run ``unimo ARGV`` unless ``marker`` records the same argv (and ``fingerprint``, when
+    given: e.g. the hash of the resolved training config, which changes when a preset does);
+    record wall and CPU seconds.
 
     Returns:
-        ``{"name", "argv", "seconds", "cpu_seconds", "skipped"}``.
+        ``{"name", "argv", "seconds", "cpu_seconds", "skipped"}`` (+ ``fingerprint``).
     """
     if marker.exists():
         try:
             done = json.loads(marker.read_text())
         except json.JSONDecodeError:
             done = {}
-        if done.get("argv") == argv:
+        if done.get("argv") == argv and done.get("fingerprint") == fingerprint:
             return {**done, "name": name, "skipped": True}
     print(f"[{time.strftime('%H:%M:%S')}] {name}: unimo {shlex.join(argv)}", flush=True)
     started = time.perf_counter()
@@ -104,6 +112,8 @@ def run_marked(
         "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
     }
+    if fingerprint is not None:
+        record["fingerprint"] = fingerprint
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(record))
     print(
@@ -112,6 +122,19 @@ def run_marked(
         flush=True,
     )
     return {**record, "skipped": False}
+
+
+def config_fingerprint(argv: list[str]) -> str:
+    """sha256 of the training config that ``unimo train ARGV`` resolves (preset + ``--set``s):
+    a finished run is reused only while its preset still means the same."""
+    import hashlib
+
+    from unimo_kit.train import load_config
+
+    preset = argv[argv.index("--config") + 1]
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    resolved = json.dumps(load_config(preset, sets).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(resolved.encode()).hexdigest()
 
 
 def train_argv(arm: str, seed: int, args: argparse.Namespace, world: Path, run: Path) -> list[str]:
@@ -295,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
             out / ".stages" / f"train-{arm}-s{seed}.json",
             args.nice,
             log=run / "train.log",
+            fingerprint=config_fingerprint(argv_),
         )
         with lock:
             train_records[f"{arm}-s{seed}"] = record

@@ -129,7 +129,88 @@ def test_objective_adds_token_loss_with_its_weight(tiny_model, batch_factory):
         weights={"token": 0.5},
     )(batch)
     assert {"token_loss", "token_acc", "token_hardneg_acc", "token_hardneg_rank"} <= set(on)
+    # the same as the loss on the model's own encodings of the pairs and their negatives
+    with torch.no_grad():
+        _, regions, rvalid = tiny_model.encode_image_tokens(
+            batch["visual_feats"], batch["visual_boxes"], batch["visual_mask"]
+        )
+        _, words, wvalid = tiny_model.encode_text_tokens(
+            batch["text_input_ids"], batch["text_attention_mask"]
+        )
+        _, neg, nvalid = tiny_model.encode_text_tokens(
+            batch["neg_text_input_ids"], batch["neg_text_attention_mask"]
+        )
+    direct = TokenAlignmentLoss(0.07, hard_negative_weight=1.0)(
+        regions,
+        rvalid,
+        words,
+        wvalid,
+        batch["pair_image_ids"],
+        neg_text_tokens=neg,
+        neg_text_valid=nvalid,
+        neg_text_owner=batch["neg_text_owner"],
+    )
+    for key in ("token_loss", "token_hardneg_acc", "token_hardneg_rank"):
+        assert on[key].item() == pytest.approx(direct[key].item(), rel=1e-4, abs=1e-6), key
     assert half["token_loss"].item() == pytest.approx(on["token_loss"].item() / 2, rel=1e-5)
     assert half["cmcl_loss"].item() == pytest.approx(on["cmcl_loss"].item(), rel=1e-6)
     with pytest.raises(ValueError, match="needs cmcl=True"):
         UnimoPretraining(tiny_model, cmcl=False, token_alignment=True)
+
+
+def test_images_without_regions_and_empty_batches_score_zero_not_nan():
+    g = torch.Generator().manual_seed(1)
+    words = F.normalize(torch.randn(3, 4, 8, generator=g), dim=-1)
+    regions = F.normalize(torch.randn(3, 5, 8, generator=g), dim=-1).requires_grad_()
+    wvalid = torch.ones(3, 4, dtype=torch.bool)
+    rvalid = torch.ones(3, 5, dtype=torch.bool)
+    rvalid[1] = False  # image 1 has no valid region
+    s = token_similarity(words, wvalid, regions, rvalid)
+    assert torch.isfinite(s).all() and torch.equal(s[:, 1], torch.zeros(3))
+    out = TokenAlignmentLoss(0.1)(regions, rvalid, words, wvalid)
+    out["token_loss"].backward()
+    assert torch.isfinite(out["token_loss"]) and torch.isfinite(regions.grad).all()
+    assert torch.equal(regions.grad[1], torch.zeros(5, 8))
+    none = torch.zeros(3, 0, 8)
+    assert torch.equal(
+        token_similarity(words, wvalid, none, torch.zeros(3, 0, dtype=torch.bool)),
+        torch.zeros(3, 3),
+    )
+    empty = TokenAlignmentLoss(0.1)(regions[:0], rvalid[:0], words[:0], wvalid[:0])
+    assert empty["token_loss"].item() == 0.0 and "token_acc" not in empty
+
+
+def test_hard_negative_inputs_are_checked_and_scale_can_be_given():
+    g = torch.Generator().manual_seed(2)
+    words = F.normalize(torch.randn(2, 3, 4, generator=g), dim=-1)
+    regions = F.normalize(torch.randn(2, 3, 4, generator=g), dim=-1)
+    valid = torch.ones(2, 3, dtype=torch.bool)
+    loss = TokenAlignmentLoss(0.1, hard_negative_weight=1.0)
+    with pytest.raises(ValueError, match="together"):
+        loss(
+            regions, valid, words, valid, neg_text_tokens=words, neg_text_owner=torch.tensor([0, 1])
+        )
+    with pytest.raises(ValueError, match="3 hard negative owners but 2 token rows"):
+        loss(
+            regions,
+            valid,
+            words,
+            valid,
+            neg_text_tokens=words,
+            neg_text_valid=valid,
+            neg_text_owner=torch.tensor([0, 1, 1]),
+        )
+    with pytest.raises(ValueError, match="must index the 2 pairs"):
+        loss(
+            regions,
+            valid,
+            words,
+            valid,
+            neg_text_tokens=words,
+            neg_text_valid=valid,
+            neg_text_owner=torch.tensor([0, 2]),
+        )
+    at_10 = loss(regions, valid, words, valid)["token_loss"]
+    at_5 = loss(regions, valid, words, valid, logit_scale=torch.tensor(5.0))["token_loss"]
+    same = TokenAlignmentLoss(0.2)(regions, valid, words, valid)["token_loss"]
+    assert at_5.item() == pytest.approx(same.item()) and at_5.item() != pytest.approx(at_10.item())

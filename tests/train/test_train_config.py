@@ -151,7 +151,7 @@ def test_configs_extend_presets_and_files_and_refuse_cycles(tmp_path):
     assert "extends" not in config.to_dict()
     (tmp_path / "a.json").write_text(json.dumps({"extends": "b.json"}))
     (tmp_path / "b.json").write_text(json.dumps({"extends": "a.json"}))
-    with pytest.raises(ValueError, match=r"cycle: a\.json -> b\.json -> a\.json"):
+    with pytest.raises(ValueError, match=r"cycle: \S*a\.json -> \S*b\.json -> \S*a\.json"):
         load_config(tmp_path / "a.json")
     (tmp_path / "bad.json").write_text(json.dumps({"extends": "no-such-preset"}))
     with pytest.raises(ValueError, match="unknown training config 'no-such-preset'"):
@@ -167,3 +167,25 @@ def test_configs_extend_presets_and_files_and_refuse_cycles(tmp_path):
     for name, parent in parents.items():
         raw = json.loads((presets_dir() / f"{name}.json").read_text())
         assert raw["extends"] == parent, name
+
+
+def test_extends_errors_name_the_file_and_run_folders_load(tmp_path):
+    import json
+
+    child = tmp_path / "child.json"
+    child.write_text(json.dumps({"extends": "parts/missing.json"}))
+    with pytest.raises(ValueError, match=r"extended by .*child\.json.*parts/missing\.json"):
+        load_config(child)
+    child.write_text(json.dumps({"extends": ""}))
+    with pytest.raises(ValueError, match="the config name is empty"):
+        load_config(child)
+    child.write_text(json.dumps(["not", "an", "object"]))
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        load_config(child)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"extends": "synth-b-negatives", "seed": 3}))
+    (tmp_path / "again.json").write_text(json.dumps({"extends": "run", "steps": 5}))
+    config = load_config(tmp_path / "again.json")
+    assert (config.seed, config.steps, config.rewrite_negatives) == (3, 5, True)
+    assert load_config(run).seed == 3

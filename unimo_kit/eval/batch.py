@@ -371,7 +371,7 @@ def run_batch(
                 score = task.options.get("score")
                 needs = {"generative": "seq2seq", "token": "token_alignment"}.get(score)
                 if (task.task == "caption" or needs) and not entry.path:
-                    say(f"[{entry.label}] {task.name}: skipped (it needs a unimo model's head)")
+                    say(f"[{entry.label}] {task.name}: skipped (it needs a unimo checkpoint)")
                     continue
                 if needs and run_trained_objective(entry.path, needs) is False:
                     say(f"[{entry.label}] {task.name}: skipped (trained without {needs})")

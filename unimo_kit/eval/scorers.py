@@ -322,42 +322,48 @@ class UnimoScorer:
 
     def token_alignment_scores(self, images: list[Any], texts: list[str]) -> np.ndarray:
         """Token-alignment score of each ``(images[i], texts[i])``: the mean over the text's
-        words of their best cosine with a region of the image
-        (:func:`unimo_kit.model.token_alignment.token_similarity`). Meaningful only for
-        checkpoints trained with ``token_alignment``.
+        words of their best cosine with a region of the image, as
+        :func:`unimo_kit.model.token_alignment.token_similarity` computes it in training.
+        Each distinct image and text is encoded once. Meaningful only for checkpoints
+        trained with ``token_alignment``.
 
         Returns:
-            (N,) float64 scores in [-1, 1].
+            (N,) float64 scores in [-1, 1] (0 for a text without words or an image without
+            regions).
         """
         import torch
 
-        from unimo_kit.model.token_alignment import paired_token_similarity
-
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} texts")
-        out = np.zeros(len(texts), dtype=np.float64)
-        cache: dict[Any, dict[str, np.ndarray]] = {}
+        distinct_images = list({_image_key(im): im for im in images}.values())
+        distinct_texts = sorted(set(texts), key=len, reverse=True)
+        regions: dict[Any, Any] = {}  # image key -> (n_regions, E) of its valid regions
+        words: dict[str, Any] = {}  # text -> (n_words, E)
         with torch.inference_mode():
-            for sl in _batches(len(texts), self.batch_size):
-                batch_images = list(images[sl])
-                _, regions, region_valid = self.model.encode_image_tokens(
-                    *self._visual_tensors(batch_images, cache)
-                )
-                keep = {_image_key(im) for im in batch_images}
-                cache = {key: v for key, v in cache.items() if key in keep}
+            for sl in _batches(len(distinct_images), self.batch_size):
+                batch = distinct_images[sl]
+                _, tokens, valid = self.model.encode_image_tokens(*self._visual_tensors(batch))
+                for image, row, keep in zip(batch, tokens, valid, strict=True):
+                    regions[_image_key(image)] = row[keep].float()
+            for sl in _batches(len(distinct_texts), self.batch_size):
+                batch = distinct_texts[sl]
                 enc = self.tokenizer(
-                    list(texts[sl]),
+                    batch,
                     padding=True,
                     truncation=True,
                     max_length=self.max_text_tokens,
                     return_tensors="pt",
                 )
-                ids = enc["input_ids"].to(self.device)
-                _, words, word_valid = self.model.encode_text_tokens(
-                    ids, enc["attention_mask"].to(self.device)
+                _, tokens, valid = self.model.encode_text_tokens(
+                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
                 )
-                scores = paired_token_similarity(words, word_valid, regions, region_valid)
-                out[sl] = scores.double().cpu().numpy()
+                for text, row, keep in zip(batch, tokens, valid, strict=True):
+                    words[text] = row[keep].float()
+            out = np.zeros(len(texts), dtype=np.float64)
+            for i, (image, text) in enumerate(zip(images, texts, strict=True)):
+                w, r = words[text], regions[_image_key(image)]
+                if len(w) and len(r):
+                    out[i] = float((w @ r.T).amax(dim=1).mean())
         return out
 
     def encode_images(self, images: list[Any]) -> np.ndarray:

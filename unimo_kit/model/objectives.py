@@ -66,9 +66,10 @@ class UnimoPretraining(nn.Module):
         model: the :class:`UnimoModel`.
         cmcl, mlm, seq2seq, mrp: switch each objective on or off.
         token_alignment: add :class:`~unimo_kit.model.token_alignment.TokenAlignmentLoss`
-            (word-to-region matching, FILIP) on the CMCL pass, with the same temperature and
-            hard negatives (its rank term weighted by ``hard_negative_weight``); loss key
-            ``token_loss``, weight key ``"token"``. Needs ``cmcl``.
+            (word-to-region matching, FILIP) on the CMCL passes' encodings, with CMCL's
+            temperature (learnt along when ``learn_temperature``) and the same hard negatives
+            in its rank term, weighted by ``hard_negative_weight`` (0: they only feed a
+            metric); loss key ``token_loss``, weight key ``"token"``. Needs ``cmcl``.
         temperature, learn_temperature: CMCL τ (see :class:`CMCLLoss`).
         use_hard_negatives: use ``neg_text_*`` as extra negatives (off = in-batch negatives).
         hard_negative_weight: weight of CMCL's rank loss on each pair's own hard negatives
@@ -405,9 +406,17 @@ class UnimoPretraining(nn.Module):
             kwargs["pos_text_features"] = text_parts[i]
             kwargs["pos_text_owner"] = batch["pos_text_owner"]
             i += 1
+        negatives: dict[str, Tensor] = {}
         if use_neg_t:
             kwargs["neg_text_features"] = text_parts[i]
             kwargs["neg_text_owner"] = batch["neg_text_owner"]
+            if self.token_alignment is not None:
+                rows = slice(sum(sizes[:i]), sum(sizes[: i + 1]))
+                negatives = {
+                    "neg_text_tokens": w_tok[rows],
+                    "neg_text_valid": w_valid[rows],
+                    "neg_text_owner": batch["neg_text_owner"],
+                }
         if use_pos_v:
             kwargs["pos_image_features"] = img_parts[1]
             kwargs["pos_image_owner"] = batch["pos_visual_owner"]
@@ -416,15 +425,13 @@ class UnimoPretraining(nn.Module):
         if self.token_alignment is None:
             return cmcl, None
         b = sizes[0]
-        negatives: dict[str, Tensor] = {}
-        if use_neg_t:
-            start = sum(sizes[:-1])
-            negatives = {
-                "neg_text_tokens": w_tok[start:],
-                "neg_text_valid": w_valid[start:],
-                "neg_text_owner": batch["neg_text_owner"],
-            }
         token = self.token_alignment(
-            r_tok[:b], r_valid[:b], w_tok[:b], w_valid[:b], image_ids, **negatives
+            r_tok[:b],
+            r_valid[:b],
+            w_tok[:b],
+            w_valid[:b],
+            image_ids,
+            logit_scale=self.cmcl_loss.logit_scale,
+            **negatives,
         )
         return cmcl, token

@@ -20,7 +20,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unimo_kit.model.losses import multi_positive_nce
+from unimo_kit.model.losses import _upcast, multi_positive_nce
+
+
+def _mean_best(sim: Tensor, text_valid: Tensor, image_valid: Tensor) -> Tensor:
+    """Mean over valid words of the best valid region, from similarities (..., T, N) whose
+    masks broadcast as ``text_valid`` (..., T) and ``image_valid`` (..., N). A word facing no
+    valid region scores 0, and a text without valid words scores 0."""
+    if sim.shape[-1] == 0:  # no regions at all
+        best = sim.new_zeros(sim.shape[:-1])
+    else:
+        sim = sim.masked_fill_(~image_valid[..., None, :], float("-inf"))  # in place: big
+        best = sim.amax(dim=-1)  # (..., T)
+        best = best.masked_fill(~image_valid.any(-1)[..., None], 0.0)  # region-less images
+    words = text_valid.to(best.dtype)
+    best = best.masked_fill(words == 0, 0.0)
+    return best.sum(-1) / words.sum(-1).clamp(min=1)
 
 
 def token_similarity(
@@ -33,15 +48,13 @@ def token_similarity(
         image_tokens: (Bi, N, E) L2-normalised region embeddings; ``image_valid`` (Bi, N) bool.
 
     Returns:
-        (Bt, Bi): for each text and image the mean over the text's valid words of the best
-        cosine with a valid region of the image. A text without valid words scores 0.
+        (Bt, Bi) in [-1, 1] (float32, or float64 for float64 inputs): for each text and image
+        the mean over the text's valid words of the best cosine with a valid region of the
+        image. A text without valid words, or an image without valid regions, scores 0.
+        Memory: one (Bt, Bi, T, N) tensor.
     """
-    sim = torch.einsum("tle,ine->tiln", text_tokens.float(), image_tokens.float())  # (Bt,Bi,T,N)
-    sim = sim.masked_fill(~image_valid[None, :, None, :], float("-inf"))
-    best = sim.amax(dim=-1)  # (Bt, Bi, T)
-    words = text_valid.float()[:, None, :]  # (Bt, 1, T)
-    best = best.masked_fill(words == 0, 0.0)
-    return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+    sim = torch.einsum("tle,ine->tiln", _upcast(text_tokens), _upcast(image_tokens))
+    return _mean_best(sim, text_valid[:, None, :], image_valid[None])  # sim: (Bt, Bi, T, N)
 
 
 def paired_token_similarity(
@@ -53,12 +66,8 @@ def paired_token_similarity(
     Args: text_tokens (K, T, E), text_valid (K, T), image_tokens (K, N, E), image_valid (K, N).
     Returns: (K,).
     """
-    sim = torch.einsum("kle,kne->kln", text_tokens.float(), image_tokens.float())  # (K, T, N)
-    sim = sim.masked_fill(~image_valid[:, None, :], float("-inf"))
-    best = sim.amax(dim=-1)  # (K, T)
-    words = text_valid.float()
-    best = best.masked_fill(words == 0, 0.0)
-    return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+    sim = torch.einsum("kle,kne->kln", _upcast(text_tokens), _upcast(image_tokens))  # (K, T, N)
+    return _mean_best(sim, text_valid, image_valid)
 
 
 class TokenAlignmentLoss(nn.Module):
@@ -69,15 +78,18 @@ class TokenAlignmentLoss(nn.Module):
     - with ``hard_negative_weight`` > 0, each hard negative text ranked against its own pair's
       text on the pair's image, ``softplus(s(v, w⁻)/τ − s(v, w)/τ)`` — the term that teaches
       binding, since a swap negative differs from its caption only in which word goes where.
+      With weight 0 hard negatives only feed the ``token_hardneg_acc`` metric (they are never
+      columns of the InfoNCE).
 
-    It uses this process's pairs only (no all-gather).
+    It uses this process's pairs only (no all-gather, so nothing to synchronise between
+    ranks).
 
     Args:
-        temperature: τ of both terms.
-        hard_negative_weight: weight of the rank term (0: off).
+        temperature: τ of both terms, unless :meth:`forward` gets a ``logit_scale``.
+        hard_negative_weight: weight of the rank term (0: off, as in ``CMCLLoss``).
     """
 
-    def __init__(self, temperature: float = 0.07, *, hard_negative_weight: float = 1.0):
+    def __init__(self, temperature: float = 0.07, *, hard_negative_weight: float = 0.0):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
@@ -97,44 +109,65 @@ class TokenAlignmentLoss(nn.Module):
         neg_text_tokens: Tensor | None = None,
         neg_text_valid: Tensor | None = None,
         neg_text_owner: Tensor | None = None,
+        logit_scale: Tensor | float | None = None,
     ) -> dict[str, Tensor]:
         """Args:
             image_tokens (B, N, E), image_valid (B, N): the pairs' images, row i = pair i.
             text_tokens (B, T, E), text_valid (B, T): the pairs' texts.
             image_ids: (B,) image identity of each pair (default: all different).
             neg_text_tokens (H, T', E), neg_text_valid (H, T'), neg_text_owner (H,): hard
-                negative texts and the pair each belongs to.
+                negative texts and the pair index in [0, B) each belongs to (all three or
+                none).
+            logit_scale: ``1/τ`` to use instead of ``1/temperature`` (e.g. CMCL's learnt one).
 
         Returns:
-            ``token_loss``; metrics ``token_acc`` (image→text top-1 shows the image),
-            ``token_hardneg_acc`` (pair text above its own hard negative; with hard negatives).
+            ``token_loss``; metrics ``token_acc`` (image→text top-1 shows the image; with
+            pairs), ``token_hardneg_acc`` (pair text above its own hard negative) and
+            ``token_hardneg_rank`` (the rank term, when weighted), with hard negatives.
         """
         b, device = image_tokens.shape[0], image_tokens.device
         if image_ids is None:
             image_ids = torch.arange(b, device=device)
+        given = [x is not None for x in (neg_text_tokens, neg_text_valid, neg_text_owner)]
+        if any(given) and not all(given):
+            raise ValueError("give neg_text_tokens, neg_text_valid and neg_text_owner together")
+        h = 0 if neg_text_owner is None else neg_text_owner.shape[0]
+        if h and not (neg_text_tokens.shape[0] == neg_text_valid.shape[0] == h):
+            raise ValueError(
+                f"{h} hard negative owners but {neg_text_tokens.shape[0]} token rows and "
+                f"{neg_text_valid.shape[0]} masks"
+            )
+        if h and (int(neg_text_owner.min()) < 0 or int(neg_text_owner.max()) >= b):
+            raise ValueError(f"neg_text_owner must index the {b} pairs, got values outside")
+        scale = self.scale if logit_scale is None else logit_scale
+        out: dict[str, Tensor] = {}
         with torch.autocast(device_type=device.type, enabled=False):
-            t2i = self.scale * token_similarity(
+            t2i = scale * token_similarity(
                 text_tokens, text_valid, image_tokens, image_valid
             )  # (B texts, B images)
             positive = image_ids[:, None] == image_ids[None, :]  # (B, B), symmetric
+            # sum / rows: no pairs contributes 0, not NaN
             loss = (
-                multi_positive_nce(t2i, positive).mean()
-                + multi_positive_nce(t2i.T, positive).mean()
-            ) / 2
-            out: dict[str, Tensor] = {}
-            if neg_text_tokens is not None and neg_text_owner is not None and len(neg_text_owner):
-                own_tokens, own_valid = image_tokens[neg_text_owner], image_valid[neg_text_owner]
-                s_neg = paired_token_similarity(
-                    neg_text_tokens, neg_text_valid, own_tokens, own_valid
-                )  # (H,)
-                s_pos = t2i.diagonal()[neg_text_owner] / self.scale  # (H,)
-                if self.hard_negative_weight > 0:
-                    rank = F.softplus(self.scale * (s_neg - s_pos)).mean()
-                    loss = loss + self.hard_negative_weight * rank
-                    out["token_hardneg_rank"] = rank.detach()
+                multi_positive_nce(t2i, positive).sum() + multi_positive_nce(t2i.T, positive).sum()
+            ) / (2 * max(b, 1))
+            if h:
+                grad = self.hard_negative_weight > 0 and torch.is_grad_enabled()
+                with torch.set_grad_enabled(grad):
+                    s_neg = paired_token_similarity(
+                        neg_text_tokens,
+                        neg_text_valid,
+                        image_tokens[neg_text_owner],
+                        image_valid[neg_text_owner],
+                    )  # (H,)
+                    s_pos = t2i.diagonal()[neg_text_owner] / scale  # (H,)
+                    if self.hard_negative_weight > 0:
+                        rank = F.softplus(scale * (s_neg - s_pos)).mean()
+                        loss = loss + self.hard_negative_weight * rank
+                        out["token_hardneg_rank"] = rank.detach()
                 out["token_hardneg_acc"] = (s_pos > s_neg).float().mean().detach()
-        with torch.no_grad():
-            top = t2i.T.argmax(dim=1, keepdim=True)  # (B images, 1)
-            out["token_acc"] = positive.gather(1, top).float().mean()
+        if b:
+            with torch.no_grad():
+                top = t2i.T.argmax(dim=1, keepdim=True)  # (B images, 1)
+                out["token_acc"] = positive.gather(1, top).float().mean()
         out["token_loss"] = loss
         return out

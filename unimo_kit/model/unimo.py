@@ -209,7 +209,8 @@ class UnimoModel(nn.Module):
 
         Word pieces go through the same projection as [CLS] and are L2-normalised; ``valid``
         marks the words (not [CLS], [SEP] or padding) that token alignment
-        (:class:`~unimo_kit.model.losses.TokenAlignmentLoss`) matches against image regions.
+        (:class:`~unimo_kit.model.token_alignment.TokenAlignmentLoss`) matches against image
+        regions.
 
         Returns: ``z`` (B, E), ``tokens`` (B, T, E), ``valid`` (B, T) bool.
         """

@@ -7,7 +7,8 @@ values are parsed as JSON when they can be (``steps=200`` -> int, ``rewrites=nul
 
 A config file may start from another: ``"extends": "synth-d-full"`` (a preset name, or a JSON
 path relative to the file) loads that one first, and the file's own keys replace its keys
-(whole values: a dict such as ``loss_weights`` is replaced, not merged).
+(whole values: a dict such as ``loss_weights`` is replaced, not merged). Data paths taken from
+a parent file are still relative to the current directory (or ``data_dir``), not to the parent.
 
 Relative data paths in a preset are kept as written and resolved against the current
 directory when the run starts (the run's ``config.json`` records absolute paths).
@@ -181,27 +182,33 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _config_path(name: str, base: Path) -> Path:
+def _config_path(name: str, base: Path, extended_by: Path | None = None) -> Path:
     """The JSON file of a preset name or a path (relative to ``base``); a folder means its
-    ``config.json`` (a run folder)."""
+    ``config.json`` (a run folder). A name ending in ``.json`` or holding a ``/`` is a path."""
+    if not name:
+        raise ValueError(f"{extended_by or 'training config'}: the config name is empty")
+    is_path = name.endswith(".json") or "/" in name or os.sep in name
     path = presets_dir() / f"{name}.json"
-    if not path.exists():
+    if is_path or not path.exists():
         path = base / name
         if path.is_dir():
             path = path / "config.json"
     if not path.is_file():
+        by = f" (extended by {extended_by})" if extended_by else ""
         raise ValueError(
-            f"unknown training config {name!r}: not a preset ({', '.join(list_presets())}) "
-            "nor a JSON file"
+            f"unknown training config {name!r}{by}: not a preset ({', '.join(list_presets())}) "
+            f"nor a JSON file at {path}"
         )
     return path
 
 
-def _read_config(name: str, base: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+def _read_config(
+    name: str, base: Path, chain: tuple[Path, ...] = (), extended_by: Path | None = None
+) -> dict[str, Any]:
     """The keys of config ``name`` with its ``extends`` chain resolved (``_comment`` dropped)."""
-    path = _config_path(name, base).resolve()
+    path = _config_path(name, base, extended_by).absolute()
     if path in chain:
-        cycle = " -> ".join(p.name for p in (*chain, path))
+        cycle = " -> ".join(str(p) for p in (*chain, path))
         raise ValueError(f"training configs extend each other in a cycle: {cycle}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -215,7 +222,7 @@ def _read_config(name: str, base: Path, chain: tuple[Path, ...]) -> dict[str, An
         return data
     if not isinstance(parent, str):
         raise ValueError(f"{path}: 'extends' must be a preset name or a path, got {parent!r}")
-    return _read_config(parent, path.parent, (*chain, path)) | data
+    return _read_config(parent, path.parent, (*chain, path), path) | data
 
 
 def load_config(
@@ -225,13 +232,14 @@ def load_config(
 
     Args:
         preset_or_path: a shipped preset (:func:`list_presets`) or a config JSON path (a run's
-            ``config.json`` works too).
+            folder or its ``config.json`` works too); the file may ``extends`` another.
         overrides: ``["key=value", ...]`` or a dict.
 
     Raises:
-        ValueError: for an unknown preset or unknown fields.
+        ValueError: for an unknown preset or unknown fields, a file that is not a JSON
+            object, or ``extends`` naming an unknown config or forming a cycle.
     """
-    data = _read_config(str(preset_or_path), Path.cwd(), ())
+    data = _read_config(str(preset_or_path), Path.cwd())
     if isinstance(overrides, dict):
         data.update(overrides)
     else:
