@@ -415,12 +415,15 @@ GOAL_CATEGORIES = ["swap-obj", "swap-att", "replace-obj", "replace-att", "replac
 
 def reading(summary: dict[str, dict[str, dict[str, float]]], subset: str | None) -> list[str]:
     """Computed lines: full (d) and negatives (b) minus in-batch-only (a), against the goal,
-    on ``subset`` of the compositional items (``None``: all)."""
-    a, lines = summary.get("a-cmcl", {}), []
+    on ``subset`` of the compositional items (``None``: all); token-scored rows against a's
+    token-scored row."""
+    lines: list[str] = []
     suffix = f"@{subset}" if subset else ""
     arms = ("b-negatives", "d-full", "b-negatives (token)", "d-full (token)")
     for arm in (*arms, "d-full (generative)"):
-        other = summary.get(arm, {})
+        # a token-scored arm against a scored the same way; generative against a's cosine
+        base = "a-cmcl (token)" if arm.endswith("(token)") else "a-cmcl"
+        a, other = summary.get(base, {}), summary.get(arm, {})
         if not a or not other:
             continue
         gains = []
@@ -433,7 +436,7 @@ def reading(summary: dict[str, dict[str, dict[str, float]]], subset: str | None)
         met = [c for c, g in gains if g >= GOAL_POINTS]
         text = ", ".join(f"{c} {g:+.1f}" for c, g in gains)
         lines.append(
-            f"- **{arm} − a-cmcl** (points of accuracy, mean over seeds): {text}; "
+            f"- **{arm} − {base}** (points of accuracy, mean over seeds): {text}; "
             f"goal ≥ +{GOAL_POINTS:.0f} met on {len(met)}/{len(gains)} categories"
             + (f" ({', '.join(met)})" if met else "")
             + f"; shortfall of the best category: "
