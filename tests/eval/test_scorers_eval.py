@@ -267,7 +267,7 @@ def test_token_alignment_scores_are_the_models_word_region_match(unimo_scorer, t
             _, words, wvalid = model.encode_text_tokens(enc["input_ids"], enc["attention_mask"])
         want = paired_token_similarity(words, wvalid, regions, rvalid).item()
         assert scores[i] == pytest.approx(want, abs=1e-5)
-    assert unimo_scorer.trained_token_alignment is None  # no training config: unknown, runs
+    assert unimo_scorer.trained_with("token_alignment") is None  # no run config: unknown, runs
     result = evaluate_compositional(unimo_scorer, examples, score="token")
     assert result["score"] == "token" and result["num_examples"] == len(examples)
 

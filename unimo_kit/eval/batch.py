@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unimo_kit.eval.compositional import SCORE_OBJECTIVES
 from unimo_kit.eval.errors import EvalError
 from unimo_kit.eval.scorers import run_trained_objective
 
@@ -369,7 +370,7 @@ def run_batch(
                     say(f"[{entry.label}] {task.name}: reused from rows.jsonl")
                     continue
                 score = task.options.get("score")
-                needs = {"generative": "seq2seq", "token": "token_alignment"}.get(score)
+                needs = SCORE_OBJECTIVES.get(score)
                 if (task.task == "caption" or needs) and not entry.path:
                     say(f"[{entry.label}] {task.name}: skipped (it needs a unimo checkpoint)")
                     continue

@@ -292,6 +292,8 @@ def _accuracies(correct: np.ndarray, chance: np.ndarray, cats: np.ndarray) -> di
 
 
 SCORES = ("contrastive", "generative", "token")
+#: Scores read from what a unimo checkpoint trained: score -> the training objective it needs.
+SCORE_OBJECTIVES = {"generative": "seq2seq", "token": "token_alignment"}
 
 
 def score_examples(
@@ -316,19 +318,16 @@ def score_examples(
     """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    if score in ("generative", "token"):
+    if score in SCORE_OBJECTIVES:
         from unimo_kit.eval.errors import EvalError
 
-        method, flag, what = {
-            "generative": ("caption_log_likelihood", "trained_seq2seq", "seq2seq"),
-            "token": ("token_alignment_scores", "trained_token_alignment", "token_alignment"),
-        }[score]
-        if not hasattr(scorer, method):
+        objective = SCORE_OBJECTIVES[score]
+        if not hasattr(scorer, "trained_with"):
             raise EvalError(f"{score} scoring needs a unimo checkpoint; {scorer.name} is not one")
-        if getattr(scorer, flag, None) is False:
+        if scorer.trained_with(objective) is False:
             raise EvalError(
-                f"{scorer.name} was trained without the {what} objective, so {score} scores "
-                "would mean nothing"
+                f"{scorer.name} was trained without the {objective} objective, so {score} "
+                "scores would mean nothing"
             )
         pairs = [(ex.image, t) for ex in examples for t in (ex.positive, *ex.negatives)]
         images, texts = [p[0] for p in pairs], [p[1] for p in pairs]

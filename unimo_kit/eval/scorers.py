@@ -92,11 +92,6 @@ def run_trained_objective(checkpoint: str | os.PathLike, objective: str) -> bool
     return None
 
 
-def run_trained_seq2seq(checkpoint: str | os.PathLike) -> bool | None:
-    """Whether the checkpoint's training run had the seq2seq (captioning) objective on."""
-    return run_trained_objective(checkpoint, "seq2seq")
-
-
 def _image_key(image: Any) -> Any:
     """A hashable key of an image path or an in-memory (PIL) image."""
     return image if isinstance(image, (str, os.PathLike)) else id(image)
@@ -158,13 +153,15 @@ class UnimoScorer:
         if extractor is None and isinstance(checkpoint, (str, os.PathLike)):
             extractor = run_extractor(checkpoint)
         self._extractor = extractor or "effnet"
-        # whether the captioning head / token alignment were trained (None: unknown, e.g. a
-        # model object)
-        is_path = isinstance(checkpoint, (str, os.PathLike))
-        self.trained_seq2seq = run_trained_seq2seq(checkpoint) if is_path else None
-        self.trained_token_alignment = (
-            run_trained_objective(checkpoint, "token_alignment") if is_path else None
-        )
+        self._checkpoint_path = checkpoint if isinstance(checkpoint, (str, os.PathLike)) else None
+
+    def trained_with(self, objective: str) -> bool | None:
+        """Whether the checkpoint's run trained ``objective`` (``"seq2seq"``,
+        ``"token_alignment"``, ...; :func:`run_trained_objective`); ``None`` when unknown
+        (no training config found, or a model object)."""
+        if self._checkpoint_path is None:
+            return None
+        return run_trained_objective(self._checkpoint_path, objective)
 
     @property
     def extractor(self) -> Any:
