@@ -42,3 +42,11 @@ def test_parser_never_raises(batch: list[str]) -> None:
         for relation in graph.relations:
             assert 0 <= relation.subject < len(graph.entities)
             assert 0 <= relation.object < len(graph.entities)
+
+
+@pytest.mark.parametrize("text", ["LET by IT", "let by it"])
+def test_a_pronoun_whose_referent_search_leads_back_to_itself_parses(text: str) -> None:
+    """Found by the fuzz test: "LET by IT" parses IT as the agent of LET, and resolving IT
+    excluded LET's subjects, which is IT again — an endless recursion before the cycle guard."""
+    graph = PARSER.parse(text)
+    assert isinstance(graph, SceneGraph) and graph.text == text

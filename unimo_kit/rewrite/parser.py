@@ -249,6 +249,7 @@ class _Builder:
         self.entity_of: dict[int, int] = {}  # token index -> entity index
         self.seen: set[tuple[int, str, int]] = set()
         self.name_tokens: set[int] = set()  # tokens inside some entity name
+        self.resolving: set[int] = set()  # tokens whose resolve() is running (cycle guard)
         self._side_words()
         self._fragment_roots()
         self._subject_verb_object()
@@ -588,7 +589,18 @@ class _Builder:
         return list(dict.fromkeys(out))
 
     def resolve(self, token: Any) -> list[int]:
-        """Entities for one token: itself, its ``of`` object, or a pronoun's referent."""
+        """Entities for one token: itself, its ``of`` object, or a pronoun's referent. A token
+        met again while it is being resolved stands for nothing (``LET by IT``: the pronoun's
+        referent excludes the verb's subjects, which are the pronoun)."""
+        if token.i in self.resolving:
+            return []
+        self.resolving.add(token.i)
+        try:
+            return self._resolve(token)
+        finally:
+            self.resolving.discard(token.i)
+
+    def _resolve(self, token: Any) -> list[int]:
         if token.i in self.entity_of:
             return [self.entity_of[token.i]]
         if token.i in self.stand_in:
