@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -78,10 +79,12 @@ def run_marked(
     niceness: int,
     log: Path | None = None,
     fingerprint: str | None = None,
+    fresh_output: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``unimo ARGV`` unless ``marker`` records the same argv (and ``fingerprint``, when
     given: e.g. the hash of the resolved training config, which changes when a preset does);
-    record wall and CPU seconds.
+    record wall and CPU seconds. ``fresh_output`` (a run folder the command would resume in)
+    is removed first when the marker records another fingerprint.
 
     Returns:
         ``{"name", "argv", "seconds", "cpu_seconds", "skipped"}`` (+ ``fingerprint``).
@@ -93,8 +96,14 @@ def run_marked(
             done = {}
         if done.get("argv") == argv and done.get("fingerprint") == fingerprint:
             return {**done, "name": name, "skipped": True}
+        if fresh_output is not None and done.get("fingerprint") != fingerprint:
+            print(f"{name}: its config changed since it ran; {fresh_output} starts afresh")
+            shutil.rmtree(fresh_output, ignore_errors=True)
+            marker.unlink()
     print(f"[{time.strftime('%H:%M:%S')}] {name}: unimo {shlex.join(argv)}", flush=True)
     started = time.perf_counter()
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "a") if log else None  # noqa: SIM115 - closed below
     try:
         proc = subprocess.Popen(unimo(argv, niceness), stdout=out, stderr=out, cwd=REPO)
@@ -319,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
             args.nice,
             log=run / "train.log",
             fingerprint=config_fingerprint(argv_),
+            fresh_output=run,
         )
         with lock:
             train_records[f"{arm}-s{seed}"] = record

@@ -72,6 +72,28 @@ def test_stages_run_in_order_and_are_skipped_when_done(tmp_path):
     assert "--set steps=7" in rerun[0] and rerun[1].startswith("-m unimo_kit.cli.main eval")
 
 
+def test_an_edited_preset_retrains_from_scratch_and_reevaluates(tmp_path):
+    python, log = _fake_python(tmp_path)
+    preset = tmp_path / "my-preset.json"
+    preset.write_text(json.dumps({"extends": "synth-small", "steps": 5}))
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_preset=str(preset))
+    lines: list[str] = []
+    run_demo(config, echo=lines.append, python=python)
+    names = [s.name for s in build_stages(config)]
+    (config.out / "run").mkdir()
+    (config.out / "run" / "config.json").write_text("{}")  # what the first training left
+
+    preset.write_text(json.dumps({"extends": "synth-small", "steps": 6}))  # same command line
+    run_demo(config, echo=lines.append, python=python)
+    rerun = log.read_text().splitlines()[len(names) :]
+    assert [call.split()[2] for call in rerun] == ["train", "eval"]
+    assert not (config.out / "run").exists()  # removed, not resumed under the new settings
+    assert any("settings changed" in line for line in lines)
+
+    run_demo(config, echo=lines.append, python=python)  # unchanged since: nothing reruns
+    assert len(log.read_text().splitlines()) == len(names) + 2
+
+
 def test_folder_of_an_earlier_demo_version_is_refused_until_restart(tmp_path):
     from unimo_kit.demo import StaleDemoError, restart
 

@@ -16,12 +16,14 @@ Layout under ``out`` (default ``runs/demo``)::
     commands.sh   every command that ran, in order (re-run them by hand)
     REPORT.md     the figures, plots, and examples of rewrites and mined positives
 
-A stage that finished is skipped on rerun (its marker in ``.stages/`` records the command; a
-changed command runs again). Each stage resumes by itself after a kill.
+A stage that finished is skipped on rerun (its marker in ``.stages/`` records the command and
+a digest of the training preset or evaluation config it read; a changed command or digest runs
+again, training then from scratch). Each stage resumes by itself after a kill.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import shutil
@@ -50,11 +52,31 @@ class DemoConfig:
 
 @dataclass
 class Stage:
-    """One step of the pipeline: a ``unimo`` command line and what it leaves behind."""
+    """One step of the pipeline: a ``unimo`` command line and what it leaves behind.
+
+    A finished stage is done while its command line, :data:`DEMO_VERSION` and ``fingerprint``
+    (a digest of what the command reads besides its arguments: the training preset's
+    contents, the evaluation config) stay the same. When the fingerprint changes, the stage
+    runs again, and ``fresh_output`` (a folder it would otherwise resume in) is removed first.
+    """
 
     name: str
     argv: list[str]
     description: str
+    fingerprint: str | None = None
+    fresh_output: Path | None = None
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def train_fingerprint(preset: str, overrides: list[str]) -> str:
+    """Digest of the training config that ``unimo train --config PRESET --set ...`` resolves,
+    so that an edited preset retrains even though the command line reads the same."""
+    from unimo_kit.train.config import load_config
+
+    return _digest(load_config(preset, overrides).to_dict())
 
 
 def build_stages(config: DemoConfig) -> list[Stage]:
@@ -173,11 +195,14 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 *(arg for item in train_set for arg in ("--set", item)),
             ],
             "train UNIMO: CMCL with rewrites and retrieval, MLM, seq2seq, masked regions",
+            fingerprint=train_fingerprint(config.train_preset, train_set),
+            fresh_output=out / "run",
         ),
         Stage(
             "eval",
             ["eval", "batch", str(out / "eval.json"), "-o", str(results)],
             "retrieval R@K, compositional accuracy per category, captioning (test split)",
+            fingerprint=_digest(eval_config(config)),
         ),
     ]
 
@@ -229,6 +254,7 @@ def _is_done(out: Path, stage: Stage) -> bool:
         marker is not None
         and marker.get("argv") == stage.argv
         and marker.get("version", 1) == DEMO_VERSION
+        and marker.get("fingerprint") == stage.fingerprint
     )
 
 
@@ -299,12 +325,26 @@ def run_demo(
             continue
         upstream_ran = True
         echo(f"{header}\n    $ {line}")
+        earlier = _read_marker(out, stage)
+        if (
+            stage.fresh_output is not None
+            and earlier is not None
+            and earlier.get("fingerprint") != stage.fingerprint
+        ):
+            echo(f"    its settings changed since it last ran: {stage.fresh_output} starts afresh")
+            shutil.rmtree(stage.fresh_output, ignore_errors=True)
+            _marker(out, stage).unlink()
         started = time.perf_counter()
         subprocess.run([python, "-m", "unimo_kit.cli.main", *stage.argv], check=True)
         timings[stage.name] = time.perf_counter() - started
         marker = _marker(out, stage)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        record = {"argv": stage.argv, "seconds": timings[stage.name], "version": DEMO_VERSION}
+        record = {
+            "argv": stage.argv,
+            "seconds": timings[stage.name],
+            "version": DEMO_VERSION,
+            "fingerprint": stage.fingerprint,
+        }
         marker.write_text(json.dumps(record))
         echo(f"    finished in {timings[stage.name]:.0f} s")
     (out / "commands.sh").write_text("\n".join(commands) + "\n")

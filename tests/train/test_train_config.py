@@ -8,6 +8,7 @@ import math
 import pytest
 
 from unimo_kit.train import TrainConfig, list_presets, load_config, lr_at, parse_override
+from unimo_kit.train.config import resume_differences
 
 ARMS = ("synth-a-cmcl", "synth-b-negatives", "synth-c-retrieval", "synth-d-full")
 
@@ -189,3 +190,23 @@ def test_extends_errors_name_the_file_and_run_folders_load(tmp_path):
     config = load_config(tmp_path / "again.json")
     assert (config.seed, config.steps, config.rewrite_negatives) == (3, 5, True)
     assert load_config(run).seed == 3
+
+
+def test_resume_differences_sort_fields_into_refused_noted_and_free():
+    base = TrainConfig(steps=100, lr=1e-4, threads=2, pairs="/data/pairs.jsonl")
+    saved = base.to_dict()
+    assert resume_differences(saved, base) == ([], [])
+
+    changed = TrainConfig(
+        steps=200, lr=3e-4, threads=1, eval_every=5, pairs="/moved/pairs.jsonl",
+        token_alignment=True,
+    )  # fmt: skip
+    refused, noted = resume_differences(saved, changed)
+    assert refused == ["lr: 0.0001 -> 0.0003", "token_alignment: false -> true"]
+    assert noted == ['pairs: "/data/pairs.jsonl" -> "/moved/pairs.jsonl"', "steps: 100 -> 200"]
+
+    # A checkpoint of an older version: missing fields count as their defaults, fields this
+    # version no longer knows are dropped.
+    old = {k: v for k, v in saved.items() if k != "token_alignment"} | {"retired_knob": 1}
+    assert resume_differences(old, base) == ([], [])
+    assert resume_differences(old, changed)[0][-1] == "token_alignment: false -> true"

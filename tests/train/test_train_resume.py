@@ -63,3 +63,29 @@ def test_no_resume_starts_afresh_and_objectives_all_report(tmp_path, tiny_overri
         assert key in result.last_losses, key
     assert result.eval is not None and 0.0 <= result.eval["i2t_r1"] <= 1.0
     assert (tmp_path / "run" / "eval.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_resume_under_another_config_is_refused_and_names_the_fields(
+    tmp_path, tiny_overrides, caplog
+):
+    config = load_config("tiny", {**tiny_overrides, "steps": 4, "save_every": 1})
+    train(config, tmp_path / "run", stop_after=1)
+    written = (tmp_path / "run" / "config.json").read_text()
+
+    other = load_config("tiny", {**tiny_overrides, "steps": 4, "save_every": 1, "lr": 3e-4})
+    with pytest.raises(ValueError, match=r"another config .*step-000001.*lr: 0\.001 -> 0\.0003"):
+        train(other, tmp_path / "run")
+    assert (tmp_path / "run" / "config.json").read_text() == written  # the run's own, kept
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-000001"]
+
+    # How the run is carried out may change; the schedule's length with a warning.
+    longer = load_config(
+        "tiny", {**tiny_overrides, "steps": 3, "save_every": 1, "threads": 2, "log_every": 2}
+    )
+    with caplog.at_level("WARNING", logger="unimo_kit.train.trainer"):
+        result = train(longer, tmp_path / "run")
+    assert result.state.step == 3
+    assert any("changed steps: 4 -> 3" in r.getMessage() for r in caplog.records)
+    # --no-resume starts afresh under any config.
+    assert train(other, tmp_path / "run", resume=False, stop_after=1).state.step == 1

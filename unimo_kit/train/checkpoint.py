@@ -163,6 +163,12 @@ def write_checkpoint(
     return final
 
 
+def read_train_config(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The training config a checkpoint was written under (``None`` when it has none)."""
+    state = json.loads((Path(folder) / "state.json").read_text(encoding="utf-8"))
+    return state.get("config")
+
+
 def read_checkpoint(folder: str | os.PathLike, rank: int) -> dict[str, Any]:
     """What :func:`write_checkpoint` wrote, for one rank: ``model`` (state dict), ``objective``,
     ``optimizer`` (tensors), ``optimizer_rest``, ``rng`` (this rank's states; ``None`` when the

@@ -27,6 +27,23 @@ from typing import Any
 #: Config fields holding file paths (made absolute when a run starts).
 PATH_FIELDS = ("pairs", "val_pairs", "texts", "images", "features", "rewrites", "retrieved")
 
+#: Fields a resumed run may change freely: how the run is carried out, not what it learns.
+RUN_CONTROL_FIELDS = (
+    "device",
+    "threads",
+    "num_workers",
+    "progress",
+    "log_every",
+    "save_every",
+    "keep_checkpoints",
+    "eval_every",
+    "eval_max_images",
+)
+
+#: Fields a resumed run may change with a warning: the length of the schedule (stretched or
+#: cut from the resumed step on) and where the data lies (moved, or the same files elsewhere).
+RESUME_NOTED_FIELDS = ("steps", "data_dir", *PATH_FIELDS)
+
 
 @dataclass
 class TrainConfig:
@@ -245,3 +262,38 @@ def load_config(
     else:
         data.update(parse_override(o) for o in overrides or [])
     return TrainConfig.from_dict(data)
+
+
+def resume_differences(saved: dict[str, Any], current: TrainConfig) -> tuple[list[str], list[str]]:
+    """How ``current`` differs from the config a checkpoint was trained with.
+
+    Args:
+        saved: the checkpoint's config (``TrainConfig.to_dict()`` as JSON); fields it lacks
+            (written by an older version) count as their defaults, fields unknown here are
+            dropped.
+        current: the config the run is resumed with (resolved, as the trainer writes it).
+
+    Returns:
+        ``(refused, noted)``: ``"name: old -> new"`` lines for the fields that change what the
+        run learns (the resume should stop) and for :data:`RESUME_NOTED_FIELDS` (a warning);
+        :data:`RUN_CONTROL_FIELDS` are left out.
+    """
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    kept = {k: v for k, v in saved.items() if k in known}
+    try:
+        old = _as_json(TrainConfig.from_dict(kept).to_dict())
+    except (TypeError, ValueError):  # invalid under today's checks: compare as written
+        old = _as_json(kept)
+    new = _as_json(current.to_dict())
+    refused: list[str] = []
+    noted: list[str] = []
+    for name in sorted(known - set(RUN_CONTROL_FIELDS)):
+        if name in old and old[name] != new[name]:
+            line = f"{name}: {json.dumps(old[name])} -> {json.dumps(new[name])}"
+            (noted if name in RESUME_NOTED_FIELDS else refused).append(line)
+    return refused, noted
+
+
+def _as_json(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as they read back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(values, default=str))

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from unimo_kit.train import checkpoint as ckpt
-from unimo_kit.train.config import TrainConfig
+from unimo_kit.train.config import TrainConfig, resume_differences
 from unimo_kit.train.distributed import (
     DistInfo,
     all_gather_tensor,
@@ -126,6 +126,24 @@ def build_model(config: TrainConfig, store_meta: dict[str, Any] | None) -> torch
     return create_model(config.model, **overrides)
 
 
+def _check_resumable(checkpoint: Path, config: TrainConfig) -> None:
+    """Refuse to resume ``checkpoint`` under a config that would learn something else; warn
+    about a changed schedule length or data location."""
+    saved = ckpt.read_train_config(checkpoint)
+    if saved is None:
+        return
+    refused, noted = resume_differences(saved, config)
+    run_dir = checkpoint.parent.parent
+    if refused:
+        raise ValueError(
+            f"{run_dir} holds a run of another config (newest checkpoint {checkpoint.name}), "
+            f"which differs in {'; '.join(refused)}. Resume it with its own config "
+            f"({run_dir / 'config.json'}), start afresh with --no-resume, or pass another --out"
+        )
+    for line in noted:
+        logger.warning("resuming %s with a changed %s", checkpoint, line)
+
+
 def train(
     config: TrainConfig,
     run_dir: str | os.PathLike,
@@ -157,6 +175,9 @@ def train(
     run_dir = Path(run_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
+    latest = ckpt.latest_checkpoint(run_dir) if resume else None
+    if latest is not None:
+        _check_resumable(latest, config)
     if dist.is_main:
         if not resume:  # start afresh: drop what an earlier run left
             for stale in ("checkpoints", "final", "tensorboard"):
@@ -200,7 +221,6 @@ def train(
     # ---- resume -----------------------------------------------------------------------------
     state = TrainState(world_size=dist.world_size)
     sampler = data.make_sampler(dist.rank, dist.world_size)  # advanced per consumed batch
-    latest = ckpt.latest_checkpoint(run_dir) if resume else None
     if latest is not None:
         saved = ckpt.read_checkpoint(latest, dist.rank)
         model.load_state_dict(saved["model"])
