@@ -163,7 +163,19 @@ def test_report_includes_examples_and_results(tmp_path):
     )
     (out / "results").mkdir()
     (out / "results" / "results.md").write_text("# title\n\n## retrieval\n\n| a |\n")
+    categories = {
+        "add-att": {"accuracy": 0.9, "p_above_chance": 1e-9},
+        "swap-att": {"accuracy": 0.55, "p_above_chance": 0.18},
+    }
+    row = {"label": "m", "name": "comp-token", "task": "compositional", "score": "token"}
+    (out / "results" / "results.json").write_text(
+        json.dumps({"rows": [{**row, "categories": categories}, {"task": "retrieval"}]})
+    )
     text = write_report(out).read_text()
+    assert (
+        "- m, comp-token (token score): above chance on 1 of 2 categories; "
+        "not on swap-att (55.0 %, p = 0.18)" in text
+    )
     assert "negative (replace-att): a blue circle" in text
     assert "related text (0.90): one red circle" in text
     assert "### retrieval" in text and "# title" not in text

@@ -101,6 +101,32 @@ def _mining_examples(world: Path, n: int = 3) -> list[str]:
     return lines
 
 
+def _above_chance(results: Path, alpha: float = 0.05) -> list[str]:
+    """One line per compositional row of ``results.json``: the categories whose accuracy is
+    above chance by a one-sided binomial test at ``alpha``, and those that are not."""
+    data = _read_json(results)
+    lines = []
+    for row in (data or {}).get("rows", []):
+        categories = row.get("categories") if row.get("task") == "compositional" else None
+        if not categories:
+            continue
+        above = [c for c, v in categories.items() if v.get("p_above_chance", 1.0) < alpha]
+        below = [
+            f"{c} ({100 * v['accuracy']:.1f} %, p = {v.get('p_above_chance', 1.0):.2f})"
+            for c, v in categories.items()
+            if c not in above
+        ]
+        verdict = f"above chance on {len(above)} of {len(categories)} categories"
+        lines.append(
+            f"- {row['label']}, {row['name']} ({row.get('score', 'contrastive')} score): "
+            + verdict
+            + (f"; not on {', '.join(below)}" if below else "")
+        )
+    if lines:
+        lines = [f"Above chance (one-sided binomial test, p < {alpha}):", "", *lines, ""]
+    return lines
+
+
 def write_report(out: str | os.PathLike) -> Path:
     """Write ``out/REPORT.md`` from what the demo stages left in ``out``; returns its path."""
     out = Path(out)
@@ -131,6 +157,7 @@ def write_report(out: str | os.PathLike) -> Path:
             body = body[1:]
         lines += [("#" + line if line.startswith("## ") else line) for line in body]
         lines.append("")
+        lines += _above_chance(results / "results.json")
     plots = sorted((results / "plots").glob("*.png")) if (results / "plots").exists() else []
     if plots:
         lines += ["## Plots", ""]
