@@ -97,11 +97,12 @@ def test_hard_negative_weight_reaches_the_loss_only_where_hard_negatives_are_on(
     assert build_objective(rank_only, model, dist).cmcl_loss.hard_negative_scope == "rank"
 
 
-def test_the_demo_preset_is_the_full_arm_at_the_ablations_steps_without_token_alignment():
+def test_the_demo_preset_is_the_full_arm_with_the_negatives_on_binding_at_2000_steps():
     demo, full = load_config("synth-small"), load_config("synth-d-full")
     differ = {f for f in TrainConfig.__dataclass_fields__ if getattr(demo, f) != getattr(full, f)}
-    assert differ == {"steps", "token_alignment"}
-    assert demo.steps == 1000 and not demo.token_alignment
+    assert differ == {"steps", "negative_types"}
+    assert demo.steps == 2000 and demo.token_alignment
+    assert set(demo.negative_types) == {"swap-att", "swap-obj", "replace-rel", "replace-att"}
 
 
 def test_presets_b_to_d_keep_sentence_negatives_length_matched_and_in_the_rank_loss():
