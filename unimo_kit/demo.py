@@ -37,7 +37,7 @@ from pathlib import Path
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo; the defaults take about 45 minutes on 2 CPU cores (most of it the
+    """Sizes of the demo; the defaults take 30-50 minutes on 2 CPU cores (most of it the
     2,000 training steps; docs/RESULTS.md has the measured stage times)."""
 
     out: Path = Path("runs/demo")  # everything the demo writes goes here

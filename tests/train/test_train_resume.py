@@ -80,11 +80,11 @@ def test_resume_under_another_config_is_refused_and_names_the_fields(
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-000001"]
 
     # How the run is carried out may change; the schedule's length with a warning.
-    longer = load_config(
+    shorter = load_config(
         "tiny", {**tiny_overrides, "steps": 3, "save_every": 1, "threads": 2, "log_every": 2}
     )
     with caplog.at_level("WARNING", logger="unimo_kit.train.trainer"):
-        result = train(longer, tmp_path / "run")
+        result = train(shorter, tmp_path / "run")
     assert result.state.step == 3
     assert any("changed steps: 4 -> 3" in r.getMessage() for r in caplog.records)
     # --no-resume starts afresh under any config.
