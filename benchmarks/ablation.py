@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from unimo_kit.demo import DemoConfig, build_stages
+from unimo_kit.demo import DemoConfig, build_stages, train_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_STAGES = ("synth", "rewrite", "index-texts", "index-images", "mine", "features")
@@ -136,14 +136,9 @@ def run_marked(
 def config_fingerprint(argv: list[str]) -> str:
     """sha256 of the training config that ``unimo train ARGV`` resolves (preset + ``--set``s):
     a finished run is reused only while its preset still means the same."""
-    import hashlib
-
-    from unimo_kit.train import load_config
-
     preset = argv[argv.index("--config") + 1]
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-    resolved = json.dumps(load_config(preset, sets).to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(resolved.encode()).hexdigest()
+    return train_fingerprint(preset, sets)
 
 
 def train_argv(arm: str, seed: int, args: argparse.Namespace, world: Path, run: Path) -> list[str]:
