@@ -94,6 +94,45 @@ def test_an_edited_preset_retrains_from_scratch_and_reevaluates(tmp_path):
     assert len(log.read_text().splitlines()) == len(names) + 2
 
 
+def test_a_killed_training_is_resumed_by_its_own_settings_and_removed_by_others(tmp_path):
+    log = tmp_path / "calls.log"
+    script = tmp_path / "python-killed-in-train"  # logs every stage; dies in train once
+    script.write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\n'
+        f'case "$*" in *" train "*) [ -e {tmp_path}/killed ] || '
+        f"{{ touch {tmp_path}/killed; exit 9; }};; esac\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    preset = tmp_path / "my-preset.json"
+    preset.write_text(json.dumps({"extends": "synth-small", "steps": 5}))
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_preset=str(preset))
+    with pytest.raises(Exception, match="exit status 9"):
+        run_demo(config, echo=lambda _: None, python=str(script))
+    (config.out / "run").mkdir()  # the killed training's checkpoints
+    run_demo(config, echo=lambda _: None, python=str(script))  # same settings: resumed
+    assert (config.out / "run").is_dir()
+
+    (tmp_path / "killed").unlink()
+    preset.write_text(json.dumps({"extends": "synth-small", "steps": 6}))
+    with pytest.raises(Exception, match="exit status 9"):
+        run_demo(config, echo=lambda _: None, python=str(script))  # killed again, new settings
+    assert not (config.out / "run").exists()  # the finished run of steps=5 went first
+    (config.out / "run").mkdir()
+    (config.out / "run" / "partial").write_text("")  # what the killed steps=6 run left
+    preset.write_text(json.dumps({"extends": "synth-small", "steps": 7}))
+    lines: list[str] = []
+    run_demo(config, echo=lines.append, python=str(script))  # other settings: afresh
+    assert not (config.out / "run").exists()
+    assert any("settings changed" in line for line in lines)
+
+
+def test_an_unknown_preset_stops_the_demo_before_any_stage(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--preset", "no-such-preset"])
+    assert result.exit_code != 0 and "unknown training config 'no-such-preset'" in result.output
+    assert not out.exists()
+
+
 def test_folder_of_an_earlier_demo_version_is_refused_until_restart(tmp_path):
     from unimo_kit.demo import StaleDemoError, restart
 
@@ -126,7 +165,9 @@ def test_failed_stage_stops_the_demo_with_a_clear_message(tmp_path):
         assert "exit status 3" in str(exc)
     else:
         raise AssertionError("a failing stage must stop the demo")
-    assert not (config.out / ".stages").exists()
+    started = json.loads((config.out / ".stages" / "synth.json").read_text())
+    assert started["finished"] is False  # recorded as begun, not as done
+    assert [p.name for p in (config.out / ".stages").iterdir()] == ["synth.json"]
 
 
 def test_report_includes_examples_and_results(tmp_path):

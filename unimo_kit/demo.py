@@ -18,7 +18,9 @@ Layout under ``out`` (default ``runs/demo``)::
 
 A stage that finished is skipped on rerun (its marker in ``.stages/`` records the command and
 a digest of the training preset or evaluation config it read; a changed command or digest runs
-again, training then from scratch). Each stage resumes by itself after a kill.
+again, training then from scratch). Each stage resumes by itself after a kill; a killed
+training whose preset has changed since starts afresh instead (the marker is written when a
+stage starts, with ``"finished": false``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Stage:
     A finished stage is done while its command line, :data:`DEMO_VERSION` and ``fingerprint``
     (a digest of what the command reads besides its arguments: the training preset's
     contents, the evaluation config) stay the same. When the fingerprint changes, the stage
-    runs again, and ``fresh_output`` (a folder it would otherwise resume in) is removed first.
+    runs again, and ``fresh_output`` (a folder it would otherwise resume in) is removed first,
+    whether the earlier run of the stage finished or was killed.
     """
 
     name: str
@@ -264,6 +267,7 @@ def _is_done(out: Path, stage: Stage) -> bool:
         and marker.get("argv") == stage.argv
         and marker.get("version", 1) == DEMO_VERSION
         and marker.get("fingerprint") == stage.fingerprint
+        and marker.get("finished", True)
     )
 
 
@@ -342,19 +346,16 @@ def run_demo(
         ):
             echo(f"    its settings changed since it last ran: {stage.fresh_output} starts afresh")
             shutil.rmtree(stage.fresh_output, ignore_errors=True)
-            _marker(out, stage).unlink()
+        # Recorded before the stage runs, so that a killed stage's output is known to be of
+        # these settings (resumed by the same ones, removed by others).
+        marker = _marker(out, stage)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        record = {"argv": stage.argv, "version": DEMO_VERSION, "fingerprint": stage.fingerprint}
+        marker.write_text(json.dumps({**record, "finished": False}))
         started = time.perf_counter()
         subprocess.run([python, "-m", "unimo_kit.cli.main", *stage.argv], check=True)
         timings[stage.name] = time.perf_counter() - started
-        marker = _marker(out, stage)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "argv": stage.argv,
-            "seconds": timings[stage.name],
-            "version": DEMO_VERSION,
-            "fingerprint": stage.fingerprint,
-        }
-        marker.write_text(json.dumps(record))
+        marker.write_text(json.dumps({**record, "seconds": timings[stage.name], "finished": True}))
         echo(f"    finished in {timings[stage.name]:.0f} s")
     (out / "commands.sh").write_text("\n".join(commands) + "\n")
     report = write_report(out)
