@@ -18,6 +18,13 @@ import click
 @click.option("--val-fraction", default=0.1, show_default=True, help="Share of images in val.")
 @click.option("--test-fraction", default=0.1, show_default=True, help="Share of images in test.")
 @click.option(
+    "--compositional-images",
+    default=0,
+    show_default=True,
+    help="More unseen scenes, drawn like test scenes, only for the compositional test set "
+    "(images/cmp-*.png, listed in compositional.images.jsonl).",
+)
+@click.option(
     "--workers", type=int, default=None, help="Render processes [auto]; output unchanged."
 )
 @click.option("--force", is_flag=True, help="Regenerate even if DIR holds this very world.")
@@ -32,6 +39,7 @@ def synth(
     n_image_only: int | None,
     val_fraction: float,
     test_fraction: float,
+    compositional_images: int,
     workers: int | None,
     force: bool,
     no_progress: bool,
@@ -46,7 +54,10 @@ def synth(
     \b
     Writes (formats in docs/formats.md and docs/synth.md):
       images/*.png  pairs.{train,val,test}.jsonl  texts.jsonl  images.jsonl  scenes.jsonl
-      compositional.test.jsonl  captions.factual.csv  world.json
+      compositional.test.jsonl  compositional.images.jsonl  captions.factual.csv  world.json
+    --compositional-images N adds N scenes whose only use is a larger compositional test set
+    (100 test images give ~87 items of the rarest categories); the rest of the world is
+    unchanged by it. Give compositional.images.jsonl to `unimo features` with the other files.
     If DIR already holds a complete world made with the same parameters it is kept.
     """
     from unimo_kit.data.synth import generate_world
@@ -62,6 +73,7 @@ def synth(
             n_image_only=n_image_only,
             val_fraction=val_fraction,
             test_fraction=test_fraction,
+            n_compositional_images=compositional_images,
             workers=workers,
             progress=not no_progress,
             force=force,
@@ -77,6 +89,12 @@ def synth(
         f"world in {world.out_dir}: {images['train']}/{images['val']}/{images['test']} "
         f"train/val/test images, {sum(counts['captions'].values())} captions, "
         f"{counts['texts']} texts, {counts['image_only']} image-only, "
-        f"{composed} compositional test items; held out: "
+        f"{composed} compositional test items"
+        + (
+            f" ({counts['compositional_images']} images beyond the test split)"
+            if counts["compositional_images"]
+            else ""
+        )
+        + "; held out: "
         + ", ".join(f"{c} {s}" for c, s in world.held_out)
     )

@@ -226,7 +226,7 @@ def test_same_seed_same_bytes_other_seed_other_world(tmp_path: Path) -> None:
     c = generate_world(tmp_path / "c", seed=2, workers=1, **kwargs)
     files_a = sorted(p.relative_to(a.out_dir) for p in a.out_dir.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b.out_dir) for p in b.out_dir.rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 9 + 40
+    assert files_a == files_b and len(files_a) == 10 + 40
     for rel in files_a:
         assert (a.out_dir / rel).read_bytes() == (b.out_dir / rel).read_bytes(), rel
     assert a.pairs["train"].read_bytes() != c.pairs["train"].read_bytes()
@@ -234,6 +234,43 @@ def test_same_seed_same_bytes_other_seed_other_world(tmp_path: Path) -> None:
     assert (a.out_dir / "images/syn-000000.png").read_bytes() != (
         c.out_dir / "images/syn-000000.png"
     ).read_bytes()
+
+
+def test_compositional_images_enlarge_only_the_compositional_set(tmp_path: Path) -> None:
+    kwargs = {"seed": 3, "n_images": 30, "n_texts": 10, "n_image_only": 5, "progress": False}
+    base = generate_world(tmp_path / "base", **kwargs)
+    more = generate_world(tmp_path / "more", n_compositional_images=12, **kwargs)
+    changed = {"compositional.test.jsonl", "compositional.images.jsonl", "scenes.jsonl",
+               "world.json"}  # fmt: skip
+    base_files = sorted(p.relative_to(base.out_dir) for p in base.out_dir.rglob("*") if p.is_file())
+    for rel in base_files:
+        if str(rel) not in changed:
+            assert (base.out_dir / rel).read_bytes() == (more.out_dir / rel).read_bytes(), rel
+    assert base.compositional_images.read_text() == ""
+    assert base.counts["compositional_images"] == 0
+    assert more.counts["compositional_images"] == 12
+
+    listed = read_jsonl(more.compositional_images)
+    assert [r["id"] for r in listed] == [f"cmp-{i:06d}" for i in range(12)]
+    assert all((more.out_dir / r["image"]).is_file() for r in listed)
+    scenes = load_scenes(more.scenes)
+    assert all(scenes[r["id"]].split == "compositional" for r in listed)
+    held = {tuple(p) for p in more.held_out}
+    for r in listed:  # drawn as test scenes: each holds a held-out composition
+        assert any((o.color, o.shape) in held for o in scenes[r["id"]].objects)
+
+    # the test images' items first, unchanged; then those of the new scenes, checked
+    before = base.compositional.read_text().splitlines()
+    after = more.compositional.read_text().splitlines()
+    assert after[: len(before)] == before and len(after) > len(before) + 12 * 3
+    for item in map(json.loads, after[len(before) :]):
+        scene = scenes[Path(item["image"]).stem]
+        assert scene.split == "compositional"
+        assert satisfies(scene, SceneGraph.from_factual(item["positive_graph"]))
+        assert not satisfies(scene, SceneGraph.from_factual(item["negative_graphs"][0]))
+    assert sum(more.counts["compositional"].values()) == len(after)
+    with pytest.raises(ValueError, match="must not be negative"):
+        generate_world(tmp_path / "bad", n_compositional_images=-1, **kwargs)
 
 
 def test_resume_skips_a_complete_world_and_force_regenerates(tmp_path: Path) -> None:
@@ -282,6 +319,8 @@ def test_cli_synth(tmp_path: Path) -> None:
     assert "held out:" in result.output and (tmp_path / "world.json").exists()
     result = runner.invoke(cli, [*args, "--seed", "5"])
     assert result.exit_code == 0 and "already holds this world" in result.output
+    result = runner.invoke(cli, [*args, "--seed", "5", "--compositional-images", "3"])
+    assert result.exit_code == 0 and "(3 images beyond the test split)" in result.output
     result = runner.invoke(cli, [*args, "--test-fraction", "1.5"])
     assert result.exit_code != 0 and "test_fraction must be in [0, 1)" in result.output
 

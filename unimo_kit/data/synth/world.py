@@ -46,6 +46,7 @@ from unimo_kit.utils.seeding import derive_seed
 GENERATOR_VERSION = 2  # bump when the same parameters would give different files
 SPLITS = ("train", "val", "test")
 PAIR_PREFIX, IMAGE_ONLY_PREFIX, TEXT_PREFIX = "syn", "img", "txt"
+COMPOSITIONAL_PREFIX = "cmp"  # scenes rendered for the compositional test set only
 
 
 @dataclass
@@ -58,6 +59,7 @@ class WorldSummary:
     images: Path  # images.jsonl, the image-only collection
     scenes: Path  # scenes.jsonl, gold scene per rendered image
     compositional: Path  # compositional.test.jsonl
+    compositional_images: Path  # compositional.images.jsonl, its images beyond the test split
     factual_csv: Path  # captions.factual.csv
     world_json: Path  # world.json
     counts: dict[str, Any] = field(default_factory=dict)  # as in world.json["counts"]
@@ -100,6 +102,7 @@ def _world_paths(out: Path) -> dict[str, Any]:
         "images": out / "images.jsonl",
         "scenes": out / "scenes.jsonl",
         "compositional": out / "compositional.test.jsonl",
+        "compositional_images": out / "compositional.images.jsonl",
         "factual_csv": out / "captions.factual.csv",
         "world_json": out / "world.json",
     }
@@ -177,8 +180,9 @@ def _render_all(scenes: list[Scene], out: Path, workers: int, progress: bool) ->
 
 
 def _remove_stale_images(image_dir: Path, keep: set[str]) -> None:
-    """Remove images of an earlier, different world (``syn-*``/``img-*`` not in ``keep``)."""
-    for prefix in (PAIR_PREFIX, IMAGE_ONLY_PREFIX):
+    """Remove images of an earlier, different world (``syn-*``/``img-*``/``cmp-*`` not in
+    ``keep``)."""
+    for prefix in (PAIR_PREFIX, IMAGE_ONLY_PREFIX, COMPOSITIONAL_PREFIX):
         for path in image_dir.glob(f"{prefix}-*.png"):
             if path.name not in keep:
                 path.unlink()
@@ -200,6 +204,7 @@ def generate_world(
     n_image_only: int | None = None,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    n_compositional_images: int = 0,
     workers: int | None = None,
     progress: bool = True,
     force: bool = False,
@@ -216,6 +221,13 @@ def generate_world(
         n_image_only: uncaptioned images (default ``n_images // 2``).
         val_fraction: share of captioned images in val (each holds a held-out composition).
         test_fraction: share in test (same).
+        n_compositional_images: further unseen scenes, drawn as test scenes are (each holds a
+            held-out composition), rendered only to enlarge the compositional test set: its
+            items for the test images come first and are the same whatever this number;
+            those of these scenes (ids ``cmp-*``) follow. Their images are listed in
+            ``compositional.images.jsonl`` (``unimo features`` takes it like images.jsonl).
+            About 6.6 items per scene: 100 test images give ~87 items of the rarest
+            categories, whose accuracy is then known to about ±10 points.
         workers: render processes (default: up to 4 when there are 500+ images, else 1).
             Does not change the output.
         progress: show a progress bar (stderr) while rendering.
@@ -235,8 +247,8 @@ def generate_world(
             raise ValueError(f"{name} must be in [0, 1), got {value}")
     n_texts = 2 * n_images if n_texts is None else n_texts
     n_image_only = n_images // 2 if n_image_only is None else n_image_only
-    if n_texts < 0 or n_image_only < 0:
-        raise ValueError("n_texts and n_image_only must not be negative")
+    if n_texts < 0 or n_image_only < 0 or n_compositional_images < 0:
+        raise ValueError("n_texts, n_image_only and n_compositional_images must not be negative")
     out = Path(out_dir).resolve()
     params = {
         "generator_version": GENERATOR_VERSION,
@@ -248,6 +260,7 @@ def generate_world(
         "n_image_only": n_image_only,
         "val_fraction": val_fraction,
         "test_fraction": test_fraction,
+        "n_compositional_images": n_compositional_images,
     }
     if not force:
         world = _complete_world(out, params)
@@ -257,7 +270,7 @@ def generate_world(
 
     held_out = held_out_compositions(seed)
     held = frozenset(held_out)
-    pad = _pad(max(n_images, n_image_only, n_texts))
+    pad = _pad(max(n_images, n_image_only, n_texts, n_compositional_images))
 
     # 1. captioned scenes, by split
     splits = _split_of(seed, n_images, val_fraction, test_fraction)
@@ -311,13 +324,19 @@ def generate_world(
             {"id": text_id, "text": caption.text, "meta": {"scene_graph": caption.factual}}
         )
 
-    # 4. compositional test set from the gold test scenes
+    # 4. compositional test set from the gold test scenes, then from scenes drawn for it alone
+    compositional_scenes: list[Scene] = []
+    for index in range(n_compositional_images):
+        image_id = f"{COMPOSITIONAL_PREFIX}-{index:0{pad}d}"
+        rng = random.Random(derive_seed(seed, "compositional-scene", image_id))
+        scene = sample_scene(rng, image_id, size=image_size, held_out=held, include_held_out=True)
+        scene.image, scene.split = f"images/{image_id}.png", "compositional"
+        compositional_scenes.append(scene)
     items: list[dict[str, Any]] = []
     made: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
-    for scene in pair_scenes:
-        if scene.split != "test":
-            continue
+    test_scenes = [s for s in pair_scenes if s.split == "test"]
+    for scene in test_scenes + compositional_scenes:
         for category in CATEGORIES:
             rng = random.Random(derive_seed(seed, "compositional", scene.id, category))
             example = make_example(scene, category, rng)
@@ -340,7 +359,7 @@ def generate_world(
             )
 
     # 5. images, then files (world.json last: its presence marks a complete world)
-    all_scenes = pair_scenes + image_only
+    all_scenes = pair_scenes + image_only + compositional_scenes
     _remove_stale_images(out / "images", {Path(s.image).name for s in all_scenes if s.image})
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if len(all_scenes) >= 500 else 1
@@ -353,6 +372,10 @@ def generate_world(
     _write_jsonl(paths["images"], [{"id": s.id, "image": s.image} for s in image_only])
     _write_jsonl(paths["scenes"], [s.to_json() for s in all_scenes])
     _write_jsonl(paths["compositional"], items)
+    _write_jsonl(
+        paths["compositional_images"],
+        [{"id": s.id, "image": s.image} for s in compositional_scenes],
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image_id", "caption", "scene_graph"])
@@ -388,6 +411,7 @@ def generate_world(
             "templates": {t: template_counts.get(t, 0) for t in TEMPLATES},
             "texts": len(texts),
             "image_only": len(image_only),
+            "compositional_images": len(compositional_scenes),
             "compositional": {c: made.get(c, 0) for c in CATEGORIES},
             "compositional_skipped": {c: skipped.get(c, 0) for c in CATEGORIES},
         },
