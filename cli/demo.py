@@ -22,6 +22,13 @@ import click
     show_default=True,
     help="Synthetic images (80/10/10 train/val/test).",
 )
+@click.option(
+    "--compositional-images",
+    type=int,
+    default=None,
+    help="More scenes for the compositional test set alone [0.4 x n-images]: "
+    "unimo data synth --compositional-images.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--preset",
@@ -43,6 +50,7 @@ import click
 def demo(
     out: Path,
     n_images: int,
+    compositional_images: int | None,
     seed: int,
     preset: str,
     steps: int | None,
@@ -67,6 +75,7 @@ def demo(
     config = DemoConfig(
         out=out,
         n_images=n_images,
+        compositional_images=compositional_images,
         seed=seed,
         train_preset=preset,
         train_steps=steps,

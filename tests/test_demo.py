@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from unimo_kit.cli.main import cli
-from unimo_kit.demo import DemoConfig, build_stages, eval_config, run_demo
+from unimo_kit.demo import DemoConfig, build_stages, eval_config, run_demo, train_fingerprint
 from unimo_kit.demo_report import write_report
 
 
@@ -44,6 +44,20 @@ def test_negatives_are_checked_on_gold_scenes_and_features_keep_colour():
     assert features[features.index("--extractor") + 1] == "effnet-ms"
     other = build_stages(DemoConfig(extractor="effnet"))
     assert "effnet" in next(s.argv for s in other if s.name == "features")
+
+
+def test_compositional_images_enlarge_the_test_set_and_get_features():
+    """By default 40 % of n_images more scenes for the compositional test (1000 -> 400);
+    their images are extracted with the others; 0 leaves both commands as they were."""
+    stages = {stage.name: stage.argv for stage in build_stages(DemoConfig())}
+    synth = stages["synth"]
+    assert synth[synth.index("--compositional-images") + 1] == "400"
+    assert any(a.endswith("compositional.images.jsonl") for a in stages["features"])
+    small = {s.name: s.argv for s in build_stages(DemoConfig(n_images=50))}
+    assert small["synth"][small["synth"].index("--compositional-images") + 1] == "20"
+    none = {s.name: s.argv for s in build_stages(DemoConfig(compositional_images=0))}
+    assert none["synth"][none["synth"].index("--compositional-images") + 1] == "0"
+    assert not any(a.endswith("compositional.images.jsonl") for a in none["features"])
 
 
 def test_stages_run_in_order_and_are_skipped_when_done(tmp_path):
@@ -225,3 +239,12 @@ def test_report_includes_examples_and_results(tmp_path):
 def test_demo_help():
     result = CliRunner().invoke(cli, ["demo", "--help"])
     assert result.exit_code == 0 and "REPORT.md" in result.output
+
+
+def test_train_fingerprint_leaves_out_fields_at_their_defaults():
+    """A field added to TrainConfig later, at its default, does not retrain finished runs;
+    set to anything else, it does."""
+    base = train_fingerprint("synth-small", ["seed=0"])
+    assert train_fingerprint("synth-small", ["seed=0", "mirror_horizontal=0.0"]) == base
+    assert train_fingerprint("synth-small", ["seed=0", "mirror_horizontal=0.5"]) != base
+    assert train_fingerprint("synth-small", ["seed=1"]) != base

@@ -44,6 +44,9 @@ class DemoConfig:
 
     out: Path = Path("runs/demo")  # everything the demo writes goes here
     n_images: int = 1000  # synthetic images (80% train, 10% val, 10% test)
+    # more scenes for the compositional test set alone (None: 40 % of n_images, i.e. 400
+    # more to the 100 test images: ~330 items per category instead of ~87)
+    compositional_images: int | None = None
     seed: int = 0  # one seed for the world and training
     train_preset: str = "synth-small"  # a preset of unimo_kit/train/presets
     train_steps: int | None = None  # override the preset's number of steps
@@ -51,6 +54,13 @@ class DemoConfig:
     extractor: str = "effnet-ms"  # visual tokens (unimo features --extractor)
     beams: int = 3  # beam size for the captioning evaluation
     extra_train_args: list[str] = field(default_factory=list)  # more --set KEY=VALUE for train
+
+    @property
+    def extra_compositional_images(self) -> int:
+        """``compositional_images``, its default resolved."""
+        if self.compositional_images is None:
+            return round(0.4 * self.n_images)
+        return self.compositional_images
 
 
 @dataclass
@@ -77,10 +87,19 @@ def _digest(value: object) -> str:
 
 def train_fingerprint(preset: str, overrides: list[str]) -> str:
     """Digest of the training config that ``unimo train --config PRESET --set ...`` resolves,
-    so that an edited preset retrains even though the command line reads the same."""
-    from unimo_kit.train.config import load_config
+    so that an edited preset retrains even though the command line reads the same.
 
-    return _digest(load_config(preset, overrides).to_dict())
+    Fields at their :class:`~unimo_kit.train.TrainConfig` defaults are left out: a field added
+    in a later version (whose default keeps what training did before) does not retrain
+    finished runs."""
+    from unimo_kit.train.config import TrainConfig, load_config
+
+    def as_json(values: dict) -> dict:
+        return json.loads(json.dumps(values, default=str))
+
+    values = as_json(load_config(preset, overrides).to_dict())
+    defaults = as_json(TrainConfig().to_dict())
+    return _digest({k: v for k, v in values.items() if k not in defaults or defaults[k] != v})
 
 
 def build_stages(config: DemoConfig) -> list[Stage]:
@@ -93,6 +112,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
     if config.train_steps:
         train_set.append(f"steps={config.train_steps}")
     train_set += config.extra_train_args
+    extra = config.extra_compositional_images
     return [
         Stage(
             "synth",
@@ -103,6 +123,8 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 str(world),
                 "--n-images",
                 str(config.n_images),
+                "--compositional-images",
+                str(extra),
                 "--seed",
                 str(config.seed),
             ],
@@ -180,6 +202,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 "features",
                 *(str(world / f"pairs.{s}.jsonl") for s in ("train", "val", "test")),
                 str(world / "images.jsonl"),
+                *([str(world / "compositional.images.jsonl")] if extra else []),
                 "-o",
                 str(world / "features"),
                 "--extractor",
