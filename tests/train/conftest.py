@@ -117,3 +117,11 @@ def tiny_overrides(world) -> dict:
         "threads": 1,
         "eval_max_images": 6,
     }
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The tiny model's word-piece tokenizer."""
+    from unimo_kit.model import load_tokenizer
+
+    return load_tokenizer("unimo-tiny")

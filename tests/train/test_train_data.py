@@ -18,13 +18,6 @@ from unimo_kit.train.checkpoint import (
 from unimo_kit.train.data import EpochSampler, UnimoTrainData, pad_visual
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from unimo_kit.model import load_tokenizer
-
-    return load_tokenizer("unimo-tiny")
-
-
 def test_epoch_sampler_partitions_ranks_and_resumes():
     ranks = [EpochSampler(10, 2, seed=3, kind="pairs", rank=r, world_size=2) for r in range(2)]
     epoch0 = [ranks[r].next_batch() + ranks[r].next_batch() for r in range(2)]

@@ -74,6 +74,8 @@ class TrainConfig:
     pos_texts_per_pair: int = 1  # extra positive texts sampled per pair (rewrites, retrieval)
     pos_images_per_pair: int = 1  # retrieved images sampled per pair
     neg_texts_per_pair: int = 3  # hard negative texts sampled per pair
+    mirror_horizontal: float = 0.0  # chance a pair is seen mirrored left-right (train/mirror.py)
+    mirror_vertical: float = 0.0  # chance a pair is seen mirrored top-bottom
     num_workers: int = 0  # DataLoader worker processes (0: load in the main process)
 
     # --- objectives; the ablation arms are combinations of these flags ---
@@ -150,6 +152,9 @@ class TrainConfig:
                 "sentence_negative_length_gap must be >= 0 or null, "
                 f"got {self.sentence_negative_length_gap}"
             )
+        for name in ("mirror_horizontal", "mirror_vertical"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
         if self.hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {self.hard_negative_weight}")
         if self.token_alignment and not self.cmcl:

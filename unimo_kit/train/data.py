@@ -32,6 +32,7 @@ from torch import Tensor
 from unimo_kit.data.records import ImageRecord, PairRecord, TextRecord
 from unimo_kit.features import FeatureStore
 from unimo_kit.train.config import TrainConfig
+from unimo_kit.train.mirror import mirror_boxes, mirror_text, mirror_words
 from unimo_kit.utils import ErrorReport, RecordError, derive_seed
 
 KINDS = ("pairs", "texts", "images")
@@ -398,7 +399,27 @@ class UnimoTrainData(torch.utils.data.Dataset):
         item["pos_images"] = [
             self._visual(i) for i in _sample(rng, pos_image_ids, c.pos_images_per_pair)
         ]
+        if c.mirror_horizontal or c.mirror_vertical:  # drawn last: the draws above stay
+            self._mirror(item, rng)
         return item
+
+    def _mirror(self, item: dict[str, Any], rng: random.Random) -> None:
+        """Maybe show the pair mirrored: its boxes and the spatial words of its caption,
+        positives and negatives (:mod:`unimo_kit.train.mirror`)."""
+        horizontal = rng.random() < self.config.mirror_horizontal
+        vertical = rng.random() < self.config.mirror_vertical
+        boxes = item["visual"].get("boxes")
+        if not (horizontal or vertical) or boxes is None:
+            return
+        item["visual"] = {
+            **item["visual"],
+            "boxes": mirror_boxes(boxes, horizontal=horizontal, vertical=vertical),
+        }
+        words = mirror_words(horizontal=horizontal, vertical=vertical)
+        item["text"] = text = mirror_text(item["text"], words)
+        item["pos_texts"] = [mirror_text(t, words) for t in item["pos_texts"]]
+        negatives = (mirror_text(t, words) for t in item["neg_texts"])
+        item["neg_texts"] = [t for t in negatives if t.strip().lower() != text.strip().lower()]
 
     def _sentence_negatives(self, negatives: list[dict[str, Any]], caption: str) -> list[str]:
         """Texts of sentence-level negatives; with ``sentence_negative_length_gap`` only those
