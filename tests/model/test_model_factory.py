@@ -143,3 +143,36 @@ def test_projection_head_changes_embedding_size(text_factory):
     z = model.encode_image(torch.randn(3, 2, 4))
     assert z.shape == (3, 24)
     torch.testing.assert_close(z.norm(dim=-1), torch.ones(3))
+
+
+def test_box_frequencies_add_sines_and_cosines_of_the_box(tmp_path, visual_factory):
+    from unimo_kit.model.embeddings import VisualEmbeddings
+
+    plain = create_model("unimo-tiny", visual_feat_dim=4).visual_embeddings
+    boxes = torch.tensor([[0.5, 0.25, 1.0, 0.75, 0.25]])
+    assert plain.box_proj.in_features == 5 and torch.equal(plain.box_features(boxes), boxes)
+    config = UnimoConfig(
+        hidden_size=32, num_attention_heads=4, visual_feat_dim=4, box_frequencies=2
+    )
+    fourier = VisualEmbeddings(config)
+    assert fourier.box_proj.in_features == 25  # 5 values x (itself, 2 sines, 2 cosines)
+    out = fourier.box_features(boxes)[0]
+    torch.testing.assert_close(out[:5], boxes[0])
+    # sines at pi * 1 and pi * 2 of [0.5, 0.25, 1, 0.75, 0.25] (value-major), then cosines
+    torch.testing.assert_close(out[5:7], torch.tensor([1.0, 0.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[7:9], torch.tensor([2**-0.5, 1.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[15:17], torch.tensor([0.0, -1.0]), atol=1e-6, rtol=0)
+    # a model with it trains, saves and loads; old configs (no such key) read as 0
+    model = create_model("unimo-tiny", visual_feat_dim=16, box_frequencies=3)
+    feats, vboxes, vmask = visual_factory(2, torch.Generator().manual_seed(0))
+    folder = save_checkpoint(model, tmp_path / "ckpt")
+    loaded = load_checkpoint(folder)
+    assert loaded.config.box_frequencies == 3
+    torch.testing.assert_close(
+        loaded.encode_image(feats, vboxes, vmask), model.eval().encode_image(feats, vboxes, vmask)
+    )
+    saved = json.loads((folder / "config.json").read_text())
+    del saved["box_frequencies"]
+    assert UnimoConfig.from_dict(saved).box_frequencies == 0
+    with pytest.raises(ValueError, match="box_frequencies must be in"):
+        UnimoConfig(box_frequencies=-1)

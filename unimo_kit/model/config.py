@@ -39,6 +39,9 @@ class UnimoConfig:
     # --- visual tokens ---
     visual_feat_dim: int = 1280  # F, dim of a region/grid feature (EfficientNet-Lite0 grid: 1280)
     visual_num_classes: int = 0  # C, classes of the masked-region class head (0: no class head)
+    # 0: boxes enter linearly (UNITER's 5-d location feature); K > 0: with sin/cos of each box
+    # value at K octaves, so that attention can compare positions (model.md, "Box encoding")
+    box_frequencies: int = 0
     # --- heads ---
     embed_dim: int | None = None  # CMCL embedding size E; None = no projection (E = hidden_size)
     # --- initialisation ---
@@ -56,6 +59,8 @@ class UnimoConfig:
             )
         if self.visual_feat_dim <= 0:
             raise ValueError(f"visual_feat_dim must be positive, got {self.visual_feat_dim}")
+        if not 0 <= self.box_frequencies <= 16:
+            raise ValueError(f"box_frequencies must be in [0, 16], got {self.box_frequencies}")
 
     @property
     def output_dim(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -48,14 +50,20 @@ class VisualEmbeddings(nn.Module):
     learned ``[IMG]`` token (box = the whole image) prepended.
 
     Boxes are ``[x1, y1, x2, y2, area]`` normalised to [0, 1] (UNITER/UNIMO's 5-d location
-    feature; for grid features the cell's box).
+    feature; for grid features the cell's box). With ``config.box_frequencies = K > 0`` the
+    box term is ``Linear([box, sin(πf·box), cos(πf·box)])`` for ``f = 1, 2, ..., 2^(K-1)``:
+    a shift of a box is then a rotation of its features, so a query can prefer keys to its
+    left or right (a linear box term only lets every token prefer the same side).
     """
 
     def __init__(self, config: UnimoConfig):
         super().__init__()
         d = config.hidden_size
         self.feat_proj = nn.Linear(config.visual_feat_dim, d)
-        self.box_proj = nn.Linear(5, d)
+        self.box_frequencies = config.box_frequencies
+        self.box_proj = nn.Linear(5 * (1 + 2 * config.box_frequencies), d)
+        freqs = math.pi * 2.0 ** torch.arange(config.box_frequencies, dtype=torch.float32)
+        self.register_buffer("box_freqs", freqs, persistent=False)  # (K,)
         self.img_token = nn.Parameter(torch.zeros(d))
         self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -73,8 +81,16 @@ class VisualEmbeddings(nn.Module):
         batch = feats.shape[0]
         regions = self.feat_proj(feats)  # (B, N, D)
         if boxes is not None:
-            regions = regions + self.box_proj(boxes.to(regions.dtype))  # (B, N, D)
-        img = self.img_token + self.box_proj(self.full_box.to(self.img_token.dtype))  # (D,)
+            regions = regions + self.box_proj(self.box_features(boxes.to(regions.dtype)))
+        full = self.box_features(self.full_box.to(self.img_token.dtype))
+        img = self.img_token + self.box_proj(full)  # (D,)
         img = img.to(regions.dtype).expand(batch, 1, -1)  # (B, 1, D)
         x = torch.cat([img, regions], dim=1)  # (B, 1 + N, D)
         return self.dropout(self.LayerNorm(x))
+
+    def box_features(self, boxes: Tensor) -> Tensor:
+        """(..., 5) boxes -> (..., 5 (1 + 2K)): the boxes, then their sines and cosines."""
+        if not self.box_frequencies:
+            return boxes
+        angles = (boxes[..., None] * self.box_freqs.to(boxes.dtype)).flatten(-2)  # (..., 5K)
+        return torch.cat([boxes, angles.sin(), angles.cos()], dim=-1)
