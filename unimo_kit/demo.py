@@ -45,7 +45,7 @@ class DemoConfig:
     out: Path = Path("runs/demo")  # everything the demo writes goes here
     n_images: int = 1000  # synthetic images (80% train, 10% val, 10% test)
     # more scenes for the compositional test set alone (None: 40 % of n_images, i.e. 400
-    # more to the 100 test images: ~330 items per category instead of ~87)
+    # more to the 100 test images: 410-500 items per category instead of 85-100)
     compositional_images: int | None = None
     seed: int = 0  # one seed for the world and training
     train_preset: str = "synth-small"  # a preset of unimo_kit/train/presets
