@@ -134,8 +134,9 @@ def run_marked(
 
 
 def config_fingerprint(argv: list[str]) -> str:
-    """sha256 of the training config that ``unimo train ARGV`` resolves (preset + ``--set``s):
-    a finished run is reused only while its preset still means the same."""
+    """The demo's :func:`train_fingerprint` of the config ``unimo train ARGV`` resolves
+    (preset + ``--set``s): a finished run is reused only while its preset still means the
+    same."""
     preset = argv[argv.index("--config") + 1]
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     return train_fingerprint(preset, sets)

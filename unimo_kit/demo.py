@@ -91,15 +91,10 @@ def train_fingerprint(preset: str, overrides: list[str]) -> str:
 
     Fields at their :class:`~unimo_kit.train.TrainConfig` defaults are left out: a field added
     in a later version (whose default keeps what training did before) does not retrain
-    finished runs."""
-    from unimo_kit.train.config import TrainConfig, load_config
+    finished runs (:meth:`~unimo_kit.train.TrainConfig.non_default_fields`)."""
+    from unimo_kit.train.config import load_config
 
-    def as_json(values: dict) -> dict:
-        return json.loads(json.dumps(values, default=str))
-
-    values = as_json(load_config(preset, overrides).to_dict())
-    defaults = as_json(TrainConfig().to_dict())
-    return _digest({k: v for k, v in values.items() if k not in defaults or defaults[k] != v})
+    return _digest(load_config(preset, overrides).non_default_fields())
 
 
 def build_stages(config: DemoConfig) -> list[Stage]:

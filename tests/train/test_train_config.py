@@ -211,3 +211,11 @@ def test_resume_differences_sort_fields_into_refused_noted_and_free():
     old = {k: v for k, v in saved.items() if k != "token_alignment"} | {"retired_knob": 1}
     assert resume_differences(old, base) == ([], [])
     assert resume_differences(old, changed)[0][-1] == "token_alignment: false -> true"
+
+
+def test_non_default_fields_name_only_what_differs_from_the_defaults():
+    config = load_config("tiny", {"seed": 3, "mirror_horizontal": 0.0})
+    fields = config.non_default_fields()
+    assert fields["seed"] == 3 and "mirror_horizontal" not in fields
+    assert all(getattr(TrainConfig(), k) != getattr(config, k) for k in fields)
+    assert TrainConfig().non_default_fields() == {}

@@ -163,6 +163,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def non_default_fields(self) -> dict[str, Any]:
+        """The fields whose values differ from :class:`TrainConfig`'s defaults, as they read
+        back from JSON: what identifies a run's training, such that a field added in a later
+        version (whose default keeps what training did before) leaves it unchanged."""
+        values, defaults = _as_json(self.to_dict()), _as_json(TrainConfig().to_dict())
+        return {k: v for k, v in values.items() if defaults[k] != v}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict; unknown keys are an error naming the known ones."""
