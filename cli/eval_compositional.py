@@ -40,12 +40,14 @@ from unimo_kit.cli._eval_common import (
 )
 @click.option(
     "--score",
-    type=click.Choice(["contrastive", "generative", "token"]),
+    type=click.Choice(["contrastive", "generative", "token", "matching"]),
     default="contrastive",
     show_default=True,
     help="contrastive: cosine of the CMCL/CLIP embeddings; generative: log p(caption | image) "
     "of a unimo checkpoint's captioning (seq2seq) head; token: each word matched to its best "
-    "image region, averaged (checkpoints trained with token_alignment).",
+    "image region, averaged (checkpoints trained with token_alignment); matching: the "
+    "image-text matching head on image and text encoded together (checkpoints trained with "
+    "itm).",
 )
 @click.option("--strict", is_flag=True, help="stop at the first malformed record.")
 @output_option

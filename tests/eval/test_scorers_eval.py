@@ -278,3 +278,39 @@ def test_token_alignment_scores_are_the_models_word_region_match(unimo_scorer, t
         evaluate_compositional(EmbeddingsOnly(), examples, score="token")
     with pytest.raises(ValueError, match="2 images but 3 texts"):
         unimo_scorer.token_alignment_scores(images[:2], texts)
+
+
+def test_matching_scores_are_the_models_matching_logits(tiny_world, tmp_path):
+    """The matching score of (image, text) is the model's matching logit on their joint
+    encoding; a checkpoint without a matching head is refused with a clear message."""
+    import torch
+
+    from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
+    from unimo_kit.model import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("unimo-tiny", visual_feat_dim=16, matching_head=True)
+    save_checkpoint(model, tmp_path / "itm")
+    scorer = UnimoScorer(tmp_path / "itm", tiny_world / "features", device="cpu", batch_size=2)
+    examples = load_compositional(tiny_world / "compositional.test.jsonl")
+    images = [ex.image for ex in examples[:3]] + [examples[0].image]
+    texts = [ex.positive for ex in examples[:3]] + ["a much longer text about a green square"]
+    scores = scorer.matching_scores(images, texts)
+    for i in range(4):
+        feats, boxes, mask = (torch.from_numpy(x) for x in scorer.visual_tokens([images[i]]))
+        enc = scorer.tokenizer([texts[i]], return_tensors="pt")
+        with torch.no_grad():
+            want = scorer.model.match_logits(
+                enc["input_ids"], enc["attention_mask"], feats.float(), boxes, mask
+            )
+        assert scores[i] == pytest.approx(want.item(), abs=1e-5)
+    result = evaluate_compositional(scorer, examples, score="matching")
+    assert result["score"] == "matching" and result["num_examples"] == len(examples)
+
+    save_checkpoint(create_model("unimo-tiny", visual_feat_dim=16), tmp_path / "plain")
+    plain = UnimoScorer(tmp_path / "plain", tiny_world / "features", device="cpu")
+    with pytest.raises(EvalError, match="no matching head: it was not trained with itm"):
+        evaluate_compositional(plain, examples, score="matching")
+    (tmp_path / "config.json").write_text(json.dumps({"steps": 10, "itm": False}))
+    with pytest.raises(EvalError, match="trained without the itm objective"):
+        evaluate_compositional(plain, examples, score="matching")

@@ -219,3 +219,30 @@ def test_non_default_fields_name_only_what_differs_from_the_defaults():
     assert fields["seed"] == 3 and "mirror_horizontal" not in fields
     assert all(getattr(TrainConfig(), k) != getattr(config, k) for k in fields)
     assert TrainConfig().non_default_fields() == {}
+
+
+def test_itm_gives_the_model_a_matching_head_fresh_or_from_a_checkpoint(tmp_path):
+    """``itm`` reaches the objective, and the model gets a matching head whether built fresh or
+    started from a checkpoint trained without one (its other weights kept)."""
+    import torch
+
+    from unimo_kit.model import create_model, save_checkpoint
+    from unimo_kit.train.distributed import DistInfo
+    from unimo_kit.train.trainer import build_model, build_objective
+
+    dist = DistInfo(rank=0, world_size=1, local_rank=0)
+    assert not TrainConfig().itm  # off unless asked for
+    fresh = build_model(TrainConfig(itm=True), {"dim": 16})
+    assert fresh.matching_head is not None and fresh.config.matching_head
+    assert build_objective(TrainConfig(itm=True), fresh, dist).use["itm"]
+    assert build_model(TrainConfig(), {"dim": 16}).matching_head is None
+
+    torch.manual_seed(0)
+    before = create_model("unimo-tiny", visual_feat_dim=16)
+    save_checkpoint(before, tmp_path / "plain")
+    started = build_model(TrainConfig(itm=True, init_checkpoint=str(tmp_path / "plain")), None)
+    assert started.matching_head is not None
+    kept = before.state_dict()
+    for name, value in started.state_dict().items():
+        if not name.startswith("matching_head."):
+            torch.testing.assert_close(value, kept[name])

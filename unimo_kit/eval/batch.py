@@ -28,8 +28,9 @@ Each checkpoint entry names one model: ``path`` (a unimo checkpoint), ``open_cli
 summary gives mean ± std over a group's seeds. ``run_dir`` (default: the checkpoint's parent
 when it holds ``log.csv``) is where the loss curve is read. Caption tasks need a unimo checkpoint
 and are skipped for CLIP scorers, as are compositional tasks with ``"score": "generative"``
-(``log p(caption | image)`` of the checkpoint's seq2seq head) or ``"score": "token"`` (token
-alignment); a checkpoint trained without that objective skips them too.
+(``log p(caption | image)`` of the checkpoint's seq2seq head), ``"score": "token"`` (token
+alignment) or ``"score": "matching"`` (the image-text matching head); a checkpoint trained
+without that objective skips them too.
 
 Every row carries ``checkpoint_sha256`` (of the weights file), ``config_sha256`` (of the
 canonical config JSON) and ``data_sha256`` (of the task's data files), so a table can be traced

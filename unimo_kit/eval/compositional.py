@@ -291,9 +291,9 @@ def _accuracies(correct: np.ndarray, chance: np.ndarray, cats: np.ndarray) -> di
     }
 
 
-SCORES = ("contrastive", "generative", "token")
+SCORES = ("contrastive", "generative", "token", "matching")
 #: Scores read from what a unimo checkpoint trained: score -> the training objective it needs.
-SCORE_OBJECTIVES = {"generative": "seq2seq", "token": "token_alignment"}
+SCORE_OBJECTIVES = {"generative": "seq2seq", "token": "token_alignment", "matching": "itm"}
 
 
 def score_examples(
@@ -311,7 +311,9 @@ def score_examples(
             ``add-*`` negative is not wrong merely for being longer); ``"token"``: token
             alignment of a unimo checkpoint trained with it
             (:meth:`UnimoScorer.token_alignment_scores`: each word matched to its best image
-            region, averaged).
+            region, averaged); ``"matching"``: the image-text matching logit of a unimo
+            checkpoint trained with ``itm`` (:meth:`UnimoScorer.matching_scores`: image and
+            text encoded together).
 
     Returns:
         positive scores (N,), and per example an array of negative scores.
@@ -333,6 +335,10 @@ def score_examples(
         images, texts = [p[0] for p in pairs], [p[1] for p in pairs]
         if score == "generative":
             flat = scorer.caption_log_likelihood(images, texts, per_token=True)
+        elif score == "matching":
+            if getattr(scorer.model, "matching_head", None) is None:
+                raise EvalError(f"{scorer.name} has no matching head: it was not trained with itm")
+            flat = scorer.matching_scores(images, texts)
         else:
             flat = scorer.token_alignment_scores(images, texts)
         pos, neg, at = [], [], 0

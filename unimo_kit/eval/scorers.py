@@ -363,6 +363,53 @@ class UnimoScorer:
                     out[i] = float((w @ r.T).amax(dim=1).mean())
         return out
 
+    def matching_scores(self, images: list[Any], texts: list[str]) -> np.ndarray:
+        """Image-text matching logit of each ``(images[i], texts[i])``: the checkpoint's
+        matching head on one joint pass over the image's visual tokens and the text
+        (:meth:`~unimo_kit.model.UnimoModel.match_logits`). Meaningful only for checkpoints
+        trained with ``itm``.
+
+        Returns:
+            (N,) float64 logits (``sigmoid``: the probability of a match).
+
+        Raises:
+            ValueError: the checkpoint has no matching head.
+        """
+        import torch
+
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        if self.model.matching_head is None:
+            raise ValueError(f"{self.name} has no matching head (it was not trained with itm)")
+        out = np.zeros(len(texts), dtype=np.float64)
+        # an image's texts side by side, so that on-the-fly features extract it once
+        first: dict[Any, int] = {}
+        for image in images:
+            first.setdefault(_image_key(image), len(first))
+        order = np.asarray(
+            sorted(range(len(texts)), key=lambda i: first[_image_key(images[i])]), dtype=np.int64
+        )
+        cache: dict[Any, dict[str, np.ndarray]] = {}
+        with torch.inference_mode():
+            for sl in _batches(len(texts), self.batch_size):
+                idx = order[sl]
+                batch_images = [images[i] for i in idx]
+                visual = self._visual_tensors(batch_images, cache)
+                keep = {_image_key(im) for im in batch_images}
+                cache = {key: v for key, v in cache.items() if key in keep}
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_text_tokens,
+                    return_tensors="pt",
+                )
+                logits = self.model.match_logits(
+                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device), *visual
+                )  # (B,)
+                out[idx] = logits.double().cpu().numpy()
+        return out
+
     def encode_images(self, images: list[Any]) -> np.ndarray:
         """Image [IMG] CMCL embeddings of image paths (or PIL images)."""
         import torch

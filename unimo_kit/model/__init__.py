@@ -22,6 +22,7 @@ from unimo_kit.model.factory import (
     unwrap_model,
 )
 from unimo_kit.model.losses import CMCLLoss, MaskedRegionLoss, MLMLoss, Seq2SeqLoss
+from unimo_kit.model.matching import MatchingLoss
 from unimo_kit.model.objectives import UnimoPretraining
 from unimo_kit.model.token_alignment import TokenAlignmentLoss, token_similarity
 from unimo_kit.model.unimo import UnimoModel
@@ -30,6 +31,7 @@ __all__ = [
     "CMCLLoss",
     "MLMLoss",
     "MaskedRegionLoss",
+    "MatchingLoss",
     "Seq2SeqLoss",
     "TokenAlignmentLoss",
     "UnimoConfig",

@@ -44,6 +44,9 @@ class UnimoConfig:
     box_frequencies: int = 0
     # --- heads ---
     embed_dim: int | None = None  # CMCL embedding size E; None = no projection (E = hidden_size)
+    # an image-text matching head on the joint encoding (trained by TrainConfig.itm; model.md,
+    # "Matching head"); False: no head, and checkpoints without one load as before
+    matching_head: bool = False
     # --- initialisation ---
     # None: random init. "minilm": the packaged all-MiniLM-L6-v2 BERT weights
     # (unimo_kit.resources.minilm_path()); any other string: a folder with a BERT

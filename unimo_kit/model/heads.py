@@ -1,5 +1,5 @@
-"""Output heads: the language-model head (masked LM and seq2seq share it, as in UniLM) and the
-masked-region head (feature regression and region class)."""
+"""Output heads: the language-model head (masked LM and seq2seq share it, as in UniLM), the
+masked-region head (feature regression and region class) and the image-text matching head."""
 
 from __future__ import annotations
 
@@ -51,3 +51,19 @@ class RegionHead(nn.Module):
         if self.cls is not None:
             out["class_logits"] = self.cls(h)  # (..., C)
         return out
+
+
+class MatchingHead(nn.Module):
+    """Image-text matching (UNITER's ITM, ALBEF's ITM): ``Linear -> tanh`` (BERT's pooler) then
+    one logit, on the text's ``[CLS]`` state in the joint encoding of an image and a text.
+    ``sigmoid(logit)`` is the probability that the text describes the image."""
+
+    def __init__(self, config: UnimoConfig):
+        super().__init__()
+        d = config.hidden_size
+        self.dense = nn.Linear(d, d)
+        self.logit = nn.Linear(d, 1)
+
+    def forward(self, cls: Tensor) -> Tensor:
+        """Args: cls (B, D). Returns: logits (B,)."""
+        return self.logit(torch.tanh(self.dense(cls))).squeeze(-1)

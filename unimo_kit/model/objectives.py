@@ -7,6 +7,8 @@ Forward passes per step (each only when its group and objective are on):
 3. Pairs, bidirectional: masked text (MLM given the image) and, with ``mrp_on_pairs``, masked
    regions (MRP given the text) in the same pass.
 4. Pairs, seq2seq: caption generation from the image.
+   Pairs, matching (``itm``): each pair, its in-batch negatives and its hard negatives encoded
+   together with their images in one pass.
 5. Text-only, bidirectional MLM; 6. text-only seq2seq (random source/target split).
 7. Image-only, masked region prediction.
 
@@ -27,6 +29,7 @@ from unimo_kit.model.losses import (
     Seq2SeqLoss,
 )
 from unimo_kit.model.masking import mask_regions, mask_tokens
+from unimo_kit.model.matching import MatchingLoss, sample_batch_negatives
 from unimo_kit.model.token_alignment import TokenAlignmentLoss
 from unimo_kit.model.unimo import UnimoModel
 
@@ -70,6 +73,12 @@ class UnimoPretraining(nn.Module):
             temperature (learnt along when ``learn_temperature``) and the same hard negatives
             in its rank term, weighted by ``hard_negative_weight`` (0: they only feed a
             metric); loss key ``token_loss``, weight key ``"token"``. Needs ``cmcl``.
+        itm: image-text matching on the joint encoding
+            (:class:`~unimo_kit.model.matching.MatchingLoss`): each pair against an in-batch
+            image and text drawn by CMCL similarity (uniformly without ``cmcl``) and, with
+            ``use_hard_negatives``, its own hard negatives, ranked at
+            ``hard_negative_weight``; loss key ``itm_loss``, weight key ``"itm"``. The model
+            needs a matching head (``config.matching_head``).
         temperature, learn_temperature: CMCL τ (see :class:`CMCLLoss`).
         use_hard_negatives: use ``neg_text_*`` as extra negatives (off = in-batch negatives).
         hard_negative_weight: weight of CMCL's rank loss on each pair's own hard negatives
@@ -97,6 +106,7 @@ class UnimoPretraining(nn.Module):
         seq2seq: bool = True,
         mrp: bool = True,
         token_alignment: bool = False,
+        itm: bool = False,
         temperature: float = 0.07,
         learn_temperature: bool = False,
         use_hard_negatives: bool = True,
@@ -118,9 +128,15 @@ class UnimoPretraining(nn.Module):
         self.model = model
         if token_alignment and not cmcl:
             raise ValueError("token_alignment is computed with CMCL: it needs cmcl=True")
+        if itm and model.matching_head is None:
+            raise ValueError(
+                "itm needs a model with a matching head: create it with matching_head=True "
+                "or call model.add_matching_head()"
+            )
         self.use = {
             "cmcl": cmcl,
             "token": token_alignment,
+            "itm": itm,
             "mlm": mlm,
             "seq2seq": seq2seq,
             "mrp": mrp,
@@ -152,6 +168,9 @@ class UnimoPretraining(nn.Module):
             )
             if token_alignment
             else None
+        )
+        self.matching_loss = MatchingLoss(
+            rank_weight=hard_negative_weight if use_hard_negatives else 0.0
         )
         self.mlm_loss = MLMLoss()
         self.seq2seq_loss = Seq2SeqLoss(label_smoothing=label_smoothing)
@@ -253,11 +272,14 @@ class UnimoPretraining(nn.Module):
                 "visual_boxes": batch.get("visual_boxes"),
                 "visual_mask": batch.get("visual_mask"),
             }
+            similarity = None
             if self.use["cmcl"]:
-                cmcl, token = self._cmcl(batch)
+                cmcl, token, similarity = self._cmcl(batch)
                 results["cmcl"].append(cmcl)
                 if token is not None:
                     results["token"].append(token)
+            if self.use["itm"]:
+                results["itm"].append(self._itm(batch, similarity))
             do_mlm, do_mrp = self.use["mlm"], self.use["mrp"] and self.mrp_on_pairs
             if do_mlm or do_mrp:
                 joint = dict(visual)
@@ -341,16 +363,20 @@ class UnimoPretraining(nn.Module):
                 continue
             merged = (
                 parts[0]
-                if name in ("cmcl", "token")
+                if name in ("cmcl", "token", "itm")
                 else _combine(parts, f"{name}_loss", counts[name])
             )
             merged[f"{name}_loss"] = merged[f"{name}_loss"] * self.weights[name]
             out.update(merged)
         return out
 
-    def _cmcl(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+    def _cmcl(
+        self, batch: dict[str, Tensor]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, Tensor]:
         """Encode texts and images alone (one pass per modality) and apply :class:`CMCLLoss`,
-        and :class:`TokenAlignmentLoss` when on (else ``None``) to the same encodings."""
+        and :class:`TokenAlignmentLoss` when on (else ``None``) to the same encodings.
+        Also returns the pairs' detached image-to-text logits (B, B), which mine the matching
+        negatives."""
         model = self.model
         text_ids = [batch["text_input_ids"]]
         text_masks = [batch["text_attention_mask"]]
@@ -422,8 +448,10 @@ class UnimoPretraining(nn.Module):
             kwargs["pos_image_owner"] = batch["pos_visual_owner"]
         image_ids = batch.get("pair_image_ids")
         cmcl = self.cmcl_loss(img_parts[0], text_parts[0], image_ids, **kwargs)
+        with torch.no_grad():
+            similarity = self.cmcl_loss.logit_scale * img_parts[0].float() @ text_parts[0].float().T
         if self.token_alignment is None:
-            return cmcl, None
+            return cmcl, None, similarity
         b = sizes[0]
         token = self.token_alignment(
             r_tok[:b],
@@ -434,4 +462,46 @@ class UnimoPretraining(nn.Module):
             logit_scale=self.cmcl_loss.logit_scale,
             **negatives,
         )
-        return cmcl, token
+        return cmcl, token, similarity
+
+    def _itm(self, batch: dict[str, Tensor], similarity: Tensor | None) -> dict[str, Tensor]:
+        """Matching logits of the pairs, of one in-batch negative image per text and one
+        in-batch negative text per image (drawn by ``similarity``, image rows × text columns),
+        and of the pairs' own hard negatives — all in one joint pass — and their loss."""
+        ids, amask = batch["text_input_ids"], batch["text_attention_mask"]
+        b = ids.shape[0]
+        image_ids = batch.get("pair_image_ids")
+        if image_ids is None:
+            image_ids = torch.arange(b, device=ids.device)
+        # image for each text (t2i: transpose) and text for each image
+        neg_image = sample_batch_negatives(image_ids, None if similarity is None else similarity.T)
+        neg_text = sample_batch_negatives(image_ids, similarity)
+        text_rows = [torch.arange(b, device=ids.device)]  # which text of the pairs
+        image_rows = [torch.arange(b, device=ids.device)]  # which image of the pairs
+        has_image, has_text = neg_image >= 0, neg_text >= 0
+        text_rows += [text_rows[0][has_image], neg_text[has_text]]
+        image_rows += [neg_image[has_image], image_rows[0][has_text]]
+        texts_ids = [ids[torch.cat(text_rows)]]
+        texts_mask = [amask[torch.cat(text_rows)]]
+        hard_owner = None
+        if self.use_hard_negatives and "neg_text_input_ids" in batch:
+            hard_owner = batch["neg_text_owner"]
+            texts_ids.append(batch["neg_text_input_ids"])
+            texts_mask.append(batch["neg_text_attention_mask"])
+            image_rows.append(hard_owner)
+        rows = torch.cat(image_rows)
+        boxes, vmask = batch.get("visual_boxes"), batch.get("visual_mask")
+        logits = self.model.match_logits(
+            _pad_cat(texts_ids, self.model.config.pad_token_id),
+            _pad_cat(texts_mask, 0),
+            batch["visual_feats"][rows],
+            None if boxes is None else boxes[rows],
+            None if vmask is None else vmask[rows],
+        )  # (B + M + H,)
+        m = int(has_image.sum() + has_text.sum())
+        return self.matching_loss(
+            logits[:b],
+            logits[b : b + m],
+            logits[b + m :] if hard_owner is not None else None,
+            hard_owner,
+        )

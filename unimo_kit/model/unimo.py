@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from unimo_kit.model.config import UnimoConfig
 from unimo_kit.model.embeddings import TextEmbeddings, VisualEmbeddings
-from unimo_kit.model.heads import LMHead, RegionHead
+from unimo_kit.model.heads import LMHead, MatchingHead, RegionHead
 from unimo_kit.model.masks import bidirectional_mask, seq2seq_mask
 from unimo_kit.model.transformer import KVCache, TransformerEncoder
 
@@ -38,6 +38,8 @@ class UnimoModel(nn.Module):
         encoder: the Transformer.
         lm_head: word prediction, shared by masked LM and seq2seq.
         region_head: masked region prediction.
+        matching_head: image-text matching on the joint encoding (``config.matching_head``),
+            else None; add one to a model without it with :meth:`add_matching_head`.
         text_proj / image_proj: optional CMCL projections (``config.embed_dim``), else identity.
     """
 
@@ -49,6 +51,7 @@ class UnimoModel(nn.Module):
         self.encoder = TransformerEncoder(config)
         self.lm_head = LMHead(config)
         self.region_head = RegionHead(config)
+        self.matching_head = MatchingHead(config) if config.matching_head else None
         if config.embed_dim:
             self.text_proj: nn.Module = nn.Linear(config.hidden_size, config.embed_dim, bias=False)
             self.image_proj: nn.Module = nn.Linear(config.hidden_size, config.embed_dim, bias=False)
@@ -248,6 +251,49 @@ class UnimoModel(nn.Module):
     def lm_logits(self, hidden: Tensor) -> Tensor:
         """Word logits (..., V) for hidden states (..., D)."""
         return self.lm_head(hidden, self.embeddings.word_embeddings.weight)
+
+    def add_matching_head(self) -> None:
+        """Give the model a freshly initialised matching head (and ``config.matching_head``),
+        e.g. to train image-text matching from a checkpoint that had none; no-op when present."""
+        if self.matching_head is not None:
+            return
+        self.config.matching_head = True
+        head = MatchingHead(self.config)
+        head.apply(self._init_weights)
+        self.matching_head = head.to(self.device)
+
+    def match_logits(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None,
+        visual_feats: Tensor,
+        visual_boxes: Tensor | None = None,
+        visual_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Image-text matching logits of text k with image k: one bidirectional pass over
+        ``[IMG] regions [CLS] text [SEP]`` (words and regions attend to each other), the
+        matching head on the text's ``[CLS]`` state. Differentiable.
+
+        Args: input_ids, attention_mask (B, T); visual_feats (B, N, F), visual_boxes
+            (B, N, 5), visual_mask (B, N).
+        Returns: (B,) logits; ``sigmoid`` gives the probability of a match.
+
+        Raises:
+            ValueError: the model has no matching head (``config.matching_head`` is off).
+        """
+        if self.matching_head is None:
+            raise ValueError(
+                "this model has no matching head: train it with itm=true "
+                "(or call add_matching_head() before training)"
+            )
+        out = self(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            visual_feats=visual_feats,
+            visual_boxes=visual_boxes,
+            visual_mask=visual_mask,
+        )
+        return self.matching_head(out["cls"])  # (B,)
 
     # ------------------------------------------------------------------ decoding
 

@@ -87,6 +87,7 @@ class TrainConfig:
     hard_negative_weight: float = 0.0  # rank loss of each pair's own hard negatives (0: off)
     hard_negative_scope: str = "all"  # softmax columns of "all" rows, the "own" row, or "rank" only
     token_alignment: bool = False  # + word-to-region matching loss (FILIP) with the negatives
+    itm: bool = False  # + image-text matching head on the joint encoding, with the negatives
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
     retrieval_positives: bool = False  # + retrieved texts and images as extra positives
     rewrite_on_the_fly: bool = True  # no rewrites file: make negatives with the rewriter

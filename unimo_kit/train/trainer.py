@@ -98,6 +98,7 @@ def build_objective(config: TrainConfig, model: torch.nn.Module, dist: DistInfo)
         seq2seq=config.seq2seq,
         mrp=config.mrp,
         token_alignment=config.token_alignment,
+        itm=config.itm,
         temperature=config.temperature,
         learn_temperature=config.learn_temperature,
         use_hard_negatives=config.rewrite_negatives or config.sentence_negatives,
@@ -117,8 +118,13 @@ def build_model(config: TrainConfig, store_meta: dict[str, Any] | None) -> torch
     from unimo_kit.model import create_model, load_checkpoint
 
     if config.init_checkpoint:
-        return load_checkpoint(config.init_checkpoint).train()
+        model = load_checkpoint(config.init_checkpoint).train()
+        if config.itm:
+            model.add_matching_head()  # a checkpoint trained without matching has none
+        return model
     overrides = dict(config.model_overrides)
+    if config.itm:
+        overrides["matching_head"] = True
     if store_meta:
         overrides.setdefault("visual_feat_dim", int(store_meta["dim"]))
         if config.mrp and store_meta.get("has_class_probs"):
