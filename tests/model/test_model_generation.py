@@ -12,12 +12,15 @@ from unimo_kit.model.generation import generate, score_sequences
 SEP = 102
 
 
-@pytest.fixture
-def peaky_model():
+@pytest.fixture(params=[False, True], ids=["linear-boxes", "box-relations"])
+def peaky_model(request):
     """A tiny random model whose next-word distribution depends strongly on the context, over
-    12 words and [SEP] (so greedy and beam search can disagree)."""
+    12 words and [SEP] (so greedy and beam search can disagree); with and without the box
+    relation bias (the cached prefix must carry it)."""
     torch.manual_seed(1)
-    model = create_model("unimo-tiny", visual_feat_dim=16, initializer_range=0.5)
+    model = create_model(
+        "unimo-tiny", visual_feat_dim=16, initializer_range=0.5, box_relation_bias=request.param
+    )
     with torch.no_grad():
         model.lm_head.bias.fill_(-30.0)
         model.lm_head.bias[1000:1012] = 0.0

@@ -42,6 +42,9 @@ class UnimoConfig:
     # 0: boxes enter linearly (UNITER's 5-d location feature); K > 0: with sin/cos of each box
     # value at K octaves, so that attention can compare positions (model.md, "Box encoding")
     box_frequencies: int = 0
+    # a learnt attention bias from the relative geometry of every two visual tokens (their
+    # centre offsets and size ratios), shared by all layers (model.md, "Box relations")
+    box_relation_bias: bool = False
     # --- heads ---
     embed_dim: int | None = None  # CMCL embedding size E; None = no projection (E = hidden_size)
     # an image-text matching head on the joint encoding (trained by TrainConfig.itm; model.md,

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from unimo_kit.model.masks import seq2seq_mask
 from unimo_kit.model.transformer import KVCache
 from unimo_kit.model.unimo import UnimoModel
 
@@ -41,7 +40,7 @@ def _prefix(
     cls = torch.full((b, 1), model.config.cls_token_id, dtype=torch.long, device=model.device)
     x, valid, num_visual = model.embed(cls, None, visual_feats, visual_boxes, visual_mask)
     prefix = torch.full((b,), num_visual, dtype=torch.long, device=x.device)
-    hidden, cache = model.encoder(x, seq2seq_mask(valid, prefix))  # (B, 2 + N, D)
+    hidden, cache = model.encoder(x, model.attention_mask(valid, num_visual, visual_boxes, prefix))
     logp = F.log_softmax(model.lm_logits(hidden[:, -1]).float(), dim=-1)  # (B, V)
     return logp, cache, valid
 

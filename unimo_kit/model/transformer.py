@@ -28,7 +28,8 @@ class SelfAttention(nn.Module):
     def forward(
         self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """Args: x (B, Lq, D); mask bool broadcastable to (B, H, Lq, Lk), True = attend;
+        """Args: x (B, Lq, D); mask broadcastable to (B, H, Lq, Lk), bool (True = attend) or
+        float (added to the attention logits, ``-inf`` = do not attend);
         past: cached (keys, values) of earlier positions, each (B, H, Lp, Dh).
         Returns: (B, Lq, D) and the (keys, values) of all Lk = Lp + Lq positions."""
         b, length, d = x.shape
@@ -38,6 +39,8 @@ class SelfAttention(nn.Module):
             k = torch.cat([past[0], k], dim=2)  # (B, H, Lk, Dh)
             v = torch.cat([past[1], v], dim=2)  # (B, H, Lk, Dh)
         dropout_p = self.dropout_p if self.training else 0.0
+        if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
+            mask = mask.to(q.dtype)  # SDPA wants an additive mask in the queries' dtype
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         y = y.transpose(1, 2).reshape(b, length, d)  # (B, Lq, D)
         return self.out(y), (k, v)
@@ -78,8 +81,9 @@ class TransformerEncoder(nn.Module):
     def forward(
         self, x: Tensor, mask: Tensor | None, cache: KVCache | None = None
     ) -> tuple[Tensor, KVCache]:
-        """Args: x (B, L, D); mask bool (B, 1, L or 1, Lk); cache: from an earlier call on the
-        preceding positions, or None. Returns: (B, L, D) and the cache extended by x."""
+        """Args: x (B, L, D); mask bool (B, 1, L or 1, Lk) or float additive (B, H, L, Lk);
+        cache: from an earlier call on the preceding positions, or None.
+        Returns: (B, L, D) and the cache extended by x."""
         new_cache: KVCache = []
         for i, layer in enumerate(self.layers):
             x, kv = layer(x, mask, None if cache is None else cache[i])

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from unimo_kit.model.config import UnimoConfig
 from unimo_kit.model.embeddings import TextEmbeddings, VisualEmbeddings
+from unimo_kit.model.geometry import BoxRelationBias
 from unimo_kit.model.heads import LMHead, MatchingHead, RegionHead
 from unimo_kit.model.masks import bidirectional_mask, seq2seq_mask
 from unimo_kit.model.transformer import KVCache, TransformerEncoder
@@ -49,6 +50,9 @@ class UnimoModel(nn.Module):
         self.embeddings = TextEmbeddings(config)
         self.visual_embeddings = VisualEmbeddings(config)
         self.encoder = TransformerEncoder(config)
+        self.box_relation = (
+            BoxRelationBias(config.num_attention_heads) if config.box_relation_bias else None
+        )
         self.lm_head = LMHead(config)
         self.region_head = RegionHead(config)
         self.matching_head = MatchingHead(config) if config.matching_head else None
@@ -59,6 +63,8 @@ class UnimoModel(nn.Module):
             self.text_proj = nn.Identity()
             self.image_proj = nn.Identity()
         self.apply(self._init_weights)
+        if self.box_relation is not None:
+            self.box_relation.reset_parameters()  # its own scale (geometry.py)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -157,13 +163,12 @@ class UnimoModel(nn.Module):
         x, valid, num_visual = self.embed(
             input_ids, attention_mask, visual_feats, visual_boxes, visual_mask
         )
-        if mode == "bidirectional":
-            mask = bidirectional_mask(valid)  # (B, 1, 1, L)
-        else:
+        prefix = None
+        if mode == "seq2seq":
             prefix = torch.full((x.shape[0],), num_visual, dtype=torch.long, device=x.device)
             if text_prefix_length is not None:
                 prefix = prefix + text_prefix_length.to(prefix.device)
-            mask = seq2seq_mask(valid, prefix)  # (B, 1, L, L)
+        mask = self.attention_mask(valid, num_visual, visual_boxes, prefix)
         hidden, _ = self.encoder(x, mask)  # (B, L, D)
         out = {"hidden": hidden}
         if num_visual:
@@ -173,6 +178,39 @@ class UnimoModel(nn.Module):
             out["text_hidden"] = hidden[:, num_visual:]  # (B, T, D)
             out["cls"] = hidden[:, num_visual]  # (B, D)
         return out
+
+    def attention_mask(
+        self,
+        valid: Tensor,
+        num_visual: int,
+        visual_boxes: Tensor | None = None,
+        prefix_length: Tensor | None = None,
+    ) -> Tensor:
+        """The attention mask of an embedded sequence (:meth:`embed`'s ``valid`` and
+        ``num_visual``).
+
+        Args:
+            prefix_length: (B,) long: UniLM's seq2seq mask with this source prefix; None:
+                bidirectional.
+            visual_boxes: (B, N, 5), for the box relation bias (``config.box_relation_bias``).
+
+        Returns:
+            A bool mask (True = attend), (B, 1, 1, L) bidirectional or (B, 1, L, L) seq2seq;
+            with a box relation bias and boxes, a float additive mask (B, H, L, L): 0 or the
+            bias where attention is allowed, ``-inf`` where it is not.
+        """
+        if prefix_length is None:
+            mask = bidirectional_mask(valid)  # (B, 1, 1, L)
+        else:
+            mask = seq2seq_mask(valid, prefix_length)  # (B, 1, L, L)
+        if self.box_relation is None or visual_boxes is None or num_visual == 0:
+            return mask
+        b, length = valid.shape
+        heads = self.config.num_attention_heads
+        bias = self.box_relation(visual_boxes)  # (B, H, N, N)
+        full = bias.new_zeros(b, heads, length, length)
+        full[:, :, 1:num_visual, 1:num_visual] = bias  # regions on regions; [IMG] and text: 0
+        return full.masked_fill(~mask, float("-inf"))
 
     # ------------------------------------------------------------------ encoders
 
