@@ -79,7 +79,7 @@ def test_loss_weights(tiny_model, batch_factory):
     torch.testing.assert_close(half["mlm_loss"], base["mlm_loss"] / 2)
     torch.testing.assert_close(half["seq2seq_loss"], base["seq2seq_loss"])
     with pytest.raises(ValueError, match="unknown loss weights"):
-        UnimoPretraining(tiny_model, weights={"itm": 1.0})
+        UnimoPretraining(tiny_model, weights={"vqa": 1.0})
 
 
 def test_seeded_masking_is_reproducible(tiny_model, batch_factory):
