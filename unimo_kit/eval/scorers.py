@@ -261,6 +261,35 @@ class UnimoScorer:
         feats = np.ascontiguousarray(feats, dtype=np.float32)
         return tuple(torch.from_numpy(x).to(self.device) for x in (feats, boxes, mask))
 
+    def _pair_batches(
+        self, images: list[Any], texts: list[str]
+    ) -> Iterator[tuple[np.ndarray, tuple[Any, Any, Any]]]:
+        """Batches of ``(images[i], texts[i])`` pairs for a joint pass: yields the indices of
+        each batch and its visual tensors (:meth:`_visual_tensors`).
+
+        Longer texts come first (less padding). With on-the-fly features an image's pairs are
+        kept side by side, so that the image is extracted once for all of them.
+        """
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        if self.features is None:
+            first: dict[Any, int] = {}
+            for i in order:
+                first.setdefault(_image_key(images[i]), len(first))
+            order = np.asarray(
+                sorted(order, key=lambda i: first[_image_key(images[i])]), dtype=np.int64
+            )
+        cache: dict[Any, dict[str, np.ndarray]] = {}
+        for sl in _batches(len(texts), self.batch_size):
+            idx = order[sl]
+            batch_images = [images[i] for i in idx]
+            visual = self._visual_tensors(batch_images, cache)
+            # an image's pairs are consecutive: only this batch's images can recur
+            keep = {_image_key(im) for im in batch_images}
+            cache = {key: v for key, v in cache.items() if key in keep}
+            yield idx, visual
+
     def caption_log_likelihood(
         self, images: list[Any], texts: list[str], *, per_token: bool = False
     ) -> np.ndarray:
@@ -279,27 +308,9 @@ class UnimoScorer:
 
         from unimo_kit.model.generation import score_sequences
 
-        if len(images) != len(texts):
-            raise ValueError(f"{len(images)} images but {len(texts)} texts")
         out = np.zeros(len(texts), dtype=np.float64)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        if self.features is None:
-            # on-the-fly features: keep each image's captions in one batch, so that
-            # visual_tokens extracts the image once for all of them
-            first: dict[Any, int] = {}
-            for i in order:
-                first.setdefault(_image_key(images[i]), len(first))
-            order = sorted(order, key=lambda i: first[_image_key(images[i])])
-            order = np.asarray(order, dtype=np.int64)
-        cache: dict[Any, dict[str, np.ndarray]] = {}
         with torch.inference_mode():
-            for sl in _batches(len(texts), self.batch_size):
-                idx = order[sl]
-                batch_images = [images[i] for i in idx]
-                visual = self._visual_tensors(batch_images, cache)
-                # an image's captions are consecutive: only this batch's images can recur
-                keep = {_image_key(im) for im in batch_images}
-                cache = {key: v for key, v in cache.items() if key in keep}
+            for idx, visual in self._pair_batches(images, texts):
                 ids = self.tokenizer(
                     [texts[i] for i in idx],
                     add_special_tokens=False,
@@ -377,26 +388,11 @@ class UnimoScorer:
         """
         import torch
 
-        if len(images) != len(texts):
-            raise ValueError(f"{len(images)} images but {len(texts)} texts")
         if self.model.matching_head is None:
             raise ValueError(f"{self.name} has no matching head (it was not trained with itm)")
         out = np.zeros(len(texts), dtype=np.float64)
-        # an image's texts side by side, so that on-the-fly features extract it once
-        first: dict[Any, int] = {}
-        for image in images:
-            first.setdefault(_image_key(image), len(first))
-        order = np.asarray(
-            sorted(range(len(texts)), key=lambda i: first[_image_key(images[i])]), dtype=np.int64
-        )
-        cache: dict[Any, dict[str, np.ndarray]] = {}
         with torch.inference_mode():
-            for sl in _batches(len(texts), self.batch_size):
-                idx = order[sl]
-                batch_images = [images[i] for i in idx]
-                visual = self._visual_tensors(batch_images, cache)
-                keep = {_image_key(im) for im in batch_images}
-                cache = {key: v for key, v in cache.items() if key in keep}
+            for idx, visual in self._pair_batches(images, texts):
                 enc = self.tokenizer(
                     [texts[i] for i in idx],
                     padding=True,
