@@ -175,6 +175,18 @@ class UnimoScorer:
             check_feature_dim(self.model, int(self._extractor.dim), f"extractor {spec!r}")
         return self._extractor
 
+    def _text_tensors(self, texts: list[str]) -> tuple[Any, Any]:
+        """``[CLS] text [SEP]`` ids and attention mask (B, T), padded to the longest and cut at
+        ``max_text_tokens``, on the scorer's device."""
+        enc = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_text_tokens,
+            return_tensors="pt",
+        )
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Text [CLS] CMCL embeddings, batches sorted by length (order restored)."""
         import torch
@@ -184,16 +196,7 @@ class UnimoScorer:
         with torch.inference_mode():
             for sl in _batches(len(texts), self.batch_size):
                 idx = order[sl]
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_text_tokens,
-                    return_tensors="pt",
-                )
-                z = self.model.encode_text(
-                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-                )  # (B, E)
+                z = self.model.encode_text(*self._text_tensors([texts[i] for i in idx]))  # (B, E)
                 out[idx] = z.float().cpu().numpy()
         return _normalise(out)
 
@@ -355,16 +358,7 @@ class UnimoScorer:
                     regions[_image_key(image)] = row[keep].float()
             for sl in _batches(len(distinct_texts), self.batch_size):
                 batch = distinct_texts[sl]
-                enc = self.tokenizer(
-                    batch,
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_text_tokens,
-                    return_tensors="pt",
-                )
-                _, tokens, valid = self.model.encode_text_tokens(
-                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-                )
+                _, tokens, valid = self.model.encode_text_tokens(*self._text_tensors(batch))
                 for text, row, keep in zip(batch, tokens, valid, strict=True):
                     words[text] = row[keep].float()
             out = np.zeros(len(texts), dtype=np.float64)
@@ -384,25 +378,19 @@ class UnimoScorer:
             (N,) float64 logits (``sigmoid``: the probability of a match).
 
         Raises:
-            ValueError: the checkpoint has no matching head.
+            EvalError: the checkpoint has no matching head.
         """
         import torch
 
         if self.model.matching_head is None:
-            raise ValueError(f"{self.name} has no matching head (it was not trained with itm)")
+            from unimo_kit.eval.errors import EvalError
+
+            raise EvalError(f"{self.name} has no matching head: it was not trained with itm")
         out = np.zeros(len(texts), dtype=np.float64)
         with torch.inference_mode():
             for idx, visual in self._pair_batches(images, texts):
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_text_tokens,
-                    return_tensors="pt",
-                )
-                logits = self.model.match_logits(
-                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device), *visual
-                )  # (B,)
+                ids, mask = self._text_tensors([texts[i] for i in idx])
+                logits = self.model.match_logits(ids, mask, *visual)  # (B,)
                 out[idx] = logits.double().cpu().numpy()
         return out
 

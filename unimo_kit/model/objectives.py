@@ -372,11 +372,11 @@ class UnimoPretraining(nn.Module):
 
     def _cmcl(
         self, batch: dict[str, Tensor]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, Tensor]:
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, Tensor | None]:
         """Encode texts and images alone (one pass per modality) and apply :class:`CMCLLoss`,
         and :class:`TokenAlignmentLoss` when on (else ``None``) to the same encodings.
-        Also returns the pairs' detached image-to-text logits (B, B), which mine the matching
-        negatives."""
+        Also returns, with ``itm`` on, the pairs' detached image-to-text logits (B, B), which
+        mine the matching negatives (else None)."""
         model = self.model
         text_ids = [batch["text_input_ids"]]
         text_masks = [batch["text_attention_mask"]]
@@ -448,8 +448,11 @@ class UnimoPretraining(nn.Module):
             kwargs["pos_image_owner"] = batch["pos_visual_owner"]
         image_ids = batch.get("pair_image_ids")
         cmcl = self.cmcl_loss(img_parts[0], text_parts[0], image_ids, **kwargs)
-        with torch.no_grad():
-            similarity = self.cmcl_loss.logit_scale * img_parts[0].float() @ text_parts[0].float().T
+        similarity = None  # only matching mines with it
+        if self.use["itm"]:
+            with torch.no_grad():
+                scale = self.cmcl_loss.logit_scale
+                similarity = scale * img_parts[0].float() @ text_parts[0].float().T
         if self.token_alignment is None:
             return cmcl, None, similarity
         b = sizes[0]
