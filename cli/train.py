@@ -19,7 +19,8 @@ import click
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a config field (value parsed as JSON when possible); repeatable.",
+    help="Override a config field (value parsed as JSON when possible); repeatable. "
+    "model_overrides.NAME=VALUE or loss_weights.NAME=VALUE sets one entry of that dict.",
 )
 @click.option(
     "--resume/--no-resume",
@@ -54,6 +55,7 @@ def train(
     Examples:
       unimo train --config synth-small --out runs/synth --set data_dir=synth
       unimo train --config synth-a-cmcl --out runs/abl-a --set data_dir=synth --set steps=300
+      unimo train --config synth-small --out runs/deep --set model_overrides.num_hidden_layers=4
       unimo train --config my_config.json --out runs/big --set lr=5e-5 --no-resume
     """
     from unimo_kit.train import config as train_config

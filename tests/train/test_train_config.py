@@ -57,10 +57,29 @@ def test_overrides_parse_json_values_and_reject_unknown_fields(tmp_path):
         parse_override("steps")
     with pytest.raises(ValueError, match="unknown training config"):
         load_config("no-such-preset")
+    assert parse_override("model_overrides.hidden_size=64") == ("model_overrides.hidden_size", 64)
     path = tmp_path / "c.json"
     path.write_text('{"model": "unimo-tiny", "pairs": "p.jsonl", "data_dir": "/data"}')
     config = load_config(path)
     assert config.resolved().pairs == "/data/p.jsonl"
+
+
+def test_dotted_overrides_set_one_entry_of_a_dict_field_and_undotted_ones_replace_it():
+    preset = load_config("synth-small")
+    one = load_config("synth-small", ["model_overrides.num_hidden_layers=4", "loss_weights.itm=2"])
+    assert one.model_overrides == {**preset.model_overrides, "num_hidden_layers": 4}
+    assert one.loss_weights == {**preset.loss_weights, "itm": 2}
+    same = load_config("synth-small", {"model_overrides.num_hidden_layers": 4})
+    assert same.model_overrides == one.model_overrides
+    whole = load_config("synth-small", ['model_overrides={"hidden_size": 64}'])
+    assert whole.model_overrides == {"hidden_size": 64}
+    assert load_config("tiny", ["loss_weights.mlm=0.5"]).loss_weights["mlm"] == 0.5
+    with pytest.raises(ValueError, match=r"'steps\.x'.*one entry of model_overrides or loss_w"):
+        load_config("tiny", ["steps.x=3"])
+    with pytest.raises(ValueError, match="one entry of"):
+        load_config("tiny", ["model_overrides.=3"])
+    with pytest.raises(ValueError, match="is not a dict"):
+        load_config("tiny", ["model_overrides=3", "model_overrides.hidden_size=64"])
 
 
 def test_schedule_warms_up_then_follows_the_cosine():
@@ -137,18 +156,29 @@ def test_token_alignment_reaches_the_objective_and_needs_cmcl():
 
 
 def test_configs_extend_presets_and_files_and_refuse_cycles(tmp_path):
-    """``extends`` loads the named preset or file first; the file's keys replace whole values;
-    the arms are written as the previous arm plus their flags."""
+    """``extends`` loads the named preset or file first; the file's keys replace the parent's,
+    dict fields merge entry by entry; the arms are written as the previous arm plus their flags."""
     import json
 
     base = tmp_path / "base.json"
-    base.write_text(json.dumps({"extends": "synth-d-full", "loss_weights": {"mlm": 0.5}}))
+    base.write_text(
+        json.dumps(
+            {
+                "extends": "synth-d-full",
+                "loss_weights": {"mlm": 0.5, "itm": 2.0},
+                "model_overrides": {"num_hidden_layers": 3},
+            }
+        )
+    )
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "child.json").write_text(json.dumps({"extends": "../base.json", "steps": 7}))
     config = load_config(sub / "child.json", ["lr=0.001"])
     full = load_config("synth-d-full")
-    assert (config.steps, config.lr, config.loss_weights) == (7, 0.001, {"mlm": 0.5})
+    assert (config.steps, config.lr) == (7, 0.001)
+    assert config.loss_weights == {**full.loss_weights, "mlm": 0.5, "itm": 2.0}
+    assert config.model_overrides == {**full.model_overrides, "num_hidden_layers": 3}
+    assert full.model_overrides["hidden_size"] == 128  # kept from synth-a-cmcl, three files up
     assert config.mrp and config.batch_texts == full.batch_texts
     assert "extends" not in config.to_dict()
     (tmp_path / "a.json").write_text(json.dumps({"extends": "b.json"}))

@@ -3,12 +3,17 @@
 ``load_config("synth-small", overrides=["steps=200", "lr=3e-4"])`` reads
 ``presets/synth-small.json`` (or any JSON path) and applies ``key=value`` overrides, whose
 values are parsed as JSON when they can be (``steps=200`` -> int, ``rewrites=null`` -> None,
-``model_overrides={"embed_dim": 128}`` -> dict) and taken as strings otherwise.
+``model_overrides={"embed_dim": 128}`` -> dict) and taken as strings otherwise. A dotted key
+sets one entry of a dict field (:data:`DICT_FIELDS`) and keeps the others:
+``model_overrides.box_relation_bias=true``, ``loss_weights.mlm=0.5``; an undotted one replaces
+the whole dict.
 
 A config file may start from another: ``"extends": "synth-d-full"`` (a preset name, or a JSON
-path relative to the file) loads that one first, and the file's own keys replace its keys
-(whole values: a dict such as ``loss_weights`` is replaced, not merged). Data paths taken from
-a parent file are still relative to the current directory (or ``data_dir``), not to the parent.
+path relative to the file) loads that one first, and the file's own keys replace its keys,
+except the dict fields, which are merged entry by entry (a file that extends ``synth-small`` and
+writes ``"model_overrides": {"num_hidden_layers": 4}`` keeps the preset's width). Data paths
+taken from a parent file are still relative to the current directory (or ``data_dir``), not to
+the parent.
 
 Relative data paths in a preset are kept as written and resolved against the current
 directory when the run starts (the run's ``config.json`` records absolute paths).
@@ -26,6 +31,10 @@ from typing import Any
 
 #: Config fields holding file paths (made absolute when a run starts).
 PATH_FIELDS = ("pairs", "val_pairs", "texts", "images", "features", "rewrites", "retrieved")
+
+#: Dict fields: merged entry by entry through ``extends``, set one entry at a time by a dotted
+#: override (``model_overrides.hidden_size=256``).
+DICT_FIELDS = ("model_overrides", "loss_weights")
 
 #: Fields a resumed run may change freely: how the run is carried out, not what it learns.
 RUN_CONTROL_FIELDS = (
@@ -252,7 +261,28 @@ def _read_config(
         return data
     if not isinstance(parent, str):
         raise ValueError(f"{path}: 'extends' must be a preset name or a path, got {parent!r}")
-    return _read_config(parent, path.parent, (*chain, path), path) | data
+    inherited = _read_config(parent, path.parent, (*chain, path), path)
+    for name in DICT_FIELDS:
+        if isinstance(inherited.get(name), dict) and isinstance(data.get(name), dict):
+            data[name] = inherited[name] | data[name]
+    return inherited | data
+
+
+def _apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` in the raw config ``data``; ``field.entry`` sets one entry of a dict field."""
+    name, dot, entry = key.partition(".")
+    if not dot:
+        data[key] = value
+        return
+    if name not in DICT_FIELDS or not entry:
+        raise ValueError(
+            f"override {key!r}: a dotted key sets one entry of {' or '.join(DICT_FIELDS)} "
+            f"(e.g. model_overrides.hidden_size=256)"
+        )
+    current = data.get(name) or {}
+    if not isinstance(current, dict):
+        raise ValueError(f"override {key!r}: {name} is not a dict ({current!r})")
+    data[name] = {**current, entry: value}
 
 
 def load_config(
@@ -271,9 +301,11 @@ def load_config(
     """
     data = _read_config(str(preset_or_path), Path.cwd())
     if isinstance(overrides, dict):
-        data.update(overrides)
-    else:
-        data.update(parse_override(o) for o in overrides or [])
+        pairs = list(overrides.items())
+    else:  # applied in the order given: a later --set wins
+        pairs = [parse_override(text) for text in overrides or []]
+    for key, value in pairs:
+        _apply_override(data, key, value)
     return TrainConfig.from_dict(data)
 
 
