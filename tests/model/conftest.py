@@ -63,6 +63,9 @@ def make_batch(seed: int = 0, groups: tuple[str, ...] = ("pairs", "pos", "neg", 
     if "neg" in groups:
         batch["neg_text_input_ids"], batch["neg_text_attention_mask"] = random_text(5, t, g)
         batch["neg_text_owner"] = torch.tensor([0, 1, 2, 3, 3])
+    if "para" in groups:  # not in the default groups: only paraphrase ranking reads them
+        batch["para_text_input_ids"], batch["para_text_attention_mask"] = random_text(3, t - 1, g)
+        batch["para_text_owner"] = torch.tensor([0, 2, 3])
     if "text" in groups:
         batch["textonly_input_ids"], batch["textonly_attention_mask"] = random_text(3, t + 4, g)
     if "image" in groups:

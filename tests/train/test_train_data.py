@@ -79,6 +79,44 @@ def test_switches_leave_out_extras(tiny_overrides, tokenizer):
     assert not any(k.startswith(("pos_", "neg_", "textonly", "imageonly")) for k in batch)
 
 
+def test_paraphrases_are_graph_rewrites_of_the_caption_itself(tiny_overrides, tokenizer, tmp_path):
+    """With ``paraphrase_rank`` each pair carries one meaning-preserving rewrite of the caption
+    it drew (never another caption of its image, a ``same-image`` positive), mirrored with it;
+    without it the batch has no paraphrase group, and the draws of the rest are unchanged."""
+    import json
+    from pathlib import Path
+
+    source = Path(tiny_overrides["data_dir"]) / "rewrites.jsonl"
+    records = [json.loads(line) for line in source.read_text().splitlines()]
+    for r in records:
+        r["positives"] = [
+            {"type": "same-image", "text": "another caption of the image"},
+            {"type": "inverse-rel", "text": f"paraphrase of {r['id']}"},
+        ]
+    rewrites = tmp_path / "rewrites.jsonl"
+    rewrites.write_text("".join(json.dumps(r) + "\n" for r in records))
+    base = {**tiny_overrides, "rewrites": str(rewrites)}
+    on = UnimoTrainData(
+        load_config("tiny", {**base, "paraphrase_rank": True}).resolved(), tokenizer
+    )
+    off = UnimoTrainData(load_config("tiny", base).resolved(), tokenizer)
+    spec = on.make_sampler().next_spec()
+    items = [on._pair_item(*x) for x in spec["pairs"]]
+    plain = [off._pair_item(*x) for x in spec["pairs"]]
+    for item, other in zip(items, plain, strict=True):
+        (text,) = item["para_texts"]
+        assert text.startswith(f"paraphrase of {item['image_id']}#")
+        assert [item[k] for k in ("text", "pos_texts", "neg_texts")] == [
+            other[k] for k in ("text", "pos_texts", "neg_texts")
+        ]
+    batch = on[spec]
+    assert torch.equal(batch["para_text_owner"], torch.arange(len(items)))
+    assert batch["para_text_input_ids"].shape[0] == len(items)
+    assert "para_text_input_ids" not in off[spec]
+    with pytest.raises(ValueError, match=r"paraphrase_rank .* needs cmcl=true and rewrite_neg"):
+        load_config("tiny", {**base, "paraphrase_rank": True, "rewrite_negatives": False})
+
+
 def test_negative_types_keep_only_those_rewritten_negatives(tiny_overrides, tokenizer):
     """The world's rewritten negatives are all replace-att: kept when that type is asked
     for, none left when only swap-att is."""
@@ -207,6 +245,11 @@ def test_negatives_made_on_the_fly_without_a_rewrites_file(tiny_overrides, token
 
     record = data.on_the_fly.get(next(iter(data.on_the_fly.index)), 0)
     assert record["negatives"] and {n["type"] for n in record["negatives"]} <= set(NEGATIVE_TYPES)
+    # ... and so do their positives, so paraphrase_rank finds the caption's own rewrites
+    from unimo_kit.rewrite.positives import GRAPH_POSITIVE_TYPES
+
+    assert record["positives"]
+    assert {p["type"] for p in record["positives"]} <= set(GRAPH_POSITIVE_TYPES)
 
 
 def test_missing_inputs_are_named(tiny_overrides, tokenizer):

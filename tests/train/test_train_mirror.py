@@ -68,6 +68,9 @@ def spatial_world(world, tmp_path):
                 r["negatives"] = [
                     {**n, "text": f"{n['text']} to the right of a star"} for n in r["negatives"]
                 ] + [{"type": "replace-att", "edits": [], "text": "a heart under a star"}]
+                r["positives"] = [
+                    {**q, "text": f"{q['text']} to the left of a star"} for q in r["positives"]
+                ]
         (root / name).write_text("".join(json.dumps(r) + "\n" for r in records))
     return root
 
@@ -90,6 +93,10 @@ def test_mirrored_pair_moves_its_boxes_and_exchanges_its_words(
     assert h["text"] == mirror_text(plain["text"], words) and "right" in h["text"]
     assert h["neg_texts"] == [mirror_text(t, words) for t in plain["neg_texts"]]
     assert h["pos_texts"] == [mirror_text(t, words) for t in plain["pos_texts"]]
+    with_para = {**overrides, "paraphrase_rank": True}
+    para, para_h = _item(with_para, tokenizer), _item(with_para, tokenizer, mirror_horizontal=1.0)
+    assert "left" in para["para_texts"][0]
+    assert para_h["para_texts"] == [mirror_text(t, words) for t in para["para_texts"]]
     np.testing.assert_allclose(
         h["visual"]["boxes"],
         mirror_boxes(plain["visual"]["boxes"], horizontal=True, vertical=False),

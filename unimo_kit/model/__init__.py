@@ -24,6 +24,7 @@ from unimo_kit.model.factory import (
 from unimo_kit.model.losses import CMCLLoss, MaskedRegionLoss, MLMLoss, Seq2SeqLoss
 from unimo_kit.model.matching import MatchingLoss
 from unimo_kit.model.objectives import UnimoPretraining
+from unimo_kit.model.paraphrase import ParaphraseRankLoss
 from unimo_kit.model.token_alignment import TokenAlignmentLoss, token_similarity
 from unimo_kit.model.unimo import UnimoModel
 
@@ -32,6 +33,7 @@ __all__ = [
     "MLMLoss",
     "MaskedRegionLoss",
     "MatchingLoss",
+    "ParaphraseRankLoss",
     "Seq2SeqLoss",
     "TokenAlignmentLoss",
     "UnimoConfig",

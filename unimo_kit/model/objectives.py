@@ -30,6 +30,7 @@ from unimo_kit.model.losses import (
 )
 from unimo_kit.model.masking import mask_regions, mask_tokens
 from unimo_kit.model.matching import MatchingLoss, sample_batch_negatives
+from unimo_kit.model.paraphrase import ParaphraseRankLoss
 from unimo_kit.model.token_alignment import TokenAlignmentLoss
 from unimo_kit.model.unimo import UnimoModel
 
@@ -79,6 +80,12 @@ class UnimoPretraining(nn.Module):
             ``use_hard_negatives``, its own hard negatives, ranked at
             ``hard_negative_weight``; loss key ``itm_loss``, weight key ``"itm"``. The model
             needs a matching head (``config.matching_head``).
+        paraphrase: rank each caption's meaning-preserving rewrites (``para_text_*``) above
+            its own hard negatives by text–text similarity
+            (:class:`~unimo_kit.model.paraphrase.ParaphraseRankLoss`: the CMCL cosine, and the
+            token score with ``token_alignment``), on the CMCL text pass; loss key
+            ``paraphrase_loss``, weight key ``"paraphrase"``. Needs ``cmcl`` and
+            ``use_hard_negatives``.
         temperature, learn_temperature: CMCL τ (see :class:`CMCLLoss`).
         use_hard_negatives: use ``neg_text_*`` as extra negatives (off = in-batch negatives).
         hard_negative_weight: weight of CMCL's rank loss on each pair's own hard negatives
@@ -107,6 +114,7 @@ class UnimoPretraining(nn.Module):
         mrp: bool = True,
         token_alignment: bool = False,
         itm: bool = False,
+        paraphrase: bool = False,
         temperature: float = 0.07,
         learn_temperature: bool = False,
         use_hard_negatives: bool = True,
@@ -128,6 +136,11 @@ class UnimoPretraining(nn.Module):
         self.model = model
         if token_alignment and not cmcl:
             raise ValueError("token_alignment is computed with CMCL: it needs cmcl=True")
+        if paraphrase and not (cmcl and use_hard_negatives):
+            raise ValueError(
+                "paraphrase ranks paraphrases above hard negatives on the CMCL text pass: it "
+                "needs cmcl=True and use_hard_negatives=True"
+            )
         if itm and model.matching_head is None:
             raise ValueError(
                 "itm needs a model with a matching head: create it with matching_head=True "
@@ -137,6 +150,7 @@ class UnimoPretraining(nn.Module):
             "cmcl": cmcl,
             "token": token_alignment,
             "itm": itm,
+            "paraphrase": paraphrase,
             "mlm": mlm,
             "seq2seq": seq2seq,
             "mrp": mrp,
@@ -172,6 +186,7 @@ class UnimoPretraining(nn.Module):
         self.matching_loss = MatchingLoss(
             rank_weight=hard_negative_weight if use_hard_negatives else 0.0
         )
+        self.paraphrase_loss = ParaphraseRankLoss()
         self.mlm_loss = MLMLoss()
         self.seq2seq_loss = Seq2SeqLoss(label_smoothing=label_smoothing)
         self.mrp_loss = MaskedRegionLoss()
@@ -274,10 +289,9 @@ class UnimoPretraining(nn.Module):
             }
             similarity = None
             if self.use["cmcl"]:
-                cmcl, token, similarity = self._cmcl(batch)
-                results["cmcl"].append(cmcl)
-                if token is not None:
-                    results["token"].append(token)
+                parts, similarity = self._cmcl(batch)
+                for name, part in parts.items():
+                    results[name].append(part)
             if self.use["itm"]:
                 results["itm"].append(self._itm(batch, similarity))
             do_mlm, do_mrp = self.use["mlm"], self.use["mrp"] and self.mrp_on_pairs
@@ -363,25 +377,25 @@ class UnimoPretraining(nn.Module):
                 continue
             merged = (
                 parts[0]
-                if name in ("cmcl", "token", "itm")
+                if name in ("cmcl", "token", "itm", "paraphrase")
                 else _combine(parts, f"{name}_loss", counts[name])
             )
             merged[f"{name}_loss"] = merged[f"{name}_loss"] * self.weights[name]
             out.update(merged)
         return out
 
-    def _cmcl(
-        self, batch: dict[str, Tensor]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, Tensor | None]:
+    def _cmcl(self, batch: dict[str, Tensor]) -> tuple[dict[str, dict[str, Tensor]], Tensor | None]:
         """Encode texts and images alone (one pass per modality) and apply :class:`CMCLLoss`,
-        and :class:`TokenAlignmentLoss` when on (else ``None``) to the same encodings.
-        Also returns, with ``itm`` on, the pairs' detached image-to-text logits (B, B), which
-        mine the matching negatives (else None)."""
+        and :class:`TokenAlignmentLoss` and :class:`ParaphraseRankLoss` when on, to the same
+        encodings: ``{"cmcl": ..., "token": ..., "paraphrase": ...}`` (the objectives that
+        ran). Also returns, with ``itm`` on, the pairs' detached image-to-text logits
+        (B, B), which mine the matching negatives (else None)."""
         model = self.model
         text_ids = [batch["text_input_ids"]]
         text_masks = [batch["text_attention_mask"]]
         use_pos_t = self.use_extra_positives and "pos_text_input_ids" in batch
         use_neg_t = self.use_hard_negatives and "neg_text_input_ids" in batch
+        use_para = self.use["paraphrase"] and use_neg_t and "para_text_input_ids" in batch
         use_pos_v = self.use_extra_positives and "pos_visual_feats" in batch
         if use_pos_t:
             text_ids.append(batch["pos_text_input_ids"])
@@ -389,6 +403,9 @@ class UnimoPretraining(nn.Module):
         if use_neg_t:
             text_ids.append(batch["neg_text_input_ids"])
             text_masks.append(batch["neg_text_attention_mask"])
+        if use_para:  # last: the groups before keep their rows
+            text_ids.append(batch["para_text_input_ids"])
+            text_masks.append(batch["para_text_attention_mask"])
         pad = model.config.pad_token_id
         all_ids, all_masks_t = _pad_cat(text_ids, pad), _pad_cat(text_masks, 0)
         sizes = [t.shape[0] for t in text_ids]
@@ -426,6 +443,12 @@ class UnimoPretraining(nn.Module):
             )
         img_parts = list(torch.split(z_img, [f.shape[0] for f in feats]))
 
+        def words(group: int) -> tuple[Tensor, Tensor] | None:  # word tokens of a group
+            if self.token_alignment is None:
+                return None
+            rows = slice(sum(sizes[:group]), sum(sizes[: group + 1]))
+            return w_tok[rows], w_valid[rows]
+
         kwargs: dict[str, Tensor] = {}
         i = 1
         if use_pos_t:
@@ -433,39 +456,52 @@ class UnimoPretraining(nn.Module):
             kwargs["pos_text_owner"] = batch["pos_text_owner"]
             i += 1
         negatives: dict[str, Tensor] = {}
+        neg_group = i
         if use_neg_t:
             kwargs["neg_text_features"] = text_parts[i]
             kwargs["neg_text_owner"] = batch["neg_text_owner"]
             if self.token_alignment is not None:
-                rows = slice(sum(sizes[:i]), sum(sizes[: i + 1]))
+                neg_tokens, neg_valid = words(i)
                 negatives = {
-                    "neg_text_tokens": w_tok[rows],
-                    "neg_text_valid": w_valid[rows],
+                    "neg_text_tokens": neg_tokens,
+                    "neg_text_valid": neg_valid,
                     "neg_text_owner": batch["neg_text_owner"],
                 }
+            i += 1
         if use_pos_v:
             kwargs["pos_image_features"] = img_parts[1]
             kwargs["pos_image_owner"] = batch["pos_visual_owner"]
         image_ids = batch.get("pair_image_ids")
-        cmcl = self.cmcl_loss(img_parts[0], text_parts[0], image_ids, **kwargs)
+        parts = {"cmcl": self.cmcl_loss(img_parts[0], text_parts[0], image_ids, **kwargs)}
         similarity = None  # only matching mines with it
         if self.use["itm"]:
             with torch.no_grad():
                 scale = self.cmcl_loss.logit_scale
                 similarity = scale * img_parts[0].float() @ text_parts[0].float().T
-        if self.token_alignment is None:
-            return cmcl, None, similarity
-        b = sizes[0]
-        token = self.token_alignment(
-            r_tok[:b],
-            r_valid[:b],
-            w_tok[:b],
-            w_valid[:b],
-            image_ids,
-            logit_scale=self.cmcl_loss.logit_scale,
-            **negatives,
-        )
-        return cmcl, token, similarity
+        if use_para:
+            parts["paraphrase"] = self.paraphrase_loss(
+                text_parts[0],
+                text_parts[i],
+                batch["para_text_owner"],
+                text_parts[neg_group],
+                batch["neg_text_owner"],
+                self.cmcl_loss.logit_scale,
+                caption_tokens=words(0),
+                paraphrase_tokens=words(i),
+                negative_tokens=words(neg_group),
+            )
+        if self.token_alignment is not None:
+            b = sizes[0]
+            parts["token"] = self.token_alignment(
+                r_tok[:b],
+                r_valid[:b],
+                w_tok[:b],
+                w_valid[:b],
+                image_ids,
+                logit_scale=self.cmcl_loss.logit_scale,
+                **negatives,
+            )
+        return parts, similarity
 
     def _itm(self, batch: dict[str, Tensor], similarity: Tensor | None) -> dict[str, Tensor]:
         """Matching logits of the pairs, of one in-batch negative image per text and one

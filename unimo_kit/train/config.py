@@ -97,6 +97,7 @@ class TrainConfig:
     hard_negative_scope: str = "all"  # softmax columns of "all" rows, the "own" row, or "rank" only
     token_alignment: bool = False  # + word-to-region matching loss (FILIP) with the negatives
     itm: bool = False  # + image-text matching head on the joint encoding, with the negatives
+    paraphrase_rank: bool = False  # + caption's paraphrases ranked above its hard negatives
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
     retrieval_positives: bool = False  # + retrieved texts and images as extra positives
     rewrite_on_the_fly: bool = True  # no rewrites file: make negatives with the rewriter
@@ -169,6 +170,11 @@ class TrainConfig:
             raise ValueError(f"hard_negative_weight must be >= 0, got {self.hard_negative_weight}")
         if self.token_alignment and not self.cmcl:
             raise ValueError("token_alignment is computed on the CMCL pass: it needs cmcl=true")
+        if self.paraphrase_rank and not (self.cmcl and self.rewrite_negatives):
+            raise ValueError(
+                "paraphrase_rank ranks each caption's paraphrases above its rewritten hard "
+                "negatives on the CMCL text pass: it needs cmcl=true and rewrite_negatives=true"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from unimo_kit.data.records import ImageRecord, PairRecord, TextRecord
 from unimo_kit.features import FeatureStore
+from unimo_kit.rewrite.positives import GRAPH_POSITIVE_TYPES
 from unimo_kit.train.config import TrainConfig
 from unimo_kit.train.mirror import mirror_boxes, mirror_text, mirror_words
 from unimo_kit.utils import ErrorReport, RecordError, derive_seed
@@ -220,7 +221,10 @@ class OnTheFlyRewrites:
         self.dataset.set_epoch(epoch)
         item = self.dataset[i]
         return {
-            "positives": [{"text": t} for t in item["positives"]],
+            "positives": [
+                {"text": t, "type": k}
+                for t, k in zip(item["positives"], item["positive_types"], strict=True)
+            ],
             "negatives": [
                 {"text": t, "type": k}
                 for t, k in zip(item["negatives"], item["negative_types"], strict=True)
@@ -271,6 +275,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
                 raise ValueError("batch_images > 0 needs `images`")
             self.images = JsonlLines(c.images, self._keep_image, report)
         want_rewrites = c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives
+        want_rewrites = want_rewrites or c.paraphrase_rank
         self.rewrites = (
             JsonlLines(c.rewrites, lambda r, _: str(r.get("id")), report)
             if c.rewrites and want_rewrites
@@ -357,6 +362,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
             "pos_texts": [],
             "pos_images": [],
             "neg_texts": [],
+            "para_texts": [],
         }
         key = f"{pair.id}#{ci}"
         rewrite = None
@@ -399,6 +405,14 @@ class UnimoTrainData(torch.utils.data.Dataset):
         item["pos_images"] = [
             self._visual(i) for i in _sample(rng, pos_image_ids, c.pos_images_per_pair)
         ]
+        if c.paraphrase_rank and rewrite is not None and item["neg_texts"]:
+            # Meaning-preserving rewrites of this very caption (not other captions of the image).
+            paraphrases = [
+                p["text"]
+                for p in rewrite.get("positives", [])
+                if p.get("type") in GRAPH_POSITIVE_TYPES and p["text"].strip().lower() not in own
+            ]
+            item["para_texts"] = _sample(rng, list(dict.fromkeys(paraphrases)), 1)
         if c.mirror_horizontal or c.mirror_vertical:  # drawn last: the draws above stay
             self._mirror(item, rng)
         return item
@@ -418,6 +432,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
         words = mirror_words(horizontal=horizontal, vertical=vertical)
         item["text"] = text = mirror_text(item["text"], words)
         item["pos_texts"] = [mirror_text(t, words) for t in item["pos_texts"]]
+        item["para_texts"] = [mirror_text(t, words) for t in item["para_texts"]]
         negatives = (mirror_text(t, words) for t in item["neg_texts"])
         item["neg_texts"] = [t for t in negatives if t.strip().lower() != text.strip().lower()]
 
@@ -468,7 +483,8 @@ class UnimoTrainData(torch.utils.data.Dataset):
                 [p["text"] for p in pairs]
             )
             batch.update(pad_visual([p["visual"] for p in pairs], "visual"))
-            for group, key in (("pos_text", "pos_texts"), ("neg_text", "neg_texts")):
+            groups = (("pos_text", "pos_texts"), ("neg_text", "neg_texts"))
+            for group, key in (*groups, ("para_text", "para_texts")):
                 owners = [k for k, p in enumerate(pairs) for _ in p[key]]
                 if owners:
                     ids_, mask = self._tokenize([t for p in pairs for t in p[key]])
@@ -492,7 +508,10 @@ def _check_paths(c: TrainConfig) -> None:
         "texts": c.batch_texts > 0,
         "images": c.batch_images > 0,
         "features": c.batch_pairs > 0 or c.batch_images > 0,
-        "rewrites": c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives,
+        "rewrites": c.rewrite_negatives
+        or c.rewrite_positives
+        or c.sentence_negatives
+        or c.paraphrase_rank,
         "retrieved": c.retrieval_positives or c.sentence_negatives,
     }
     missing = [

@@ -99,6 +99,7 @@ def build_objective(config: TrainConfig, model: torch.nn.Module, dist: DistInfo)
         mrp=config.mrp,
         token_alignment=config.token_alignment,
         itm=config.itm,
+        paraphrase=config.paraphrase_rank,
         temperature=config.temperature,
         learn_temperature=config.learn_temperature,
         use_hard_negatives=config.rewrite_negatives or config.sentence_negatives,
