@@ -44,8 +44,8 @@ def train(
     list_presets: bool,
 ) -> None:
     """Pre-train a UNIMO model: CMCL with rewritten/retrieved positives and hard negatives,
-    token alignment, image-text matching, MLM, seq2seq and masked region prediction, as the
-    config switches them on.
+    token alignment, image-text matching, paraphrase ranking, MLM, seq2seq and masked region
+    prediction, as the config switches them on.
 
     The run folder gets config.json, log.csv, checkpoints/step-N/ and final/ (loadable with
     unimo_kit.model.load_checkpoint). A killed run resumes exactly from its last checkpoint.
