@@ -274,8 +274,8 @@ class UnimoTrainData(torch.utils.data.Dataset):
             if not c.images:
                 raise ValueError("batch_images > 0 needs `images`")
             self.images = JsonlLines(c.images, self._keep_image, report)
+        # (paraphrase_rank reads rewrites too; it needs rewrite_negatives, so it is covered)
         want_rewrites = c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives
-        want_rewrites = want_rewrites or c.paraphrase_rank
         self.rewrites = (
             JsonlLines(c.rewrites, lambda r, _: str(r.get("id")), report)
             if c.rewrites and want_rewrites
@@ -483,8 +483,12 @@ class UnimoTrainData(torch.utils.data.Dataset):
                 [p["text"] for p in pairs]
             )
             batch.update(pad_visual([p["visual"] for p in pairs], "visual"))
-            groups = (("pos_text", "pos_texts"), ("neg_text", "neg_texts"))
-            for group, key in (*groups, ("para_text", "para_texts")):
+            text_groups = (
+                ("pos_text", "pos_texts"),
+                ("neg_text", "neg_texts"),
+                ("para_text", "para_texts"),
+            )
+            for group, key in text_groups:
                 owners = [k for k, p in enumerate(pairs) for _ in p[key]]
                 if owners:
                     ids_, mask = self._tokenize([t for p in pairs for t in p[key]])
@@ -508,10 +512,7 @@ def _check_paths(c: TrainConfig) -> None:
         "texts": c.batch_texts > 0,
         "images": c.batch_images > 0,
         "features": c.batch_pairs > 0 or c.batch_images > 0,
-        "rewrites": c.rewrite_negatives
-        or c.rewrite_positives
-        or c.sentence_negatives
-        or c.paraphrase_rank,
+        "rewrites": c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives,
         "retrieved": c.retrieval_positives or c.sentence_negatives,
     }
     missing = [
