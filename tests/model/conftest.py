@@ -104,6 +104,27 @@ def tokenizer():
     return load_tokenizer("unimo-tiny")
 
 
+def fit_fixed_batch(objective, batch: dict, loss_key: str, steps: int, lr: float = 1e-3):
+    """Train ``objective`` on one batch with ``loss_key`` alone (AdamW); its outputs before
+    training and, in eval mode without gradients, after."""
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)
+    first = objective(batch)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        objective(batch)[loss_key].backward()
+        optimizer.step()
+    objective.eval()
+    with torch.no_grad():
+        last = objective(batch)
+    return first, last
+
+
+@pytest.fixture
+def fit_factory():
+    """``fit_factory(objective, batch, loss_key, steps)`` -> outputs before and after."""
+    return fit_fixed_batch
+
+
 @pytest.fixture
 def batch_factory():
     """``batch_factory(seed=0, groups=(...))`` -> a synthetic training batch."""

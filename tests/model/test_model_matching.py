@@ -134,7 +134,7 @@ def test_objective_scores_pairs_batch_negatives_and_hard_negatives(batch_factory
     assert torch.equal(seen["owner"], owner)
 
 
-def test_matching_learns_to_reject_hard_negatives_on_a_fixed_batch(batch_factory):
+def test_matching_learns_to_reject_hard_negatives_on_a_fixed_batch(batch_factory, fit_factory):
     """A few steps of ITM alone on one batch rank every pair above its hard negatives (the
     same texts score differently on different images only through the joint pass)."""
     torch.manual_seed(0)
@@ -149,13 +149,6 @@ def test_matching_learns_to_reject_hard_negatives_on_a_fixed_batch(batch_factory
         hard_negative_weight=1.0,
     )
     batch = batch_factory(groups=("pairs", "neg"))
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-3)
-    first = objective(batch)
-    for _ in range(150):
-        optimizer.zero_grad()
-        objective(batch)["itm_loss"].backward()
-        optimizer.step()
-    model.eval()
-    last = objective(batch)
+    first, last = fit_factory(objective, batch, "itm_loss", steps=150)
     assert last["itm_loss"] < first["itm_loss"] / 3
     assert last["itm_hardneg_acc"] == 1.0
