@@ -18,7 +18,7 @@ import click
 @click.option(
     "--n-images",
     type=int,
-    default=1000,
+    default=4000,
     show_default=True,
     help="Synthetic images (80/10/10 train/val/test).",
 )
@@ -26,7 +26,8 @@ import click
     "--compositional-images",
     type=int,
     default=None,
-    help="More scenes for the compositional test set alone [0.4 x n-images]: "
+    help="More scenes for the compositional test set alone [as many as the test split, "
+    "0.1 x n-images]: "
     "unimo data synth --compositional-images.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -47,14 +47,15 @@ def test_negatives_are_checked_on_gold_scenes_and_features_keep_colour():
 
 
 def test_compositional_images_enlarge_the_test_set_and_get_features():
-    """By default 40 % of n_images more scenes for the compositional test (1000 -> 400);
+    """By default as many more scenes for the compositional test as the test split (10 % of
+    n_images: 4000 -> 400);
     their images are extracted with the others; 0 leaves both commands as they were."""
     stages = {stage.name: stage.argv for stage in build_stages(DemoConfig())}
     synth = stages["synth"]
     assert synth[synth.index("--compositional-images") + 1] == "400"
     assert any(a.endswith("compositional.images.jsonl") for a in stages["features"])
     small = {s.name: s.argv for s in build_stages(DemoConfig(n_images=50))}
-    assert small["synth"][small["synth"].index("--compositional-images") + 1] == "20"
+    assert small["synth"][small["synth"].index("--compositional-images") + 1] == "5"
     none = {s.name: s.argv for s in build_stages(DemoConfig(compositional_images=0))}
     assert none["synth"][none["synth"].index("--compositional-images") + 1] == "0"
     assert not any(a.endswith("compositional.images.jsonl") for a in none["features"])
@@ -86,6 +87,30 @@ def test_stages_run_in_order_and_are_skipped_when_done(tmp_path):
     assert "--set steps=7" in rerun[0] and rerun[1].startswith("-m unimo_kit.cli.main eval")
 
 
+def test_a_stage_that_runs_again_finds_none_of_its_earlier_outputs(tmp_path):
+    """Every command resumes from what its output already holds (records by id, index
+    blocks, features by image id), so after a change upstream (here the world's size) no
+    stage may find what the earlier world left."""
+    python, _ = _fake_python(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=python)
+    outputs = [path for stage in build_stages(config) for path in stage.outputs]
+    assert len(outputs) >= len(build_stages(config))  # every stage names what it writes
+    for path in outputs:  # what the stages would have written
+        if path.suffix == ".jsonl":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text('{"id": "from the earlier world"}\n')
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "old").write_text("")
+    lines: list[str] = []
+    run_demo(
+        DemoConfig(out=config.out, n_images=60, train_steps=5), echo=lines.append, python=python
+    )
+    assert not [path for path in outputs if path.exists()]
+    assert any("starts afresh: removing" in line and "world" in line for line in lines)
+
+
 def test_an_edited_preset_retrains_from_scratch_and_reevaluates(tmp_path):
     python, log = _fake_python(tmp_path)
     preset = tmp_path / "my-preset.json"
@@ -102,7 +127,7 @@ def test_an_edited_preset_retrains_from_scratch_and_reevaluates(tmp_path):
     rerun = log.read_text().splitlines()[len(names) :]
     assert [call.split()[2] for call in rerun] == ["train", "eval"]
     assert not (config.out / "run").exists()  # removed, not resumed under the new settings
-    assert any("settings changed" in line for line in lines)
+    assert any("starts afresh" in line for line in lines)
 
     run_demo(config, echo=lines.append, python=python)  # unchanged since: nothing reruns
     assert len(log.read_text().splitlines()) == len(names) + 2
@@ -137,7 +162,7 @@ def test_a_killed_training_is_resumed_by_its_own_settings_and_removed_by_others(
     lines: list[str] = []
     run_demo(config, echo=lines.append, python=str(script))  # other settings: afresh
     assert not (config.out / "run").exists()
-    assert any("settings changed" in line for line in lines)
+    assert any("starts afresh" in line for line in lines)
 
 
 def test_an_unknown_preset_stops_the_demo_before_any_stage(tmp_path):
