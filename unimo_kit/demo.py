@@ -17,10 +17,10 @@ Layout under ``out`` (default ``runs/demo``)::
     REPORT.md     the figures, plots, and examples of rewrites and mined positives
 
 A stage that finished is skipped on rerun (its marker in ``.stages/`` records the command and
-a digest of the training preset or evaluation config it read; a changed command or digest runs
-again, training then from scratch). Each stage resumes by itself after a kill; a killed
-training whose preset has changed since starts afresh instead (the marker is written when a
-stage starts, with ``"finished": false``).
+a digest of the training preset or evaluation config it read); a changed command or digest
+runs it again, and every stage after it, each from empty outputs. A stage killed mid-run
+resumes when rerun with the same settings (the marker is written when a stage starts, with
+``"finished": false``); with others it starts afresh.
 """
 
 from __future__ import annotations
