@@ -39,8 +39,8 @@ from pathlib import Path
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo; the defaults take about an hour on 2 CPU cores (most of it the
-    2,000 training steps; docs/RESULTS.md has the measured stage times)."""
+    """Sizes of the demo; the defaults take 60-80 minutes on 2 CPU cores (15-30 of data
+    stages, then the 2,000 training steps; docs/RESULTS.md has the measured stage times)."""
 
     out: Path = Path("runs/demo")  # everything the demo writes goes here
     # synthetic images (80% train, 10% val, 10% test); 4,000 rather than 1,000 because with
