@@ -45,7 +45,7 @@ class DemoConfig:
     out: Path = Path("runs/demo")  # everything the demo writes goes here
     # synthetic images (80% train, 10% val, 10% test); 4,000 rather than 1,000 because with
     # 800 training images the model memorises each image's negatives instead of learning the
-    # rule (docs/RESULTS.md, tenth session), at the cost of a few minutes of data stages
+    # rule (docs/RESULTS.md, tenth session), at the cost of 15-30 minutes of data stages
     n_images: int = 4000
     # more scenes for the compositional test set alone (None: as many as the test split, i.e.
     # 400 more to the 400 test images: 650-800 items per category)
