@@ -19,7 +19,8 @@ import click
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a config field (value parsed as JSON when possible); repeatable. "
+    help="Override a config field (value parsed as JSON when possible: true/false, numbers, "
+    "null, [...], {...}; a value of the wrong type is refused); repeatable. "
     "model_overrides.NAME=VALUE or loss_weights.NAME=VALUE sets one entry of that dict.",
 )
 @click.option(
@@ -32,7 +33,8 @@ import click
     "--stop-after",
     type=int,
     default=None,
-    help="Stop once this many steps are done (the schedule still spans `steps`); resume later.",
+    help="Stop once this many steps are done, with a checkpoint there (the schedule still "
+    "spans `steps`); run the same command again to finish.",
 )
 @click.option("--list-presets", is_flag=True, help="List the shipped presets and exit.")
 def train(
@@ -87,3 +89,9 @@ def train(
         )
     if result.final:
         click.echo(f"model: {result.final}", err=True)
+    elif result.state.step < config.steps:
+        click.echo(
+            f"stopped at step {result.state.step} of {config.steps} (checkpoint saved); "
+            "run the same command again to finish",
+            err=True,
+        )

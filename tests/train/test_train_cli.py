@@ -16,6 +16,8 @@ def test_list_presets_and_bad_overrides():
     assert listed.exit_code == 0 and "synth-small" in listed.output.split()
     bad = runner.invoke(train, ["--config", "tiny", "--out", "x", "--set", "stepz=2"])
     assert bad.exit_code != 0 and "unknown TrainConfig fields ['stepz']" in bad.output
+    typed = runner.invoke(train, ["--config", "tiny", "--out", "x", "--set", "mlm=False"])
+    assert typed.exit_code != 0 and 'Error: mlm must be true or false, got "False"' in typed.output
     missing = runner.invoke(train, ["--config", "tiny"])
     assert missing.exit_code != 0 and "--out" in missing.output
 
@@ -29,6 +31,7 @@ def test_stop_after_then_resume_from_the_cli(tmp_path, tiny_overrides):
         args += ["--set", s]
     first = CliRunner().invoke(train, [*args, "--stop-after", "1"])
     assert first.exit_code == 0, first.output
+    assert "stopped at step 1 of 2 (checkpoint saved)" in first.output
     assert not (tmp_path / "run" / "final").exists()
     second = CliRunner().invoke(train, args)
     assert second.exit_code == 0, second.output

@@ -276,3 +276,55 @@ def test_itm_gives_the_model_a_matching_head_fresh_or_from_a_checkpoint(tmp_path
     for name, value in started.state_dict().items():
         if not name.startswith("matching_head."):
             torch.testing.assert_close(value, kept[name])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("mlm=False", 'mlm must be true or false, got "False"'),  # Python spelling: refused
+        ("seq2seq=off", 'seq2seq must be true or false, got "off"'),
+        ("lr=abc", 'lr must be a number, got "abc"'),
+        ("steps=1.5", "steps must be an integer, got 1.5"),
+        ("data_dir=2024", "data_dir must be a string, got 2024"),
+        ("adam_betas=[0.9]", r"adam_betas must be a list of 2 numbers, got \[0.9\]"),
+        ("adam_betas=[0.9, 1.5]", r"adam_betas must both be in \[0, 1\)"),
+        ("loss_weights.mlm=heavy", 'loss_weights.mlm must be a number, got "heavy"'),
+        ('negative_types=["swap-att", 3]', "negative_types must be a list of strings"),
+        ("batch_pairs=-1", "batch_pairs must be >= 0, got -1"),
+        ("save_every=0", "save_every must be >= 1, got 0"),
+        ("log_every=0", "log_every must be >= 1, got 0"),
+        ("lr=0", "lr must be > 0, got 0.0"),
+        ("mlm_probability=1.5", "mlm_probability must be <= 1, got 1.5"),
+    ],
+)
+def test_values_are_checked_against_each_fields_type_and_range(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config("tiny", [override])
+
+
+def test_values_of_the_right_type_are_normalised():
+    config = load_config("tiny", ["steps=1e3", "lr=1", "adam_betas=[0.9, 0.99]", "mlm=false"])
+    assert config.steps == 1000 and isinstance(config.steps, int)
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert config.adam_betas == (0.9, 0.99) and config.mlm is False
+
+
+def test_a_config_where_no_objective_has_data_is_refused():
+    with pytest.raises(ValueError, match=r"no objective has data \(objectives on: cmcl, mrp;"):
+        load_config("tiny", ["batch_pairs=0", "batch_images=0", "mlm=false", "seq2seq=false"])
+    # Text-only data feeds the language objectives.
+    assert load_config("tiny", ["batch_pairs=0", "batch_images=0"]).mlm
+
+
+def test_init_checkpoint_applies_shape_keeping_overrides_and_refuses_the_others(tmp_path):
+    from unimo_kit.model import create_model, save_checkpoint
+    from unimo_kit.train.trainer import build_model
+
+    save_checkpoint(create_model("unimo-tiny", visual_feat_dim=16), tmp_path / "plain")
+    start = {"init_checkpoint": str(tmp_path / "plain")}
+    dropout = TrainConfig(**start, model_overrides={"hidden_dropout_prob": 0.5})
+    assert build_model(dropout, None).config.hidden_dropout_prob == 0.5
+    deeper = TrainConfig(**start, model_overrides={"hidden_dropout_prob": 0.5,
+                                                   "num_hidden_layers": 4})  # fmt: skip
+    with pytest.raises(ValueError, match=r"model_overrides num_hidden_layers=4 change the shapes"):
+        build_model(deeper, None)

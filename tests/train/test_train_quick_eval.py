@@ -44,3 +44,25 @@ def test_r1_counts_hits_and_reports_chance(tmp_path):
     # t2i: texts "0","1","2" hit; "0" of p3 ranks p0 first (miss); "4" -> p0 (miss) -> 3/5.
     assert result["i2t_r1"] == 0.75 and abs(result["t2i_r1"] - 0.6) < 1e-6
     assert result["t2i_chance"] == 0.25 and result["images"] == 4 and result["texts"] == 5
+
+
+def test_max_visual_tokens_crops_the_images_as_training_did(tmp_path):
+    with FeatureStoreWriter(tmp_path / "f", {"extractor": "t", "dim": 4}) as writer:
+        for k in range(4):  # token 0 says which image it is; tokens 1-2 point at image 0
+            feats = np.eye(4, dtype=np.float32)[[k, 0, 0]]
+            writer.add(f"p{k}", feats, np.zeros((3, 5), np.float32))
+    pairs = [{"id": f"p{k}", "image": "x.png", "split": "val", "captions": [str(k)]}
+             for k in range(4)]  # fmt: skip
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+
+    class MeanOracle(Oracle):
+        def encode_image(self, feats, boxes, mask):
+            mean = (feats * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            return torch.nn.functional.normalize(mean, dim=-1)  # (B, 4)
+
+    store = FeatureStore(tmp_path / "f")
+    path = tmp_path / "pairs.jsonl"
+    all_tokens = retrieval_r1(MeanOracle(), Tokenizer(), path, store)
+    first_only = retrieval_r1(MeanOracle(), Tokenizer(), path, store, max_visual_tokens=1)
+    assert all_tokens["i2t_r1"] == 0.25  # tokens 1-2 pull every image to caption "0"
+    assert first_only["i2t_r1"] == 1.0

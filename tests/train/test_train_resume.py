@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 from safetensors.torch import load_file
@@ -27,7 +28,7 @@ def test_kill_at_step_k_then_resume_equals_uninterrupted(tmp_path, tiny_override
     assert reference.state.step == 6 and reference.final is not None
 
     # "Killed" after step 3: checkpoint at step 2, step 3's work and log row are lost.
-    stopped = train(config, tmp_path / "run", stop_after=3)
+    stopped = train(config, tmp_path / "run", stop_after=3, _kill=True)
     assert stopped.final is None and stopped.state.step == 3
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-000002"]
     assert len(_rows(tmp_path / "run")) == 3
@@ -89,3 +90,77 @@ def test_resume_under_another_config_is_refused_and_names_the_fields(
     assert any("changed steps: 4 -> 3" in r.getMessage() for r in caplog.records)
     # --no-resume starts afresh under any config.
     assert train(other, tmp_path / "run", resume=False, stop_after=1).state.step == 1
+
+
+def _eval_steps(run_dir):
+    lines = (run_dir / "eval.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines]
+
+
+@pytest.mark.slow
+def test_stop_after_checkpoints_step_k_and_the_rerun_resumes_there(
+    tmp_path, tiny_overrides, caplog
+):
+    config = load_config("tiny", {**tiny_overrides, "steps": 6, "save_every": 3, "val_pairs": None})
+    stopped = train(config, tmp_path / "run", stop_after=4)
+    assert stopped.final is None and stopped.state.step == 4
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-000003", "step-000004"]
+    with caplog.at_level("INFO", logger="unimo_kit.train.trainer"):
+        resumed = train(config, tmp_path / "run")
+    assert any("(step 4)" in r.getMessage() for r in caplog.records)
+    assert resumed.state.step == 6 and resumed.final is not None
+    assert [r["step"] for r in _rows(tmp_path / "run")] == [str(s) for s in range(1, 7)]
+    # Stopping where a checkpoint already is writes nothing more.
+    assert train(config, tmp_path / "other", stop_after=3).state.step == 3
+    assert [p.name for p in list_checkpoints(tmp_path / "other")] == ["step-000003"]
+
+
+@pytest.mark.slow
+def test_resume_drops_eval_rows_past_the_checkpoint(tmp_path, tiny_overrides):
+    config = load_config("tiny", {**tiny_overrides, "steps": 6, "save_every": 3, "eval_every": 2})
+    train(config, tmp_path / "run", stop_after=5, _kill=True)  # checkpoint 3, evals at 2 and 4
+    assert _eval_steps(tmp_path / "run") == [2, 4]
+    train(config, tmp_path / "run")
+    assert _eval_steps(tmp_path / "run") == [2, 4, 6]  # step 4 not twice
+
+
+@pytest.mark.slow
+def test_a_restart_without_checkpoint_starts_fresh_logs(tmp_path, tiny_overrides):
+    fewer = {"mlm": False, "seq2seq": False, "mrp": False}
+    first = load_config("tiny", {**tiny_overrides, **fewer, "steps": 4, "eval_every": 1})
+    train(first, tmp_path / "run", stop_after=1, _kill=True)  # a log row, no checkpoint
+    assert not list_checkpoints(tmp_path / "run") and len(_rows(tmp_path / "run")) == 1
+    second = load_config("tiny", {**tiny_overrides, "steps": 2, "val_pairs": None})
+    train(second, tmp_path / "run")
+    rows = _rows(tmp_path / "run")
+    assert [r["step"] for r in rows] == ["1", "2"] and rows[0]["mlm_loss"]  # its own columns
+    assert not (tmp_path / "run" / "eval.jsonl").exists()
+
+
+def test_val_pairs_are_checked_before_training(tmp_path, tiny_overrides):
+    missing = load_config("tiny", {**tiny_overrides, "val_pairs": "pairs.val.jsonl"})
+    with pytest.raises(FileNotFoundError, match=r"val_pairs=\S*pairs\.val\.jsonl"):
+        train(missing, tmp_path / "a")
+    no_val = load_config("tiny", {**tiny_overrides, "val_pairs": "texts.jsonl"})
+    with pytest.raises(ValueError, match="no pairs of split 'val' with features"):
+        train(no_val, tmp_path / "b")
+    assert not (tmp_path / "a" / "checkpoints").exists()
+    assert not (tmp_path / "b" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_final_is_saved_before_the_last_quick_eval_whose_failure_is_a_warning(
+    tmp_path, tiny_overrides, monkeypatch, caplog
+):
+    from unimo_kit.train import quick_eval
+
+    def broken(*args, **kwargs):
+        raise ValueError("val features unreadable")
+
+    monkeypatch.setattr(quick_eval, "retrieval_r1", broken)
+    config = load_config("tiny", {**tiny_overrides, "steps": 2})
+    with caplog.at_level("WARNING", logger="unimo_kit.train.trainer"):
+        result = train(config, tmp_path / "run")
+    assert result.final is not None and (result.final / "model.safetensors").exists()
+    assert result.eval is None
+    assert any("val features unreadable" in r.getMessage() for r in caplog.records)

@@ -3,7 +3,9 @@
 ``load_config("synth-small", overrides=["steps=200", "lr=3e-4"])`` reads
 ``presets/synth-small.json`` (or any JSON path) and applies ``key=value`` overrides, whose
 values are parsed as JSON when they can be (``steps=200`` -> int, ``rewrites=null`` -> None,
-``model_overrides={"embed_dim": 128}`` -> dict) and taken as strings otherwise. A dotted key
+``model_overrides={"embed_dim": 128}`` -> dict) and taken as strings otherwise; every value
+is then checked against its field's type and range (``mlm=False`` is refused: booleans are
+JSON's ``true`` / ``false``), the error naming the field. A dotted key
 sets one entry of a dict field (:data:`DICT_FIELDS`) and keeps the others:
 ``model_overrides.box_relation_bias=true``, ``loss_weights.mlm=0.5``; an undotted one replaces
 the whole dict.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import typing
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -134,11 +137,10 @@ class TrainConfig:
     progress: bool = True  # tqdm bar on stderr (rank 0)
 
     def __post_init__(self) -> None:
-        self.adam_betas = tuple(self.adam_betas)
+        _check_field_types(self)
+        _check_ranges(self)
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.grad_accum < 1 or self.steps < 1:
-            raise ValueError("grad_accum and steps must be >= 1")
         if self.batch_pairs + self.batch_texts + self.batch_images == 0:
             raise ValueError("batch_pairs, batch_texts and batch_images are all 0")
         if self.hard_negative_scope not in ("all", "own", "rank"):
@@ -175,6 +177,21 @@ class TrainConfig:
                 "paraphrase_rank ranks each caption's paraphrases above its rewritten hard "
                 "negatives on the CMCL text pass: it needs cmcl=true and rewrite_negatives=true"
             )
+        fed = {
+            "cmcl": self.cmcl and self.batch_pairs > 0,
+            "itm": self.itm and self.batch_pairs > 0,
+            "mlm": self.mlm and self.batch_pairs + self.batch_texts > 0,
+            "seq2seq": self.seq2seq and self.batch_pairs + self.batch_texts > 0,
+            "mrp": self.mrp and self.batch_pairs + self.batch_images > 0,
+        }
+        if not any(fed.values()):
+            on = [name for name in fed if getattr(self, name)] or ["none"]
+            raise ValueError(
+                f"no objective has data (objectives on: {', '.join(on)}; batch_pairs="
+                f"{self.batch_pairs}, batch_texts={self.batch_texts}, batch_images="
+                f"{self.batch_images}): cmcl and itm train on pairs, mlm and seq2seq on pairs "
+                "or texts, mrp on pairs or images"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -204,6 +221,94 @@ class TrainConfig:
             if value:
                 changes[name] = str((base / value).resolve())
         return dataclasses.replace(self, **changes)
+
+
+#: Lower bounds of numeric fields: ``(bound, inclusive)``; a ``None`` value (where the field
+#: allows it) is not checked.
+_LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
+    **dict.fromkeys(("batch_pairs", "batch_texts", "batch_images"), (0, True)),
+    **dict.fromkeys(("pos_texts_per_pair", "pos_images_per_pair", "neg_texts_per_pair"), (0, True)),
+    **dict.fromkeys(("num_workers", "warmup_steps", "keep_checkpoints", "eval_every"), (0, True)),
+    **dict.fromkeys(("weight_decay", "grad_clip", "min_lr_ratio"), (0, True)),
+    **dict.fromkeys(("steps", "grad_accum", "log_every", "save_every", "threads"), (1, True)),
+    **dict.fromkeys(("max_visual_tokens", "eval_max_images"), (1, True)),
+    "max_text_length": (3, True),  # [CLS], one word piece, [SEP]
+    **dict.fromkeys(("lr", "adam_eps", "temperature"), (0, False)),
+    **dict.fromkeys(("mlm_probability", "mrp_probability"), (0, False)),
+}
+
+#: Fields at most 1 (shares and probabilities).
+_AT_MOST_ONE = ("min_lr_ratio", "mlm_probability", "mrp_probability")
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    """Refuse numbers outside their field's range (after :func:`_check_field_types`)."""
+    for name, (bound, inclusive) in _LOWER_BOUNDS.items():
+        value = getattr(config, name)
+        if value is not None and (value < bound if inclusive else value <= bound):
+            raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {bound}, got {value}")
+    for name in _AT_MOST_ONE:
+        if getattr(config, name) > 1:
+            raise ValueError(f"{name} must be <= 1, got {getattr(config, name)}")
+    if not all(0 <= beta < 1 for beta in config.adam_betas):
+        raise ValueError(f"adam_betas must both be in [0, 1), got {list(config.adam_betas)}")
+
+
+def _check_field_types(config: TrainConfig) -> None:
+    """Check every field against its annotation, normalising in place where the value is
+    unambiguous (an integral float such as ``1e3`` for an int, an int for a float, a list for
+    the tuple ``adam_betas``).
+
+    Raises:
+        ValueError: naming the field, what it takes and the value (``mlm`` must be
+            ``true`` or ``false``: a string such as ``"False"`` or ``"off"`` is refused).
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        setattr(config, f.name, _typed(f.name, getattr(config, f.name), hints[f.name]))
+
+
+def _typed(name: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against the annotation ``hint`` (see :func:`_check_field_types`)."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # X | None
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint) or hint
+    wanted = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a JSON object",
+        list: "a list of strings",
+        tuple: f"a list of {len(args)} numbers",
+    }[origin]
+    if origin is bool and isinstance(value, bool):
+        return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is int and number and float(value).is_integer():
+        return int(value)
+    if origin is float and number:
+        return float(value)
+    if origin is str and isinstance(value, str):
+        return value
+    if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if args[1] is float:
+            return {k: _typed(f"{name}.{k}", v, float) for k, v in value.items()}
+        return value
+    if (
+        origin is list
+        and isinstance(value, list | tuple)
+        and all(isinstance(v, str) for v in value)
+    ):
+        return list(value)
+    if origin is tuple and isinstance(value, list | tuple) and len(value) == len(args):
+        return tuple(_typed(name, v, a) for v, a in zip(value, args, strict=True))
+    shown = json.dumps(value) if not isinstance(value, tuple) else json.dumps(list(value))
+    raise ValueError(f"{name} must be {wanted}, got {shown}")
 
 
 def presets_dir() -> Path:

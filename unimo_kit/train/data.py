@@ -340,10 +340,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
     def _visual(self, image_id: str) -> dict[str, np.ndarray | None]:
         item = self.store[image_id]
         if self.config.max_visual_tokens:
-            item = {
-                k: None if v is None else v[: self.config.max_visual_tokens]
-                for k, v in item.items()
-            }
+            item = crop_visual(item, self.config.max_visual_tokens)
         return item
 
     def _pair_item(self, index: int, epoch: int, position: int) -> dict[str, Any]:
@@ -512,6 +509,7 @@ def _check_paths(c: TrainConfig) -> None:
         "texts": c.batch_texts > 0,
         "images": c.batch_images > 0,
         "features": c.batch_pairs > 0 or c.batch_images > 0,
+        "val_pairs": True,
         "rewrites": c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives,
         "retrieved": c.retrieval_positives or c.sentence_negatives,
     }
@@ -529,6 +527,14 @@ def _check_paths(c: TrainConfig) -> None:
 
 def _sample(rng: random.Random, items: list, k: int) -> list:
     return items if len(items) <= k else rng.sample(items, k)
+
+
+def crop_visual(
+    item: dict[str, np.ndarray | None], max_tokens: int
+) -> dict[str, np.ndarray | None]:
+    """The first ``max_tokens`` visual tokens of a features store item
+    (``TrainConfig.max_visual_tokens``)."""
+    return {k: None if v is None else v[:max_tokens] for k, v in item.items()}
 
 
 def pad_visual(items: list[dict[str, np.ndarray | None]], prefix: str) -> dict[str, Tensor]:

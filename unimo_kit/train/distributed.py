@@ -2,7 +2,9 @@
 
 ``torchrun --nproc-per-node N -m unimo_kit.cli.main train ...`` sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`init_distributed` reads them and
-starts a ``gloo`` (CPU) or ``nccl`` (GPU) group. Without them (``WORLD_SIZE`` unset or 1) it
+starts a ``gloo`` group on CPU, or on GPUs one that runs ``nccl`` for CUDA tensors and ``gloo``
+for CPU tensors (:data:`GPU_BACKEND`: the RNG states gathered into every checkpoint are CPU
+tensors, which an nccl-only group refuses). Without them (``WORLD_SIZE`` unset or 1) it
 returns a single-process :class:`DistInfo` and ``torch.distributed`` is never touched.
 
 Gradients are averaged by :func:`all_reduce_gradients` once per optimizer step (after the
@@ -17,6 +19,10 @@ import os
 from dataclasses import dataclass
 
 import torch
+
+#: Process group backends on GPUs: nccl for CUDA tensors (gradients, features), gloo for the
+#: CPU tensors a checkpoint gathers (every generator's state is a CPU tensor).
+GPU_BACKEND = "cpu:gloo,cuda:nccl"
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def init_distributed(device: str | None = None) -> DistInfo:
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend=GPU_BACKEND if device.startswith("cuda") else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 
@@ -109,6 +115,26 @@ def all_gather_tensor(tensor: torch.Tensor, world_size: int) -> list[torch.Tenso
     out = [torch.empty_like(tensor) for _ in range(world_size)]
     dist.all_gather(out, tensor.contiguous())
     return out
+
+
+def check_same_step(step: int, world_size: int) -> None:
+    """Refuse to go on unless every process resumed at the same step.
+
+    Each rank finds its checkpoint in the run folder by itself: a folder on one node's local
+    disk lets rank 0 resume while the ranks of other nodes start at step 0, and their
+    collectives would then disagree or hang.
+
+    Raises:
+        ValueError: on every rank, naming the step of each.
+    """
+    if world_size == 1:
+        return
+    steps = [int(t.item()) for t in all_gather_tensor(torch.tensor([step]), world_size)]
+    if len(set(steps)) > 1:
+        raise ValueError(
+            f"the processes resumed at different steps (per rank: {steps}): every node must "
+            "see the same run folder (--out on a filesystem shared by all nodes)"
+        )
 
 
 def barrier(world_size: int) -> None:

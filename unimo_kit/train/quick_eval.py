@@ -6,6 +6,7 @@ level next to each figure.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -13,7 +14,31 @@ import torch
 
 from unimo_kit.data.readers import read_pairs
 from unimo_kit.features import FeatureStore
-from unimo_kit.train.data import pad_visual
+from unimo_kit.train.data import crop_visual, pad_visual
+
+
+def val_pairs(
+    pairs_path: str | os.PathLike,
+    store: FeatureStore | None,
+    *,
+    split: str | None = "val",
+    max_images: int = 200,
+) -> list[Any]:
+    """The first ``max_images`` pairs of ``split`` with features in ``store`` (the trainer
+    calls it at start-up with ``max_images=1`` to fail before training, not after).
+
+    Raises:
+        ValueError: when there is no such pair (or no features store).
+    """
+    if store is None:
+        raise ValueError(f"val_pairs={pairs_path}: the quick val check needs a features store")
+    pairs = (
+        p for p in read_pairs(pairs_path) if (split is None or p.split == split) and p.id in store
+    )
+    found = list(itertools.islice(pairs, max_images))
+    if not found:
+        raise ValueError(f"val_pairs={pairs_path}: no pairs of split {split!r} with features")
+    return found
 
 
 @torch.no_grad()
@@ -26,6 +51,7 @@ def retrieval_r1(
     split: str | None = "val",
     max_images: int = 200,
     max_text_length: int = 40,
+    max_visual_tokens: int | None = None,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> dict[str, float]:
@@ -36,17 +62,15 @@ def retrieval_r1(
         tokenizer: its tokenizer.
         pairs_path: a pairs.jsonl; pairs of ``split`` with features in ``store`` are used.
         store: the features store.
+        max_visual_tokens: keep the first this many visual tokens per image, as training did
+            (``TrainConfig.max_visual_tokens``; ``None``: all).
 
     Returns:
         ``{"i2t_r1", "t2i_r1", "i2t_chance", "t2i_chance", "images", "texts"}``: i2t is a hit
         when the top text is any caption of the image; chance is the hit rate of a random
         ranking (captions per image / texts, and 1 / images).
     """
-    pairs = [
-        p for p in read_pairs(pairs_path) if (split is None or p.split == split) and p.id in store
-    ][:max_images]
-    if not pairs:
-        raise ValueError(f"{pairs_path}: no pairs of split {split!r} with features")
+    pairs = val_pairs(pairs_path, store, split=split, max_images=max_images)
     was_training = model.training
     model.eval()
     texts, owner = [], []
@@ -56,7 +80,10 @@ def retrieval_r1(
     owner_t = torch.tensor(owner)  # (T,)
     z_img, z_txt = [], []
     for start in range(0, len(pairs), batch_size):
-        visual = pad_visual([store[p.id] for p in pairs[start : start + batch_size]], "v")
+        items = [store[p.id] for p in pairs[start : start + batch_size]]
+        if max_visual_tokens:
+            items = [crop_visual(item, max_visual_tokens) for item in items]
+        visual = pad_visual(items, "v")
         z_img.append(
             model.encode_image(
                 visual["v_feats"].to(device),

@@ -38,6 +38,7 @@ from unimo_kit.train.distributed import (
     all_reduce_gradients,
     barrier,
     broadcast_parameters,
+    check_same_step,
     init_distributed,
 )
 from unimo_kit.train.schedule import lr_at
@@ -119,8 +120,11 @@ def build_model(config: TrainConfig, store_meta: dict[str, Any] | None) -> torch
     from unimo_kit.model import create_model, load_checkpoint
 
     if config.init_checkpoint:
-        model = load_checkpoint(config.init_checkpoint).train()
-        if config.itm:
+        overrides = dict(config.model_overrides)
+        head = bool(overrides.pop("matching_head", False)) or config.itm
+        _check_shape_preserving(config.init_checkpoint, overrides)
+        model = load_checkpoint(config.init_checkpoint, **overrides).train()
+        if head:
             model.add_matching_head()  # a checkpoint trained without matching has none
         return model
     overrides = dict(config.model_overrides)
@@ -131,6 +135,33 @@ def build_model(config: TrainConfig, store_meta: dict[str, Any] | None) -> torch
         if config.mrp and store_meta.get("has_class_probs"):
             overrides.setdefault("visual_num_classes", int(store_meta["num_classes"]))
     return create_model(config.model, **overrides)
+
+
+def _check_shape_preserving(checkpoint: str | os.PathLike, overrides: dict[str, Any]) -> None:
+    """Refuse ``model_overrides`` that would change the shapes of ``checkpoint``'s weights
+    (layers, widths, vocabulary): its weights could not be loaded into such a model. Shapes
+    are compared on models built on the ``meta`` device (no memory, no initialisation)."""
+    from unimo_kit.model import UnimoConfig, UnimoModel
+
+    path = Path(checkpoint)
+    folder = path.parent if path.is_file() else path
+    if not overrides or not (folder / "config.json").exists():
+        return  # nothing to check, or load_checkpoint names the missing file
+
+    def shapes(**changes: Any) -> dict[str, tuple[int, ...]]:
+        config = UnimoConfig.from_json(folder / "config.json", **changes)
+        config.init_from = None
+        with torch.device("meta"):
+            return {k: tuple(v.shape) for k, v in UnimoModel(config).state_dict().items()}
+
+    saved = shapes()
+    changing = [f"{k}={json.dumps(v)}" for k, v in overrides.items() if shapes(**{k: v}) != saved]
+    if changing:
+        raise ValueError(
+            f"init_checkpoint {checkpoint}: model_overrides {', '.join(changing)} change the "
+            "shapes of its weights; only overrides that keep them (e.g. dropout) apply to a "
+            "checkpoint: drop them, or train from scratch without init_checkpoint"
+        )
 
 
 def _check_resumable(checkpoint: Path, config: TrainConfig) -> None:
@@ -157,6 +188,7 @@ def train(
     *,
     resume: bool = True,
     stop_after: int | None = None,
+    _kill: bool = False,
 ) -> TrainResult:
     """Train (or continue training) a UNIMO model.
 
@@ -165,8 +197,10 @@ def train(
         run_dir: ``runs/NAME``: config.json, log.csv, checkpoints/, final/.
         resume: continue from the newest checkpoint in ``run_dir`` (``False``: start afresh,
             removing the old checkpoints and log).
-        stop_after: stop once this many steps are done, without the final save (tests use it
-            to simulate a kill; the schedule still spans ``config.steps``).
+        stop_after: stop once this many steps are done, with a checkpoint at that step so
+            the next call resumes there (the schedule still spans ``config.steps``).
+        _kill: with ``stop_after``, stop without that checkpoint, as a killed run would
+            (tests only).
 
     Returns:
         A :class:`TrainResult`.
@@ -175,6 +209,7 @@ def train(
 
     from unimo_kit.model import load_tokenizer, save_checkpoint
     from unimo_kit.train.data import UnimoTrainData
+    from unimo_kit.train.quick_eval import val_pairs
 
     # ---- setup ------------------------------------------------------------------------------
     dist = init_distributed(config.device)
@@ -187,8 +222,10 @@ def train(
         _check_resumable(latest, config)
     if dist.is_main:
         if not resume:  # start afresh: drop what an earlier run left
-            for stale in ("checkpoints", "final", "tensorboard"):
+            for stale in ("checkpoints", "final"):
                 shutil.rmtree(run_dir / stale, ignore_errors=True)
+        if latest is None:  # nothing to resume: the logs start afresh too
+            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
             for stale in ("log.csv", "eval.jsonl"):
                 (run_dir / stale).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +243,8 @@ def train(
     seed_everything(config.seed + dist.rank)  # from here ranks differ (masking, dropout)
     tokenizer = load_tokenizer(model.config)
     data = UnimoTrainData(config, tokenizer)
+    if config.val_pairs:  # fail now rather than after the last step
+        val_pairs(config.val_pairs, data.store, max_images=1)
     if dist.is_main:
         for kind, count in data.without_features.items():
             if count:
@@ -242,6 +281,8 @@ def train(
         state.world_size = dist.world_size
         if dist.is_main:
             logger.info("resumed from %s (step %d)", latest, state.step)
+    check_same_step(state.step, dist.world_size)
+    saved_step = state.step  # the step of the newest checkpoint on disk
     loader = torch.utils.data.DataLoader(
         data,
         sampler=_copy_sampler(sampler),
@@ -254,6 +295,8 @@ def train(
     batches = iter(loader)
 
     log = CsvLog(run_dir / "log.csv", after_step=state.step) if dist.is_main else None
+    if dist.is_main:
+        _drop_eval_rows(run_dir / "eval.jsonl", after_step=state.step)
     tb = _tensorboard(run_dir) if dist.is_main else None
     bar = tqdm(
         total=config.steps,
@@ -330,15 +373,24 @@ def train(
             last_eval = _quick_eval(config, model, tokenizer, data, dist, state.step, log, run_dir)
         if state.step % config.save_every == 0 or state.step == config.steps:
             _save(run_dir, state, config, model, objective, optimizer, dist)
+            saved_step = state.step
     bar.close()
+    if state.step < config.steps and state.step != saved_step and not _kill:
+        _save(run_dir, state, config, model, objective, optimizer, dist)  # stopped early
+        saved_step = state.step
 
     # ---- end --------------------------------------------------------------------------------
     final = None
     if state.step >= config.steps:
-        if config.val_pairs and not (config.eval_every and state.step % config.eval_every == 0):
-            last_eval = _quick_eval(config, model, tokenizer, data, dist, state.step, log, run_dir)
         if dist.is_main:
             final = save_checkpoint(model, run_dir / "final", metadata={"step": str(state.step)})
+        if config.val_pairs and not (config.eval_every and state.step % config.eval_every == 0):
+            try:  # the model is saved: a failed check only loses its figures
+                last_eval = _quick_eval(
+                    config, model, tokenizer, data, dist, state.step, log, run_dir
+                )
+            except (ValueError, OSError) as exc:
+                logger.warning("the quick val check at the end failed: %s", exc)
     barrier(dist.world_size)
     if tb is not None:
         tb.close()
@@ -411,6 +463,7 @@ def _quick_eval(
         data.store,
         max_images=config.eval_max_images,
         max_text_length=config.max_text_length,
+        max_visual_tokens=config.max_visual_tokens,
         device=dist.device,
     )
     result["step"] = step
@@ -418,6 +471,18 @@ def _quick_eval(
         handle.write(json.dumps(result) + "\n")
     logger.info("step %d: %s", step, result)
     return result
+
+
+def _drop_eval_rows(path: Path, after_step: int) -> None:
+    """On resume, drop the ``eval.jsonl`` rows of steps after ``after_step`` (written before
+    the kill; the resumed run writes them again), as :class:`CsvLog` does for ``log.csv``."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not line.strip() or json.loads(line)["step"] <= after_step]
+    if len(kept) < len(lines):
+        with atomic_write(path) as handle:
+            handle.writelines(kept)
 
 
 class CsvLog:
