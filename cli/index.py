@@ -119,7 +119,11 @@ def index() -> None:
     show_default=True,
     help="Keep blocks/*.npy (needed by --verify and HNSW merges).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace a folder built with other settings.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Delete ROOT/NAME and build it afresh (other settings, or a changed input).",
+)
 @click.option("--seed", default=1234, show_default=True, help="Training sample seed.")
 def build_cmd(
     texts,
@@ -195,8 +199,19 @@ def build_cmd(
     help="Training vectors (default: 40 per inverted list).",
 )
 @click.option("--seed", default=1234, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace ROOT/NAME even if it is not a quantizer.")
 def train_cmd(
-    texts, images, captions, name, root, encoder, index_type, max_memory, sample_size, seed
+    texts,
+    images,
+    captions,
+    name,
+    root,
+    encoder,
+    index_type,
+    max_memory,
+    sample_size,
+    seed,
+    overwrite,
 ):
     """Train one IVF quantizer for the whole corpus, to share between shard builds.
 
@@ -219,7 +234,9 @@ def train_cmd(
         seed=seed,
     )
     try:
-        out = train_quantizer(config, _folder(root, name), sample_size=sample_size)
+        out = train_quantizer(
+            config, _folder(root, name), sample_size=sample_size, overwrite=overwrite
+        )
     except _known_errors() as exc:
         _fail(exc)
     click.echo(f"trained quantizer: {out}")
@@ -235,7 +252,9 @@ def train_cmd(
     show_default=True,
     help=TARGET_RECALL_HELP + " Needs the shards' stored embeddings; else the plan's values.",
 )
-@click.option("--overwrite", is_flag=True)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace ROOT/NAME (only once the merge has succeeded)."
+)
 def merge_cmd(sources, name, root, target_recall, overwrite):
     """Join shard indexes (in the order given) into ROOT/NAME.
 
@@ -265,9 +284,14 @@ def merge_cmd(sources, name, root, target_recall, overwrite):
 @click.option(
     "--queries",
     type=click.Path(exists=True, dir_okay=False),
-    help="JSONL of queries ({id, text} or {id, image}) or a plain-text file.",
+    help="File of queries. JSONL (a .jsonl name, or a first non-blank line starting with '{'): "
+    'one {"id", "text"} or {"id", "image"} per line (image paths relative to the file); a line '
+    "with neither, or an empty or null value, is reported as FILE:LINE and skipped. Otherwise "
+    "plain text: one query per non-blank line.",
 )
-@click.option("-k", "k", default=10, show_default=True, help="Results per query.")
+@click.option(
+    "-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query."
+)
 @click.option(
     "-o",
     "--output",
@@ -350,10 +374,23 @@ def info_cmd(name, root):
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    help="retrieved.jsonl (resumed if it exists).",
+    help="retrieved.jsonl (resumed if it exists; its settings are kept in OUTPUT.settings.json).",
 )
-@click.option("-k", "k", default=5, show_default=True, help="Related texts/images per pair.")
-@click.option("--negatives", default=5, show_default=True, help="Hard negatives per pair.")
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Related texts/images per pair.",
+)
+@click.option(
+    "--negatives",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Hard negatives per pair.",
+)
 @click.option("--min-score", default=0.3, show_default=True, help="Similarity floor.")
 @click.option(
     "--max-score",
@@ -362,8 +399,19 @@ def info_cmd(name, root):
     help="Near-duplicate ceiling (positives and negatives).",
 )
 @click.option("--shard", default=None, help="i/n: mine only the i-th slice of the pairs.")
-@click.option("--chunk-size", default=256, show_default=True, help="Pairs per search call.")
-@click.option("--no-resume", is_flag=True, help="Start the output afresh.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Pairs per search call.",
+)
+@click.option(
+    "--no-resume",
+    is_flag=True,
+    help="Start the output afresh (and rebuild the automatic caption index). Without it, an "
+    "output started with other settings is refused.",
+)
 @click.option("--strict", is_flag=True, help="Stop at the first malformed pair.")
 @click.option(
     "--scenes",
@@ -396,7 +444,7 @@ def mine_cmd(
           --image-index images -o world/retrieved.jsonl -k 5 --negatives 5
     """
     from unimo_kit.index.build import DEFAULT_TEXT_ENCODER
-    from unimo_kit.index.mine import MineConfig, build_caption_index, mine
+    from unimo_kit.index.mine import MineConfig, caption_cache, check_resume, mine, run_settings
     from unimo_kit.index.store import read_meta
     from unimo_kit.utils import parse_shard
 
@@ -406,16 +454,14 @@ def mine_cmd(
         shard_obj = parse_shard(shard)
         text_folder = _folder(root, text_index) if text_index else None
         negative_folder = _folder(root, negative_index) if negative_index else None
-        if negatives and negative_folder is None:
+        automatic = bool(negatives) and negative_folder is None
+        if automatic:
             if shard_obj.count > 1:
                 raise click.UsageError(
                     "with --shard, build the caption index once first "
                     "(unimo index build --captions PAIRS --name NAME) and pass --negative-index"
                 )
-            spec = read_meta(text_folder)["encoder"] if text_folder else DEFAULT_TEXT_ENCODER
-            negative_folder = build_caption_index(
-                pairs, Path(output).with_name(Path(output).name + ".captions"), encoder=spec
-            )
+            negative_folder = Path(output).with_name(Path(output).name + ".captions")
         config = MineConfig(
             k=k,
             negatives=negatives,
@@ -424,18 +470,20 @@ def mine_cmd(
             negative_max_score=max_score,
             chunk_size=chunk_size,
         )
-        stats = mine(
-            pairs,
-            output,
-            text_index=text_folder,
-            image_index=_folder(root, image_index) if image_index else None,
-            negative_index=negative_folder if negatives else None,
-            config=config,
-            shard=shard_obj,
-            resume=not no_resume,
-            strict=strict,
-            scenes=scenes,
-        )
+        run = {
+            "text_index": text_folder,
+            "image_index": _folder(root, image_index) if image_index else None,
+            "negative_index": negative_folder if negatives else None,
+            "config": config,
+            "shard": shard_obj,
+            "scenes": scenes,
+        }
+        if not no_resume:  # refuse before building anything
+            check_resume(output, run_settings(pairs, **run))
+        if automatic:  # a cache of PAIRS: rebuilt when stale, and with --no-resume
+            spec = read_meta(text_folder)["encoder"] if text_folder else DEFAULT_TEXT_ENCODER
+            caption_cache(pairs, negative_folder, encoder=spec, rebuild=no_resume)
+        stats = mine(pairs, output, resume=not no_resume, strict=strict, **run)
     except _known_errors() as exc:
         _fail(exc)
     click.echo(json.dumps(stats), err=True)
@@ -452,23 +500,50 @@ def _one_input(**inputs: str | None) -> tuple[str, str]:
 
 
 def _read_queries(path: str) -> list[dict]:
-    from unimo_kit.utils import iter_jsonl
+    """The queries of a ``--queries`` file (the rule is in its ``--help``). A JSONL record that
+    cannot be used is reported as ``FILE:LINE: what was wrong`` and skipped; a file with no
+    usable query is an error."""
+    from unimo_kit.utils import ErrorReport, RecordError, iter_jsonl
 
-    if path.endswith(".jsonl"):
-        out = []
-        base = Path(path).resolve().parent
-        for line, record in iter_jsonl(path):
-            query = {"id": str(record.get("id", f"line{line}"))}
-            if "text" in record:
-                query["text"] = record["text"]
-            elif "image" in record:
-                query["image"] = str(base / record["image"])
-            else:
-                continue
-            out.append(query)
+    if not _is_jsonl(path):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            out = [{"id": f"line{i}", "text": t.strip()} for i, t in enumerate(handle, 1)]
+        out = [q for q in out if q["text"]]
+        if not out:
+            raise click.ClickException(f"no usable queries in {path} (no non-blank line)")
         return out
-    with open(path, encoding="utf-8") as handle:
-        return [{"id": f"line{i}", "text": t.strip()} for i, t in enumerate(handle, 1) if t.strip()]
+    report = ErrorReport()
+    out = []
+    base = Path(path).resolve().parent
+    for line, record in iter_jsonl(path, on_error=report):
+        field = "text" if "text" in record else "image" if "image" in record else None
+        value = record.get(field) if field else None
+        if field is None:
+            report.add(RecordError(path, line, 'no "text" or "image" field'))
+        elif not isinstance(value, str) or not value.strip():
+            got = "null" if value is None else repr(value)
+            report.add(RecordError(path, line, f'"{field}" must be a non-empty string, got {got}'))
+        else:
+            query_id = record.get("id")
+            query = {"id": str(query_id) if query_id is not None else f"line{line}"}
+            query[field] = value if field == "text" else str(base / value)
+            out.append(query)
+    if not out:
+        raise click.ClickException(f"no usable queries in {path} ({report.count} lines skipped)")
+    if report.count:
+        click.echo(report.summary(), err=True)
+    return out
+
+
+def _is_jsonl(path: str) -> bool:
+    """A ``.jsonl`` name, or a first non-blank line that starts with ``{``."""
+    if path.endswith(".jsonl"):
+        return True
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                return line.lstrip().startswith("{")
+    return False
 
 
 def _run_queries(store, queries: list[dict], k: int) -> list[dict]:
@@ -501,6 +576,6 @@ def _print_info(folder: Path) -> None:
     click.echo(
         f"{folder}: {meta['count']} vectors ({meta.get('failed', 0)} failed), "
         f"{meta['factory']} dim {meta['dim']}, encoder {meta['encoder']}, "
-        f"search {meta['search_params'] or 'exact'}"
+        f"search {meta.get('search_params') or 'exact'}"
         + (f", recall@10 on a sample {recall:.3f}" if recall is not None else "")
     )

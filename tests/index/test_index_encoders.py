@@ -142,3 +142,76 @@ def test_open_clip_towers_share_one_space(image_files):
     np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
     reversed_texts = encoder.encode(["two blue squares and a star", "a red circle"])
     np.testing.assert_allclose(reversed_texts[::-1], texts, atol=1e-5)
+
+
+def test_array_and_generator_inputs_are_lists_not_one_text():
+    """Only a str (or path / PIL image) is one input: arrays, tuples and generators are lists,
+    as in sentence-transformers."""
+    encoder = Recording()
+    texts = ["a red circle", "a blue square", "two stars"]
+    expected = encoder.encode(texts)
+    np.testing.assert_allclose(encoder.encode(np.array(texts)), expected, atol=1e-6)
+    np.testing.assert_allclose(encoder.encode(tuple(texts)), expected, atol=1e-6)
+    np.testing.assert_allclose(encoder.encode(t for t in texts), expected, atol=1e-6)
+    assert encoder.encode(texts[0]).shape == (8,)
+
+
+def test_pil_image_is_one_input(image_files):
+    from PIL import Image
+
+    encoder = load_encoder("timm:resnet18:random", device="cpu")
+    image = Image.open(image_files[0][0])
+    assert encoder.encode(image).shape == (encoder.dim,)
+    np.testing.assert_allclose(
+        encoder.encode([image, image])[1], encoder.encode(image_files[0][0]), atol=1e-5
+    )
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    """resnet18 state dicts: plain, Lightning-wrapped with a ``model.`` prefix and a classifier,
+    DataParallel-prefixed, and one of another architecture."""
+    import timm
+    import torch
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    with_head = timm.create_model("resnet18", pretrained=False, num_classes=10)
+    state = with_head.state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    files = {
+        "plain": backbone,
+        "wrapped": {"state_dict": {"model." + k: v for k, v in state.items()}, "epoch": 3},
+        "module": {"module." + k: v for k, v in backbone.items()},
+        "renamed": {"backbone." + k: v for k, v in backbone.items()},
+        "other": timm.create_model("resnet10t", pretrained=False, num_classes=0).state_dict(),
+    }
+    for name, data in files.items():
+        torch.save(data, folder / f"{name}.pt")
+    return folder
+
+
+def test_timm_state_dict_layouts_load_the_same_features(resnet_weights, image_files):
+    image = image_files[0][0]
+    plain = load_encoder(f"timm:resnet18:{resnet_weights / 'plain.pt'}", device="cpu")
+    random = load_encoder("timm:resnet18:random", device="cpu")
+    assert float(plain.encode(image) @ random.encode(image)) < 0.99  # the weights matter
+    for name in ("wrapped", "module"):
+        encoder = load_encoder(f"timm:resnet18:{resnet_weights / name}.pt", device="cpu")
+        np.testing.assert_allclose(encoder.encode(image), plain.encode(image), atol=1e-5)
+
+
+def test_timm_weights_that_do_not_fit_are_refused(resnet_weights, tmp_path):
+    import torch
+
+    renamed = resnet_weights / "renamed.pt"
+    with pytest.raises(EncoderError, match=r"do not fit the model: \d+ missing key\(s\) \(conv1"):
+        load_encoder(f"timm:resnet18:{renamed}", device="cpu")
+    with pytest.raises(EncoderError, match="do not fit"):
+        load_encoder(f"timm:resnet18:{resnet_weights / 'other.pt'}", device="cpu")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EncoderError, match="cannot read weights"):
+        load_encoder(f"timm:resnet18:{tmp_path / 'junk.pt'}", device="cpu")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(EncoderError, match="holds a list, not a state dict"):
+        load_encoder(f"timm:resnet18:{tmp_path / 'list.pt'}", device="cpu")

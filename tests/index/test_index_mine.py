@@ -237,3 +237,108 @@ def test_negatives_true_of_the_image_are_dropped_with_gold_scenes(world, indexes
     assert true_plain > 0  # the problem exists on this world
     assert true_checked == 0
     assert total_checked >= len(pairs_of(world))  # on average at least one negative per pair
+
+
+# --------------------------------------------------------------------------- resume and cache
+
+
+def cli_mine(pairs, out, text_index, *extra):
+    from click.testing import CliRunner
+
+    from unimo_kit.cli.index import index
+
+    args = ["mine", "--pairs", str(pairs), "--text-index", str(text_index), "-o", str(out)]
+    args += ["--min-score", "-1", *extra]
+    return CliRunner().invoke(index, args)
+
+
+def test_automatic_caption_index_is_rebuilt_when_the_pairs_change(world, indexes, tmp_path):
+    """The automatic OUTPUT.captions/ is a cache of the pairs file: new content, another
+    pairs path, or --no-resume rebuild it; an unchanged rerun reuses it."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text((world / "pairs.train.jsonl").read_text())
+    out = tmp_path / "r.jsonl"
+    meta = tmp_path / "r.jsonl.captions" / "meta.json"
+
+    def negatives_point_into(path):
+        captions = {p["id"]: p["captions"] for p in read(path)}
+        negs = [n for r in read(out) for n in r["negatives"]]
+        assert negs and all(n["text"] == captions[n["pair_id"]][n["caption_index"]] for n in negs)
+
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "1", "--negatives", "2")
+    assert res.exit_code == 0, res.output
+    negatives_point_into(pairs)
+    built = meta.stat().st_mtime_ns
+    out.unlink()
+    assert cli_mine(pairs, out, indexes["texts"], "-k", "1", "--negatives", "2").exit_code == 0
+    assert meta.stat().st_mtime_ns == built  # unchanged pairs: the cache is reused
+
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "1", "--negatives", "2", "--no-resume")
+    assert res.exit_code == 0, res.output
+    assert meta.stat().st_mtime_ns != built  # --no-resume rebuilds it
+    assert "rebuilding the caption index (--no-resume)" in res.stderr
+
+    edited = [{**p, "captions": [c + " today" for c in p["captions"]]} for p in read(pairs)]
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in edited))  # same path, new content
+    out.unlink()
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "1", "--negatives", "2")
+    assert res.exit_code == 0, res.output
+    assert "changed since it was built" in res.stderr
+    negatives_point_into(pairs)
+
+    other = tmp_path / "other.jsonl"  # another pairs file into the same output
+    other.write_text((world / "pairs.train.jsonl").read_text())
+    out.unlink()
+    res = cli_mine(other, out, indexes["texts"], "-k", "1", "--negatives", "2")
+    assert res.exit_code == 0, res.output
+    negatives_point_into(other)
+
+
+def test_resume_under_other_settings_is_refused(world, indexes, tmp_path):
+    out = tmp_path / "r.jsonl"
+    pairs = world / "pairs.train.jsonl"
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "2", "--negatives", "0")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r.jsonl.settings.json").read_text())["k"] == 2
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "1", "--negatives", "0")
+    assert res.exit_code == 1
+    assert "was started with other settings (k 2 -> 1); pass --no-resume" in res.output
+    assert max(len(r["texts"]) for r in read(out)) == 2  # untouched
+    # the chunk size changes no record: a resume with another is accepted
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "2", "--negatives", "0", "--chunk-size", "3")
+    assert res.exit_code == 0, res.output
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "1", "--negatives", "0", "--no-resume")
+    assert res.exit_code == 0, res.output
+    assert max(len(r["texts"]) for r in read(out)) == 1
+
+
+def test_resume_on_edited_pairs_is_refused(world, indexes, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text((world / "pairs.train.jsonl").read_text())
+    out = tmp_path / "r.jsonl"
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "2", "--negatives", "0")
+    assert res.exit_code == 0, res.output
+    lines = pairs.read_text().splitlines(keepends=True)
+    pairs.write_text("".join(lines[:-1]))  # the same path, other content
+    res = cli_mine(pairs, out, indexes["texts"], "-k", "2", "--negatives", "0")
+    assert res.exit_code == 1
+    assert "other settings (the pairs file changed: its size or modification time)" in res.output
+
+
+def test_library_resume_checks_indexes_and_config(world, indexes, tmp_path):
+    from unimo_kit.index.mine import MineSettingsError
+
+    out = tmp_path / "r.jsonl"
+    run(world, indexes, out, images=False)
+    with pytest.raises(MineSettingsError, match="image_index None -> "):
+        run(world, indexes, out, images=True)
+    cfg = MineConfig(k=4, negatives=3, min_score=-1.0, max_score=0.5, chunk_size=7)
+    with pytest.raises(MineSettingsError, match=r"max_score 0\.999 -> 0\.5"):
+        mine(world / "pairs.train.jsonl", out, text_index=indexes["texts"], config=cfg)
+
+
+@pytest.mark.parametrize("option", [["-k", "-1"], ["--negatives", "-2"], ["--chunk-size", "0"]])
+def test_mine_counts_are_validated(world, indexes, tmp_path, option):
+    res = cli_mine(world / "pairs.train.jsonl", tmp_path / "r.jsonl", indexes["texts"], *option)
+    assert res.exit_code == 2 and "Invalid value" in res.output
+    assert not (tmp_path / "r.jsonl").exists()

@@ -18,7 +18,14 @@ Index folders on disk (``indexes/README.md``) and mining::
 Importing this package loads numpy only; faiss, torch and the encoders load on first use.
 """
 
-from unimo_kit.index.build import BuildConfig, build, merge_indexes, train_quantizer
+from unimo_kit.index.build import (
+    BuildConfig,
+    InputChangedError,
+    build,
+    input_changed,
+    merge_indexes,
+    train_quantizer,
+)
 from unimo_kit.index.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
@@ -38,7 +45,7 @@ from unimo_kit.index.factory import (
     search,
     tune_search_params,
 )
-from unimo_kit.index.mine import MineConfig, Miner, build_caption_index, mine
+from unimo_kit.index.mine import MineConfig, Miner, MineSettingsError, build_caption_index, mine
 from unimo_kit.index.store import IndexStore, IndexStoreError
 
 __all__ = [
@@ -51,13 +58,16 @@ __all__ = [
     "IndexPlan",
     "IndexStore",
     "IndexStoreError",
+    "InputChangedError",
     "MineConfig",
+    "MineSettingsError",
     "Miner",
     "RecallProbe",
     "build",
     "build_caption_index",
     "build_index",
     "exact_search",
+    "input_changed",
     "load_encoder",
     "merge_indexes",
     "mine",

@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from unimo_kit.index.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
     Encoder,
+    EncoderError,
     load_encoder,
 )
 from unimo_kit.index.store import (
@@ -58,11 +60,26 @@ from unimo_kit.utils import ErrorReport, atomic_write, iter_jsonl
 from unimo_kit.utils.jsonl import dumps
 
 INPUT_KINDS = ("texts", "images", "captions")
+#: The :class:`BuildConfig` fields that shape the embedding blocks: resuming an unfinished
+#: build needs them unchanged. The others only affect the final index step (plan, training,
+#: tuning, what is kept) and a resumed build takes the new values.
+BLOCK_FIELDS = ("input", "kind", "encoder", "block_size", "shard")
+#: ``build.json`` fields that describe the input file as last read (see :func:`input_changed`).
+INPUT_STAT = ("input_size", "input_mtime_ns")
+
+
+class InputChangedError(IndexStoreError):
+    """A finished index whose input file changed (size or modification time) since it was
+    built. :func:`build` raises it instead of reporting "already built"; rebuild with
+    ``overwrite=True`` (see also :func:`input_changed`)."""
 
 
 @dataclass
 class BuildConfig:
-    """Everything that shapes a build (saved as ``build.json``; a resumed build must match)."""
+    """Everything that shapes a build (saved as ``build.json``).
+
+    A finished build is reused only with equal settings (``batch_size`` aside); an unfinished
+    one resumes when its :data:`BLOCK_FIELDS` are equal."""
 
     input: str  # texts.jsonl, images.jsonl, or pairs.jsonl (kind "captions")
     kind: str  # "texts" | "images" | "captions" (one row per caption of a pairs file)
@@ -161,10 +178,16 @@ def build(
 ) -> Path:
     """Build (or resume building) the index folder ``out_dir``.
 
+    Everything that can be checked before embedding (the trained quantizer, loading the
+    encoder and its modality, the shard slice, an ``ivfpq`` plan) is checked before the
+    folder is touched. A resumed build re-reads each finished block's rows and refuses when
+    they are not the rows stored with the block (the input changed).
+
     Args:
         config: what to build.
         out_dir: the index folder (``indexes/NAME``).
-        overwrite: delete an existing folder built with other settings instead of refusing.
+        overwrite: delete whatever ``out_dir`` holds and build afresh (also when the settings
+            are the same: the way to rebuild after the input changed).
         progress: tqdm bars on stderr.
         encoder: an already loaded encoder whose ``spec`` equals ``config.encoder`` (tests).
 
@@ -172,34 +195,61 @@ def build(
         ``out_dir``.
 
     Raises:
-        IndexStoreError: ``out_dir`` holds a build with other settings (and not ``overwrite``).
+        InputChangedError: ``out_dir`` holds this finished build, but its input file changed
+            since (and not ``overwrite``).
+        IndexStoreError: ``out_dir`` holds something else, a build with other settings or
+            blocks of other rows (and not ``overwrite``); an empty shard; a bad quantizer.
+        EncoderError: the encoder cannot be loaded or does not embed the input's modality.
+        ValueError: a bad shard or ``max_memory``; ``ivfpq`` on too few rows.
     """
     from unimo_kit.data.images import ImageLoader
+    from unimo_kit.index.factory import parse_memory, plan_index
     from unimo_kit.utils import parse_shard
 
     out = Path(out_dir)
-    _prepare_folder(out, config, overwrite)
-    if (out / META).is_file():
+    state = _folder_state(out, config, overwrite)
+    if state == "finished":
+        if input_changed(out):
+            raise InputChangedError(
+                f"{out}: built from an earlier version of {config.input} (its size or "
+                "modification time changed); pass --overwrite to rebuild it"
+            )
         print(f"{out}: already built; nothing to do", file=sys.stderr)
         return out
-    (out / BLOCKS).mkdir(parents=True, exist_ok=True)
-    write_json({"format_version": FORMAT_VERSION, **asdict(config)}, out / BUILD)
-
     trained_meta = _trained_meta(config)
-    encoder = encoder or load_encoder(config.encoder)
-    report = ErrorReport()
+    encoder = _checked_encoder(config, encoder)
+    parse_memory(config.max_memory)
     shard = parse_shard(config.shard)
-    rows: Iterator[dict] = iter_rows(config.input, config.kind, report)
     total = None
+    if shard.count > 1 or (config.index_type == "ivfpq" and trained_meta is None):
+        total = count_rows(config.input, config.kind)
+    start, stop = shard.bounds(total) if total is not None else (0, None)
+    if shard.count > 1 and start == stop:
+        raise IndexStoreError(
+            f"{out}: shard {shard} of {config.input} is empty: the input has {total} rows; "
+            f"use at most {total} shards"
+        )
+    if config.index_type == "ivfpq" and trained_meta is None:
+        plan_index(stop - start, encoder.dim, index_type="ivfpq", max_memory=config.max_memory)
+
+    if state == "replace":
+        shutil.rmtree(out)
+    (out / BLOCKS).mkdir(parents=True, exist_ok=True)
+    settings = {"format_version": FORMAT_VERSION, **asdict(config)}
+    stat = input_stat(config.input)
+    if state in ("new", "replace"):
+        write_json({**settings, **stat}, out / BUILD)
+    report = ErrorReport()
+    rows: Iterator[dict] = iter_rows(config.input, config.kind, report)
     if shard.count > 1:
-        start, stop = shard.bounds(count_rows(config.input, config.kind))
         rows = _slice(rows, start, stop)
-        total = stop - start
     loader = ImageLoader()
-    bar = _bar(total, progress, f"embed {out.name}")
+    bar = _bar(None if stop is None else stop - start, progress, f"embed {out.name}")
     for number, block in enumerate(_blocks_of(rows, config.block_size)):
         npy = out / BLOCKS / f"{number:05d}.npy"
-        if not npy.is_file():
+        if npy.is_file():
+            _check_block(npy.with_suffix(".jsonl"), block, config.input)
+        else:
             vectors, kept, failed = _embed(encoder, block, config.kind, config.batch_size, loader)
             with atomic_write(npy.with_suffix(".jsonl")) as handle:
                 for row in kept + failed:
@@ -207,12 +257,43 @@ def build(
             write_npy(np.ascontiguousarray(vectors, dtype=np.float32), npy)
         bar.update(len(block))
     bar.close()
+    # Every block now matches the input as read in this run: record these settings (a
+    # resume may have changed final-step ones) and that input.
+    write_json({**settings, **stat}, out / BUILD)
     if report.count:
         print(report.summary(), file=sys.stderr)
     if config.kind == "images" and loader.stats.bad:
         print(loader.stats.summary(), file=sys.stderr)
     finalize(out, config, encoder_dim=encoder.dim, trained_meta=trained_meta, progress=progress)
     return out
+
+
+def input_stat(path: str | os.PathLike) -> dict[str, int]:
+    """``{"input_size", "input_mtime_ns"}`` of an input file (stored in ``build.json``)."""
+    info = os.stat(path)
+    return {"input_size": info.st_size, "input_mtime_ns": info.st_mtime_ns}
+
+
+def input_changed(folder: str | os.PathLike) -> bool:
+    """Whether the input file of the build in ``folder`` changed (size or modification time)
+    since the build read it, or is gone.
+
+    ``False`` when that is unknown: no ``build.json`` (a merged index or a trained quantizer)
+    or one written before these fields were stored. A finished index whose input changed is
+    stale; rebuild it with ``build(..., overwrite=True)``.
+    """
+    build_file = Path(folder) / BUILD
+    try:
+        saved = read_json(build_file)
+    except (OSError, ValueError):
+        return False
+    if not all(key in saved for key in INPUT_STAT) or "input" not in saved:
+        return False
+    try:
+        now = input_stat(saved["input"])
+    except OSError:
+        return True
+    return any(saved[key] != now[key] for key in INPUT_STAT)
 
 
 def finalize(
@@ -327,6 +408,7 @@ def train_quantizer(
     sample_size: int | None = None,
     progress: bool = True,
     encoder: Encoder | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train the IVF quantizer of a sharded build once, on a seeded sample of the whole input.
 
@@ -336,14 +418,27 @@ def train_quantizer(
     Args:
         config: as for the full build (``index_type`` ``ivf``/``ivfpq``/``auto``; ``shard``
             ignored: the plan is made for the whole input).
-        out_dir: where the trained (empty) index goes.
+        out_dir: where the trained (empty) index goes; an existing trained quantizer there
+            is replaced.
         sample_size: vectors to train on (default: the plan's).
+        overwrite: replace ``out_dir`` even when it holds something else (an index).
+
+    Raises:
+        IndexStoreError: ``out_dir`` exists, is not empty and holds no trained quantizer
+            (and not ``overwrite``); the plan needs no training.
     """
     from unimo_kit.index.factory import create_index, plan_index, sample_rows, train_index
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    encoder = encoder or load_encoder(config.encoder)
+    replace = False
+    if out.exists() and any(out.iterdir()) and not _is_trained(out):
+        if not overwrite:
+            raise IndexStoreError(
+                f"{out} exists and is not a trained quantizer; pass --overwrite to replace it, "
+                "or choose another --name"
+            )
+        replace = True
+    encoder = _checked_encoder(config, encoder)
     n = count_rows(config.input, config.kind)
     plan = plan_index(n, encoder.dim, index_type=config.index_type, max_memory=config.max_memory)
     if not plan.train_size:
@@ -366,6 +461,9 @@ def train_quantizer(
     bar.close()
     index = create_index(plan, encoder.dim, config.metric)
     train_index(index, np.concatenate(vectors), seed=config.seed)
+    if replace:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
     write_faiss(index, out / TRAINED_FILE)
     write_json(
         {
@@ -400,21 +498,68 @@ def merge_indexes(
     Flat and IVF sources are joined with faiss ``merge_from`` (IVF: the inverted lists, which
     requires one trained quantizer, checked by hash); HNSW sources are re-added from their
     stored embeddings into a new graph. Encoder, dimension, metric and factory must agree.
+    The result is written to ``OUT.tmp`` and moved onto ``out_dir`` only when complete, so a
+    failed merge leaves an existing ``out_dir`` as it was.
 
     Returns:
         ``out_dir``, a normal index folder; its embeddings stay in the sources (``meta.json``
         lists them as ``embedding_sources``).
+
+    Raises:
+        IndexStoreError: ``out_dir`` is (or holds) a source, or exists and not ``overwrite``;
+            a source is listed twice, indexes the same rows as another, or does not fit the
+            others. Sources of different inputs, or shards that are not ``0/n`` ... ``n-1/n``
+            in order, are merged with a warning on stderr.
     """
-    import faiss
-
-    from unimo_kit.index.factory import IndexPlan, create_index, tune_search_params
-
     if not sources:
         raise IndexStoreError("nothing to merge")
     out = Path(out_dir)
     folders = [Path(s) for s in sources]
+    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+    seen: dict[Path, Path] = {}
+    for folder in folders:
+        source = folder.resolve()
+        for target in (out, tmp, old):
+            if source == target.resolve() or target.resolve() in source.parents:
+                raise IndexStoreError(
+                    f"cannot merge into {out}: {target} is or holds the source {folder}; "
+                    "choose another --name"
+                )
+        if source in seen:
+            raise IndexStoreError(f"{folder} is listed twice; merge each shard once")
+        seen[source] = folder
+    if out.exists() and not overwrite:
+        raise IndexStoreError(f"{out} exists; pass --overwrite or another name")
     metas = [read_meta(f) for f in folders]
+    _check_mergeable(folders, metas)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        _write_merged(folders, metas, out, tmp, tune_recall)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():  # replaced only now that the merge succeeded
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+    return out
+
+
+def _check_mergeable(folders: list[Path], metas: list[dict[str, Any]]) -> None:
+    """Refuse sources that cannot be joined or would repeat rows; warn about sources that
+    do not make up one input's shards in order."""
+    from unimo_kit.utils import parse_shard
+
     first = metas[0]
+    for folder, meta in zip(folders, metas, strict=True):
+        if meta.get("kind") == "trained":
+            raise IndexStoreError(f"cannot merge {folder}: it is a trained quantizer, not an index")
     for folder, meta in zip(folders[1:], metas[1:], strict=True):
         for key in ("encoder", "dim", "metric", "factory", "kind"):
             if meta[key] != first[key]:
@@ -427,11 +572,49 @@ def merge_indexes(
                 f"cannot merge {folders[0]} and {folder}: their IVF quantizers differ; train one "
                 "with `unimo index train` and build every shard with --trained"
             )
-    if out.exists():
-        if not overwrite:
-            raise IndexStoreError(f"{out} exists; pass --overwrite or another name")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    covers: dict[tuple[str, str], Path] = {}
+    for folder, meta in zip(folders, metas, strict=True):
+        if meta.get("input") and meta.get("shard"):
+            key = (meta["input"], meta["shard"])
+            if key in covers:
+                raise IndexStoreError(
+                    f"cannot merge {covers[key]} and {folder}: both index shard {key[1]} of "
+                    f"{key[0]}, so every row would be there twice"
+                )
+            covers[key] = folder
+    inputs = list(dict.fromkeys(str(m.get("input")) for m in metas))
+    if len(inputs) > 1:
+        print(
+            f"warning: the sources index different inputs ({', '.join(inputs)}); the merged "
+            "meta.json names only the first",
+            file=sys.stderr,
+        )
+    elif all(m.get("shard") for m in metas):
+        shards = [parse_shard(m["shard"]) for m in metas]
+        n = shards[0].count
+        if [(s.index, s.count) for s in shards] != [(i, n) for i in range(n)]:
+            print(
+                f"warning: the sources are shards {', '.join(str(s) for s in shards)} of "
+                f"{inputs[0]}; the merge equals a single build only for shards 0/n to "
+                "n-1/n, each once, in order",
+                file=sys.stderr,
+            )
+
+
+def _write_merged(
+    folders: list[Path],
+    metas: list[dict[str, Any]],
+    out: Path,
+    into: Path,
+    tune_recall: float | None,
+) -> None:
+    """Write the merged index of ``folders`` into ``into``, paths relative to ``out`` (the
+    folder ``into`` becomes)."""
+    import faiss
+
+    from unimo_kit.index.factory import IndexPlan, create_index, tune_search_params
+
+    first = metas[0]
     hnsw = first["factory"].startswith("HNSW")
     if hnsw:
         index = create_index(IndexPlan(**first["plan"]), first["dim"], first["metric"])
@@ -458,9 +641,9 @@ def merge_indexes(
         tuned = tune_search_params(
             index, blocks, n, params, target=tune_recall, metric=first["metric"]
         )
-    write_faiss(index, out / INDEX_FILE)
+    write_faiss(index, into / INDEX_FILE)
     count = 0
-    with atomic_write(out / RECORDS) as handle:
+    with atomic_write(into / RECORDS) as handle:
         for folder in folders:
             for _, row in iter_jsonl(folder / RECORDS, strict=True):
                 if row.get("image") and not os.path.isabs(row["image"]):
@@ -487,8 +670,7 @@ def merge_indexes(
     }
     if any(m.get("embedding_sources") for m in metas):
         meta["embedding_sources"] = None  # nested merges: not tracked
-    write_json(meta, out / META)
-    return out
+    write_json(meta, into / META)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -511,29 +693,80 @@ def quantizer_hash(index: Any) -> str | None:
     return digest.hexdigest()
 
 
-def _prepare_folder(out: Path, config: BuildConfig, overwrite: bool) -> None:
+def _folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
+    """What :func:`build` does with ``out`` (deleting nothing yet): ``"new"`` (absent or
+    empty), ``"replace"`` (``overwrite``, or an unfinished build with no finished block),
+    ``"resume"`` (an unfinished build with the same :data:`BLOCK_FIELDS`) or ``"finished"``
+    (a finished build with the same settings). Raises :class:`IndexStoreError` otherwise."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return "new"
+    if overwrite:
+        return "replace"
     build_file = out / BUILD
-    if not out.exists():
-        return
     if not build_file.is_file():
-        if any(out.iterdir()):
-            if not overwrite:
-                raise IndexStoreError(f"{out} exists and is not an index build; pass --overwrite")
-            shutil.rmtree(out)
-        return
-    saved = read_json(build_file)
-    saved.pop("format_version", None)
-    if saved == asdict(config):
-        return
-    if not overwrite:
-        changed = sorted(
-            k for k in set(saved) | set(asdict(config)) if saved.get(k) != asdict(config).get(k)
+        raise IndexStoreError(f"{out} exists and is not an index build; pass --overwrite")
+    try:
+        saved = read_json(build_file)
+    except (OSError, ValueError) as exc:
+        raise IndexStoreError(f"{build_file}: unreadable ({exc}); pass --overwrite") from exc
+    wanted = asdict(config)
+    finished = (out / META).is_file()
+    # batch_size changes no result; a finished build is reused whatever it is
+    fields = [k for k in wanted if k != "batch_size"] if finished else BLOCK_FIELDS
+    changed = sorted(k for k in fields if saved.get(k) != wanted[k])
+    if not changed:
+        return "finished" if finished else "resume"
+    if not finished and not block_paths(out):
+        return "replace"  # a start that failed before embedding anything
+    raise IndexStoreError(
+        f"{out} holds a build with other settings ({', '.join(changed)} differ); "
+        "pass --overwrite to replace it, or choose another --name"
+    )
+
+
+def _checked_encoder(config: BuildConfig, encoder: Encoder | None) -> Encoder:
+    """The build's encoder (loaded unless given), refused unless it embeds the input's
+    modality. A failure to load it becomes one :class:`EncoderError` line."""
+    if encoder is None:
+        try:
+            encoder = load_encoder(config.encoder)
+        except EncoderError:
+            raise
+        except Exception as exc:  # loaders raise OSError, RuntimeError, ImportError, ...
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = lines[0] if lines else type(exc).__name__
+            raise EncoderError(f"cannot load encoder {config.encoder!r}: {reason}") from exc
+    modality = modality_of(config.kind)
+    if modality not in encoder.modalities:
+        raise EncoderError(
+            f"encoder {config.encoder!r} embeds {' and '.join(encoder.modalities)}, not "
+            f"{modality} (the {config.kind} input)"
         )
+    return encoder
+
+
+def _check_block(records: Path, block: list[dict[str, Any]], input_path: str) -> None:
+    """Refuse to resume when a finished block was embedded from other rows (ids and texts)
+    than the input gives now at its place."""
+
+    def rows(items: Any) -> Counter:
+        return Counter((row.get("id"), row.get("text")) for row in items)
+
+    stored = [row for _, row in iter_jsonl(records, strict=True)] if records.is_file() else []
+    if rows(stored) != rows(block):
         raise IndexStoreError(
-            f"{out} holds a build with other settings ({', '.join(changed)} differ); "
-            "pass --overwrite to replace it, or choose another --name"
+            f"{records.parent.parent}: block {records.stem} holds other rows than {input_path} "
+            "gives now at its place (the input changed since the build began); pass "
+            "--overwrite to rebuild from scratch"
         )
-    shutil.rmtree(out)
+
+
+def _is_trained(folder: Path) -> bool:
+    """Whether ``folder`` holds a trained quantizer (``meta.json`` of kind ``trained``)."""
+    try:
+        return read_json(folder / META).get("kind") == "trained"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _trained_meta(config: BuildConfig) -> dict[str, Any] | None:

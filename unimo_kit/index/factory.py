@@ -48,6 +48,7 @@ HNSW_MAX = 300_000  # auto: HNSW up to this many vectors (build time grows fast 
 HNSW_M = 32  # neighbours per node in HNSW graphs
 TRAIN_POINTS_PER_LIST = 40  # IVF training sample: this many vectors per inverted list
 TUNE_FLOOR = {"nprobe": 4, "efSearch": 16}  # where tune_search_params starts doubling
+PQ_MIN_VECTORS = 256  # PQ{m}x8 trains 256 centroids per code byte: it needs this many vectors
 
 
 def quantizer_ef_search(nprobe: int) -> int:
@@ -125,6 +126,10 @@ def plan_index(
 
     Returns:
         :class:`IndexPlan`.
+
+    Raises:
+        ValueError: an unknown type, a bad ``max_memory``, or PQ codes (``ivfpq``, or ``auto``
+            under a tight ``max_memory``) for fewer than ``PQ_MIN_VECTORS`` vectors.
     """
     if index_type not in INDEX_TYPES:
         raise ValueError(f"unknown index type {index_type!r}: expected one of {INDEX_TYPES}")
@@ -139,6 +144,14 @@ def plan_index(
     train = min(n, max(nlist * TRAIN_POINTS_PER_LIST, 10_000))
 
     def ivfpq(reason: str) -> IndexPlan:
+        if n < PQ_MIN_VECTORS:
+            why, fix = "ivfpq", "use index type flat or ivf"
+            if index_type != "ivfpq":
+                why, fix = f"auto under max_memory {max_memory}", "raise max_memory"
+            raise ValueError(
+                f"{why} needs PQ codes, which train on at least {PQ_MIN_VECTORS} vectors, but "
+                f"there are {n}: {fix}"
+            )
         per_vector = (budget / max(n, 1) - 8) if budget else dim / 4
         m = _pq_bytes(dim, min(per_vector, dim / 4))
         return IndexPlan(f"{quantizer},PQ{m}x8", ivf_params, min(n, max(train, 256 * 40)), reason)

@@ -18,6 +18,12 @@ Candidates are dropped when their score is below ``min_score`` (unrelated), abov
 they belong to the pair itself: the same id, the same image file, or a text equal (case and
 space folded) to one of the pair's captions. Same-image captions are therefore never
 negatives. Output lines follow docs/formats.md; image paths are relative to the output file.
+
+A run's settings (:func:`run_settings`) are saved next to the output as
+``OUTPUT.settings.json``; resuming an output under other settings is refused
+(:class:`MineSettingsError`), since the file would mix two configurations. The automatic caption
+index (:func:`caption_cache`) is a cache of the pairs file: it is rebuilt whenever the pairs
+file (path or content) or the encoder changed.
 """
 
 from __future__ import annotations
@@ -25,15 +31,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unimo_kit.index.encoders import l2_normalize
-from unimo_kit.index.store import IndexStore, IndexStoreError
+from unimo_kit.index.store import IndexStore, IndexStoreError, read_json, write_json
 from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, first_per_group
+
+if TYPE_CHECKING:
+    from unimo_kit.index.build import BuildConfig
 
 
 @dataclass
@@ -48,6 +57,14 @@ class MineConfig:
     chunk_size: int = 256  # pairs encoded and searched together
     batch_size: int = 64  # encoder batch size
     fetch_factor: int = 4  # candidates fetched per kept result (filters drop some)
+
+
+# MineConfig fields that change no record (left out of the settings a resume must match)
+_NOT_SHAPING = ("chunk_size", "batch_size")
+
+
+class MineSettingsError(ValueError):
+    """The output was started with other settings than this run's (resume refused)."""
 
 
 def _fold(text: str) -> str:
@@ -247,7 +264,8 @@ def mine(
         text_index, image_index, negative_index: index folders (any may be ``None``).
         config: :class:`MineConfig`.
         shard: mine only this contiguous slice of the pairs.
-        resume: keep and skip what ``out_path`` already holds.
+        resume: keep and skip what ``out_path`` already holds; refused when it was started
+            with other settings (see :func:`run_settings`). ``False``: start afresh.
         progress: tqdm bar on stderr.
         strict: stop at the first malformed pair.
         scenes: gold ``scenes.jsonl`` (synthetic world): drop negatives that are true of the
@@ -256,11 +274,25 @@ def mine(
     Returns:
         Counts: ``{"pairs", "skipped_done", "written", "malformed", "failed_images",
         "mean_texts", "mean_images", "mean_negatives"}``.
+
+    Raises:
+        MineSettingsError: ``resume`` and ``out_path`` was started with other settings.
     """
     from unimo_kit.data.readers import read_pairs
 
     config = config or MineConfig()
     out_path = Path(out_path)
+    settings = run_settings(
+        pairs_path,
+        text_index=text_index,
+        image_index=image_index,
+        negative_index=negative_index,
+        config=config,
+        shard=shard,
+        scenes=scenes,
+    )
+    if resume:
+        check_resume(out_path, settings)
     checker = None
     if scenes is not None:
         from unimo_kit.data.synth.verify import SceneChecker
@@ -283,6 +315,7 @@ def mine(
             total=None if stop is None else stop - start, desc="mine", unit="pair", file=sys.stderr
         )
     with ResumableJsonlWriter(out_path, id_key="id", resume=resume) as writer:
+        write_json(settings, settings_path(out_path))
 
         def todo() -> Iterator[Any]:
             for i, pair in enumerate(read_pairs(pairs_path, strict=strict, on_error=report)):
@@ -328,6 +361,135 @@ def _round(score: float) -> float:
     return round(float(score), 5)
 
 
+def settings_path(out_path: str | os.PathLike) -> Path:
+    """``OUTPUT.settings.json``: the settings an output was started with."""
+    out = Path(out_path)
+    return out.with_name(out.name + ".settings.json")
+
+
+def run_settings(
+    pairs_path: str | os.PathLike,
+    *,
+    text_index: str | os.PathLike | None = None,
+    image_index: str | os.PathLike | None = None,
+    negative_index: str | os.PathLike | None = None,
+    config: MineConfig,
+    shard: Shard = Shard(),
+    scenes: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """What shapes the records of a run: the input and index paths (absolute), the pairs
+    file's size and modification time (a resume must read the same pairs), the shard and the
+    :class:`MineConfig` fields (but not ``chunk_size``/``batch_size``, which change none).
+    """
+    from unimo_kit.index.build import input_stat
+
+    def where(path: str | os.PathLike | None) -> str | None:
+        return os.path.abspath(path) if path else None
+
+    fields = {k: v for k, v in asdict(config).items() if k not in _NOT_SHAPING}
+    return {
+        "pairs": where(pairs_path),
+        **{f"pairs_{k.removeprefix('input_')}": v for k, v in input_stat(pairs_path).items()},
+        "text_index": where(text_index),
+        "image_index": where(image_index),
+        "negative_index": where(negative_index),
+        "scenes": where(scenes),
+        "shard": str(shard),
+        **fields,
+    }
+
+
+_PAIRS_STAT = ("pairs_size", "pairs_mtime_ns")
+
+
+def check_resume(out_path: str | os.PathLike, settings: dict[str, Any]) -> None:
+    """Refuse to resume ``out_path`` when it was started with other ``settings``.
+
+    Nothing to check when the output or its ``OUTPUT.settings.json`` does not exist (a new
+    output, or one written before settings were saved).
+
+    Raises:
+        MineSettingsError: one line naming each changed setting, old -> new.
+    """
+    out, saved_path = Path(out_path), settings_path(out_path)
+    if not (out.exists() and saved_path.is_file()):
+        return
+    advice = "pass --no-resume to start it afresh, or choose another -o"
+    try:
+        saved = read_json(saved_path)
+    except (OSError, ValueError) as exc:
+        raise MineSettingsError(f"{saved_path}: unreadable ({exc}); {advice}") from exc
+    keys = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
+    changed = [
+        f"{key} {saved.get(key)!r} -> {settings.get(key)!r}"
+        for key in keys
+        if key not in _PAIRS_STAT
+    ]
+    if any(key in _PAIRS_STAT for key in keys):
+        changed.append("the pairs file changed: its size or modification time")
+    if changed:
+        raise MineSettingsError(
+            f"{out} was started with other settings ({'; '.join(changed)}); {advice}"
+        )
+
+
+def caption_cache(
+    pairs_path: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    encoder: str,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> Path:
+    """The caption index that ``unimo index mine`` builds by itself (``OUTPUT.captions/``).
+
+    It is a cache of ``pairs_path``, rebuilt from scratch (``build(..., overwrite=True)``)
+    when ``rebuild``, or when the folder holds a build of another file, with another encoder
+    or other settings, or the pairs file changed since it was read
+    (:func:`unimo_kit.index.build.input_changed`). Otherwise an unfinished build resumes and
+    a finished one is reused.
+    """
+    from unimo_kit.index.build import build
+
+    folder = Path(folder)
+    config = _caption_config(pairs_path, encoder)
+    why = _stale(folder, config) if folder.exists() else None
+    if rebuild and folder.exists():
+        why = "--no-resume"
+    if why:
+        print(f"{folder}: rebuilding the caption index ({why})", file=sys.stderr)
+    return build(config, folder, progress=progress, overwrite=why is not None)
+
+
+def _stale(folder: Path, config: BuildConfig) -> str | None:
+    """Why the build in ``folder`` is not the one ``config`` describes (``None``: it is)."""
+    from unimo_kit.index.build import INPUT_STAT, input_changed
+    from unimo_kit.index.store import BUILD
+
+    try:
+        saved = read_json(folder / BUILD)
+    except (OSError, ValueError):
+        return "the folder holds no readable build"
+    if saved.get("input") != config.input:
+        return f"it was built from {saved.get('input')}"
+    if saved.get("encoder") != config.encoder:
+        return f"it was built with encoder {saved.get('encoder')}"
+    changed = [key for key, value in asdict(config).items() if saved.get(key) != value]
+    if changed:
+        return f"it was built with other settings ({', '.join(changed)})"
+    if not all(key in saved for key in INPUT_STAT) or input_changed(folder):
+        return f"{config.input} changed since it was built"
+    return None
+
+
+def _caption_config(pairs_path: str | os.PathLike, encoder: str) -> BuildConfig:
+    from unimo_kit.index.build import BuildConfig
+
+    return BuildConfig(
+        input=os.path.abspath(pairs_path), kind="captions", encoder=encoder, index_type="auto"
+    )
+
+
 def build_caption_index(
     pairs_path: str | os.PathLike,
     folder: str | os.PathLike,
@@ -337,9 +499,6 @@ def build_caption_index(
 ) -> Path:
     """Build (or resume) the caption-level index of a pairs file that negatives come from:
     one row per caption, ``{"id": "PAIR#i", "pair_id", "caption_index", "text", "image"}``."""
-    from unimo_kit.index.build import BuildConfig, build
+    from unimo_kit.index.build import build
 
-    config = BuildConfig(
-        input=os.path.abspath(pairs_path), kind="captions", encoder=encoder, index_type="auto"
-    )
-    return build(config, folder, progress=progress)
+    return build(_caption_config(pairs_path, encoder), folder, progress=progress)
