@@ -114,8 +114,10 @@ def rewrite(
       unimo rewrite pairs.jsonl --vocab vocab.json -o part1.jsonl --shard 1/2
       unimo rewrite captions.jsonl -o graphs.jsonl --format factual
     \b
-    Re-running the same command after a kill resumes where it stopped; shard outputs
-    concatenated in order equal the unsharded output, and --workers does not change it.
+    Re-running the same command after a kill resumes where it stopped; OUT.meta.json keeps
+    the options and an input fingerprint, and a rerun with other options or an edited input
+    is refused (use --restart). Shard outputs concatenated in order equal the unsharded
+    output, and --workers does not change it.
     The vocabulary is built from the whole input (all shards) in a first pass; build it once
     with --save-vocab and pass --vocab to every shard to skip that pass.
     Bad lines are reported as FILE:LINE and skipped; bad captions (empty, too long, control

@@ -75,6 +75,22 @@ def test_round_trip_through_a_symlinked_output_directory(source, tmp_path):
     assert (out.parent / image).is_file()
 
 
+def test_absolute_csv_and_jsonl_paths_stay_absolute(tmp_path):
+    """An absolute image path in the source is written absolute, a relative one relative."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "abs.csv").write_text("filepath,title\n/data/coco/x.jpg,a dog\nrel/y.jpg,a cat\n")
+    out = tmp_path / "out" / "sub" / "pairs.jsonl"
+    convert("csv", src / "abs.csv", out, progress=False)
+    again = tmp_path / "again" / "pairs.jsonl"
+    convert("jsonl", out, again, progress=False)
+    for path in (out, again):
+        images = [json.loads(line)["image"] for line in path.read_text().splitlines()]
+        assert images[0] == "/data/coco/x.jpg"
+        assert not images[1].startswith("/")
+        assert (path.parent / images[1]).resolve() == (src / "rel" / "y.jpg").resolve()
+
+
 def test_coco_round_trip(tmp_path):
     doc = {
         "images": [{"id": i, "file_name": f"{i:06d}.jpg"} for i in range(3)],

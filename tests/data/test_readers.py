@@ -220,6 +220,30 @@ def test_read_karpathy(tmp_path):
     assert [str(e) for e in report.errors] == [f"{path}:images[3]: image bad.jpg has no sentences"]
 
 
+def test_read_karpathy_skips_only_the_bad_sentence(tmp_path):
+    """One blank sentence costs that sentence, not the image (as in the COCO reader)."""
+    doc = karpathy_doc()
+    doc["images"][0]["sentences"].insert(1, {"raw": " "})
+    doc["images"][0]["sentids"].insert(1, 99)
+    doc["images"][1]["sentences"] = [{"raw": ""}, {"tokens": []}]
+    path = tmp_path / "dataset_coco.json"
+    path.write_text(json.dumps(doc))
+    report = quiet()
+    records = list(read_karpathy(path, on_error=report))
+    assert [r.id for r in records] == ["100", "102", "104"]
+    assert records[0].captions == ["Caption 0 of 0.", "Caption 1 of 0."]
+    assert records[0].meta["sentids"] == [0, 1]
+    assert [str(e) for e in report.errors] == [
+        f"{path}:images[0].sentences[1]: raw must be a non-empty string, got ' '",
+        f"{path}:images[1].sentences[0]: raw must be a non-empty string, got ''",
+        f"{path}:images[1].sentences[1]: raw must be a non-empty string, got None",
+        f"{path}:images[1]: image COCO_000001.jpg has no usable sentences",
+        f"{path}:images[3]: image bad.jpg has no sentences",
+    ]
+    with pytest.raises(MemberError, match=r"images\[0\]\.sentences\[1\]"):
+        list(read_karpathy(path, strict=True))
+
+
 def test_read_karpathy_split_filter_and_restval(tmp_path):
     path = tmp_path / "dataset_coco.json"
     path.write_text(json.dumps(karpathy_doc()))
@@ -302,6 +326,33 @@ def test_read_csv_missing_column_is_fatal_with_a_hint(tmp_path):
         f"{path}:1: no column 'filepath' in the header (columns: path, caption); "
         "name the img column with --csv-img-key or the separator with --csv-sep"
     )
+
+
+def test_read_csv_with_a_byte_order_mark(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM; the first column is still found."""
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbffilepath,title\na.jpg,a dog\n")
+    (record,) = read_csv(path)
+    assert (record.id, record.captions) == ("a", ["a dog"])
+
+
+def test_read_csv_reports_rows_that_are_not_utf8_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"filepath,title\na.jpg,a dog\nb.jpg,a caf\xe9\nc.jpg,a cat\n")
+    report = quiet()
+    records = list(read_csv(path, on_error=report))
+    assert [r.id for r in records] == ["a", "c"]
+    assert [str(e) for e in report.errors] == [f"{path}:3: not UTF-8 (byte 0xe9 in column 'title')"]
+    path.write_bytes(b"file\xe9path,title\na.jpg,a dog\n")
+    with pytest.raises(RecordError, match=r"latin1\.csv:1: not UTF-8 \(byte 0xe9 in the header\)"):
+        list(read_csv(path))
+
+
+def test_coco_file_that_is_not_utf8_is_one_error(tmp_path):
+    path = tmp_path / "coco.json"
+    path.write_bytes(b'{"images": [],\n"annotations": [{"caption": "caf\xe9"}]}')
+    with pytest.raises(RecordError, match=r"coco\.json:2: not UTF-8 \(byte 0xe9\)"):
+        list(read_coco(path))
 
 
 # ---------------------------------------------------------------- webdataset

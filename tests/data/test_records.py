@@ -123,3 +123,19 @@ def test_member_error_formats_position_instead_of_line():
     assert isinstance(error, RecordError) and error.line == 4 and error.where == "000123"
     copy = pickle.loads(pickle.dumps(error))
     assert str(copy) == str(error) and copy.where == "000123"
+
+
+def test_absolute_paths_and_urls_are_written_as_they_are(tmp_path):
+    """Docs: "absolute paths are kept as they are" when a record is written (finding 10)."""
+    for cls in (PairRecord, ImageRecord):
+        d = {"id": "a", "image": "/data/coco/x.jpg"}
+        if cls is PairRecord:
+            d["captions"] = ["a dog"]
+        record = cls.from_dict(d, base_dir=tmp_path / "in")
+        assert record.image == "/data/coco/x.jpg"
+        assert record.to_dict(tmp_path / "out" / "sub")["image"] == "/data/coco/x.jpg"
+        url = cls.from_dict({**d, "image": "https://example.org/c.jpg"}, base_dir=tmp_path)
+        assert url.to_dict(tmp_path / "out")["image"] == "https://example.org/c.jpg"
+        relative = cls.from_dict({**d, "image": "x.jpg"}, base_dir=tmp_path / "in")
+        assert relative.to_dict(tmp_path / "out")["image"] == "../in/x.jpg"
+        assert relative == cls.from_dict({**d, "image": str(tmp_path / "in" / "x.jpg")})

@@ -187,3 +187,44 @@ def test_add_att_only_adds_categories_seen_with_the_noun():
     texts = [n["text"] for n in rewriter.negatives(CAPTION, _graph(), key="k")]
     assert texts and all("wooden" not in t for t in texts)  # never seen with circle/square
     assert all(("small" in t) or ("large" in t) for t in texts)  # sizes are
+
+
+@pytest.mark.parametrize(
+    ("caption", "numeral", "value"),
+    [("there are two circles above a star", "two", 2),
+     ("There is one circle above a star", "one", 1)],
+)  # fmt: skip
+def test_count_after_there_is_makes_the_copula_agree(caption, numeral, value):
+    """``there is`` + a re-counted phrase: the copula before it agrees (review finding 3)."""
+    head = "circles" if value > 1 else "circle"
+    graph = graph_of(
+        caption, [(head, []), ("star", [])], [(0, "above", 1, "above")], {0: (numeral, value)}
+    )
+    vocab = _vocab(attributes={"count": Counter({"1": 5, "2": 5})})
+    crossed = False
+    for seed in range(12):
+        rewriter = Rewriter(vocab, types=["count"], per_type=1, seed=seed)
+        (negative,) = rewriter.negatives(caption, graph, key="k")
+        words = negative["text"].split()
+        n = WORD_NUMBERS[words[2]]
+        crossed |= (n == 1) != (value == 1)
+        assert words[0] == caption.split()[0]
+        assert words[1] == ("is" if n == 1 else "are"), negative["text"]
+        assert words[3] == ("circle" if n == 1 else "circles")
+    assert crossed  # at least one negative changed the noun's number
+
+
+def test_swap_obj_after_there_is_makes_the_copula_agree():
+    """``there is`` + swapped phrases: the copula agrees with the phrase now first."""
+    caption = "there is a brown diamond above two small circles"
+    graph = graph_of(caption, [("diamond", ["brown"]), ("circles", ["small"])],
+                     [(0, "above", 1, "above")], counts={1: ("two", 2)})  # fmt: skip
+    rewriter = Rewriter(_vocab(), types=["swap-obj"], per_type=1, seed=0)
+    (negative,) = rewriter.negatives(caption, graph, key="k")
+    assert negative["text"] == "there are two small circles above a brown diamond"
+    _check(caption, [negative])
+    caption = "There are two rectangles to the right of a brown triangle"
+    graph = graph_of(caption, [("rectangles", []), ("triangle", ["brown"])],
+                     [(0, "to the right of", 1, "right of")], counts={0: ("two", 2)})  # fmt: skip
+    (negative,) = rewriter.negatives(caption, graph, key="k")
+    assert negative["text"] == "There is a brown triangle to the right of two rectangles"

@@ -112,6 +112,20 @@ def test_read_csv_reports_malformed_rows(tmp_path: Path) -> None:
         list(read_factual_csv(path))
 
 
+def test_read_csv_bom_and_rows_that_are_not_utf8(tmp_path: Path) -> None:
+    """A BOM is skipped; a row with a Latin-1 byte is one FILE:LINE error, the rest is read."""
+    path = tmp_path / "gold.csv"
+    path.write_bytes(
+        b'\xef\xbb\xbfcaption,scene_graph\na cup,"( cup )"\ncaf\xe9,"( cafe )"\na cat,"( cat )"\n'
+    )
+    report = ErrorReport(stream=open("/dev/null", "w"))  # noqa: SIM115
+    rows = list(read_factual_csv(path, on_error=report))
+    assert [(c, line) for c, _, line in rows] == [("a cup", 2), ("a cat", 4)]
+    assert [str(e) for e in report.errors] == [
+        f"{path}:3: not UTF-8 (byte 0xe9 in column 'caption')"
+    ]
+
+
 def test_evaluate_reports_unparsable_graph_with_line(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "gold.csv", ['1,a dog,"( dog , brown )"', '2,a cat,"( cat )"'])
     errors: list[RecordError] = []

@@ -119,6 +119,53 @@ def test_bad_input_is_reported_and_loses_nothing_else(tmp_path, parser, capsys):
         rewrite_file(path, tmp_path / "strict.jsonl", progress=False, strict=True)
 
 
+def test_line_that_is_not_utf8_is_reported_not_rewritten(tmp_path, parser, capsys):
+    """A Latin-1 byte is reported as FILE:LINE and skipped, never rewritten as U+FFFD."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(
+        b'{"id": "a", "image": "a.png", "captions": ["a caf\xe9 with green chairs"]}\n'
+        b'{"id": "b", "image": "b.png", "captions": ["a red circle above a star"]}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    summary = rewrite_file(path, out, output_format="factual", progress=False)
+    assert [x["id"] for x in _lines(out.read_bytes())] == ["b#0"]
+    assert summary.record_errors == 1
+    assert f"{path}:1: not UTF-8 (byte 0xe9 at column 50)" in capsys.readouterr().err
+
+
+def test_duplicate_pair_ids_are_reported_and_skipped(tmp_path, parser, capsys):
+    """A repeated id is skipped with FILE:LINE (review finding 8): ids stay unique, shards and
+    resume still agree with the whole run."""
+    path = tmp_path / "pairs.jsonl"
+    ids = ["a", "b", "a", "c", "b", "d"]
+    captions = ["a red circle", "a blue star", "a green dog", "two cats", "a tree", "a cup"]
+    path.write_text(
+        "".join(
+            json.dumps({"id": i, "image": "x.png", "captions": [c]}) + "\n"
+            for i, c in zip(ids, captions, strict=True)
+        )
+    )
+    options = {"output_format": "factual", "progress": False}
+    out = tmp_path / "out.jsonl"
+    summary = rewrite_file(path, out, **options)
+    whole = out.read_bytes()
+    assert [(x["id"], x["caption"]) for x in _lines(whole)] == [
+        ("a#0", "a red circle"), ("b#0", "a blue star"), ("c#0", "two cats"), ("d#0", "a cup")
+    ]  # fmt: skip
+    assert summary.record_errors == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3: duplicate id 'a' (first at line 1)" in err
+    assert f"{path}:5: duplicate id 'b' (first at line 2)" in err
+    parts = []
+    for i in range(2):
+        rewrite_file(path, tmp_path / f"part{i}.jsonl", shard=Shard(i, 2), **options)
+        parts.append((tmp_path / f"part{i}.jsonl").read_bytes())
+    assert b"".join(parts) == whole
+    out.write_bytes(whole[: whole.index(b"\n") + 1])  # killed after the first line
+    rewrite_file(path, out, **options)
+    assert out.read_bytes() == whole
+
+
 def test_factual_format(pairs, reference, tmp_path):
     out = tmp_path / "factual.jsonl"
     rewrite_file(pairs, out, output_format="factual", progress=False)

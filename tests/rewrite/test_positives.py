@@ -69,3 +69,26 @@ def test_determiner():
     caption = "the orange circle is small"
     graph = graph_of(caption, [("circle", ["orange"])])
     assert _texts(caption, graph, "determiner") == ["an orange circle is small"]
+
+
+def test_exchange_after_there_is_makes_the_copula_agree():
+    """The copula of "there is/are" agrees with the phrase moved after it (review finding 3)."""
+    caption = "there is a brown diamond above two small circles"
+    graph = graph_of(caption, [("diamond", ["brown"]), ("circles", ["small"])],
+                     [(0, "above", 1, "above")], counts={1: ("two", 2)})  # fmt: skip
+    assert _texts(caption, graph, "inverse-rel") == [
+        "there are two small circles below a brown diamond"
+    ]
+    caption = "There are two rectangles to the right of a brown triangle"
+    graph = graph_of(caption, [("rectangles", []), ("triangle", ["brown"])],
+                     [(0, "to the right of", 1, "right of")], counts={0: ("two", 2)})  # fmt: skip
+    assert _texts(caption, graph, "inverse-rel") == [
+        "There is a brown triangle to the left of two rectangles"
+    ]
+    caption = "there is one red circle next to two blue stars"
+    counts = {0: ("one", 1), 1: ("two", 2)}
+    graph = graph_of(caption, [("circle", ["red"]), ("stars", ["blue"])],
+                     [(0, "next to", 1, "next to")], counts=counts)  # fmt: skip
+    assert _texts(caption, graph, "symmetric-rel") == [
+        "there are two blue stars next to one red circle"
+    ]

@@ -40,6 +40,43 @@ def test_run_and_options(world, parser, tmp_path):
     assert bad.exit_code != 0 and "invalid shard" in bad.output
 
 
+def test_resume_with_other_options_or_input_is_refused(parser, tmp_path):
+    """OUT.meta.json keeps the options; a resume that would mix two configurations stops with
+    one line naming what differs (review finding 4)."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps({"id": str(i), "image": "x.png", "captions": [c]}) + "\n"
+            for i, c in enumerate(["a red circle above a star", "two cats", "a green tree"])
+        )
+    )
+    out = tmp_path / "out.jsonl"
+    base = [str(pairs), "-o", str(out), "--format", "factual", "--no-progress"]
+    assert CliRunner().invoke(rewrite, base).exit_code == 0
+    whole = out.read_bytes()
+    meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
+    assert meta["per_type"] == 1 and meta["seed"] == 0 and len(meta["input_sha256"]) == 64
+    out.write_bytes(whole[: whole.index(b"\n") + 1])  # killed after one line
+    result = CliRunner().invoke(rewrite, [*base, "--per-type", "2", "--seed", "5"])
+    assert result.exit_code != 0
+    (line,) = result.output.strip().splitlines()
+    assert line == (
+        f"Error: {out} was made with other options or input (per_type: 1 -> 2, seed: 0 -> 5); "
+        "rerun with the same ones, or with --restart to start over"
+    )
+    assert len(out.read_bytes()) < len(whole)  # nothing was appended
+    assert CliRunner().invoke(rewrite, [*base, "--workers", "2"]).exit_code == 0  # same options
+    assert out.read_bytes() == whole
+    out.write_bytes(whole[: whole.index(b"\n") + 1])
+    with open(pairs, "a") as handle:  # the input changed since
+        handle.write(json.dumps({"id": "new", "image": "x.png", "captions": ["a dog"]}) + "\n")
+    result = CliRunner().invoke(rewrite, base)
+    assert result.exit_code != 0 and "(input_sha256: " in result.output
+    result = CliRunner().invoke(rewrite, [*base, "--restart", "--per-type", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["per_type"] == 2
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted(world, tmp_path):
     pairs = tmp_path / "pairs.jsonl"

@@ -81,3 +81,23 @@ def test_record_error_survives_pickling():
         "bad",
         "a.jsonl:3: bad",
     )
+
+
+def test_iter_jsonl_reports_lines_that_are_not_utf8(tmp_path):
+    """A Latin-1 byte is reported with file, line and column, not read as U+FFFD."""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"id": 1, "c": "caf\xc3\xa9"}\n{"id": 2, "c": "caf\xe9"}\r\n{"id": 3}\r\n')
+    report = ErrorReport(stream=open("/dev/null", "w"))  # noqa: SIM115
+    records = list(iter_jsonl(path, on_error=report))
+    assert [(line, r["id"]) for line, r in records] == [(1, 1), (3, 3)]
+    assert records[0][1]["c"] == "café"
+    assert [str(e) for e in report.errors] == [f"{path}:2: not UTF-8 (byte 0xe9 at column 20)"]
+    with pytest.raises(RecordError, match=r":2: not UTF-8"):
+        list(iter_jsonl(path, strict=True))
+
+
+def test_iter_jsonl_reads_a_file_opening_with_a_byte_order_mark(tmp_path):
+    """Editors that save "UTF-8 with BOM" put EF BB BF before the first record."""
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": 1}\n{"id": 2}\n')
+    assert [r["id"] for _, r in iter_jsonl(path, strict=True)] == [1, 2]

@@ -20,9 +20,14 @@ from unimo_kit.utils import ErrorReport, RecordError
 
 
 def _load_json(path: PathLike) -> Any:
+    """The parsed document; a file that is not UTF-8 (a byte-order mark is fine) or not JSON
+    raises a one-line :class:`RecordError` naming the line."""
+    data = Path(path).read_bytes()
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RecordError(path, line, f"not UTF-8 (byte 0x{data[exc.start]:02x})") from None
     except json.JSONDecodeError as exc:
         raise RecordError(
             path, exc.lineno, f"invalid JSON ({exc.msg} at column {exc.colno})"
@@ -113,6 +118,7 @@ def read_coco(
             yield PairRecord(
                 id=str(image["id"]),
                 image=resolve_path(file_name, root),
+                image_absolute=os.path.isabs(file_name),
                 captions=[text for text, _ in entries],
                 meta={
                     "source": "coco",
@@ -159,21 +165,33 @@ def read_karpathy(
     dataset = doc.get("dataset")
     root = Path(images_root) if images_root is not None else Path(path).parent
 
+    def bad(where: str, message: str, index: int) -> None:
+        error = MemberError(path, where, message, index)
+        if strict:
+            raise error
+        report(error)
+
     for i, image in enumerate(images):
         where = f"images[{i}]"
+        skipped: list[tuple[int, str]] = []  # (sentence index, what was wrong)
         try:
-            record = _karpathy_record(image, root, dataset, restval_to_train)
+            record = _karpathy_record(image, root, dataset, restval_to_train, skipped)
         except ValueError as exc:
-            error = MemberError(path, where, str(exc), i)
-            if strict:
-                raise error from None
-            report(error)
+            record, problem = None, str(exc)
+        for j, message in skipped:
+            bad(f"{where}.sentences[{j}]", message, i)
+        if record is None:
+            bad(where, problem, i)
             continue
         if split is None or record.split == split:
             yield record
 
 
-def _karpathy_record(image: Any, root: Path, dataset: Any, restval_to_train: bool) -> PairRecord:
+def _karpathy_record(
+    image: Any, root: Path, dataset: Any, restval_to_train: bool, skipped: list[tuple[int, str]]
+) -> PairRecord:
+    """The pair of one ``images`` entry; a bad sentence is appended to ``skipped`` and left
+    out (the image goes only when no sentence is left)."""
     if not isinstance(image, dict):
         raise ValueError(f"expected an object, got {type(image).__name__}")
     filename = image.get("filename")
@@ -182,12 +200,16 @@ def _karpathy_record(image: Any, root: Path, dataset: Any, restval_to_train: boo
     sentences = image.get("sentences")
     if not isinstance(sentences, list) or not sentences:
         raise ValueError(f"image {filename} has no sentences")
-    captions = []
+    captions, kept = [], []
     for j, sentence in enumerate(sentences):
         raw = sentence.get("raw") if isinstance(sentence, dict) else None
         if not isinstance(raw, str) or not raw.strip():
-            raise ValueError(f"sentences[{j}].raw must be a non-empty string, got {raw!r}")
+            skipped.append((j, f"raw must be a non-empty string, got {raw!r}"))
+            continue
         captions.append(raw.strip())
+        kept.append(j)
+    if not captions:
+        raise ValueError(f"image {filename} has no usable sentences")
     split = image.get("split")
     if split is not None and not isinstance(split, str):
         raise ValueError(f"split must be a string, got {split!r}")
@@ -202,11 +224,16 @@ def _karpathy_record(image: Any, root: Path, dataset: Any, restval_to_train: boo
     meta = {"source": "karpathy", "dataset": dataset, "imgid": image.get("imgid")}
     if "cocoid" in image:
         meta["cocoid"] = image["cocoid"]
-    if "sentids" in image:
-        meta["sentids"] = image["sentids"]
+    sentids = image.get("sentids")
+    if isinstance(sentids, list) and len(sentids) == len(sentences):
+        sentids = [sentids[j] for j in kept]  # still one per caption
+    if sentids is not None:
+        meta["sentids"] = sentids
+    image_path = str(Path(filepath) / filename)
     return PairRecord(
         id=record_id,
-        image=resolve_path(str(Path(filepath) / filename), root),
+        image=resolve_path(image_path, root),
+        image_absolute=os.path.isabs(image_path),
         captions=captions,
         split=split,
         meta={k: v for k, v in meta.items() if v is not None},

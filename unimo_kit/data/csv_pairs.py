@@ -11,12 +11,44 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from unimo_kit.data.readers import OnError
 from unimo_kit.data.records import PairRecord, PathLike, resolve_path
 from unimo_kit.utils import ErrorReport, RecordError
+
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
+
+
+def open_csv(path: PathLike) -> TextIO:
+    """Open a CSV for :mod:`csv`: UTF-8 with or without a byte-order mark (Excel's "CSV
+    UTF-8"). Bytes that are not UTF-8 are kept as surrogates (``errors="surrogateescape"``)
+    so that :func:`not_utf8` can report the row holding them while the other rows are read."""
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def not_utf8(row: Mapping[str | None, Any]) -> str:
+    """Why a row read through :func:`open_csv` holds bytes that are not UTF-8
+    (``not UTF-8 (byte 0xe9 in column 'title')``), or ``''`` when it has none."""
+    for key, value in row.items():
+        for text in value if isinstance(value, list) else [value]:
+            match = _UNDECODED.search(text) if isinstance(text, str) else None
+            if match:
+                where = f"column {key!r}" if key is not None else "a field beyond the header"
+                return f"not UTF-8 (byte 0x{ord(match.group()) - 0xDC00:02x} in {where})"
+    return ""
+
+
+def not_utf8_header(path: PathLike, columns: Sequence[str]) -> None:
+    """Raise a :class:`RecordError` for line 1 when the header holds bytes that are not
+    UTF-8 (no column could be named reliably)."""
+    match = _UNDECODED.search("".join(columns))
+    if match:
+        byte = ord(match.group()) - 0xDC00
+        raise RecordError(path, 1, f"not UTF-8 (byte 0x{byte:02x} in the header)")
 
 
 def default_separator(path: PathLike) -> str:
@@ -58,9 +90,10 @@ def read_csv(
     """
     report = on_error if on_error is not None else ErrorReport(strict=strict)
     root = Path(images_root) if images_root is not None else Path(path).parent
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open_csv(path) as handle:
         reader = csv.DictReader(handle, delimiter=sep or default_separator(path))
         columns = reader.fieldnames or []
+        not_utf8_header(path, columns)
         for key, option in ((img_key, "img"), (caption_key, "caption"), (id_key, "id")):
             if key is not None and key not in columns:
                 raise RecordError(
@@ -80,7 +113,7 @@ def read_csv(
             except csv.Error as exc:
                 row, problem = None, f"unreadable CSV row ({exc})"
             else:
-                problem = _check_row(row, img_key, caption_key, id_key)
+                problem = _check_row(row, img_key, caption_key, id_key) or not_utf8(row)
             if problem:
                 error = RecordError(path, reader.line_num, problem)
                 if strict:
@@ -102,6 +135,7 @@ def read_csv(
                 image=resolve_path(image, root),
                 captions=[caption],
                 meta={"source": "csv", **others},
+                image_absolute=os.path.isabs(image),
             )
         if current is not None:
             yield current

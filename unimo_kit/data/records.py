@@ -7,7 +7,8 @@
 Image paths in a JSONL file are relative to that file's directory; in memory they are
 resolved (absolute, or as given when no base directory is known). :meth:`from_dict` checks a
 decoded line and raises :class:`~unimo_kit.utils.RecordError` naming the file, the line and
-the problem; :meth:`to_dict` writes paths relative to the output file's directory. Fields a
+the problem; :meth:`to_dict` writes paths relative to the output file's directory (a path
+the source wrote absolute, and a URL, is written as it is). Fields a
 record does not know are kept in ``extra`` and written back, so a pass-through loses nothing.
 """
 
@@ -81,6 +82,13 @@ def relative_path(image: str, base_dir: PathLike | None) -> str:
     except ValueError:
         return image
     return rel.replace(os.sep, "/")
+
+
+def written_path(image: str, base_dir: PathLike | None, absolute: bool) -> str:
+    """How a record writes its image path to a file in ``base_dir``: as it is when the source
+    gave an absolute path (``absolute``; a shared ``/data/coco`` mount stays valid wherever the
+    file moves) or a URL, else relative to ``base_dir`` (:func:`relative_path`)."""
+    return image if absolute else relative_path(image, base_dir)
 
 
 class _Checker:
@@ -172,6 +180,8 @@ class PairRecord:
     scene_graphs: list[str] | None = None  # gold scene graph per caption, FACTUAL strings
     meta: dict[str, Any] = field(default_factory=dict)  # source ids and anything else
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level fields, kept
+    # the source wrote an absolute path: write it absolute too (see :func:`written_path`)
+    image_absolute: bool = field(default=False, compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("id", "image", "captions", "split", "scene_graphs", "meta")
 
@@ -214,6 +224,7 @@ class PairRecord:
             scene_graphs=graphs,
             meta=c.meta(),
             extra=c.extra(cls.FIELDS),
+            image_absolute=os.path.isabs(image),
         )
 
     def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
@@ -222,7 +233,7 @@ class PairRecord:
         d = _compact(
             {
                 "id": self.id,
-                "image": relative_path(self.image, base_dir),
+                "image": written_path(self.image, base_dir, self.image_absolute),
                 "captions": list(self.captions),
                 "split": self.split,
                 "scene_graphs": None if self.scene_graphs is None else list(self.scene_graphs),
@@ -271,6 +282,8 @@ class ImageRecord:
     image: str  # image path (resolved in memory; relative to the file's directory on disk)
     meta: dict[str, Any] = field(default_factory=dict)  # anything else
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level fields, kept
+    # the source wrote an absolute path: write it absolute too (see :func:`written_path`)
+    image_absolute: bool = field(default=False, compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("id", "image", "meta")
 
@@ -285,17 +298,23 @@ class ImageRecord:
     ) -> ImageRecord:
         """Check and build a record (see :meth:`PairRecord.from_dict`)."""
         c = _Checker(d, path, line)
+        image = c.string("image")
         return cls(
             id=c.id(),
-            image=resolve_path(c.string("image"), base_dir),
+            image=resolve_path(image, base_dir),
             meta=c.meta(),
             extra=c.extra(cls.FIELDS),
+            image_absolute=os.path.isabs(image),
         )
 
     def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
         """The JSONL form, image path relative to ``base_dir`` (see :meth:`PairRecord.to_dict`)."""
         d = _compact(
-            {"id": self.id, "image": relative_path(self.image, base_dir), "meta": self.meta}
+            {
+                "id": self.id,
+                "image": written_path(self.image, base_dir, self.image_absolute),
+                "meta": self.meta,
+            }
         )
         return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
 

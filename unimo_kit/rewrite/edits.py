@@ -86,6 +86,7 @@ DETERMINERS = frozenset(
 _DET_BEFORE = re.compile(r"(?:^|(?<=[\s(\"']))([A-Za-z0-9]+)(\s+)$")
 _COPULA_AFTER = re.compile(r"^(\s+)(is|are|was|were|has|have)\b", re.IGNORECASE)
 _ARTICLE_BEFORE = re.compile(r"(?:^|(?<=[\s(\"']))(an?|An?|AN?)(\s+)$")
+_EXISTENTIAL_BEFORE = re.compile(r"(?:^|(?<=[\s(\"']))there\s+(is|are|was|were)\s+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,29 @@ def fix_copula(caption: str, position: int, plural: bool) -> Edit | None:
     if not match:
         return None
     word = match.group(2)
+    start = position + match.start(2)
+    return _agree(word, start, plural)
+
+
+def fix_existential(caption: str, position: int, plural: bool) -> Edit | None:
+    """An edit making the copula of ``there is``/``there are`` right before ``position`` (the
+    start of the noun phrase it introduces) agree: the mirror of :func:`fix_copula` for
+    existential captions, where the copula comes before its phrase."""
+    match = _EXISTENTIAL_BEFORE.search(caption[:position])
+    if not match:
+        return None
+    return _agree(match.group(1), match.start(1), plural)
+
+
+def _agree(word: str, start: int, plural: bool) -> Edit | None:
+    """An edit turning the copula ``word`` at ``start`` into its singular or plural form, or
+    ``None`` when it already agrees."""
     pairs = {"is": "are", "was": "were", "has": "have"}
     singular = {v: k for k, v in pairs.items()}
     lower = word.lower()
     wanted = (pairs.get(lower, lower)) if plural else singular.get(lower, lower)
     if wanted == lower:
         return None
-    start = position + match.start(2)
     return Edit(start, start + len(word), word, copy_case(word, wanted))
 
 

@@ -43,6 +43,7 @@ from unimo_kit.rewrite.edits import (
     copy_graph,
     fix_articles,
     fix_copula,
+    fix_existential,
     overlaps,
     phrases,
     valid_span,
@@ -355,6 +356,12 @@ class Rewriter:
                 fix = fix_copula(c.caption, first.end, plural_after)
                 if fix is not None:
                     edits.append(fix)
+        # "there is/are" + first phrase: the copula agrees with the phrase moved there
+        fix = fix_existential(
+            c.caption, first.start, c.plural(r.object if subject_first else r.subject)
+        )
+        if fix is not None:
+            edits.append(fix)
         graph = c.copy()
         graph.relations[k] = Relation(r.object, r.predicate, r.subject, r.span)
         return edits, graph
@@ -535,6 +542,9 @@ class Rewriter:
                 fix = fix_copula(c.caption, phrase.end, m > 1)
                 if fix is not None:
                     edits.append(fix)
+            fix = fix_existential(c.caption, phrase.start, m > 1)  # "there is/are" + phrase
+            if fix is not None:
+                edits.append(fix)
         graph = c.copy()
         g_entity = graph.entities[i]
         g_entity.count = m

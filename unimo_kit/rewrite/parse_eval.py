@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from unimo_kit.data.csv_pairs import not_utf8, not_utf8_header, open_csv
 from unimo_kit.data.scene_graph import SceneGraph, parse_factual_tuples
 from unimo_kit.rewrite.parse_lexicon import noun_lemma
 from unimo_kit.utils import RecordError
@@ -231,12 +232,14 @@ def read_factual_csv(
     path: str | os.PathLike, on_error: Callable[[RecordError], None] | None = None
 ) -> Iterator[tuple[str, str, int]]:
     """Stream ``(caption, scene_graph, line)`` from a FACTUAL CSV (columns ``caption`` and
-    ``scene_graph``; others ignored). Rows lacking either field are reported to ``on_error``
-    (default: raised) as ``file:line: message`` and skipped. ``line`` is the physical line where
+    ``scene_graph``; others ignored; a byte-order mark is fine). Rows lacking either field or
+    holding bytes that are not UTF-8 are reported to ``on_error`` (default: raised) as
+    ``file:line: message`` and skipped. ``line`` is the physical line where
     the row starts (1 = header)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open_csv(path) as handle:
         reader = csv.DictReader(handle)
+        not_utf8_header(path, reader.fieldnames or [])
         missing = {"caption", "scene_graph"} - set(reader.fieldnames or [])
         if missing:
             raise RecordError(path, 1, f"missing column(s) {sorted(missing)} in header")
@@ -248,6 +251,9 @@ def read_factual_csv(
                 fields = sum(v is not None for k, v in row.items() if k is not None)
                 fields += len(row.get(None) or [])
                 message = f"row has {fields} field(s), header has {len(reader.fieldnames)}"
+            else:
+                message = not_utf8(row)
+            if message:
                 error = RecordError(path, start, message)
                 if on_error is None:
                     raise error

@@ -11,6 +11,8 @@ Two streaming passes over the input:
    id, ``"<pair_id>#<caption_index>"``), add TF-IDF sentence negatives, and append the lines
    to the output through :class:`~unimo_kit.utils.ResumableJsonlWriter`: after a kill the same
    call skips finished captions and the file ends up identical to an uninterrupted run.
+   ``OUT.meta.json`` records the options that shape the output and the input's sha256; a
+   resume with other options or another input is refused (see :func:`output_meta`).
 
 Bad input never stops the run (unless ``strict``): a malformed line or a record without an id
 or captions list is reported (``FILE:LINE: what``) and skipped — it has no id to write; a bad
@@ -22,6 +24,7 @@ rewrites, so every caption of a valid record has exactly one line.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import multiprocessing
 import os
@@ -37,8 +40,10 @@ from unimo_kit.utils import (
     RecordError,
     ResumableJsonlWriter,
     Shard,
+    atomic_write,
     count_lines,
 )
+from unimo_kit.utils.jsonl import decode_line
 
 OUTPUT_FORMATS = ("rewrites", "factual")
 _SCENE_SPARES = 4  # TF-IDF neighbours fetched per wanted sentence negative when checking scenes
@@ -131,27 +136,41 @@ def _records(
     path: str, report: ErrorReport, *, start: int = 0, stop: int | None = None
 ) -> Iterator[tuple[int, int, str, list[Any]]]:
     """``(position, line, pair_id, captions)`` for non-blank lines ``start <= position < stop``;
-    bad lines go to ``report``."""
+    bad lines go to ``report``.
+
+    A pair id seen on an earlier line is reported as ``duplicate id`` and skipped: output ids
+    (``ID#INDEX``) and resume depend on ids being unique. Lines before ``start`` are read for
+    their ids too, so every shard skips the same lines as the whole run.
+    """
     position = -1
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+    first_lines: dict[str, int] = {}  # pair id -> the line it was first seen on
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             position += 1
-            if position < start:
-                continue
             if stop is not None and position >= stop:
                 break
+            before = position < start  # another shard's line: only its id matters
             try:
-                record = json.loads(line)
+                record = json.loads(decode_line(path, line_number, raw))
+            except RecordError as exc:
+                error = exc
             except json.JSONDecodeError as exc:
-                report.add(RecordError(path, line_number, f"invalid JSON ({exc.msg})"))
-                continue
-            message = _record_problem(record)
-            if message:
-                report.add(RecordError(path, line_number, message))
-                continue
-            yield position, line_number, str(record["id"]), list(record["captions"])
+                error = RecordError(path, line_number, f"invalid JSON ({exc.msg})")
+            else:
+                message = _record_problem(record)
+                if not message:
+                    pair_id = str(record["id"])
+                    first = first_lines.setdefault(pair_id, line_number)
+                    if first == line_number:
+                        if not before:
+                            yield position, line_number, pair_id, list(record["captions"])
+                        continue
+                    message = f"duplicate id {pair_id!r} (first at line {first})"
+                error = RecordError(path, line_number, message)
+            if not before:
+                report.add(error)
 
 
 def _record_problem(record: Any) -> str | None:
@@ -306,6 +325,7 @@ def rewrite_file(
 
     config = replace(config or RewriteConfig(), **overrides)
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
+    _check_or_write_meta(output_path, output_meta(input_path, config), config.resume)
     report = ErrorReport(strict=config.strict)
     total = count_lines(input_path)
     start, stop = config.shard.bounds(total)
@@ -371,6 +391,81 @@ def rewrite_file(
 
         print(report.summary(), file=sys.stderr)
     return summary
+
+
+def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[str, Any]:
+    """What ``OUT.meta.json`` records: the input (path and sha256) and every option that shapes
+    the output. ``workers``, ``chunk_size``, ``strict`` and progress bars do not, so they are
+    left out; the vocabulary and scenes files count by content."""
+    return {
+        "input": os.path.abspath(input_path),
+        "input_sha256": _sha256(input_path),
+        "types": list(config.types),
+        "per_type": config.per_type,
+        "seed": config.seed,
+        "positives": config.positives,
+        "sentence_negatives": config.sentence_negatives,
+        "format": config.output_format,
+        "spacy_model": config.spacy_model,
+        "shard": f"{config.shard.index}/{config.shard.count}",
+        "vocab_sha256": _sha256(config.vocab_path) if config.vocab_path else None,
+        "min_count": config.min_count,
+        "max_caption_chars": config.max_caption_chars,
+        "back_translation": list(config.back_translation) if config.back_translation else None,
+        "scenes_sha256": _sha256(config.scenes) if config.scenes else None,
+    }
+
+
+def meta_path(output_path: str | os.PathLike) -> str:
+    """``OUT.meta.json``: where the options of the run that made ``OUT`` are kept."""
+    return os.fspath(output_path) + ".meta.json"
+
+
+def _check_or_write_meta(output_path: str, meta: dict[str, Any], resume: bool) -> None:
+    """Refuse to resume ``output_path`` when its lines were made with other options or from
+    another input (one line naming what differs); otherwise (re)write ``OUT.meta.json``.
+
+    An output without a meta file (made before meta files existed) is resumed unchecked.
+    """
+    path = meta_path(output_path)
+    has_lines = os.path.exists(output_path) and os.path.getsize(output_path) > 0
+    if resume and has_lines and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                old = json.load(handle)
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise ValueError(f"{path}: unreadable ({exc}); use --restart to start over") from None
+        diff = [
+            f"{key}: {_short(old.get(key))} -> {_short(value)}"
+            for key, value in meta.items()
+            if key != "input" and old.get(key) != value
+        ]
+        if diff:
+            raise ValueError(
+                f"{output_path} was made with other options or input ({', '.join(diff)}); "
+                "rerun with the same ones, or with --restart to start over"
+            )
+        return
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(meta, indent=2) + "\n")
+
+
+def _short(value: Any) -> str:
+    """A value for the one-line diff (sha256 digests cut to 12 characters)."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    return json.dumps(value)
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _ordered_map(pool: Any, fn: Any, items: Iterator[Any], workers: int) -> Iterator[Any]:

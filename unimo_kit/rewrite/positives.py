@@ -30,6 +30,7 @@ from unimo_kit.rewrite.edits import (
     copy_graph,
     fix_articles,
     fix_copula,
+    fix_existential,
     phrases,
     valid_span,
 )
@@ -158,7 +159,9 @@ def _exchange(c: _Context, r: Relation, predicate_text: str) -> list[Edit] | Non
         segment_gap = gap[:rel] + copula.new + gap[rel + len(copula.old) :]
     between = c.caption[end : po.start]
     new = new_subject + segment_gap + predicate_text + between + new_object
-    return [Edit(ps.start, po.end, c.caption[ps.start : po.end], new)]
+    edits = [Edit(ps.start, po.end, c.caption[ps.start : po.end], new)]
+    existential = fix_existential(c.caption, ps.start, c.plural(r.object))  # "there is/are"
+    return edits if existential is None else [existential, *edits]
 
 
 def _recase(text: str, capital: bool) -> str:

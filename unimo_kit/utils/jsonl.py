@@ -1,8 +1,8 @@
 """JSONL reading and writing shared by every stage.
 
-- :func:`iter_jsonl` streams ``(line_number, record)`` pairs; a malformed line becomes a
-  :class:`RecordError` naming the file and line, reported to an :class:`ErrorReport` (the
-  rest still flows) or raised at once with ``strict=True``.
+- :func:`iter_jsonl` streams ``(line_number, record)`` pairs; a malformed line (not UTF-8,
+  not JSON, not an object) becomes a :class:`RecordError` naming the file and line, reported
+  to an :class:`ErrorReport` (the rest still flows) or raised at once with ``strict=True``.
 - :class:`ResumableJsonlWriter` appends whole lines and, when reopened after a kill, drops a
   torn last line and tells which record ids are already finished.
 - :func:`atomic_write` writes through ``PATH.tmp`` and ``os.replace``.
@@ -79,17 +79,19 @@ def iter_jsonl(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Stream the JSON objects of a JSONL file as ``(line_number, record)``.
 
-    Blank lines are skipped. A line that is not a JSON object raises :class:`RecordError` when
-    ``strict``; otherwise it goes to ``on_error`` (default: a warning on stderr) and reading
-    goes on.
+    Blank lines are skipped. A line that is not UTF-8 or not a JSON object raises
+    :class:`RecordError` when ``strict``; otherwise it goes to ``on_error`` (default: a warning
+    on stderr) and reading goes on.
     """
     report = on_error if on_error is not None else ErrorReport(strict=strict)
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(decode_line(path, number, raw))
+            except RecordError as exc:
+                error = exc
             except json.JSONDecodeError as exc:
                 error = RecordError(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})")
             else:
@@ -102,6 +104,23 @@ def iter_jsonl(
             if strict:
                 raise error
             report(error)
+
+
+def decode_line(path: str | os.PathLike, number: int, raw: bytes) -> str:
+    """``raw`` (line ``number`` of ``path``) decoded as UTF-8; a byte-order mark opening the
+    file is dropped.
+
+    Raises:
+        RecordError: ``not UTF-8 (byte 0xe9 at column 4)`` for the first undecodable byte,
+            instead of letting it through as U+FFFD.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = len(raw[: exc.start].decode("utf-8")) + 1
+        message = f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {column})"
+        raise RecordError(path, number, message) from None
+    return text.removeprefix("\ufeff") if number == 1 else text
 
 
 def count_lines(path: str | os.PathLike) -> int:
