@@ -26,12 +26,20 @@ from unimo_kit.cli._eval_common import (
 @click.option("--max-images", type=int, help="evaluate the first N images only.")
 @click.option("--chunk", default=1024, show_default=True, help="queries per similarity block.")
 @click.option("--strict", is_flag=True, help="stop at the first malformed line.")
+@click.option(
+    "--own-captions-only",
+    is_flag=True,
+    help="count only a caption's own record as right, not other images sharing the same "
+    "caption string or image path (the protocol before shared captions were merged).",
+)
 @output_option
-def retrieval(pairs_path, ks, max_images, chunk, strict, output, **kw) -> None:
+def retrieval(pairs_path, ks, max_images, chunk, strict, own_captions_only, output, **kw) -> None:
     """Image->text and text->image recall at K of a checkpoint (or a CLIP baseline).
 
     Karpathy protocol: an image is a hit when ANY of its captions is in the top K; a caption
-    when its image is. Ties count against the query (pessimistic ranks).
+    when its image is. The same caption string (casefolded, whitespace collapsed) of another
+    image, or the same image path in another record, counts as right too. Ties with wrong
+    candidates count against the query (pessimistic ranks).
 
     \b
     Example:
@@ -53,6 +61,7 @@ def retrieval(pairs_path, ks, max_images, chunk, strict, output, **kw) -> None:
             max_images=max_images,
             strict=strict,
             on_error=report,
+            shared_captions=not own_captions_only,
         )
         results["skipped_records"] = report.count
     parts = [f"{d}_r{k}={results[f'{d}_r{k}']:.2f}" for d in ("i2t", "t2i") for k in cutoffs]
@@ -61,6 +70,11 @@ def retrieval(pairs_path, ks, max_images, chunk, strict, output, **kw) -> None:
         + " ".join(parts)
         + f" rsum={results['rsum']:.2f}"
     )
+    if results.get("num_shared_captions"):
+        summary += (
+            f"\n{results['num_shared_captions']} caption(s) are shared by more than one image "
+            "(a shared caption counts as right for each of them)"
+        )
     if report.count:
         summary += f"\n{report.summary()}"
     emit(results, output, summary)

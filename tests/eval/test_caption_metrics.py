@@ -97,6 +97,40 @@ def test_mismatched_ids_raise():
         caption_metrics({"a": "x"}, {"b": ["x"]}, tokenizer="simple", meteor="no")
 
 
+@pytest.mark.parametrize("tokenizer", ["simple", "ptb"])
+def test_reference_without_words_names_the_image(tokenizer):
+    if tokenizer == "ptb":
+        from unimo_kit.eval.caption import java_available
+
+        if not java_available():
+            pytest.skip("the PTB tokenizer needs Java")
+    hyps, refs = {"a": "a dog"}, {"a": ["..."]}
+    with pytest.raises(ValueError, match=r"^image 'a': no reference caption has a word") as info:
+        caption_metrics(hyps, refs, tokenizer=tokenizer, meteor="no")
+    assert "['...']" in str(info.value) and "\n" not in str(info.value)
+    # the other images' references are fine: still named (it would score 0 silently)
+    hyps, refs = {"a": "a dog", "b": "a cat"}, {"a": ["a cat"], "b": [" ! ", "?"]}
+    with pytest.raises(ValueError, match=r"^image 'b'"):
+        caption_metrics(hyps, refs, tokenizer=tokenizer, meteor="no")
+    # an empty reference next to a real one is fine
+    refs = {"a": ["a dog", "..."], "b": ["a cat"]}
+    assert caption_metrics(hyps, refs, tokenizer=tokenizer, meteor="no")["bleu1"] > 0.99
+
+
+def test_evaluate_captioning_names_an_image_without_words_before_generating(tiny_world, tmp_path):
+    import json
+
+    from unimo_kit.eval.caption import evaluate_captioning
+
+    records = [json.loads(line) for line in (tiny_world / "pairs.test.jsonl").open()]
+    records[2]["captions"] = ["...", "--"]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # no checkpoint is needed: the references are checked before the model is loaded
+    with pytest.raises(ValueError, match=r"image 'img-002' \(.*img-002\.png\): no reference"):
+        evaluate_captioning(tmp_path / "missing", pairs, tokenizer="simple", meteor="no")
+
+
 @pytest.mark.parametrize("beams", [1, 2])
 def test_evaluate_captioning_end_to_end(tiny_world, tiny_checkpoint, beams):
     import torch

@@ -52,6 +52,25 @@ def test_retrieval_cli(tiny_world, tiny_checkpoint, tmp_path):
     assert "6 images, 12 captions" in result.output and "rsum=" in result.output
 
 
+def test_retrieval_cli_reports_shared_captions(tiny_world, tiny_checkpoint, tmp_path):
+    records = [json.loads(line) for line in (tiny_world / "pairs.test.jsonl").open()]
+    records[1]["captions"][0] = records[0]["captions"][0].upper()  # same caption, other image
+    for r in records:
+        r["image"] = str(tiny_world / r["image"])
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    args = ["retrieval", "--checkpoint", tiny_checkpoint, "--features", tiny_world / "features"]
+    args += ["--pairs", pairs, "--device", "cpu", "-o", tmp_path / "r.json"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "1 caption(s) are shared by more than one image" in result.output
+    assert json.loads((tmp_path / "r.json").read_text())["num_shared_captions"] == 1
+    result = invoke(*args, "--own-captions-only")
+    assert result.exit_code == 0, result.output
+    assert "shared" not in result.output
+    assert "num_shared_captions" not in json.loads((tmp_path / "r.json").read_text())
+
+
 def test_missing_checkpoint_is_one_line(tiny_world, tmp_path):
     result = invoke(
         "compositional",
@@ -178,6 +197,17 @@ def test_batch_bad_config_names_line(tmp_path):
     config.write_text('{"checkpoints": [\n  {"label": "a",}\n]}')
     result = invoke("batch", config, "-o", tmp_path / "out")
     assert result.exit_code == 1 and f"{config}:2: invalid JSON" in result.output
+
+
+def test_batch_bad_option_type_is_one_line(tmp_path):
+    config = tmp_path / "c.json"
+    task = {"task": "retrieval", "data": "p.jsonl", "ks": 5}
+    config.write_text(json.dumps({"checkpoints": [{"label": "a", "path": "x"}], "tasks": [task]}))
+    result = invoke("batch", config, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output == (
+        f"Error: {config}: tasks[0]: 'ks' must be a non-empty list of positive integers, got 5\n"
+    )
 
 
 def test_no_scorer_named(tiny_world):

@@ -182,3 +182,33 @@ def test_subsets_are_reported_on_their_own(tmp_path):
     examples = load_compositional(path, on_error=report)
     assert [e.subset for e in examples] == ["held-out"] and report.count == 1
     assert "subset must be a string" in str(report.errors[0])
+
+
+def test_negative_equal_to_the_positive_is_reported_and_skipped(tmp_path):
+    path = tmp_path / "same.jsonl"
+    items = [
+        {"image": "a.png", "positive": "a red dog", "negatives": ["a blue dog"]},
+        {"image": "b.png", "positive": "a red dog", "negatives": ["a cat", "A  red dog "]},
+        {"image": "c.png", "positive": "a cat", "negatives": "a cat"},
+    ]
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    report = ErrorReport()
+    examples = load_compositional(path, on_error=report)
+    assert [e.image for e in examples] == [str(tmp_path / "a.png")]
+    assert report.count == 2
+    assert str(report.errors[0]) == f"{path}:2: negatives[1] equals the positive ('A  red dog ')"
+    assert str(report.errors[1]).startswith(f"{path}:3: negatives[0] equals the positive")
+    with pytest.raises(RecordError, match=r"same.jsonl:2: negatives\[1\]"):
+        load_compositional(path, strict=True)
+
+    folder = tmp_path / "sugarcrepe"
+    folder.mkdir()
+    entries = {
+        "0": {"filename": "1.jpg", "caption": "a man", "negative_caption": "A man"},
+        "1": {"filename": "2.jpg", "caption": "a man", "negative_caption": "a woman"},
+    }
+    (folder / "replace_rel.json").write_text(json.dumps(entries))
+    report = ErrorReport()
+    examples = load_compositional(folder, images_dir=tmp_path, on_error=report)
+    assert [e.id for e in examples] == ["1"] and report.count == 1
+    assert "entry '0': negative_caption equals the caption" in str(report.errors[0])

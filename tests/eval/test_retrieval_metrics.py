@@ -1,5 +1,8 @@
 """Retrieval R@K: hand-computed cases (ties included) and chunked vs a dense sort reference."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -91,6 +94,8 @@ def test_image_without_caption_is_left_out():
     texts = np.eye(3, dtype=np.float32)[:2]
     m = retrieval_metrics(images, texts, np.array([0, 1]), ks=(1,))
     assert m["num_images"] == 2 and m["i2t_r1"] == 100.0
+    m = retrieval_metrics(images, texts, np.array([0, 1]), ks=(1,), text_keys=["a", "b"])
+    assert m["num_images"] == 2 and m["i2t_r1"] == 100.0 and m["num_shared_captions"] == 0
 
 
 def test_bad_shapes_raise():
@@ -114,3 +119,127 @@ def test_chance_recall_matches_simulation():
     sims = [retrieval_metrics(images, rng.normal(size=(60, 8)), t2i, ks=(5,)) for _ in range(200)]
     mean = np.mean([m["i2t_r5"] for m in sims])
     assert mean == pytest.approx(sims[0]["chance"]["i2t_r5"], abs=3.0)
+
+
+def keyed_reference(image_emb, text_emb, t2i, text_keys, image_keys):
+    """Dense ranks with "same caption / same image" rights, built from a full texts x images
+    ownership table (the O(N_t x N_i) way the library avoids)."""
+    text_keys, image_keys = np.asarray(text_keys), np.asarray(image_keys)
+    same_image = image_keys[:, None] == image_keys[None, :]  # (N_i, N_i)
+    owns = same_image[:, t2i]  # (N_i, N_t): image i is the same image as text t's owner
+    same_caption = text_keys[:, None] == text_keys[None, :]  # (N_t, N_t)
+    owns_caption = (owns.astype(int) @ same_caption.astype(int)) > 0  # (N_i, N_t)
+    scores = image_emb.astype(np.float64) @ text_emb.T.astype(np.float64)
+
+    def rank(row, right):
+        best = row[right].max()
+        return 1 + int(((row >= best) & ~right).sum())
+
+    i2t = [rank(scores[i], owns_caption[i]) for i in range(len(image_emb))]
+    t2i_ranks = [rank(scores[:, t], owns_caption[:, t]) for t in range(len(text_emb))]
+    return np.array(i2t), np.array(t2i_ranks)
+
+
+def test_shared_caption_string_is_right_for_every_image_owning_it():
+    # the review's case: image 0 and image 1 both own "a red circle"
+    images = np.array([[1, 0], [0.6, 0.8]], dtype=np.float32)
+    texts = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    t2i = np.array([0, 1, 1])
+    keys = ["a red circle", "a red circle", "a blue square"]
+    old = retrieval_metrics(images, texts, t2i, ks=(1,))
+    assert old["i2t_r1"] == 50.0 and "num_shared_captions" not in old  # default unchanged
+    m = retrieval_metrics(images, texts, t2i, ks=(1,), text_keys=keys)
+    assert m["i2t_r1"] == 100.0 and m["t2i_r1"] == 100.0
+    assert m["num_shared_captions"] == 1
+    i2t, t2i_ranks = retrieval_ranks(images, texts, t2i, text_keys=keys)
+    assert i2t.tolist() == [1, 1] and t2i_ranks.tolist() == [1, 1, 1]
+
+
+def test_same_image_path_is_right_in_text_to_image():
+    # records 0 and 1 are the same image file with identical embeddings: a tie that is no miss
+    images = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    texts = np.array([[1, 0], [0.9, 0.1], [0, 1]], dtype=np.float32)
+    t2i = np.array([0, 1, 2])
+    assert retrieval_ranks(images, texts, t2i)[1].tolist() == [2, 2, 1]
+    i2t, t2i_ranks = retrieval_ranks(images, texts, t2i, image_keys=["a", "a", "b"])
+    assert t2i_ranks.tolist() == [1, 1, 1]
+    assert i2t.tolist() == [1, 1, 1]  # image 1's captions include image 0's
+
+
+def test_wrong_candidates_still_tie_pessimistically_with_keys():
+    images = np.ones((3, 4), dtype=np.float32)
+    texts = np.ones((4, 4), dtype=np.float32)
+    t2i = np.array([0, 1, 1, 2])
+    keys = ["x", "x", "y", "z"]  # images 0 and 1 share "x"
+    i2t, t2i_ranks = retrieval_ranks(images, texts, t2i, text_keys=keys)
+    # image 0: right = texts 0, 1 -> wrong 2, 3 tie -> 3; image 1: right 0, 1, 2 -> 2; image 2: 4
+    assert i2t.tolist() == [3, 2, 4]
+    # text 0/1 ("x"): right images 0, 1 -> 1 wrong tie -> 2; text 2: 3; text 3: 3
+    assert t2i_ranks.tolist() == [2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_keyed_chunked_matches_dense_reference(chunk):
+    rng = np.random.default_rng(1)
+    n_img, per = 30, 3
+    images = rng.integers(-2, 3, size=(n_img, 6)).astype(np.float32)
+    image_keys = rng.integers(0, 24, size=n_img)  # some records share an image path
+    images = images[np.unique(image_keys, return_inverse=True)[1]]  # same path, same embedding
+    t2i = np.repeat(np.arange(n_img), per)
+    text_keys = rng.integers(0, 50, size=n_img * per)  # many shared caption strings
+    texts = rng.integers(-2, 3, size=(50, 6)).astype(np.float32)[text_keys]
+    got = retrieval_ranks(
+        images, texts, t2i, chunk=chunk, text_keys=text_keys.tolist(), image_keys=image_keys
+    )
+    want = keyed_reference(images, texts, t2i, text_keys, image_keys)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_keys_must_match_lengths():
+    with pytest.raises(ValueError, match="text_keys"):
+        retrieval_ranks(np.eye(2), np.eye(2), np.array([0, 1]), text_keys=["a"])
+    with pytest.raises(ValueError, match="image_keys"):
+        retrieval_ranks(np.eye(2), np.eye(2), np.array([0, 1]), image_keys=["a", "b", "c"])
+
+
+class _LookupScorer:
+    """Embeds texts and images by a table (unknown: the zero vector)."""
+
+    name = "lookup"
+
+    def __init__(self, table):
+        self.table = table
+
+    def _emb(self, items):
+        return np.array([self.table.get(x, [0.0, 0.0]) for x in items], dtype=np.float32)
+
+    def encode_texts(self, texts):
+        return self._emb(texts)
+
+    def encode_images(self, images):
+        return self._emb([Path(p).name for p in images])
+
+
+def test_evaluate_retrieval_merges_normalised_captions(tmp_path):
+    from unimo_kit.eval.retrieval import evaluate_retrieval
+
+    pairs = tmp_path / "pairs.jsonl"
+    records = [
+        {"id": "a", "image": "a.jpg", "captions": ["A red  circle"]},
+        {"id": "b", "image": "b.jpg", "captions": ["a red circle", "a blue square"]},
+    ]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    scorer = _LookupScorer(
+        {
+            "a.jpg": [1, 0],
+            "b.jpg": [0.6, 0.8],
+            "A red  circle": [1, 0],
+            "a red circle": [1, 0],
+            "a blue square": [0, 1],
+        }
+    )
+    m = evaluate_retrieval(scorer, str(pairs), ks=(1,))
+    assert m["i2t_r1"] == 100.0 and m["t2i_r1"] == 100.0 and m["num_shared_captions"] == 1
+    old = evaluate_retrieval(scorer, str(pairs), ks=(1,), shared_captions=False)
+    assert old["i2t_r1"] == 50.0 and "num_shared_captions" not in old

@@ -55,6 +55,7 @@ def test_evaluate_retrieval_equals_metrics_on_embeddings(unimo_scorer, tiny_worl
         unimo_scorer.encode_images(images), unimo_scorer.encode_texts(texts), owners
     )
     assert result["num_images"] == 6 and result["num_texts"] == 12
+    assert result["num_shared_captions"] == 0
     for key in ("i2t_r1", "t2i_r5", "rsum", "t2i_medr"):
         assert result[key] == want[key]
 

@@ -34,9 +34,11 @@ without that objective skips them too.
 
 Every row carries ``checkpoint_sha256`` (of the weights file), ``config_sha256`` (of the
 canonical config JSON) and ``data_sha256`` (of the task's data files), so a table can be traced
-to exactly what produced it. Rows are appended to ``OUTDIR/rows.jsonl`` as they finish; a
-rerun with the same config resumes and recomputes nothing already there (a row is reused
-when the checkpoint, the data and the task's options are unchanged).
+to exactly what produced it; rows also record the checkpoint's ``features`` store (path and
+``features_sha256``), its ``extractor`` and the task's ``images`` folder. Rows are appended to
+``OUTDIR/rows.jsonl`` as they finish; a rerun with the same config resumes and recomputes
+nothing already there (a row is reused when the checkpoint, the data, the task's options, the
+features store's contents, the extractor and the images folder are unchanged).
 """
 
 from __future__ import annotations
@@ -45,16 +47,74 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unimo_kit.eval.compositional import SCORE_OBJECTIVES
+from unimo_kit.eval.compositional import SCORE_OBJECTIVES, SCORES
 from unimo_kit.eval.errors import EvalError
 from unimo_kit.eval.scorers import run_trained_objective
 
 TASKS = ("retrieval", "compositional", "caption")
+#: The options each task takes (besides ``task``, ``data``, ``name`` and ``images``).
+TASK_OPTIONS = {
+    "retrieval": ("ks", "max_images"),
+    "compositional": ("format", "score"),
+    "caption": ("beams", "max_length", "max_images", "meteor", "tokenizer"),
+}
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _one_of(*choices: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, str) and v in choices), f"one of {list(choices)}"
+
+
+_STRING = (lambda v: isinstance(v, str) and bool(v)), "a non-empty string"
+_OPTIONAL_STRING = (
+    (lambda v: v is None or (isinstance(v, str) and bool(v))),
+    "a non-empty string or null",
+)
+_POSITIVE = _positive_int, "a positive integer"
+#: option / field -> (check, what it must be)
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "ks": (
+        lambda v: isinstance(v, list) and bool(v) and all(_positive_int(k) for k in v),
+        "a non-empty list of positive integers",
+    ),
+    "max_images": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
+    "beams": _POSITIVE,
+    "max_length": _POSITIVE,
+    "format": _one_of("auto", "jsonl", "sugarcrepe"),
+    "score": _one_of(*SCORES),
+    "meteor": _one_of("auto", "yes", "no"),
+    "tokenizer": _one_of("auto", "ptb", "simple"),
+    "label": _STRING,
+    "seed": (
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+        "an integer or null",
+    ),
+    "batch_size": _POSITIVE,
+    "device": _OPTIONAL_STRING,
+    **dict.fromkeys(
+        ("path", "open_clip", "st_clip", "group", "features", "extractor", "run_dir"),
+        _OPTIONAL_STRING,
+    ),
+    **dict.fromkeys(("name", "images"), _OPTIONAL_STRING),  # of a task
+}
+
+
+def _check_fields(raw: dict[str, Any], keys: Sequence[str], where: str) -> None:
+    """Raise a one-line :class:`EvalError` for the first of ``keys`` in ``raw`` of a wrong
+    type or value."""
+    for key in keys:
+        if key in raw:
+            check, expected = _CHECKS[key]
+            if not check(raw[key]):
+                raise EvalError(f"{where}: '{key}' must be {expected}, got {raw[key]!r}")
 
 
 @dataclass
@@ -114,8 +174,13 @@ def _resolve_spec(spec: str | None, base: Path) -> str | None:
 def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
     """Check and parse a batch config (a dict, or a JSON file path).
 
+    The whole config is checked before anything runs: a task option its task does not take
+    (:data:`TASK_OPTIONS`), an unknown checkpoint field and a value of the wrong type or range
+    are errors.
+
     Raises:
-        EvalError: naming the file and the entry at fault.
+        EvalError: one line naming the file, the entry (``tasks[i]`` / ``checkpoints[i]``) and
+            the field at fault.
     """
     source = "<memory>"
     base = Path.cwd()
@@ -131,6 +196,7 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
     if not isinstance(config, dict):
         raise EvalError(f"{source}: the config must be a JSON object")
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    _check_fields(config, ["batch_size", "device"], source)
     raw_ckpts, raw_tasks = config.get("checkpoints"), config.get("tasks")
     if not isinstance(raw_ckpts, list) or not raw_ckpts:
         raise EvalError(f"{source}: 'checkpoints' must be a non-empty list")
@@ -145,6 +211,7 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise EvalError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
+        _check_fields(raw, sorted(known), where)
         entry = CheckpointEntry(**raw) if "label" in raw else None
         if entry is None:
             raise EvalError(f"{where}: missing 'label'")
@@ -169,13 +236,16 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
         if not isinstance(raw.get("data"), str):
             raise EvalError(f"{where}: 'data' (the test file) is required")
         options = {k: v for k, v in raw.items() if k not in ("task", "data", "name", "images")}
-        if raw["task"] == "compositional":
-            from unimo_kit.eval.compositional import SCORES
-
-            if options.get("score", "contrastive") not in SCORES:
-                raise EvalError(f"{where}: 'score' must be one of {list(SCORES)}")
-            if options.get("score") == "contrastive":
-                del options["score"]  # the default: the same rows as leaving it out
+        allowed = TASK_OPTIONS[raw["task"]]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise EvalError(
+                f"{where}: unknown option(s) {unknown} for a {raw['task']} task; "
+                f"known: {['task', 'data', 'name', 'images', *allowed]}"
+            )
+        _check_fields(raw, ["name", "images", *allowed], where)
+        if options.get("score") == "contrastive":
+            del options["score"]  # the default: the same rows as leaving it out
         name = raw.get("name") or raw["task"]
         suffix = 2
         while name in names:
@@ -227,6 +297,19 @@ def file_sha256(path: str | os.PathLike) -> str:
     return _HASH_CACHE[key]
 
 
+def features_sha256(path: str | None) -> str | None:
+    """sha256 of a features store: its ``meta.json`` and the names and contents of its complete
+    chunks (what :class:`~unimo_kit.features.FeatureStore` reads); ``None`` without a store."""
+    if not path or not (Path(path) / "meta.json").is_file():
+        return None
+    from unimo_kit.features.store import list_chunks
+
+    digest = hashlib.sha256(file_sha256(Path(path) / "meta.json").encode())
+    for chunk in list_chunks(path):
+        digest.update(chunk.name.encode() + b"\0" + file_sha256(chunk).encode())
+    return digest.hexdigest()
+
+
 def checkpoint_sha256(entry: CheckpointEntry) -> str | None:
     """sha256 of the weights file of a unimo checkpoint / a local open_clip file."""
     if entry.path:
@@ -260,25 +343,31 @@ def _scorer(entry: CheckpointEntry, config: BatchConfig) -> Any:
 
 def run_task(scorer: Any, entry: CheckpointEntry, task: TaskEntry, config: BatchConfig) -> dict:
     """Run one task for one scorer; returns the task's results dict."""
+    from unimo_kit.utils import ErrorReport
+
     opts = dict(task.options)
+    report = ErrorReport()  # bad test records: a warning each, counted in the row
     if task.task == "retrieval":
         from unimo_kit.eval.retrieval import DEFAULT_KS, evaluate_retrieval
 
-        return evaluate_retrieval(
+        result = evaluate_retrieval(
             scorer,
             task.data,
             ks=tuple(opts.get("ks", DEFAULT_KS)),
             max_images=opts.get("max_images"),
+            on_error=report,
         )
+        return {**result, "skipped_records": report.count}
     if task.task == "compositional":
         from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
 
         examples = load_compositional(
-            task.data, images_dir=task.images, fmt=opts.get("format", "auto")
+            task.data, images_dir=task.images, fmt=opts.get("format", "auto"), on_error=report
         )
-        return evaluate_compositional(
+        result = evaluate_compositional(
             scorer, examples, data=task.data, score=opts.get("score", "contrastive")
         )
+        return {**result, "skipped_records": report.count}
     from unimo_kit.eval.caption import evaluate_captioning
 
     result = evaluate_captioning(
@@ -297,6 +386,21 @@ def run_task(scorer: Any, entry: CheckpointEntry, task: TaskEntry, config: Batch
     )
     result.pop("predictions", None)
     return result
+
+
+def _options_hash(task: TaskEntry) -> str:
+    """Short hash of a task's options (and of the retrieval protocol, for retrieval tasks)."""
+    options = dict(task.options)
+    if task.task == "retrieval":
+        from unimo_kit.eval.retrieval import PROTOCOL
+
+        options["protocol"] = PROTOCOL
+    return _short_hash(options)
+
+
+def _short_hash(value: Any) -> str:
+    """First 12 hex digits of the sha256 of ``value`` as canonical JSON."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def find_run_dir(entry: CheckpointEntry) -> str | None:
@@ -327,7 +431,7 @@ def run_batch(
         output_dir: where ``rows.jsonl``, ``results.{json,csv,md}`` and ``plots/`` go; ``None``
             computes the rows only.
         resume: reuse rows already in ``output_dir/rows.jsonl`` (same label, task, checkpoint
-            and data hashes).
+            and data hashes, task options, features store, extractor and images folder).
         plots: write PNG plots (matplotlib, Agg backend).
         log: a callable for progress lines (default: print to stderr).
 
@@ -353,18 +457,27 @@ def run_batch(
     rows: list[dict[str, Any]] = []
     data_hash = {t.name: file_sha256(t.data) for t in cfg.tasks}
     # a row is reused only for the same checkpoint, data and task options (ks, score, beams...)
-    options_hash = {
-        t.name: hashlib.sha256(json.dumps(t.options, sort_keys=True).encode()).hexdigest()[:12]
-        for t in cfg.tasks
-    }
+    options_hash = {t.name: _options_hash(t) for t in cfg.tasks}
     try:
         for entry in cfg.checkpoints:
             ckpt_hash = checkpoint_sha256(entry)
+            # the visual tokens count too: another store or extractor gives other numbers
+            visual = {
+                "features": entry.features,
+                "features_sha256": features_sha256(entry.features),
+                "extractor": entry.extractor,
+            }
             scorer = None
             for task in cfg.tasks:
-                row_id = (
-                    f"{entry.label}|{task.name}|{ckpt_hash}|{data_hash[task.name]}"
-                    f"|{options_hash[task.name]}"
+                row_id = "|".join(
+                    [
+                        entry.label,
+                        task.name,
+                        str(ckpt_hash),
+                        data_hash[task.name],
+                        options_hash[task.name],
+                        _short_hash([visual["features_sha256"], entry.extractor, task.images]),
+                    ]
                 )
                 if row_id in done:
                     rows.append(done[row_id])
@@ -390,6 +503,8 @@ def run_batch(
                     "name": task.name,
                     **result,
                     "checkpoint": entry.path or entry.open_clip or entry.st_clip,
+                    **visual,
+                    "images": task.images,
                     "run_dir": find_run_dir(entry),
                     "checkpoint_sha256": ckpt_hash,
                     "config_sha256": cfg.sha256,

@@ -78,6 +78,7 @@ def caption_metrics(
             notes.append("java not found: simple tokenizer used instead of PTB")
     res = _tokenize({k: [v] for k, v in hypotheses.items()}, tokenizer)
     gts = _tokenize(references, tokenizer)
+    check_references(gts, references)
     # an empty hypothesis would trip pycocoevalcap's asserts: score it as one unknown word
     res = {k: [v[0] if v[0].strip() else "<empty>"] for k, v in res.items()}
     out: dict[str, Any] = {}
@@ -97,6 +98,30 @@ def caption_metrics(
     out["tokenizer"] = tokenizer
     out["notes"] = notes
     return out
+
+
+def check_references(
+    tokenised: Mapping[str, Sequence[str]],
+    references: Mapping[str, Sequence[str]],
+    images: Mapping[str, str] | None = None,
+) -> None:
+    """Raise a one-line ``ValueError`` naming the first image none of whose references has a
+    word after tokenisation (e.g. only ``"..."``): it cannot be scored, and CIDEr would crash.
+
+    Args:
+        tokenised: image id -> tokenised references.
+        references: image id -> the references as given (shown in the message).
+        images: image id -> image path, to name the file too.
+    """
+    bad = [k for k, refs in tokenised.items() if not any(r.strip() for r in refs)]
+    if bad:
+        first = bad[0]
+        path = f" ({images[first]})" if images and first in images else ""
+        more = f" (and {len(bad) - 1} more image(s))" if len(bad) > 1 else ""
+        raise ValueError(
+            f"image {first!r}{path}: no reference caption has a word after tokenisation "
+            f"{list(references[first])!r}{more}"
+        )
 
 
 def load_references(
@@ -198,6 +223,12 @@ def evaluate_captioning(
     refs = load_references(references_path, images_root=images_root, max_images=max_images)
     if not refs:
         raise ValueError(f"{references_path}: no images with reference captions")
+    # before the (slow) generation; the metric's own tokenizer checks again
+    check_references(
+        {i: [simple_tokenize(c) for c in captions] for i, _, captions in refs},
+        {i: captions for i, _, captions in refs},
+        {i: image for i, image, _ in refs},
+    )
     model = load_checkpoint_checked(checkpoint, device=torch_device(device))
     if features is None and extractor is None:
         extractor = run_extractor(checkpoint)

@@ -17,6 +17,10 @@ Input formats (all loaded by :func:`load_compositional`):
 - **SugarCrepe JSON**: ``{id: {"filename", "caption", "negative_caption"}}`` per file, the
   category from the file name (``replace_att.json`` -> ``replace-att``); images in a folder given
   separately (COCO val2017 for the published set). A folder of such files loads them all.
+
+An item with a negative equal to its positive (after case folding and collapsing whitespace)
+could never be correct; it is reported as a bad record (``FILE:LINE: negatives[0] equals the
+positive``) and skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from unimo_kit.data.records import resolve_path
+from unimo_kit.eval.retrieval import caption_key
 from unimo_kit.utils import ErrorReport, RecordError, iter_jsonl
 
 OnError = Callable[[RecordError], None]
@@ -60,6 +65,18 @@ def _check_text(value: Any, name: str, where: tuple[Any, int]) -> str:
     return value
 
 
+def _check_differs(
+    positive: str, negatives: Sequence[str], names: tuple[str, str], where: tuple[Any, int]
+) -> None:
+    """Refuse a negative that is the positive after normalisation (casefold, whitespace
+    collapsed): such an item could never count as correct, whatever the model."""
+    key = caption_key(positive)
+    for i, negative in enumerate(negatives):
+        if caption_key(negative) == key:
+            name = names[1].format(i)
+            raise RecordError(where[0], where[1], f"{name} equals the {names[0]} ({negative!r})")
+
+
 def read_compositional_jsonl(
     path: str | os.PathLike, *, strict: bool = False, on_error: OnError | None = None
 ) -> Iterable[CompositionalExample]:
@@ -80,6 +97,7 @@ def read_compositional_jsonl(
                     path, line, f"negatives must be a non-empty list of strings, got {negatives!r}"
                 )
             negatives = [_check_text(n, "each negative", where) for n in negatives]
+            _check_differs(positive, negatives, ("positive", "negatives[{}]"), where)
             category = d.get("category") or "all"
             if not isinstance(category, str):
                 raise RecordError(path, line, f"category must be a string, got {category!r}")
@@ -140,6 +158,7 @@ def read_sugarcrepe(
                 filename = _check_text(entry.get("filename"), "filename", where)
                 positive = _check_text(entry.get("caption"), "caption", where)
                 negative = _check_text(entry.get("negative_caption"), "negative_caption", where)
+                _check_differs(positive, [negative], ("caption", "negative_caption"), where)
             except RecordError as error:
                 raise RecordError(path, 0, f"entry {key!r}: {error.message}") from None
         except RecordError as error:

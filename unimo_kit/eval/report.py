@@ -3,7 +3,8 @@
 - ``results.json``: ``{"title", "config_sha256", "rows": [...], "summary": [...]}``;
 - ``results.csv``: one line per (checkpoint, task) with every scalar metric flattened
   (per-category compositional accuracy as ``acc/<category>``, per slice of the test set as
-  ``accuracy@<subset>`` and ``acc/<category>@<subset>``) and the hashes;
+  ``accuracy@<subset>`` and ``acc/<category>@<subset>``), what it was made from (checkpoint,
+  features store, extractor, images folder) and the hashes;
 - ``results.md``: one table per task (rows = checkpoints) and the mean ± std per group (per
   category and per subset; the per-category accuracies of each subset are in the JSON/CSV);
 - ``plots/compositional-<task>.png`` (per-category accuracy bars, chance marked),
@@ -25,12 +26,14 @@ from typing import Any
 from unimo_kit.utils import atomic_write
 
 ID_KEYS = ("label", "group", "seed", "name", "task")
-HASH_KEYS = ("checkpoint_sha256", "config_sha256", "data_sha256")
+HASH_KEYS = ("checkpoint_sha256", "config_sha256", "data_sha256", "features_sha256")
+SOURCE_KEYS = ("checkpoint", "features", "extractor", "images")  # what a row was made from
 NOT_METRICS = {
     "seed",
     "skipped_records",
     "num_images",
     "num_texts",
+    "num_shared_captions",
     "num_examples",
     "num_beams",
 }
@@ -119,16 +122,17 @@ def markdown_tables(
 
 
 def csv_table(rows: Sequence[dict[str, Any]]) -> str:
-    """CSV text: identity columns, every scalar metric (union over rows), hashes."""
+    """CSV text: identity columns, every scalar metric (union over rows), what the row was made
+    from (checkpoint, features store, extractor, images folder), hashes."""
     flat = [scalar_metrics(r) for r in rows]
     metric_keys = list(dict.fromkeys(k for f in flat for k in f))
-    columns = [*ID_KEYS, *metric_keys, "checkpoint", *HASH_KEYS]
+    columns = [*ID_KEYS, *metric_keys, *SOURCE_KEYS, *HASH_KEYS]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
     writer.writeheader()
     for row, metrics in zip(rows, flat, strict=True):
         writer.writerow(
-            {**{k: row.get(k) for k in (*ID_KEYS, "checkpoint", *HASH_KEYS)}, **metrics}
+            {**{k: row.get(k) for k in (*ID_KEYS, *SOURCE_KEYS, *HASH_KEYS)}, **metrics}
         )
     return buffer.getvalue()
 
