@@ -147,7 +147,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
             ],
             "parse training captions; typed and sentence hard negatives (checked false on the gold "
             "scene)",
-            outputs=(world / "rewrites.jsonl",),
+            outputs=(world / "rewrites.jsonl", world / "rewrites.jsonl.meta.json"),
         ),
         Stage(
             "index-texts",
@@ -200,7 +200,11 @@ def build_stages(config: DemoConfig) -> list[Stage]:
             "retrieve related texts and images (positives) and neighbour captions (negatives, "
             "checked false on the gold scene)",
             # the second is the caption-level index the negatives come from (cli/index.py)
-            outputs=(world / "retrieved.jsonl", world / "retrieved.jsonl.captions"),
+            outputs=(
+                world / "retrieved.jsonl",
+                world / "retrieved.jsonl.captions",
+                world / "retrieved.jsonl.settings.json",
+            ),
         ),
         Stage(
             "features",
