@@ -347,7 +347,12 @@ def search_cmd(name, root, texts, images, queries, k, output, encoder, verify):
 @click.argument("name")
 @click.option("--root", default="indexes", show_default=True)
 def info_cmd(name, root):
-    """Print an index's meta.json after checking the folder."""
+    """Print an index's meta.json after checking the folder.
+
+    \b
+    Example:
+      unimo index info synth-texts            # encoder, factory, count, search parameters
+    """
     from unimo_kit.index.store import IndexStore
 
     try:
@@ -409,8 +414,8 @@ def info_cmd(name, root):
 @click.option(
     "--no-resume",
     is_flag=True,
-    help="Start the output afresh (and rebuild the automatic caption index). Without it, an "
-    "output started with other settings is refused.",
+    help="Start the output afresh (the automatic caption index is kept while it is current). "
+    "Without it, an output started with other settings is refused.",
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed pair.")
 @click.option(
@@ -480,9 +485,9 @@ def mine_cmd(
         }
         if not no_resume:  # refuse before building anything
             check_resume(output, run_settings(pairs, **run))
-        if automatic:  # a cache of PAIRS: rebuilt when stale, and with --no-resume
+        if automatic:  # a cache of PAIRS: rebuilt when stale
             spec = read_meta(text_folder)["encoder"] if text_folder else DEFAULT_TEXT_ENCODER
-            caption_cache(pairs, negative_folder, encoder=spec, rebuild=no_resume)
+            caption_cache(pairs, negative_folder, encoder=spec)
         stats = mine(pairs, output, resume=not no_resume, strict=strict, **run)
     except _known_errors() as exc:
         _fail(exc)

@@ -5,6 +5,7 @@ are noticed, and shards that cannot make one index are refused or warned about."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -185,13 +186,27 @@ def test_overwrite_rebuilds_with_the_same_settings(tmp_path, texts_file, tiny_sp
     with open(texts_file, "a") as handle:
         handle.write(json.dumps({"id": "new1", "text": "a unicorn riding a bicycle"}) + "\n")
     assert input_changed(out)
-    with pytest.raises(InputChangedError, match=r"earlier version .* pass --overwrite"):
+    with pytest.raises(InputChangedError, match=r"changed since this index was built from it"):
         build(cfg, out, progress=False)
     store = IndexStore.open(build(cfg, out, progress=False, overwrite=True))
     assert len(store) == 301 and store.records[-1]["id"] == "new1"
     assert not input_changed(out)
     assert not input_changed(tmp_path)  # no build.json: unknown, not changed
     build(replace(cfg, batch_size=3), out, progress=False)  # changes nothing: reused
+
+
+def test_an_input_touched_but_unchanged_is_not_stale(tmp_path, texts_file, tiny_spec):
+    """A copy or a regeneration gives the same bytes a new modification time: sha256 decides."""
+    cfg = config(texts_file, tiny_spec, index_type="flat")
+    out = build(cfg, tmp_path / "t", progress=False)
+    later = texts_file.stat().st_mtime_ns + 5_000_000_000
+    os.utime(texts_file, ns=(later, later))
+    assert not input_changed(out)
+    build(cfg, out, progress=False)  # "already built", and the new time is stored
+    assert json.loads((out / "build.json").read_text())["input_mtime_ns"] == later
+    text = texts_file.read_text()
+    texts_file.write_text(text.replace("a", "b", 1))  # same size, other bytes
+    assert input_changed(out)
 
 
 def test_resume_refuses_blocks_of_other_rows(tmp_path, texts_file, tiny_spec):
@@ -207,6 +222,24 @@ def test_resume_refuses_blocks_of_other_rows(tmp_path, texts_file, tiny_spec):
         build(cfg, out, progress=False)
     store = IndexStore.open(build(cfg, out, progress=False, overwrite=True))
     assert len(store) == 301 and store.records[0]["id"] == "new0"
+
+
+def test_resume_refuses_blocks_whose_image_paths_changed(tmp_path, tiny_spec):
+    """Caption and image rows are told apart by their image path too, not only id and text."""
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"id": f"p{i}", "image": f"{i}.png", "captions": [f"caption {i}"]} for i in range(6)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = BuildConfig(input=str(pairs), kind="captions", encoder=tiny_spec, block_size=2)
+    cfg = replace(cfg, index_type="flat")
+    out = build(cfg, tmp_path / "c", progress=False)
+    for name in ("meta.json", "index.faiss", "records.jsonl"):
+        (out / name).unlink(missing_ok=True)  # killed in block 2 of 3
+    for block in sorted((out / "blocks").glob("*.npy"))[1:]:
+        block.unlink()
+    rows[0]["image"], rows[1]["image"] = rows[1]["image"], rows[0]["image"]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(IndexStoreError, match="block 00000 holds other rows"):
+        build(cfg, out, progress=False)
 
 
 # --------------------------------------------------------------------------- ivfpq, resume (10)

@@ -274,27 +274,19 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
 
 # ------------------------------------------------------------------------- hashes
 
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
 
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file (streamed; cached by path, size and mtime), or of a folder's files
     (names and contents of the files directly inside, sorted)."""
+    from unimo_kit.utils import file_sha256 as sha256_of_file
+
     path = Path(path)
     if path.is_dir():
         digest = hashlib.sha256()
         for child in sorted(p for p in path.iterdir() if p.is_file()):
-            digest.update(child.name.encode() + b"\0" + file_sha256(child).encode())
+            digest.update(child.name.encode() + b"\0" + sha256_of_file(child).encode())
         return digest.hexdigest()
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _HASH_CACHE[key] = digest.hexdigest()
-    return _HASH_CACHE[key]
+    return sha256_of_file(path)
 
 
 def features_sha256(path: str | None) -> str | None:

@@ -56,7 +56,7 @@ from unimo_kit.index.store import (
     write_json,
     write_npy,
 )
-from unimo_kit.utils import ErrorReport, atomic_write, iter_jsonl
+from unimo_kit.utils import ErrorReport, atomic_write, file_sha256, iter_jsonl
 from unimo_kit.utils.jsonl import dumps
 
 INPUT_KINDS = ("texts", "images", "captions")
@@ -65,12 +65,12 @@ INPUT_KINDS = ("texts", "images", "captions")
 #: tuning, what is kept) and a resumed build takes the new values.
 BLOCK_FIELDS = ("input", "kind", "encoder", "block_size", "shard")
 #: ``build.json`` fields that describe the input file as last read (see :func:`input_changed`).
-INPUT_STAT = ("input_size", "input_mtime_ns")
+INPUT_STAT = ("input_size", "input_mtime_ns", "input_sha256")
 
 
 class InputChangedError(IndexStoreError):
-    """A finished index whose input file changed (size or modification time) since it was
-    built. :func:`build` raises it instead of reporting "already built"; rebuild with
+    """A finished index whose input file changed (its bytes) since it was built.
+    :func:`build` raises it instead of reporting "already built"; rebuild with
     ``overwrite=True`` (see also :func:`input_changed`)."""
 
 
@@ -211,9 +211,10 @@ def build(
     if state == "finished":
         if input_changed(out):
             raise InputChangedError(
-                f"{out}: built from an earlier version of {config.input} (its size or "
-                "modification time changed); pass --overwrite to rebuild it"
+                f"{out}: {config.input} changed since this index was built from it; pass "
+                "--overwrite to rebuild it"
             )
+        _refresh_input_stat(out)  # the same bytes under a new modification time
         print(f"{out}: already built; nothing to do", file=sys.stderr)
         return out
     trained_meta = _trained_meta(config)
@@ -268,32 +269,52 @@ def build(
     return out
 
 
-def input_stat(path: str | os.PathLike) -> dict[str, int]:
-    """``{"input_size", "input_mtime_ns"}`` of an input file (stored in ``build.json``)."""
+def input_stat(path: str | os.PathLike) -> dict[str, Any]:
+    """``{"input_size", "input_mtime_ns", "input_sha256"}`` of an input file (stored in
+    ``build.json``)."""
     info = os.stat(path)
-    return {"input_size": info.st_size, "input_mtime_ns": info.st_mtime_ns}
+    return {
+        "input_size": info.st_size,
+        "input_mtime_ns": info.st_mtime_ns,
+        "input_sha256": file_sha256(path),
+    }
 
 
 def input_changed(folder: str | os.PathLike) -> bool:
-    """Whether the input file of the build in ``folder`` changed (size or modification time)
-    since the build read it, or is gone.
+    """Whether the input file of the build in ``folder`` changed since the build read it, or
+    is gone.
 
-    ``False`` when that is unknown: no ``build.json`` (a merged index or a trained quantizer)
-    or one written before these fields were stored. A finished index whose input changed is
-    stale; rebuild it with ``build(..., overwrite=True)``.
+    Size and modification time are the fast path; when only the time differs (a copy, a
+    ``touch``, a deterministic regeneration) the bytes decide, by sha256. ``False`` when that
+    is unknown: no ``build.json`` (a merged index or a trained quantizer) or one written
+    before these fields were stored. A finished index whose input changed is stale; rebuild
+    it with ``build(..., overwrite=True)``.
     """
-    build_file = Path(folder) / BUILD
     try:
-        saved = read_json(build_file)
+        saved = read_json(Path(folder) / BUILD)
     except (OSError, ValueError):
         return False
     if not all(key in saved for key in INPUT_STAT) or "input" not in saved:
         return False
     try:
-        now = input_stat(saved["input"])
+        info = os.stat(saved["input"])
     except OSError:
         return True
-    return any(saved[key] != now[key] for key in INPUT_STAT)
+    if info.st_size != saved["input_size"]:
+        return True
+    if info.st_mtime_ns == saved["input_mtime_ns"]:
+        return False
+    return file_sha256(saved["input"]) != saved["input_sha256"]
+
+
+def _refresh_input_stat(folder: Path) -> None:
+    """Store the input's current modification time in ``build.json`` once its bytes were found
+    unchanged, so later runs take the fast path again."""
+    saved = read_json(folder / BUILD)
+    if all(key in saved for key in INPUT_STAT):
+        now = input_stat(saved["input"])
+        if now["input_mtime_ns"] != saved["input_mtime_ns"]:
+            write_json({**saved, **now}, folder / BUILD)
 
 
 def finalize(
@@ -746,14 +767,14 @@ def _checked_encoder(config: BuildConfig, encoder: Encoder | None) -> Encoder:
 
 
 def _check_block(records: Path, block: list[dict[str, Any]], input_path: str) -> None:
-    """Refuse to resume when a finished block was embedded from other rows (ids and texts)
-    than the input gives now at its place."""
+    """Refuse to resume when a finished block was embedded from other rows (ids, texts and
+    image paths) than the input gives now at its place."""
 
     def rows(items: Any) -> Counter:
-        return Counter((row.get("id"), row.get("text")) for row in items)
+        return Counter((row.get("id"), row.get("text"), row.get("image")) for row in items)
 
     stored = [row for _, row in iter_jsonl(records, strict=True)] if records.is_file() else []
-    if rows(stored) != rows(block):
+    if rows(stored) != rows(_portable(row, records.parent.parent) for row in block):
         raise IndexStoreError(
             f"{records.parent.parent}: block {records.stem} holds other rows than {input_path} "
             "gives now at its place (the input changed since the build began); pass "

@@ -39,7 +39,7 @@ import numpy as np
 
 from unimo_kit.index.encoders import l2_normalize
 from unimo_kit.index.store import IndexStore, IndexStoreError, read_json, write_json
-from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, first_per_group
+from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, file_sha256, first_per_group
 
 if TYPE_CHECKING:
     from unimo_kit.index.build import BuildConfig
@@ -261,7 +261,9 @@ def mine(
     Args:
         pairs_path: ``pairs.jsonl``.
         out_path: output; finished pairs already in it are skipped (``resume``).
-        text_index, image_index, negative_index: index folders (any may be ``None``).
+        text_index, image_index, negative_index: index folders (any may be ``None``; without
+            ``negative_index`` no negatives are mined: build one with
+            :func:`build_caption_index`, as ``unimo index mine`` does by itself).
         config: :class:`MineConfig`.
         shard: mine only this contiguous slice of the pairs.
         resume: keep and skip what ``out_path`` already holds; refused when it was started
@@ -273,7 +275,8 @@ def mine(
 
     Returns:
         Counts: ``{"pairs", "skipped_done", "written", "malformed", "failed_images",
-        "mean_texts", "mean_images", "mean_negatives"}``.
+        "mean_texts", "mean_images", "mean_negatives"}``; the means are over the pairs written
+        by this call (``None`` when it wrote none: everything was done already).
 
     Raises:
         MineSettingsError: ``resume`` and ``out_path`` was started with other settings.
@@ -282,6 +285,12 @@ def mine(
 
     config = config or MineConfig()
     out_path = Path(out_path)
+    if config.negatives and negative_index is None:
+        print(
+            "warning: no negative_index, so no hard negatives are mined "
+            "(build_caption_index makes one)",
+            file=sys.stderr,
+        )
     settings = run_settings(
         pairs_path,
         text_index=text_index,
@@ -344,16 +353,19 @@ def mine(
         bar.close()
     if report.count:
         print(report.summary(), file=sys.stderr)
-    written = max(stats["written"], 1)
+
+    def mean(key: str) -> float | None:
+        return stats[key] / stats["written"] if stats["written"] else None
+
     return {
         "pairs": stats["pairs"],
         "skipped_done": stats["skipped_done"],
         "written": stats["written"],
         "malformed": report.count,
         "failed_images": miner.failed_images,
-        "mean_texts": stats["texts"] / written,
-        "mean_images": stats["images"] / written,
-        "mean_negatives": stats["negatives"] / written,
+        "mean_texts": mean("texts"),
+        "mean_images": mean("images"),
+        "mean_negatives": mean("negatives"),
     }
 
 
@@ -378,10 +390,9 @@ def run_settings(
     scenes: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """What shapes the records of a run: the input and index paths (absolute), the pairs
-    file's size and modification time (a resume must read the same pairs), the shard and the
-    :class:`MineConfig` fields (but not ``chunk_size``/``batch_size``, which change none).
+    file's sha256 (a resume must read the same pairs), the shard and the :class:`MineConfig`
+    fields (but not ``chunk_size``/``batch_size``, which change none).
     """
-    from unimo_kit.index.build import input_stat
 
     def where(path: str | os.PathLike | None) -> str | None:
         return os.path.abspath(path) if path else None
@@ -389,7 +400,7 @@ def run_settings(
     fields = {k: v for k, v in asdict(config).items() if k not in _NOT_SHAPING}
     return {
         "pairs": where(pairs_path),
-        **{f"pairs_{k.removeprefix('input_')}": v for k, v in input_stat(pairs_path).items()},
+        "pairs_sha256": file_sha256(pairs_path),
         "text_index": where(text_index),
         "image_index": where(image_index),
         "negative_index": where(negative_index),
@@ -399,7 +410,7 @@ def run_settings(
     }
 
 
-_PAIRS_STAT = ("pairs_size", "pairs_mtime_ns")
+_PAIRS_STAT = ("pairs_sha256",)
 
 
 def check_resume(out_path: str | os.PathLike, settings: dict[str, Any]) -> None:
@@ -426,7 +437,7 @@ def check_resume(out_path: str | os.PathLike, settings: dict[str, Any]) -> None:
         if key not in _PAIRS_STAT
     ]
     if any(key in _PAIRS_STAT for key in keys):
-        changed.append("the pairs file changed: its size or modification time")
+        changed.append("the pairs file changed")
     if changed:
         raise MineSettingsError(
             f"{out} was started with other settings ({'; '.join(changed)}); {advice}"
@@ -455,7 +466,7 @@ def caption_cache(
     config = _caption_config(pairs_path, encoder)
     why = _stale(folder, config) if folder.exists() else None
     if rebuild and folder.exists():
-        why = "--no-resume"
+        why = "asked to"
     if why:
         print(f"{folder}: rebuilding the caption index ({why})", file=sys.stderr)
     return build(config, folder, progress=progress, overwrite=why is not None)

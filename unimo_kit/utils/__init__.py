@@ -1,7 +1,8 @@
 """Small shared helpers: JSONL I/O with per-record errors, atomic and resumable writes,
-sharding, deterministic seeds, rank-order selection and progress bars. Nothing here imports
-torch."""
+sharding, file fingerprints, deterministic seeds, rank-order selection and progress bars.
+Nothing here imports torch."""
 
+from unimo_kit.utils.hashing import file_sha256
 from unimo_kit.utils.jsonl import (
     ErrorReport,
     RecordError,
@@ -22,6 +23,7 @@ __all__ = [
     "atomic_write",
     "count_lines",
     "derive_seed",
+    "file_sha256",
     "first_per_group",
     "iter_jsonl",
     "parse_shard",
