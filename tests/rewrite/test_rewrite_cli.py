@@ -55,26 +55,42 @@ def test_resume_with_other_options_or_input_is_refused(parser, tmp_path):
     assert CliRunner().invoke(rewrite, base).exit_code == 0
     whole = out.read_bytes()
     meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
-    assert meta["per_type"] == 1 and meta["seed"] == 0 and len(meta["input_sha256"]) == 64
+    assert meta["max_caption_chars"] == 1000 and len(meta["input_sha256"]) == 64
+    assert meta["seed"] is None  # a factual output holds parses only: no rewriting options
     out.write_bytes(whole[: whole.index(b"\n") + 1])  # killed after one line
-    result = CliRunner().invoke(rewrite, [*base, "--per-type", "2", "--seed", "5"])
+    result = CliRunner().invoke(rewrite, [*base, "--max-caption-chars", "12"])
     assert result.exit_code != 0
     (line,) = result.output.strip().splitlines()
     assert line == (
-        f"Error: {out} was made with other options or input (per_type: 1 -> 2, seed: 0 -> 5); "
+        f"Error: {out} was made with other options or input (max_caption_chars: 1000 -> 12); "
         "rerun with the same ones, or with --restart to start over"
     )
     assert len(out.read_bytes()) < len(whole)  # nothing was appended
-    assert CliRunner().invoke(rewrite, [*base, "--workers", "2"]).exit_code == 0  # same options
+    # options that do not shape a factual output (seed, workers) resume it
+    assert CliRunner().invoke(rewrite, [*base, "--seed", "5", "--workers", "2"]).exit_code == 0
     assert out.read_bytes() == whole
     out.write_bytes(whole[: whole.index(b"\n") + 1])
     with open(pairs, "a") as handle:  # the input changed since
         handle.write(json.dumps({"id": "new", "image": "x.png", "captions": ["a dog"]}) + "\n")
     result = CliRunner().invoke(rewrite, base)
     assert result.exit_code != 0 and "(input_sha256: " in result.output
-    result = CliRunner().invoke(rewrite, [*base, "--restart", "--per-type", "2"])
+    result = CliRunner().invoke(rewrite, [*base, "--restart", "--max-caption-chars", "50"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["per_type"] == 2
+    assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["max_caption_chars"] == 50
+
+
+def test_resume_of_rewrites_under_another_seed_is_refused(parser, tmp_path):
+    """In the default format the seed picks the negatives: a resume under another is refused."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"id": "0", "image": "x.png", "captions": ["a red circle"]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    base = [str(pairs), "-o", str(out), "--no-progress"]
+    assert CliRunner().invoke(rewrite, base).exit_code == 0
+    out.write_bytes(b"")  # killed before its first line
+    result = CliRunner().invoke(rewrite, [*base, "--seed", "5"])
+    assert result.exit_code == 0, result.output  # an empty output has nothing to mix with
+    result = CliRunner().invoke(rewrite, [*base, "--seed", "6"])
+    assert result.exit_code != 0 and "(seed: 5 -> 6)" in result.output
 
 
 @pytest.mark.slow

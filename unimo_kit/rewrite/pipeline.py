@@ -24,7 +24,6 @@ rewrites, so every caption of a valid record has exactly one line.
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import multiprocessing
 import os
@@ -42,6 +41,7 @@ from unimo_kit.utils import (
     Shard,
     atomic_write,
     count_lines,
+    file_sha256,
 )
 from unimo_kit.utils.jsonl import decode_line
 
@@ -396,23 +396,34 @@ def rewrite_file(
 def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[str, Any]:
     """What ``OUT.meta.json`` records: the input (path and sha256) and every option that shapes
     the output. ``workers``, ``chunk_size``, ``strict`` and progress bars do not, so they are
-    left out; the vocabulary and scenes files count by content."""
-    return {
-        "input": os.path.abspath(input_path),
-        "input_sha256": _sha256(input_path),
+    left out; the vocabulary and scenes files count by content, model folders by absolute
+    path. A ``factual`` output (parses only) records ``null`` for the rewriting options."""
+
+    def where(path: str | None) -> str | None:
+        return os.path.abspath(path) if path and os.path.exists(path) else path  # or a name
+
+    rewriting = config.output_format != "factual"
+    options = {
         "types": list(config.types),
         "per_type": config.per_type,
         "seed": config.seed,
         "positives": config.positives,
         "sentence_negatives": config.sentence_negatives,
-        "format": config.output_format,
-        "spacy_model": config.spacy_model,
-        "shard": f"{config.shard.index}/{config.shard.count}",
-        "vocab_sha256": _sha256(config.vocab_path) if config.vocab_path else None,
+        "vocab_sha256": file_sha256(config.vocab_path) if config.vocab_path else None,
         "min_count": config.min_count,
+        "back_translation": [where(p) for p in config.back_translation]
+        if config.back_translation
+        else None,
+        "scenes_sha256": file_sha256(config.scenes) if config.scenes else None,
+    }
+    return {
+        "input": os.path.abspath(input_path),
+        "input_sha256": file_sha256(input_path),
+        "format": config.output_format,
+        "spacy_model": where(config.spacy_model),
+        "shard": f"{config.shard.index}/{config.shard.count}",
         "max_caption_chars": config.max_caption_chars,
-        "back_translation": list(config.back_translation) if config.back_translation else None,
-        "scenes_sha256": _sha256(config.scenes) if config.scenes else None,
+        **{key: value if rewriting else None for key, value in options.items()},
     }
 
 
@@ -457,15 +468,6 @@ def _short(value: Any) -> str:
     if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
         return value[:12]
     return json.dumps(value)
-
-
-def _sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _ordered_map(pool: Any, fn: Any, items: Iterator[Any], workers: int) -> Iterator[Any]:
