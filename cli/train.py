@@ -79,7 +79,10 @@ def train(
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     losses = ", ".join(f"{k}={v:.4f}" for k, v in result.last_losses.items() if k.endswith("loss"))
-    click.echo(f"step {result.state.step}: {losses}", err=True)
+    if losses:
+        click.echo(f"step {result.state.step}: {losses}", err=True)
+    elif result.final and result.state.step >= config.steps:
+        click.echo(f"{out}: already trained ({result.state.step} steps); nothing to do", err=True)
     if result.eval:
         e = result.eval
         click.echo(

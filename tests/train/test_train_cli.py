@@ -39,3 +39,16 @@ def test_stop_after_then_resume_from_the_cli(tmp_path, tiny_overrides):
     assert (tmp_path / "run" / "final" / "model.safetensors").exists()
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["pairs"].startswith("/") and config["num_workers"] == 1
+    rows = (tmp_path / "run" / "eval.jsonl").read_text()
+    again = CliRunner().invoke(train, args)  # a rerun of the finished run
+    assert again.exit_code == 0, again.output
+    assert "already trained (2 steps); nothing to do" in again.output
+    assert (tmp_path / "run" / "eval.jsonl").read_text() == rows  # no second val row
+
+    # a typo in a data path fails before the finished run is touched, even with --no-resume
+    weights = (tmp_path / "run" / "final" / "model.safetensors").read_bytes()
+    typo = CliRunner().invoke(train, [*args, "--set", "features=/nonexistent", "--no-resume"])
+    assert typo.exit_code != 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() == weights
+    assert (tmp_path / "run" / "checkpoints").is_dir()
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == config

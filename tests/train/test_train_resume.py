@@ -66,6 +66,13 @@ def test_no_resume_starts_afresh_and_objectives_all_report(tmp_path, tiny_overri
     assert (tmp_path / "run" / "eval.jsonl").exists()
 
 
+def test_warmup_longer_than_the_run_is_warned_about(tmp_path, tiny_overrides, caplog):
+    config = load_config("tiny", {**tiny_overrides, "steps": 1, "warmup_steps": 5})
+    with caplog.at_level("WARNING", logger="unimo_kit.train.trainer"):
+        train(config, tmp_path / "run")
+    assert any("warmup_steps 5 > steps 1" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.slow
 def test_resume_under_another_config_is_refused_and_names_the_fields(
     tmp_path, tiny_overrides, caplog

@@ -220,19 +220,13 @@ def train(
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
     if latest is not None:
         _check_resumable(latest, config)
-    if dist.is_main:
-        if not resume:  # start afresh: drop what an earlier run left
-            for stale in ("checkpoints", "final"):
-                shutil.rmtree(run_dir / stale, ignore_errors=True)
-        if latest is None:  # nothing to resume: the logs start afresh too
-            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
-            for stale in ("log.csv", "eval.jsonl"):
-                (run_dir / stale).unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(run_dir / "config.json") as handle:
-            handle.write(json.dumps(config.to_dict(), indent=2) + "\n")
-    barrier(dist.world_size)
-
+    if dist.is_main and config.warmup_steps > config.steps:
+        logger.warning(
+            "warmup_steps %d > steps %d: the learning rate never reaches lr; lower "
+            "warmup_steps with steps",
+            config.warmup_steps,
+            config.steps,
+        )
     seed_everything(config.seed)  # same seed on every rank: identical initial weights
     from unimo_kit.features import FeatureStore
 
@@ -245,6 +239,19 @@ def train(
     data = UnimoTrainData(config, tokenizer)
     if config.val_pairs:  # fail now rather than after the last step
         val_pairs(config.val_pairs, data.store, max_images=1)
+    # The inputs are good: only now may the run folder change (a typo must not cost a run).
+    if dist.is_main:
+        if not resume:  # start afresh: drop what an earlier run left
+            for stale in ("checkpoints", "final"):
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
+        if latest is None:  # nothing to resume: the logs start afresh too
+            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+            for stale in ("log.csv", "eval.jsonl"):
+                (run_dir / stale).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(run_dir / "config.json") as handle:
+            handle.write(json.dumps(config.to_dict(), indent=2) + "\n")
+    barrier(dist.world_size)
     if dist.is_main:
         for kind, count in data.without_features.items():
             if count:
@@ -283,6 +290,7 @@ def train(
             logger.info("resumed from %s (step %d)", latest, state.step)
     check_same_step(state.step, dist.world_size)
     saved_step = state.step  # the step of the newest checkpoint on disk
+    finished_before = state.step >= config.steps  # resumed at the last step: a rerun
     loader = torch.utils.data.DataLoader(
         data,
         sampler=_copy_sampler(sampler),
@@ -381,7 +389,9 @@ def train(
 
     # ---- end --------------------------------------------------------------------------------
     final = None
-    if state.step >= config.steps:
+    if finished_before and (run_dir / "final").is_dir():
+        final = run_dir / "final"  # a rerun of a finished run: nothing to save or check again
+    elif state.step >= config.steps:
         if dist.is_main:
             final = save_checkpoint(model, run_dir / "final", metadata={"step": str(state.step)})
         if config.val_pairs and not (config.eval_every and state.step % config.eval_every == 0):
