@@ -70,7 +70,7 @@ def caption(
 
     \b
     Example:
-      unimo eval caption --checkpoint runs/synth/checkpoint-final \\
+      unimo eval caption --checkpoint runs/synth/final \\
           --references synth/pairs.test.jsonl --beams 3 -o results/caption.json
     """
     from unimo_kit.eval.caption import evaluate_captioning

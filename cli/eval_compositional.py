@@ -57,7 +57,7 @@ def compositional(data_paths, images_dir, fmt, score, strict, output, **kw) -> N
 
     \b
     Examples:
-      unimo eval compositional --checkpoint runs/synth/checkpoint-final \\
+      unimo eval compositional --checkpoint runs/synth/final \\
           --data synth/compositional.test.jsonl -o results/compositional.json
       unimo eval compositional --open-clip ViT-B-32:/models/clip.bin \\
           --data sugarcrepe/ --images coco/val2017

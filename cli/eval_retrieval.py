@@ -43,7 +43,7 @@ def retrieval(pairs_path, ks, max_images, chunk, strict, own_captions_only, outp
 
     \b
     Example:
-      unimo eval retrieval --checkpoint runs/synth/checkpoint-final \\
+      unimo eval retrieval --checkpoint runs/synth/final \\
           --pairs synth/pairs.test.jsonl -o results/retrieval.json
     """
     from unimo_kit.eval.retrieval import evaluate_retrieval

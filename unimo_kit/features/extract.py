@@ -101,7 +101,12 @@ def extract_features(
     writer = FeatureStoreWriter(
         out, ext.meta(), shard=shard, chunk_size=chunk_size, dtype=dtype, resume=resume
     )
-    bar = tqdm(total=stop - start, desc=f"features {shard}", disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=stop - start,
+        desc="features" if shard.count == 1 else f"features [shard {shard}]",
+        disable=not progress,
+        file=sys.stderr,
+    )
     batch_ids: list[str] = []
     batch_pixels: list = []
 
