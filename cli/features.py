@@ -37,7 +37,11 @@ import click
 @click.option("--chunk-size", default=256, show_default=True, help="Images per chunk file.")
 @click.option("--device", default=None, help="torch device (default: cuda if visible, else cpu).")
 @click.option(
-    "--resume/--no-resume", default=True, show_default=True, help="Skip images already stored."
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Skip images already stored (--no-resume: recompute this shard's images; the store's "
+    "extractor, dim and dtype stay).",
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed record or bad image.")
 def features(
@@ -74,6 +78,10 @@ def features(
         built = build_extractor(extractor, device=device)
     except (ValueError, FileNotFoundError, ResourceNotFound) as exc:
         raise click.ClickException(str(exc)) from exc
+    except ImportError as exc:  # e.g. a torchvision that does not fit torch
+        raise click.ClickException(
+            f"extractor {extractor!r} cannot be loaded: {exc}; `unimo env` checks the install"
+        ) from exc
     for input_path in inputs:
         try:
             report = extract_features(

@@ -209,3 +209,77 @@ def test_cli_import_and_pairs_input(image_folder):
         [str(image_folder / "pairs.jsonl"), "-o", str(image_folder / "g"), "--extractor", "resnet"],
     )
     assert bad.exit_code != 0 and "unknown extractor" in bad.output
+
+
+def test_import_bundle_is_read_once_and_named_by_absolute_path(image_folder, monkeypatch):
+    from unimo_kit.features.extractors import RegionImport
+
+    ids = [f"img-{i:03d}" for i in range(10)]
+    feats = np.arange(10 * 2 * 3, dtype=np.float32).reshape(10, 2, 3)
+    boxes = np.tile(np.array([0, 0, 0.5, 0.5], np.float32), (10, 2, 1))
+    np.savez(image_folder / "bundle.npz", ids=np.array(ids), features=feats, boxes=boxes)
+    monkeypatch.chdir(image_folder)
+    reads = []
+    member = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(
+        np.lib.npyio.NpzFile,
+        "__getitem__",
+        lambda self, key: reads.append(key) or member(self, key),
+    )
+    imported = RegionImport("bundle.npz")
+    assert imported.name == f"import:{(image_folder / 'bundle.npz').resolve()}"  # typed relative
+    opened = len(reads)
+    for image_id in ids:
+        np.testing.assert_array_equal(imported.lookup(image_id).feats, feats[int(image_id[4:])])
+    assert len(reads) == opened <= 3  # each member read once, when opened; not per image
+
+
+def test_duplicate_ids_in_one_batch_are_counted_and_warned_once(
+    image_folder, MeanColourGrid, capsys
+):
+    records = [
+        json.loads(line) for line in (image_folder / "images.jsonl").read_text().splitlines()
+    ]
+    _write(image_folder / "dup.jsonl", [*records[:5], records[4], records[4], *records[5:]])
+    report = extract_features(
+        image_folder / "dup.jsonl",
+        image_folder / "out",
+        extractor=MeanColourGrid(),
+        batch_size=32,  # all in one batch: the copies are queued before anything is stored
+        progress=False,
+    )
+    assert (report.written, report.duplicates) == (10, 2)
+    assert "10 written" in report.summary() and "2 duplicate id(s) skipped" in report.summary()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "more than once" in line]
+    assert len(warnings) == 1 and "'img-004'" in warnings[0]
+    store = FeatureStore(image_folder / "out")
+    from safetensors import safe_open
+
+    from unimo_kit.features import list_chunks
+
+    (chunk,) = list_chunks(image_folder / "out")
+    with safe_open(str(chunk), framework="numpy") as handle:
+        assert len(json.loads(handle.metadata()["ids"])) == len(store) == 10
+
+
+def test_cli_names_a_broken_chunk_in_one_line(image_folder):
+    from unimo_kit.cli.features import features
+    from unimo_kit.features import list_chunks
+
+    folder = image_folder / "butd"
+    folder.mkdir()
+    for i in range(10):
+        np.savez(folder / f"img-{i:03d}.npz", features=np.ones((2, 4)), boxes=np.zeros((2, 4)))
+    args = [str(image_folder / "images.jsonl"), "-o", str(image_folder / "out")]
+    args += ["--extractor", f"import:{folder}", "--chunk-size", "3"]
+    assert CliRunner().invoke(features, args).exit_code == 0
+    chunk = list_chunks(image_folder / "out")[1]
+    chunk.write_bytes(chunk.read_bytes()[:100])  # a copy cut short
+    result = CliRunner().invoke(features, args)
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"Error: {image_folder / 'images.jsonl'}: {chunk}: not a complete")
+    assert line.endswith("delete it and rerun unimo features to recompute its images")
+    chunk.unlink()
+    result = CliRunner().invoke(features, args)
+    assert result.exit_code == 0 and "3 written, 7 already stored" in result.output

@@ -87,3 +87,86 @@ def test_store_pickles_without_open_handles(tmp_path):
     before = store["id-0"]["feats"]
     clone = pickle.loads(pickle.dumps(store))
     np.testing.assert_array_equal(clone["id-0"]["feats"], before)
+
+
+def test_chunks_get_the_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with FeatureStoreWriter(tmp_path, {"extractor": "t", "dim": 8}) as writer:
+            for item in _items(2):
+                writer.add(*item)
+    finally:
+        os.umask(old)
+    (chunk,) = list_chunks(tmp_path)
+    # readable by group and others, like meta.json (safetensors' save_file makes 0600)
+    assert stat.S_IMODE(chunk.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "meta.json").stat().st_mode) == 0o644
+    assert not list((tmp_path / "chunks").glob("*.tmp"))
+
+
+def test_meta_mismatch_refusal_says_what_works(tmp_path):
+    FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 8}).close()
+    for resume in (True, False):  # --no-resume keeps meta.json: it is no way out
+        with pytest.raises(ValueError) as info:
+            FeatureStoreWriter(tmp_path, {"extractor": "b", "dim": 8}, resume=resume)
+        message = str(info.value)
+        assert "--no-resume" not in message
+        assert f"use another output folder, or remove {tmp_path} to start it afresh" in message
+
+
+def test_import_store_with_a_relative_name_is_resumed_by_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "butd").mkdir()
+    # a store written when import names kept the path as typed
+    FeatureStoreWriter(tmp_path / "f", {"extractor": "import:butd", "dim": 8}).close()
+    FeatureStoreWriter(tmp_path / "f", {"extractor": f"import:{tmp_path / 'butd'}", "dim": 8})
+    FeatureStoreWriter(tmp_path / "f", {"extractor": "import:./butd/", "dim": 8})
+    with pytest.raises(ValueError, match="another kind"):
+        FeatureStoreWriter(tmp_path / "f", {"extractor": f"import:{tmp_path / 'x'}", "dim": 8})
+    with pytest.raises(ValueError, match="another kind"):
+        FeatureStoreWriter(tmp_path / "f", {"extractor": "butd", "dim": 8})
+
+
+@pytest.mark.parametrize("cut", ["empty", "half", "garbage"])
+def test_a_broken_chunk_is_named_in_one_line(tmp_path, cut):
+    meta = {"extractor": "t", "dim": 8}
+    with FeatureStoreWriter(tmp_path, meta, chunk_size=2) as writer:
+        for item in _items(5):
+            writer.add(*item)
+    chunk = list_chunks(tmp_path)[1]
+    data = chunk.read_bytes()
+    chunk.write_bytes({"empty": b"", "half": data[: len(data) // 2], "garbage": b"x" * 64}[cut])
+    for opener in (lambda: FeatureStore(tmp_path), lambda: FeatureStoreWriter(tmp_path, meta)):
+        with pytest.raises(ValueError) as info:
+            opener()
+        message = str(info.value)
+        assert message.startswith(f"{chunk}: not a complete features chunk (")
+        assert "delete it and rerun unimo features" in message and "\n" not in message
+    chunk.unlink()  # what the message says to do: the rest of the store is read again
+    assert len(FeatureStore(tmp_path)) == 3
+
+
+def test_chunks_of_another_kind_are_refused_when_opening(tmp_path):
+    def make(folder, dim, classes=0, shard=Shard()):
+        with FeatureStoreWriter(
+            folder, {"extractor": f"e{dim}", "dim": dim, "num_classes": classes}, shard=shard
+        ) as writer:
+            for item in _items(2, dim=dim, classes=classes, seed=dim + classes):
+                writer.add(*item)
+        return list_chunks(folder)[0]
+
+    make(tmp_path / "a", 8, shard=Shard(0, 2))
+    wide = make(tmp_path / "b", 12, shard=Shard(1, 2))
+    probs = make(tmp_path / "c", 8, classes=3, shard=Shard(1, 2))
+    target = tmp_path / "a" / "chunks" / wide.name  # shard folders "copied together"
+    target.write_bytes(wide.read_bytes())
+    with pytest.raises(ValueError, match=r"s1of2-000000\.safetensors: 12-d features, .* dim 8"):
+        FeatureStore(tmp_path / "a")
+    target.write_bytes(probs.read_bytes())
+    with pytest.raises(ValueError, match=r"has class_probs, but .* has_class_probs False"):
+        FeatureStore(tmp_path / "a")
+    target.unlink()
+    assert len(FeatureStore(tmp_path / "a")) == 2

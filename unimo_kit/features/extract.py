@@ -23,6 +23,7 @@ class ExtractionReport:
     written: int = 0  # images stored by this run
     skipped_done: int = 0  # images already in the store (resume)
     missing_features: int = 0  # import: ids without precomputed features
+    duplicates: int = 0  # records whose id came earlier in the same input (skipped)
     images: ImageStats = field(default_factory=ImageStats)  # decoded / missing / corrupt images
     records_skipped: int = 0  # malformed JSONL lines
 
@@ -30,6 +31,8 @@ class ExtractionReport:
         parts = [f"features: {self.written} written, {self.skipped_done} already stored"]
         if self.missing_features:
             parts.append(f"{self.missing_features} without precomputed features")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicate id(s) skipped")
         parts.append(self.images.summary())
         if self.records_skipped:
             parts.append(f"{self.records_skipped} malformed record(s) skipped")
@@ -109,6 +112,7 @@ def extract_features(
     )
     batch_ids: list[str] = []
     batch_pixels: list = []
+    seen: set[str] = set()  # ids met in this input so far (a batch is stored only when full)
 
     def run_batch() -> None:
         if not batch_ids:
@@ -130,6 +134,16 @@ def extract_features(
             if position >= stop:
                 break
             bar.update(1)
+            if image_id in seen:
+                if not report.duplicates:
+                    print(
+                        f"warning: {input_path}: image id {image_id!r} appears more than once "
+                        "(ids must be unique); later copies of an id are skipped",
+                        file=sys.stderr,
+                    )
+                report.duplicates += 1
+                continue
+            seen.add(image_id)
             if image_id in writer.done:
                 report.skipped_done += 1
                 continue

@@ -223,14 +223,18 @@ class RegionImport:
       ``image_h`` ``(K,)``, ``class_probs`` ``(K, N, C)``.
 
     Boxes are normalised to ``[0, 1]`` (divided by the image size when any coordinate is above 1)
-    and their area appended when missing.
+    and their area appended when missing. A bundle is read into memory once, whole.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._bundle: dict[str, int] | None = None
+        self._arrays: dict[str, np.ndarray] = {}
         if self.path.is_file():
-            self._arrays = np.load(self.path, allow_pickle=False)
+            # Read every array once: an NpzFile re-reads (and decompresses) a whole member on
+            # each access, which would make looking up K images cost K reads of the bundle.
+            with np.load(self.path, allow_pickle=False) as npz:
+                self._arrays = {key: npz[key] for key in npz.files}
             self._bundle = {str(i): k for k, i in enumerate(self._arrays["ids"])}
             first = self._lookup_bundle(next(iter(self._bundle))) if self._bundle else None
         elif self.path.is_dir():
@@ -240,7 +244,8 @@ class RegionImport:
             raise FileNotFoundError(f"no region features at {self.path}")
         if first is None:
             raise ValueError(f"{self.path} holds no region features")
-        self.name = f"import:{self.path}"
+        # By absolute path: the same features spelled relative or absolute are one kind.
+        self.name = f"import:{self.path.resolve()}"
         self.dim = first.feats.shape[1]
         self.num_classes = 0 if first.class_probs is None else first.class_probs.shape[1]
         self.tokens = None
@@ -265,7 +270,7 @@ class RegionImport:
         k = self._bundle.get(image_id)
         if k is None:
             return None
-        data = {key: self._arrays[key][k] for key in self._arrays.files if key != "ids"}
+        data = {key: array[k] for key, array in self._arrays.items() if key != "ids"}
         return _region_features(data, f"{self.path}[{image_id}]", image_path)
 
     def _load_file(self, file: Path, image_path: str | None = None) -> VisualFeatures:

@@ -16,11 +16,12 @@ A chunk is one safetensors file holding, for ``K`` images with ``N_k`` tokens ea
 - ``offsets`` ``(K + 1,)`` int64, image ``k`` owns rows ``offsets[k]:offsets[k+1]``;
 
 and, in the safetensors header metadata, ``ids``: the JSON list of the ``K`` image ids. Chunks
-are written to ``NAME.tmp`` and renamed, so a killed run leaves only whole chunks; the next run
-with the same output skips the ids already stored (resume). ``--shard i/n`` runs name their
-chunks ``s{i}of{n}-*``, so several shards can write into one folder and their union is the full
-store. Reading opens each chunk's header once (ids only) and reads an image's rows on demand
-through safetensors' memory-mapped slices.
+are written to ``NAME.tmp``, synced and renamed (with the usual umask permissions), so a killed
+run leaves only whole chunks; the next run with the same output skips the ids already stored
+(resume). ``--shard i/n`` runs name their chunks ``s{i}of{n}-*``, so several shards can write
+into one folder and their union is the full store. Reading opens each chunk's header once (ids,
+and the shapes checked against ``meta.json``) and reads an image's rows on demand through
+safetensors' memory-mapped slices.
 
 Only numpy and safetensors are needed here (no torch).
 """
@@ -92,7 +93,7 @@ class FeatureStore:
         for chunk in list_chunks(self.path):
             number = len(self._chunks)
             self._chunks.append(chunk)
-            ids, offsets = _read_index(chunk)
+            ids, offsets = _read_index(chunk, self.meta)
             for k, image_id in enumerate(ids):
                 # A later chunk wins if an id was stored twice (e.g. two overlapping shards).
                 self._where[image_id] = (number, int(offsets[k]), int(offsets[k + 1]))
@@ -165,13 +166,84 @@ def list_chunks(path: str | os.PathLike) -> list[Path]:
     return [file for _, file in sorted(found)]
 
 
-def _read_index(chunk: Path) -> tuple[list[str], np.ndarray]:
+def _read_index(chunk: Path, meta: dict[str, Any] | None = None) -> tuple[list[str], np.ndarray]:
+    """The ids and row offsets of a chunk, read from its header (and the small ``offsets``).
+
+    With ``meta`` (the store's ``meta.json``), the chunk's feature width and whether it holds
+    class probabilities are checked against it, from the header only.
+
+    Raises:
+        ValueError: one line naming ``chunk``, when it is cut short or not a features chunk,
+            or does not match ``meta``.
+    """
     from safetensors import safe_open
 
-    with safe_open(str(chunk), framework="numpy") as handle:
-        ids = json.loads(handle.metadata()["ids"])
-        offsets = handle.get_tensor("offsets")
+    try:
+        with safe_open(str(chunk), framework="numpy") as handle:
+            try:
+                ids = json.loads(handle.metadata()["ids"])
+            except (KeyError, TypeError, json.JSONDecodeError):
+                raise _broken_chunk(chunk, "no list of ids in its header") from None
+            offsets = handle.get_tensor("offsets")
+            if meta is not None:
+                _check_chunk_shapes(chunk, handle, meta)
+    except Exception as exc:  # safetensors' own errors (header too small, file cut short)
+        if type(exc).__name__ not in ("SafetensorError", "HeaderTooLarge", "InvalidHeader"):
+            raise
+        raise _broken_chunk(chunk, str(exc)) from None
+    if len(offsets) != len(ids) + 1:
+        raise _broken_chunk(chunk, f"{len(ids)} ids but {len(offsets)} offsets")
     return ids, offsets
+
+
+def _broken_chunk(chunk: Path, detail: str) -> ValueError:
+    detail = " ".join(detail.split())
+    return ValueError(
+        f"{chunk}: not a complete features chunk ({detail}); delete it and rerun "
+        "unimo features to recompute its images"
+    )
+
+
+def _check_chunk_shapes(chunk: Path, handle: Any, meta: dict[str, Any]) -> None:
+    """Raise ``ValueError`` when ``chunk`` holds features of another kind than ``meta`` says
+    (e.g. shard folders of two extractors copied together)."""
+    width = handle.get_slice("feats").get_shape()[1]
+    has_probs = "class_probs" in set(handle.keys())
+    problem = None
+    if width != meta["dim"]:
+        problem = f"{width}-d features, but the store's meta.json says dim {meta['dim']}"
+    elif has_probs != bool(meta.get("has_class_probs")):
+        problem = (
+            f"{'has' if has_probs else 'has no'} class_probs, but the store's meta.json says "
+            f"has_class_probs {bool(meta.get('has_class_probs'))}"
+        )
+    elif has_probs and handle.get_slice("class_probs").get_shape()[1] != meta["num_classes"]:
+        classes = handle.get_slice("class_probs").get_shape()[1]
+        problem = (
+            f"{classes} class probabilities, but the store's meta.json says "
+            f"num_classes {meta['num_classes']}"
+        )
+    if problem:
+        raise ValueError(
+            f"{chunk}: {problem}; the chunk comes from another kind of features: move it out "
+            "of the store (or re-extract into a fresh folder)"
+        )
+
+
+def _same(key: str, stored: Any, wanted: Any) -> bool:
+    """Whether a :data:`COMPATIBLE_KEYS` value of a store matches this run's.
+
+    ``import:PATH`` extractors are named by absolute path; a store written when the name kept
+    the path as typed (relative) matches when that path, from here, is the same folder or file.
+    """
+    if stored == wanted:
+        return True
+    if key != "extractor" or not isinstance(stored, str) or not isinstance(wanted, str):
+        return False
+    prefix = "import:"
+    if not (stored.startswith(prefix) and wanted.startswith(prefix)):
+        return False
+    return Path(stored[len(prefix) :]).resolve() == Path(wanted[len(prefix) :]).resolve()
 
 
 class FeatureStoreWriter:
@@ -239,14 +311,14 @@ class FeatureStoreWriter:
         if meta_path.exists():
             old = json.loads(meta_path.read_text(encoding="utf-8"))
             diff = {k: (old.get(k), self.meta.get(k)) for k in COMPATIBLE_KEYS}
-            diff = {k: v for k, v in diff.items() if v[0] != v[1]}
+            diff = {k: v for k, v in diff.items() if not _same(k, v[0], v[1])}
             if diff:
                 details = ", ".join(
                     f"{k}: store has {a!r}, this run {b!r}" for k, (a, b) in diff.items()
                 )
                 raise ValueError(
-                    f"{self.path} holds features of another kind ({details}); "
-                    "use another output folder or --no-resume"
+                    f"{self.path} holds features of another kind ({details}); use another "
+                    f"output folder, or remove {self.path} to start it afresh"
                 )
             return
         with atomic_write(meta_path) as handle:
@@ -285,10 +357,10 @@ class FeatureStoreWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued images as one chunk (atomic: ``.tmp`` then rename)."""
+        """Write the queued images as one chunk (atomic: ``.tmp``, fsync, then rename)."""
         if not self._pending:
             return
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         ids = [image_id for image_id, _ in self._pending]
         items = [item for _, item in self._pending]
@@ -303,9 +375,12 @@ class FeatureStoreWriter:
                 np.float32
             )
         target = self.path / "chunks" / f"{self._prefix}{self._next:06d}.safetensors"
-        tmp = target.with_name(target.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"ids": json.dumps(ids)})
-        os.replace(tmp, target)
+        # Serialised in memory and written through atomic_write (``.tmp``, fsync, rename), so
+        # the chunk gets the umask's permissions (save_file would make it 0600) and survives
+        # a power loss whole.
+        data = save(tensors, metadata={"ids": json.dumps(ids)})
+        with atomic_write(target, "wb") as handle:
+            handle.write(data)
         self._next += 1
         self.written += len(ids)
         self._pending = []

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from unimo_kit.utils import atomic_write
+
 CHECKPOINT_PREFIX = "step-"
 
 
@@ -120,6 +122,20 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write ``tensors`` as a safetensors file through :func:`~unimo_kit.utils.atomic_write`.
+
+    Serialised in memory rather than with ``save_file``, which creates its file mode 0600
+    whatever the umask: this way the file gets the umask's permissions (others can read a
+    shared run) and is synced before the checkpoint folder is renamed into place.
+    """
+    from safetensors.torch import save
+
+    data = save(tensors)
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+
+
 def write_checkpoint(
     run_dir: str | os.PathLike,
     step: int,
@@ -138,8 +154,6 @@ def write_checkpoint(
         rng_states: one :func:`rng_state_tensors` dict per rank, in rank order.
         state: JSON-able training state (the trainer's ``TrainState`` and config).
     """
-    from safetensors.torch import save_file
-
     from unimo_kit.model import save_checkpoint
 
     folder = Path(run_dir) / "checkpoints"
@@ -148,11 +162,11 @@ def write_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     save_checkpoint(model, tmp, metadata={"step": str(step)})
     tensors, rest = optimizer_state_tensors(optimizer)
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    _save_tensors(tensors, tmp / "optimizer.safetensors")
     rng = {f"rank{r}.{k}": v.contiguous() for r, s in enumerate(rng_states) for k, v in s.items()}
-    save_file(rng, str(tmp / "rng.safetensors"))
-    save_file({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()},
-              str(tmp / "objective.safetensors"))  # fmt: skip
+    _save_tensors(rng, tmp / "rng.safetensors")
+    _save_tensors({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()},
+                  tmp / "objective.safetensors")  # fmt: skip
     (tmp / "state.json").write_text(
         json.dumps({**state, "optimizer": rest}, indent=2) + "\n", encoding="utf-8"
     )
