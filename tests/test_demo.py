@@ -2,6 +2,7 @@
 
 import json
 import stat
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -273,3 +274,86 @@ def test_train_fingerprint_leaves_out_fields_at_their_defaults():
     assert train_fingerprint("synth-small", ["seed=0", "mirror_horizontal=0.0"]) == base
     assert train_fingerprint("synth-small", ["seed=0", "mirror_horizontal=0.5"]) != base
     assert train_fingerprint("synth-small", ["seed=1"]) != base
+
+
+def _stop_on(text: str):
+    """An ``echo`` that stops the demo (as a Ctrl-C would) at the first line holding ``text``."""
+
+    def echo(line: str) -> None:
+        if text in line:
+            raise KeyboardInterrupt
+
+    return echo
+
+
+@pytest.mark.parametrize("stop_at", ["[8/8] eval", "starts afresh: removing"])
+def test_a_stop_after_an_upstream_stage_reran_still_reruns_the_later_ones(tmp_path, stop_at):
+    """Training reruns (steps changed); a Ctrl-C before evaluation's marker is rewritten (at
+    its header, or while its old results are removed) must not leave it marked done."""
+    python, log = _fake_python(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=python)
+    (config.out / "results").mkdir()
+    (config.out / "results" / "results.json").write_text("{}")  # of the steps=5 model
+    changed = DemoConfig(out=config.out, n_images=50, train_steps=7)
+    assert not (config.out / "run").exists()  # so the first removal is eval's results/
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(changed, echo=_stop_on(stop_at), python=python)
+    assert not (config.out / ".stages" / "eval.json").exists()
+    calls = len(log.read_text().splitlines())
+
+    lines: list[str] = []
+    run_demo(changed, echo=lines.append, python=python)
+    rerun = log.read_text().splitlines()[calls:]
+    assert rerun and rerun[-1].startswith("-m unimo_kit.cli.main eval")
+    assert not any("] eval:" in line and "skipped" in line for line in lines)
+
+
+def test_relative_and_absolute_out_are_the_same_run(tmp_path, monkeypatch):
+    python, log = _fake_python(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    run_demo(
+        DemoConfig(out=Path("demo"), n_images=50, train_steps=5), echo=lambda _: None, python=python
+    )
+    names = [s.name for s in build_stages(DemoConfig())]
+    for out in (tmp_path / "demo", Path("./demo"), Path("sub/../demo")):
+        lines: list[str] = []
+        run_demo(DemoConfig(out=out, n_images=50, train_steps=5), echo=lines.append, python=python)
+        assert len(log.read_text().splitlines()) == len(names), out  # nothing reran
+        assert sum("done already, skipped" in line for line in lines) == len(names)
+
+
+def test_a_folder_made_with_relative_paths_by_an_earlier_build_is_still_done(tmp_path, monkeypatch):
+    """Before paths were made absolute, markers held them as typed (``runs/demo/world``, as
+    ``make demo`` wrote); such a finished folder, rerun the same way, is not redone."""
+    python, log = _fake_python(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    config = DemoConfig(out=Path("runs/demo"), n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=python)
+    absolute = str(tmp_path / "runs" / "demo")
+    for marker in (tmp_path / "runs" / "demo" / ".stages").iterdir():  # as the old code wrote it
+        record = json.loads(marker.read_text())
+        argv = [word.replace(absolute, "runs/demo") for word in record["argv"]]
+        assert not any(absolute in word for word in argv)
+        if marker.stem == "train":  # its digest was of the relative data_dir, too
+            settings = [argv[i + 1] for i, word in enumerate(argv) if word == "--set"]
+            relative = train_fingerprint("synth-small", settings)
+            assert relative != record["fingerprint"]
+            record["fingerprint"] = relative
+        record["argv"] = argv
+        marker.write_text(json.dumps(record))
+    train = json.loads((tmp_path / "runs/demo/.stages/train.json").read_text())
+    assert "data_dir=runs/demo/world" in train["argv"]  # in the training fingerprint too
+    names = [s.name for s in build_stages(config)]
+    for out in (Path("runs/demo"), tmp_path / "runs" / "demo"):
+        lines: list[str] = []
+        run_demo(DemoConfig(out=out, n_images=50, train_steps=5), echo=lines.append, python=python)
+        assert len(log.read_text().splitlines()) == len(names), out
+        assert sum("done already, skipped" in line for line in lines) == len(names)
+    run_demo(
+        DemoConfig(out=Path("runs/demo"), n_images=50, train_steps=6),
+        echo=lambda _: None,
+        python=python,
+    )
+    rerun = log.read_text().splitlines()[len(names) :]  # a real change still reruns
+    assert [call.split()[2] for call in rerun] == ["train", "eval"]

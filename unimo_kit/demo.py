@@ -18,15 +18,19 @@ Layout under ``out`` (default ``runs/demo``)::
 
 A stage that finished is skipped on rerun (its marker in ``.stages/`` records the command and
 a digest of the training preset or evaluation config it read); a changed command or digest
-runs it again, and every stage after it, each from empty outputs. A stage killed mid-run
-resumes when rerun with the same settings (the marker is written when a stage starts, with
-``"finished": false``); with others it starts afresh.
+runs it again, and every stage after it, each from empty outputs (the later stages' markers
+are deleted as it starts, so that a stop at any point cannot leave one marked done). A stage
+killed mid-run resumes when rerun with the same settings (the marker is written when a stage
+starts, with ``"finished": false``); with others it starts afresh. The commands name absolute
+paths, and markers compare paths resolved, so ``--out runs/demo`` and ``--out
+$PWD/runs/demo`` are the same run (a folder whose markers hold relative paths included).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -84,6 +88,8 @@ class Stage:
     description: str
     fingerprint: str | None = None
     outputs: tuple[Path, ...] = ()
+    # the fingerprint of another spelling of ``argv`` (an earlier marker's); None: ``fingerprint``
+    fingerprint_of: Callable[[list[str]], str | None] | None = None
 
 
 def _digest(value: object) -> str:
@@ -102,9 +108,15 @@ def train_fingerprint(preset: str, overrides: list[str]) -> str:
     return _digest(load_config(preset, overrides).non_default_fields())
 
 
+def _set_values(argv: list[str]) -> list[str]:
+    """The ``KEY=VALUE`` items of every ``--set`` in ``argv``."""
+    return [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "--set"]
+
+
 def build_stages(config: DemoConfig) -> list[Stage]:
-    """The demo's commands, in order."""
-    out = config.out
+    """The demo's commands, in order. Paths are absolute, so that ``--out runs/demo`` and
+    ``--out $PWD/runs/demo`` are the same run."""
+    out = Path(os.path.abspath(config.out))
     world = out / "world"
     indexes = out / "indexes"
     results = out / "results"
@@ -235,6 +247,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
             "train UNIMO: CMCL and token alignment with rewrites and retrieval, MLM, seq2seq, "
             "masked regions",
             fingerprint=train_fingerprint(config.train_preset, train_set),
+            fingerprint_of=lambda argv: train_fingerprint(config.train_preset, _set_values(argv)),
             outputs=(out / "run",),
         ),
         Stage(
@@ -296,13 +309,39 @@ def _read_marker(out: Path, stage: Stage) -> dict | None:
         return None
 
 
+def _canonical_word(word: str) -> str:
+    """``word`` with a path in it (``a/b``, ``KEY=a/b``) made absolute and free of symlinks."""
+    key, sep, value = word.partition("=") if "=" in word.split("/")[0] else ("", "", word)
+    if "/" not in value or value.startswith("-"):
+        return word
+    return f"{key}{sep}{os.path.realpath(value)}"
+
+
+def _same_argv(recorded: list[str], argv: list[str]) -> bool:
+    """The same command line, its paths spelled alike or not: a marker written with a
+    relative ``--out`` (by this version or an earlier one, whose stages kept ``--out`` as
+    typed) matches the absolute paths of :func:`build_stages`, rerun from the same folder."""
+    return len(recorded) == len(argv) and all(
+        a == b or _canonical_word(a) == _canonical_word(b)
+        for a, b in zip(recorded, argv, strict=True)
+    )
+
+
 def _same_settings(marker: dict | None, stage: Stage) -> bool:
     """The marker records a run of this very stage: same command, settings and version."""
+    if marker is None or not isinstance(marker.get("argv"), list):
+        return False
+    recorded = marker["argv"]
+    fingerprint = stage.fingerprint
+    if stage.fingerprint_of is not None and recorded != stage.argv:
+        try:  # the digest covers the paths as the marker spells them
+            fingerprint = stage.fingerprint_of(recorded)
+        except (ValueError, TypeError):  # settings no longer valid: not this run
+            return False
     return (
-        marker is not None
-        and marker.get("argv") == stage.argv
+        _same_argv(recorded, stage.argv)
         and marker.get("version", 1) == DEMO_VERSION
-        and marker.get("fingerprint") == stage.fingerprint
+        and marker.get("fingerprint") == fingerprint
     )
 
 
@@ -362,7 +401,7 @@ def run_demo(
     """
     from unimo_kit.demo_report import write_report
 
-    out = config.out
+    out = Path(os.path.abspath(config.out))
     stages = build_stages(config)
     _check_version(out, stages)
     out.mkdir(parents=True, exist_ok=True)
@@ -383,6 +422,10 @@ def run_demo(
             continue
         resuming = not upstream_ran and _was_killed(earlier, stage)
         upstream_ran = True
+        # Every later stage must run again: forget it on disk before anything is removed, so
+        # that a stop from here on cannot leave one marked done over stale outputs.
+        for later in stages[number:]:
+            _marker(out, later).unlink(missing_ok=True)
         echo(f"{header}\n    $ {line}")
         if resuming:
             echo("    resuming the run that was stopped")
