@@ -11,7 +11,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def env(as_json: bool) -> None:
     """Report the offline resources (spaCy pipeline, WordNet, MiniLM, EfficientNet-Lite0,
-    open_clip, faiss, torch): versions, paths and devices. Exits 1 when one is missing.
+    open_clip, faiss, torch): versions, paths and devices. Exits 1 when one is missing or
+    cannot be imported (e.g. timm or open_clip over a broken torchvision).
 
     \b
     Example:

