@@ -71,6 +71,32 @@ def test_feature_dim_mismatch_is_clear(tiny_checkpoint, tiny_world):
         scorer.encode_images([str(tiny_world / "images" / "img-000.png")])
 
 
+@pytest.mark.parametrize("trained_on", ["effnet-random", "test"])
+def test_a_store_of_another_extractor_than_training_is_warned_about(
+    trained_on, tiny_checkpoint, tiny_world, tmp_path, caplog
+):
+    """Same dimension, other extractor (effnet vs effnet-random, two 768-d CLIPs): scored,
+    with one warning naming both; the extractor the run trained on: no warning."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint, run / "final")
+    train_store = tmp_path / "train-features"
+    train_store.mkdir()
+    (train_store / "meta.json").write_text(json.dumps({"extractor": trained_on, "dim": 16}))
+    (run / "config.json").write_text(json.dumps({"steps": 1, "features": str(train_store)}))
+    with caplog.at_level("WARNING", logger="unimo_kit.eval.scorers"):
+        scorer = UnimoScorer(run / "final", tiny_world / "features", device="cpu")
+    assert scorer.features is not None  # not refused
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if trained_on == "test":  # the store's own extractor
+        assert not warnings
+    else:
+        assert len(warnings) == 1 and "\n" not in warnings[0]
+        assert "trained on effnet-random features" in warnings[0]
+        assert "holds test features" in warnings[0]
+
+
 def test_on_the_fly_extraction_matches_extractor(tmp_path, tiny_world):
     import torch
 

@@ -15,12 +15,15 @@ Nothing heavy is imported until a scorer is built.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -92,6 +95,23 @@ def run_trained_objective(checkpoint: str | os.PathLike, objective: str) -> bool
     return None
 
 
+def _warn_other_extractor(checkpoint: str | os.PathLike, features: Any) -> None:
+    """Warn (one line; not refused) when the checkpoint's run trained on another extractor's
+    features than ``features`` holds: the dimensions agree, but the scores mean little."""
+    trained = run_extractor(checkpoint)
+    store = features.meta.get("extractor")
+    if trained is not None and store is not None and trained != store:
+        logger.warning(
+            "%s was trained on %s features, but %s holds %s features; its scores may mean "
+            "little (extract the test images with --extractor %s)",
+            checkpoint,
+            trained,
+            features.path,
+            store,
+            trained,
+        )
+
+
 def _image_key(image: Any) -> Any:
     """A hashable key of an image path or an in-memory (PIL) image."""
     return image if isinstance(image, (str, os.PathLike)) else id(image)
@@ -149,6 +169,8 @@ class UnimoScorer:
             features = FeatureStore(features)
         if features is not None:
             check_feature_dim(self.model, int(features.dim), f"features store {features.path}")
+            if isinstance(checkpoint, (str, os.PathLike)):
+                _warn_other_extractor(checkpoint, features)
         self.features = features
         if extractor is None and isinstance(checkpoint, (str, os.PathLike)):
             extractor = run_extractor(checkpoint)
