@@ -66,6 +66,24 @@ def test_no_resume_starts_afresh_and_objectives_all_report(tmp_path, tiny_overri
     assert (tmp_path / "run" / "eval.jsonl").exists()
 
 
+def test_a_rerun_returns_final_only_when_it_holds_the_last_step(tmp_path, tiny_overrides):
+    """A finished run is not trained again; one extended and stopped since gets a new final/."""
+    from safetensors import safe_open
+
+    def final_step():
+        with safe_open(str(tmp_path / "run" / "final" / "model.safetensors"), "np") as handle:
+            return handle.metadata()["step"]
+
+    base = {**tiny_overrides, "save_every": 1}
+    train(load_config("tiny", {**base, "steps": 2}), tmp_path / "run")
+    again = train(load_config("tiny", {**base, "steps": 2}), tmp_path / "run")
+    assert again.final is not None and again.last_losses == {} and again.state.step == 2
+    train(load_config("tiny", {**base, "steps": 4}), tmp_path / "run", stop_after=3)
+    assert final_step() == "2"
+    result = train(load_config("tiny", {**base, "steps": 3}), tmp_path / "run")
+    assert result.state.step == 3 and final_step() == "3"  # saved again, not taken as done
+
+
 def test_warmup_longer_than_the_run_is_warned_about(tmp_path, tiny_overrides, caplog):
     config = load_config("tiny", {**tiny_overrides, "steps": 1, "warmup_steps": 5})
     with caplog.at_level("WARNING", logger="unimo_kit.train.trainer"):

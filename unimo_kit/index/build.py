@@ -294,7 +294,7 @@ def input_changed(folder: str | os.PathLike) -> bool:
         saved = read_json(Path(folder) / BUILD)
     except (OSError, ValueError):
         return False
-    if not all(key in saved for key in INPUT_STAT) or "input" not in saved:
+    if not all(key in saved for key in INPUT_STAT[:2]) or "input" not in saved:
         return False
     try:
         info = os.stat(saved["input"])
@@ -304,17 +304,16 @@ def input_changed(folder: str | os.PathLike) -> bool:
         return True
     if info.st_mtime_ns == saved["input_mtime_ns"]:
         return False
-    return file_sha256(saved["input"]) != saved["input_sha256"]
+    digest = saved.get("input_sha256")  # absent: a build.json without it; the time decides
+    return digest is None or file_sha256(saved["input"]) != digest
 
 
 def _refresh_input_stat(folder: Path) -> None:
     """Store the input's current modification time in ``build.json`` once its bytes were found
     unchanged, so later runs take the fast path again."""
     saved = read_json(folder / BUILD)
-    if all(key in saved for key in INPUT_STAT):
-        now = input_stat(saved["input"])
-        if now["input_mtime_ns"] != saved["input_mtime_ns"]:
-            write_json({**saved, **now}, folder / BUILD)
+    if "input_mtime_ns" in saved and os.stat(saved["input"]).st_mtime_ns != saved["input_mtime_ns"]:
+        write_json({**saved, **input_stat(saved["input"])}, folder / BUILD)
 
 
 def finalize(

@@ -137,6 +137,21 @@ def build_model(config: TrainConfig, store_meta: dict[str, Any] | None) -> torch
     return create_model(config.model, **overrides)
 
 
+def _finished_state(run_dir: Path, latest: Path, config: TrainConfig) -> TrainState | None:
+    """The state of ``latest`` when the run is already done: that checkpoint reached
+    ``config.steps`` and ``final/`` holds the model of that very step (a run extended and
+    stopped since has an older ``final/``, saved again on resume). ``None`` otherwise."""
+    from safetensors import safe_open
+
+    state = TrainState(**json.loads((latest / "state.json").read_text())["train_state"])
+    weights = run_dir / "final" / "model.safetensors"
+    if state.step < config.steps or not weights.is_file():
+        return None
+    with safe_open(str(weights), framework="np") as handle:
+        final_step = (handle.metadata() or {}).get("step")
+    return state if final_step == str(state.step) else None
+
+
 def _check_shape_preserving(checkpoint: str | os.PathLike, overrides: dict[str, Any]) -> None:
     """Refuse ``model_overrides`` that would change the shapes of ``checkpoint``'s weights
     (layers, widths, vocabulary): its weights could not be loaded into such a model. Shapes
@@ -220,6 +235,9 @@ def train(
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
     if latest is not None:
         _check_resumable(latest, config)
+        finished = _finished_state(run_dir, latest, config)
+        if finished is not None:  # a rerun of a finished run: nothing to load, save or check
+            return TrainResult(run_dir, run_dir / "final", finished, {}, None)
     if dist.is_main and config.warmup_steps > config.steps:
         logger.warning(
             "warmup_steps %d > steps %d: the learning rate never reaches lr; lower "
@@ -290,7 +308,6 @@ def train(
             logger.info("resumed from %s (step %d)", latest, state.step)
     check_same_step(state.step, dist.world_size)
     saved_step = state.step  # the step of the newest checkpoint on disk
-    finished_before = state.step >= config.steps  # resumed at the last step: a rerun
     loader = torch.utils.data.DataLoader(
         data,
         sampler=_copy_sampler(sampler),
@@ -389,9 +406,7 @@ def train(
 
     # ---- end --------------------------------------------------------------------------------
     final = None
-    if finished_before and (run_dir / "final").is_dir():
-        final = run_dir / "final"  # a rerun of a finished run: nothing to save or check again
-    elif state.step >= config.steps:
+    if state.step >= config.steps:
         if dist.is_main:
             final = save_checkpoint(model, run_dir / "final", metadata={"step": str(state.step)})
         if config.val_pairs and not (config.eval_every and state.step % config.eval_every == 0):
