@@ -350,6 +350,20 @@ def test_a_folder_made_with_relative_paths_by_an_earlier_build_is_still_done(tmp
         run_demo(DemoConfig(out=out, n_images=50, train_steps=5), echo=lines.append, python=python)
         assert len(log.read_text().splitlines()) == len(names), out
         assert sum("done already, skipped" in line for line in lines) == len(names)
+    elsewhere = tmp_path / "elsewhere"  # from another directory, and after a move
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    moved = tmp_path / "moved" / "demo"
+    for out in (tmp_path / "runs" / "demo", moved):
+        if out == moved:
+            moved.parent.mkdir()
+            (tmp_path / "runs" / "demo").rename(moved)
+        lines = []
+        run_demo(DemoConfig(out=out, n_images=50, train_steps=5), echo=lines.append, python=python)
+        assert len(log.read_text().splitlines()) == len(names), out
+        assert sum("done already, skipped" in line for line in lines) == len(names)
+    moved.rename(tmp_path / "runs" / "demo")
+    monkeypatch.chdir(tmp_path)
     run_demo(
         DemoConfig(out=Path("runs/demo"), n_images=50, train_steps=6),
         echo=lambda _: None,

@@ -22,8 +22,9 @@ runs it again, and every stage after it, each from empty outputs (the later stag
 are deleted as it starts, so that a stop at any point cannot leave one marked done). A stage
 killed mid-run resumes when rerun with the same settings (the marker is written when a stage
 starts, with ``"finished": false``); with others it starts afresh. The commands name absolute
-paths, and markers compare paths resolved, so ``--out runs/demo`` and ``--out
-$PWD/runs/demo`` are the same run (a folder whose markers hold relative paths included).
+paths, and a marker's command is compared up to how it spells the demo folder (a marker lives
+in the folder it describes), so ``--out runs/demo``, ``--out $PWD/runs/demo``, a run from
+another directory and a folder moved since are the same run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -309,25 +311,43 @@ def _read_marker(out: Path, stage: Stage) -> dict | None:
         return None
 
 
-def _canonical_word(word: str) -> str:
-    """``word`` with a path in it (``a/b``, ``KEY=a/b``) made absolute and free of symlinks."""
-    key, sep, value = word.partition("=") if "=" in word.split("/")[0] else ("", "", word)
-    if "/" not in value or value.startswith("-"):
-        return word
-    return f"{key}{sep}{os.path.realpath(value)}"
+_OUT = "<OUT>"  # stands for the demo folder when commands are compared
 
 
-def _same_argv(recorded: list[str], argv: list[str]) -> bool:
-    """The same command line, its paths spelled alike or not: a marker written with a
-    relative ``--out`` (by this version or an earlier one, whose stages kept ``--out`` as
-    typed) matches the absolute paths of :func:`build_stages`, rerun from the same folder."""
-    return len(recorded) == len(argv) and all(
-        a == b or _canonical_word(a) == _canonical_word(b)
-        for a, b in zip(recorded, argv, strict=True)
-    )
+def _recorded_out(recorded: list[str], argv: list[str], out: Path) -> str | None:
+    """How a marker's command spelled the demo folder: read off the first word where the
+    current command (which names ``out`` absolutely) names it."""
+    folder = str(out)
+    for a, b in zip(recorded, argv, strict=True):
+        if folder in b:
+            head, tail = b.split(folder, 1)
+            if a.startswith(head) and a.endswith(tail) and len(a) > len(head) + len(tail):
+                return a[len(head) : len(a) - len(tail)]
+            return None
+    return None
 
 
-def _same_settings(marker: dict | None, stage: Stage) -> bool:
+def _out_free(argv: list[str], folder: str) -> list[str]:
+    """``argv`` with the demo folder (a whole path, or the start of one, also after ``KEY=``)
+    replaced by a placeholder."""
+    pattern = re.compile(rf"(^|=){re.escape(folder)}(?=/|$)")
+    return [pattern.sub(lambda m: m.group(1) + _OUT, word) for word in argv]
+
+
+def _same_argv(recorded: list[str], argv: list[str], out: Path) -> bool:
+    """The same command line up to how the demo folder is spelled. A marker lives in the
+    folder it describes, so its paths name this folder whatever they say: relative ones from
+    whichever directory the run was started in (an earlier version kept ``--out`` as typed),
+    or the absolute path the folder had before it was moved."""
+    if recorded == argv:
+        return True
+    if len(recorded) != len(argv):
+        return False
+    spelled = _recorded_out(recorded, argv, out)
+    return spelled is not None and _out_free(recorded, spelled) == _out_free(argv, str(out))
+
+
+def _same_settings(marker: dict | None, stage: Stage, out: Path) -> bool:
     """The marker records a run of this very stage: same command, settings and version."""
     if marker is None or not isinstance(marker.get("argv"), list):
         return False
@@ -339,19 +359,19 @@ def _same_settings(marker: dict | None, stage: Stage) -> bool:
         except (ValueError, TypeError):  # settings no longer valid: not this run
             return False
     return (
-        _same_argv(recorded, stage.argv)
+        _same_argv(recorded, stage.argv, out)
         and marker.get("version", 1) == DEMO_VERSION
         and marker.get("fingerprint") == fingerprint
     )
 
 
-def _is_done(marker: dict | None, stage: Stage) -> bool:
-    return _same_settings(marker, stage) and bool(marker.get("finished", True))
+def _is_done(marker: dict | None, stage: Stage, out: Path) -> bool:
+    return _same_settings(marker, stage, out) and bool(marker.get("finished", True))
 
 
-def _was_killed(marker: dict | None, stage: Stage) -> bool:
+def _was_killed(marker: dict | None, stage: Stage, out: Path) -> bool:
     """An unfinished run of this very stage: its output is resumable."""
-    return _same_settings(marker, stage) and not marker.get("finished", True)
+    return _same_settings(marker, stage, out) and not marker.get("finished", True)
 
 
 def _check_version(out: Path, stages: list[Stage]) -> None:
@@ -417,10 +437,10 @@ def run_demo(
         commands.append(line)
         header = f"[{number}/{len(stages)}] {stage.name}: {stage.description}"
         earlier = _read_marker(out, stage)
-        if not upstream_ran and _is_done(earlier, stage):
+        if not upstream_ran and _is_done(earlier, stage, out):
             echo(f"{header} -- done already, skipped")
             continue
-        resuming = not upstream_ran and _was_killed(earlier, stage)
+        resuming = not upstream_ran and _was_killed(earlier, stage, out)
         upstream_ran = True
         # Every later stage must run again: forget it on disk before anything is removed, so
         # that a stop from here on cannot leave one marked done over stale outputs.
