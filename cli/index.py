@@ -509,15 +509,25 @@ def _read_queries(path: str) -> list[dict]:
     cannot be used is reported as ``FILE:LINE: what was wrong`` and skipped; a file with no
     usable query is an error."""
     from unimo_kit.utils import ErrorReport, RecordError, iter_jsonl
+    from unimo_kit.utils.jsonl import decode_line
 
+    report = ErrorReport()
     if not _is_jsonl(path):
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            out = [{"id": f"line{i}", "text": t.strip()} for i, t in enumerate(handle, 1)]
-        out = [q for q in out if q["text"]]
+        out = []
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    text = decode_line(path, number, raw).strip()
+                except RecordError as exc:  # not UTF-8: reported, not searched as U+FFFD
+                    report.add(exc)
+                    continue
+                if text:
+                    out.append({"id": f"line{number}", "text": text})
         if not out:
             raise click.ClickException(f"no usable queries in {path} (no non-blank line)")
+        if report.count:
+            click.echo(report.summary(), err=True)
         return out
-    report = ErrorReport()
     out = []
     base = Path(path).resolve().parent
     for line, record in iter_jsonl(path, on_error=report):

@@ -75,6 +75,11 @@ def test_jsonl_is_recognised_by_content(text_index, tmp_path):
         {"id": "line1", "text": "a red star"},
         {"id": "line3", "text": "two blue circles"},
     ]
+    plain.write_bytes(b"a red star\ncaf\xe9 au lait\n")  # line 2 is Latin-1, not UTF-8
+    res = search(text_index, "--queries", str(plain), "-k", "1")
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["query"]["id"] for line in res.stdout.splitlines()] == ["line1"]
+    assert f"{plain}:2: not UTF-8 (byte 0xe9 at column 4)" in res.stderr
 
 
 @pytest.mark.parametrize("k", ["0", "-1"])
