@@ -46,6 +46,13 @@ class MemberError(RecordError):
 
 
 @functools.lru_cache(maxsize=256)
+def caption_key(text: str) -> str:
+    """What two captions must share to be "the same caption": the text casefolded, whitespace
+    collapsed (retrieval's shared captions, mining's own-caption filter, compositional items
+    whose negative is the positive)."""
+    return " ".join(text.casefold().split())
+
+
 def _real_dir(base_dir: str) -> str:
     # Symlinks resolved, so that ".." in a relative path means the same lexically (as
     # os.path.abspath and os.path.relpath compute it) as for the file system.

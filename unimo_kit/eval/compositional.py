@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from unimo_kit.data.records import resolve_path
-from unimo_kit.eval.retrieval import caption_key
+from unimo_kit.data.records import caption_key, resolve_path
 from unimo_kit.utils import ErrorReport, RecordError, iter_jsonl
 
 OnError = Callable[[RecordError], None]

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from unimo_kit.data.records import caption_key
+
 DEFAULT_KS = (1, 5, 10)
 # bumped when the way retrieval is scored changes, so that batch rows made before are recomputed
 PROTOCOL = "shared-captions"
@@ -45,12 +47,6 @@ def _as_float32(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (N, E), got shape {x.shape}")
     return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def caption_key(text: str) -> str:
-    """The string two captions must share to be "the same caption": casefolded, whitespace
-    collapsed."""
-    return " ".join(text.casefold().split())
 
 
 def _codes(keys: Sequence[Hashable] | None, n: int, name: str) -> np.ndarray:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from unimo_kit.data.records import caption_key
 from unimo_kit.index.encoders import l2_normalize
 from unimo_kit.index.store import IndexStore, IndexStoreError, read_json, write_json
 from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, file_sha256, first_per_group
@@ -67,17 +68,13 @@ class MineSettingsError(ValueError):
     """The output was started with other settings than this run's (resume refused)."""
 
 
-def _fold(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def _distinct_texts(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The hits in order, without a second hit of the same (case/space-folded) text: two
     neighbouring images often share a caption, which is one negative, not two."""
     seen: set[str] = set()
     out = []
     for hit in hits:
-        key = _fold(hit["text"])
+        key = caption_key(hit["text"])
         if key not in seen:
             seen.add(key)
             out.append(hit)
@@ -148,7 +145,7 @@ class Miner:
         """``retrieved.jsonl`` records for a chunk of :class:`PairRecord`."""
         cfg = self.config
         out = [{"id": p.id, "texts": [], "images": [], "negatives": []} for p in pairs]
-        own_texts = [{_fold(c) for c in p.captions} for p in pairs]
+        own_texts = [{caption_key(c) for c in p.captions} for p in pairs]
         own_images = [os.path.abspath(p.image) for p in pairs]
         text_q = None
         if self.texts is not None:
@@ -239,7 +236,7 @@ class Miner:
             return True
         if hit.get("image") and os.path.abspath(hit["image"]) == image:
             return True
-        return bool(hit.get("text")) and _fold(hit["text"]) in texts
+        return bool(hit.get("text")) and caption_key(hit["text"]) in texts
 
 
 def mine(
