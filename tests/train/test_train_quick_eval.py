@@ -33,16 +33,19 @@ def test_r1_counts_hits_and_reports_chance(tmp_path):
         for k in range(4):
             writer.add(f"p{k}", np.eye(4, dtype=np.float32)[[k]], np.zeros((1, 5), np.float32))
     # image k's captions: "k" (a hit) and, for k = 3, also a caption pointing at image 0
-    pairs = [{"id": f"p{k}", "image": "x.png", "split": "val", "captions": [str(k)]}
+    pairs = [{"id": f"p{k}", "image": f"{k}.png", "split": "val", "captions": [str(k)]}
              for k in range(3)]  # fmt: skip
-    pairs.append({"id": "p3", "image": "x.png", "split": "val", "captions": ["0", "4"]})
+    pairs.append({"id": "p3", "image": "3.png", "split": "val", "captions": ["0", "4"]})
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     result = retrieval_r1(
         Oracle(), Tokenizer(), tmp_path / "pairs.jsonl", FeatureStore(tmp_path / "f")
     )
-    # i2t: images 0-2 find their caption; image 3 finds no text with id%4 == 3 -> 3/4.
-    # t2i: texts "0","1","2" hit; "0" of p3 ranks p0 first (miss); "4" -> p0 (miss) -> 3/5.
-    assert result["i2t_r1"] == 0.75 and abs(result["t2i_r1"] - 0.6) < 1e-6
+    # Scored as `unimo eval retrieval` does: caption "0" belongs to p0 and p3, so it is right
+    # for both; ties with a wrong candidate count against the query.
+    # i2t: images 1, 2 hit; image 0's right "0"s tie with the wrong "4" (miss); image 3 scores
+    # every text 0 and ties with the wrong "1", "2" (miss) -> 2/4.
+    # t2i: "0", "1", "2", and "0" of p3 (p0 owns it too) hit; "4" ranks p0 first (miss) -> 4/5.
+    assert result["i2t_r1"] == 0.5 and abs(result["t2i_r1"] - 0.8) < 1e-6
     assert result["t2i_chance"] == 0.25 and result["images"] == 4 and result["texts"] == 5
 
 
@@ -51,7 +54,7 @@ def test_max_visual_tokens_crops_the_images_as_training_did(tmp_path):
         for k in range(4):  # token 0 says which image it is; tokens 1-2 point at image 0
             feats = np.eye(4, dtype=np.float32)[[k, 0, 0]]
             writer.add(f"p{k}", feats, np.zeros((3, 5), np.float32))
-    pairs = [{"id": f"p{k}", "image": "x.png", "split": "val", "captions": [str(k)]}
+    pairs = [{"id": f"p{k}", "image": f"{k}.png", "split": "val", "captions": [str(k)]}
              for k in range(4)]  # fmt: skip
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
 

@@ -10,6 +10,7 @@ import itertools
 import os
 from typing import Any
 
+import numpy as np
 import torch
 
 from unimo_kit.data.readers import read_pairs
@@ -66,10 +67,14 @@ def retrieval_r1(
             (``TrainConfig.max_visual_tokens``; ``None``: all).
 
     Returns:
-        ``{"i2t_r1", "t2i_r1", "i2t_chance", "t2i_chance", "images", "texts"}``: i2t is a hit
-        when the top text is any caption of the image; chance is the hit rate of a random
-        ranking (captions per image / texts, and 1 / images).
+        ``{"i2t_r1", "t2i_r1", "i2t_chance", "t2i_chance", "images", "texts"}`` (fractions):
+        R@1 by :func:`unimo_kit.eval.retrieval.retrieval_metrics` under ``unimo eval``'s rules
+        (a caption string shared by several images is right for each; ties count against the
+        query); chance is the hit rate of a random ranking (captions per image / texts, and
+        1 / images).
     """
+    from unimo_kit.eval.retrieval import caption_key, retrieval_metrics
+
     pairs = val_pairs(pairs_path, store, split=split, max_images=max_images)
     was_training = model.training
     model.eval()
@@ -77,7 +82,6 @@ def retrieval_r1(
     for k, pair in enumerate(pairs):
         texts += pair.captions
         owner += [k] * len(pair.captions)
-    owner_t = torch.tensor(owner)  # (T,)
     z_img, z_txt = [], []
     for start in range(0, len(pairs), batch_size):
         items = [store[p.id] for p in pairs[start : start + batch_size]]
@@ -102,13 +106,18 @@ def retrieval_r1(
         z_txt.append(
             model.encode_text(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
         )
-    sim = torch.cat(z_img) @ torch.cat(z_txt).T  # (I, T)
-    i2t = (owner_t[sim.argmax(dim=1).cpu()] == torch.arange(len(pairs))).float().mean().item()
-    t2i = (sim.argmax(dim=0).cpu() == owner_t).float().mean().item()
+    metrics = retrieval_metrics(
+        torch.cat(z_img).cpu().numpy(),
+        torch.cat(z_txt).cpu().numpy(),
+        np.asarray(owner),
+        ks=(1,),
+        text_keys=[caption_key(t) for t in texts],
+        image_keys=[p.image for p in pairs],
+    )
     model.train(was_training)
     return {
-        "i2t_r1": i2t,
-        "t2i_r1": t2i,
+        "i2t_r1": metrics["i2t_r1"] / 100,
+        "t2i_r1": metrics["t2i_r1"] / 100,
         "i2t_chance": len(texts) / len(pairs) / len(texts),
         "t2i_chance": 1.0 / len(pairs),
         "images": len(pairs),
