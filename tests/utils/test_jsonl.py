@@ -8,7 +8,9 @@ from unimo_kit.utils import (
     ResumableJsonlWriter,
     atomic_write,
     count_lines,
+    find_lone_surrogate,
     iter_jsonl,
+    load_line,
 )
 
 
@@ -101,3 +103,76 @@ def test_iter_jsonl_reads_a_file_opening_with_a_byte_order_mark(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"id": 1}\n{"id": 2}\n')
     assert [r["id"] for _, r in iter_jsonl(path, strict=True)] == [1, 2]
+
+
+def _three_lines(path, bad_line: bytes) -> None:
+    """One good, one bad and one good line."""
+    path.write_bytes(b'{"id": "a", "c": "caf\\u00e9"}\n' + bad_line + b'\n{"id": "c"}\n')
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "where"),
+    [
+        (b'{"id": "b", "captions": ["x", "\\ud800 dog"]}', "U+D800 in captions[1] (character 1)"),
+        (b'{"id": "b", "meta": {"note": "end \\uDFFF"}}', "U+DFFF in meta.note (character 5)"),
+        (b'{"id": "b", "meta": {"\\udce9": 1}}', "U+DCE9 in a key of meta (character 1)"),
+        (
+            b'{"id": "\\ud83d"}',
+            "U+D83D in id (character 1)",
+        ),  # the first half of a pair, the second missing
+    ],
+)
+def test_iter_jsonl_names_and_skips_a_lone_surrogate(tmp_path, bad_line, where):
+    """``"\\ud800"`` is valid JSON but no UTF-8 writer or tokenizer takes its string."""
+    path = tmp_path / "in.jsonl"
+    _three_lines(path, bad_line)
+    report = ErrorReport(stream=open("/dev/null", "w"))  # noqa: SIM115
+    records = list(iter_jsonl(path, on_error=report))
+    assert [(line, r["id"]) for line, r in records] == [(1, "a"), (3, "c")]
+    assert records[0][1]["c"] == "café"
+    assert [e.line for e in report.errors] == [2]
+    assert str(report.errors[0]) == f"{path}:2: lone surrogate {where}: not encodable as UTF-8"
+    with pytest.raises(RecordError, match=r":2: lone surrogate"):
+        list(iter_jsonl(path, strict=True))
+
+
+def test_a_surrogate_pair_escape_and_an_escaped_backslash_are_fine(tmp_path):
+    """A full UTF-16 pair decodes to one code point; ``\\\\ud800`` is a backslash and text."""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"id": "a", "c": "\\ud83d\\ude00"}\n{"id": "b", "c": "\\\\ud800"}\n')
+    records = [r for _, r in iter_jsonl(path, strict=True)]
+    assert [r["c"] for r in records] == ["\U0001f600", "\\ud800"]
+
+
+def test_surrogates_encoded_as_utf8_bytes_are_not_utf8(tmp_path):
+    """CESU-style bytes ED A0 80 are refused by the decoder, so no surrogate gets through."""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "\xed\xa0\x80"}\n')
+    with pytest.raises(RecordError, match=r":2: not UTF-8 \(byte 0xed at column 9\)"):
+        list(iter_jsonl(path, strict=True))
+
+
+def test_load_line_is_the_check_of_one_line():
+    assert load_line("f.jsonl", 1, b'{"id": 1}\n') == {"id": 1}
+    assert load_line("f.jsonl", 1, b"[1]") == [1]  # the caller checks for an object
+    with pytest.raises(RecordError, match=r"^f\.jsonl:4: invalid JSON"):
+        load_line("f.jsonl", 4, b'{"id": ')
+    with pytest.raises(RecordError, match=r"^f\.jsonl:5: lone surrogate U\+DC80 in \[0\]"):
+        load_line("f.jsonl", 5, b'["\\udc80"]')
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            {"a": ["ok", {"b": ("x", "y\ud800")}]},
+            "lone surrogate U+D800 in a[1].b[1] (character 2)",
+        ),
+        ("caf\udce9", "lone surrogate U+DCE9 (character 4)"),  # a surrogateescape'd byte
+        ({"a": 1, "b": None, "c": 2.5, "d": True, "e": "\U0001f600"}, None),
+        ({1: "x"}, None),  # non-string keys (not JSON, but a dict in memory)
+    ],
+)
+def test_find_lone_surrogate(value, expected):
+    problem = find_lone_surrogate(value)
+    assert problem == (None if expected is None else f"{expected}: not encodable as UTF-8")

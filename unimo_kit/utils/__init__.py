@@ -9,7 +9,9 @@ from unimo_kit.utils.jsonl import (
     ResumableJsonlWriter,
     atomic_write,
     count_lines,
+    find_lone_surrogate,
     iter_jsonl,
+    load_line,
 )
 from unimo_kit.utils.seeding import derive_seed, seed_everything
 from unimo_kit.utils.select import first_per_group
@@ -24,8 +26,10 @@ __all__ = [
     "count_lines",
     "derive_seed",
     "file_sha256",
+    "find_lone_surrogate",
     "first_per_group",
     "iter_jsonl",
+    "load_line",
     "parse_shard",
     "seed_everything",
 ]

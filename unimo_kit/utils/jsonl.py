@@ -1,8 +1,13 @@
 """JSONL reading and writing shared by every stage.
 
 - :func:`iter_jsonl` streams ``(line_number, record)`` pairs; a malformed line (not UTF-8,
-  not JSON, not an object) becomes a :class:`RecordError` naming the file and line, reported
-  to an :class:`ErrorReport` (the rest still flows) or raised at once with ``strict=True``.
+  not JSON, a string holding a lone surrogate, not an object) becomes a :class:`RecordError`
+  naming the file and line, reported to an :class:`ErrorReport` (the rest still flows) or
+  raised at once with ``strict=True``. :func:`load_line` is the same check for one line, for
+  readers that index or seek on their own.
+- :func:`find_lone_surrogate` tells where a decoded value holds a string that cannot be
+  encoded as UTF-8 (``"\\ud800"`` is valid JSON but decodes to half a UTF-16 pair, which no
+  writer, tokenizer or ``str.encode`` accepts).
 - :class:`ResumableJsonlWriter` appends whole lines and, when reopened after a kill, drops a
   torn last line and tells which record ids are already finished.
 - :func:`atomic_write` writes through ``PATH.tmp`` and ``os.replace``.
@@ -14,12 +19,17 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 logger = logging.getLogger("unimo_kit")
+
+# A JSON escape of a UTF-16 surrogate (\uD800-\uDFFF), the only way a lone surrogate gets into
+# a record decoded from valid UTF-8; lines without one skip the walk over the record.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 class RecordError(ValueError):
@@ -79,9 +89,18 @@ def iter_jsonl(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Stream the JSON objects of a JSONL file as ``(line_number, record)``.
 
-    Blank lines are skipped. A line that is not UTF-8 or not a JSON object raises
-    :class:`RecordError` when ``strict``; otherwise it goes to ``on_error`` (default: a warning
-    on stderr) and reading goes on.
+    Blank lines are skipped. A line that is not UTF-8, not JSON, holds a lone surrogate (see
+    :func:`load_line`) or is not a JSON object raises :class:`RecordError` when ``strict``;
+    otherwise it goes to ``on_error`` (default: a warning on stderr) and reading goes on.
+
+    Args:
+        path: the JSONL file.
+        strict: raise the first bad line instead of reporting it.
+        on_error: receives each bad line's :class:`RecordError` (default: an
+            :class:`ErrorReport` warning on stderr).
+
+    Yields:
+        ``(line_number, record)``, line numbers 1-based, in file order.
     """
     report = on_error if on_error is not None else ErrorReport(strict=strict)
     with open(path, "rb") as handle:
@@ -89,11 +108,9 @@ def iter_jsonl(
             if not raw.strip():
                 continue
             try:
-                record = json.loads(decode_line(path, number, raw))
+                record = load_line(path, number, raw)
             except RecordError as exc:
                 error = exc
-            except json.JSONDecodeError as exc:
-                error = RecordError(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})")
             else:
                 if isinstance(record, dict):
                     yield number, record
@@ -121,6 +138,93 @@ def decode_line(path: str | os.PathLike, number: int, raw: bytes) -> str:
         message = f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {column})"
         raise RecordError(path, number, message) from None
     return text.removeprefix("\ufeff") if number == 1 else text
+
+
+def load_line(path: str | os.PathLike, number: int, raw: bytes) -> Any:
+    """Line ``number`` of ``path`` (``raw``, as read in binary) decoded and parsed as JSON.
+
+    The one check every reader of our JSONL files shares: the bytes must be UTF-8
+    (:func:`decode_line`), the text must be JSON, and no string in the value (keys included)
+    may hold a lone surrogate (:func:`find_lone_surrogate`), so that what is read can be
+    written back as UTF-8 and tokenized.
+
+    Args:
+        path: the file, for the error message.
+        number: the 1-based line number, for the error message.
+        raw: the line's bytes (a trailing newline is fine).
+
+    Returns:
+        The decoded JSON value (any type: callers check that it is an object).
+
+    Raises:
+        RecordError: ``PATH:LINE: not UTF-8 (...)``, ``invalid JSON (...)`` or
+            ``lone surrogate U+D800 in captions[0] (...)``.
+    """
+    text = decode_line(path, number, raw)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if _SURROGATE_ESCAPE.search(text):
+        problem = find_lone_surrogate(value)
+        if problem:
+            raise RecordError(path, number, problem)
+    return value
+
+
+def find_lone_surrogate(value: Any) -> str | None:
+    """Where ``value`` holds a string that cannot be encoded as UTF-8, or ``None``.
+
+    Such a string holds a lone surrogate (U+D800-U+DFFF): a JSON ``"\\ud800"`` escape, or a
+    byte that was not UTF-8 kept by ``errors="surrogateescape"`` (command-line arguments, file
+    names). Writing it with ``json.dumps(ensure_ascii=False)`` to a UTF-8 file, or tokenizing
+    it, raises; a reader should report the record and skip it.
+
+    Args:
+        value: a decoded JSON value (``dict``, ``list``, ``str``, numbers, ...), nested freely.
+
+    Returns:
+        ``None`` when every string (dict keys included) encodes as UTF-8; otherwise what is
+        wrong and where, for a :class:`RecordError` message, e.g.
+        ``lone surrogate U+D800 in captions[1] (character 5): not encodable as UTF-8``.
+
+    Example:
+        >>> find_lone_surrogate({"id": "a", "captions": ["ok", "bad \\ud800"]})
+        'lone surrogate U+D800 in captions[1] (character 5): not encodable as UTF-8'
+        >>> find_lone_surrogate({"id": "a"}) is None
+        True
+    """
+    return _find_surrogate(value, "")
+
+
+def _find_surrogate(value: Any, where: str) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            place = f" in {where}" if where else ""
+            return (
+                f"lone surrogate U+{ord(value[exc.start]):04X}{place} "
+                f"(character {exc.start + 1}): not encodable as UTF-8"
+            )
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str):
+                problem = _find_surrogate(key, f"a key of {where or 'the record'}")
+                if problem:
+                    return problem
+            problem = _find_surrogate(item, name)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _find_surrogate(item, f"{where}[{i}]")
+            if problem:
+                return problem
+    return None
 
 
 def count_lines(path: str | os.PathLike) -> int:
