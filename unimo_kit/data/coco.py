@@ -16,7 +16,7 @@ from typing import Any
 
 from unimo_kit.data.readers import OnError
 from unimo_kit.data.records import MemberError, PairRecord, PathLike, resolve_path
-from unimo_kit.utils import ErrorReport, RecordError
+from unimo_kit.utils import ErrorReport, RecordError, find_lone_surrogate
 
 
 def _load_json(path: PathLike) -> Any:
@@ -94,6 +94,8 @@ def read_coco(
         caption = ann.get("caption")
         if "image_id" not in ann:
             bad(where, "missing field 'image_id'", i)
+        elif problem := find_lone_surrogate(ann):
+            bad(where, problem, i)
         elif not isinstance(caption, str) or not caption.strip():
             bad(where, f"caption must be a non-empty string, got {caption!r}", i)
         elif ann["image_id"] not in known:
@@ -109,6 +111,8 @@ def read_coco(
         file_name = image.get("file_name")
         if "id" not in image:
             bad(where, "missing field 'id'", i)
+        elif problem := find_lone_surrogate(image):
+            bad(where, problem, i)
         elif not isinstance(file_name, str) or not file_name:
             bad(where, f"file_name must be a non-empty string, got {file_name!r}", i)
         elif image["id"] not in captions:
@@ -197,6 +201,9 @@ def _karpathy_record(
     filename = image.get("filename")
     if not isinstance(filename, str) or not filename:
         raise ValueError(f"filename must be a non-empty string, got {filename!r}")
+    problem = find_lone_surrogate({k: v for k, v in image.items() if k != "sentences"})
+    if problem:
+        raise ValueError(problem)
     sentences = image.get("sentences")
     if not isinstance(sentences, list) or not sentences:
         raise ValueError(f"image {filename} has no sentences")
@@ -205,6 +212,9 @@ def _karpathy_record(
         raw = sentence.get("raw") if isinstance(sentence, dict) else None
         if not isinstance(raw, str) or not raw.strip():
             skipped.append((j, f"raw must be a non-empty string, got {raw!r}"))
+            continue
+        if problem := find_lone_surrogate(raw):
+            skipped.append((j, problem))
             continue
         captions.append(raw.strip())
         kept.append(j)

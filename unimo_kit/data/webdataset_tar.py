@@ -26,7 +26,7 @@ from typing import Any
 
 from unimo_kit.data.readers import OnError
 from unimo_kit.data.records import MemberError, PairRecord, PathLike
-from unimo_kit.utils import ErrorReport
+from unimo_kit.utils import ErrorReport, find_lone_surrogate
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 CAPTION_EXT = "txt"
@@ -171,6 +171,8 @@ def _to_record(sample: _Sample, shard: PathLike, out_dir: Path) -> PairRecord:
             raise ValueError(f"invalid JSON in .{META_EXT} member ({exc})") from None
         if not isinstance(meta, dict):
             raise ValueError(f".{META_EXT} member is not a JSON object")
+        if problem := find_lone_surrogate(meta):
+            raise ValueError(f".{META_EXT} member: {problem}")
     parts = PurePosixPath(sample.key).parts
     if not parts or sample.key.startswith("/") or ".." in parts:
         raise ValueError(f"key {sample.key!r} is not a safe relative path")
