@@ -66,6 +66,9 @@ INPUT_KINDS = ("texts", "images", "captions")
 BLOCK_FIELDS = ("input", "kind", "encoder", "block_size", "shard")
 #: ``build.json`` fields that describe the input file as last read (see :func:`input_changed`).
 INPUT_STAT = ("input_size", "input_mtime_ns", "input_sha256")
+#: Written into a folder when all its blocks are embedded: it is then an embedding store
+#: (docs/formats.md) that index builds of any type read with ``embeddings=FOLDER``.
+EMBEDDINGS = "embeddings.json"
 
 
 class InputChangedError(IndexStoreError):
@@ -93,7 +96,9 @@ class BuildConfig:
     metric: str = "ip"  # inner product on L2-normalised vectors
     seed: int = 1234  # training sample and k-means seed
     tune_recall: float | None = 0.9  # cheapest nprobe/efSearch with recall@10 on a sample
-    keep_embeddings: bool = True  # keep blocks/ (needed for --verify, merging HNSW, rebuilds)
+    keep_embeddings: bool = True  # keep blocks/ (needed for --verify, merging HNSW, re-ranking)
+    embeddings: str | None = None  # embedding store folder to read / fill (None: OUT itself)
+    tune_queries: str | None = None  # query texts to tune on (None: held-out rows of the input)
 
 
 def default_encoder(kind: str) -> str:
@@ -109,27 +114,45 @@ def modality_of(kind: str) -> str:
 
 def iter_rows(path: str, kind: str, report: ErrorReport) -> Iterator[dict[str, Any]]:
     """Input records as index rows: ``{"id", "text"}``, ``{"id", "image"}`` (absolute path),
-    or per caption ``{"id": "PAIR#i", "pair_id", "caption_index", "text", "image"}``."""
-    from unimo_kit.data.readers import read_images, read_pairs, read_texts
+    or per caption ``{"id": "PAIR#i", "pair_id", "caption_index", "text", "image"}``.
 
-    if kind == "texts":
-        for record in read_texts(path, on_error=report):
+    A malformed line (not UTF-8, not JSON, a lone surrogate, a missing field) and a line whose
+    id was seen on an earlier line (``duplicate id``: the first is kept, as ``unimo rewrite``
+    and ``unimo features`` do) go to ``report`` as ``FILE:LINE``; every other row flows.
+    """
+    from unimo_kit.data.records import ImageRecord, PairRecord, TextRecord
+    from unimo_kit.utils import RecordError, iter_jsonl
+
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"unknown input kind {kind!r}: expected one of {INPUT_KINDS}")
+    cls = {"texts": TextRecord, "images": ImageRecord, "captions": PairRecord}[kind]
+    base_dir = Path(path).parent
+    first_lines: dict[str, int] = {}  # id -> the line it was first seen on
+    for line, data in iter_jsonl(path, on_error=lambda error: report.add(error)):
+        try:
+            record = cls.from_dict(data, base_dir=base_dir, path=path, line=line)
+        except RecordError as error:
+            report.add(error)
+            continue
+        first = first_lines.setdefault(str(record.id), line)
+        if first != line:
+            report.add(
+                RecordError(path, line, f"duplicate id {record.id!r} (first at line {first})")
+            )
+            continue
+        if kind == "texts":
             yield {"id": record.id, "text": record.text}
-    elif kind == "images":
-        for record in read_images(path, on_error=report):
+        elif kind == "images":
             yield {"id": record.id, "image": os.path.abspath(record.image)}
-    elif kind == "captions":
-        for pair in read_pairs(path, on_error=report):
-            for i, caption in enumerate(pair.captions):
+        else:
+            for i, caption in enumerate(record.captions):
                 yield {
-                    "id": f"{pair.id}#{i}",
-                    "pair_id": pair.id,
+                    "id": f"{record.id}#{i}",
+                    "pair_id": record.id,
                     "caption_index": i,
                     "text": caption,
-                    "image": os.path.abspath(pair.image),
+                    "image": os.path.abspath(record.image),
                 }
-    else:
-        raise ValueError(f"unknown input kind {kind!r}: expected one of {INPUT_KINDS}")
 
 
 def count_rows(path: str, kind: str) -> int:
@@ -155,7 +178,7 @@ def _blocks_of(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
 def _embed(encoder: Encoder, rows: list[dict], kind: str, batch_size: int, loader: Any):
     """``(vectors (m, d), kept rows, failed rows)`` for one block."""
     if kind == "images":
-        encoded = encoder.encode_images(
+        encoded = encoder.encode_image_files(
             [row["image"] for row in rows], batch_size=batch_size, loader=loader
         )
         kept = [row for row, ok in zip(rows, encoded.ok, strict=True) if ok]
@@ -202,11 +225,12 @@ def build(
         EncoderError: the encoder cannot be loaded or does not embed the input's modality.
         ValueError: a bad shard or ``max_memory``; ``ivfpq`` on too few rows.
     """
-    from unimo_kit.data.images import ImageLoader
     from unimo_kit.index.factory import parse_memory, plan_index
     from unimo_kit.utils import parse_shard
 
     out = Path(out_dir)
+    store = Path(config.embeddings) if config.embeddings else out
+    separate = store.resolve() != out.resolve()
     state = _folder_state(out, config, overwrite)
     if state == "finished":
         if input_changed(out):
@@ -221,52 +245,192 @@ def build(
     encoder = _checked_encoder(config, encoder)
     parse_memory(config.max_memory)
     shard = parse_shard(config.shard)
-    total = None
-    if shard.count > 1 or (config.index_type == "ivfpq" and trained_meta is None):
-        total = count_rows(config.input, config.kind)
-    start, stop = shard.bounds(total) if total is not None else (0, None)
+    total = count_rows(config.input, config.kind)  # the bars' total; the shard's slice
+    start, stop = shard.bounds(total)
     if shard.count > 1 and start == stop:
         raise IndexStoreError(
             f"{out}: shard {shard} of {config.input} is empty: the input has {total} rows; "
             f"use at most {total} shards"
         )
-    if config.index_type == "ivfpq" and trained_meta is None:
-        plan_index(stop - start, encoder.dim, index_type="ivfpq", max_memory=config.max_memory)
+    if trained_meta is None and stop > start:
+        plan = plan_index(
+            stop - start, encoder.dim, index_type=config.index_type, max_memory=config.max_memory
+        )
+        if plan.refine and not config.keep_embeddings and not separate:
+            raise ValueError(
+                f"{plan.factory} re-ranks from the stored embeddings: build it with "
+                "--keep-embeddings, or from an embedding store (--embeddings)"
+            )
 
     if state == "replace":
         shutil.rmtree(out)
-    (out / BLOCKS).mkdir(parents=True, exist_ok=True)
+    elif state == "reindex":  # the same embeddings: only the index is built again
+        for name in (META, INDEX_FILE, RECORDS, FAILED):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     settings = {"format_version": FORMAT_VERSION, **asdict(config)}
     stat = input_stat(config.input)
     if state in ("new", "replace"):
         write_json({**settings, **stat}, out / BUILD)
-    report = ErrorReport()
-    rows: Iterator[dict] = iter_rows(config.input, config.kind, report)
-    if shard.count > 1:
-        rows = _slice(rows, start, stop)
-    loader = ImageLoader()
-    bar = _bar(None if stop is None else stop - start, progress, f"embed {out.name}")
-    for number, block in enumerate(_blocks_of(rows, config.block_size)):
-        npy = out / BLOCKS / f"{number:05d}.npy"
-        if npy.is_file():
-            _check_block(npy.with_suffix(".jsonl"), block, config.input)
-        else:
-            vectors, kept, failed = _embed(encoder, block, config.kind, config.batch_size, loader)
-            with atomic_write(npy.with_suffix(".jsonl")) as handle:
-                for row in kept + failed:
-                    handle.write(dumps(_portable(row, out)) + "\n")
-            write_npy(np.ascontiguousarray(vectors, dtype=np.float32), npy)
-        bar.update(len(block))
-    bar.close()
+    if separate:
+        embed(config, store, encoder=encoder, progress=progress, rows=(start, stop, total))
+    else:
+        _embed_into(out, config, encoder, progress, (start, stop, total))
     # Every block now matches the input as read in this run: record these settings (a
     # resume may have changed final-step ones) and that input.
     write_json({**settings, **stat}, out / BUILD)
+    finalize(
+        out,
+        config,
+        encoder_dim=encoder.dim,
+        trained_meta=trained_meta,
+        progress=progress,
+        store=store,
+        encoder=encoder,
+    )
+    return out
+
+
+def embed(
+    config: BuildConfig,
+    store_dir: str | os.PathLike,
+    *,
+    encoder: Encoder | None = None,
+    progress: bool = True,
+    rows: tuple[int, int, int] | None = None,
+) -> Path:
+    """Embed ``config.input`` once into the embedding store ``store_dir`` (docs/formats.md),
+    which any number of index builds then read (``BuildConfig(embeddings=store_dir)``).
+
+    Only :data:`BLOCK_FIELDS` of ``config`` matter here. A complete store of the same input
+    bytes, encoder, block size and shard is reused as it is; an unfinished one resumes; a
+    store of another input, encoder, block size or shard, or whose input changed since, is
+    embedded again from scratch (a message on stderr says why) — unless the folder is an
+    index's own folder, which is refused rather than emptied.
+
+    Args:
+        config: what to embed.
+        store_dir: the store folder.
+        encoder: an already loaded encoder whose ``spec`` equals ``config.encoder``.
+        progress: a bar with the total and an ETA on stderr.
+        rows: ``(start, stop, total)`` when the caller has counted the input already.
+
+    Returns:
+        ``store_dir``.
+
+    Raises:
+        IndexStoreError: the folder holds something else, or an index of other embeddings.
+    """
+    from unimo_kit.utils import parse_shard
+
+    store = Path(store_dir)
+    why = stale_embeddings(store, config)
+    if why == "complete":
+        return store
+    if why is not None:
+        if (store / META).is_file() or (
+            store.exists() and any(store.iterdir()) and not (store / BUILD).is_file()
+        ):
+            raise IndexStoreError(
+                f"{store}: cannot be the embedding store of {config.input} ({why}) without "
+                "emptying it; choose another --embeddings folder"
+            )
+        if store.exists():
+            print(f"{store}: embedding again ({why})", file=sys.stderr)
+            shutil.rmtree(store)
+    encoder = _checked_encoder(config, encoder)
+    if rows is None:
+        total = count_rows(config.input, config.kind)
+        rows = (*parse_shard(config.shard).bounds(total), total)
+    store.mkdir(parents=True, exist_ok=True)
+    if not (store / BUILD).is_file():
+        fields = {key: getattr(config, key) for key in BLOCK_FIELDS}
+        write_json(
+            {"format_version": FORMAT_VERSION, **fields, **input_stat(config.input)},
+            store / BUILD,
+        )
+    _embed_into(store, config, encoder, progress, rows)
+    return store
+
+
+def stale_embeddings(store: Path, config: BuildConfig) -> str | None:
+    """``"complete"`` when ``store`` holds every embedding of ``config``'s input, ``None`` when
+    it holds a resumable part of them (or nothing yet), else why it holds other ones."""
+    if not store.exists() or (store.is_dir() and not any(store.iterdir())):
+        return None
+    try:
+        saved = read_json(store / BUILD)
+    except (OSError, ValueError):
+        return "it holds no readable build.json"
+    changed = [key for key in BLOCK_FIELDS if saved.get(key) != getattr(config, key)]
+    if changed:
+        return f"it was embedded with other {', '.join(changed)}"
+    if input_changed(store):
+        return f"{config.input} changed since it was embedded"
+    complete = (store / EMBEDDINGS).is_file() or ((store / META).is_file() and block_paths(store))
+    return "complete" if complete else None
+
+
+def _embed_into(
+    folder: Path,
+    config: BuildConfig,
+    encoder: Encoder,
+    progress: bool,
+    rows_range: tuple[int, int, int],
+) -> None:
+    """Embed the input's rows ``start:stop`` into ``folder/blocks`` (resuming finished
+    blocks), then write ``folder/embeddings.json``."""
+    from unimo_kit.data.images import ImageLoader
+
+    start, stop, total = rows_range
+    (folder / BLOCKS).mkdir(parents=True, exist_ok=True)
+    report = ErrorReport()
+    rows: Iterator[dict] = iter_rows(config.input, config.kind, report)
+    if (start, stop) != (0, total):
+        rows = _slice(rows, start, stop)
+    loader = ImageLoader()
+    bar = _bar(stop - start, progress, f"embed {folder.name}")
+    failed = 0
+    for number, block in enumerate(_blocks_of(rows, config.block_size)):
+        npy = folder / BLOCKS / f"{number:05d}.npy"
+        if npy.is_file():
+            _check_block(npy.with_suffix(".jsonl"), block, config.input)
+        else:
+            vectors, kept, bad = _embed(encoder, block, config.kind, config.batch_size, loader)
+            with atomic_write(npy.with_suffix(".jsonl")) as handle:
+                for row in kept + bad:
+                    handle.write(dumps(_portable(row, folder)) + "\n")
+            write_npy(np.ascontiguousarray(vectors, dtype=np.float32), npy)
+        bar.update(len(block))
+    bar.close()
     if report.count:
         print(report.summary(), file=sys.stderr)
     if config.kind == "images" and loader.stats.bad:
         print(loader.stats.summary(), file=sys.stderr)
-    finalize(out, config, encoder_dim=encoder.dim, trained_meta=trained_meta, progress=progress)
-    return out
+    paths = block_paths(folder)
+    count = sum(int(np.load(p, mmap_mode="r").shape[0]) for p in paths)
+    for p in paths:
+        failed += sum(
+            1 for _, row in iter_jsonl(p.with_suffix(".jsonl"), strict=True) if "failed" in row
+        )
+    saved = read_json(folder / BUILD)
+    write_json(
+        {
+            "format_version": FORMAT_VERSION,
+            "kind": config.kind,
+            "encoder": config.encoder,
+            "dim": encoder.dim,
+            "count": count,
+            "failed": failed,
+            "blocks": len(paths),
+            "block_size": config.block_size,
+            "shard": config.shard,
+            "input": config.input,
+            "input_sha256": saved.get("input_sha256"),
+            "skipped_lines": report.count,
+        },
+        folder / EMBEDDINGS,
+    )
 
 
 def input_stat(path: str | os.PathLike) -> dict[str, Any]:
@@ -323,14 +487,28 @@ def finalize(
     encoder_dim: int,
     trained_meta: dict[str, Any] | None = None,
     progress: bool = True,
+    store: Path | None = None,
+    encoder: Encoder | None = None,
 ) -> None:
-    """Train, fill, tune and write the index of a folder whose blocks are all embedded."""
+    """Train, fill, tune and write the index of a folder whose blocks (in ``store``, by
+    default the folder itself) are all embedded.
+
+    Tuning is measured on queries outside the index: ``config.tune_queries`` (encoded with
+    ``encoder``), or else :data:`~unimo_kit.index.factory.HELD_OUT` seeded rows kept out of
+    the index until it is tuned and added afterwards. The recall stored in ``meta.json`` is
+    therefore what queries that are not in the corpus get.
+    """
     import faiss
 
     from unimo_kit.index.factory import (
+        BlockRows,
         IndexPlan,
+        RecallProbe,
         _gather_rows,
+        add_blocks,
+        add_rows,
         create_index,
+        held_out_rows,
         plan_index,
         sample_rows,
         set_search_params,
@@ -338,7 +516,9 @@ def finalize(
         tune_search_params,
     )
 
-    paths = block_paths(out)
+    store = store or out
+    separate = store.resolve() != out.resolve()
+    paths = block_paths(store)
     sizes = [np.load(p, mmap_mode="r").shape[0] for p in paths]
     n = int(sum(sizes))
     if n == 0:
@@ -350,7 +530,7 @@ def finalize(
             yield np.load(p, mmap_mode="r")
 
     if trained_meta is not None:
-        plan = IndexPlan(**trained_meta["plan"])
+        plan = IndexPlan.from_dict(trained_meta["plan"])
         index = faiss.read_index(str(Path(config.trained) / TRAINED_FILE))
     else:
         plan = plan_index(
@@ -364,16 +544,37 @@ def finalize(
         raise IndexStoreError(
             f"{out}: trained quantizer has dimension {index.d}, the encoder {encoder_dim}"
         )
+    tune = config.tune_recall is not None and bool(plan.search_params)
+    held = np.zeros(0, dtype=np.int64)
+    if tune and not config.tune_queries:
+        held = held_out_rows(n, config.seed)
     bar = _bar(n, progress, f"index {out.name}")
-    for block in blocks():
-        index.add(np.ascontiguousarray(block, dtype=np.float32))
-        bar.update(len(block))
+    add_blocks(index, blocks(), skip=held, progress=bar.update)
     bar.close()
-    tuned = {"params": dict(plan.search_params), "recall": None, "qps": None}
-    if config.tune_recall is not None:
+    rerank = BlockRows(list(blocks())) if plan.refine else None
+    tuned: dict[str, Any] = {"params": dict(plan.search_params), "recall": None, "qps": None}
+    if tune:
+        if config.tune_queries:
+            xq = _encode_tune_queries(config.tune_queries, encoder, config)
+            probe = RecallProbe.held_out(xq, blocks, metric=config.metric)
+            source = config.tune_queries
+        else:
+            xq = _gather_rows(blocks(), held)
+            probe = RecallProbe.held_out(xq, blocks, metric=config.metric, exclude=held)
+            source = f"{len(held)} held-out rows"
         tuned = tune_search_params(
-            index, blocks, n, plan.search_params, target=config.tune_recall, metric=config.metric
+            index,
+            None,
+            n,
+            plan.search_params,
+            target=config.tune_recall,
+            metric=config.metric,
+            probe=probe,
+            rerank=rerank,
+            k_factor=max(1, plan.refine),
         )
+        tuned["queries_from"] = source
+    add_rows(index, _gather_rows(blocks(), held), held)
     set_search_params(index, tuned["params"])
     write_faiss(index, out / INDEX_FILE)
 
@@ -381,6 +582,7 @@ def finalize(
     with atomic_write(out / RECORDS) as records, atomic_write(out / FAILED) as failures:
         for p in paths:
             for _, row in iter_jsonl(p.with_suffix(".jsonl"), strict=True):
+                row = _moved(row, store, out) if separate else row
                 if "failed" in row:
                     failures.write(dumps(row) + "\n")
                     failed += 1
@@ -399,8 +601,11 @@ def finalize(
         "normalized": True,
         "factory": plan.factory,
         "plan": plan.to_dict(),
+        "refine": plan.refine,
         "search_params": tuned["params"],
-        "tuning": {k: tuned.get(k) for k in ("recall", "k", "queries", "qps")},
+        "tuning": {
+            k: tuned.get(k) for k in ("recall", "k", "queries", "qps", "held_out", "queries_from")
+        },
         "count": n,
         "failed": failed,
         "blocks": len(paths),
@@ -408,14 +613,50 @@ def finalize(
         "input": config.input,
         "shard": config.shard,
         "trained": config.trained,
+        "embeddings": _store_ref(store, out) if separate else None,
         "quantizer_hash": quantizer_hash(index),
         "build_seconds": round(time.perf_counter() - began, 3),
         "versions": versions(),
     }
     write_json(meta, out / META)
-    if not config.keep_embeddings:
+    if not config.keep_embeddings and not separate:
         for p in paths:
             p.unlink()
+
+
+def _store_ref(store: Path, out: Path) -> dict[str, Any]:
+    """How an index names the embedding store it was built from: the folder (relative to
+    the index) and the fingerprint it had (a store embedded again no longer matches)."""
+    saved = read_json(store / EMBEDDINGS)
+    return {
+        "path": os.path.relpath(store.resolve(), out.resolve()),
+        "input_sha256": saved.get("input_sha256"),
+        "encoder": saved.get("encoder"),
+        "count": saved.get("count"),
+    }
+
+
+def _moved(row: dict[str, Any], store: Path, out: Path) -> dict[str, Any]:
+    """A store's row with its image path made relative to the index folder instead."""
+    if row.get("image") and not os.path.isabs(row["image"]):
+        absolute = os.path.normpath(os.path.join(store.resolve(), row["image"]))
+        row = {**row, "image": os.path.relpath(absolute, out.resolve())}
+    return row
+
+
+def _encode_tune_queries(path: str, encoder: Encoder | None, config: BuildConfig) -> np.ndarray:
+    """The texts of a ``--tune-queries`` file (JSONL ``{"text"}`` lines or plain lines, read
+    as ``unimo index search --queries`` reads them), embedded with the build's encoder."""
+    from unimo_kit.index.queries import read_queries
+
+    queries, report = read_queries(path)
+    texts = [q["text"] for q in queries if "text" in q]
+    if report.count:
+        print(report.summary(), file=sys.stderr)
+    if not texts:
+        raise ValueError(f"{path}: no text queries to tune on")
+    encoder = encoder or load_encoder(config.encoder)
+    return encoder.encode_text(texts, batch_size=config.batch_size)
 
 
 # --------------------------------------------------------------------------- train / merge
@@ -632,15 +873,16 @@ def _write_merged(
     folder ``into`` becomes)."""
     import faiss
 
-    from unimo_kit.index.factory import IndexPlan, create_index, tune_search_params
+    from unimo_kit.index.factory import IndexPlan, add_blocks, create_index, tune_search_params
 
     first = metas[0]
     hnsw = first["factory"].startswith("HNSW")
     if hnsw:
-        index = create_index(IndexPlan(**first["plan"]), first["dim"], first["metric"])
-        for folder, meta in zip(folders, metas, strict=True):
-            for block in iter_embedding_blocks(folder, meta):
-                index.add(np.ascontiguousarray(block, dtype=np.float32))
+        index = create_index(IndexPlan.from_dict(first["plan"]), first["dim"], first["metric"])
+        add_blocks(
+            index,
+            (b for f, m in zip(folders, metas, strict=True) for b in iter_embedding_blocks(f, m)),
+        )
     else:
         index = faiss.read_index(str(folders[0] / INDEX_FILE))
         ivf = faiss.try_extract_index_ivf(index) is not None
@@ -658,8 +900,21 @@ def _write_merged(
     params = dict(first["plan"]["search_params"])
     tuned = {"params": params, "recall": None, "k": None, "queries": None, "qps": None}
     if tune_recall is not None and all(block_paths(f) for f in folders):
+        # The merged index holds every row already: queries drawn from it (optimistic for
+        # graphs; "held_out": false in meta.json). The shards' own held-out figures stay in
+        # their meta.json.
+        from unimo_kit.index.factory import BlockRows
+
+        refine = int(first.get("refine") or 0)
         tuned = tune_search_params(
-            index, blocks, n, params, target=tune_recall, metric=first["metric"]
+            index,
+            blocks,
+            n,
+            params,
+            target=tune_recall,
+            metric=first["metric"],
+            rerank=BlockRows(list(blocks())) if refine else None,
+            k_factor=max(1, refine),
         )
     write_faiss(index, into / INDEX_FILE)
     count = 0
@@ -678,8 +933,9 @@ def _write_merged(
         "count": n,
         "failed": sum(int(m.get("failed", 0)) for m in metas),
         "search_params": tuned["params"],
-        "tuning": {k: tuned.get(k) for k in ("recall", "k", "queries", "qps")},
+        "tuning": {k: tuned.get(k) for k in ("recall", "k", "queries", "qps", "held_out")},
         "shard": None,
+        "embeddings": None,
         "merged_from": sources_rel,
         "embedding_sources": [
             s for s, m in zip(sources_rel, metas, strict=True) if not m.get("embedding_sources")
@@ -715,12 +971,17 @@ def quantizer_hash(index: Any) -> str | None:
 
 def _folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
     """What :func:`build` does with ``out`` (deleting nothing yet): ``"new"`` (absent or
-    empty), ``"replace"`` (``overwrite``, or an unfinished build with no finished block),
+    empty), ``"reindex"`` (``overwrite`` of a folder whose own embeddings are complete and
+    current: only the index is rebuilt), ``"replace"`` (``overwrite``, or an unfinished build
+    with no finished block),
     ``"resume"`` (an unfinished build with the same :data:`BLOCK_FIELDS`) or ``"finished"``
     (a finished build with the same settings). Raises :class:`IndexStoreError` otherwise."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return "new"
     if overwrite:
+        own = not config.embeddings or Path(config.embeddings).resolve() == out.resolve()
+        if own and stale_embeddings(out, config) == "complete":
+            return "reindex"  # other index settings over the same embeddings: keep them
         return "replace"
     build_file = out / BUILD
     if not build_file.is_file():

@@ -107,6 +107,7 @@ class IndexStore:
         self.index = index
         self.records = records
         self._encoder: Any = None
+        self._rows: Any = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -177,7 +178,9 @@ class IndexStore:
     def search(
         self, xq: np.ndarray, k: int, params: dict[str, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(D, I)`` for query vectors ``(nq, d)`` (checked against the index dimension)."""
+        """``(D, I)`` for query vectors ``(nq, d)`` (checked against the index dimension).
+        An index built with re-ranking (``meta["refine"]``, IVF-PQ) re-ranks ``refine``·k
+        candidates by exact distance to the stored embeddings, memory-mapped from disk."""
         from unimo_kit.index.factory import search
 
         xq = np.asarray(xq, dtype=np.float32)
@@ -187,7 +190,30 @@ class IndexStore:
             raise IndexStoreError(
                 f"{self.path}: queries have dimension {xq.shape[1]}, the index {self.index.d}"
             )
-        return search(self.index, xq, min(k, max(len(self), 1)), params)
+        refine = int(self.meta.get("refine") or 0)
+        return search(
+            self.index,
+            xq,
+            min(k, max(len(self), 1)),
+            params,
+            rerank=self.stored_rows() if refine else None,
+            k_factor=refine or 1,
+            metric=self.meta["metric"],
+        )
+
+    def stored_rows(self) -> Any:
+        """The stored embeddings as a :class:`~unimo_kit.index.factory.BlockRows` (opened
+        once, memory-mapped: rows are read from disk as re-ranking asks for them)."""
+        if getattr(self, "_rows", None) is None:
+            from unimo_kit.index.factory import BlockRows
+
+            self._rows = BlockRows(self.embedding_blocks())
+            if len(self._rows) != len(self):
+                raise IndexStoreError(
+                    f"{self.path}: {len(self._rows)} stored embeddings for {len(self)} rows; "
+                    "rebuild the index"
+                )
+        return self._rows
 
     def results(self, D: np.ndarray, I: np.ndarray) -> list[list[dict[str, Any]]]:
         """Per query, ``[{"id", "score", "rank", "text"/"image"...}]`` (missing hits dropped)."""
@@ -225,7 +251,7 @@ class IndexStore:
                 f"{self.path}: encoder {self.encoder_spec!r} embeds {encoder.modalities}, "
                 "so this index takes no image queries"
             )
-        encoded = encoder.encode_images(list(images), batch_size=batch_size)
+        encoded = encoder.encode_image_files(list(images), batch_size=batch_size)
         hits = self.results(*self.search(encoded.vectors, k))
         return [h if ok else None for h, ok in zip(hits, encoded.ok, strict=True)]
 
@@ -234,24 +260,50 @@ class IndexStore:
         """The stored embeddings, block by block in row order (memory-mapped)."""
         yield from iter_embedding_blocks(self.path, self.meta)
 
-    def verify(self, k: int = 10, n_queries: int = 256, seed: int = 0) -> dict[str, Any]:
+    def verify(
+        self,
+        k: int = 10,
+        n_queries: int = 256,
+        seed: int = 0,
+        queries: np.ndarray | None = None,
+    ) -> dict[str, Any]:
         """Recall@k of the index, with its search parameters, against exact search over the
-        stored embeddings, on a sample of stored vectors used as queries (own row left out).
+        stored embeddings.
+
+        Args:
+            k: the k of recall@k.
+            n_queries, seed: without ``queries``, this many stored vectors drawn as queries
+                (own row left out). They are in the index, which overstates a graph index's
+                recall; the result says ``"held_out": false``.
+            queries: ``(m, d)`` query vectors that are not in the index (e.g. encoded from a
+                query file): the honest measure, ``"held_out": true``.
 
         Returns:
-            ``{"recall", "k", "queries", "qps", "params"}``.
+            ``{"recall", "k", "queries", "qps", "held_out", "params"}``.
         """
         from unimo_kit.index.factory import RecallProbe
 
-        probe = RecallProbe.draw(
-            self.embedding_blocks,
-            len(self),
-            k=k,
+        if queries is not None:
+            probe = RecallProbe.held_out(
+                queries, self.embedding_blocks, k=min(k, len(self)), metric=self.meta["metric"]
+            )
+        else:
+            probe = RecallProbe.draw(
+                self.embedding_blocks,
+                len(self),
+                k=k,
+                metric=self.meta["metric"],
+                n_queries=n_queries,
+                seed=seed,
+            )
+        refine = int(self.meta.get("refine") or 0)
+        measured = probe.measure(
+            self.index,
+            rerank=self.stored_rows() if refine else None,
+            k_factor=refine or 1,
             metric=self.meta["metric"],
-            n_queries=n_queries,
-            seed=seed,
         )
-        return {"params": dict(self.meta.get("search_params") or {}), **probe.measure(self.index)}
+        return {"params": dict(self.meta.get("search_params") or {}), **measured}
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -311,14 +363,31 @@ def load_records(path: Path, folder: Path) -> list[dict[str, Any]]:
 
 
 def iter_embedding_blocks(path: Path, meta: dict[str, Any]) -> Iterator[np.ndarray]:
-    """Embedding blocks of a folder, or of the folders it was merged from, in row order."""
+    """Embedding blocks of an index folder in row order (memory-mapped): its own
+    ``blocks/``, the embedding store it was built from (``meta["embeddings"]``, refused when
+    that store was embedded again since), or those of the folders it was merged from."""
     sources = meta.get("embedding_sources")
-    folders = [(path / s).resolve() for s in sources] if sources else [path]
-    for folder in folders:
-        paths = block_paths(folder)
-        if not paths:
+    if sources:
+        for source in sources:
+            folder = (path / source).resolve()
+            yield from iter_embedding_blocks(folder, read_meta(folder))
+        return
+    folder = path
+    ref = meta.get("embeddings")
+    if ref:
+        folder = (path / ref["path"]).resolve()
+        try:
+            saved = read_json(folder / "embeddings.json")
+        except (OSError, ValueError):
+            saved = {}
+        fingerprint = ("input_sha256", "encoder", "count")
+        if any(saved.get(key) != ref.get(key) for key in fingerprint):
             raise IndexStoreError(
-                f"{folder}: no stored embeddings (built with --no-keep-embeddings?)"
+                f"{path}: its embedding store {folder} is gone or was embedded again (another "
+                "input or encoder) since this index was built; rebuild the index"
             )
-        for block in paths:
-            yield np.load(block, mmap_mode="r")
+    paths = block_paths(folder)
+    if not paths:
+        raise IndexStoreError(f"{folder}: no stored embeddings (built with --no-keep-embeddings?)")
+    for block in paths:
+        yield np.load(block, mmap_mode="r")
