@@ -91,7 +91,9 @@ def index() -> None:
     type=click.Choice(TYPES),
     default="auto",
     show_default=True,
-    help="auto: flat when small, HNSW mid-size, IVF when large.",
+    help="auto: flat below 20k vectors, else HNSW where vectors + graph fit --max-memory "
+    "(and build within an hour), else IVF-Flat where the vectors fit, else IVF-PQ "
+    "re-ranked from the stored vectors on disk.",
 )
 @click.option("--max-memory", default=None, help="Memory budget of the index, e.g. 4G.")
 @click.option(
@@ -109,7 +111,7 @@ def index() -> None:
 )
 @click.option(
     "--target-recall",
-    default=0.9,
+    default=0.95,
     show_default=True,
     help=TARGET_RECALL_HELP,
 )
@@ -125,6 +127,21 @@ def index() -> None:
     help="Delete ROOT/NAME and build it afresh (other settings, or a changed input).",
 )
 @click.option("--seed", default=1234, show_default=True, help="Training sample seed.")
+@click.option(
+    "--embeddings",
+    "embeddings",
+    default=None,
+    help="Embedding store folder (docs/formats.md) to read, or to fill first when it does "
+    "not hold this input's embeddings yet: embed once, then build any --type from it. "
+    "Another index's folder works too. Default: the embeddings live in ROOT/NAME.",
+)
+@click.option(
+    "--tune-queries",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Query texts to tune on (as for `search --queries`). Default: 256 seeded rows "
+    "of the input kept out of the index until it is tuned.",
+)
 def build_cmd(
     texts,
     images,
@@ -142,12 +159,21 @@ def build_cmd(
     keep_embeddings,
     overwrite,
     seed,
+    embeddings,
+    tune_queries,
 ):
     """Embed a corpus and build ROOT/NAME (resumable: rerun the same command after a kill).
+
+    Search parameters are tuned on queries outside the index, so the recall in meta.json is
+    the recall of new queries. --overwrite keeps the folder's embeddings when only the index
+    settings changed.
 
     \b
     Example:
       unimo index build --texts world/texts.jsonl --name texts --type auto --max-memory 4G
+      unimo index build --texts big.jsonl --name big-hnsw --embeddings indexes/big.emb
+      unimo index build --texts big.jsonl --name big-pq --embeddings indexes/big.emb \\
+          --type ivfpq --max-memory 2G
       unimo index build --texts big.jsonl --name big.0 --shard 0/2 --trained indexes/big-q
     """
     from unimo_kit.index.build import BuildConfig, build, default_encoder
@@ -169,6 +195,8 @@ def build_cmd(
             seed=seed,
             tune_recall=target_recall,
             keep_embeddings=keep_embeddings,
+            embeddings=os.path.abspath(_folder(root, embeddings)) if embeddings else None,
+            tune_queries=os.path.abspath(tune_queries) if tune_queries else None,
         )
         out = build(config, _folder(root, name), overwrite=overwrite)
     except _known_errors() as exc:
@@ -248,7 +276,7 @@ def train_cmd(
 @click.option("--root", default="indexes", show_default=True)
 @click.option(
     "--target-recall",
-    default=0.9,
+    default=0.95,
     show_default=True,
     help=TARGET_RECALL_HELP + " Needs the shards' stored embeddings; else the plan's values.",
 )
@@ -305,7 +333,9 @@ def merge_cmd(sources, name, root, target_recall, overwrite):
 @click.option(
     "--verify",
     is_flag=True,
-    help="Report recall@k against exact search on a sample of stored vectors.",
+    help="Report recall@k against exact search over the stored vectors: on the text queries "
+    "given (queries outside the index: the recall users get), else on a sample of stored "
+    'vectors ("held_out": false, optimistic for HNSW).',
 )
 def search_cmd(name, root, texts, images, queries, k, output, encoder, verify):
     """Search an index with texts or images; JSONL of ids, scores and records.
@@ -316,17 +346,22 @@ def search_cmd(name, root, texts, images, queries, k, output, encoder, verify):
       unimo index search images --image world/images/img-000001.png -k 3
       unimo index search texts --verify
     """
+    from unimo_kit.index.queries import text_problem
     from unimo_kit.index.store import IndexStore
 
+    for text in texts:
+        problem = text_problem(text)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--text")
     try:
         store = IndexStore.open(_folder(root, name))
         store.check_query_encoder(encoder)
-        if verify:
-            click.echo(json.dumps({"index": str(store.path), **store.verify(k=k)}))
         query_list = [{"id": f"q{i}", "text": t} for i, t in enumerate(texts)]
         query_list += [{"id": f"img{i}", "image": p} for i, p in enumerate(images)]
         if queries:
             query_list += _read_queries(queries)
+        if verify:
+            click.echo(json.dumps({"index": str(store.path), **_verify(store, query_list, k)}))
         if not query_list:
             if not verify:
                 raise click.UsageError("give --text, --image, --queries or --verify")
@@ -505,60 +540,25 @@ def _one_input(**inputs: str | None) -> tuple[str, str]:
 
 
 def _read_queries(path: str) -> list[dict]:
-    """The queries of a ``--queries`` file (the rule is in its ``--help``). A JSONL record that
-    cannot be used is reported as ``FILE:LINE: what was wrong`` and skipped; a file with no
-    usable query is an error."""
-    from unimo_kit.utils import ErrorReport, RecordError, iter_jsonl
-    from unimo_kit.utils.jsonl import decode_line
+    """The queries of a ``--queries`` file (:func:`unimo_kit.index.queries.read_queries`);
+    skipped lines are summarised on stderr."""
+    from unimo_kit.index.queries import QueryFileError, read_queries
 
-    report = ErrorReport()
-    if not _is_jsonl(path):
-        out = []
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, 1):
-                try:
-                    text = decode_line(path, number, raw).strip()
-                except RecordError as exc:  # not UTF-8: reported, not searched as U+FFFD
-                    report.add(exc)
-                    continue
-                if text:
-                    out.append({"id": f"line{number}", "text": text})
-        if not out:
-            raise click.ClickException(f"no usable queries in {path} (no non-blank line)")
-        if report.count:
-            click.echo(report.summary(), err=True)
-        return out
-    out = []
-    base = Path(path).resolve().parent
-    for line, record in iter_jsonl(path, on_error=report):
-        field = "text" if "text" in record else "image" if "image" in record else None
-        value = record.get(field) if field else None
-        if field is None:
-            report.add(RecordError(path, line, 'no "text" or "image" field'))
-        elif not isinstance(value, str) or not value.strip():
-            got = "null" if value is None else repr(value)
-            report.add(RecordError(path, line, f'"{field}" must be a non-empty string, got {got}'))
-        else:
-            query_id = record.get("id")
-            query = {"id": str(query_id) if query_id is not None else f"line{line}"}
-            query[field] = value if field == "text" else str(base / value)
-            out.append(query)
-    if not out:
-        raise click.ClickException(f"no usable queries in {path} ({report.count} lines skipped)")
+    try:
+        out, report = read_queries(path)
+    except QueryFileError as exc:
+        raise click.ClickException(str(exc)) from exc
     if report.count:
         click.echo(report.summary(), err=True)
     return out
 
 
-def _is_jsonl(path: str) -> bool:
-    """A ``.jsonl`` name, or a first non-blank line that starts with ``{``."""
-    if path.endswith(".jsonl"):
-        return True
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.strip():
-                return line.lstrip().startswith("{")
-    return False
+def _verify(store, queries: list[dict], k: int) -> dict:
+    """``store.verify`` on the text queries given (outside the index), else on stored rows."""
+    texts = [q["text"] for q in queries if "text" in q]
+    if texts and "text" in store.encoder().modalities:
+        return store.verify(k=k, queries=store.encoder().encode_text(texts))
+    return store.verify(k=k)
 
 
 def _run_queries(store, queries: list[dict], k: int) -> list[dict]:
@@ -592,5 +592,11 @@ def _print_info(folder: Path) -> None:
         f"{folder}: {meta['count']} vectors ({meta.get('failed', 0)} failed), "
         f"{meta['factory']} dim {meta['dim']}, encoder {meta['encoder']}, "
         f"search {meta.get('search_params') or 'exact'}"
-        + (f", recall@10 on a sample {recall:.3f}" if recall is not None else "")
+        + (f", re-ranking {meta['refine']}·k" if meta.get("refine") else "")
+        + (
+            f", recall@10 {recall:.3f} on "
+            + ("held-out queries" if tuning.get("held_out") else "a sample of indexed rows")
+            if recall is not None
+            else ""
+        )
     )

@@ -61,6 +61,7 @@ REFINE_K_FACTOR = 8  # IVF-PQ: re-rank this many times k candidates with exact d
 TRAIN_POINTS_PER_LIST = 40  # IVF training sample: this many vectors per inverted list
 TUNE_FLOOR = {"nprobe": 4, "efSearch": 16}  # where tune_search_params starts doubling
 HELD_OUT = 256  # queries kept out of the index while it is tuned
+DEFAULT_TARGET_RECALL = 0.95  # recall@10 that builds tune for unless told otherwise
 PQ_MIN_VECTORS = 256  # PQ{m}x8 trains 256 centroids per code byte: it needs this many vectors
 
 
@@ -366,7 +367,7 @@ def build_index(
     *,
     seed: int = 1234,
     block_size: int = 65_536,
-    tune_recall: float | None = 0.9,
+    tune_recall: float | None = DEFAULT_TARGET_RECALL,
     k: int = 10,
     tune_queries: np.ndarray | None = None,
     use_gpu: bool | None = None,

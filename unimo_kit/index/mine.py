@@ -163,7 +163,9 @@ class Miner:
                         {"id": hit["id"], "text": hit["text"], "score": _round(hit["score"])}
                     )
         if self.images is not None:
-            encoded = self.images.encoder().encode_images(own_images, batch_size=cfg.batch_size)
+            encoded = self.images.encoder().encode_image_files(
+                own_images, batch_size=cfg.batch_size
+            )
             self.failed_images += int((~encoded.ok).sum())
             hits = self.images.results(*self.images.search(encoded.vectors, self._fetch(cfg.k)))
             for j, pair in enumerate(pairs):
@@ -306,26 +308,23 @@ def mine(
         checker = SceneChecker(scenes)
     miner = Miner(text_index, image_index, negative_index, config, out_path.parent, checker)
     report = ErrorReport(strict=strict)
-    start, stop = 0, None
-    if shard.count > 1:
-        quiet = ErrorReport(stream=open(os.devnull, "w"))  # noqa: SIM115
-        total = sum(1 for _ in read_pairs(pairs_path, on_error=quiet))
-        quiet.stream.close()
-        start, stop = shard.bounds(total)
+    # one quiet pass: the shard's slice, and the progress bar's total (hence its ETA)
+    quiet = ErrorReport(stream=open(os.devnull, "w"))  # noqa: SIM115
+    total = sum(1 for _ in read_pairs(pairs_path, on_error=quiet))
+    quiet.stream.close()
+    start, stop = shard.bounds(total)
     stats = {"pairs": 0, "skipped_done": 0, "written": 0, "texts": 0, "images": 0, "negatives": 0}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(
-            total=None if stop is None else stop - start, desc="mine", unit="pair", file=sys.stderr
-        )
+        bar = tqdm(total=stop - start, desc="mine", unit="pair", file=sys.stderr)
     with ResumableJsonlWriter(out_path, id_key="id", resume=resume) as writer:
         write_json(settings, settings_path(out_path))
 
         def todo() -> Iterator[Any]:
             for i, pair in enumerate(read_pairs(pairs_path, strict=strict, on_error=report)):
-                if stop is not None and i >= stop:
+                if i >= stop:
                     return
                 if i < start:
                     continue
