@@ -344,3 +344,25 @@ def test_mine_counts_are_validated(world, indexes, tmp_path, option):
     res = cli_mine(world / "pairs.train.jsonl", tmp_path / "r.jsonl", indexes["texts"], *option)
     assert res.exit_code == 2 and "Invalid value" in res.output
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_pair_with_a_lone_surrogate_is_named_and_skipped(world, indexes, tmp_path, capsys):
+    lines = (world / "pairs.train.jsonl").read_text().splitlines()
+    bad = json.loads(lines[2])
+    bad["captions"] = ["caf\ud800 sign"]  # json.dumps writes the valid escape "\ud800"
+    lines[2] = json.dumps(bad)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "retrieved.jsonl"
+    cfg = MineConfig(k=2, negatives=2, min_score=-1.0, chunk_size=5)
+    stats = mine(
+        pairs,
+        out,
+        text_index=indexes["texts"],
+        negative_index=indexes["captions"],
+        config=cfg,
+        progress=False,
+    )
+    assert f"{pairs}:3:" in capsys.readouterr().err
+    assert stats["malformed"] == 1 and stats["written"] == len(lines) - 1
+    assert bad["id"] not in {r["id"] for r in read(out)}
