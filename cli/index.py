@@ -483,25 +483,18 @@ def mine_cmd(
       unimo index mine --pairs world/pairs.train.jsonl --text-index texts \\
           --image-index images -o world/retrieved.jsonl -k 5 --negatives 5
     """
-    from unimo_kit.index.build import DEFAULT_TEXT_ENCODER
-    from unimo_kit.index.mine import MineConfig, caption_cache, check_resume, mine, run_settings
-    from unimo_kit.index.store import read_meta
+    from unimo_kit.index.mine import MineConfig, mine_with_captions
     from unimo_kit.utils import parse_shard
 
     if not (text_index or image_index or negatives):
         raise click.UsageError("nothing to mine: give --text-index, --image-index or --negatives")
     try:
         shard_obj = parse_shard(shard)
-        text_folder = _folder(root, text_index) if text_index else None
-        negative_folder = _folder(root, negative_index) if negative_index else None
-        automatic = bool(negatives) and negative_folder is None
-        if automatic:
-            if shard_obj.count > 1:
-                raise click.UsageError(
-                    "with --shard, build the caption index once first "
-                    "(unimo index build --captions PAIRS --name NAME) and pass --negative-index"
-                )
-            negative_folder = Path(output).with_name(Path(output).name + ".captions")
+        if negatives and negative_index is None and shard_obj.count > 1:
+            raise click.UsageError(
+                "with --shard, build the caption index once first "
+                "(unimo index build --captions PAIRS --name NAME) and pass --negative-index"
+            )
         config = MineConfig(
             k=k,
             negatives=negatives,
@@ -510,20 +503,18 @@ def mine_cmd(
             negative_max_score=max_score,
             chunk_size=chunk_size,
         )
-        run = {
-            "text_index": text_folder,
-            "image_index": _folder(root, image_index) if image_index else None,
-            "negative_index": negative_folder if negatives else None,
-            "config": config,
-            "shard": shard_obj,
-            "scenes": scenes,
-        }
-        if not no_resume:  # refuse before building anything
-            check_resume(output, run_settings(pairs, **run))
-        if automatic:  # a cache of PAIRS: rebuilt when stale
-            spec = read_meta(text_folder)["encoder"] if text_folder else DEFAULT_TEXT_ENCODER
-            caption_cache(pairs, negative_folder, encoder=spec)
-        stats = mine(pairs, output, resume=not no_resume, strict=strict, **run)
+        stats = mine_with_captions(
+            pairs,
+            output,
+            text_index=_folder(root, text_index) if text_index else None,
+            image_index=_folder(root, image_index) if image_index else None,
+            negative_index=_folder(root, negative_index) if negative_index else None,
+            config=config,
+            shard=shard_obj,
+            resume=not no_resume,
+            strict=strict,
+            scenes=scenes,
+        )
     except _known_errors() as exc:
         _fail(exc)
     click.echo(json.dumps(stats), err=True)

@@ -15,6 +15,10 @@ Index folders on disk (``indexes/README.md``) and mining::
           "indexes/texts")
     IndexStore.open("indexes/texts").search_texts(["a red circle"], k=5)
 
+Embed once, index many: ``embed(config, "emb/texts")`` writes an embedding store, and
+``build(replace(config, index_type="ivfpq", embeddings="emb/texts"), "indexes/texts-pq")``
+reads it (docs/formats.md).
+
 Importing this package loads numpy only; faiss, torch and the encoders load on first use.
 """
 
@@ -22,6 +26,7 @@ from unimo_kit.index.build import (
     BuildConfig,
     InputChangedError,
     build,
+    embed,
     input_changed,
     merge_indexes,
     train_quantizer,
@@ -45,7 +50,14 @@ from unimo_kit.index.factory import (
     search,
     tune_search_params,
 )
-from unimo_kit.index.mine import MineConfig, Miner, MineSettingsError, build_caption_index, mine
+from unimo_kit.index.mine import (
+    MineConfig,
+    Miner,
+    MineSettingsError,
+    build_caption_index,
+    mine,
+    mine_with_captions,
+)
 from unimo_kit.index.store import IndexStore, IndexStoreError
 
 __all__ = [
@@ -66,11 +78,13 @@ __all__ = [
     "build",
     "build_caption_index",
     "build_index",
+    "embed",
     "exact_search",
     "input_changed",
     "load_encoder",
     "merge_indexes",
     "mine",
+    "mine_with_captions",
     "plan_index",
     "recall_at_k",
     "register_encoder",

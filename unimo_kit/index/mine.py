@@ -365,6 +365,64 @@ def mine(
     }
 
 
+def mine_with_captions(
+    pairs_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    text_index: str | os.PathLike | None = None,
+    image_index: str | os.PathLike | None = None,
+    negative_index: str | os.PathLike | None = None,
+    config: MineConfig | None = None,
+    shard: Shard = Shard(),
+    resume: bool = True,
+    progress: bool = True,
+    strict: bool = False,
+    scenes: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """What ``unimo index mine`` runs: :func:`mine`, with the caption index of the pairs built
+    (or reused) next to the output when negatives are asked for and ``negative_index`` is
+    ``None`` (``OUTPUT.captions/``, see :func:`caption_cache`), and a resume under other
+    settings refused before anything is built.
+
+    Returns:
+        :func:`mine`'s counts.
+
+    Raises:
+        MineSettingsError: ``resume`` and the output was started with other settings.
+        ValueError: nothing to mine; or an automatic caption index with ``shard`` (build it
+            once first and pass ``negative_index``).
+    """
+    from unimo_kit.index.encoders import DEFAULT_TEXT_ENCODER
+
+    config = config or MineConfig()
+    if not (text_index or image_index or config.negatives):
+        raise ValueError("nothing to mine: give a text index, an image index or negatives")
+    automatic = bool(config.negatives) and negative_index is None
+    if automatic:
+        if shard.count > 1:
+            raise ValueError(
+                "with --shard, build the caption index once first "
+                "(unimo index build --captions PAIRS --name NAME) and pass --negative-index"
+            )
+        negative_index = Path(out_path).with_name(Path(out_path).name + ".captions")
+    run = {
+        "text_index": text_index,
+        "image_index": image_index,
+        "negative_index": negative_index if config.negatives else None,
+        "config": config,
+        "shard": shard,
+        "scenes": scenes,
+    }
+    if resume:  # refuse before building anything
+        check_resume(out_path, run_settings(pairs_path, **run))
+    if automatic:  # a cache of the pairs: rebuilt when stale
+        from unimo_kit.index.store import read_meta
+
+        spec = read_meta(Path(text_index))["encoder"] if text_index else DEFAULT_TEXT_ENCODER
+        caption_cache(pairs_path, negative_index, encoder=spec, progress=progress)
+    return mine(pairs_path, out_path, resume=resume, progress=progress, strict=strict, **run)
+
+
 def _round(score: float) -> float:
     return round(float(score), 5)
 
