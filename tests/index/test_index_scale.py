@@ -317,3 +317,33 @@ def test_cli_search_refuses_a_query_argument_that_is_not_text(tmp_path, tiny_spe
     res = runner.invoke(index, ["search", "t", "--root", root, "--text", bad])
     assert res.exit_code == 2 and "not valid UTF-8" in res.output
     assert "Traceback" not in res.output
+
+
+def test_cli_builds_two_types_from_one_store_and_tunes_on_a_query_file(
+    tmp_path, texts_file, tiny_spec
+):
+    from click.testing import CliRunner
+
+    from unimo_kit.cli.index import index
+
+    queries = tmp_path / "queries.txt"
+    queries.write_text("a red star\ntwo blue circles\nthe big green square\n")
+    root = str(tmp_path / "idx")
+    runner = CliRunner()
+    base = ["build", "--texts", str(texts_file), "--root", root, "--encoder", tiny_spec]
+    res = runner.invoke(index, [*base, "--name", "a", "--type", "hnsw", "--embeddings", "emb"])
+    assert res.exit_code == 0, res.output
+    assert "held-out queries" in res.output
+    emb = tmp_path / "idx" / "emb"
+    stamp = (emb / "blocks" / "00000.npy").stat().st_mtime_ns
+    args = [*base, "--name", "b", "--type", "ivf", "--embeddings", "emb"]
+    res = runner.invoke(index, [*args, "--tune-queries", str(queries)])
+    assert res.exit_code == 0, res.output
+    assert (emb / "blocks" / "00000.npy").stat().st_mtime_ns == stamp  # read, not re-embedded
+    meta = IndexStore.open(tmp_path / "idx" / "b").meta
+    assert meta["tuning"]["queries_from"] == str(queries) and meta["tuning"]["queries"] == 3
+    res = runner.invoke(
+        index, ["search", "b", "--root", root, "--verify", "--queries", str(queries)]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.splitlines()[0])["held_out"] is True
