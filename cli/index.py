@@ -164,9 +164,10 @@ def build_cmd(
 ):
     """Embed a corpus and build ROOT/NAME (resumable: rerun the same command after a kill).
 
-    Search parameters are tuned on queries outside the index, so the recall in meta.json is
-    the recall of new queries. --overwrite keeps the folder's embeddings when only the index
-    settings changed.
+    Search parameters are tuned on queries the index does not hold (256 rows held out
+    until tuned, or --tune-queries): meta.json's recall is theirs. Tune on real queries
+    when they differ from the corpus. --overwrite keeps the folder's embeddings when
+    only the index settings changed.
 
     \b
     Example:
