@@ -37,8 +37,8 @@ def _folder(root: str, name: str) -> Path:
 
 
 TARGET_RECALL_HELP = (
-    "Tune nprobe/efSearch: the cheapest (doubling from 4 / 16) with recall@10 on a sample "
-    "at least this."
+    "Tune nprobe/efSearch: the cheapest (doubling from 4 / 16) with recall@10 at least this, "
+    "measured on queries the index does not hold."
 )
 
 
