@@ -620,6 +620,7 @@ def finalize(
     }
     write_json(meta, out / META)
     if not config.keep_embeddings and not separate:
+        (out / EMBEDDINGS).unlink(missing_ok=True)  # no longer a store
         for p in paths:
             p.unlink()
 
