@@ -331,7 +331,8 @@ def main() -> None:
         figures["rewrites_sha256"] = file_digest(output)
         figures["seconds"] = round(seconds, 2)
         figures["captions_per_s"] = round(len(lines) / seconds, 1)
-        figures["report_lines"] = report_lines(stderr)[:MAX_ERRORS_KEPT]
+        relative = stderr.replace(str(work) + os.sep, "")  # no machine path in the results
+        figures["report_lines"] = report_lines(relative)[:MAX_ERRORS_KEPT]
         splits[split] = figures
         all_lines += lines
         total_seconds += seconds
