@@ -549,7 +549,8 @@ def check_image_encoder(ctx: Context) -> dict[str, Any]:
     ]
 
     def encode(encoder: Any, batch: list[str]) -> np.ndarray:
-        return encoder.encode_images(batch, strict=True).vectors
+        encoded = encoder.encode_images(batch)  # an array (or EncodedImages, older API)
+        return np.asarray(getattr(encoded, "vectors", encoded))
 
     return _encode_both(ctx, ctx.image_encoder, images, encode)
 
