@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import click
 
-_TYPES = "replace-obj,replace-att,replace-rel,swap-obj,swap-att,add-obj,add-att,count"  # all types
-
 
 @click.command("rewrite")
 @click.argument("pairs", type=click.Path(exists=True, dir_okay=False))
@@ -18,7 +16,10 @@ _TYPES = "replace-obj,replace-att,replace-rel,swap-obj,swap-att,add-obj,add-att,
     help="rewrites.jsonl to write.",
 )
 @click.option(
-    "--types", default=_TYPES, show_default=True, help="Comma list of hard-negative types."
+    "--types",
+    default=None,
+    help="Comma list of hard-negative types [default: every type of "
+    "unimo_kit.rewrite.NEGATIVE_TYPES: replace-obj/att/rel, swap-obj/att, add-obj/att, count].",
 )
 @click.option("--per-type", default=1, show_default=True, help="Negatives per type and caption.")
 @click.option(
@@ -73,6 +74,34 @@ _TYPES = "replace-obj,replace-att,replace-rel,swap-obj,swap-att,add-obj,add-att,
     help="Gold scenes.jsonl (synthetic world): drop negatives that are true of the image.",
 )
 @click.option(
+    "--reference-corpus",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Evidence of which objects, attributes and relations go together: a FACTUAL-style "
+    "CSV (caption, scene_graph) or a --save-vocab JSON [default: the table that ships, from "
+    "36,894 Visual Genome captions].",
+)
+@click.option("--no-reference", is_flag=True, help="Use the input corpus alone as evidence.")
+@click.option(
+    "--roundtrip/--no-roundtrip",
+    default=True,
+    show_default=True,
+    help="Re-parse every rewrite and keep it only if its graph is the intended edit.",
+)
+@click.option(
+    "--spares",
+    default=2,
+    show_default=True,
+    help="Candidates drawn per wanted negative, to replace those the checks drop.",
+)
+@click.option(
+    "--lm",
+    default=None,
+    metavar="NAME_OR_PATH",
+    help="Masked or causal language model (local weights) that ranks the candidates "
+    "[default: none].",
+)
+@click.option(
     "--chunk-size", default=256, show_default=True, help="Captions per unit of work and write."
 )
 @click.option("--strict", is_flag=True, help="Stop at the first bad record.")
@@ -96,6 +125,11 @@ def rewrite(
     max_caption_chars: int,
     back_translation: tuple[str, str] | None,
     scenes: str | None,
+    reference_corpus: str | None,
+    no_reference: bool,
+    roundtrip: bool,
+    spares: int,
+    lm: str | None,
     chunk_size: int,
     strict: bool,
     restart: bool,
@@ -120,15 +154,33 @@ def rewrite(
     output, and --workers does not change it.
     The vocabulary is built from the whole input (all shards) in a first pass; build it once
     with --save-vocab and pass --vocab to every shard to skip that pass.
+    Replacements must be attested with their context in the input or the reference table
+    (--reference-corpus, --no-reference), and every rewrite is parsed again and kept only if
+    its graph is the intended edit (--no-roundtrip to skip; what it dropped is summarised
+    per type at the end). --lm ranks the candidates with a local language model.
     Bad lines are reported as FILE:LINE and skipped; bad captions (empty, too long, control
     characters, non-Latin text) get a line with an "error" field. Format: docs/formats.md.
     """
-    from unimo_kit.rewrite.pipeline import RewriteConfig, rewrite_file
+    from unimo_kit.resources import ResourceNotFound
+    from unimo_kit.rewrite.negatives import NEGATIVE_TYPES
+    from unimo_kit.rewrite.pipeline import REFERENCE_BUILTIN, RewriteConfig, rewrite_file
     from unimo_kit.utils import RecordError, parse_shard
 
+    if no_reference and reference_corpus:
+        raise click.UsageError("--no-reference and --reference-corpus exclude each other")
     try:
+        if lm:
+            from unimo_kit.rewrite.lm import LanguageModelScorer
+
+            LanguageModelScorer(lm)  # fail now, not in a worker, when the model is missing
         config = RewriteConfig(
-            types=tuple(t.strip() for t in types.split(",") if t.strip()),
+            types=NEGATIVE_TYPES
+            if types is None
+            else tuple(t.strip() for t in types.split(",") if t.strip()),
+            reference=None if no_reference else reference_corpus or REFERENCE_BUILTIN,
+            roundtrip=roundtrip,
+            spares=spares,
+            lm=lm,
             per_type=per_type,
             seed=seed,
             positives=positives,
@@ -149,7 +201,7 @@ def rewrite(
             resume=not restart,
         )
         summary = rewrite_file(pairs, output, config)
-    except (ValueError, RecordError, FileNotFoundError) as exc:
+    except (ValueError, RecordError, FileNotFoundError, ResourceNotFound) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"wrote {summary.written} caption line(s) to {summary.output}"

@@ -49,10 +49,10 @@ def test_dataloader_workers_match_and_epoch0_matches_the_stage(dataset, world, t
     from_workers = [item for batch in loader for item in batch]
     assert from_workers == [dataset[i] for i in range(len(dataset))]
     out = tmp_path / "rewrites.jsonl"
-    dataset.rewriter.vocab.save(tmp_path / "vocab.json")
+    dataset.rewriter.vocab.save(tmp_path / "vocab.json")  # the corpus and the reference
     rewrite_file(
         world.pairs["val"], out, seed=4, per_type=1, progress=False,
-        vocab_path=str(tmp_path / "vocab.json"),
+        vocab_path=str(tmp_path / "vocab.json"), reference=None,
     )  # fmt: skip
     offline = [json.loads(x) for x in Path(out).read_text().splitlines()]
     assert [x["id"] for x in offline] == [x["id"] for x in from_workers]

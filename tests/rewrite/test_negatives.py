@@ -24,20 +24,27 @@ def _graph():
     )
 
 
+EVIDENCE = [
+    "( circle , is , red ) , ( circle , left of , square ) , ( square , is , blue )",
+    "( circle , is , blue ) , ( square , left of , circle ) , ( square , is , red )",
+    "( circle , is , green ) , ( circle , right of , square ) , ( square , is , orange )",
+    "( circle , is , small ) , ( circle , above , square ) , ( square , is , large )",
+    "( star , is , red ) , ( star , left of , square )",
+    "( circle , above , diamond ) , ( diamond , above , circle ) , ( diamond , is , brown )",
+    "( triangle , right of , rectangle ) , ( rectangle , right of , triangle )",
+    "( circle , left of , triangle )",
+]
+"""A tiny corpus of gold graphs: what attests which replacement (each seen three times)."""
+
+
 def _vocab(**extra: Counter) -> Vocabulary:
-    vocab = Vocabulary(
-        objects=Counter({"circle": 5, "square": 5, "star": 3, "orange": 1}),
-        attributes={
-            "color": Counter({"red": 5, "blue": 5, "orange": 3, "green": 2}),
-            "size": Counter({"small": 4, "large": 4}),
-            "count": Counter({"2": 2, "3": 1}),
-        },
-        relations={"spatial": Counter({"left of": 3, "right of": 3, "above": 2, "next to": 2})},
-        noun_attributes={
-            "circle": Counter({"red": 2, "small": 1}),
-            "square": Counter({"blue": 2, "large": 1}),
-        },
-    )
+    from unimo_kit.data.scene_graph import SceneGraph
+
+    vocab = Vocabulary.build(SceneGraph.from_factual(g) for g in EVIDENCE * 3)
+    vocab.objects["orange"] = 1  # a colour word the parser once read as a noun
+    vocab.attributes.setdefault("size", Counter()).update({"small": 4, "large": 4})
+    vocab.attributes.setdefault("count", Counter()).update({"2": 2, "3": 1})
+    vocab.relations.setdefault("spatial", Counter())["next to"] += 2
     for key, value in extra.items():
         setattr(vocab, key, value)
     return vocab
@@ -70,7 +77,7 @@ def test_every_type_edits_the_original_caption():
 
 
 def test_articles_agree_after_replacement():
-    vocab = _vocab(attributes={"color": Counter({"red": 1, "orange": 50})})
+    vocab = _vocab(noun_attributes={"circle": Counter({"red": 1, "orange": 50})})
     rewriter = Rewriter(vocab, types=["replace-att"], per_type=1, seed=0, weight_power=1)
     graph = graph_of("a red circle", [("circle", ["red"])])
     (negative,) = rewriter.negatives("a red circle", graph, key="k")
@@ -78,15 +85,17 @@ def test_articles_agree_after_replacement():
 
 
 def test_wordnet_rejects_synonyms_hypernyms_hyponyms_and_plurals():
+    nouns = {"dog": 100, "dogs": 100, "canine": 100, "puppy": 100, "cat": 3}
     vocab = Vocabulary(
-        objects=Counter({"dog": 100, "dogs": 100, "canine": 100, "puppy": 100, "cat": 1}),
+        objects=Counter(nouns),
         attributes={"size": Counter({"big": 100, "huge": 100, "small": 1})},
+        noun_attributes={n: Counter({"large": 3, "big": 9, "huge": 9}) for n in nouns},
     )
     caption = "a large dog"
     graph = graph_of(caption, [("dog", ["large"])])
     rewriter = Rewriter(vocab, types=["replace-obj", "replace-att"], per_type=5, seed=1)
     texts = {n["text"] for n in rewriter.negatives(caption, graph, key="k")}
-    assert texts == {"a large cat", "a small dog"}
+    assert texts == {"a large cat", "a small dog", "a little dog"}  # the opposite sizes
 
 
 def test_spatial_replacements_stay_spatial_and_never_synonyms():
@@ -95,6 +104,10 @@ def test_spatial_replacements_stay_spatial_and_never_synonyms():
         relations={
             "spatial": Counter({"under": 50, "beneath": 50, "below": 50, "above": 1}),
             "action": Counter({"eat": 50}),
+        },
+        triples={
+            f"cat\t{p}": Counter({"table": 1})
+            for p in ("under", "beneath", "below", "above", "eat")
         },
     )
     caption = "a cat under a table"

@@ -37,6 +37,11 @@ class RewriteDataset(Dataset):
         seed: global seed.
         positives: also make graph positives (``inverse-rel``, ``there-is``, ...).
         spacy_model: spaCy pipeline name or path for the parser.
+        reference: evidence beside the corpus, as ``RewriteConfig.reference``: ``"builtin"``
+            (the shipped table), a file, a :class:`Vocabulary`, or ``None``.
+        roundtrip: keep only rewrites whose re-parse is the intended graph, as the stage
+            does (epoch 0 then gives the stage's negatives).
+        spares: candidates per wanted negative, as the stage's ``spares``.
 
     Items are dicts: ``id``, ``caption``, ``negatives`` (texts), ``negative_types``,
     ``positives`` (texts), ``positive_types``.
@@ -52,6 +57,9 @@ class RewriteDataset(Dataset):
         seed: int = 0,
         positives: bool = True,
         spacy_model: str | None = None,
+        reference: Vocabulary | str | None = "builtin",
+        roundtrip: bool = True,
+        spares: int = 2,
     ):
         if isinstance(source, (str, os.PathLike, list, tuple)):
             self.items: Any = _flatten(source)  # list of (id, caption)
@@ -65,7 +73,14 @@ class RewriteDataset(Dataset):
         if vocab is None:
             captions = (_as_item(self.items[i])[1] for i in range(len(self.items)))
             vocab = Vocabulary.build(self.parser.parse_many(captions))
-        self.rewriter = Rewriter(vocab, types=types, per_type=per_type, seed=seed)
+        if isinstance(reference, str):
+            from unimo_kit.rewrite.pipeline import load_reference_option
+
+            reference = load_reference_option(reference)
+        self.rewriter = Rewriter(
+            vocab, types=types, per_type=per_type, seed=seed, reference=reference, spares=spares
+        )
+        self.roundtrip = roundtrip
 
     @property
     def parser(self) -> Any:
@@ -89,6 +104,7 @@ class RewriteDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        from unimo_kit.rewrite.negatives import CandidateFilter
         from unimo_kit.rewrite.pipeline import caption_problem
         from unimo_kit.rewrite.positives import make_positives
 
@@ -105,9 +121,13 @@ class RewriteDataset(Dataset):
         if caption_problem(caption) is None:
             graph = self.parser.parse(caption)
             key = item_id if self.epoch == 0 else f"{item_id}@epoch{self.epoch}"
-            negatives = self.rewriter.negatives(caption, graph, key)
+            check = CandidateFilter(self.parser.parse_each if self.roundtrip else None)
+            candidates = self.rewriter.candidates(caption, graph, key)
+            (kept,) = check([candidates], self.rewriter.per_type)
+            negatives = [n.to_dict() for n in kept]
             if self.positives:
-                positives = make_positives(caption, graph)
+                made = make_positives(caption, graph)
+                (positives,) = check([made], max(1, len(made)), rank=False)
         out["negatives"] = [n["text"] for n in negatives]
         out["negative_types"] = [n["type"] for n in negatives]
         out["positives"] = [p.text for p in positives]

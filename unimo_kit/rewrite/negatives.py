@@ -4,15 +4,23 @@ For a caption and its parsed :class:`~unimo_kit.data.scene_graph.SceneGraph` (wi
 spans), :class:`Rewriter` makes SugarCrepe-typed negatives:
 
 =============  ===========================================================================
-``replace-obj``  an object noun → another noun of the corpus vocabulary (number kept)
-``replace-att``  an attribute → another of the same category (colour → colour, ...)
-``replace-rel``  a predicate → another of the same category (spatial → spatial, ...)
-``swap-obj``     the two ends of an asymmetric relation exchange places
-``swap-att``     two objects exchange same-category attributes
-``add-obj``      a new object (with an attribute in the caption's style) is conjoined
-``add-att``      an attribute of a category the object lacks is added
+``replace-obj``  an object noun → another noun attested in the same context (number kept)
+``replace-att``  an attribute → a contrasting one attested with the noun (colour → colour,
+                 small → large, open → closed)
+``replace-rel``  a predicate → another of the same category attested for its two ends
+``swap-obj``     two parallel objects (same kind, different roles) exchange places, or the
+                 two ends of a relation when the reversed relation is attested
+``swap-att``     two objects exchange attributes (across categories, multi-word) or counts
+``add-obj``      a new object of the anchor's kind is conjoined to any noun phrase
+``add-att``      an attribute of a category the object lacks, attested with the noun
 ``count``        a numeral changes (noun number and copula agree)
 =============  ===========================================================================
+
+"Attested" means seen in the evidence: the vocabulary of the corpus being rewritten merged with
+a reference table (``reference=``; the stage ships one built from real captions, see
+:mod:`unimo_kit.rewrite.reference`). A replacement that nothing attests is not made: a
+negative must be false and still describe a sensible scene, or a text-only model can tell it
+from the caption (Hsieh et al. 2023, SugarCrepe).
 
 Each negative is ``{"type", "text", "edits": [{"start", "end", "old", "new"}]}`` with spans into
 the original caption. Replacements related to the original by WordNet (same word up to number,
@@ -25,10 +33,12 @@ input order, sharding or which other types are asked for.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from unimo_kit.data.records import caption_key
 from unimo_kit.data.scene_graph import (
     COMPOSITIONAL_CATEGORIES,
     Attribute,
@@ -58,11 +68,14 @@ from unimo_kit.rewrite.grammar import (
     pluralize,
 )
 from unimo_kit.rewrite.vocab import (
+    INVERSE,
     SYMMETRIC,
     Vocabulary,
     attribute_category,
+    contrasts,
     lemma,
     morphy,
+    noun_classes,
     related,
     relation_category,
 )
@@ -105,6 +118,10 @@ class Rewriter:
         vocab: replacement vocabulary (:meth:`Vocabulary.build` over the corpus).
         types: negative types to make (default: all of :data:`NEGATIVE_TYPES`).
         per_type: at most this many distinct negatives per type and caption.
+        reference: extra evidence of which words go together (merged with ``vocab`` for
+            candidates and attestation; see :mod:`unimo_kit.rewrite.reference`).
+        spares: candidates drawn per wanted negative; :meth:`candidates` returns them all so
+            that a later check (re-parsing, a language model) can pick among them.
         seed: global seed; each caption's generator is ``derive_seed(seed, key, type)``.
         weight_power: replacements are drawn with weight ``count ** weight_power``
             (1 = corpus frequency, 0 = uniform).
@@ -122,13 +139,18 @@ class Rewriter:
         per_type: int = 1,
         seed: int = 0,
         *,
+        reference: Vocabulary | None = None,
+        spares: int = 1,
         weight_power: float = 0.5,
         max_tries: int = 12,
     ):
         unknown = set(types or ()) - set(NEGATIVE_TYPES)
         if unknown:
             raise ValueError(f"unknown negative type(s) {sorted(unknown)}; use {NEGATIVE_TYPES}")
-        self.vocab = vocab
+        if spares < 1:
+            raise ValueError(f"spares must be >= 1, got {spares}")
+        self.vocab = vocab if reference is None else Vocabulary().merge(vocab).merge(reference)
+        self.spares = int(spares)
         self.types = tuple(t for t in NEGATIVE_TYPES if types is None or t in types)
         self.per_type = int(per_type)
         self.seed = int(seed)
@@ -160,17 +182,26 @@ class Rewriter:
         self, caption: str, graph: SceneGraph, key: str, *, verify: Verifier | None = None
     ) -> list[Negative]:
         """Like :meth:`negatives`, returning :class:`Negative` objects with edited graphs."""
+        return select(self.candidates(caption, graph, key, verify=verify), self.per_type)
+
+    def candidates(
+        self, caption: str, graph: SceneGraph, key: str, *, verify: Verifier | None = None
+    ) -> list[Negative]:
+        """Up to ``per_type * spares`` distinct candidate negatives per type, in draw order
+        (types in :data:`NEGATIVE_TYPES` order). :func:`select` keeps the first ``per_type``
+        of each type; filter before selecting to replace rejected candidates by spares."""
         if not caption.strip() or not graph.entities:
             return []
         context = _Context(caption, graph, phrases(graph, caption))
         out: list[Negative] = []
+        wanted = self.per_type * self.spares
         for kind in self.types:
             rng = _LazyRandom(self.seed, key, kind)
             make = getattr(self, "_" + kind.replace("-", "_"))
-            texts = {caption.strip().lower()}
+            texts = {caption_key(caption)}
             found = 0
-            for _ in range(self.max_tries * self.per_type):
-                if found >= self.per_type:
+            for _ in range(self.max_tries * wanted):
+                if found >= wanted:
                     break
                 made = make(context, rng)
                 if made is False:
@@ -182,40 +213,100 @@ class Rewriter:
                 if not edits or overlaps(edits):
                     continue
                 text = apply_edits(caption, edits)
-                if text.strip().lower() in texts:
+                if caption_key(text) in texts:
                     continue
                 if verify is not None and verify(new_graph):
                     continue
-                texts.add(text.strip().lower())
+                texts.add(caption_key(text))
                 new_graph.text = text
                 out.append(Negative(kind, text, edits, new_graph))
                 found += 1
         return out
 
-    # ------------------------------------------------------------------ sampling
+    # ------------------------------------------------------------------ evidence
 
-    def _draw(
-        self, rng: random.Random, key: tuple[str, ...],
-        pool: Callable[[], list[tuple[str, int]]], reject: Callable[[str], bool],
-    ) -> str | None:  # fmt: skip
-        """A weighted draw from the ``(word, count)`` list ``pool()`` (built once per ``key``)
-        that ``reject`` does not refuse."""
-        if key not in self._pools:
-            pool = pool()
-            words = [w for w, _ in pool]
-            weights, total = [], 0.0
-            for _, count in pool:
-                total += count**self.weight_power
-                weights.append(total)
-            self._pools[key] = (words, weights)
-        words, cum = self._pools[key]
+    def _context(self, c: _Context, i: int) -> list[tuple[str, ...]]:
+        """What the caption says about entity ``i`` besides its name: its attributes
+        (``("att", word)``) and its relations (``("subj", predicate, object)`` /
+        ``("obj", subject, predicate)``). A replacement must be attested for all of it."""
+        entity = c.graph.entities[i]
+        features: list[tuple[str, ...]] = [
+            ("att", a.text) for a in entity.attributes if attribute_category(a.text) != "count"
+        ]
+        for r in c.graph.relations:
+            if r.subject == i and r.object != i:
+                features.append(("subj", r.predicate, c.graph.entities[r.object].name))
+            elif r.object == i and r.subject != i:
+                features.append(("obj", c.graph.entities[r.subject].name, r.predicate))
+        return features
+
+    def _fits(self, noun: str, features: list[tuple[str, ...]], *, exact: bool) -> bool:
+        """Whether ``noun`` is attested with every feature of :meth:`_context`: relations as
+        exact triples (``exact``) or by a noun of the same kind
+        (:meth:`Vocabulary.relation_plausible`)."""
+        v = self.vocab
+        for f in features:
+            if f[0] == "att" and not v.attribute_count(noun, f[1]):
+                return False
+            if f[0] == "subj" and not (
+                v.triple_count(noun, f[1], f[2])
+                if exact
+                else v.relation_plausible(noun, f[1], f[2], new="subject")
+            ):
+                return False
+            if f[0] == "obj" and not (
+                v.triple_count(f[1], f[2], noun)
+                if exact
+                else v.relation_plausible(f[1], f[2], noun, new="object")
+            ):
+                return False
+        return True
+
+    def _object_pool(
+        self, name: str, features: list[tuple[str, ...]]
+    ) -> list[tuple[str, int]]:  # fmt: skip
+        """Nouns that could stand where ``name`` stands: of the same WordNet kind and attested
+        with all its context (a cat for a dog on a sofa), or attested exactly (every relation
+        seen as a triple with this noun) — which is how the rendered shapes of the synthetic
+        world, which WordNet files apart, replace each other. Nouns seen fewer than
+        :data:`MIN_CANDIDATE_COUNT` times are left out: rare words are mostly parser
+        leftovers."""
+        kinds = noun_classes(name)
+        out = []
+        for w, n in self.vocab.object_candidates():
+            if n < MIN_CANDIDATE_COUNT:
+                break
+            same_kind = bool(kinds & noun_classes(w))
+            if self._fits(w, features, exact=not same_kind) if features else same_kind:
+                out.append((w, n))
+        return out
+
+    def _addition_pool(
+        self, anchor: str, features: list[tuple[str, ...]]
+    ) -> list[tuple[str, int]]:  # fmt: skip
+        """Nouns to conjoin to ``anchor``: of its WordNet kind and, where the anchor takes part
+        in relations, seen in each of them exactly (``holding a ball`` → ``and a bat``, not
+        ``and a knife``)."""
+        kinds = noun_classes(anchor)
+        return [
+            (w, n)
+            for w, n in self.vocab.object_candidates()
+            if n >= MIN_CANDIDATE_COUNT
+            and kinds & noun_classes(w)
+            and (not features or self._fits(w, features, exact=True))
+        ]
+
+    def _pick(
+        self, rng: random.Random, pool: list[tuple[str, int]], reject: Callable[[str], bool]
+    ) -> str | None:
+        """A draw weighted by ``count ** weight_power`` from ``pool`` that ``reject`` refuses
+        not (rejected words are struck out, so a pool of one good word is always found)."""
+        words = [w for w, _ in pool if not reject(w)]
         if not words:
             return None
-        for _ in range(self.max_tries):
-            word = rng.choices(words, cum_weights=cum)[0]
-            if not reject(word):
-                return word
-        return None
+        counts = dict(pool)
+        weights = [counts[w] ** self.weight_power for w in words]
+        return rng.choices(words, weights=weights)[0]
 
     # ------------------------------------------------------------------ types
 
@@ -228,10 +319,11 @@ class Rewriter:
         head = c.phrases[i].head  # type: ignore[union-attr]
         old = c.caption[head[0] : head[1]]
         present = {lemma(e.name) for e in c.graph.entities}
-        word = self._draw(
+        word = self._pick(
             rng,
-            ("obj",),
-            self.vocab.object_candidates,
+            self._cached(
+                ("obj", i), lambda: self._object_pool(entity.name, self._context(c, i)), c
+            ),
             lambda w: (
                 w in present
                 or _not_an_object(w)
@@ -246,6 +338,24 @@ class Rewriter:
         graph = c.copy()
         graph.entities[i].name = pluralize(word) if is_plural(entity.name, morphy) else word
         return fix_articles(c.caption, [Edit(head[0], head[1], old, new)]), graph
+
+    def _cached(self, key: tuple[Any, ...], build: Callable[[], Any], c: _Context) -> Any:
+        """A per-caption cache: candidate pools are built once per caption and slot."""
+        if key not in c.cache:
+            c.cache[key] = build()
+        return c.cache[key]
+
+    def _attribute_pool(self, category: str, noun: str, old: str) -> list[tuple[str, int]]:
+        """Attributes that contrast with ``old`` on ``noun``: another colour, material or shape
+        seen on the noun; the opposite size or age; an antonym for any other attribute."""
+        seen = self.vocab.noun_attributes.get(lemma(noun), Counter())
+        if category in ("size", "age", "other"):
+            opposites = contrasts(old, category)
+            pool = [(w, seen.get(w, 0) + 1) for w in sorted(opposites)]
+            if category == "other":  # an antonym nothing attests on this noun reads oddly
+                pool = [(w, n) for w, n in pool if seen.get(w)]
+            return pool
+        return [(w, n) for w, n in seen.items() if attribute_category(w) == category]
 
     def _replace_att(self, c: _Context, rng: random.Random) -> _Made:
         choices = [
@@ -263,10 +373,12 @@ class Rewriter:
         start, end = attribute.span  # type: ignore[misc]
         old = c.caption[start:end]
         own = {a.text.lower() for a in entity.attributes}
-        word = self._draw(
+        pool = self._cached(
+            ("att", i, j), lambda: self._attribute_pool(category, entity.name, attribute.text), c
+        )
+        word = self._pick(
             rng,
-            ("att", category, lemma(entity.name)),
-            lambda: self.vocab.attribute_candidates(category, entity.name),
+            sorted(pool, key=lambda x: (-x[1], x[0])),
             lambda w: w in own or related(w, attribute.text, "a") or related(w, old, "a"),
         )
         if word is None:
@@ -276,7 +388,11 @@ class Rewriter:
         return fix_articles(c.caption, [Edit(start, end, old, copy_case(old, word))]), graph
 
     def _replace_rel(self, c: _Context, rng: random.Random) -> _Made:
-        choices = [k for k, r in enumerate(c.graph.relations) if valid_span(r.span, c.caption)]
+        choices = [
+            k
+            for k, r in enumerate(c.graph.relations)
+            if valid_span(r.span, c.caption) and relation_category(r.predicate) != "other"
+        ]
         if not choices:
             return False
         k = rng.choice(choices)
@@ -284,35 +400,37 @@ class Rewriter:
         category = relation_category(relation.predicate)
         start, end = relation.span  # type: ignore[misc]
         old = c.caption[start:end]
-        slot = {"spatial": "spatial", "action": "v"}.get(category, "other")
+        slot = "spatial" if category == "spatial" else "v"
         subject = c.graph.entities[relation.subject].name
+        obj = c.graph.entities[relation.object].name
         norm = relation.predicate.lower()
+        if category == "action" and not _is_active_verb_form(old, relation.predicate):
+            return False  # "eye of a giraffe" (have), "kite attached to fence" (passive)
 
         def reject(p: str) -> bool:
             if p == norm or p.removeprefix("to ") == norm.removeprefix("to "):
                 return True
-            if slot == "spatial":
-                return related(p, norm, "spatial")
-            if slot == "v":
-                return related(p, norm, "v")
-            return False
+            if p.split(" ", 1)[0] in _LIGHT_VERBS:
+                return True
+            return related(p, norm, slot)
 
-        word = self._draw(
-            rng,
-            ("rel", category, lemma(subject)),
-            lambda: self.vocab.relation_candidates(category, subject),
-            reject,
+        pool = self._cached(
+            ("rel", k),
+            lambda: [
+                (p, n)
+                for p, n in _ranked_all(self.vocab.relations.get(category, Counter()))
+                if self.vocab.triple_count(subject, p, obj)
+                or (p in INVERSE and self.vocab.triple_count(obj, INVERSE[p], subject))
+            ],
+            c,
         )
+        word = self._pick(rng, pool, reject)
         if word is None:
             return None
         if category == "spatial":
             start, new = _spatial_surface(c.caption, start, end, old, word)
-        elif category == "action":
-            if not _is_verb_form(old, relation.predicate):
-                return False  # "eye of a giraffe" (have): no verb to replace
-            new = inflect_like(word, old)
         else:
-            new = word
+            new = inflect_like(word, old)
         if start != relation.span[0]:  # type: ignore[index]
             old = c.caption[start:end]
         graph = c.copy()
@@ -320,12 +438,50 @@ class Rewriter:
         return fix_articles(c.caption, [Edit(start, end, old, copy_case(old, new))]), graph
 
     def _swap_obj(self, c: _Context, rng: random.Random) -> _Made:
+        choices = self._cached(("swap-obj",), lambda: self._swap_obj_choices(c), c)
+        if not choices:
+            return False
+        kind, a, b = rng.choice(choices)
+        if kind == "parallel":
+            return self._exchange_phrases(c, a, b)
+        return self._reverse_relation(c, a)
+
+    def _swap_obj_choices(self, c: _Context) -> list[tuple[str, int, int]]:
+        """``("parallel", i, j)``: two objects of one kind whose places carry different
+        relations; ``("reverse", k, -1)``: relation ``k`` with its ends exchanged, only where
+        the reversed relation is attested (``a cake cutting a woman`` is not)."""
+        out: list[tuple[str, int, int]] = []
+        entities, relations = c.graph.entities, c.graph.relations
+        usable = [i for i in c.entities_with_phrase() if not _has_outside_attributes(c, i)]
+        original = _graph_key(c.graph)
+        for x, i in enumerate(usable):
+            for j in usable[x + 1 :]:
+                pi, pj = c.phrases[i], c.phrases[j]
+                if pi is None or pj is None or (pi.end > pj.start and pj.end > pi.start):
+                    continue
+                ni, nj = lemma(entities[i].name), lemma(entities[j].name)
+                if ni == nj or related(ni, nj, "n"):
+                    continue
+                if not any(r.subject in (i, j) or r.object in (i, j) for r in relations):
+                    continue  # nothing but the order would change
+                if not (noun_classes(ni) & noun_classes(nj)) and not self._same_roles(c, i, j):
+                    continue  # a woman for a man, a cat for a dog; not a cake for a woman
+                swapped = _swap_entities(c.graph, i, j)
+                if _graph_key(swapped) == original:
+                    continue  # "a man and a woman on a bench": the same scene
+                if any({r.subject, r.object} == {i, j} for r in relations):
+                    continue  # the two ends of one relation: a reversal, checked below
+                if all(
+                    self._moved_plausible(swapped, r, {i, j})
+                    for r in swapped.relations
+                    if {r.subject, r.object} & {i, j}
+                ):
+                    out.append(("parallel", i, j))
         degree: dict[int, int] = {}
-        for r in c.graph.relations:
+        for r in relations:
             degree[r.subject] = degree.get(r.subject, 0) + 1
             degree[r.object] = degree.get(r.object, 0) + 1
-        choices = []
-        for k, r in enumerate(c.graph.relations):
+        for k, r in enumerate(relations):
             ps, po = c.phrases[r.subject], c.phrases[r.object]
             if ps is None or po is None or r.subject == r.object:
                 continue
@@ -339,10 +495,41 @@ class Rewriter:
                 continue
             if ps.text(c.caption).lower() == po.text(c.caption).lower():
                 continue
-            choices.append(k)
-        if not choices:
-            return False
-        k = rng.choice(choices)
+            if relation_category(r.predicate) == "other":
+                continue  # "with", "have", "of": reversing them is rarely English
+            subject, obj = entities[r.subject].name, entities[r.object].name
+            reversed_count = self.vocab.triple_count(obj, r.predicate, subject)
+            if reversed_count < max(2, 0.2 * self.vocab.triple_count(subject, r.predicate, obj)):
+                continue  # "the wall is on shelves": seen, but far less than the original
+            out.append(("reverse", k, -1))
+        return out
+
+    def _moved_plausible(self, graph: SceneGraph, r: Relation, moved: set[int]) -> bool:
+        """Whether relation ``r`` of ``graph`` is attested with the moved end as the new one."""
+        subject, obj = graph.entities[r.subject].name, graph.entities[r.object].name
+        new = "subject" if r.subject in moved else "object"
+        return self.vocab.relation_plausible(subject, r.predicate, obj, new=new)
+
+    def _same_roles(self, c: _Context, i: int, j: int) -> bool:
+        """Whether ``i`` and ``j`` are both subjects, or both objects, of some relation."""
+        subjects = {r.subject for r in c.graph.relations}
+        objects = {r.object for r in c.graph.relations}
+        return (i in subjects and j in subjects) or (i in objects and j in objects)
+
+    def _exchange_phrases(self, c: _Context, i: int, j: int) -> _Made:
+        first, second = sorted([i, j], key=lambda e: c.phrases[e].start)  # type: ignore[union-attr]
+        p1, p2 = c.phrases[first], c.phrases[second]
+        assert p1 is not None and p2 is not None
+        t1, t2 = p1.text(c.caption), p2.text(c.caption)
+        edits = [
+            Edit(p1.start, p1.end, t1, _recase(t2, t1, p1.start)),
+            Edit(p2.start, p2.end, t2, _recase(t1, t2, p2.start)),
+        ]
+        edits += _agreement(c, p1, c.plural(first), c.plural(second))
+        edits += _agreement(c, p2, c.plural(second), c.plural(first))
+        return edits, _swap_entities(c.graph, first, second)
+
+    def _reverse_relation(self, c: _Context, k: int) -> _Made:
         r = c.graph.relations[k]
         first, second = sorted([c.phrases[r.subject], c.phrases[r.object]], key=lambda p: p.start)  # type: ignore[arg-type, return-value]
         t1, t2 = first.text(c.caption), second.text(c.caption)
@@ -367,84 +554,149 @@ class Rewriter:
         return edits, graph
 
     def _swap_att(self, c: _Context, rng: random.Random) -> _Made:
-        choices = []
-        entities = c.graph.entities
-        for i, a in enumerate(entities):
-            for j in range(i + 1, len(entities)):
-                b = entities[j]
-                for x, ax in enumerate(a.attributes):
-                    for y, by in enumerate(b.attributes):
-                        if not (valid_span(ax.span, c.caption) and valid_span(by.span, c.caption)):
-                            continue
-                        cat = attribute_category(ax.text)
-                        if cat == "count" or cat != attribute_category(by.text):
-                            continue
-                        if ax.text.lower() == by.text.lower():
-                            continue
-                        # after the swap each object must not already have the other value
-                        if by.text.lower() in {t.text.lower() for t in a.attributes}:
-                            continue
-                        if ax.text.lower() in {t.text.lower() for t in b.attributes}:
-                            continue
-                        choices.append((i, x, j, y))
+        choices = self._cached(("swap-att",), lambda: self._swap_att_choices(c), c)
         if not choices:
             return False
-        i, x, j, y = rng.choice(choices)
+        choice = rng.choice(choices)
+        if choice[0] == "count":
+            return self._swap_counts(c, choice[1], choice[2])
+        _, i, x, j, y = choice
+        entities = c.graph.entities
         ax, by = entities[i].attributes[x], entities[j].attributes[y]
         s1, s2 = ax.span, by.span
         o1, o2 = c.caption[s1[0] : s1[1]], c.caption[s2[0] : s2[1]]  # type: ignore[index]
         edits = [
-            Edit(s1[0], s1[1], o1, copy_case(o1, o2.lower())),  # type: ignore[index]
-            Edit(s2[0], s2[1], o2, copy_case(o2, o1.lower())),  # type: ignore[index]
+            Edit(s1[0], s1[1], o1, _recase(o2, o1, s1[0])),  # type: ignore[index]
+            Edit(s2[0], s2[1], o2, _recase(o1, o2, s2[0])),  # type: ignore[index]
         ]
         graph = c.copy()
         graph.entities[i].attributes[x].text = by.text
         graph.entities[j].attributes[y].text = ax.text
         return fix_articles(c.caption, edits), graph
 
+    def _swap_att_choices(self, c: _Context) -> list[tuple[Any, ...]]:
+        """Attribute pairs of two objects that can change places (same category, or across
+        categories where each object has no other attribute before its noun and each is
+        attested with the other's attribute), and pairs of objects with different counts."""
+        out: list[tuple[Any, ...]] = []
+        entities = c.graph.entities
+        for i, a in enumerate(entities):
+            for j in range(i + 1, len(entities)):
+                b = entities[j]
+                if lemma(a.name) == lemma(b.name):
+                    continue
+                for x in range(len(a.attributes)):
+                    for y in range(len(b.attributes)):
+                        if self._attributes_swap(c, i, x, j, y):
+                            out.append(("att", i, x, j, y))
+                if self._counts_swap(c, i, j):
+                    out.append(("count", i, j))
+        return out
+
+    def _attributes_swap(self, c: _Context, i: int, x: int, j: int, y: int) -> bool:
+        a, b = c.graph.entities[i], c.graph.entities[j]
+        ax, by = a.attributes[x], b.attributes[y]
+        if not (valid_span(ax.span, c.caption) and valid_span(by.span, c.caption)):
+            return False
+        cx, cy = attribute_category(ax.text), attribute_category(by.text)
+        if "count" in (cx, cy) or ax.text.lower() == by.text.lower():
+            return False
+        if related(ax.text, by.text, "a"):
+            return False
+        # after the swap each object must not already have the other value or its category
+        if by.text.lower() in {t.text.lower() for t in a.attributes}:
+            return False
+        if ax.text.lower() in {t.text.lower() for t in b.attributes}:
+            return False
+        if cx == cy:
+            return cx != "other" or (
+                self.vocab.attribute_count(a.name, by.text)
+                and self.vocab.attribute_count(b.name, ax.text)
+            )
+        others_a = {attribute_category(t.text) for k, t in enumerate(a.attributes) if k != x}
+        others_b = {attribute_category(t.text) for k, t in enumerate(b.attributes) if k != y}
+        if cy in others_a or cx in others_b:
+            return False  # "a black white dog"
+        if len(_pre_head(c, i)) > 1 or len(_pre_head(c, j)) > 1:
+            return False  # adjective order across categories: keep to lone attributes
+        return bool(
+            self.vocab.attribute_count(a.name, by.text)
+            and self.vocab.attribute_count(b.name, ax.text)
+        )
+
+    def _counts_swap(self, c: _Context, i: int, j: int) -> bool:
+        ci, cj = _count_of(c, i), _count_of(c, j)
+        return ci is not None and cj is not None and ci[0] != cj[0]
+
+    def _swap_counts(self, c: _Context, i: int, j: int) -> _Made:
+        """``Two giraffes and a zebra`` → ``A giraffe and two zebras``: each object takes the
+        other's number, nouns, articles and copulas agree."""
+        (ni, si), (nj, sj) = _count_of(c, i), _count_of(c, j)  # type: ignore[misc]
+        edits: list[Edit] = []
+        graph = c.copy()
+        for e, (start, end), old_n, new_n in ((i, si, ni, nj), (j, sj, nj, ni)):
+            phrase = c.phrases[e]
+            assert phrase is not None
+            old_word = c.caption[start:end]
+            head_old = c.caption[phrase.head[0] : phrase.head[1]]
+            head_new = head_old
+            if (old_n == 1) != (new_n == 1):
+                head_new = _singular_surface(head_old) if new_n == 1 else pluralize(head_old)
+                edits.append(Edit(phrase.head[0], phrase.head[1], head_old, head_new))
+            if new_n == 1:
+                following = c.caption[end : phrase.head[0]] + head_new
+                word = article(following.split()[0] if following.split() else head_new)
+            else:
+                word = number_word(new_n, "two" if old_word.lower() in ("a", "an") else old_word)
+            edits.append(Edit(start, end, old_word, copy_case(old_word, word)))
+            if (old_n == 1) != (new_n == 1):
+                edits += _agreement(c, phrase, old_n > 1, new_n > 1)
+            entity = graph.entities[e]
+            entity.count = new_n if new_n > 1 else None
+            entity.attributes = [
+                a for a in entity.attributes if attribute_category(a.text) != "count"
+            ]
+            if new_n > 1:
+                entity.attributes.append(Attribute(str(new_n), kind="count"))
+            base = lemma(entity.name)
+            entity.name = pluralize(base) if new_n > 1 else base
+        return edits, graph
+
     def _add_obj(self, c: _Context, rng: random.Random) -> _Made:
-        choices = c.entities_with_phrase()
+        choices = self._cached(("add-obj",), lambda: self._add_obj_anchors(c), c)
         if not choices:
             return False
-        anchor = max(choices, key=lambda i: c.phrases[i].end)  # type: ignore[union-attr]
+        anchor = rng.choice(choices)
         phrase = c.phrases[anchor]
         assert phrase is not None
-        if c.caption[phrase.end :].strip(" .,;:!?\"')"):
-            return False  # only conjoin at the end of the caption: no verb to agree with
         present = [e.name for e in c.graph.entities]
-        noun = self._draw(
+        entity = c.graph.entities[anchor]
+        features = [f for f in self._context(c, anchor) if f[0] != "att"]  # new: no attributes
+        noun = self._pick(
             rng,
-            ("obj",),
-            self.vocab.object_candidates,
+            self._cached(
+                ("add-obj", anchor), lambda: self._addition_pool(entity.name, features), c
+            ),
             lambda w: (
-                _not_an_object(w) or any(w == lemma(p) or related(w, p, "n") for p in present)
+                _not_an_object(w)
+                or not (noun_classes(w) & noun_classes(entity.name))
+                or any(w == lemma(p) or related(w, p, "n") for p in present)
             ),
         )
         if noun is None:
             return None
-        new_entity = Entity(noun)
-        words = noun
-        categories = [
-            attribute_category(a.text)
-            for e in c.graph.entities
-            for a in e.attributes
-            if attribute_category(a.text) not in ("count", "other")
-        ]
-        if categories and max(sorted(set(categories)), key=categories.count) in (
-            self._noun_categories(noun)
-        ):
-            category = max(sorted(set(categories)), key=categories.count)
-            word = self._draw(
-                rng,
-                ("att", category, lemma(noun)),
-                lambda: self.vocab.attribute_candidates(category, noun),
-                lambda w: False,
-            )
-            if word is not None:
-                words = f"{word} {noun}"
-                new_entity.attributes.append(Attribute(word))
-        insert = f" and {article(words)} {words}"
+        plural = c.plural(anchor) and phrase.determiner is None
+        new_entity = Entity(pluralize(noun) if plural else noun)
+        words = new_entity.name
+        insert = f" and {words}" if plural else f" and {article(words)} {words}"
         edits = [Edit(phrase.end, phrase.end, "", insert)]
+        if any(r.subject == anchor for r in c.graph.relations) or phrase.start == 0:
+            fix = fix_copula(c.caption, phrase.end, True)
+            if fix is not None:
+                edits.append(fix)
+        fix = fix_existential(c.caption, phrase.start, True)
+        if fix is not None:
+            edits.append(fix)
         graph = c.copy()
         graph.entities.append(new_entity)
         new = len(graph.entities) - 1
@@ -454,6 +706,29 @@ class Rewriter:
             if r.object == anchor:
                 graph.relations.append(Relation(r.subject, r.predicate, new))
         return edits, graph
+
+    def _add_obj_anchors(self, c: _Context) -> list[int]:
+        """Noun phrases a coordinated object can follow: any phrase whose head is not the
+        first part of a compound or possessive, and not a subject whose verb would then
+        disagree (``a man rides`` → ``a man and a woman rides``)."""
+        out = []
+        for i in c.entities_with_phrase():
+            phrase = c.phrases[i]
+            assert phrase is not None
+            after = c.caption[phrase.end :]
+            if after[:1].isalnum() or after.lstrip().startswith(("'s", "’s", "'", "’")):
+                continue
+            next_word = after.split(" ", 2)[1] if after.startswith(" ") and after.strip() else ""
+            if next_word.lower() in ("and", "or", "&", "of"):
+                continue  # already coordinated, or the head of "picture of people"
+            before = c.caption[: phrase.start].lower().split()
+            if before[-1:] and before[-1] in ("is", "are", "was", "were"):
+                continue  # a predicate noun: "the photo is an outdoor scene"
+            subject = any(r.subject == i for r in c.graph.relations) or phrase.start == 0
+            if subject and next_word and _finite_singular(next_word):
+                continue
+            out.append(i)
+        return out
 
     def _noun_categories(self, noun: str) -> frozenset[str]:
         """Attribute categories seen with ``noun`` in the corpus (cached)."""
@@ -479,10 +754,14 @@ class Rewriter:
         phrase = c.phrases[i]
         assert phrase is not None
         near = set(c.caption[max(0, phrase.start - 20) : phrase.end].lower().split())
-        word = self._draw(
+        seen = self.vocab.noun_attributes.get(lemma(entity.name), Counter())
+        pool = sorted(
+            ((w, n) for w, n in seen.items() if attribute_category(w) == category),
+            key=lambda x: (-x[1], x[0]),
+        )
+        word = self._pick(
             rng,
-            ("att", category, lemma(entity.name)),
-            lambda: self.vocab.attribute_candidates(category, entity.name),
+            pool,
             lambda w: w in near or any(related(w, a.text, "a") for a in entity.attributes),
         )
         if word is None:
@@ -584,6 +863,7 @@ class _Context:
     caption: str
     graph: SceneGraph
     phrases: list[Phrase | None]
+    cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # pools per caption
 
     def entities_with_phrase(self) -> list[int]:
         return [i for i, p in enumerate(self.phrases) if p is not None]
@@ -598,9 +878,197 @@ class _Context:
         return copy_graph(self.graph)
 
 
+def select(
+    candidates: Sequence[Negative], per_type: int, scores: Sequence[float] | None = None
+) -> list[Negative]:
+    """The ``per_type`` candidates of each type to keep: the first ones in draw order, or
+    with ``scores`` (higher is better, e.g. a language model's) the best-scoring ones, ties
+    in draw order. The output keeps draw order within each type."""
+    if scores is None:
+        scores = [0.0] * len(candidates)
+    by_type: dict[str, list[int]] = {}
+    for i, negative in enumerate(candidates):
+        by_type.setdefault(negative.type, []).append(i)
+    keep: set[int] = set()
+    for indices in by_type.values():
+        keep.update(sorted(indices, key=lambda i: (-scores[i], i))[:per_type])
+    return [n for i, n in enumerate(candidates) if i in keep]
+
+
+class CandidateFilter:
+    """What turns candidates into the negatives kept: the round-trip check and an optional
+    language model, applied to many captions' candidates in one batch.
+
+    Args:
+        parse: the parser's ``parse_each`` (see :data:`~unimo_kit.rewrite.roundtrip.Parse`)
+            for the round-trip check; ``None`` keeps every candidate.
+        scorer: ranks the survivors of each type (``score(texts) -> array``, higher = more
+            plausible, e.g. :class:`~unimo_kit.rewrite.lm.LanguageModelScorer`); ``None``
+            keeps them in draw order.
+
+    ``dropped`` counts the candidates the round trip rejected, by ``(type, reason)``.
+    """
+
+    def __init__(self, parse: Any = None, scorer: Any = None):
+        self.parse = parse
+        self.scorer = scorer
+        self.dropped: Counter[tuple[str, str]] = Counter()
+
+    def __call__(
+        self, groups: Sequence[Sequence[Any]], per_type: int, *, rank: bool = True
+    ) -> list[list[Any]]:
+        """For each group (one caption's candidates, objects with ``type``, ``text`` and
+        ``graph``), the ``per_type`` kept per type (ranked by the scorer when ``rank``).
+
+        Returns:
+            The kept candidates of each group, in draw order.
+        """
+        from unimo_kit.rewrite.roundtrip import roundtrip_filter
+
+        flat = [c for group in groups for c in group]
+        problems = roundtrip_filter(self.parse, flat) if self.parse else [None] * len(flat)
+        for candidate, problem in zip(flat, problems, strict=True):
+            if problem is not None:
+                self.dropped[(candidate.type, problem)] += 1
+        good = [c for c, p in zip(flat, problems, strict=True) if p is None]
+        score_of: dict[int, float] = {}
+        if rank and self.scorer is not None and good:
+            scores = self.scorer.score([c.text for c in good])
+            score_of = {id(c): float(x) for c, x in zip(good, scores, strict=True)}
+        out, start = [], 0
+        for group in groups:
+            end = start + len(group)
+            kept = [c for c, p in zip(flat[start:end], problems[start:end], strict=True)
+                    if p is None]  # fmt: skip
+            out.append(select(kept, per_type, [score_of.get(id(c), 0.0) for c in kept]))
+            start = end
+        return out
+
+
+def _ranked_all(counter: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counter.items(), key=lambda x: (-x[1], x[0]))
+
+
+def _graph_key(graph: SceneGraph) -> Counter[tuple[str, ...]]:
+    """A graph as a multiset of lemmatised tuples (what a swap must change)."""
+    out: Counter[tuple[str, ...]] = Counter()
+    for e in graph.entities:
+        out[(lemma(e.name), *sorted(a.text.lower() for a in e.attributes))] += 1
+    for r in graph.relations:
+        ends = [
+            (lemma(e.name), *sorted(a.text.lower() for a in e.attributes))
+            for e in (graph.entities[r.subject], graph.entities[r.object])
+        ]
+        if r.predicate.lower() in SYMMETRIC:  # "a cat next to a dog" is "a dog next to a cat"
+            ends.sort()
+        out[(*ends[0], "|", r.predicate.lower(), "|", *ends[1])] += 1
+    return out
+
+
+def _swap_entities(graph: SceneGraph, i: int, j: int) -> SceneGraph:
+    """``graph`` with the contents (name, attributes, count) of entities ``i`` and ``j``
+    exchanged: what moving their noun phrases does to the scene."""
+    out = copy_graph(graph)
+    a, b = out.entities[i], out.entities[j]
+    out.entities[i] = Entity(b.name, b.attributes, a.span, b.count)
+    out.entities[j] = Entity(a.name, a.attributes, b.span, a.count)
+    return out
+
+
+def _has_outside_attributes(c: _Context, i: int) -> bool:
+    """Whether an attribute of entity ``i`` stands outside its noun phrase (``a man wearing
+    yellow``): moving the phrase would leave it behind."""
+    phrase = c.phrases[i]
+    if phrase is None:
+        return True
+    return any(
+        not valid_span(a.span, c.caption)
+        or not (phrase.start <= a.span[0] and a.span[1] <= phrase.end)  # type: ignore[index]
+        for a in c.graph.entities[i].attributes
+    )
+
+
+def _pre_head(c: _Context, i: int) -> list[Attribute]:
+    """The attributes written before entity ``i``'s noun, counts left out."""
+    phrase = c.phrases[i]
+    if phrase is None:
+        return []
+    return [
+        a
+        for a in c.graph.entities[i].attributes
+        if valid_span(a.span, c.caption)
+        and a.span[1] <= phrase.head[0]  # type: ignore[index]
+        and attribute_category(a.text) != "count"
+    ]
+
+
+def _count_of(c: _Context, i: int) -> tuple[int, tuple[int, int]] | None:
+    """Entity ``i``'s number and the span of the word that states it (a numeral, or the
+    article ``a``/``an`` of a singular noun); ``None`` when no word states it."""
+    phrase = c.phrases[i]
+    if phrase is None or phrase.determiner is None:
+        return None
+    start, end = phrase.determiner
+    word = c.caption[start:end].lower()
+    if word in ("a", "an"):
+        return (1, (start, end)) if not c.plural(i) else None
+    if word in WORD_NUMBERS:
+        return WORD_NUMBERS[word], (start, end)
+    return None
+
+
+def _agreement(c: _Context, phrase: Phrase, was_plural: bool, now_plural: bool) -> list[Edit]:
+    """Copula edits for a noun phrase whose number changed: ``is`` after it, ``there is``
+    before it."""
+    if was_plural == now_plural:
+        return []
+    out = []
+    for fix in (
+        fix_copula(c.caption, phrase.end, now_plural),
+        fix_existential(c.caption, phrase.start, now_plural),
+    ):
+        if fix is not None:
+            out.append(fix)
+    return out
+
+
+def _finite_singular(word: str) -> bool:
+    """Whether ``word`` looks like a third-person singular verb (``rides``, ``sits``), which a
+    coordinated subject would make disagree. Copulas are fixed instead, so they are not."""
+    w = word.lower().strip(".,;:!?")
+    if w in ("is", "was", "has"):
+        return False
+    if not (w.endswith("s") and len(w) > 3) or w.endswith("ss"):
+        return False
+    from unimo_kit.rewrite.vocab import _is_verb
+
+    base = w[:-2] if w.endswith("es") and _is_verb(w[:-2]) else w[:-1]
+    return _is_verb(base)
+
+
 def _not_an_object(noun: str) -> bool:
     """Parser leftovers that make poor object nouns: colour, size and number words."""
     return noun in ("color", "colour") or attribute_category(noun) in ("color", "size", "count")
+
+
+MIN_CANDIDATE_COUNT = 3
+"""Objects seen fewer times in the evidence are not drawn as replacements or additions."""
+
+_LIGHT_VERBS = frozenset({"have", "be", "contain", "show", "include", "get", "make", "do"})
+"""Verbs that say little about a scene (``the bus has intersection``): never drawn."""
+
+
+def _is_active_verb_form(surface: str, predicate: str) -> bool:
+    """Whether ``surface`` starts with an active form of the predicate's verb: a gerund, the
+    base or the third person (``riding``, ``rides``), not a participle used as an adjective
+    (``attached to``), whose replacement would turn the relation around."""
+    if not _is_verb_form(surface, predicate):
+        return False
+    from unimo_kit.rewrite.grammar import gerund, third_person
+
+    word = surface.split(" ", 1)[0].lower()
+    verb = predicate.split(" ", 1)[0].lower()
+    return word in (verb, gerund(verb), third_person(verb)) or word.endswith("ing")
 
 
 def _is_verb_form(surface: str, predicate: str) -> bool:

@@ -32,7 +32,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from unimo_kit.rewrite.negatives import NEGATIVE_TYPES, Rewriter
+from unimo_kit.data.records import caption_key
+from unimo_kit.rewrite.negatives import NEGATIVE_TYPES, CandidateFilter, Rewriter
 from unimo_kit.rewrite.vocab import Vocabulary
 from unimo_kit.utils import (
     ErrorReport,
@@ -43,9 +44,11 @@ from unimo_kit.utils import (
     count_lines,
     file_sha256,
 )
-from unimo_kit.utils.jsonl import decode_line
+from unimo_kit.utils.jsonl import load_line
 
 OUTPUT_FORMATS = ("rewrites", "factual")
+REFERENCE_BUILTIN = "builtin"
+"""``RewriteConfig.reference`` naming the table that ships in the package."""
 _SCENE_SPARES = 4  # TF-IDF neighbours fetched per wanted sentence negative when checking scenes
 
 
@@ -69,6 +72,10 @@ class RewriteConfig:
     chunk_size: int = 256  # captions per unit of work (and per worker task)
     back_translation: tuple[str, str] | None = None  # (forward_dir, backward_dir) model folders
     scenes: str | None = None  # gold scenes.jsonl: drop (sentence) negatives true of the image
+    reference: str | None = REFERENCE_BUILTIN  # evidence of what goes together (None: corpus only)
+    roundtrip: bool = True  # keep only rewrites whose re-parse is the intended graph
+    spares: int = 2  # candidates drawn per wanted negative (replacing those the checks drop)
+    lm: str | None = None  # language model (name or folder) ranking the candidates
     strict: bool = False  # stop at the first bad record
     progress: bool = True  # tqdm bars on stderr
     resume: bool = True  # keep finished lines of an existing output
@@ -81,6 +88,8 @@ class RewriteConfig:
             raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {self.output_format!r}")
         if self.per_type < 0 or self.sentence_negatives < 0 or self.workers < 1:
             raise ValueError("per_type and sentence_negatives must be >= 0, workers >= 1")
+        if self.spares < 1:
+            raise ValueError(f"spares must be >= 1, got {self.spares}")
 
 
 @dataclass
@@ -93,6 +102,20 @@ class RewriteSummary:
     caption_errors: int = 0  # caption lines written with an ``error`` field
     record_errors: int = 0  # input lines skipped (no usable id / captions)
     vocab: Vocabulary | None = None  # the vocabulary used
+    # rewrites the round-trip check dropped, by (type, reason); see unimo_kit.rewrite.roundtrip
+    dropped: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+
+    def dropped_table(self) -> str:
+        """``dropped`` as lines ``TYPE: N (reason N, ...)``, for the run's summary."""
+        by_type: dict[str, collections.Counter[str]] = {}
+        for (kind, reason), n in sorted(self.dropped.items()):
+            by_type.setdefault(kind, collections.Counter())[reason] += n
+        return "\n".join(
+            f"  {kind}: {sum(c.values())} ("
+            + ", ".join(f"{reason} {n}" for reason, n in sorted(c.items()))
+            + ")"
+            for kind, c in by_type.items()
+        )
 
 
 @dataclass
@@ -153,11 +176,9 @@ def _records(
                 break
             before = position < start  # another shard's line: only its id matters
             try:
-                record = json.loads(decode_line(path, line_number, raw))
+                record = load_line(path, line_number, raw)
             except RecordError as exc:
                 error = exc
-            except json.JSONDecodeError as exc:
-                error = RecordError(path, line_number, f"invalid JSON ({exc.msg})")
             else:
                 message = _record_problem(record)
                 if not message:
@@ -198,8 +219,20 @@ def _init_worker(config: RewriteConfig, vocab: Vocabulary | None) -> None:
     _STATE["parser"] = SceneGraphParser(config.spacy_model, batch_size=config.chunk_size)
     if vocab is not None:
         _STATE["rewriter"] = Rewriter(
-            vocab, types=config.types, per_type=config.per_type, seed=config.seed
+            vocab,
+            types=config.types,
+            per_type=config.per_type,
+            seed=config.seed,
+            reference=load_reference_option(config.reference),
+            spares=config.spares,
         )
+        scorer = None
+        if config.lm:
+            from unimo_kit.rewrite.lm import LanguageModelScorer
+
+            scorer = LanguageModelScorer(config.lm)
+        parse = _STATE["parser"].parse_each if config.roundtrip else None
+        _STATE["filter"] = CandidateFilter(parse, scorer)
     if config.scenes:
         from unimo_kit.data.synth import load_scenes
 
@@ -223,7 +256,8 @@ def _vocab_chunk(captions: list[str]) -> Vocabulary:
     return vocab
 
 
-def _rewrite_chunk(items: list[_Item]) -> list[dict[str, Any]]:
+def _rewrite_chunk(items: list[_Item]) -> tuple[list[dict[str, Any]], collections.Counter]:
+    """Lines for ``items`` and the round-trip drops they cost (``(type, reason) -> n``)."""
     config: RewriteConfig = _STATE["config"]
     good = [it for it in items if it.error is None]
     graphs = dict(zip((it.id for it in good), _parse([it.caption for it in good]), strict=True))
@@ -231,28 +265,48 @@ def _rewrite_chunk(items: list[_Item]) -> list[dict[str, Any]]:
     if "backtranslator" in _STATE and config.positives and good:
         texts = _STATE["backtranslator"]([it.caption for it in good])
         translations = dict(zip((it.id for it in good), texts, strict=True))
-    out = []
+    lines: list[dict[str, Any] | None] = []
+    drafts: list[tuple[int, _Item, Any, list[Any], list[Any]]] = []
     for item in items:
         graph = graphs.get(item.id)
         if isinstance(graph, Exception):
             item.error = f"parser failed: {type(graph).__name__}: {graph}"
         if item.error is not None:
-            out.append(_error_line(item, config))
+            lines.append(_error_line(item, config))
             continue
         try:
-            out.append(_caption_line(item, graph, config, translations.get(item.id)))
+            line, negatives, positives = _caption_draft(
+                item, graph, config, translations.get(item.id)
+            )
         except Exception as exc:
             if config.strict:
                 raise
             item.error = f"rewrite failed: {type(exc).__name__}: {exc}"
-            out.append(_error_line(item, config))
-    return out
+            lines.append(_error_line(item, config))
+            continue
+        drafts.append((len(lines), item, line, negatives, positives))
+        lines.append(line)
+    dropped: collections.Counter = collections.Counter()
+    if drafts and config.output_format == "rewrites":
+        check: CandidateFilter = _STATE["filter"]
+        before = collections.Counter(check.dropped)
+        negatives = check([d[3] for d in drafts], config.per_type)
+        every = max(1, sum(len(d[4]) for d in drafts))  # positives are not limited per type
+        positives = check([d[4] for d in drafts], every, rank=False)
+        for (_, _, line, _, _), kept_neg, kept_pos in zip(drafts, negatives, positives,
+                                                          strict=True):  # fmt: skip
+            line["positives"] = _positive_dicts(kept_pos)
+            line["negatives"] = [n.to_dict() for n in kept_neg]
+        dropped = check.dropped - before
+    return [line for line in lines if line is not None], dropped
 
 
-def _caption_line(
+def _caption_draft(
     item: _Item, graph: Any, config: RewriteConfig, translation: str | None
-) -> dict[str, Any]:
-    from unimo_kit.rewrite.positives import make_positives
+) -> tuple[dict[str, Any], list[Any], list[Any]]:
+    """The caption's line without its rewrites, its candidate negatives and its positives
+    (the round-trip check and the language model then choose among them per chunk)."""
+    from unimo_kit.rewrite.positives import Positive, make_positives
 
     line: dict[str, Any] = {
         "id": item.id,
@@ -262,17 +316,17 @@ def _caption_line(
         "scene_graph": graph.to_factual(),
     }
     if config.output_format == "factual":
-        return line
-    positives: list[dict[str, Any]] = []
+        return line, [], []
+    positives: list[Any] = []
     if config.positives:
-        positives = [p.to_dict() for p in make_positives(item.caption, graph)]
-        seen = {item.caption.strip().lower()} | {p["text"].strip().lower() for p in positives}
+        positives = list(make_positives(item.caption, graph))
+        seen = {caption_key(item.caption)} | {caption_key(p.text) for p in positives}
         for other in item.others:
-            if other.strip().lower() not in seen:
-                seen.add(other.strip().lower())
-                positives.append({"type": "same-image", "text": other})
-        if translation and translation.strip().lower() not in seen:
-            positives.append({"type": "back-translation", "text": translation})
+            if caption_key(other) not in seen:
+                seen.add(caption_key(other))
+                positives.append(Positive("same-image", other))
+        if translation and caption_key(translation) not in seen:
+            positives.append(Positive("back-translation", translation))
     verify = None
     scenes = _STATE.get("scenes")
     if scenes is not None and item.pair_id in scenes:
@@ -280,9 +334,23 @@ def _caption_line(
 
         scene = scenes[item.pair_id]
         verify = lambda g: satisfies(scene, g)  # noqa: E731
-    negatives = _STATE["rewriter"].negatives(item.caption, graph, item.id, verify=verify)
-    line.update(positives=positives, negatives=negatives, sentence_negatives=[])
-    return line
+    negatives = _STATE["rewriter"].candidates(item.caption, graph, item.id, verify=verify)
+    line.update(positives=[], negatives=[], sentence_negatives=[])
+    return line, negatives, positives
+
+
+def _positive_dicts(positives: list[Any]) -> list[dict[str, Any]]:
+    return [p.to_dict() for p in positives]
+
+
+def load_reference_option(reference: str | None) -> Vocabulary | None:
+    """The reference statistics ``RewriteConfig.reference`` names (see
+    :mod:`unimo_kit.rewrite.reference`)."""
+    if reference is None:
+        return None
+    from unimo_kit.rewrite.reference import load_reference
+
+    return load_reference(None if reference == REFERENCE_BUILTIN else reference)
 
 
 def _error_line(item: _Item, config: RewriteConfig) -> dict[str, Any]:
@@ -361,7 +429,8 @@ def rewrite_file(
             _with_sentence_negatives(chunk, rows, texts, groups, config) for chunk in chunks
         )
         results = _ordered_map(pool, _rewrite_chunk_with_rows, rows_iter, config.workers)
-        for lines, items in results:
+        for lines, items, dropped in results:
+            summary.dropped.update(dropped)
             for line, item in zip(lines, items, strict=True):
                 if "error" in line:
                     summary.caption_errors += 1
@@ -386,10 +455,16 @@ def rewrite_file(
             pool.close()
             pool.join()
     summary.record_errors = report.count - summary.caption_errors
-    if report.count:
-        import sys
+    import sys
 
+    if report.count:
         print(report.summary(), file=sys.stderr)
+    if summary.dropped:
+        print(
+            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
+            f"(spares replaced what they could):\n{summary.dropped_table()}",
+            file=sys.stderr,
+        )
     return summary
 
 
@@ -415,6 +490,10 @@ def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[st
         if config.back_translation
         else None,
         "scenes_sha256": file_sha256(config.scenes) if config.scenes else None,
+        "reference_sha256": _reference_sha256(config.reference),
+        "roundtrip": config.roundtrip,
+        "spares": config.spares,
+        "lm": where(config.lm),
     }
     return {
         "input": os.path.abspath(input_path),
@@ -425,6 +504,16 @@ def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[st
         "max_caption_chars": config.max_caption_chars,
         **{key: value if rewriting else None for key, value in options.items()},
     }
+
+
+def _reference_sha256(reference: str | None) -> str | None:
+    if reference is None:
+        return None
+    if reference == REFERENCE_BUILTIN:
+        from unimo_kit.rewrite.reference import REFERENCE_FILE
+
+        return file_sha256(REFERENCE_FILE) if REFERENCE_FILE.exists() else REFERENCE_BUILTIN
+    return file_sha256(reference)
 
 
 def meta_path(output_path: str | os.PathLike) -> str:
@@ -614,14 +703,14 @@ def _with_sentence_negatives(
 
 def _rewrite_chunk_with_rows(
     payload: tuple[list[_Item], dict[str, list[dict[str, Any]]]],
-) -> tuple[list[dict[str, Any]], list[_Item]]:
+) -> tuple[list[dict[str, Any]], list[_Item], collections.Counter]:
     items, extra = payload
-    lines = _rewrite_chunk(items)
+    lines, dropped = _rewrite_chunk(items)
     for line in lines:
         if line["id"] in extra and "error" not in line:
             line["sentence_negatives"] = extra[line["id"]]
     _keep_false_sentence_negatives(lines, _STATE["config"].sentence_negatives)
-    return lines, items
+    return lines, items, dropped
 
 
 def _keep_false_sentence_negatives(lines: list[dict[str, Any]], k: int) -> None:

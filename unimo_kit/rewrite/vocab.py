@@ -161,6 +161,63 @@ INVERSE = {
 """``A p B`` ⇔ ``B INVERSE[p] A``."""
 
 
+SIZE_OPPOSITES: dict[str, frozenset[str]] = {
+    "small": frozenset({"large", "big", "huge"}), "little": frozenset({"large", "big"}),
+    "tiny": frozenset({"large", "big", "huge"}), "large": frozenset({"small", "little"}),
+    "big": frozenset({"small", "little"}), "huge": frozenset({"small", "tiny"}),
+    "giant": frozenset({"small", "tiny"}), "tall": frozenset({"short"}),
+    "short": frozenset({"tall", "long"}), "long": frozenset({"short"}),
+    "wide": frozenset({"narrow"}), "narrow": frozenset({"wide"}),
+    "thin": frozenset({"thick"}), "thick": frozenset({"thin"}),
+}  # fmt: skip
+"""Sizes that exclude each other along one dimension (``long`` and ``wide`` may both hold)."""
+
+AGE_OPPOSITES: dict[str, frozenset[str]] = {
+    "old": frozenset({"young", "new"}), "young": frozenset({"old", "elderly"}),
+    "new": frozenset({"old"}), "elderly": frozenset({"young"}),
+    "ancient": frozenset({"modern"}), "modern": frozenset({"ancient", "old"}),
+}  # fmt: skip
+
+STATE_OPPOSITES: tuple[frozenset[str], ...] = (
+    frozenset({"standing", "sitting", "lying", "laying"}),
+    frozenset({"open", "closed"}), frozenset({"empty", "full"}), frozenset({"wet", "dry"}),
+    frozenset({"clean", "dirty"}), frozenset({"on", "off"}), frozenset({"lit", "unlit"}),
+    frozenset({"parked", "moving"}), frozenset({"sliced", "whole"}),
+    frozenset({"cloudy", "clear", "sunny"}), frozenset({"striped", "plain", "spotted"}),
+    frozenset({"smiling", "frowning"}), frozenset({"bare", "leafy"}),
+)  # fmt: skip
+"""States that exclude each other, beside WordNet's antonyms."""
+
+
+def contrasts(word: str, category: str) -> frozenset[str]:
+    """Attributes that cannot hold together with ``word`` on one object: the opposite size
+    or age, a state that excludes it, or a WordNet antonym (``other`` attributes). Colours,
+    materials and shapes contrast with any other value of their category, so they are not
+    listed here."""
+    w = " ".join(word.lower().split())
+    if category == "size":
+        return SIZE_OPPOSITES.get(w, frozenset())
+    if category == "age":
+        return AGE_OPPOSITES.get(w, frozenset())
+    out: set[str] = set()
+    for group in STATE_OPPOSITES:
+        if w in group:
+            out |= group - {w}
+    return frozenset(out) | _antonyms(w)
+
+
+@functools.lru_cache(maxsize=65536)
+def _antonyms(word: str) -> frozenset[str]:
+    if " " in word or not word.isalpha():
+        return frozenset()
+    out = set()
+    for synset in _wordnet().synsets(word, "a"):
+        for x in synset.lemmas():
+            if x.name().lower() == word:
+                out.update(a.name().lower() for a in x.antonyms() if a.name().isalpha())
+    return frozenset(out)
+
+
 @functools.lru_cache(maxsize=262144)
 def attribute_category(word: str) -> str:
     """Category of an attribute word (see module doc)."""
@@ -293,6 +350,9 @@ class Vocabulary:
     relations: dict[str, Counter[str]] = field(default_factory=dict)  # category → predicate → count
     noun_attributes: dict[str, Counter[str]] = field(default_factory=dict)  # noun → attr → count
     noun_relations: dict[str, Counter[str]] = field(default_factory=dict)  # subject → pred → count
+    object_relations: dict[str, Counter[str]] = field(default_factory=dict)  # object → pred → count
+    # "subject\tpredicate" → object → count
+    triples: dict[str, Counter[str]] = field(default_factory=dict)
     min_count: int = 1  # words seen fewer times are not used as replacements
 
     @classmethod
@@ -331,7 +391,12 @@ class Vocabulary:
             if not predicate or not 0 <= relation.subject < len(names):
                 continue
             self.relations.setdefault(relation_category(predicate), Counter())[predicate] += 1
-            self.noun_relations.setdefault(names[relation.subject], Counter())[predicate] += 1
+            subject = names[relation.subject]
+            self.noun_relations.setdefault(subject, Counter())[predicate] += 1
+            if 0 <= relation.object < len(names) and names[relation.object]:
+                obj = names[relation.object]
+                self.object_relations.setdefault(obj, Counter())[predicate] += 1
+                self.triples.setdefault(f"{subject}\t{predicate}", Counter())[obj] += 1
 
     def merge(self, other: Vocabulary) -> Vocabulary:
         """Add the counts of ``other`` (for vocabularies built per shard)."""
@@ -341,6 +406,8 @@ class Vocabulary:
             (self.relations, other.relations),
             (self.noun_attributes, other.noun_attributes),
             (self.noun_relations, other.noun_relations),
+            (self.object_relations, other.object_relations),
+            (self.triples, other.triples),
         ):
             for key, counter in theirs.items():
                 mine.setdefault(key, Counter()).update(counter)
@@ -383,13 +450,15 @@ class Vocabulary:
             return {k: dict(sorted(v.items())) for k, v in sorted(d.items())}
 
         return {
-            "format": "unimo-rewrite-vocab/1",
+            "format": "unimo-rewrite-vocab/2",
             "min_count": self.min_count,
             "objects": dict(sorted(self.objects.items())),
             "attributes": table(self.attributes),
             "relations": table(self.relations),
             "noun_attributes": table(self.noun_attributes),
             "noun_relations": table(self.noun_relations),
+            "object_relations": table(self.object_relations),
+            "triples": table(self.triples),
         }
 
     @classmethod
@@ -405,24 +474,157 @@ class Vocabulary:
             relations=table(d.get("relations", {})),
             noun_attributes=table(d.get("noun_attributes", {})),
             noun_relations=table(d.get("noun_relations", {})),
+            object_relations=table(d.get("object_relations", {})),
+            triples=table(d.get("triples", {})),
             min_count=int(d.get("min_count", 1)),
         )
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the vocabulary as JSON (atomically)."""
+        """Write the vocabulary as JSON (atomically; gzip-compressed when ``path`` ends in
+        ``.gz``)."""
         from unimo_kit.utils import atomic_write
 
+        text = json.dumps(self.to_json(), ensure_ascii=False, indent=1)
+        if os.fspath(path).endswith(".gz"):
+            import gzip
+
+            tmp = os.fspath(path) + ".tmp"
+            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+                gz.write(text.encode("utf-8"))
+            os.replace(tmp, path)
+            return
         with atomic_write(path) as handle:
-            json.dump(self.to_json(), handle, ensure_ascii=False, indent=1)
+            handle.write(text)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
-        """Read a vocabulary written by :meth:`save`."""
+        """Read a vocabulary written by :meth:`save` (plain or ``.gz``)."""
+        if os.fspath(path).endswith(".gz"):
+            import gzip
+
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                return cls.from_json(json.load(handle))
         with open(path, encoding="utf-8") as handle:
             return cls.from_json(json.load(handle))
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.to_json() == other.to_json()
+    # ------------------------------------------------------------------ attestation
+
+    def attribute_count(self, noun: str, attribute: str) -> int:
+        """How often ``attribute`` was seen on ``noun`` (lemmas)."""
+        return self.noun_attributes.get(lemma(noun), Counter()).get(_norm(attribute), 0)
+
+    def subject_count(self, subject: str, predicate: str) -> int:
+        """How often ``subject`` was the subject of ``predicate``."""
+        return self.noun_relations.get(lemma(subject), Counter()).get(_norm(predicate), 0)
+
+    def object_count(self, obj: str, predicate: str) -> int:
+        """How often ``obj`` was the object of ``predicate``."""
+        return self.object_relations.get(lemma(obj), Counter()).get(_norm(predicate), 0)
+
+    def triple_count(self, subject: str, predicate: str, obj: str) -> int:
+        """How often the relation ``(subject, predicate, obj)`` was seen."""
+        key = f"{lemma(subject)}\t{_norm(predicate)}"
+        return self.triples.get(key, Counter()).get(lemma(obj), 0)
+
+    def relation_plausible(
+        self, subject: str, predicate: str, obj: str, *, new: str = "both"
+    ) -> bool:
+        """Whether ``(subject, predicate, obj)`` is attested: seen as a triple, or seen with
+        the OTHER end than the ``new`` one replaced by a noun of the same kind (WordNet class,
+        :func:`noun_classes`). With ``new="object"``, ``man ride motorbike`` attests ``girl
+        ride motorbike`` (a girl is a person like the man), while nothing attests ``girl
+        ride cabinet``: the new word itself must have been seen in that slot.
+
+        Args:
+            subject, predicate, obj: the relation (lemmatised here).
+            new: which end is the rewritten one: ``"subject"``, ``"object"``, or ``"both"``
+                (either end may vary, e.g. a swap that moves both).
+        """
+        subject, predicate, obj = lemma(subject), _norm(predicate), lemma(obj)
+        if self.triple_count(subject, predicate, obj):
+            return True
+        subjects, objects = self._relation_index()
+        if new in ("object", "both"):  # obj seen in the slot, with a subject like ours
+            kinds = noun_classes(subject)
+            seen = subjects.get((predicate, obj), ())
+            if kinds and any(kinds & noun_classes(x) for x in seen):
+                return True
+        if new in ("subject", "both"):  # subject seen in the slot, with an object like ours
+            kinds = noun_classes(obj)
+            seen = objects.get((subject, predicate), ())
+            if kinds and any(kinds & noun_classes(x) for x in seen):
+                return True
+        return False
+
+    def _relation_index(
+        self,
+    ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], list[str]]]:
+        """``(predicate, object) → subjects`` and ``(subject, predicate) → objects`` (built
+        once, on first use; the vocabulary is not changed after rewriting starts)."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            subjects: dict[tuple[str, str], list[str]] = {}
+            objects: dict[tuple[str, str], list[str]] = {}
+            for key, counter in self.triples.items():
+                subject, _, predicate = key.partition("\t")
+                for obj in counter:
+                    subjects.setdefault((predicate, obj), []).append(subject)
+                    objects.setdefault((subject, predicate), []).append(obj)
+            index = self.__dict__["_index"] = (subjects, objects)
+        return index
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+@functools.lru_cache(maxsize=65536)
+def noun_classes(noun: str) -> frozenset[str]:
+    """The WordNet lexicographer files of a noun's common senses among its first three
+    (``noun.person``, ``noun.animal``, ``noun.artifact``, ``noun.food`` ...); empty when WordNet
+    does not know it.
+
+    Replacing or adding an object within a shared class keeps a scene sensible (a dog for a
+    cat, a woman for a man), where a draw from the whole vocabulary does not (a tennis ball for
+    the sky). Three senses, not one: ``cake`` is first a block of soap (artifact), then food.
+    Multi-word names fall back to their last word (``tree trunk`` → ``trunk``)."""
+    name = lemma(noun)
+    if not name:
+        return frozenset()
+    wn = _wordnet()
+    for key in (name.replace(" ", "_"), name.rsplit(" ", 1)[-1]):
+        try:
+            synsets = wn.synsets(key, "n")
+        except Exception:  # pragma: no cover - odd characters
+            synsets = []
+        if synsets:
+            common = [s for i, s in enumerate(synsets[:3]) if i == 0 or _sense_count(s, key)]
+            return frozenset(_lexname(s) for s in common)
+    return frozenset()
+
+
+def _sense_count(synset: Any, word: str) -> int:
+    """SemCor frequency of ``word`` in ``synset`` (rare senses: ``dog`` the frump)."""
+    return sum(x.count() for x in synset.lemmas() if x.name().lower() == word)
+
+
+def _lexname(synset: Any) -> str:
+    """A synset's lexicographer file; the unique beginners in ``noun.Tops`` (``person``,
+    ``animal``, ``food`` ...) are filed under their own name where such a file exists."""
+    name = str(synset.lexname())
+    if name == "noun.Tops":
+        own = "noun." + synset.name().split(".", 1)[0]
+        return own if own in _LEXNAMES else name
+    return name
+
+
+_LEXNAMES = frozenset(
+    f"noun.{x}"
+    for x in ("act", "animal", "artifact", "attribute", "body", "cognition", "communication",
+              "event", "feeling", "food", "group", "location", "motive", "object", "person",
+              "phenomenon", "plant", "possession", "process", "quantity", "relation", "shape",
+              "state", "substance", "time")
+)  # fmt: skip
 
 
 def _ranked(counter: Counter[str], min_count: int) -> list[tuple[str, int]]:
