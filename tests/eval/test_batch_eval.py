@@ -192,7 +192,10 @@ def test_group_summary_single_run_std_zero():
             "exactly one of",
         ),
         (
-            {"checkpoints": [{"label": "a", "path": "x"}], "tasks": [{"task": "vqa", "data": "p"}]},
+            {
+                "checkpoints": [{"label": "a", "path": "x"}],
+                "tasks": [{"task": "no-such-task", "data": "p"}],
+            },
             r"tasks\[0\]: 'task' must be one of",
         ),
         (

@@ -202,7 +202,7 @@ def test_open_clip_spec_without_weights_is_clear():
 class FakeSentenceTransformer:
     """Stands in for a sentence-transformers CLIP: texts and PIL images through one encode."""
 
-    def encode(self, items, batch_size=32, convert_to_numpy=True):
+    def encode(self, items, batch_size=32, convert_to_numpy=True, **kwargs):
         from PIL import Image
 
         out = []

@@ -1,4 +1,5 @@
-"""The encoder contract: order restored, float32 unit rows, str vs list, bad images skipped."""
+"""The encoder contract (unimo_kit.encoders, imported through its old index path): order
+restored, float32 unit rows, str vs list, bad texts named, bad images skipped or refused."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def test_image_encoder_skips_bad_images(image_files):
     assert encoder.modalities == ("image",) and encoder.dim == 1280
     loader = ImageLoader()
     items = [good[0], corrupt, good[1], missing, good[2]]
-    out = encoder.encode_images(items, batch_size=2, loader=loader)
+    out = encoder.encode_image_files(items, batch_size=2, loader=loader)
     assert out.ok.tolist() == [True, False, True, False, True]
     assert out.failures == {1: "corrupt", 3: "missing"}
     assert loader.stats.corrupt == 1 and loader.stats.missing == 1
@@ -118,6 +119,12 @@ def test_image_encoder_skips_bad_images(image_files):
     assert encoder.encode(good[0]).shape == (1280,)
     with pytest.raises(ImageError):
         encoder.encode([good[0], missing])
+    strict = encoder.encode_images(good[:3], batch_size=2)  # the contract: a plain array
+    assert type(strict) is np.ndarray and strict.dtype == np.float32
+    np.testing.assert_allclose(strict, alone, atol=1e-5)
+    assert encoder.encode_images(good[1]).shape == (1280,)
+    with pytest.raises(ImageError):
+        encoder.encode_images([good[0], corrupt])
     with pytest.raises(EncoderError, match="not text"):
         encoder.encode(["a red circle"], modality="text")
 
@@ -215,3 +222,29 @@ def test_timm_weights_that_do_not_fit_are_refused(resnet_weights, tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(EncoderError, match="holds a list, not a state dict"):
         load_encoder(f"timm:resnet18:{tmp_path / 'list.pt'}", device="cpu")
+
+
+@pytest.mark.parametrize("bad", ["caf\ud800", "\udfff tail", "x\udc80y"])
+def test_a_lone_surrogate_is_named_by_position_before_any_batch(bad):
+    """A JSON ``"\\ud800"`` decodes to a lone surrogate, which no tokenizer can encode: one
+    EncoderInputError (a ValueError) names the input's position, and nothing is encoded."""
+    from unimo_kit.encoders import EncoderInputError
+
+    encoder = Recording()
+    with pytest.raises(EncoderInputError, match=r"^input 2: .*lone surrogate") as caught:
+        encoder.encode_texts(["a red circle", "two stars", bad, "a square"], batch_size=1)
+    assert caught.value.index == 2 and isinstance(caught.value, ValueError)
+    assert encoder.batches == []
+    with pytest.raises(EncoderInputError, match=r"^input 0: "):
+        encoder.encode(bad)
+    with pytest.raises(EncoderInputError, match=r"^input 1: expected a str, got NoneType"):
+        encoder.encode_texts(["fine", None])
+
+
+def test_a_real_tokenizer_never_sees_a_lone_surrogate(tiny_spec):
+    from unimo_kit.encoders import EncoderInputError
+
+    encoder = load_encoder(tiny_spec)
+    with pytest.raises(EncoderInputError, match=r"^input 1: text holds '\\ud800'"):
+        encoder.encode_texts(["a red circle", "caf\ud800"])
+    assert encoder.encode_texts(["café", "naïve"]).shape == (2, encoder.dim)  # real accents fine

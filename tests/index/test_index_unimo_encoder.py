@@ -38,6 +38,8 @@ def test_unimo_encoder_follows_the_contract(checkpoint, tmp_path):
     for i, rgb in enumerate([(200, 30, 30), (30, 30, 200)]):
         paths.append(str(tmp_path / f"{i}.png"))
         Image.new("RGB", (64, 64), rgb).save(paths[-1])
-    encoded = encoder.encode_images([*paths, str(tmp_path / "missing.png")])
+    encoded = encoder.encode_image_files([*paths, str(tmp_path / "missing.png")])
     assert encoded.ok.tolist() == [True, True, False]
     np.testing.assert_allclose(encoded.vectors[:2], scorer.encode_images(paths), atol=1e-5)
+    np.testing.assert_allclose(encoder.encode_images(paths), encoded.vectors[:2], atol=1e-5)
+    assert isinstance(scorer, type(encoder))  # eval's scorer is the index's encoder, plus scores

@@ -19,15 +19,20 @@ Config (JSON; relative paths are relative to the config file)::
          "data": "synth/compositional.test.jsonl", "score": "generative"},
         {"task": "compositional", "name": "sugarcrepe", "data": "sugarcrepe/",
          "images": "coco/val2017"},
-        {"task": "caption", "data": "synth/pairs.test.jsonl", "beams": 3, "max_images": 200}
+        {"task": "caption", "data": "synth/pairs.test.jsonl", "beams": 3, "max_images": 200},
+        {"task": "vqa", "data": "easy-vqa", "epochs": 4, "cache_dir": ".cache/vqa"}
       ]
     }
 
 Each checkpoint entry names one model: ``path`` (a unimo checkpoint), ``open_clip`` or
 ``st_clip``; ``group`` (default: the label) and ``seed`` group runs of the same arm, and the
 summary gives mean ± std over a group's seeds. ``run_dir`` (default: the checkpoint's parent
-when it holds ``log.csv``) is where the loss curve is read. Caption tasks need a unimo checkpoint
-and are skipped for CLIP scorers, as are compositional tasks with ``"score": "generative"``
+when it holds ``log.csv``) is where the loss curve is read. A task is a registered
+:class:`~unimo_kit.eval.registry.EvalTask` (its options, run function, metrics and plot); the
+registry says which tasks need a unimo checkpoint or an objective. Caption and VQA tasks (VQA
+fine-tunes an answer classifier from the checkpoint: easy-VQA, or ``data`` = the test JSONL
+with ``train`` = the training JSONL) need a unimo checkpoint and are skipped for CLIP
+scorers, as are compositional tasks with ``"score": "generative"``
 (``log p(caption | image)`` of the checkpoint's seq2seq head), ``"score": "token"`` (token
 alignment) or ``"score": "matching"`` (the image-text matching head); a checkpoint trained
 without that objective skips them too.
@@ -47,74 +52,38 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unimo_kit.eval.compositional import SCORE_OBJECTIVES, SCORES
 from unimo_kit.eval.errors import EvalError
+from unimo_kit.eval.registry import EvalTask, Option, TaskRun, get_task, task_names
 from unimo_kit.eval.scorers import run_trained_objective
 
-TASKS = ("retrieval", "compositional", "caption")
-#: The options each task takes (besides ``task``, ``data``, ``name`` and ``images``).
-TASK_OPTIONS = {
-    "retrieval": ("ks", "max_images"),
-    "compositional": ("format", "score"),
-    "caption": ("beams", "max_length", "max_images", "meteor", "tokenizer"),
-}
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _one_of(*choices: str) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: isinstance(v, str) and v in choices), f"one of {list(choices)}"
-
-
-_STRING = (lambda v: isinstance(v, str) and bool(v)), "a non-empty string"
-_OPTIONAL_STRING = (
-    (lambda v: v is None or (isinstance(v, str) and bool(v))),
-    "a non-empty string or null",
-)
-_POSITIVE = _positive_int, "a positive integer"
-#: option / field -> (check, what it must be)
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "ks": (
-        lambda v: isinstance(v, list) and bool(v) and all(_positive_int(k) for k in v),
-        "a non-empty list of positive integers",
-    ),
-    "max_images": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
-    "beams": _POSITIVE,
-    "max_length": _POSITIVE,
-    "format": _one_of("auto", "jsonl", "sugarcrepe"),
-    "score": _one_of(*SCORES),
-    "meteor": _one_of("auto", "yes", "no"),
-    "tokenizer": _one_of("auto", "ptb", "simple"),
-    "label": _STRING,
-    "seed": (
+#: the fields of a checkpoint entry and of the config itself (task options: the registry)
+_FIELDS: dict[str, Option] = {
+    "label": Option(lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "seed": Option(
         lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
         "an integer or null",
     ),
-    "batch_size": _POSITIVE,
-    "device": _OPTIONAL_STRING,
+    "batch_size": Option.positive_int(),
+    "device": Option.string(),
     **dict.fromkeys(
         ("path", "open_clip", "st_clip", "group", "features", "extractor", "run_dir"),
-        _OPTIONAL_STRING,
+        Option.string(),
     ),
-    **dict.fromkeys(("name", "images"), _OPTIONAL_STRING),  # of a task
+    **dict.fromkeys(("name", "images"), Option.string()),  # of a task
 }
 
 
-def _check_fields(raw: dict[str, Any], keys: Sequence[str], where: str) -> None:
-    """Raise a one-line :class:`EvalError` for the first of ``keys`` in ``raw`` of a wrong
-    type or value."""
-    for key in keys:
-        if key in raw:
-            check, expected = _CHECKS[key]
-            if not check(raw[key]):
-                raise EvalError(f"{where}: '{key}' must be {expected}, got {raw[key]!r}")
+def _check_fields(raw: dict[str, Any], checks: dict[str, Option], where: str) -> None:
+    """Raise a one-line :class:`EvalError` for the first key of ``checks`` in ``raw`` of a
+    wrong type or value."""
+    for key, option in checks.items():
+        if key in raw and not option.check(raw[key]):
+            raise EvalError(f"{where}: '{key}' must be {option.expected}, got {raw[key]!r}")
 
 
 @dataclass
@@ -136,11 +105,16 @@ class CheckpointEntry:
 class TaskEntry:
     """One evaluation to run on every checkpoint."""
 
-    task: str  # "retrieval", "compositional" or "caption"
+    task: str  # a registered task: retrieval, compositional, caption, vqa, ...
     data: str  # its test file (or SugarCrepe folder)
     name: str | None = None  # column name (default: the task, made unique)
     images: str | None = None  # SugarCrepe image folder / COCO images root
     options: dict[str, Any] = field(default_factory=dict)  # ks, beams, max_images, ...
+
+    @property
+    def spec(self) -> EvalTask:
+        """Its registry entry (:func:`unimo_kit.eval.registry.get_task`)."""
+        return get_task(self.task)
 
 
 @dataclass
@@ -175,8 +149,8 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
     """Check and parse a batch config (a dict, or a JSON file path).
 
     The whole config is checked before anything runs: a task option its task does not take
-    (:data:`TASK_OPTIONS`), an unknown checkpoint field and a value of the wrong type or range
-    are errors.
+    (its :class:`~unimo_kit.eval.registry.EvalTask` ``options``), an unknown checkpoint field
+    and a value of the wrong type or range are errors.
 
     Raises:
         EvalError: one line naming the file, the entry (``tasks[i]`` / ``checkpoints[i]``) and
@@ -196,7 +170,7 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
     if not isinstance(config, dict):
         raise EvalError(f"{source}: the config must be a JSON object")
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    _check_fields(config, ["batch_size", "device"], source)
+    _check_fields(config, {k: _FIELDS[k] for k in ("batch_size", "device")}, source)
     raw_ckpts, raw_tasks = config.get("checkpoints"), config.get("tasks")
     if not isinstance(raw_ckpts, list) or not raw_ckpts:
         raise EvalError(f"{source}: 'checkpoints' must be a non-empty list")
@@ -211,7 +185,7 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise EvalError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-        _check_fields(raw, sorted(known), where)
+        _check_fields(raw, {k: _FIELDS[k] for k in sorted(known)}, where)
         entry = CheckpointEntry(**raw) if "label" in raw else None
         if entry is None:
             raise EvalError(f"{where}: missing 'label'")
@@ -231,19 +205,24 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
     names: set[str] = set()
     for i, raw in enumerate(raw_tasks):
         where = f"{source}: tasks[{i}]"
-        if not isinstance(raw, dict) or raw.get("task") not in TASKS:
-            raise EvalError(f"{where}: 'task' must be one of {list(TASKS)}")
+        known_tasks = task_names()
+        if not isinstance(raw, dict) or raw.get("task") not in known_tasks:
+            raise EvalError(f"{where}: 'task' must be one of {known_tasks}")
         if not isinstance(raw.get("data"), str):
             raise EvalError(f"{where}: 'data' (the test file) is required")
+        spec = get_task(raw["task"])
         options = {k: v for k, v in raw.items() if k not in ("task", "data", "name", "images")}
-        allowed = TASK_OPTIONS[raw["task"]]
-        unknown = sorted(set(options) - set(allowed))
+        unknown = sorted(set(options) - set(spec.options))
         if unknown:
             raise EvalError(
                 f"{where}: unknown option(s) {unknown} for a {raw['task']} task; "
-                f"known: {['task', 'data', 'name', 'images', *allowed]}"
+                f"known: {['task', 'data', 'name', 'images', *spec.options]}"
             )
-        _check_fields(raw, ["name", "images", *allowed], where)
+        _check_fields(raw, {"name": _FIELDS["name"], "images": _FIELDS["images"]}, where)
+        _check_fields(raw, spec.options, where)
+        for key, option in spec.options.items():
+            if option.path and isinstance(options.get(key), str):
+                options[key] = _resolve(options[key], base)
         if options.get("score") == "contrastive":
             del options["score"]  # the default: the same rows as leaving it out
         name = raw.get("name") or raw["task"]
@@ -255,7 +234,7 @@ def parse_config(config: dict[str, Any] | str | os.PathLike) -> BatchConfig:
         tasks.append(
             TaskEntry(
                 task=raw["task"],
-                data=_resolve(raw["data"], base),
+                data=raw["data"] if raw["data"] in spec.named_data else _resolve(raw["data"], base),
                 name=name,
                 images=_resolve(raw.get("images"), base),
                 options=options,
@@ -334,60 +313,43 @@ def _scorer(entry: CheckpointEntry, config: BatchConfig) -> Any:
 
 
 def run_task(scorer: Any, entry: CheckpointEntry, task: TaskEntry, config: BatchConfig) -> dict:
-    """Run one task for one scorer; returns the task's results dict."""
-    from unimo_kit.utils import ErrorReport
-
-    opts = dict(task.options)
-    report = ErrorReport()  # bad test records: a warning each, counted in the row
-    if task.task == "retrieval":
-        from unimo_kit.eval.retrieval import DEFAULT_KS, evaluate_retrieval
-
-        result = evaluate_retrieval(
-            scorer,
-            task.data,
-            ks=tuple(opts.get("ks", DEFAULT_KS)),
-            max_images=opts.get("max_images"),
-            on_error=report,
-        )
-        return {**result, "skipped_records": report.count}
-    if task.task == "compositional":
-        from unimo_kit.eval.compositional import evaluate_compositional, load_compositional
-
-        examples = load_compositional(
-            task.data, images_dir=task.images, fmt=opts.get("format", "auto"), on_error=report
-        )
-        result = evaluate_compositional(
-            scorer, examples, data=task.data, score=opts.get("score", "contrastive")
-        )
-        return {**result, "skipped_records": report.count}
-    from unimo_kit.eval.caption import evaluate_captioning
-
-    result = evaluate_captioning(
-        entry.path,
-        task.data,
-        features=entry.features,
-        extractor=entry.extractor,
-        num_beams=int(opts.get("beams", 1)),
-        max_length=int(opts.get("max_length", 20)),
-        max_images=opts.get("max_images"),
-        images_root=task.images,
-        meteor=opts.get("meteor", "auto"),
-        tokenizer=opts.get("tokenizer", "auto"),
+    """Run one task for one scorer (its registered ``run``); returns the task's results dict
+    (without ``predictions``)."""
+    run = TaskRun(
+        scorer=scorer,
+        checkpoint=entry,
+        task=task,
         device=config.device,
-        progress=False,
+        batch_size=config.batch_size,
     )
+    result = dict(task.spec.run(run))
     result.pop("predictions", None)
-    return result
+    return {"task": task.task, **result}
 
 
 def _options_hash(task: TaskEntry) -> str:
-    """Short hash of a task's options (and of the retrieval protocol, for retrieval tasks)."""
+    """Short hash of a task's options (and of what else its rows depend on: ``protocol``)."""
     options = dict(task.options)
-    if task.task == "retrieval":
-        from unimo_kit.eval.retrieval import PROTOCOL
-
-        options["protocol"] = PROTOCOL
+    if task.spec.protocol is not None:
+        options["protocol"] = task.spec.protocol()
     return _short_hash(options)
+
+
+def _data_sha256(task: TaskEntry) -> str:
+    hasher = task.spec.data_sha256
+    return hasher(task) if hasher is not None else file_sha256(task.data)
+
+
+def skip_reason(entry: CheckpointEntry, task: TaskEntry) -> str | None:
+    """Why ``task`` does not run on ``entry`` (a CLIP scorer for a task that needs a unimo
+    checkpoint; a checkpoint trained without the objective the task scores), or ``None``."""
+    spec = task.spec
+    needs = spec.needs_objective(task.options)
+    if (spec.needs_checkpoint(task.options) or needs) and not entry.path:
+        return "it needs a unimo checkpoint"
+    if needs and run_trained_objective(entry.path, needs) is False:
+        return f"trained without {needs}"
+    return None
 
 
 def _short_hash(value: Any) -> str:
@@ -447,7 +409,7 @@ def run_batch(
                     row = json.loads(line)
                     done[row["row_id"]] = row
     rows: list[dict[str, Any]] = []
-    data_hash = {t.name: file_sha256(t.data) for t in cfg.tasks}
+    data_hash = {t.name: _data_sha256(t) for t in cfg.tasks}
     # a row is reused only for the same checkpoint, data and task options (ks, score, beams...)
     options_hash = {t.name: _options_hash(t) for t in cfg.tasks}
     try:
@@ -475,18 +437,16 @@ def run_batch(
                     rows.append(done[row_id])
                     say(f"[{entry.label}] {task.name}: reused from rows.jsonl")
                     continue
-                score = task.options.get("score")
-                needs = SCORE_OBJECTIVES.get(score)
-                if (task.task == "caption" or needs) and not entry.path:
-                    say(f"[{entry.label}] {task.name}: skipped (it needs a unimo checkpoint)")
+                why = skip_reason(entry, task)
+                if why:
+                    say(f"[{entry.label}] {task.name}: skipped ({why})")
                     continue
-                if needs and run_trained_objective(entry.path, needs) is False:
-                    say(f"[{entry.label}] {task.name}: skipped (trained without {needs})")
-                    continue
-                if scorer is None and task.task != "caption":
+                if scorer is None and task.spec.uses_scorer:
                     scorer = _scorer(entry, cfg)
                 say(f"[{entry.label}] {task.name} on {task.data}")
-                result = run_task(scorer, entry, task, cfg)
+                result = run_task(scorer if task.spec.uses_scorer else None, entry, task, cfg)
+                for note in result.get("notes") or []:
+                    say(f"[{entry.label}] {task.name}: {note}")
                 row = {
                     "row_id": row_id,
                     "label": entry.label,

@@ -12,6 +12,7 @@ References come from a ``pairs.jsonl`` file (each image's captions) or a COCO ca
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 _PUNCT = re.compile(r"[^\w\s']|_")
 
@@ -148,6 +151,31 @@ def load_references(
     return out
 
 
+#: more than this share of empty generated captions is reported as a failed captioning run
+EMPTY_CAPTIONS_WARN = 0.5
+
+
+def empty_caption_warning(captions: Sequence[str]) -> str | None:
+    """A one-line warning when most generated ``captions`` are empty, else ``None``.
+
+    After a short run the seq2seq head often emits ``[SEP]`` first, so every caption is ``""``
+    and BLEU/CIDEr read 0.0000, which looks like a score rather than a failure.
+
+    Args:
+        captions: the generated captions.
+
+    Returns:
+        The warning (naming how many of how many were empty) or ``None``.
+    """
+    empty = sum(not c.strip() for c in captions)
+    if not captions or empty <= EMPTY_CAPTIONS_WARN * len(captions):
+        return None
+    return (
+        f"{empty} of {len(captions)} generated captions are empty: the scores below measure "
+        "no output (the seq2seq head was trained too little, or not at all)"
+    )
+
+
 def generate_captions(
     model: Any,
     images: Sequence[str],
@@ -244,6 +272,11 @@ def evaluate_captioning(
     )
     hyps = {image_id: caption for (image_id, _, _), caption in zip(refs, captions, strict=True)}
     metrics = caption_metrics(hyps, {i: c for i, _, c in refs}, tokenizer=tokenizer, meteor=meteor)
+    metrics["empty_captions"] = sum(not c.strip() for c in captions)
+    warning = empty_caption_warning(captions)
+    if warning:
+        logger.warning("%s: %s", checkpoint, warning)
+        metrics["notes"] = [*metrics.get("notes", []), warning]
     predictions = [
         {"id": i, "caption": c, "references": r}
         for (i, _, r), c in zip(refs, captions, strict=True)
@@ -256,3 +289,49 @@ def evaluate_captioning(
         **metrics,
         "predictions": predictions,
     }
+
+
+# ------------------------------------------------------------------------- batch task
+
+
+def _run_task(run: Any) -> dict[str, Any]:
+    """The batch task: :func:`evaluate_captioning` of the checkpoint (predictions dropped)."""
+    entry, opts = run.checkpoint, run.options
+    result = evaluate_captioning(
+        entry.path,
+        run.task.data,
+        features=entry.features,
+        extractor=entry.extractor,
+        num_beams=int(opts.get("beams", 1)),
+        max_length=int(opts.get("max_length", 20)),
+        max_images=opts.get("max_images"),
+        images_root=run.task.images,
+        meteor=opts.get("meteor", "auto"),
+        tokenizer=opts.get("tokenizer", "auto"),
+        device=run.device,
+        progress=False,
+    )
+    result.pop("predictions", None)
+    return result
+
+
+def _task() -> Any:
+    from unimo_kit.eval.registry import EvalTask, Option
+
+    return EvalTask(
+        name="caption",
+        run=_run_task,
+        options={
+            "beams": Option.positive_int(),
+            "max_length": Option.positive_int(),
+            "max_images": Option.positive_int(optional=True),
+            "meteor": Option.one_of("auto", "yes", "no"),
+            "tokenizer": Option.one_of("auto", "ptb", "simple"),
+        },
+        metrics=("bleu4", "meteor", "rouge_l", "cider"),
+        needs_checkpoint=lambda options: True,
+        uses_scorer=False,
+    )
+
+
+TASK = _task()

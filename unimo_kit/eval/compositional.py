@@ -403,3 +403,64 @@ def evaluate_compositional(
         "score": score,
         **metrics,
     }
+
+
+# ------------------------------------------------------------------------- batch task
+
+
+def _run_task(run: Any) -> dict[str, Any]:
+    """The batch task: :func:`load_compositional` then :func:`evaluate_compositional`."""
+    report = ErrorReport()  # bad test records: a warning each, counted in the row
+    examples = load_compositional(
+        run.task.data,
+        images_dir=run.task.images,
+        fmt=run.options.get("format", "auto"),
+        on_error=report,
+    )
+    result = evaluate_compositional(
+        run.scorer, examples, data=run.task.data, score=run.options.get("score", "contrastive")
+    )
+    return {**result, "skipped_records": report.count}
+
+
+def _table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per category, then per subset (in the order the rows give them)."""
+    cats = dict.fromkeys(c for r in rows for c in r.get("categories", {}))
+    subsets = dict.fromkeys(s for r in rows for s in r.get("subsets", {}))
+    return [*(f"acc/{c}" for c in cats), *(f"accuracy@{s}" for s in subsets)]
+
+
+def _summary_columns(keys: Sequence[str]) -> list[str]:
+    """Per category, then per subset (overall only; sorted)."""
+    cats = sorted(k for k in keys if k.startswith("acc/") and "@" not in k)
+    return [*cats, *sorted(k for k in keys if k.startswith("accuracy@"))]
+
+
+def _plot(summary: Sequence[dict], rows: Sequence[dict], name: str, folder: Any) -> str:
+    from unimo_kit.eval.report import plot_compositional
+
+    path = folder / f"compositional-{name}.png"
+    plot_compositional(summary, name, path)
+    return str(path)
+
+
+def _task() -> Any:
+    from unimo_kit.eval.registry import EvalTask, Option
+
+    return EvalTask(
+        name="compositional",
+        run=_run_task,
+        options={
+            "format": Option.one_of("auto", "jsonl", "sugarcrepe"),
+            "score": Option.one_of(*SCORES),
+        },
+        metrics=("accuracy", "macro_accuracy", "chance"),
+        plot=_plot,
+        extra_columns=_table_columns,
+        extra_summary_columns=_summary_columns,
+        needs_checkpoint=lambda options: options.get("score") in SCORE_OBJECTIVES,
+        needs_objective=lambda options: SCORE_OBJECTIVES.get(options.get("score")),
+    )
+
+
+TASK = _task()

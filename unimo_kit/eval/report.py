@@ -5,8 +5,10 @@
   (per-category compositional accuracy as ``acc/<category>``, per slice of the test set as
   ``accuracy@<subset>`` and ``acc/<category>@<subset>``), what it was made from (checkpoint,
   features store, extractor, images folder) and the hashes;
-- ``results.md``: one table per task (rows = checkpoints) and the mean ± std per group (per
-  category and per subset; the per-category accuracies of each subset are in the JSON/CSV);
+- ``results.md``: one table per task (rows = checkpoints; the columns are the task's
+  registered metrics, :mod:`unimo_kit.eval.registry`), each row's notes under it (e.g. "most
+  generated captions are empty"), and the mean ± std per group (per category and per subset;
+  the per-category accuracies of each subset are in the JSON/CSV);
 - ``plots/compositional-<task>.png`` (per-category accuracy bars, chance marked),
   ``plots/retrieval-<task>.png`` (R@K bars), ``plots/loss.png`` (loss curves from the runs'
   ``log.csv``). Bars show group means with ± std whiskers when a group has several seeds.
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from unimo_kit.eval.registry import EvalTask, get_task
 from unimo_kit.utils import atomic_write
 
 ID_KEYS = ("label", "group", "seed", "name", "task")
@@ -36,12 +39,29 @@ NOT_METRICS = {
     "num_shared_captions",
     "num_examples",
     "num_beams",
+    "empty_captions",
 }
-MAIN_METRICS = {
-    "retrieval": ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum"],
-    "compositional": ["accuracy", "macro_accuracy", "chance"],
-    "caption": ["bleu4", "meteor", "rouge_l", "cider"],
-}
+
+
+def _task(name: str) -> EvalTask | None:
+    """The registry entry of a row's task (``None`` for a task not registered here)."""
+    try:
+        return get_task(name)
+    except KeyError:
+        return None
+
+
+def _columns(task: EvalTask | None, available: Any, rows: Sequence[dict] | None = None) -> list:
+    """A table's metric columns: the task's headline metrics present, then its extra ones
+    (per row-table from ``rows``, per summary-table from the metric keys ``available``)."""
+    if task is None:
+        return []
+    columns = [m for m in task.metrics if m in available]
+    if rows is not None and task.extra_columns is not None:
+        columns += task.extra_columns(rows)
+    if rows is None and task.extra_summary_columns is not None:
+        columns += task.extra_summary_columns(list(available))
+    return columns
 
 
 def scalar_metrics(row: dict[str, Any]) -> dict[str, float]:
@@ -77,32 +97,30 @@ def markdown_tables(
     for name in dict.fromkeys(r["name"] for r in rows):
         members = [r for r in rows if r["name"] == name]
         task = members[0]["task"]
-        metrics = [m for m in MAIN_METRICS.get(task, []) if any(m in r for r in members)]
-        if task == "compositional":
-            cats = list(dict.fromkeys(c for r in members for c in r.get("categories", {})))
-            metrics += [f"acc/{c}" for c in cats]
-            subsets = dict.fromkeys(s for r in members for s in r.get("subsets", {}))
-            metrics += [f"accuracy@{s}" for s in subsets]
+        spec = _task(task)
+        present = {k for r in members for k in r}
+        metrics = _columns(spec, present, members)
+        digits = spec.digits if spec is not None else 4
         lines += [f"## {name} ({task}: {members[0].get('data', '')})", ""]
         lines.append("| checkpoint | " + " | ".join(metrics) + " | sha256 |")
         lines.append("|---" * (len(metrics) + 2) + "|")
         for r in members:
             flat = scalar_metrics(r)
             short = (r.get("checkpoint_sha256") or "")[:12]
-            cells = [_fmt(flat.get(m), 4 if task != "retrieval" else 2) for m in metrics]
+            cells = [_fmt(flat.get(m), digits) for m in metrics]
             lines.append(f"| {r['label']} | " + " | ".join(cells) + f" | {short} |")
         lines.append("")
+        notes = [(r["label"], note) for r in members for note in r.get("notes") or []]
+        if notes:
+            lines += [f"- **{label}**: {note}" for label, note in notes] + [""]
     multi = [s for s in summary if s["runs"] > 1]
     if multi:
         lines += ["## Mean ± std over seeds", ""]
         for name in dict.fromkeys(s["name"] for s in multi):
             group_rows = [s for s in multi if s["name"] == name]
-            task = group_rows[0]["task"]
-            metrics = [m for m in MAIN_METRICS.get(task, []) if m in group_rows[0]["metrics"]]
-            if task == "compositional":  # per category, then per subset (overall only)
-                keys = group_rows[0]["metrics"]
-                metrics += sorted(m for m in keys if m.startswith("acc/") and "@" not in m)
-                metrics += sorted(m for m in keys if m.startswith("accuracy@"))
+            spec = _task(group_rows[0]["task"])
+            metrics = _columns(spec, group_rows[0]["metrics"])
+            digits = spec.digits if spec is not None else 4
             lines += [f"### {name}", ""]
             lines.append("| group | runs | " + " | ".join(metrics) + " |")
             lines.append("|---" * (len(metrics) + 2) + "|")
@@ -110,7 +128,6 @@ def markdown_tables(
                 cells = []
                 for m in metrics:
                     stat = s["metrics"].get(m)
-                    digits = 2 if task == "retrieval" else 4
                     cells.append(
                         "–"
                         if stat is None
@@ -313,16 +330,11 @@ def write_report(
         folder = out / "plots"
         folder.mkdir(exist_ok=True)
         for name in dict.fromkeys(r["name"] for r in rows):
-            task = next(r["task"] for r in rows if r["name"] == name)
-            if task == "compositional":
-                path = folder / f"compositional-{name}.png"
-                plot_compositional(summary, name, path)
-                written["plots"].append(str(path))
-            elif task == "retrieval":
-                path = folder / f"retrieval-{name}.png"
-                first = next(r for r in rows if r["name"] == name)
-                plot_retrieval(summary, name, path, chance=first.get("chance"))
-                written["plots"].append(str(path))
+            spec = _task(next(r["task"] for r in rows if r["name"] == name))
+            if spec is not None and spec.plot is not None:
+                path = spec.plot(summary, rows, name, folder)
+                if path:
+                    written["plots"].append(str(path))
         runs = {r["label"]: r["run_dir"] for r in rows if r.get("run_dir")}
         if plot_losses(runs, folder / "loss.png"):
             written["plots"].append(str(folder / "loss.png"))

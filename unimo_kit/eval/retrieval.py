@@ -330,3 +330,50 @@ def evaluate_retrieval(
         keys = {"text_keys": [caption_key(t) for t in texts], "image_keys": images}
     metrics = retrieval_metrics(image_emb, text_emb, np.asarray(owners), ks=ks, chunk=chunk, **keys)
     return {"task": "retrieval", "data": str(pairs_path), "scorer": scorer.name, **metrics}
+
+
+# ------------------------------------------------------------------------- batch task
+
+
+def _run_task(run: Any) -> dict[str, Any]:
+    """The batch task: :func:`evaluate_retrieval` of the checkpoint's scorer."""
+    from unimo_kit.utils import ErrorReport
+
+    report = ErrorReport()  # bad test records: a warning each, counted in the row
+    result = evaluate_retrieval(
+        run.scorer,
+        run.task.data,
+        ks=tuple(run.options.get("ks", DEFAULT_KS)),
+        max_images=run.options.get("max_images"),
+        on_error=report,
+    )
+    return {**result, "skipped_records": report.count}
+
+
+def _plot(summary: Sequence[dict], rows: Sequence[dict], name: str, folder: Any) -> str:
+    from unimo_kit.eval.report import plot_retrieval
+
+    path = folder / f"retrieval-{name}.png"
+    first = next(r for r in rows if r["name"] == name)
+    plot_retrieval(summary, name, path, chance=first.get("chance"))
+    return str(path)
+
+
+def _task() -> Any:
+    from unimo_kit.eval.registry import EvalTask, Option
+
+    return EvalTask(
+        name="retrieval",
+        run=_run_task,
+        options={
+            "ks": Option.positive_int_list(),
+            "max_images": Option.positive_int(optional=True),
+        },
+        metrics=("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum"),
+        digits=2,
+        plot=_plot,
+        protocol=lambda: PROTOCOL,
+    )
+
+
+TASK = _task()

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from unimo_kit.encoders.unimo import extract_images  # it lives with the unimo encoder
+
 
 def grid_extractor(
     image_size: int = 224,
@@ -40,44 +42,6 @@ def grid_extractor(
         extractor._boxes = grid_boxes(side, side)
         extractor.name = f"{extractor.name}@{image_size}"
     return extractor
-
-
-def extract_images(
-    extractor: Any, images: Sequence[Any], batch_size: int = 64
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run an image extractor over image files or PIL images.
-
-    Args:
-        extractor: a :class:`unimo_kit.features.extractors.ImageExtractor`.
-        images: image files (opened one batch at a time) or PIL images.
-        batch_size: images per forward pass.
-
-    Returns:
-        feats (B, N, F) float32, boxes (B, N, 5) float32, mask (B, N) bool — padded to the
-        longest when the extractor gives a varying number of tokens.
-    """
-    import torch
-    from PIL import Image
-
-    items = []
-    for start in range(0, len(images), batch_size):
-        pixels = []
-        for item in images[start : start + batch_size]:
-            if isinstance(item, Image.Image):
-                pixels.append(extractor.preprocess(item))  # (3, S, S)
-                continue
-            with Image.open(item) as image:
-                pixels.append(extractor.preprocess(image))  # (3, S, S)
-        items.extend(extractor(torch.stack(pixels)))
-    n = max((len(it.feats) for it in items), default=0)
-    dim = items[0].feats.shape[1] if items else int(extractor.dim)
-    feats = np.zeros((len(items), n, dim), dtype=np.float32)
-    boxes = np.zeros((len(items), n, 5), dtype=np.float32)
-    mask = np.zeros((len(items), n), dtype=bool)
-    for i, it in enumerate(items):
-        k = len(it.feats)
-        feats[i, :k], boxes[i, :k], mask[i, :k] = it.feats, it.boxes, True
-    return feats, boxes, mask
 
 
 def cached_grid_features(

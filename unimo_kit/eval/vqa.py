@@ -61,9 +61,9 @@ class VqaConfig:
     extractor: str | None = None
     epochs: int = 4  # passes over the training questions (easy-VQA: 93-99 % by seed, docs/eval.md)
     batch_size: int = 128  # questions per step
-    lr: float = 1e-3  # peak AdamW learning rate (linear warm-up, cosine decay)
+    lr: float = 1e-3  # peak AdamW learning rate (train.schedule.lr_at: warm-up, cosine to 0)
     backbone_lr: float | None = None  # lr of the Transformer (None: same as lr)
-    weight_decay: float = 0.01  # AdamW weight decay (not on biases and LayerNorms)
+    weight_decay: float = 0.01  # AdamW decay (train.trainer.param_groups: weight matrices only)
     warmup: float = 0.05  # fraction of steps for linear warm-up
     max_question_tokens: int = 24  # word pieces per question, [CLS]/[SEP] included
     head_hidden: int = 256  # width of the answer MLP
@@ -265,6 +265,8 @@ def train_vqa(
     from unimo_kit.eval.visual import cached_grid_features
     from unimo_kit.model import load_tokenizer
     from unimo_kit.resources import torch_device
+    from unimo_kit.train.schedule import lr_at
+    from unimo_kit.train.trainer import param_groups
     from unimo_kit.utils import seed_everything
 
     started = time.perf_counter()
@@ -322,32 +324,22 @@ def train_vqa(
     labels = torch.tensor([answer_id[ex.answer] for ex in train])
     test_labels = torch.tensor([answer_id.get(ex.answer, -1) for ex in test])
 
-    decay, no_decay, head_params = [], [], []
-    for name, param in classifier.named_parameters():
-        if name.startswith("head."):
-            head_params.append(param)
-        elif param.ndim < 2:
-            no_decay.append(param)
-        else:
-            decay.append(param)
+    # the trainer's AdamW groups (no decay on biases, LayerNorms, embeddings) and schedule
+    # (linear warm-up, cosine to 0 at the last step); the answer head at its own lr
     backbone_lr = config.backbone_lr or config.lr
     optimizer = torch.optim.AdamW(
         [
-            {"params": decay, "lr": backbone_lr, "weight_decay": config.weight_decay},
-            {"params": no_decay, "lr": backbone_lr, "weight_decay": 0.0},
-            {"params": head_params, "lr": config.lr, "weight_decay": config.weight_decay},
+            *(
+                {**g, "lr": backbone_lr}
+                for g in param_groups(classifier.backbone, config.weight_decay)
+            ),
+            *({**g, "lr": config.lr} for g in param_groups(classifier.head, config.weight_decay)),
         ]
     )
     peak = [g["lr"] for g in optimizer.param_groups]
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = max(1, int(config.warmup * total_steps))
-
-    def lr_factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress_ = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress_)))
 
     train_feats, train_rows = feats_by_split["train"]
 
@@ -392,7 +384,9 @@ def train_vqa(
             )  # (B, A)
             loss = F.cross_entropy(logits, labels[idx].to(device))
             for group, base in zip(optimizer.param_groups, peak, strict=True):
-                group["lr"] = base * lr_factor(step)
+                group["lr"] = lr_at(
+                    step, lr=base, warmup_steps=warmup_steps, total_steps=total_steps
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(classifier.parameters(), 1.0)
@@ -450,3 +444,96 @@ def train_vqa(
         "config": dataclasses.asdict(config),
         **extra,
     }
+
+
+# ------------------------------------------------------------------------- batch task
+
+#: the batch options of a VQA task: the :class:`VqaConfig` fields a config may set
+_BATCH_FIELDS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "backbone_lr",
+    "image_size",
+    "extractor",
+    "fusion",
+    "seed",
+    "threads",
+    "max_train",
+    "max_test",
+    "cache_dir",
+)
+
+
+def _vqa_data(data: str, train_path: str | None) -> tuple[list[VqaExample], list[VqaExample]]:
+    """``(train, test)``: easy-VQA's splits, or the ``train`` and ``data`` JSONL files."""
+    if data == "easy-vqa":
+        return load_easy_vqa("train"), load_easy_vqa("test")
+    if not train_path:
+        from unimo_kit.eval.errors import EvalError
+
+        raise EvalError(f"a vqa task on {data} needs 'train' (its training JSONL)")
+    return read_vqa_jsonl(train_path), read_vqa_jsonl(data)
+
+
+def _run_task(run: Any) -> dict[str, Any]:
+    """The batch task: fine-tune on the checkpoint and report test accuracy (no predictions)."""
+    opts = run.options
+    train, test = _vqa_data(run.task.data, opts.get("train"))
+    fields = {k: opts[k] for k in _BATCH_FIELDS if k in opts}
+    config = VqaConfig(checkpoint=run.checkpoint.path, device=run.device, **fields)
+    result = train_vqa(train, test, config, progress=False)
+    result.pop("predictions", None)
+    return {**result, "data": run.task.data}
+
+
+def _data_sha256(task: Any) -> str:
+    """easy-VQA: its package version; JSONL: the test and training files."""
+    import hashlib
+
+    from unimo_kit.utils import file_sha256
+
+    if task.data == "easy-vqa":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            tag = f"easy-vqa=={version('easy-vqa')}"
+        except PackageNotFoundError:
+            tag = "easy-vqa (not installed)"
+        return hashlib.sha256(tag.encode()).hexdigest()
+    parts = [file_sha256(task.data)]
+    if task.options.get("train"):
+        parts.append(file_sha256(task.options["train"]))
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
+def _task() -> Any:
+    from unimo_kit.eval.registry import EvalTask, Option
+
+    return EvalTask(
+        name="vqa",
+        run=_run_task,
+        options={
+            "train": Option.string(path=True),
+            "epochs": Option.positive_int(),
+            "batch_size": Option.positive_int(),
+            "lr": Option.positive_number(),
+            "backbone_lr": Option.positive_number(),
+            "image_size": Option.positive_int(),
+            "extractor": Option.one_of(*VQA_EXTRACTORS),
+            "fusion": Option.one_of(*FUSIONS),
+            "seed": Option.integer(),
+            "threads": Option.positive_int(),
+            "max_train": Option.positive_int(optional=True),
+            "max_test": Option.positive_int(optional=True),
+            "cache_dir": Option.string(path=True),
+        },
+        metrics=("accuracy", "majority_baseline"),
+        needs_checkpoint=lambda options: True,
+        uses_scorer=False,
+        data_sha256=_data_sha256,
+        named_data=("easy-vqa",),
+    )
+
+
+TASK = _task()
