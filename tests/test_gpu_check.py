@@ -100,12 +100,6 @@ def test_dry_run_skips_the_gpu_halves_and_runs_the_cpu_halves(tmp_path):
     assert str(REPO) not in out.read_text()  # no absolute path of this machine
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unimo_kit.index.factory.train_index assigns faiss.index_cpu_to_all_gpus(...) to "
-    "ivf.clustering_index without keeping a Python reference: the GPU index is freed before "
-    "index.train uses it (use after free on a GPU). Remove this marker once it is kept.",
-)
 def test_gpu_kmeans_index_stays_alive_during_training():
     """Caught on the CPU: faiss.index_cpu_to_all_gpus mocked by a CPU flat index whose
     deletion is recorded, and index.train wrapped to see whether it is still alive."""

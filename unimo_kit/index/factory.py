@@ -344,8 +344,17 @@ def train_index(index: Any, sample: np.ndarray, *, seed: int = 1234, use_gpu: bo
 
             use_gpu = faiss_gpu_available()
         if use_gpu:
-            # k-means assignment on the GPU; the trained index itself stays on the CPU.
-            ivf.clustering_index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(ivf.d))
+            # k-means assignment on the GPU; the trained index itself stays on the CPU. The
+            # SWIG attribute holds no Python reference: keep the GPU index alive ourselves
+            # until training is over, or it is freed before index.train uses it.
+            gpu_kmeans = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(ivf.d))
+            ivf.clustering_index = gpu_kmeans
+            try:
+                index.train(np.ascontiguousarray(sample, dtype=np.float32))
+            finally:
+                ivf.clustering_index = None
+                del gpu_kmeans
+            return index
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
     return index
 
