@@ -71,7 +71,7 @@ def test_token_alignment_loss_terms():
         neg_text_valid=valid_w[:1].expand(6, t),
         neg_text_owner=owner,
     )
-    out["token_loss"].backward()
+    out["token_alignment_loss"].backward()
     assert regions.grad.abs().sum() > 0 and words.grad.abs().sum() > 0
     # the loss is the in-batch InfoNCE (both directions) plus the rank term, recomputed here
     s = token_similarity(words, valid_w, regions, valid_r).detach() / 0.1  # (texts, images)
@@ -80,11 +80,13 @@ def test_token_alignment_loss_terms():
         negs, valid_w[:1].expand(6, t), regions[owner].detach(), valid_r[owner]
     )
     rank = F.softplus(s_neg / 0.1 - s.diagonal()[owner]).mean()
-    assert out["token_loss"].item() == pytest.approx((nce + rank).item(), rel=1e-5)
-    assert out["token_hardneg_rank"].item() == pytest.approx(rank.item(), rel=1e-5)
+    assert out["token_alignment_loss"].item() == pytest.approx((nce + rank).item(), rel=1e-5)
+    assert out["token_alignment_hardneg_rank"].item() == pytest.approx(rank.item(), rel=1e-5)
     # two pairs showing one image are not each other's negatives
-    same = loss(regions, valid_r, words, valid_w, torch.tensor([0, 0, 1, 2]))["token_loss"]
-    assert same.item() < loss(regions, valid_r, words, valid_w)["token_loss"].item()
+    same = loss(regions, valid_r, words, valid_w, torch.tensor([0, 0, 1, 2]))[
+        "token_alignment_loss"
+    ]
+    assert same.item() < loss(regions, valid_r, words, valid_w)["token_alignment_loss"].item()
     with pytest.raises(ValueError, match="temperature"):
         TokenAlignmentLoss(0.0)
 
@@ -108,7 +110,7 @@ def test_model_token_encoders_agree_with_cmcl_encoders(tiny_model, batch_factory
 def test_objective_adds_token_loss_with_its_weight(tiny_model, batch_factory):
     batch = batch_factory(0)
     plain = UnimoPretraining(tiny_model, mlm=False, seq2seq=False, mrp=False)
-    assert "token_loss" not in plain(batch)
+    assert "token_alignment_loss" not in plain(batch)
     torch.manual_seed(0)
     on = UnimoPretraining(
         tiny_model,
@@ -126,9 +128,14 @@ def test_objective_adds_token_loss_with_its_weight(tiny_model, batch_factory):
         mrp=False,
         token_alignment=True,
         hard_negative_weight=1.0,
-        weights={"token": 0.5},
+        weights={"token_alignment": 0.5},
     )(batch)
-    assert {"token_loss", "token_acc", "token_hardneg_acc", "token_hardneg_rank"} <= set(on)
+    assert {
+        "token_alignment_loss",
+        "token_alignment_acc",
+        "token_alignment_hardneg_acc",
+        "token_alignment_hardneg_rank",
+    } <= set(on)
     # the same as the loss on the model's own encodings of the pairs and their negatives
     with torch.no_grad():
         _, regions, rvalid = tiny_model.encode_image_tokens(
@@ -150,9 +157,15 @@ def test_objective_adds_token_loss_with_its_weight(tiny_model, batch_factory):
         neg_text_valid=nvalid,
         neg_text_owner=batch["neg_text_owner"],
     )
-    for key in ("token_loss", "token_hardneg_acc", "token_hardneg_rank"):
+    for key in (
+        "token_alignment_loss",
+        "token_alignment_hardneg_acc",
+        "token_alignment_hardneg_rank",
+    ):
         assert on[key].item() == pytest.approx(direct[key].item(), rel=1e-4, abs=1e-6), key
-    assert half["token_loss"].item() == pytest.approx(on["token_loss"].item() / 2, rel=1e-5)
+    assert half["token_alignment_loss"].item() == pytest.approx(
+        on["token_alignment_loss"].item() / 2, rel=1e-5
+    )
     assert half["cmcl_loss"].item() == pytest.approx(on["cmcl_loss"].item(), rel=1e-6)
     with pytest.raises(ValueError, match="needs cmcl=True"):
         UnimoPretraining(tiny_model, cmcl=False, token_alignment=True)
@@ -168,8 +181,8 @@ def test_images_without_regions_and_empty_batches_score_zero_not_nan():
     s = token_similarity(words, wvalid, regions, rvalid)
     assert torch.isfinite(s).all() and torch.equal(s[:, 1], torch.zeros(3))
     out = TokenAlignmentLoss(0.1)(regions, rvalid, words, wvalid)
-    out["token_loss"].backward()
-    assert torch.isfinite(out["token_loss"]) and torch.isfinite(regions.grad).all()
+    out["token_alignment_loss"].backward()
+    assert torch.isfinite(out["token_alignment_loss"]) and torch.isfinite(regions.grad).all()
     assert torch.equal(regions.grad[1], torch.zeros(5, 8))
     none = torch.zeros(3, 0, 8)
     assert torch.equal(
@@ -177,7 +190,7 @@ def test_images_without_regions_and_empty_batches_score_zero_not_nan():
         torch.zeros(3, 3),
     )
     empty = TokenAlignmentLoss(0.1)(regions[:0], rvalid[:0], words[:0], wvalid[:0])
-    assert empty["token_loss"].item() == 0.0 and "token_acc" not in empty
+    assert empty["token_alignment_loss"].item() == 0.0 and "token_alignment_acc" not in empty
 
 
 def test_hard_negative_inputs_are_checked_and_scale_can_be_given():
@@ -210,7 +223,7 @@ def test_hard_negative_inputs_are_checked_and_scale_can_be_given():
             neg_text_valid=valid,
             neg_text_owner=torch.tensor([0, 2]),
         )
-    at_10 = loss(regions, valid, words, valid)["token_loss"]
-    at_5 = loss(regions, valid, words, valid, logit_scale=torch.tensor(5.0))["token_loss"]
-    same = TokenAlignmentLoss(0.2)(regions, valid, words, valid)["token_loss"]
+    at_10 = loss(regions, valid, words, valid)["token_alignment_loss"]
+    at_5 = loss(regions, valid, words, valid, logit_scale=torch.tensor(5.0))["token_alignment_loss"]
+    same = TokenAlignmentLoss(0.2)(regions, valid, words, valid)["token_alignment_loss"]
     assert at_5.item() == pytest.approx(same.item()) and at_5.item() != pytest.approx(at_10.item())

@@ -80,7 +80,7 @@ def test_switches_leave_out_extras(tiny_overrides, tokenizer):
 
 
 def test_paraphrases_are_graph_rewrites_of_the_caption_itself(tiny_overrides, tokenizer, tmp_path):
-    """With ``paraphrase_rank`` each pair carries one meaning-preserving rewrite of the caption
+    """With ``paraphrase`` each pair carries one meaning-preserving rewrite of the caption
     it drew (never another caption of its image, a ``same-image`` positive), mirrored with it;
     without it the batch has no paraphrase group, and the draws of the rest are unchanged."""
     import json
@@ -96,9 +96,7 @@ def test_paraphrases_are_graph_rewrites_of_the_caption_itself(tiny_overrides, to
     rewrites = tmp_path / "rewrites.jsonl"
     rewrites.write_text("".join(json.dumps(r) + "\n" for r in records))
     base = {**tiny_overrides, "rewrites": str(rewrites)}
-    on = UnimoTrainData(
-        load_config("tiny", {**base, "paraphrase_rank": True}).resolved(), tokenizer
-    )
+    on = UnimoTrainData(load_config("tiny", {**base, "paraphrase": True}).resolved(), tokenizer)
     off = UnimoTrainData(load_config("tiny", base).resolved(), tokenizer)
     spec = on.make_sampler().next_spec()
     items = [on._pair_item(*x) for x in spec["pairs"]]
@@ -113,8 +111,8 @@ def test_paraphrases_are_graph_rewrites_of_the_caption_itself(tiny_overrides, to
     assert torch.equal(batch["para_text_owner"], torch.arange(len(items)))
     assert batch["para_text_input_ids"].shape[0] == len(items)
     assert "para_text_input_ids" not in off[spec]
-    with pytest.raises(ValueError, match=r"paraphrase_rank .* needs cmcl=true and rewrite_neg"):
-        load_config("tiny", {**base, "paraphrase_rank": True, "rewrite_negatives": False})
+    with pytest.raises(ValueError, match=r"paraphrase .* needs cmcl=true and rewrite_neg"):
+        load_config("tiny", {**base, "paraphrase": True, "rewrite_negatives": False})
 
 
 def test_negative_types_keep_only_those_rewritten_negatives(tiny_overrides, tokenizer):
@@ -245,7 +243,7 @@ def test_negatives_made_on_the_fly_without_a_rewrites_file(tiny_overrides, token
 
     record = data.on_the_fly.get(next(iter(data.on_the_fly.index)), 0)
     assert record["negatives"] and {n["type"] for n in record["negatives"]} <= set(NEGATIVE_TYPES)
-    # ... and so do their positives, so paraphrase_rank finds the caption's own rewrites
+    # ... and so do their positives, so paraphrase finds the caption's own rewrites
     from unimo_kit.rewrite.positives import GRAPH_POSITIVE_TYPES
 
     assert record["positives"]

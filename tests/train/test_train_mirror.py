@@ -93,7 +93,7 @@ def test_mirrored_pair_moves_its_boxes_and_exchanges_its_words(
     assert h["text"] == mirror_text(plain["text"], words) and "right" in h["text"]
     assert h["neg_texts"] == [mirror_text(t, words) for t in plain["neg_texts"]]
     assert h["pos_texts"] == [mirror_text(t, words) for t in plain["pos_texts"]]
-    with_para = {**overrides, "paraphrase_rank": True}
+    with_para = {**overrides, "paraphrase": True}
     para, para_h = _item(with_para, tokenizer), _item(with_para, tokenizer, mirror_horizontal=1.0)
     assert "left" in para["para_texts"][0]
     assert para_h["para_texts"] == [mirror_text(t, words) for t in para["para_texts"]]

@@ -25,10 +25,14 @@ class LMHead(nn.Module):
         self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
+    def transform(self, hidden: Tensor) -> Tensor:
+        """The head before the vocabulary: (..., D) -> (..., D), what the word embeddings score
+        (:func:`~unimo_kit.model.losses.linear_cross_entropy` takes it with them)."""
+        return self.LayerNorm(F.gelu(self.dense(hidden)))  # (..., D)
+
     def forward(self, hidden: Tensor, word_embeddings: Tensor) -> Tensor:
         """Args: hidden (..., D); word_embeddings (V, D). Returns: logits (..., V)."""
-        h = self.LayerNorm(F.gelu(self.dense(hidden)))  # (..., D)
-        return F.linear(h, word_embeddings, self.bias)  # (..., V)
+        return F.linear(self.transform(hidden), word_embeddings, self.bias)  # (..., V)
 
 
 class RegionHead(nn.Module):

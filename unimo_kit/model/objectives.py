@@ -17,6 +17,9 @@ Li et al., ACL 2021, "UNIMO", §2.2–2.3. Batch keys: ``docs/model.md`` ("Train
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,12 +28,17 @@ from unimo_kit.model.losses import (
     IGNORE_INDEX,
     CMCLLoss,
     MaskedRegionLoss,
-    MLMLoss,
-    Seq2SeqLoss,
+    linear_cross_entropy,
 )
 from unimo_kit.model.masking import mask_regions, mask_tokens
 from unimo_kit.model.matching import MatchingLoss, sample_batch_negatives
 from unimo_kit.model.paraphrase import ParaphraseRankLoss
+from unimo_kit.model.registry import (
+    BUILTIN_OBJECTIVES,
+    OBJECTIVES,
+    canonical_weights,
+    check_objectives,
+)
 from unimo_kit.model.token_alignment import TokenAlignmentLoss
 from unimo_kit.model.unimo import UnimoModel
 
@@ -47,8 +55,20 @@ def _pad_cat(tensors: list[Tensor], value: float) -> Tensor:
     return torch.cat(padded, dim=0)
 
 
-def _combine(parts: list[dict[str, Tensor]], loss: str, count: str) -> dict[str, Tensor]:
-    """Merge per-group results of one loss, weighting by their token/region counts."""
+def _scored(hidden: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The rows of ``hidden`` (..., D) whose label (...) is not ``IGNORE_INDEX``: (n, D), (n,).
+
+    Under ``torch.compile`` every row is kept (labels -100 included, masked later by
+    :meth:`UnimoPretraining._word_losses`), so that shapes stay static: no graph break."""
+    hidden, labels = hidden.reshape(-1, hidden.shape[-1]), labels.reshape(-1)
+    if torch.compiler.is_compiling():
+        return hidden, labels
+    keep = labels != IGNORE_INDEX  # (B·K,)
+    return hidden[keep], labels[keep]
+
+
+def _combine(parts: list[dict[str, Tensor]], count: str) -> dict[str, Tensor]:
+    """Merge per-group results of one loss, weighting by their region counts."""
     if len(parts) == 1:
         return parts[0]
     counts = torch.stack([p[count].float() for p in parts])  # (G,)
@@ -62,6 +82,22 @@ def _combine(parts: list[dict[str, Tensor]], loss: str, count: str) -> dict[str,
     return out
 
 
+@contextmanager
+def _sparse_lookup_gradients(embedding: nn.Embedding, on: bool) -> Iterator[None]:
+    """Within the block, ``embedding`` lookups give sparse gradients (only the rows looked up).
+
+    Each text pass would otherwise add a dense (V, D) gradient (zeroed, filled, then summed
+    into the others: for the 30,522-word vocabulary about as costly as a pass of a 2-layer
+    model); the tied word head gives a dense one anyway, which the sparse ones are added into.
+    """
+    before = embedding.sparse
+    embedding.sparse = on
+    try:
+        yield
+    finally:
+        embedding.sparse = before
+
+
 class UnimoPretraining(nn.Module):
     """UNIMO pre-training objective: ``forward(batch) -> {"cmcl_loss", "mlm_loss",
     "seq2seq_loss", "mrp_loss", metrics...}``; the trainer sums the keys ending in ``_loss``.
@@ -73,7 +109,8 @@ class UnimoPretraining(nn.Module):
             (word-to-region matching, FILIP) on the CMCL passes' encodings, with CMCL's
             temperature (learnt along when ``learn_temperature``) and the same hard negatives
             in its rank term, weighted by ``hard_negative_weight`` (0: they only feed a
-            metric); loss key ``token_loss``, weight key ``"token"``. Needs ``cmcl``.
+            metric); loss key ``token_alignment_loss``, weight key ``"token_alignment"``
+            (the old key ``"token"`` is read too). Needs ``cmcl``.
         itm: image-text matching on the joint encoding
             (:class:`~unimo_kit.model.matching.MatchingLoss`): each pair against an in-batch
             image and text drawn by CMCL similarity (uniformly without ``cmcl``) and, with
@@ -100,7 +137,13 @@ class UnimoPretraining(nn.Module):
         text_seq2seq_source: (lo, hi) fraction range of a text-only sequence that forms the
             bidirectional source in text seq2seq; the rest is generated.
         label_smoothing: seq2seq label smoothing.
-        weights: per-objective loss weights, e.g. ``{"mlm": 0.5}`` (default 1 each).
+        weights: per-objective loss weights, e.g. ``{"mlm": 0.5}`` (default 1 each), keyed by
+            the names of :data:`~unimo_kit.model.registry.OBJECTIVES`.
+        extra_objectives: names of registered extension objectives
+            (:func:`~unimo_kit.model.registry.register_objective`) to add; each is built with
+            its spec's ``build(model)`` and called as ``module(batch, shared)`` after the
+            built-in passes, ``shared`` holding the CMCL pass's ``image_features`` and
+            ``text_features`` (B, E) when CMCL ran.
         local_loss, gather_with_grad, rank, world_size: distributed CMCL (:class:`CMCLLoss`).
     """
 
@@ -127,6 +170,7 @@ class UnimoPretraining(nn.Module):
         text_seq2seq_source: tuple[float, float] = (0.25, 0.75),
         label_smoothing: float = 0.0,
         weights: dict[str, float] | None = None,
+        extra_objectives: Sequence[str] = (),
         local_loss: bool = True,
         gather_with_grad: bool = True,
         rank: int = 0,
@@ -134,37 +178,46 @@ class UnimoPretraining(nn.Module):
     ):
         super().__init__()
         self.model = model
-        if token_alignment and not cmcl:
-            raise ValueError("token_alignment is computed with CMCL: it needs cmcl=True")
-        if paraphrase and not (cmcl and use_hard_negatives):
-            raise ValueError(
-                "paraphrase ranks paraphrases above hard negatives on the CMCL text pass: it "
-                "needs cmcl=True and use_hard_negatives=True"
-            )
-        if itm and model.matching_head is None:
-            raise ValueError(
-                "itm needs a model with a matching head: create it with matching_head=True "
-                "or call model.add_matching_head()"
-            )
-        self.use = {
+        flags = {
             "cmcl": cmcl,
-            "token": token_alignment,
+            "token_alignment": token_alignment,
             "itm": itm,
             "paraphrase": paraphrase,
             "mlm": mlm,
             "seq2seq": seq2seq,
             "mrp": mrp,
         }
+        unknown = [n for n in extra_objectives if n not in OBJECTIVES or n in flags]
+        if unknown:
+            extension = sorted(set(OBJECTIVES) - set(flags))
+            raise ValueError(f"unknown extra objectives {unknown}; registered: {extension}")
+        #: objective name -> on, in the table's order (built-ins, then the extensions)
+        self.use = {spec.name: flags[spec.name] for spec in BUILTIN_OBJECTIVES}
+        self.use |= dict.fromkeys(extra_objectives, True)
+        spelt = {
+            "hard_negatives": "use_hard_negatives=True",
+            "matching_head": "a model with a matching head (create it with "
+            "matching_head=True or call model.add_matching_head())",
+        }
+        check_objectives(
+            self.use,
+            {
+                "hard_negatives": use_hard_negatives,
+                "matching_head": model.matching_head is not None,
+            },
+            lambda need: spelt.get(need, f"{need}=True"),
+        )
+        self.extra = nn.ModuleDict({n: OBJECTIVES[n].build(model) for n in extra_objectives})
         self.use_hard_negatives = use_hard_negatives
         self.use_extra_positives = use_extra_positives
         self.mlm_probability = mlm_probability
         self.mrp_probability = mrp_probability
         self.mrp_on_pairs = mrp_on_pairs
         self.text_seq2seq_source = text_seq2seq_source
-        self.weights = {k: 1.0 for k in self.use} | (weights or {})
-        unknown = set(self.weights) - set(self.use)
-        if unknown:
-            raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(self.use)}")
+        self.weights = {k: 1.0 for k in self.use} | canonical_weights(weights)
+        unused = sorted(set(self.weights) - set(self.use))
+        if unused:
+            raise ValueError(f"unknown loss weights {unused}; known: {sorted(self.use)}")
         self.cmcl_loss = CMCLLoss(
             temperature,
             hard_negative_weight=hard_negative_weight if use_hard_negatives else 0.0,
@@ -187,8 +240,7 @@ class UnimoPretraining(nn.Module):
             rank_weight=hard_negative_weight if use_hard_negatives else 0.0
         )
         self.paraphrase_loss = ParaphraseRankLoss()
-        self.mlm_loss = MLMLoss()
-        self.seq2seq_loss = Seq2SeqLoss(label_smoothing=label_smoothing)
+        self.label_smoothing = label_smoothing  # seq2seq rows only
         self.mrp_loss = MaskedRegionLoss()
         cfg = model.config
         self._special = (cfg.pad_token_id, cfg.cls_token_id, cfg.sep_token_id, cfg.mask_token_id)
@@ -212,10 +264,58 @@ class UnimoPretraining(nn.Module):
             probability=self.mlm_probability,
         )
 
-    def _mlm(self, text_hidden: Tensor, positions: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    @staticmethod
+    def _mlm_targets(
+        text_hidden: Tensor, positions: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The states and labels of the masked words only: (n, D), (n,)."""
         index = positions[..., None].expand(-1, -1, text_hidden.shape[-1])  # (B, K, D)
-        picked_hidden = text_hidden.gather(1, index)  # (B, K, D)
-        return self.mlm_loss(self.model.lm_logits(picked_hidden), labels)
+        return _scored(text_hidden.gather(1, index), labels)  # (n, D), (n,)
+
+    def _word_losses(self, targets: dict[str, list[tuple[Tensor, Tensor]]]) -> dict[str, dict]:
+        """MLM and seq2seq losses from the word head, run once on every scored position of
+        every pass (sparse prediction: padding, unmasked words and sources are never
+        scored). Returns ``{"mlm": {...}, "seq2seq": {...}}`` for the objectives with
+        targets; each loss is the mean over its scored words of all passes."""
+        names = [name for name, parts in targets.items() if parts]
+        if not names:
+            return {}
+        hidden = torch.cat([h for name in names for h, _ in targets[name]])  # (N, D)
+        labels = torch.cat([y for name in names for _, y in targets[name]])  # (N,)
+        counts = [sum(y.shape[0] for _, y in targets[name]) for name in names]
+        smoothing: Tensor | float = 0.0
+        if self.label_smoothing and "seq2seq" in names:
+            smoothing = torch.cat(
+                [
+                    torch.full((c,), self.label_smoothing if n == "seq2seq" else 0.0)
+                    for n, c in zip(names, counts, strict=True)
+                ]
+            ).to(hidden.device)  # (N,)
+        head = self.model.lm_head
+        scored = labels != IGNORE_INDEX  # (N,), all True but under torch.compile
+        losses, correct = linear_cross_entropy(
+            head.transform(hidden),
+            self.model.embeddings.word_embeddings.weight,
+            head.bias,
+            labels.clamp(min=0),
+            smoothing,
+        )  # (N,), (N,)
+        losses, correct = losses * scored, correct & scored
+        out = {}
+        for name, loss, right, real in zip(
+            names,
+            torch.split(losses, counts),
+            torch.split(correct, counts),
+            torch.split(scored, counts),
+            strict=True,
+        ):
+            n = real.sum()
+            out[name] = {
+                f"{name}_loss": loss.sum() / n.clamp(min=1),
+                f"{name}_acc": right.float().sum() / n.clamp(min=1),
+                f"{name}_tokens": n,
+            }
+        return out
 
     def _mrp(
         self,
@@ -247,8 +347,9 @@ class UnimoPretraining(nn.Module):
         attention_mask: Tensor,
         source_length: Tensor,
         visual: dict[str, Tensor | None] | None = None,
-    ) -> dict[str, Tensor]:
-        """Generate text positions >= source_length from everything before them."""
+    ) -> tuple[Tensor, Tensor]:
+        """Generate text positions >= source_length from everything before them: the states
+        (n, D) that predict the real target words and those words (n,)."""
         visual = visual or {}
         out = self.model(
             input_ids=input_ids,
@@ -261,8 +362,8 @@ class UnimoPretraining(nn.Module):
         pos = torch.arange(1, t, device=input_ids.device)  # (T - 1,) target positions
         is_target = attention_mask[:, 1:].bool() & (pos[None] >= source_length[:, None])
         labels = input_ids[:, 1:].masked_fill(~is_target, IGNORE_INDEX)  # (B, T - 1)
-        logits = self.model.lm_logits(out["text_hidden"][:, :-1])  # (B, T - 1, V)
-        return self.seq2seq_loss(logits, labels)
+        # position t predicts the word at t + 1; only real target words are scored
+        return _scored(out["text_hidden"][:, :-1], labels)  # (n, D), (n,)
 
     # ------------------------------------------------------------------ forward
 
@@ -273,11 +374,20 @@ class UnimoPretraining(nn.Module):
             dict of weighted ``*_loss`` tensors for the objectives that had data, and detached
             metrics (``cmcl_acc``, ``mlm_acc``, ``seq2seq_acc``, ``mrp_feat``, ...).
         """
+        # With a word objective every text pass ends in the word head, whose gradient for the
+        # tied embeddings is dense: the lookups' sparse gradients are added into it.
+        sparse = torch.is_grad_enabled() and (self.use["mlm"] or self.use["seq2seq"])
+        with _sparse_lookup_gradients(self.model.embeddings.word_embeddings, sparse):
+            return self._forward(batch)
+
+    def _forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         model = self.model
         has_pairs = "text_input_ids" in batch and "visual_feats" in batch
         has_text = "textonly_input_ids" in batch
         has_images = "imageonly_visual_feats" in batch
         results: dict[str, list[dict[str, Tensor]]] = {k: [] for k in self.use}
+        words: dict[str, list[tuple[Tensor, Tensor]]] = {"mlm": [], "seq2seq": []}
+        shared: dict[str, Tensor] = {}
         out: dict[str, Tensor] = {}
 
         if has_pairs:
@@ -289,7 +399,7 @@ class UnimoPretraining(nn.Module):
             }
             similarity = None
             if self.use["cmcl"]:
-                parts, similarity = self._cmcl(batch)
+                parts, similarity, shared = self._cmcl(batch)
                 for name, part in parts.items():
                     results[name].append(part)
             if self.use["itm"]:
@@ -313,7 +423,7 @@ class UnimoPretraining(nn.Module):
                     )
                 h = model(input_ids=masked_ids, attention_mask=amask, **joint)
                 if do_mlm:
-                    results["mlm"].append(self._mlm(h["text_hidden"], positions, labels))
+                    words["mlm"].append(self._mlm_targets(h["text_hidden"], positions, labels))
                 if do_mrp:
                     results["mrp"].append(
                         self._mrp(
@@ -326,7 +436,7 @@ class UnimoPretraining(nn.Module):
                     )
             if self.use["seq2seq"]:
                 source = torch.ones(ids.shape[0], dtype=torch.long, device=ids.device)  # [CLS]
-                results["seq2seq"].append(self._seq2seq(ids, amask, source, visual))
+                words["seq2seq"].append(self._seq2seq(ids, amask, source, visual))
 
         elif self.use["cmcl"] and self.cmcl_loss.world_size > 1:
             # No pairs here, but the other ranks gather CMCL features: join with no rows.
@@ -338,14 +448,14 @@ class UnimoPretraining(nn.Module):
             if self.use["mlm"]:
                 masked_ids, positions, labels = self._mask_text(ids, amask)
                 h = model(input_ids=masked_ids, attention_mask=amask)
-                results["mlm"].append(self._mlm(h["text_hidden"], positions, labels))
+                words["mlm"].append(self._mlm_targets(h["text_hidden"], positions, labels))
             if self.use["seq2seq"]:
                 n = amask.sum(dim=1)  # (B,) real tokens with [CLS] and [SEP]
                 lo, hi = self.text_seq2seq_source
                 u = lo + (hi - lo) * torch.rand(n.shape, device=n.device)  # (B,)
                 source = (u * n).long().clamp(min=1)
                 source = torch.minimum(source, (n - 2).clamp(min=1))  # >= 1 word to generate
-                results["seq2seq"].append(self._seq2seq(ids, amask, source))
+                words["seq2seq"].append(self._seq2seq(ids, amask, source))
 
         if has_images and self.use["mrp"]:
             feats = batch["imageonly_visual_feats"]
@@ -371,25 +481,29 @@ class UnimoPretraining(nn.Module):
                 )
             )
 
-        counts = {"mlm": "mlm_tokens", "seq2seq": "seq2seq_tokens", "mrp": "mrp_regions"}
+        for name, part in self._word_losses(words).items():
+            results[name].append(part)
+        for name, module in self.extra.items():
+            results[name].append(module(batch, shared))
         for name, parts in results.items():
             if not parts:
                 continue
-            merged = (
-                parts[0]
-                if name in ("cmcl", "token", "itm", "paraphrase")
-                else _combine(parts, f"{name}_loss", counts[name])
-            )
+            # only masked regions come from two passes (pairs and images), weighted by count
+            merged = parts[0] if len(parts) == 1 else _combine(parts, "mrp_regions")
             merged[f"{name}_loss"] = merged[f"{name}_loss"] * self.weights[name]
             out.update(merged)
         return out
 
-    def _cmcl(self, batch: dict[str, Tensor]) -> tuple[dict[str, dict[str, Tensor]], Tensor | None]:
+    def _cmcl(
+        self, batch: dict[str, Tensor]
+    ) -> tuple[dict[str, dict[str, Tensor]], Tensor | None, dict[str, Tensor]]:
         """Encode texts and images alone (one pass per modality) and apply :class:`CMCLLoss`,
         and :class:`TokenAlignmentLoss` and :class:`ParaphraseRankLoss` when on, to the same
-        encodings: ``{"cmcl": ..., "token": ..., "paraphrase": ...}`` (the objectives that
-        ran). Also returns, with ``itm`` on, the pairs' detached image-to-text logits
-        (B, B), which mine the matching negatives (else None)."""
+        encodings: ``{"cmcl": ..., "token_alignment": ..., "paraphrase": ...}`` (the
+        objectives that ran). Also returns, with ``itm`` on, the pairs' detached image-to-text
+        logits (B, B), which mine the matching negatives (else None), and the pairs' CMCL
+        embeddings ``{"image_features", "text_features"}`` (B, E) for extension
+        objectives."""
         model = self.model
         text_ids = [batch["text_input_ids"]]
         text_masks = [batch["text_attention_mask"]]
@@ -492,7 +606,7 @@ class UnimoPretraining(nn.Module):
             )
         if self.token_alignment is not None:
             b = sizes[0]
-            parts["token"] = self.token_alignment(
+            parts["token_alignment"] = self.token_alignment(
                 r_tok[:b],
                 r_valid[:b],
                 w_tok[:b],
@@ -501,7 +615,8 @@ class UnimoPretraining(nn.Module):
                 logit_scale=self.cmcl_loss.logit_scale,
                 **negatives,
             )
-        return parts, similarity
+        shared = {"image_features": img_parts[0], "text_features": text_parts[0]}
+        return parts, similarity, shared
 
     def _itm(self, batch: dict[str, Tensor], similarity: Tensor | None) -> dict[str, Tensor]:
         """Matching logits of the pairs, of one in-batch negative image per text and one

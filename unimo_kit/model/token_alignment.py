@@ -79,7 +79,8 @@ class TokenAlignmentLoss(nn.Module):
     - with ``hard_negative_weight`` > 0, each hard negative text ranked against its own pair's
       text on the pair's image, ``softplus(s(v, w⁻)/τ − s(v, w)/τ)`` — the term aimed at
       binding, since a swap negative differs from its caption only in which word goes where.
-      With weight 0 hard negatives only feed the ``token_hardneg_acc`` metric (they are never
+      With weight 0 hard negatives only feed the ``token_alignment_hardneg_acc`` metric (they
+      are never
       columns of the InfoNCE).
 
     It uses this process's pairs only (no all-gather, so nothing to synchronise between
@@ -122,9 +123,10 @@ class TokenAlignmentLoss(nn.Module):
             logit_scale: ``1/τ`` to use instead of ``1/temperature`` (e.g. CMCL's learnt one).
 
         Returns:
-            ``token_loss``; metrics ``token_acc`` (image→text top-1 shows the image; with
-            pairs), ``token_hardneg_acc`` (pair text above its own hard negative) and
-            ``token_hardneg_rank`` (the rank term, when weighted), with hard negatives.
+            ``token_alignment_loss``; metrics ``token_alignment_acc`` (image→text top-1 shows the
+            image; with
+            pairs), ``token_alignment_hardneg_acc`` (pair text above its own hard negative) and
+            ``token_alignment_hardneg_rank`` (the rank term, when weighted), with hard negatives.
         """
         b, device = image_tokens.shape[0], image_tokens.device
         if image_ids is None:
@@ -164,11 +166,11 @@ class TokenAlignmentLoss(nn.Module):
                     if self.hard_negative_weight > 0:
                         rank = F.softplus(scale * (s_neg - s_pos)).mean()
                         loss = loss + self.hard_negative_weight * rank
-                        out["token_hardneg_rank"] = rank.detach()
-                out["token_hardneg_acc"] = (s_pos > s_neg).float().mean().detach()
+                        out["token_alignment_hardneg_rank"] = rank.detach()
+                out["token_alignment_hardneg_acc"] = (s_pos > s_neg).float().mean().detach()
         if b:
             with torch.no_grad():
                 top = t2i.T.argmax(dim=1, keepdim=True)  # (B images, 1)
-                out["token_acc"] = positive.gather(1, top).float().mean()
-        out["token_loss"] = loss
+                out["token_alignment_acc"] = positive.gather(1, top).float().mean()
+        out["token_alignment_loss"] = loss
         return out

@@ -23,6 +23,7 @@ directory when the run starts (the run's ``config.json`` records absolute paths)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -90,7 +91,8 @@ class TrainConfig:
     mirror_vertical: float = 0.0  # chance a pair is seen mirrored top-bottom
     num_workers: int = 0  # DataLoader worker processes (0: load in the main process)
 
-    # --- objectives; the ablation arms are combinations of these flags ---
+    # --- objectives (one flag per row of unimo_kit/model/registry.py's table: the flag's name is
+    # also its loss_weights key and log key); the ablation arms are combinations of these ---
     cmcl: bool = True  # cross-modal contrastive learning (in-batch negatives at least)
     rewrite_negatives: bool = False  # + phrase/word-level hard negatives from rewrites
     sentence_negatives: bool = False  # + sentence-level hard negatives (captions of other images)
@@ -100,16 +102,17 @@ class TrainConfig:
     hard_negative_scope: str = "all"  # softmax columns of "all" rows, the "own" row, or "rank" only
     token_alignment: bool = False  # + word-to-region matching loss (FILIP) with the negatives
     itm: bool = False  # + image-text matching head on the joint encoding, with the negatives
-    paraphrase_rank: bool = False  # + caption's paraphrases ranked above its hard negatives
+    paraphrase: bool = False  # + caption's paraphrases ranked above its hard negatives
     rewrite_positives: bool = False  # + rewritten positives (paraphrases of the caption)
     retrieval_positives: bool = False  # + retrieved texts and images as extra positives
     rewrite_on_the_fly: bool = True  # no rewrites file: make negatives with the rewriter
     mlm: bool = False  # masked language modelling (text-only and pairs)
     seq2seq: bool = False  # seq2seq generation (text-only and captioning)
     mrp: bool = False  # masked region prediction (image-only and pairs)
+    extra_objectives: list[str] = field(default_factory=list)  # registered extension objectives
     temperature: float = 0.07  # CMCL temperature τ (initial value when learnt)
     learn_temperature: bool = False  # learn τ (CLIP-style logit scale)
-    loss_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"mlm": 0.5}
+    loss_weights: dict[str, float] = field(default_factory=dict)  # by objective: {"mlm": 0.5}
     mlm_probability: float = 0.15  # share of word pieces masked
     mrp_probability: float = 0.15  # share of visual tokens masked
 
@@ -170,28 +173,7 @@ class TrainConfig:
                 raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
         if self.hard_negative_weight < 0:
             raise ValueError(f"hard_negative_weight must be >= 0, got {self.hard_negative_weight}")
-        if self.token_alignment and not self.cmcl:
-            raise ValueError("token_alignment is computed on the CMCL pass: it needs cmcl=true")
-        if self.paraphrase_rank and not (self.cmcl and self.rewrite_negatives):
-            raise ValueError(
-                "paraphrase_rank ranks each caption's paraphrases above its rewritten hard "
-                "negatives on the CMCL text pass: it needs cmcl=true and rewrite_negatives=true"
-            )
-        fed = {
-            "cmcl": self.cmcl and self.batch_pairs > 0,
-            "itm": self.itm and self.batch_pairs > 0,
-            "mlm": self.mlm and self.batch_pairs + self.batch_texts > 0,
-            "seq2seq": self.seq2seq and self.batch_pairs + self.batch_texts > 0,
-            "mrp": self.mrp and self.batch_pairs + self.batch_images > 0,
-        }
-        if not any(fed.values()):
-            on = [name for name in fed if getattr(self, name)] or ["none"]
-            raise ValueError(
-                f"no objective has data (objectives on: {', '.join(on)}; batch_pairs="
-                f"{self.batch_pairs}, batch_texts={self.batch_texts}, batch_images="
-                f"{self.batch_images}): cmcl and itm train on pairs, mlm and seq2seq on pairs "
-                "or texts, mrp on pairs or images"
-            )
+        _check_objectives(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -203,9 +185,20 @@ class TrainConfig:
         values, defaults = _as_json(self.to_dict()), _as_json(TrainConfig().to_dict())
         return {k: v for k, v in values.items() if defaults[k] != v}
 
+    def objectives(self) -> dict[str, bool]:
+        """Objective name -> switched on, for every row of the objectives table
+        (:data:`~unimo_kit.model.registry.OBJECTIVES`)."""
+        from unimo_kit.model.registry import BUILTIN_OBJECTIVES, OBJECTIVES
+
+        on = {spec.name: getattr(self, spec.name) for spec in BUILTIN_OBJECTIVES}
+        return on | {name: name in self.extra_objectives for name in OBJECTIVES if name not in on}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict; unknown keys are an error naming the known ones."""
+        """Build from a dict; unknown keys are an error naming the known ones. Old spellings
+        of objective flags (:data:`~unimo_kit.model.registry.ALIASES`, e.g.
+        ``paraphrase_rank``) are read as today's names."""
+        data = with_current_names(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known - {"_comment"})
         if unknown:
@@ -221,6 +214,69 @@ class TrainConfig:
             if value:
                 changes[name] = str((base / value).resolve())
         return dataclasses.replace(self, **changes)
+
+
+def with_current_names(data: dict[str, Any]) -> dict[str, Any]:
+    """A config dict with old objective spellings renamed: flags (``paraphrase_rank`` ->
+    ``paraphrase``) and loss-weight keys (``token`` -> ``token_alignment``).
+
+    Raises:
+        ValueError: an old and a new spelling of one flag are both given.
+    """
+    from unimo_kit.model.registry import ALIASES, canonical
+
+    out = dict(data)
+    for old, new in ALIASES.items():
+        if old in out and old not in _FIELD_NAMES:
+            if new in out:
+                raise ValueError(f"{old} is the old name of {new}: give one of them")
+            out[new] = out.pop(old)
+    weights = out.get("loss_weights")
+    if isinstance(weights, dict):
+        renamed = {canonical(k): v for k, v in weights.items()}
+        if len(renamed) < len(weights):
+            raise ValueError(f"loss_weights {weights} name one objective twice")
+        out["loss_weights"] = renamed
+    return out
+
+
+def _check_objectives(config: TrainConfig) -> None:
+    """Every switched-on objective is known, has what it needs and has data, and every loss
+    weight names an objective — all read from the objectives table."""
+    from unimo_kit.model.registry import OBJECTIVES, canonical_weights, check_objectives
+
+    extensions = sorted(name for name, spec in OBJECTIVES.items() if spec.build is not None)
+    wrong = [name for name in config.extra_objectives if name not in extensions]
+    if wrong:
+        raise ValueError(
+            f"extra_objectives {wrong}: not registered extension objectives (registered: "
+            f"{extensions}; a built-in objective has its own flag)"
+        )
+    config.loss_weights = canonical_weights(config.loss_weights)
+    on = config.objectives()
+    check_objectives(
+        on,
+        # paraphrases come from the rewrites, ranked above their rewritten hard negatives
+        {"hard_negatives": config.rewrite_negatives, "matching_head": True},
+        lambda need: "rewrite_negatives=true" if need == "hard_negatives" else f"{need}=true",
+    )
+    sizes = {
+        "pairs": config.batch_pairs,
+        "texts": config.batch_texts,
+        "images": config.batch_images,
+    }
+    fed = {name: any(sizes[k] for k in OBJECTIVES[name].data) for name, used in on.items() if used}
+    if not any(fed.values()):
+        feeds = "; ".join(
+            f"{spec.name} on {' or '.join(spec.data)}"
+            for spec in OBJECTIVES.values()
+            if spec.needs == ()
+        )
+        raise ValueError(
+            f"no objective has data (objectives on: {', '.join(fed) or 'none'}; batch_pairs="
+            f"{config.batch_pairs}, batch_texts={config.batch_texts}, batch_images="
+            f"{config.batch_images}): {feeds}"
+        )
 
 
 #: Lower bounds of numeric fields: ``(bound, inclusive)``; a ``None`` value (where the field
@@ -309,6 +365,9 @@ def _typed(name: str, value: Any, hint: Any) -> Any:
         return tuple(_typed(name, v, a) for v, a in zip(value, args, strict=True))
     shown = json.dumps(value) if not isinstance(value, tuple) else json.dumps(list(value))
     raise ValueError(f"{name} must be {wanted}, got {shown}")
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
 
 def presets_dir() -> Path:
@@ -435,6 +494,8 @@ def resume_differences(saved: dict[str, Any], current: TrainConfig) -> tuple[lis
         :data:`RUN_CONTROL_FIELDS` are left out.
     """
     known = {f.name for f in dataclasses.fields(TrainConfig)}
+    with contextlib.suppress(ValueError):  # both spellings: compare as written
+        saved = with_current_names(saved)
     kept = {k: v for k, v in saved.items() if k in known}
     try:
         old = _as_json(TrainConfig.from_dict(kept).to_dict())

@@ -274,7 +274,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
             if not c.images:
                 raise ValueError("batch_images > 0 needs `images`")
             self.images = JsonlLines(c.images, self._keep_image, report)
-        # (paraphrase_rank reads rewrites too; it needs rewrite_negatives, so it is covered)
+        # (paraphrase reads rewrites too; it needs rewrite_negatives, so it is covered)
         want_rewrites = c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives
         self.rewrites = (
             JsonlLines(c.rewrites, lambda r, _: str(r.get("id")), report)
@@ -402,7 +402,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
         item["pos_images"] = [
             self._visual(i) for i in _sample(rng, pos_image_ids, c.pos_images_per_pair)
         ]
-        if c.paraphrase_rank and rewrite is not None and item["neg_texts"]:
+        if c.paraphrase and rewrite is not None and item["neg_texts"]:
             # Meaning-preserving rewrites of this very caption (not other captions of the image).
             paraphrases = [
                 p["text"]
