@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from unimo_kit.rewrite.edits import apply_edits
+from unimo_kit.rewrite.negatives import NEGATIVE_TYPES
 from unimo_kit.rewrite.pipeline import RewriteConfig, caption_problem, rewrite_file
 from unimo_kit.rewrite.vocab import Vocabulary
 from unimo_kit.utils import Shard
@@ -131,6 +132,44 @@ def test_line_that_is_not_utf8_is_reported_not_rewritten(tmp_path, parser, capsy
     assert [x["id"] for x in _lines(out.read_bytes())] == ["b#0"]
     assert summary.record_errors == 1
     assert f"{path}:1: not UTF-8 (byte 0xe9 at column 50)" in capsys.readouterr().err
+
+
+def test_lone_surrogate_line_is_named_and_the_chunk_kept(tmp_path, parser, capsys):
+    """A caption holding the JSON escape \\ud800 (valid JSON, not encodable) is named by
+    FILE:LINE and skipped; the good records of the same chunk are all written (issue 20.7)."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        '{"id": "a", "captions": ["a red circle above a star"]}\n'
+        '{"id": "b", "captions": ["a cat \\ud800 on a mat"]}\n'
+        '{"id": "c", "captions": ["a dog on a couch"]}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    summary = rewrite_file(path, out, progress=False)
+    assert [x["id"] for x in _lines(out.read_bytes())] == ["a#0", "c#0"]
+    assert summary.record_errors == 1
+    assert f"{path}:2: lone surrogate U+D800" in capsys.readouterr().err
+
+
+def test_roundtrip_drops_are_counted_and_off_switch(tmp_path, pairs):
+    """Every kept rewrite re-parses to its intended graph; --no-roundtrip keeps candidates the
+    check would drop (so the check does something), and the drops are counted by type."""
+    from unimo_kit.rewrite.parse_eval import tuple_set
+    from unimo_kit.rewrite.parser import SceneGraphParser
+
+    on = rewrite_file(pairs, tmp_path / "on.jsonl", progress=False, spares=1)
+    off = rewrite_file(pairs, tmp_path / "off.jsonl", progress=False, spares=1, roundtrip=False)
+    assert on.dropped and not off.dropped
+    kept = {(x["id"], n["text"]) for x in _lines((tmp_path / "on.jsonl").read_bytes())
+            for n in x["negatives"]}  # fmt: skip
+    unchecked = {(x["id"], n["text"]) for x in _lines((tmp_path / "off.jsonl").read_bytes())
+                 for n in x["negatives"]}  # fmt: skip
+    assert kept < unchecked  # with one candidate per negative, dropped ones are not replaced
+    assert len(unchecked) - len(kept) == sum(
+        n for (kind, _), n in on.dropped.items() if kind in {k for k in NEGATIVE_TYPES}
+    )
+    parser = SceneGraphParser()
+    assert all(tuple_set(parser.parse(text)) for _, text in sorted(kept)[:20])
 
 
 def test_duplicate_pair_ids_are_reported_and_skipped(tmp_path, parser, capsys):

@@ -64,8 +64,8 @@ def vocabulary_from_factual(
 
 
 def load_reference(path: str | os.PathLike | None = None) -> Vocabulary:
-    """The reference statistics: the shipped table (``path=None``), a FACTUAL-style CSV, or a
-    vocabulary JSON (``.json`` / ``.json.gz``).
+    """The reference statistics: the shipped table (``path=None``), a FACTUAL-style CSV (bad
+    rows are named on stderr and skipped), or a vocabulary JSON (``.json`` / ``.json.gz``).
 
     Raises:
         FileNotFoundError: when ``path`` (or the shipped table) does not exist.
@@ -76,7 +76,13 @@ def load_reference(path: str | os.PathLike | None = None) -> Vocabulary:
     if not os.path.exists(path):
         raise FileNotFoundError(f"reference corpus {path} not found")
     if path.lower().endswith(".csv"):
-        return vocabulary_from_factual(path)
+        errors: list[RecordError] = []
+        vocab = vocabulary_from_factual(path, errors.append)
+        for error in errors[:10]:
+            print(f"skipped: {error}", file=sys.stderr)
+        if len(errors) > 10:
+            print(f"skipped {len(errors) - 10} more bad rows of {path}", file=sys.stderr)
+        return vocab
     return Vocabulary.load(path)
 
 
