@@ -144,7 +144,8 @@ def test_reference_evidence_is_merged():
 
 def test_roundtrip_reasons():
     intended = SceneGraph.from_factual("( dog , is , large ) , ( dog , on , sofa )")
-    assert roundtrip_problem(SceneGraph.from_factual("( dogs , is , large ) , ( dogs , on , sofa )"), intended) is None  # fmt: skip
+    plural = SceneGraph.from_factual("( dogs , is , large ) , ( dogs , on , sofa )")
+    assert roundtrip_problem(plural, intended) is None
     assert roundtrip_problem(ValueError("x"), intended) == "parse failed"
     missing = SceneGraph.from_factual("( dog , on , sofa )")
     assert roundtrip_problem(missing, intended) == "edit not read back"
