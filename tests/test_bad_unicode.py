@@ -230,11 +230,6 @@ def test_features_names_and_skips_the_line(tmp_path, kind, capsys):
     [b'{"id": "bad", "text": "\\ud800"}', b'{"id": "bad", "text": "caf\xe9"}'],
     ids=["lone-surrogate", "not-utf8"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="train/data.py JsonlLines decodes with json.loads(raw); it should use "
-    "unimo_kit.utils.jsonl.load_line (lead: see the helper's report)",
-)
 def test_train_jsonl_lines_name_and_skip_the_line(tmp_path, bad_line):
     pytest.importorskip("torch")
     from unimo_kit.train.data import JsonlLines

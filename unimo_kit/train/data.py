@@ -34,7 +34,7 @@ from unimo_kit.features import FeatureStore
 from unimo_kit.rewrite.positives import GRAPH_POSITIVE_TYPES
 from unimo_kit.train.config import TrainConfig
 from unimo_kit.train.mirror import mirror_boxes, mirror_text, mirror_words
-from unimo_kit.utils import ErrorReport, RecordError, derive_seed
+from unimo_kit.utils import ErrorReport, RecordError, derive_seed, load_line
 
 KINDS = ("pairs", "texts", "images")
 
@@ -70,13 +70,11 @@ class JsonlLines:
                 if not raw.strip():
                     continue
                 try:
-                    record = json.loads(raw)
+                    # not UTF-8, not JSON, a lone surrogate: RecordError naming the line
+                    record = load_line(self.path, number, raw)
                     if not isinstance(record, dict):
                         raise RecordError(self.path, number, "expected a JSON object")
                     key = keep(record, number)
-                except json.JSONDecodeError as exc:
-                    report(RecordError(self.path, number, f"invalid JSON ({exc.msg})"))
-                    continue
                 except RecordError as exc:
                     report(exc)
                     continue
