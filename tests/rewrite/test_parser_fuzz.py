@@ -50,3 +50,15 @@ def test_a_pronoun_whose_referent_search_leads_back_to_itself_parses(text: str) 
     excluded LET's subjects, which is IT again — an endless recursion before the cycle guard."""
     graph = PARSER.parse(text)
     assert isinstance(graph, SceneGraph) and graph.text == text
+
+
+def test_lone_surrogate_never_raises_and_spans_point_into_the_original(parser):
+    """The JSON escape \\ud800 decodes to a lone surrogate that spaCy cannot encode (issue 20.7)."""
+    text = "a dog \ud800 on a red mat"
+    graph = parser.parse(text)
+    assert graph.text == text
+    names = {e.name for e in graph.entities}
+    assert {"dog", "mat"} <= names
+    for e in graph.entities:
+        assert text[e.span[0] : e.span[1]] == e.name
+    assert parser.parse_each(["\udc00", "a cat"])[1].entities[0].name == "cat"

@@ -45,6 +45,7 @@ valid for the original string).
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -176,7 +177,9 @@ class SceneGraphParser:
 
     def parse(self, text: str) -> SceneGraph:
         """Parse one caption. Never raises on odd input (empty, non-English, control
-        characters); captions over :data:`MAX_CHARS` characters are truncated."""
+        characters, lone surrogates such as the JSON escape ``\\ud800``, which spaCy is given
+        as spaces — one character for one, so spans still point into the original); captions
+        over :data:`MAX_CHARS` characters are truncated."""
         return next(self.parse_many([text]))
 
     def parse_each(self, texts: Sequence[str]) -> list[SceneGraph | Exception]:
@@ -203,7 +206,7 @@ class SceneGraphParser:
             for text in texts:
                 text = text if isinstance(text, str) else str(text)
                 originals.append(text)
-                yield text[:MAX_CHARS]
+                yield _LONE_SURROGATE.sub(" ", text[:MAX_CHARS])
 
         docs = nlp.pipe(
             clipped(),
@@ -963,6 +966,10 @@ class _Builder:
             return
         case = next((c for c in token.children if c.dep_ == "case"), token)
         self.add_relation(self.targets(token), "have", self.targets(owned), _span(case))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Code points spaCy cannot encode; a Python ``str`` holds them as single characters."""
 
 
 def _in_color(prep: Any) -> bool:
