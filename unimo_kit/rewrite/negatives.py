@@ -158,6 +158,8 @@ class Rewriter:
         self.max_tries = int(max_tries)
         self._pools: dict[tuple[str, ...], tuple[list[str], list[float]]] = {}
         self._categories: dict[str, frozenset[str]] = {}
+        self._objects: list[tuple[str, int]] | None = None
+        self._feature_index: dict[tuple[str, str], set[str]] | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -273,13 +275,51 @@ class Rewriter:
         leftovers."""
         kinds = noun_classes(name)
         out = []
-        for w, n in self.vocab.object_candidates():
+        possible = self._possible(features)
+        for w, n in self._ranked_objects():
             if n < MIN_CANDIDATE_COUNT:
                 break
+            if possible is not None and w not in possible:
+                continue
             same_kind = bool(kinds & noun_classes(w))
             if self._fits(w, features, exact=not same_kind) if features else same_kind:
                 out.append((w, n))
         return out
+
+    def _ranked_objects(self) -> list[tuple[str, int]]:
+        """``vocab.object_candidates()``, sorted once per rewriter."""
+        if self._objects is None:
+            self._objects = self.vocab.object_candidates()
+        return self._objects
+
+    def _possible(self, features: list[tuple[str, ...]]) -> set[str] | None:
+        """Nouns that could fit every feature at all (seen with that attribute, as subject or
+        object of that predicate): a superset of what :meth:`_fits` accepts, from indexes
+        built once, so the exact check runs on a few nouns instead of the whole vocabulary.
+        ``None`` without features."""
+        if not features:
+            return None
+        if self._feature_index is None:
+            index: dict[tuple[str, str], set[str]] = {}
+            for noun, attributes in self.vocab.noun_attributes.items():
+                for a in attributes:
+                    index.setdefault(("att", a), set()).add(noun)
+            for noun, predicates in self.vocab.noun_relations.items():
+                for p in predicates:
+                    index.setdefault(("subj", p), set()).add(noun)
+            for noun, predicates in self.vocab.object_relations.items():
+                for p in predicates:
+                    index.setdefault(("obj", p), set()).add(noun)
+            self._feature_index = index
+        out: set[str] | None = None
+        for f in features:
+            word = f[2] if f[0] == "obj" else f[1]  # the attribute or the predicate
+            key = (f[0], " ".join(word.lower().split()))
+            nouns = self._feature_index.get(key, set())
+            out = set(nouns) if out is None else out & nouns
+            if not out:
+                break
+        return out or set()
 
     def _addition_pool(
         self, anchor: str, features: list[tuple[str, ...]]
@@ -288,10 +328,12 @@ class Rewriter:
         in relations, seen in each of them exactly (``holding a ball`` → ``and a bat``, not
         ``and a knife``)."""
         kinds = noun_classes(anchor)
+        possible = self._possible(features)
         return [
             (w, n)
-            for w, n in self.vocab.object_candidates()
+            for w, n in self._ranked_objects()
             if n >= MIN_CANDIDATE_COUNT
+            and (possible is None or w in possible)
             and kinds & noun_classes(w)
             and (not features or self._fits(w, features, exact=True))
         ]
