@@ -265,8 +265,8 @@ def _rewrite_chunk(items: list[_Item]) -> tuple[list[dict[str, Any]], collection
     if "backtranslator" in _STATE and config.positives and good:
         texts = _STATE["backtranslator"]([it.caption for it in good])
         translations = dict(zip((it.id for it in good), texts, strict=True))
-    lines: list[dict[str, Any] | None] = []
-    drafts: list[tuple[int, _Item, Any, list[Any], list[Any]]] = []
+    lines: list[dict[str, Any]] = []
+    drafts: list[tuple[dict[str, Any], list[Any], list[Any]]] = []  # line, negatives, positives
     for item in items:
         graph = graphs.get(item.id)
         if isinstance(graph, Exception):
@@ -284,21 +284,20 @@ def _rewrite_chunk(items: list[_Item]) -> tuple[list[dict[str, Any]], collection
             item.error = f"rewrite failed: {type(exc).__name__}: {exc}"
             lines.append(_error_line(item, config))
             continue
-        drafts.append((len(lines), item, line, negatives, positives))
+        drafts.append((line, negatives, positives))
         lines.append(line)
     dropped: collections.Counter = collections.Counter()
     if drafts and config.output_format == "rewrites":
         check: CandidateFilter = _STATE["filter"]
         before = collections.Counter(check.dropped)
-        negatives = check([d[3] for d in drafts], config.per_type)
-        every = max(1, sum(len(d[4]) for d in drafts))  # positives are not limited per type
-        positives = check([d[4] for d in drafts], every, rank=False)
-        for (_, _, line, _, _), kept_neg, kept_pos in zip(drafts, negatives, positives,
-                                                          strict=True):  # fmt: skip
-            line["positives"] = _positive_dicts(kept_pos)
+        negatives = check([d[1] for d in drafts], config.per_type)
+        every = max(1, sum(len(d[2]) for d in drafts))  # positives are not limited per type
+        positives = check([d[2] for d in drafts], every, rank=False)
+        for (line, _, _), kept_neg, kept_pos in zip(drafts, negatives, positives, strict=True):
+            line["positives"] = [p.to_dict() for p in kept_pos]
             line["negatives"] = [n.to_dict() for n in kept_neg]
         dropped = check.dropped - before
-    return [line for line in lines if line is not None], dropped
+    return lines, dropped
 
 
 def _caption_draft(
@@ -337,10 +336,6 @@ def _caption_draft(
     negatives = _STATE["rewriter"].candidates(item.caption, graph, item.id, verify=verify)
     line.update(positives=[], negatives=[], sentence_negatives=[])
     return line, negatives, positives
-
-
-def _positive_dicts(positives: list[Any]) -> list[dict[str, Any]]:
-    return [p.to_dict() for p in positives]
 
 
 def load_reference_option(reference: str | None) -> Vocabulary | None:
