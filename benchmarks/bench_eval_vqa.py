@@ -49,6 +49,8 @@ def main() -> None:
     result["reference_cnn_bow_accuracy"] = PUBLISHED_CNN_BOW
     result["ratio_to_reference"] = round(result["accuracy"] / PUBLISHED_CNN_BOW, 4)
     result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if result["config"].get("cache_dir"):  # a folder of this machine: not in results files
+        result["config"]["cache_dir"] = "a temporary folder"
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

@@ -181,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     result = {
-        "config": vars(args),
+        "config": {**vars(args), "out": os.path.relpath(args.out, Path(__file__).parents[1])},
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "encoder_vs_transformers": bench_encoder(args),

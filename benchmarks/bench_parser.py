@@ -59,7 +59,7 @@ def main() -> None:
     if Path(args.factual).exists():
         scores = evaluate_parser(read_factual_csv(args.factual), parser, source=args.factual)
         results["factual"] = {
-            "path": args.factual,
+            "path": os.path.basename(args.factual),  # by name: no path of this machine
             "n_captions": scores.n_captions,
             "mean_f1": scores.mean_f1,
             "exact_match": scores.exact_match,
