@@ -43,17 +43,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from unimo_kit.rewrite.negatives import NEGATIVE_TYPES  # the rewriter's types, in its order
+
 RESULTS = Path(__file__).resolve().parent / "results" / "rewrite_real.json"
-NEGATIVE_TYPES = (
-    "replace-obj",
-    "replace-att",
-    "replace-rel",
-    "swap-obj",
-    "swap-att",
-    "add-obj",
-    "add-att",
-    "count",
-)  # the rewriter's types, in its order (docs/formats.md)
 MAX_ERRORS_KEPT = 20  # error lines kept verbatim in the results
 
 
