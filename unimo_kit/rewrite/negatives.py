@@ -156,7 +156,6 @@ class Rewriter:
         self.seed = int(seed)
         self.weight_power = float(weight_power)
         self.max_tries = int(max_tries)
-        self._pools: dict[tuple[str, ...], tuple[list[str], list[float]]] = {}
         self._categories: dict[str, frozenset[str]] = {}
         self._objects: list[tuple[str, int]] | None = None
         self._feature_index: dict[tuple[str, str], set[str]] | None = None
