@@ -51,7 +51,9 @@ def shard_name(path: PathLike) -> str:
 
 
 @dataclass
-class _Sample:
+class ShardSample:
+    """The members of one sample of a shard, raw (see :func:`iter_shard_samples`)."""
+
     key: str
     image: tuple[str, bytes] | None = None  # (extension, bytes) of the first image member
     caption: bytes | None = None
@@ -100,7 +102,7 @@ def _read_shard(
             raise error
         report(error)
 
-    for sample in _samples(shard, bad):
+    for sample in iter_shard_samples(shard, bad):
         try:
             record = _to_record(sample, shard, out_dir)
         except ValueError as exc:
@@ -109,9 +111,19 @@ def _read_shard(
         yield record
 
 
-def _samples(shard: PathLike, bad: Callable[[str, str], None]) -> Iterator[_Sample]:
-    """Group the members of a shard into samples, one sample in memory at a time."""
-    sample: _Sample | None = None
+def iter_shard_samples(shard: PathLike, bad: Callable[[str, str], None]) -> Iterator[ShardSample]:
+    """Group the members of a shard into samples, one sample in memory at a time.
+
+    Args:
+        shard: a tar file (gzip too), read as a stream.
+        bad: called as ``bad(member name, message)`` when the tar is cut short or unreadable;
+            the samples read before the damage have been yielded.
+
+    Yields:
+        :class:`ShardSample` per key, with the first image, caption and ``json`` member's bytes
+        (``None`` where missing) and every member name; nothing is decoded or checked.
+    """
+    sample: ShardSample | None = None
     last = "(start)"
     try:
         with tarfile.open(shard, mode="r|*") as tar:
@@ -124,7 +136,7 @@ def _samples(shard: PathLike, bad: Callable[[str, str], None]) -> Iterator[_Samp
                     yield sample
                     sample = None
                 if sample is None:
-                    sample = _Sample(key)
+                    sample = ShardSample(key)
                 sample.members.append(member.name)
                 wanted = (
                     (ext in IMAGE_EXTS and sample.image is None)
@@ -150,7 +162,7 @@ def _samples(shard: PathLike, bad: Callable[[str, str], None]) -> Iterator[_Samp
         yield sample
 
 
-def _to_record(sample: _Sample, shard: PathLike, out_dir: Path) -> PairRecord:
+def _to_record(sample: ShardSample, shard: PathLike, out_dir: Path) -> PairRecord:
     if sample.image is None:
         raise ValueError(
             f"no image member (.{'/.'.join(IMAGE_EXTS)}) among {', '.join(sample.members)}"

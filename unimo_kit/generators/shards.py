@@ -171,7 +171,7 @@ class WebDatasetHardNegatives(IterableDataset):
         self.epoch = int(epoch)
 
     def _records(self) -> Iterator[tuple[dict[str, Any], bytes]]:
-        from unimo_kit.data.webdataset_tar import _samples
+        from unimo_kit.data.webdataset_tar import iter_shard_samples
         from unimo_kit.utils import ErrorReport, RecordError
 
         report = ErrorReport()
@@ -187,7 +187,7 @@ class WebDatasetHardNegatives(IterableDataset):
             def bad(where: str, message: str, shard: str = shard) -> None:
                 report(RecordError(shard, 0, f"{where}: {message}"))
 
-            for sample in _samples(shard, bad):
+            for sample in iter_shard_samples(shard, bad):
                 position, count = count, count + 1
                 if not by_shard and position % n_slots != slot:
                     continue
