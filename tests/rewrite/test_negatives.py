@@ -33,6 +33,7 @@ EVIDENCE = [
     "( circle , above , diamond ) , ( diamond , above , circle ) , ( diamond , is , brown )",
     "( triangle , right of , rectangle ) , ( rectangle , right of , triangle )",
     "( circle , left of , triangle )",
+    "( circle , left of , square ) , ( triangle , left of , square )",
 ]
 """A tiny corpus of gold graphs: what attests which replacement (each seen three times)."""
 

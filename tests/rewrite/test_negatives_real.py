@@ -113,18 +113,23 @@ def test_add_obj_at_any_phrase_with_agreement():
         caption, [("men", []), ("socks", []), ("bench", [])],
         [(0, "in", 1, "wear"), (0, "on", 2, "on")],
     )  # fmt: skip
-    vocab = _evidence("( man , wear , sock )", "( man , wear , tie )", "( man , on , bench )")
+    vocab = _evidence(
+        "( man , wear , sock ) , ( man , wear , tie )", "( man , on , bench )",
+        "( bench , on , grass ) , ( chair , on , grass )", "( man , on , chair )",
+    )  # fmt: skip
     texts = _texts(Rewriter(vocab, types=["add-obj"], per_type=2), caption, graph)
     assert "men in socks and ties on a bench" in texts
+    assert not any("bench and" in t for t in texts)  # a place takes no second place
     caption = "a man is on a bench"
     graph = graph_of(caption, [("man", []), ("bench", [])], [(0, "on", 1, "on")])
-    vocab = _evidence("( man , on , bench )", "( woman , on , bench )")
+    vocab = _evidence("( man , on , bench ) , ( woman , on , bench )")
     (negative,) = Rewriter(vocab, types=["add-obj"]).negatives(caption, graph, key="k")
     assert negative["text"] == "a man and a woman are on a bench"
     caption = "a man rides a horse"  # the verb would disagree with "a man and a woman"
     graph = graph_of(caption, [("man", []), ("horse", [])], [(0, "rides", 1, "ride")])
     vocab = _evidence(
-        "( man , ride , horse )", "( woman , ride , horse )", "( man , ride , camel )"
+        "( man , ride , horse ) , ( woman , ride , horse )",
+        "( man , ride , horse ) , ( man , ride , camel )",
     )
     texts = _texts(Rewriter(vocab, types=["add-obj"]), caption, graph)
     assert texts and all(t.startswith("a man rides a horse and") for t in texts)

@@ -76,6 +76,7 @@ from unimo_kit.rewrite.vocab import (
     lemma,
     morphy,
     noun_classes,
+    part_related,
     related,
     relation_category,
 )
@@ -323,15 +324,19 @@ class Rewriter:
     def _addition_pool(
         self, anchor: str, features: list[tuple[str, ...]]
     ) -> list[tuple[str, int]]:  # fmt: skip
-        """Nouns to conjoin to ``anchor``: of its WordNet kind and, where the anchor takes part
-        in relations, seen in each of them exactly (``holding a ball`` → ``and a bat``, not
-        ``and a knife``)."""
+        """Nouns to conjoin to ``anchor``: of its WordNet kind, seen in a caption together
+        with it (a rug beside a stove, not a motorbike beside an oven rack) and, where the
+        anchor takes part in relations, seen in each of them exactly (``holding a ball`` →
+        ``and a bat``, not ``and a knife``). Weighted by how often the two are seen together,
+        so what is added is distributed like what real captions name side by side."""
         kinds = noun_classes(anchor)
         possible = self._possible(features)
+        seen = self.vocab.cooccur.get(lemma(anchor), {})
         return [
-            (w, n)
+            (w, together)
             for w, n in self._ranked_objects()
             if n >= MIN_CANDIDATE_COUNT
+            and (together := seen.get(w, 0)) >= MIN_CANDIDATE_COUNT
             and (possible is None or w in possible)
             and kinds & noun_classes(w)
             and (not features or self._fits(w, features, exact=True))
@@ -493,7 +498,11 @@ class Rewriter:
         the reversed relation is attested (``a cake cutting a woman`` is not)."""
         out: list[tuple[str, int, int]] = []
         entities, relations = c.graph.entities, c.graph.relations
-        usable = [i for i in c.entities_with_phrase() if not _has_outside_attributes(c, i)]
+        usable = [
+            i
+            for i in c.entities_with_phrase()
+            if not _has_outside_attributes(c, i) and not _bound_slot(c, i)
+        ]
         original = _graph_key(c.graph)
         for x, i in enumerate(usable):
             for j in usable[x + 1 :]:
@@ -526,6 +535,8 @@ class Rewriter:
             ps, po = c.phrases[r.subject], c.phrases[r.object]
             if ps is None or po is None or r.subject == r.object:
                 continue
+            if _bound_slot(c, r.subject) or _bound_slot(c, r.object):
+                continue  # "people on the train 's platform" -> "the train on people 's platform"
             if r.predicate.lower() in SYMMETRIC or degree[r.subject] > 1 or degree[r.object] > 1:
                 continue
             if valid_span(r.span, c.caption) and c.caption[r.span[0] : r.span[1]].lower() in (  # type: ignore[index]
@@ -666,6 +677,11 @@ class Rewriter:
         )
 
     def _counts_swap(self, c: _Context, i: int, j: int) -> bool:
+        """Counts swap between parallel objects (``two giraffes and a zebra``), not the two
+        ends of one relation: ``two people on a mountain`` → ``a person on two mountains``
+        and ``a lamp with two lights`` → ``two lamps with a light`` are odd scenes."""
+        if any({r.subject, r.object} == {i, j} for r in c.graph.relations):
+            return False
         ci, cj = _count_of(c, i), _count_of(c, j)
         return ci is not None and cj is not None and ci[0] != cj[0]
 
@@ -721,7 +737,8 @@ class Rewriter:
             lambda w: (
                 _not_an_object(w)
                 or not (noun_classes(w) & noun_classes(entity.name))
-                or any(w == lemma(p) or related(w, p, "n") for p in present)
+                or _body_mismatch(w, entity.name)
+                or any(w == lemma(p) or related(w, p, "n") or part_related(w, p) for p in present)
             ),
         )
         if noun is None:
@@ -729,7 +746,7 @@ class Rewriter:
         plural = c.plural(anchor) and phrase.determiner is None
         new_entity = Entity(pluralize(noun) if plural else noun)
         words = new_entity.name
-        insert = f" and {words}" if plural else f" and {article(words)} {words}"
+        insert = " and " + _conjunct(c.caption, phrase, words, plural)
         edits = [Edit(phrase.end, phrase.end, "", insert)]
         if any(r.subject == anchor for r in c.graph.relations) or phrase.start == 0:
             fix = fix_copula(c.caption, phrase.end, True)
@@ -765,6 +782,12 @@ class Rewriter:
             before = c.caption[: phrase.start].lower().split()
             if before[-1:] and before[-1] in ("is", "are", "was", "were"):
                 continue  # a predicate noun: "the photo is an outdoor scene"
+            if before[-1:] == ["of"]:
+                continue  # "the corner of the road and the paint": the wrong head
+            if before[-1:] and before[-1] in ("and", "or", "&"):
+                continue  # "a salad and apple and banana": already coordinated
+            if any(r.object == i and _locative(r.predicate) for r in c.graph.relations):
+                continue  # a place: "sitting on a bench and a ground", "on a mountain and a water"
             subject = any(r.subject == i for r in c.graph.relations) or phrase.start == 0
             if subject and next_word and _finite_singular(next_word):
                 continue
@@ -780,26 +803,14 @@ class Rewriter:
         return self._categories[key]
 
     def _add_att(self, c: _Context, rng: random.Random) -> _Made:
-        choices = []
-        for i in c.entities_with_phrase():
-            entity = c.graph.entities[i]
-            have = {attribute_category(a.text) for a in entity.attributes}
-            seen = self._noun_categories(entity.name)
-            for category in ("color", "size", "material", "shape", "age"):
-                if category not in have and category in seen:  # "a metal man": never seen
-                    choices.append((i, category))
+        choices = self._cached(("add-att",), lambda: self._add_att_choices(c), c)
         if not choices:
             return False
-        i, category = rng.choice(choices)
+        i, category, pool = rng.choice(choices)
         entity = c.graph.entities[i]
         phrase = c.phrases[i]
         assert phrase is not None
-        near = set(c.caption[max(0, phrase.start - 20) : phrase.end].lower().split())
-        seen = self.vocab.noun_attributes.get(lemma(entity.name), Counter())
-        pool = sorted(
-            ((w, n) for w, n in seen.items() if attribute_category(w) == category),
-            key=lambda x: (-x[1], x[0]),
-        )
+        near = set(c.caption.lower().split())  # "black laptops have black keyboards"
         word = self._pick(
             rng,
             pool,
@@ -823,6 +834,49 @@ class Rewriter:
         graph = c.copy()
         graph.entities[i].attributes.append(Attribute(word, kind=category))
         return fix_articles(c.caption, edits), graph
+
+    def _add_att_choices(self, c: _Context) -> list[tuple[int, str, list[tuple[str, int]]]]:
+        """``(entity, category, pool)`` for each noun phrase and category an attribute can be
+        added in. Real captions rarely stack modifiers, and the additions a reader can check
+        in an image are colours, materials and shapes (an added ``large`` or ``old`` is often
+        true; a size or an age is added only to a phrase that can take none of those): so
+        only phrases with at most one modifier before the noun, none of that
+        category, and only what the noun is seen with at least :data:`MIN_CANDIDATE_COUNT`
+        times, in at least :data:`MIN_ATTRIBUTE_SHARE` of its attributes of that category,
+        and not its usual value (``blue sky``, ``green grass``, ``glass windows``: still true).
+        People take none (``a silver person``, ``a metal man``; ``an old woman`` is often
+        true)."""
+        out = []
+        for i in c.entities_with_phrase():
+            entity = c.graph.entities[i]
+            have = {attribute_category(a.text) for a in entity.attributes}
+            options = []
+            if len(_pre_head(c, i)) > 1 or ("other" in have and _pre_head(c, i)):
+                continue
+            if "noun.person" in noun_classes(entity.name):
+                continue
+            seen = self.vocab.noun_attributes.get(lemma(entity.name), Counter())
+            for category in (*ADDED_CATEGORIES, *FALLBACK_CATEGORIES):
+                if category in FALLBACK_CATEGORIES and options:
+                    break  # a size or an age only where nothing checkable can be added
+                if category in have:
+                    continue
+                ranked = sorted(
+                    ((w, n) for w, n in seen.items() if attribute_category(w) == category),
+                    key=lambda x: (-x[1], x[0]),
+                )
+                total = sum(n for _, n in ranked)
+                pool = [
+                    (w, n)
+                    for w, n in ranked
+                    if n >= MIN_CANDIDATE_COUNT
+                    and n >= MIN_ATTRIBUTE_SHARE * total
+                    and (n <= USUAL_SHARE * total or total < USUAL_EVIDENCE)
+                ]
+                if pool:
+                    options.append((i, category, pool))
+            out += options
+        return out
 
     def _count(self, c: _Context, rng: random.Random) -> _Made:
         choices = []
@@ -1073,6 +1127,49 @@ def _agreement(c: _Context, phrase: Phrase, was_plural: bool, now_plural: bool) 
     return out
 
 
+def _locative(predicate: str) -> bool:
+    """Whether a predicate places its subject at its object: a spatial preposition, alone or
+    after a verb (``on``, ``in front of``, ``skiing on``, ``sitting in``)."""
+    words = predicate.lower().split()
+    return any(relation_category(" ".join(words[k:])) == "spatial" for k in range(len(words)))
+
+
+def _body_mismatch(new: str, anchor: str) -> bool:
+    """A body part beside what is not one (``a man and a hand``, ``the bird and the head``):
+    WordNet files ``hand`` under people too, so a shared kind does not keep it out."""
+    return ("noun.body" in noun_classes(new)) != ("noun.body" in noun_classes(anchor))
+
+
+def _bound_slot(c: _Context, i: int) -> bool:
+    """Whether entity ``i``'s phrase sits where another noun phrase cannot take its place
+    in a swap: a possessor (``the train 's platform``), either side of ``of`` (``body of
+    water``, ``bits of ice``), or a body part (``camera in hand``: a hand is not a woman)."""
+    phrase = c.phrases[i]
+    if phrase is None:
+        return True
+    after = c.caption[phrase.end :].lstrip().lower()
+    before = c.caption[: phrase.start].lower().split()
+    if after.startswith(("'s", "’s", "'", "’", "of ")):
+        return True
+    if before[-1:] == ["of"] and not _locative(" ".join(before[-4:])):
+        return True  # "body of water", not "to the left of a square"
+    return "noun.body" in noun_classes(c.graph.entities[i].name)
+
+
+def _conjunct(caption: str, phrase: Phrase, words: str, plural: bool) -> str:
+    """The new conjunct after ``phrase``, with a determiner like the anchor's: bare after a
+    bare noun (``trees and bushes``, ``stove and rug``), ``the`` after ``the``, else ``a``/``an``
+    (``a man and a woman``); plural nouns stay bare."""
+    if plural:
+        return words
+    if phrase.determiner is None:
+        return words
+    determiner = caption[phrase.determiner[0] : phrase.determiner[1]].lower()
+    if determiner == "the":
+        return f"the {words}"
+    return f"{article(words)} {words}"
+
+
 def _finite_singular(word: str) -> bool:
     """Whether ``word`` looks like a third-person singular verb (``rides``, ``sits``), which a
     coordinated subject would make disagree. Copulas are fixed instead, so they are not."""
@@ -1093,6 +1190,11 @@ def _not_an_object(noun: str) -> bool:
 
 
 MIN_CANDIDATE_COUNT = 3
+ADDED_CATEGORIES = ("color", "material", "shape")  # what add-att adds: checkable in an image
+FALLBACK_CATEGORIES = ("size", "age")  # added only where none of the above can be (often true)
+MIN_ATTRIBUTE_SHARE = 0.03  # an added attribute is at least this share of its noun's category
+USUAL_SHARE = 0.5  # one more common than this is the noun's usual value: adding it says little
+USUAL_EVIDENCE = 10  # ... when the noun is seen with at least this many of that category
 """Objects seen fewer times in the evidence are not drawn as replacements or additions."""
 
 _LIGHT_VERBS = frozenset({"have", "be", "contain", "show", "include", "get", "make", "do"})

@@ -353,6 +353,8 @@ class Vocabulary:
     object_relations: dict[str, Counter[str]] = field(default_factory=dict)  # object → pred → count
     # "subject\tpredicate" → object → count
     triples: dict[str, Counter[str]] = field(default_factory=dict)
+    # noun → another noun of the same caption → count (what is seen next to what)
+    cooccur: dict[str, Counter[str]] = field(default_factory=dict)
     min_count: int = 1  # words seen fewer times are not used as replacements
 
     @classmethod
@@ -386,6 +388,11 @@ class Vocabulary:
                 self.attributes.setdefault(category, Counter())[word] += 1
                 if category != "count":
                     self.noun_attributes.setdefault(name, Counter())[word] += 1
+        distinct = sorted({n for n in names if n})
+        for name in distinct:
+            for other in distinct:
+                if other != name:
+                    self.cooccur.setdefault(name, Counter())[other] += 1
         for relation in graph.relations:
             predicate = " ".join(relation.predicate.lower().split())
             if not predicate or not 0 <= relation.subject < len(names):
@@ -408,6 +415,7 @@ class Vocabulary:
             (self.noun_relations, other.noun_relations),
             (self.object_relations, other.object_relations),
             (self.triples, other.triples),
+            (self.cooccur, other.cooccur),
         ):
             for key, counter in theirs.items():
                 mine.setdefault(key, Counter()).update(counter)
@@ -459,6 +467,7 @@ class Vocabulary:
             "noun_relations": table(self.noun_relations),
             "object_relations": table(self.object_relations),
             "triples": table(self.triples),
+            "cooccur": table(self.cooccur),
         }
 
     @classmethod
@@ -476,6 +485,7 @@ class Vocabulary:
             noun_relations=table(d.get("noun_relations", {})),
             object_relations=table(d.get("object_relations", {})),
             triples=table(d.get("triples", {})),
+            cooccur=table(d.get("cooccur", {})),
             min_count=int(d.get("min_count", 1)),
         )
 
@@ -512,6 +522,10 @@ class Vocabulary:
     def attribute_count(self, noun: str, attribute: str) -> int:
         """How often ``attribute`` was seen on ``noun`` (lemmas)."""
         return self.noun_attributes.get(lemma(noun), Counter()).get(_norm(attribute), 0)
+
+    def cooccur_count(self, noun: str, other: str) -> int:
+        """How many captions name both ``noun`` and ``other`` (lemmatised)."""
+        return self.cooccur.get(lemma(noun), {}).get(lemma(other), 0)
 
     def subject_count(self, subject: str, predicate: str) -> int:
         """How often ``subject`` was the subject of ``predicate``."""
@@ -601,6 +615,39 @@ def noun_classes(noun: str) -> frozenset[str]:
             common = [s for i, s in enumerate(synsets[:3]) if i == 0 or _sense_count(s, key)]
             return frozenset(_lexname(s) for s in common)
     return frozenset()
+
+
+@functools.lru_cache(maxsize=65536)
+def _parts(noun: str) -> frozenset[str]:
+    """Names of the parts and substances of ``noun`` by WordNet (meronyms of its first three
+    senses and of their hypernyms two levels up; ``car_window`` also gives ``window``)."""
+    name = lemma(noun).replace(" ", "_")
+    if not name:
+        return frozenset()
+    wn = _wordnet()
+    try:
+        synsets = wn.synsets(name, "n")[:3]
+    except Exception:  # pragma: no cover - odd characters
+        return frozenset()
+    seen = list(synsets)
+    for s in synsets:
+        for h in s.hypernyms():
+            seen.append(h)
+            seen.extend(h.hypernyms())
+    out: set[str] = set()
+    for s in seen:
+        for m in s.part_meronyms() + s.substance_meronyms():
+            for x in m.lemmas():
+                word = x.name().lower()
+                out.update((word.replace("_", " "), word.rsplit("_", 1)[-1]))
+    return frozenset(out)
+
+
+def part_related(a: str, b: str) -> bool:
+    """Whether WordNet names one noun a part of the other (``window`` of a ``bus``, ``trunk``
+    of a ``tree``): a part added beside its whole is not a new object of the scene."""
+    la, lb = lemma(a), lemma(b)
+    return bool(la and lb) and (lb in _parts(la) or la in _parts(lb))
 
 
 def _sense_count(synset: Any, word: str) -> int:

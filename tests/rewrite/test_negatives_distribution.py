@@ -1,0 +1,119 @@
+"""Additions and swaps shaped like real captions (issue 20): what is added is what real
+captions name together, in their form; no stacked or default attributes; no swaps into
+possessive or partitive slots; counts swap between parallel objects only."""
+
+from __future__ import annotations
+
+from rewrite_graphs import graph_of
+
+from unimo_kit.data.scene_graph import SceneGraph
+from unimo_kit.rewrite.edits import apply_edits
+from unimo_kit.rewrite.negatives import Rewriter
+from unimo_kit.rewrite.vocab import Vocabulary, part_related
+
+
+def _evidence(*graphs: str, times: int = 3) -> Vocabulary:
+    return Vocabulary.build(SceneGraph.from_factual(g) for g in list(graphs) * times)
+
+
+def _texts(rewriter: Rewriter, caption: str, graph: SceneGraph, seeds: int = 8) -> set[str]:
+    out = set()
+    for seed in range(seeds):
+        rewriter.seed = seed
+        for n in rewriter.negatives(caption, graph, key="k"):
+            assert apply_edits(caption, n["edits"]) == n["text"]
+            out.add(n["text"])
+    return out
+
+
+def test_cooccurrence_is_counted_and_saved(tmp_path):
+    vocab = _evidence("( cat , on , sofa ) , ( dog , on , sofa )", "( cat , on , bed )")
+    assert vocab.cooccur_count("cat", "dog") == 3
+    assert vocab.cooccur_count("dogs", "sofa") == 3  # lemmatised
+    assert vocab.cooccur_count("dog", "bed") == 0
+    vocab.save(tmp_path / "v.json")
+    assert Vocabulary.load(tmp_path / "v.json").cooccur == vocab.cooccur
+    old = vocab.to_json()
+    del old["cooccur"]  # a table written before the count existed still loads
+    assert Vocabulary.from_json(old).cooccur == {}
+
+
+def test_add_obj_only_what_is_seen_together():
+    caption = "a cat on a sofa"
+    graph = graph_of(caption, [("cat", []), ("sofa", [])], [(0, "on", 1, "on")])
+    apart = _evidence("( cat , on , sofa )", "( dog , on , sofa )", "( dog )")
+    assert _texts(Rewriter(apart, types=["add-obj"]), caption, graph) == set()
+    together = _evidence("( cat , on , sofa ) , ( dog , on , sofa )")
+    assert _texts(Rewriter(together, types=["add-obj"]), caption, graph) == {
+        "a cat and a dog on a sofa"
+    }
+
+
+def test_add_obj_conjunct_takes_the_anchors_determiner():
+    vocab = _evidence("( cat , on , sofa ) , ( dog , on , sofa )")
+    caption = "cat on sofa"  # region-caption style: bare nouns stay bare
+    graph = graph_of(caption, [("cat", []), ("sofa", [])], [(0, "on", 1, "on")])
+    assert _texts(Rewriter(vocab, types=["add-obj"]), caption, graph) == {"cat and dog on sofa"}
+    caption = "the cat is on the sofa"
+    graph = graph_of(caption, [("cat", []), ("sofa", [])], [(0, "on", 1, "on")])
+    assert _texts(Rewriter(vocab, types=["add-obj"]), caption, graph) == {
+        "the cat and the dog are on the sofa"
+    }
+
+
+def test_add_obj_no_part_of_what_is_there():
+    assert part_related("window", "bus") and part_related("tree", "trunk")
+    assert not part_related("man", "woman")
+    caption = "a bus on a road"
+    graph = graph_of(caption, [("bus", []), ("road", [])], [(0, "on", 1, "on")])
+    vocab = _evidence("( bus , on , road ) , ( window , on , road )")
+    assert _texts(Rewriter(vocab, types=["add-obj"]), caption, graph) == set()
+
+
+def test_add_att_checkable_seen_and_not_the_usual_value():
+    caption = "a bowl on a table"
+    graph = graph_of(caption, [("bowl", []), ("table", [])], [(0, "on", 1, "on")])
+    graphs = ["( bowl , is , white )"] * 4 + ["( bowl , is , blue )", "( bowl , is , large )"]
+    vocab = _evidence(*graphs, times=3)  # white: 12 of 15 colours, the usual one
+    texts = _texts(Rewriter(vocab, types=["add-att"]), caption, graph)
+    assert texts == {"a blue bowl on a table"}  # not "white", and no size beside a colour
+
+
+def test_add_att_size_only_where_no_colour_can_go():
+    caption = "a red bowl"
+    graph = graph_of(caption, [("bowl", ["red"])])
+    vocab = _evidence("( bowl , is , red )", "( bowl , is , blue )", "( bowl , is , large )")
+    assert _texts(Rewriter(vocab, types=["add-att"]), caption, graph) == {"a large red bowl"}
+
+
+def test_add_att_no_stacking_and_no_people():
+    vocab = _evidence(
+        "( mirror , is , oval ) , ( mirror , is , frameless ) , ( mirror , is , silver )",
+        "( man , is , white ) , ( man , is , metal ) , ( man , is , old )",
+    )
+    caption = "a frameless oval mirror"
+    graph = graph_of(caption, [("mirror", ["frameless", "oval"])])
+    assert _texts(Rewriter(vocab, types=["add-att"]), caption, graph) == set()
+    caption = "a man"
+    graph = graph_of(caption, [("man", [])])
+    assert _texts(Rewriter(vocab, types=["add-att"]), caption, graph) == set()
+
+
+def test_count_swap_only_between_parallel_objects():
+    caption = "two people on a mountain"
+    graph = graph_of(
+        caption, [("people", []), ("mountain", [])], [(0, "on", 1, "on")],
+        counts={0: ("two", 2)},
+    )  # fmt: skip
+    vocab = _evidence("( person , on , mountain )", "( mountain )")
+    assert _texts(Rewriter(vocab, types=["swap-att"]), caption, graph) == set()
+
+
+def test_swap_obj_not_into_possessive_or_partitive_slots():
+    vocab = _evidence("( ice , on , ground )", "( ground , on , ice )")
+    caption = "bits of ice on the ground"
+    graph = graph_of(caption, [("ice", []), ("ground", [])], [(0, "on", 1, "on")])
+    assert _texts(Rewriter(vocab, types=["swap-obj"]), caption, graph) == set()
+    caption = "ice on the ground"  # the same reversal where both are plain phrases
+    graph = graph_of(caption, [("ice", []), ("ground", [])], [(0, "on", 1, "on")])
+    assert _texts(Rewriter(vocab, types=["swap-obj"]), caption, graph) == {"the ground on ice"}
