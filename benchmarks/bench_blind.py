@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import itertools
+
 from bench_rewrite_real import (
     NEGATIVE_TYPES,
     file_digest,
@@ -53,7 +55,7 @@ from bench_rewrite_real import (
 
 RESULTS = Path(__file__).resolve().parent / "results" / "blind.json"
 C_GRID = (0.1, 1.0, 10.0, 100.0)  # logistic-regression regularisation tried by grouped CV
-MODELS = ("ngram", "minilm")
+MODELS = ("ngram", "minilm", "length", "caption-lm")
 
 
 def caption_key(text: str) -> str:
@@ -230,6 +232,59 @@ def minilm_scores(
     return dict(zip(test_unique, decision.tolist(), strict=True)), info
 
 
+def length_scores(test_texts: list[str]) -> tuple[dict[str, float], dict[str, Any]]:
+    """A rule, not a model: the text with fewer words is the caption. How much of a type's
+    blind accuracy is length alone (an added object or attribute always makes it longer)."""
+    return {t: -float(len(t.split())) for t in set(test_texts)}, {"rule": "fewer words wins"}
+
+
+def caption_lm_scores(
+    train_captions: list[str], test_texts: list[str], *, discount: float = 0.75
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Scores from a word bigram language model fitted on the training half's *captions
+    only* (interpolated absolute discounting, unigram backoff with add-one): the mean
+    log-probability per token, sentence end included. Unlike the two classifiers it never
+    sees a negative, so it measures what SugarCrepe's plausibility scorers measure — whether
+    a negative reads less like a real caption — rather than what the rewriter's edits have in
+    common."""
+    import math
+    from collections import Counter
+
+    def tokens(text: str) -> list[str]:
+        return ["<s>", *text.lower().split(), "</s>"]
+
+    unigrams: Counter[str] = Counter()
+    bigrams: Counter[tuple[str, str]] = Counter()
+    for caption in train_captions:
+        words = tokens(caption)
+        unigrams.update(words[1:])
+        bigrams.update(itertools.pairwise(words))
+    history: Counter[str] = Counter()
+    followers: Counter[str] = Counter()
+    for (a, _), _n in bigrams.items():
+        followers[a] += 1
+    for (a, _), n in bigrams.items():
+        history[a] += n
+    total = sum(unigrams.values())
+    vocab = len(unigrams) + 1  # + unknown
+
+    def logprob(text: str) -> float:
+        words = tokens(text)
+        out = 0.0
+        for a, b in itertools.pairwise(words):
+            p_uni = (unigrams[b] + 1) / (total + vocab)
+            h = history[a]
+            if h:
+                p = max(bigrams[(a, b)] - discount, 0) / h + discount * followers[a] / h * p_uni
+            else:
+                p = p_uni
+            out += math.log(p)
+        return out / (len(words) - 1)
+
+    scores = {t: logprob(t) for t in set(test_texts)}
+    return scores, {"order": 2, "discount": discount, "train_captions": len(train_captions)}
+
+
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     names = list(results)
     print("\n| type | pairs | " + " | ".join(f"{m} caption wins (95 % CI)" for m in names) + " |")
@@ -249,7 +304,7 @@ def main() -> None:
     ap.add_argument("rewrites", nargs="+", help="rewrites.jsonl file(s), read as one set")
     ap.add_argument("--label", required=True, help="name of this run in the results")
     ap.add_argument("--seed", type=int, default=0, help="seed of the split and the solver")
-    ap.add_argument("--models", default=",".join(MODELS), help="comma list of ngram,minilm")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma list of " + ",".join(MODELS))
     ap.add_argument("--ngram-max", type=int, default=2, help="longest word n-gram")
     ap.add_argument("--batch-size", type=int, default=128, help="MiniLM batch size")
     ap.add_argument("--output", default=str(RESULTS), help="results JSON")
@@ -274,7 +329,12 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     for name in models:
         start = time.perf_counter()
-        if name == "ngram":
+        if name == "length":
+            scores, info = length_scores(test_texts)
+        elif name == "caption-lm":
+            captions = [t for t, y in zip(train_texts, labels, strict=True) if y == 1]
+            scores, info = caption_lm_scores(captions, test_texts)
+        elif name == "ngram":
             scores, info = ngram_scores(
                 train_texts, labels, groups, test_texts, ngram_max=args.ngram_max, seed=args.seed
             )

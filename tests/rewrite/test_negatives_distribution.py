@@ -117,3 +117,42 @@ def test_swap_obj_not_into_possessive_or_partitive_slots():
     caption = "ice on the ground"  # the same reversal where both are plain phrases
     graph = graph_of(caption, [("ice", []), ("ground", [])], [(0, "on", 1, "on")])
     assert _texts(Rewriter(vocab, types=["swap-obj"]), caption, graph) == {"the ground on ice"}
+
+
+def test_swap_att_each_attribute_well_seen_on_its_new_noun():
+    caption = "white horse standing on green grass"
+    graph = graph_of(
+        caption, [("horse", ["white"]), ("grass", ["green"])], [(0, "standing on", 1, "stand on")]
+    )  # fmt: skip
+    rare = _evidence("( horse , is , white )", "( grass , is , green )", "( grass , is , white )")
+    rare.noun_attributes["horse"]["green"] = 1  # seen once: a slip, not evidence
+    assert _texts(Rewriter(rare, types=["swap-att"]), caption, graph) == set()
+    rare.noun_attributes["horse"]["green"] = 3
+    assert _texts(Rewriter(rare, types=["swap-att"]), caption, graph) == {
+        "green horse standing on white grass"
+    }
+
+
+def test_swap_obj_no_reordered_coordination():
+    caption = "a man holding a ball and a racket"
+    graph = graph_of(
+        caption, [("man", []), ("ball", []), ("racket", [])],
+        [(0, "holding", 1, "hold")],
+    )  # fmt: skip
+    vocab = _evidence("( man , hold , ball )", "( man , hold , racket )", "( racket )")
+    assert _texts(Rewriter(vocab, types=["swap-obj"]), caption, graph) == set()
+
+
+def test_add_obj_no_person_beside_an_animal_and_no_clause_after():
+    vocab = _evidence(
+        "( woman , next to , man ) , ( sheep , next to , man )",
+        "( boy , ride , skateboard ) , ( woman , ride , skateboard )",
+    )
+    caption = "a woman next to the man"
+    graph = graph_of(caption, [("woman", []), ("man", [])], [(0, "next to", 1, "next to")])
+    assert _texts(Rewriter(vocab, types=["add-obj"]), caption, graph) == set()
+    caption = "a boy that is riding a skateboard"
+    graph = graph_of(caption, [("boy", []), ("skateboard", [])], [(0, "riding", 1, "ride")])
+    assert not any(
+        "boy and" in t for t in _texts(Rewriter(vocab, types=["add-obj"]), caption, graph)
+    )

@@ -32,6 +32,7 @@ input order, sharding or which other types are asked for.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -514,8 +515,11 @@ class Rewriter:
                     continue
                 if not any(r.subject in (i, j) or r.object in (i, j) for r in relations):
                     continue  # nothing but the order would change
-                if not (noun_classes(ni) & noun_classes(nj)) and not self._same_roles(c, i, j):
+                if not (noun_classes(ni) & noun_classes(nj)) or not self._same_roles(c, i, j):
                     continue  # a woman for a man, a cat for a dog; not a cake for a woman
+                between = c.caption[min(pi.end, pj.end) : max(pi.start, pj.start)]
+                if between.strip().lower() in ("and", ",", "or", "&", ", and"):
+                    continue  # "a suit and a shirt" -> "a shirt and a suit": the same scene
                 swapped = _swap_entities(c.graph, i, j)
                 if _graph_key(swapped) == original:
                     continue  # "a man and a woman on a bench": the same scene
@@ -660,21 +664,26 @@ class Rewriter:
             return False
         if ax.text.lower() in {t.text.lower() for t in b.attributes}:
             return False
+        if not (self._seen_on(a.name, by.text) and self._seen_on(b.name, ax.text)):
+            return False  # "a green horse on white grass", "blue hair and a blonde shirt"
         if cx == cy:
-            return cx != "other" or (
-                self.vocab.attribute_count(a.name, by.text)
-                and self.vocab.attribute_count(b.name, ax.text)
-            )
+            return True
         others_a = {attribute_category(t.text) for k, t in enumerate(a.attributes) if k != x}
         others_b = {attribute_category(t.text) for k, t in enumerate(b.attributes) if k != y}
         if cy in others_a or cx in others_b:
             return False  # "a black white dog"
-        if len(_pre_head(c, i)) > 1 or len(_pre_head(c, j)) > 1:
-            return False  # adjective order across categories: keep to lone attributes
-        return bool(
-            self.vocab.attribute_count(a.name, by.text)
-            and self.vocab.attribute_count(b.name, ax.text)
-        )
+        # adjective order across categories: keep to lone attributes
+        return len(_pre_head(c, i)) <= 1 and len(_pre_head(c, j)) <= 1
+
+    def _seen_on(self, noun: str, attribute: str) -> bool:
+        """Whether ``attribute`` is seen on ``noun`` at least :data:`MIN_CANDIDATE_COUNT`
+        times and in at least :data:`MIN_ATTRIBUTE_SHARE` of the noun's attributes of its
+        category (a parser slip or an odd photo does not make ``a green horse`` sensible)."""
+        seen = self.vocab.noun_attributes.get(lemma(noun), {})
+        n = self.vocab.attribute_count(noun, attribute)
+        category = attribute_category(attribute)
+        total = sum(k for w, k in seen.items() if attribute_category(w) == category)
+        return n >= MIN_CANDIDATE_COUNT and n >= MIN_ATTRIBUTE_SHARE * total
 
     def _counts_swap(self, c: _Context, i: int, j: int) -> bool:
         """Counts swap between parallel objects (``two giraffes and a zebra``), not the two
@@ -786,9 +795,14 @@ class Rewriter:
                 continue  # "the corner of the road and the paint": the wrong head
             if before[-1:] and before[-1] in ("and", "or", "&"):
                 continue  # "a salad and apple and banana": already coordinated
+            rest = after.lower().split()
+            if rest[:1] and rest[0] in ("that", "who", "which"):
+                continue  # "a boy and a woman that is riding": the clause would disagree
+            subject = any(r.subject == i for r in c.graph.relations) or phrase.start == 0
+            if subject and set(rest) & {"his", "her", "its"}:
+                continue  # "the man and the woman have a glass in his hand"
             if any(r.object == i and _locative(r.predicate) for r in c.graph.relations):
                 continue  # a place: "sitting on a bench and a ground", "on a mountain and a water"
-            subject = any(r.subject == i for r in c.graph.relations) or phrase.start == 0
             if subject and next_word and _finite_singular(next_word):
                 continue
             out.append(i)
@@ -1136,8 +1150,27 @@ def _locative(predicate: str) -> bool:
 
 def _body_mismatch(new: str, anchor: str) -> bool:
     """A body part beside what is not one (``a man and a hand``, ``the bird and the head``):
-    WordNet files ``hand`` under people too, so a shared kind does not keep it out."""
-    return ("noun.body" in noun_classes(new)) != ("noun.body" in noun_classes(anchor))
+    WordNet files ``hand`` under people too, so a shared kind does not keep it out; and a
+    person beside an animal (``a woman and a sheep``: ``sheep`` is also a person in WordNet)
+    unless both are first senses of one kind."""
+    if ("noun.body" in noun_classes(new)) != ("noun.body" in noun_classes(anchor)):
+        return True
+    first_new, first_anchor = _first_class(new), _first_class(anchor)
+    living = {"noun.person", "noun.animal"}
+    return first_new != first_anchor and bool({first_new, first_anchor} & living)
+
+
+@functools.lru_cache(maxsize=65536)
+def _first_class(noun: str) -> str:
+    """The lexicographer file of ``noun``'s first WordNet sense (``sheep``: an animal, though
+    one of its senses is a person), ``""`` when unknown."""
+    classes = noun_classes(noun)
+    if len(classes) <= 1:
+        return next(iter(classes), "")
+    from unimo_kit.rewrite.vocab import _wordnet
+
+    synsets = _wordnet().synsets(lemma(noun).replace(" ", "_"), "n")
+    return str(synsets[0].lexname()) if synsets else ""
 
 
 def _bound_slot(c: _Context, i: int) -> bool:
