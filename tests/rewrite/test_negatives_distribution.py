@@ -125,7 +125,8 @@ def test_swap_att_each_attribute_well_seen_on_its_new_noun():
         caption, [("horse", ["white"]), ("grass", ["green"])], [(0, "standing on", 1, "stand on")]
     )  # fmt: skip
     rare = _evidence("( horse , is , white )", "( grass , is , green )", "( grass , is , white )")
-    rare.noun_attributes["horse"]["green"] = 1  # seen once: a slip, not evidence
+    rare.noun_attributes["horse"]["white"] = 40
+    rare.noun_attributes["horse"]["green"] = 1  # once in 41: a slip, not evidence
     assert _texts(Rewriter(rare, types=["swap-att"]), caption, graph) == set()
     rare.noun_attributes["horse"]["green"] = 3
     assert _texts(Rewriter(rare, types=["swap-att"]), caption, graph) == {

@@ -676,14 +676,16 @@ class Rewriter:
         return len(_pre_head(c, i)) <= 1 and len(_pre_head(c, j)) <= 1
 
     def _seen_on(self, noun: str, attribute: str) -> bool:
-        """Whether ``attribute`` is seen on ``noun`` at least :data:`MIN_CANDIDATE_COUNT`
-        times and in at least :data:`MIN_ATTRIBUTE_SHARE` of the noun's attributes of its
-        category (a parser slip or an odd photo does not make ``a green horse`` sensible)."""
+        """Whether ``attribute`` is seen on ``noun`` in at least :data:`MIN_ATTRIBUTE_SHARE`
+        of the noun's attributes of its category, and at least :data:`MIN_CANDIDATE_COUNT`
+        times where the noun is seen with :data:`USUAL_EVIDENCE` or more of them (a parser
+        slip or an odd photo does not make ``a green horse`` sensible)."""
         seen = self.vocab.noun_attributes.get(lemma(noun), {})
         n = self.vocab.attribute_count(noun, attribute)
         category = attribute_category(attribute)
         total = sum(k for w, k in seen.items() if attribute_category(w) == category)
-        return n >= MIN_CANDIDATE_COUNT and n >= MIN_ATTRIBUTE_SHARE * total
+        least = MIN_CANDIDATE_COUNT if total >= USUAL_EVIDENCE else 1
+        return n >= least and n >= MIN_ATTRIBUTE_SHARE * total
 
     def _counts_swap(self, c: _Context, i: int, j: int) -> bool:
         """Counts swap between parallel objects (``two giraffes and a zebra``), not the two
