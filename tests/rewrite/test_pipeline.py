@@ -241,3 +241,35 @@ def test_parse_each_keeps_the_others_when_one_caption_breaks_the_parser(parser):
     graphs = Fragile(parser).parse_each(["a red circle", "BOOM", "a blue square"])
     assert [g.entities[0].name for g in (graphs[0], graphs[2])] == ["circle", "square"]
     assert isinstance(graphs[1], RuntimeError)
+
+
+@pytest.mark.parametrize("graph_memory", [0, 256 * 2**20])
+def test_pass_one_graphs_equal_a_fresh_parse(pairs, tmp_path, graph_memory):
+    """One parse per caption: the graphs pass 1 keeps (in memory, or spilled to
+    OUT.graphs.tmp) give the bytes of a run whose pass 2 parses every caption itself (with a
+    given vocabulary there is no pass 1), and the spill file is gone afterwards."""
+    options = {"per_type": 1, "progress": False}
+    one = tmp_path / "one.jsonl"
+    summary = rewrite_file(pairs, one, graph_memory=graph_memory, **options)
+    summary.vocab.save(tmp_path / "v.json")
+    two = tmp_path / "two.jsonl"
+    rewrite_file(pairs, two, vocab_path=str(tmp_path / "v.json"), **options)
+    assert one.read_bytes() == two.read_bytes() and one.stat().st_size > 0
+    assert not (tmp_path / "one.jsonl.graphs.tmp").exists()
+
+
+def test_graph_store_spills_in_order_and_ignores_a_stale_file(tmp_path):
+    import pickle
+
+    from unimo_kit.rewrite.pipeline import GraphStore
+
+    path = tmp_path / "out.graphs.tmp"
+    path.write_bytes(b"left by a killed run")
+    store = GraphStore(str(path), memory_bytes=40)
+    chunks = [[1, 2], ["a"], [], [{"x": 3}]]
+    for chunk in chunks:
+        store.add(pickle.dumps(chunk))
+    assert store.spilled
+    assert list(store.graphs()) == [1, 2, "a", {"x": 3}]
+    store.close()
+    assert not path.exists()

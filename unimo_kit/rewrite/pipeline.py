@@ -1,14 +1,19 @@
 """The ``unimo rewrite`` stage: ``pairs.jsonl`` → ``rewrites.jsonl`` (one line per caption).
 
-Two streaming passes over the input:
+Two streaming passes over the input, and one parse per caption:
 
 1. **vocabulary** (skipped with ``vocab_path``): parse every caption of the WHOLE input (not just
    this shard) and count the replacement vocabulary; with ``sentence_negatives`` also keep the
    caption texts and fit the TF-IDF vectorizer. Counts add up, so the vocabulary is the same
-   for any worker count, shard or resumed run.
+   for any worker count, shard or resumed run. The graphs of this shard's captions are kept
+   for pass 2 (:class:`GraphStore`: pickled, in memory up to ``graph_memory`` bytes, beyond
+   that in ``OUT.graphs.tmp`` next to the output, deleted at the end; a run killed with
+   ``kill -9`` leaves it behind and the next run overwrites it before reading it).
 2. **rewrite**: for this shard's records (``--shard i/n``, contiguous over the non-blank input
-   lines), parse each caption, make positives and typed hard negatives (seeded by the caption
-   id, ``"<pair_id>#<caption_index>"``), add TF-IDF sentence negatives, and append the lines
+   lines), take each caption's graph from pass 1 (or parse it when pass 1 did not: with
+   ``vocab_path``, or ``format="factual"``), make positives and typed hard negatives (seeded by
+   the caption id, ``"<pair_id>#<caption_index>"``), add TF-IDF sentence negatives, and append
+   the lines
    to the output through :class:`~unimo_kit.utils.ResumableJsonlWriter`: after a kill the same
    call skips finished captions and the file ends up identical to an uninterrupted run.
    ``OUT.meta.json`` records the options that shape the output and the input's sha256; a
@@ -27,6 +32,8 @@ import collections
 import json
 import multiprocessing
 import os
+import pickle
+import struct
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +86,7 @@ class RewriteConfig:
     strict: bool = False  # stop at the first bad record
     progress: bool = True  # tqdm bars on stderr
     resume: bool = True  # keep finished lines of an existing output
+    graph_memory: int = 256 * 2**20  # bytes of pass-1 graphs kept in RAM; more go to a file
 
     def __post_init__(self) -> None:
         unknown = set(self.types) - set(NEGATIVE_TYPES)
@@ -130,6 +138,84 @@ class _Item:
     others: list[str]
     row: int = -1  # global caption row for TF-IDF (-1: not a TF-IDF caption)
     error: str | None = None
+    graph: Any = None  # its graph from pass 1 (None: pass 2 parses it)
+
+
+@dataclass(frozen=True)
+class _ParseFailure:
+    """A caption the parser failed on, as pass 1 keeps it (exceptions may not unpickle)."""
+
+    message: str  # "ExceptionType: text", as pass 2 reports it
+
+
+def _storable(graph: Any) -> Any:
+    return (
+        _ParseFailure(f"{type(graph).__name__}: {graph}") if isinstance(graph, Exception) else graph
+    )
+
+
+class GraphStore:
+    """Pass 1's graphs of this shard's captions, in input order, until pass 2 reads them.
+
+    Chunks arrive pickled (a worker pickles them, so a pool sends bytes, not objects). They
+    stay in memory while they total at most ``memory_bytes``; past that every chunk goes to
+    ``path`` (length-prefixed pickles, opened with ``"wb"``, so a stale file left by a killed
+    run is overwritten, never read). :meth:`close` deletes the file.
+
+    Args:
+        path: the spill file (``OUT.graphs.tmp``).
+        memory_bytes: pickled bytes kept in memory before spilling.
+    """
+
+    def __init__(self, path: str, memory_bytes: int):
+        self.path = path
+        self.memory_bytes = memory_bytes
+        self._blobs: list[bytes] = []
+        self._held = 0
+        self._file: Any = None
+        self.spilled = False  # whether the file was used
+
+    def add(self, blob: bytes) -> None:
+        """Append one pickled list of graphs."""
+        if self._file is None and self._held + len(blob) <= self.memory_bytes:
+            self._blobs.append(blob)
+            self._held += len(blob)
+            return
+        if self._file is None:
+            self._file = open(self.path, "wb")  # noqa: SIM115 (closed in close/graphs)
+            self.spilled = True
+            for held in self._blobs:
+                self._write(held)
+            self._blobs, self._held = [], 0
+        self._write(blob)
+
+    def _write(self, blob: bytes) -> None:
+        self._file.write(struct.pack("<Q", len(blob)))
+        self._file.write(blob)
+
+    def graphs(self) -> Iterator[Any]:
+        """Every graph added, in order (call once, after the last :meth:`add`)."""
+        yield from (graph for blob in self._blobs for graph in pickle.loads(blob))
+        if self._file is None:
+            return
+        self._file.close()
+        with open(self.path, "rb") as handle:
+            while header := handle.read(8):
+                (size,) = struct.unpack("<Q", header)
+                yield from pickle.loads(handle.read(size))
+
+    def close(self) -> None:
+        """Drop what is held and delete the spill file."""
+        self._blobs = []
+        if self._file is not None:
+            self._file.close()
+        if self.spilled and os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def graphs_path(output_path: str | os.PathLike) -> str:
+    """``OUT.graphs.tmp``: where pass 1 spills the graphs it keeps for pass 2."""
+    return os.fspath(output_path) + ".graphs.tmp"
 
 
 # ---------------------------------------------------------------------- input
@@ -214,9 +300,12 @@ _STATE: dict[str, Any] = {}
 def _init_worker(config: RewriteConfig, vocab: Vocabulary | None) -> None:
     from unimo_kit.rewrite.parser import SceneGraphParser
 
+    parser = _STATE.get("parser")  # pass 1 in this process loaded it: spaCy loads once
     _STATE.clear()
     _STATE["config"] = config
-    _STATE["parser"] = SceneGraphParser(config.spacy_model, batch_size=config.chunk_size)
+    if parser is None or parser._name != config.spacy_model:
+        parser = SceneGraphParser(config.spacy_model, batch_size=config.chunk_size)
+    _STATE["parser"] = parser
     if vocab is not None:
         _STATE["rewriter"] = Rewriter(
             vocab,
@@ -248,19 +337,29 @@ def _parse(captions: Sequence[str]) -> list[Any]:
     return _STATE["parser"].parse_each(captions)
 
 
-def _vocab_chunk(captions: list[str]) -> Vocabulary:
+def _vocab_chunk(task: tuple[list[str], int, int]) -> tuple[Vocabulary, bytes | None]:
+    """The vocabulary counts of a chunk's captions and, pickled, the graphs of
+    ``captions[keep_from:keep_to]`` (this shard's) for pass 2."""
+    captions, keep_from, keep_to = task
     vocab = Vocabulary(min_count=_STATE["config"].min_count)
-    for graph in _parse(captions):
+    graphs = _parse(captions)
+    kept = None
+    if keep_to > keep_from:  # pickled before counting: pass 2 gets the graphs as parsed
+        kept = [_storable(g) for g in graphs[keep_from:keep_to]]
+        kept = pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
+    for graph in graphs:
         if not isinstance(graph, Exception):
             vocab.add(graph)
-    return vocab
+    return vocab, kept
 
 
 def _rewrite_chunk(items: list[_Item]) -> tuple[list[dict[str, Any]], collections.Counter]:
     """Lines for ``items`` and the round-trip drops they cost (``(type, reason) -> n``)."""
     config: RewriteConfig = _STATE["config"]
     good = [it for it in items if it.error is None]
-    graphs = dict(zip((it.id for it in good), _parse([it.caption for it in good]), strict=True))
+    todo = [it for it in good if it.graph is None]  # not parsed in pass 1
+    graphs = {it.id: it.graph for it in good if it.graph is not None}
+    graphs.update(zip((it.id for it in todo), _parse([it.caption for it in todo]), strict=True))
     translations: dict[str, str] = {}
     if "backtranslator" in _STATE and config.positives and good:
         texts = _STATE["backtranslator"]([it.caption for it in good])
@@ -270,7 +369,9 @@ def _rewrite_chunk(items: list[_Item]) -> tuple[list[dict[str, Any]], collection
     for item in items:
         graph = graphs.get(item.id)
         if isinstance(graph, Exception):
-            item.error = f"parser failed: {type(graph).__name__}: {graph}"
+            graph = _storable(graph)
+        if isinstance(graph, _ParseFailure):
+            item.error = f"parser failed: {graph.message}"
         if item.error is not None:
             lines.append(_error_line(item, config))
             continue
@@ -400,26 +501,65 @@ def rewrite_file(
     if need_vocab and config.vocab_path:
         vocab = Vocabulary.load(config.vocab_path)
     first_pass = need_vocab and (vocab is None or config.sentence_negatives > 0)
-    pool = _make_pool(config, None) if first_pass and vocab is None else None
+    build = first_pass and vocab is None  # pass 1 parses: its graphs are kept for pass 2
+    store = GraphStore(graphs_path(output_path), config.graph_memory) if build else None
     try:
-        if first_pass:
-            built = _first_pass(input_path, config, pool, texts, groups, build=vocab is None)
-            vocab = vocab or built
-        if need_vocab and config.save_vocab and vocab is not None:
-            vocab.save(config.save_vocab)
+        pool = _make_pool(config, None) if build else None
+        try:
+            if first_pass:
+                shard = (start, stop)
+                built = _first_pass(input_path, config, pool, texts, groups, store, shard)
+                vocab = vocab or built
+            if need_vocab and config.save_vocab and vocab is not None:
+                vocab.save(config.save_vocab)
+        finally:
+            if pool is not None:
+                pool.terminate()
+        rows = _tfidf_setup(config, texts, groups)
+        summary = RewriteSummary(output=output_path, vocab=vocab)
+        graphs = store.graphs() if store is not None else None
+        _rewrite_pass(input_path, output_path, config, vocab, rows, texts, groups, graphs,
+                      (start, stop), summary, report)  # fmt: skip
     finally:
-        if pool is not None:
-            pool.terminate()
-    rows = _tfidf_setup(config, texts, groups)
+        if store is not None:
+            store.close()
+    summary.record_errors = report.count - summary.caption_errors
+    import sys
 
-    summary = RewriteSummary(output=output_path, vocab=vocab)
+    if report.count:
+        print(report.summary(), file=sys.stderr)
+    if summary.dropped:
+        print(
+            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
+            f"(spares replaced what they could):\n{summary.dropped_table()}",
+            file=sys.stderr,
+        )
+    return summary
+
+
+def _rewrite_pass(
+    input_path: str,
+    output_path: str,
+    config: RewriteConfig,
+    vocab: Vocabulary | None,
+    rows: Any,
+    texts: list[str],
+    groups: list[str],
+    graphs: Iterator[Any] | None,
+    bounds: tuple[int, int],
+    summary: RewriteSummary,
+    report: ErrorReport,
+) -> None:
+    """Pass 2: rewrite this shard's captions (graphs from pass 1 when given) and append the
+    lines of the captions not yet in the output."""
+    start, stop = bounds
     writer = ResumableJsonlWriter(output_path, resume=config.resume)
     pool = _make_pool(config, vocab)
     if pool is None:
         _init_worker(config, vocab)
     try:
         bar = _bar(config, stop - start, "rewriting", "rec")
-        chunks = _chunks(input_path, config, start, stop, writer.done, summary, report, bar)
+        chunks = _chunks(input_path, config, start, stop, writer.done, summary, report, bar, graphs)
         rows_iter = (
             _with_sentence_negatives(chunk, rows, texts, groups, config) for chunk in chunks
         )
@@ -449,18 +589,6 @@ def rewrite_file(
         if pool is not None:
             pool.close()
             pool.join()
-    summary.record_errors = report.count - summary.caption_errors
-    import sys
-
-    if report.count:
-        print(report.summary(), file=sys.stderr)
-    if summary.dropped:
-        print(
-            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
-            f"(spares replaced what they could):\n{summary.dropped_table()}",
-            file=sys.stderr,
-        )
-    return summary
 
 
 def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[str, Any]:
@@ -583,40 +711,55 @@ def _bar(config: RewriteConfig, total: int, desc: str, unit: str) -> Any:
 
 
 def _first_pass(
-    path: str, config: RewriteConfig, pool: Any, texts: list[str], groups: list[str], build: bool
+    path: str,
+    config: RewriteConfig,
+    pool: Any,
+    texts: list[str],
+    groups: list[str],
+    store: GraphStore | None,
+    shard: tuple[int, int],
 ) -> Vocabulary | None:
-    """Parse the whole input for the vocabulary; collect TF-IDF texts when asked."""
+    """Parse the whole input for the vocabulary, keeping the graphs of the shard's captions
+    (positions ``shard[0] <= p < shard[1]``) in ``store``; collect TF-IDF texts when asked.
+    Without ``store`` nothing is parsed (the vocabulary was given) and ``None`` is returned."""
     quiet = ErrorReport(strict=config.strict, max_logged=0)  # reported in the second pass
     keep_texts = config.sentence_negatives > 0
     bar = _bar(config, count_lines(path), "vocabulary", "rec")
-    if pool is None and build:
+    if pool is None and store is not None:
         _init_worker(config, None)
 
-    def chunks() -> Iterator[list[str]]:
+    def chunks() -> Iterator[tuple[list[str], int, int]]:
         batch: list[str] = []
-        for _, _, pair_id, captions in _records(path, quiet):
+        keep = [0, 0]  # the batch's captions [keep[0], keep[1]) are in the shard
+        for position, _, pair_id, captions in _records(path, quiet):
             bar.update(1)
+            inside = shard[0] <= position < shard[1]
+            if inside and keep[1] == 0:
+                keep = [len(batch), len(batch)]
             for caption in captions:
                 if caption_problem(caption, config.max_caption_chars) is None:
                     batch.append(caption)
+                    if inside:
+                        keep[1] = len(batch)
                     if keep_texts:
                         texts.append(caption)
                         groups.append(pair_id)
             if len(batch) >= config.chunk_size:
-                yield batch
-                batch = []
+                yield batch, keep[0], keep[1]
+                batch, keep = [], [0, 0]
         if batch:
-            yield batch
+            yield batch, keep[0], keep[1]
 
-    if not build:
+    if store is None:
         for _ in chunks():
             pass
         bar.close()
         return None
     vocab = Vocabulary(min_count=config.min_count)
-    parts = _ordered_map(pool, _vocab_chunk, chunks(), config.workers)
-    for part in parts:
+    for part, kept in _ordered_map(pool, _vocab_chunk, chunks(), config.workers):
         vocab.merge(part)
+        if kept is not None:
+            store.add(kept)
     bar.close()
     return vocab
 
@@ -638,8 +781,10 @@ def _chunks(
     summary: RewriteSummary,
     report: ErrorReport,
     bar: Any,
+    graphs: Iterator[Any] | None = None,
 ) -> Iterator[list[_Item]]:
-    """Caption work items of this shard in chunks, finished ones left out.
+    """Caption work items of this shard in chunks, finished ones left out; ``graphs`` (pass
+    1's, one per valid caption of the shard in order) are attached to the items.
 
     Each caption gets its global TF-IDF row (its index among the valid captions of the whole
     input), counted over the records before ``start`` too so shards agree with the whole run.
@@ -651,15 +796,18 @@ def _chunks(
         valid = [c for c in captions if isinstance(c, str) and c.strip()]
         for index, caption in enumerate(captions):
             problem = caption_problem(caption, config.max_caption_chars)
-            item_row = -1
+            item_row, graph = -1, None
             if problem is None:
                 item_row, row = row, row + 1
+                graph = next(graphs) if graphs is not None else None
             key = f"{pair_id}#{index}"
             if key in done:
                 summary.skipped_done += 1
                 continue
             others = [c for c in valid if c != caption]
-            batch.append(_Item(key, pair_id, index, caption, line, others, item_row, problem))
+            batch.append(
+                _Item(key, pair_id, index, caption, line, others, item_row, problem, graph)
+            )
         if len(batch) >= config.chunk_size:
             yield batch
             batch = []
@@ -701,6 +849,8 @@ def _rewrite_chunk_with_rows(
 ) -> tuple[list[dict[str, Any]], list[_Item], collections.Counter]:
     items, extra = payload
     lines, dropped = _rewrite_chunk(items)
+    for item in items:
+        item.graph = None  # not sent back to the main process
     for line in lines:
         if line["id"] in extra and "error" not in line:
             line["sentence_negatives"] = extra[line["id"]]
