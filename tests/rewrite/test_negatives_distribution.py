@@ -157,3 +157,24 @@ def test_add_obj_no_person_beside_an_animal_and_no_clause_after():
     assert not any(
         "boy and" in t for t in _texts(Rewriter(vocab, types=["add-obj"]), caption, graph)
     )
+
+
+def test_add_obj_no_second_holder_of_one_thing():
+    vocab = _evidence("( man , hold , donut ) , ( girl , hold , donut )")
+    caption = "a man holding a glazed donut"
+    graph = graph_of(caption, [("man", []), ("donut", ["glazed"])], [(0, "holding", 1, "hold")])
+    assert not any(
+        "man and" in t for t in _texts(Rewriter(vocab, types=["add-obj"]), caption, graph)
+    )
+
+
+def test_replace_rel_never_draws_a_passive_verb():
+    caption = "light hanging from the ceiling"
+    graph = graph_of(
+        caption, [("light", []), ("ceiling", [])], [(0, "hanging from", 1, "hang from")]
+    )
+    vocab = _evidence(
+        "( light , hang from , ceiling )", "( light , mount on , ceiling )",
+        "( light , attach to , ceiling )",
+    )  # fmt: skip
+    assert _texts(Rewriter(vocab, types=["replace-rel"]), caption, graph) == set()

@@ -457,8 +457,8 @@ class Rewriter:
         def reject(p: str) -> bool:
             if p == norm or p.removeprefix("to ") == norm.removeprefix("to "):
                 return True
-            if p.split(" ", 1)[0] in _LIGHT_VERBS:
-                return True
+            if p.split(" ", 1)[0] in _LIGHT_VERBS | _PASSIVE_VERBS:
+                return True  # "hanging from" -> "mounting on": read as "mounted on"
             return related(p, norm, slot)
 
         pool = self._cached(
@@ -803,6 +803,14 @@ class Rewriter:
             subject = any(r.subject == i for r in c.graph.relations) or phrase.start == 0
             if subject and set(rest) & {"his", "her", "its"}:
                 continue  # "the man and the woman have a glass in his hand"
+            if any(
+                r.subject == i
+                and " " not in r.predicate.strip()
+                and relation_category(r.predicate) == "action"
+                and not c.plural(r.object)
+                for r in c.graph.relations
+            ):
+                continue  # "a man and a girl holding a donut": two people, one thing held
             if any(r.object == i and _locative(r.predicate) for r in c.graph.relations):
                 continue  # a place: "sitting on a bench and a ground", "on a mountain and a water"
             if subject and next_word and _finite_singular(next_word):
@@ -1141,6 +1149,18 @@ def _agreement(c: _Context, phrase: Phrase, was_plural: bool, now_plural: bool) 
         if fix is not None:
             out.append(fix)
     return out
+
+
+_PASSIVE_VERBS = frozenset(
+    {
+        "mount", "attach", "park", "cover", "surround", "fill", "pile", "stack", "display",
+        "print", "paint", "write", "connect", "fasten", "place", "position", "situate",
+        "locate", "decorate", "tie", "glue", "nail", "bolt",
+    }
+)  # fmt: skip
+"""Verbs captions use as passive participles (``mounted on``, ``parked by``, ``covered
+with``): the parser gives their lemma, which as a replacement would be inflected like an
+active verb (``mounting on``)."""
 
 
 def _locative(predicate: str) -> bool:
