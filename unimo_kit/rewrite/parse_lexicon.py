@@ -161,7 +161,10 @@ def noun_lemma(word: str) -> str:
         return " ".join(noun_lemma(w) for w in word.split())
     if not word.isalpha():
         return word
-    return _lemmatizer().lemmatize(word, "n")
+    from unimo_kit.resources import wordnet
+
+    lemmas = wordnet()._morphy(word, "n")  # nltk's WordNetLemmatizer, on the one reader
+    return min(lemmas, key=len) if lemmas else word
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -204,15 +207,6 @@ def has_verb_reading(word: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _lemmatizer():
-    from nltk.stem import WordNetLemmatizer
-
-    from unimo_kit.resources import wordnet
-
-    wordnet()  # puts the offline WordNet on nltk's path
-    return WordNetLemmatizer()
-
-
 def _has_hypernym(word: str, targets: frozenset[str], senses: int) -> bool:
     from unimo_kit.resources import wordnet
 
