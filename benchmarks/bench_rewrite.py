@@ -130,7 +130,9 @@ def library_run(
     check = CandidateFilter(parser.parse_each if roundtrip else None)
     out: list[dict[str, Any]] = []
     for i in range(0, len(captions), CHUNK):
-        chunk = list(zip(captions[i : i + CHUNK], graphs[i : i + CHUNK], keys[i : i + CHUNK]))
+        chunk = list(
+            zip(captions[i : i + CHUNK], graphs[i : i + CHUNK], keys[i : i + CHUNK], strict=True)
+        )
         negatives = check([rewriter.candidates(c, g, k) for c, g, k in chunk], 1)
         made = [list(make_positives(c, g)) for c, g, _ in chunk]
         positives = check(made, max(1, sum(len(p) for p in made)), rank=False)
