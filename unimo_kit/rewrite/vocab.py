@@ -138,8 +138,10 @@ SPATIAL_GROUPS: tuple[frozenset[str], ...] = (
     frozenset({"in", "inside", "inside of", "within"}),
     frozenset({"outside", "outside of"}),
     frozenset({"across from", "opposite"}),
+    frozenset({"on", "in", "at"}),  # "on/in the street", "in/on the grass", "at/in the station"
 )
-"""Spatial predicates that say the same thing."""
+"""Spatial predicates that say the same thing (in captions: ``on``, ``in`` and ``at`` are
+used for one scene so often that one is no negative for another)."""
 
 SPATIAL_ENTAILS: dict[str, frozenset[str]] = {
     "on": frozenset({"above", "over"}),
