@@ -11,7 +11,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def env(as_json: bool) -> None:
     """Report the offline resources (spaCy pipeline, WordNet, MiniLM, EfficientNet-Lite0,
-    open_clip, faiss, torch): versions, paths and devices. Exits 1 when one is missing or
+    open_clip, faiss, torch): versions, paths and devices, and the engines (Ray's version
+    when the `ray` extra is installed). Exits 1 when one is missing or
     cannot be imported (e.g. timm or open_clip over a broken torchvision).
 
     \b
@@ -19,9 +20,12 @@ def env(as_json: bool) -> None:
       unimo env
       unimo env --json | python -c "import json,sys; print(json.load(sys.stdin)['resources'])"
     """
+    from unimo_kit.engine import ray_version
     from unimo_kit.resources import environment_report
 
     report = environment_report()
+    # optional engines: reported, never MISSING (the `ray` extra; unimo_kit.engine)
+    report["engines"] = {"local": True, "ray": ray_version()}
     missing = [name for name, entry in report["resources"].items() if not entry["found"]]
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -36,5 +40,7 @@ def env(as_json: bool) -> None:
                 click.echo(f"  ok       {name:15s} {details}")
             else:
                 click.echo(f"  MISSING  {name:15s} {entry['error']}")
+        ray = report["engines"]["ray"]
+        click.echo(f"engines: local, ray {ray}" if ray else "engines: local (ray: not installed)")
     if missing:
         raise SystemExit(1)

@@ -1,0 +1,62 @@
+"""The execution engine of the data stages: ``engine="local"`` (in this process, exactly the
+stage as it runs without the engine) or ``engine="ray"`` (ordered work units as Ray tasks or
+actor pools, retried, resumable, joined in input order so the output is byte-identical).
+
+>>> from unimo_kit.engine import EngineOptions, run_rewrite
+>>> run_rewrite("pairs.jsonl", "rewrites.jsonl", engine=EngineOptions("ray"), per_type=2)
+
+The stages keep their own per-record code; :mod:`unimo_kit.engine.rewrite` and
+:mod:`unimo_kit.engine.index` cut their input into units and join the results, and
+:func:`map_units` runs any such units. Importing this package loads neither Ray nor the
+stages; Ray (the ``ray`` extra) is imported only when ``engine="ray"`` runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from unimo_kit.engine.core import (
+    ENGINES,
+    EngineError,
+    EngineOptions,
+    Unit,
+    as_options,
+    map_units,
+)
+
+_LAZY = {
+    "run_rewrite": "unimo_kit.engine.rewrite",
+    "run_index_build": "unimo_kit.engine.index",
+}
+
+__all__ = [
+    "ENGINES",
+    "EngineError",
+    "EngineOptions",
+    "Unit",
+    "as_options",
+    "map_units",
+    "ray_version",
+    "run_index_build",
+    "run_rewrite",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'unimo_kit.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def ray_version() -> str | None:
+    """The installed Ray's version (``None`` without the ``ray`` extra), without importing
+    Ray."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ray")
+    except PackageNotFoundError:
+        return None

@@ -1,0 +1,257 @@
+"""``unimo rewrite`` on the engine: the once-per-corpus vocabulary, then the rewriting, both
+as ordered units; the stage's own code (``rewrite_file`` on a ``Shard``) does every unit.
+
+Work folder ``OUT.engine/`` (deleted at the end): ``engine.json`` (the output's meta and the
+unit count; a rerun with other options or input is refused), ``vocab-NNNNN.json`` (the counts
+of one slice of the WHOLE input), ``vocab.json`` (their sum, what every unit rewrites with,
+equal to the vocabulary of a one-machine run) and ``part-NNNNN.jsonl`` (the lines of one
+slice). The parts joined in order are byte-identical to ``rewrite_file(input, OUT, config)``:
+shard outputs over one shared vocabulary concatenate to the whole (docs/rewrite.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from unimo_kit.engine.core import EngineOptions, Unit, as_options, map_units, remove_tree
+
+UNIT_RECORDS = 2000  # input records per unit: small enough to spread, big enough to amortise
+
+
+def run_rewrite(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    config: Any = None,
+    *,
+    engine: str | EngineOptions = "local",
+    unit_records: int = UNIT_RECORDS,
+    **overrides: Any,
+) -> Any:
+    """The rewrite stage with ``engine="local"`` (exactly
+    :func:`~unimo_kit.rewrite.pipeline.rewrite_file`) or ``engine="ray"``.
+
+    Args:
+        input_path: ``pairs.jsonl``.
+        output_path: ``rewrites.jsonl``.
+        config: a :class:`~unimo_kit.rewrite.pipeline.RewriteConfig`; ``overrides`` replace
+            fields. ``config.shard`` limits the run to that slice, as locally; ``workers`` is
+            the local process count and is ignored on Ray (see :class:`EngineOptions`).
+        engine: ``"local"``, ``"ray"`` or :class:`EngineOptions`.
+        unit_records: input records per Ray unit (the unit of retry and resume).
+
+    Returns:
+        A :class:`~unimo_kit.rewrite.pipeline.RewriteSummary` (``written`` counts the lines of
+        the units run by this call, ``skipped_done`` those of units finished before).
+
+    Raises:
+        ValueError: ``OUT.engine/`` holds units of other options or input (rerun with the same
+            ones, or ``resume=False``).
+        EngineError: a unit kept failing (named in the message).
+    """
+    from unimo_kit.rewrite.pipeline import RewriteConfig, RewriteSummary, output_meta, rewrite_file
+    from unimo_kit.utils import Shard, count_lines
+
+    config = replace(config or RewriteConfig(), **overrides)
+    options = as_options(engine)
+    input_path, output_path = os.fspath(input_path), os.fspath(output_path)
+    if options.engine == "local":
+        return rewrite_file(input_path, output_path, config)
+    if unit_records < 1:
+        raise ValueError(f"unit_records must be >= 1, got {unit_records}")
+    work = Path(output_path + ".engine")
+    if not config.resume:
+        remove_tree(work)
+    elif os.path.exists(output_path) and os.path.getsize(output_path) and not work.is_dir():
+        # An output this engine did not start (or finished): the stage resumes it itself.
+        print(f"{output_path}: exists; resuming it with the local engine", file=sys.stderr)
+        return rewrite_file(input_path, output_path, config)
+    meta = output_meta(input_path, config)
+    total = count_lines(input_path)
+    start, stop = config.shard.bounds(total)
+    per_shard = max(1, math.ceil((stop - start) / unit_records))
+    # a rerun keeps the units of the first run (their files are named by number)
+    settings = _claim(
+        work, {"meta": meta, "units": per_shard, "vocab_units": _count(total, unit_records)}
+    )
+    per_shard = settings["units"]
+
+    summary = RewriteSummary(output=output_path)
+    vocab_path = config.vocab_path
+    if config.output_format == "rewrites" and not vocab_path:
+        vocab_path = str(
+            _vocabulary(input_path, config, work, total, settings["vocab_units"], options)
+        )
+        if config.save_vocab:
+            shutil.copyfile(vocab_path, config.save_vocab)
+    unit_config = replace(
+        config, vocab_path=vocab_path, save_vocab=None, workers=1, progress=False, resume=True
+    )
+    index, count = config.shard.index, config.shard.count
+    units = []
+    for j in range(per_shard):  # slices (i*k + j) / (n*k) tile shard i/n exactly
+        shard = Shard(index * per_shard + j, count * per_shard)
+        lo, hi = shard.bounds(total)
+        part = work / f"part-{j:05d}.jsonl"
+        units.append(
+            Unit(
+                j,
+                (input_path, str(part), replace(unit_config, shard=shard)),
+                part,
+                hi - lo,
+                f"rewrite unit {j} (records {lo}-{hi - 1} of {input_path})",
+            )
+        )
+    for unit, result in zip(
+        units, map_units(_rewrite_unit, units, options, desc="rewrite"), strict=True
+    ):
+        if result is None:
+            summary.skipped_done += _count_lines(unit.done)
+            continue
+        summary.written += result.written
+        summary.caption_errors += result.caption_errors
+        summary.record_errors += result.record_errors
+        summary.dropped.update(result.dropped)
+    _join([u.done for u in units], output_path, meta)
+    if vocab_path and config.output_format == "rewrites":
+        from unimo_kit.rewrite.vocab import Vocabulary
+
+        summary.vocab = Vocabulary.load(vocab_path)
+    remove_tree(work)
+    if summary.dropped:
+        print(
+            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
+            f"(spares replaced what they could):\n{summary.dropped_table()}",
+            file=sys.stderr,
+        )
+    return summary
+
+
+def _count(total: int, unit_records: int) -> int:
+    return max(1, math.ceil(total / unit_records))
+
+
+def _claim(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Create ``work`` for these settings, or check that it holds units of the same ones;
+    returns the settings in force (those of the first run)."""
+    path = work / "engine.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = sorted(
+            key
+            for key, value in settings["meta"].items()
+            if key != "input" and old.get("meta", {}).get(key) != value
+        )
+        if diff:
+            raise ValueError(
+                f"{work} holds units made with other options or input ({', '.join(diff)} "
+                "differ); rerun with the same ones, or with --restart to start over"
+            )
+        return old
+    from unimo_kit.utils import atomic_write
+
+    work.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(settings, indent=2) + "\n")
+    return settings
+
+
+def _vocabulary(
+    input_path: str,
+    config: Any,
+    work: Path,
+    total: int,
+    n: int,
+    options: EngineOptions,
+) -> Path:
+    """The vocabulary of the whole input: one unit per slice, the counts summed in order."""
+    from unimo_kit.rewrite.vocab import Vocabulary
+    from unimo_kit.utils import Shard
+
+    merged = work / "vocab.json"
+    if merged.is_file():
+        return merged
+    units = []
+    for j in range(n):
+        lo, hi = Shard(j, n).bounds(total)
+        done = work / f"vocab-{j:05d}.json"
+        units.append(
+            Unit(
+                j,
+                (input_path, str(done), config, j, n),
+                done,
+                hi - lo,
+                f"vocabulary unit {j} (records {lo}-{hi - 1} of {input_path})",
+            )
+        )
+    map_units(_vocab_unit, units, options, desc="vocabulary")
+    vocab = Vocabulary(min_count=config.min_count)
+    for unit in units:
+        vocab.merge(Vocabulary.load(unit.done))
+    vocab.save(merged)
+    return merged
+
+
+def _vocab_unit(payload: tuple[str, str, Any, int, int]) -> None:
+    """Count the vocabulary of slice ``j`` of ``n`` with the stage's own record reader,
+    caption check and chunk parser (as pass 1 of ``rewrite_file`` does) into ``out``."""
+    from unimo_kit.rewrite import pipeline
+    from unimo_kit.rewrite.vocab import Vocabulary
+    from unimo_kit.utils import ErrorReport, Shard, count_lines
+
+    input_path, out, config, j, n = payload
+    start, stop = Shard(j, n).bounds(count_lines(input_path))
+    quiet = ErrorReport(strict=config.strict, max_logged=0)  # the rewrite units report
+    pipeline._init_worker(config, None)
+    vocab = Vocabulary(min_count=config.min_count)
+    batch: list[str] = []
+    records = pipeline._records(input_path, quiet, start=start, stop=stop)
+    for _, _, _, captions in records:
+        batch += [
+            c for c in captions if pipeline.caption_problem(c, config.max_caption_chars) is None
+        ]
+        if len(batch) >= config.chunk_size:
+            vocab.merge(pipeline._vocab_chunk((batch, 0, 0))[0])
+            batch = []
+    if batch:
+        vocab.merge(pipeline._vocab_chunk((batch, 0, 0))[0])
+    vocab.save(out)
+
+
+def _rewrite_unit(payload: tuple[str, str, Any]) -> Any:
+    """``rewrite_file`` on one slice into ``PART.partial`` (resumed after a crash), moved onto
+    ``PART`` when complete. Returns its summary without the vocabulary."""
+    from unimo_kit.rewrite.pipeline import meta_path, rewrite_file
+
+    input_path, part, config = payload
+    partial = part + ".partial"
+    summary = rewrite_file(input_path, partial, config)
+    os.replace(partial, part)
+    os.remove(meta_path(partial))
+    summary.vocab = None
+    return summary
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def _join(parts: list[Path], output_path: str, meta: dict[str, Any]) -> None:
+    """Concatenate the parts in order onto ``output_path`` (atomically) and write the meta a
+    one-machine run writes, so a later local run resumes or checks it the same way."""
+    from unimo_kit.rewrite.pipeline import meta_path
+    from unimo_kit.utils import atomic_write
+
+    with atomic_write(meta_path(output_path)) as handle:
+        handle.write(json.dumps(meta, indent=2) + "\n")
+    with atomic_write(output_path, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as handle:
+                shutil.copyfileobj(handle, out)
