@@ -272,3 +272,46 @@ def is_material(noun: str) -> bool:
     as a compound it is an attribute (``metal poles`` → ``( poles , is , metal )``)."""
     word = noun.lower()
     return word.isalpha() and _has_hypernym(word, _MATERIAL, 1)
+
+
+@functools.lru_cache(maxsize=100_000)
+def is_hyphen_noun(first: str, second: str) -> bool:
+    """Whether WordNet lists ``first-second`` as a noun (``high-rise``), written apart."""
+    if not (first.isalpha() and second.isalpha()):
+        return False
+    from unimo_kit.resources import wordnet
+
+    return bool(wordnet().synsets(f"{first}-{second}", "n"))
+
+
+@functools.lru_cache(maxsize=100_000)
+def is_kind_of(word: str, kind: str) -> bool:
+    """Whether the first WordNet noun sense of ``word`` is a ``kind`` (``freezer`` of
+    ``refrigerator``): ``refrigerator freezer`` names one thing, not a refrigerator-ish
+    freezer."""
+    from unimo_kit.resources import wordnet
+
+    wn = wordnet()
+    if not (word.isalpha() and kind.isalpha()):
+        return False
+    senses = wn.synsets(noun_lemma(word), "n")[:1]
+    kinds = {s.name() for s in wn.synsets(noun_lemma(kind), "n")[:1]}
+    return any(
+        s.name() in kinds for sense in senses for path in sense.hypernym_paths() for s in path[:-1]
+    )
+
+
+@functools.lru_cache(maxsize=100_000)
+def keeps_compound(words: tuple[str, ...]) -> bool:
+    """Whether a run of compound words stays one object name: by the votes of the gold-derived
+    table (:mod:`unimo_kit.rewrite.parse_compounds`: ``stop sign`` yes, ``metal pole`` no),
+    else when WordNet lists the words as one noun (:func:`is_compound_noun`) or the modifier
+    is the kind of the head (:func:`is_kind_of`: ``refrigerator freezer``)."""
+    from unimo_kit.rewrite.parse_compounds import compound_vote
+
+    vote = compound_vote(words)
+    if vote is not None:
+        return vote
+    if is_compound_noun(words):
+        return True
+    return len(words) == 2 and is_kind_of(words[1], words[0])
