@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "features": "features:features",
     "train": "train:train",
     "eval": "eval:eval_group",
+    "export": "export:export",
     "demo": "demo:demo",
 }
 
