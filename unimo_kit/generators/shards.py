@@ -4,8 +4,8 @@
   :class:`~unimo_kit.generators.HardNegativeDataset`) in a seeded per-epoch order, each
   (rank, worker) slot reading every ``n_slots``-th index: no index twice, none lost.
 - :class:`WebDatasetHardNegatives` reads the tar shards of ``unimo export`` (docs/formats.md,
-  "Exported shards") and samples each sample's negatives again by type mix; shards are dealt to
-  slots when there are at least as many shards as slots, else samples are.
+  "Exported webdataset shards") and samples each sample's negatives again by type mix; shards
+  are dealt to slots when there are at least as many shards as slots, else samples are.
 
 Rank and world size come from the arguments, else from an initialised ``torch.distributed``
 group, else a single process (which never touches ``torch.distributed``).
