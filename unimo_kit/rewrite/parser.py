@@ -8,9 +8,13 @@
 What the rules cover (a few linear passes over the parse, no per-token model calls; the full
 list with examples is in docs/parser.md):
 
-- **objects**: noun heads with the compounds WordNet lists as one noun (``tennis court``;
-  other noun modifiers, colours and materials become attributes: ``metal poles`` →
-  ``( poles , is , metal )``; ``keep_compounds=True`` keeps them all); plurals keep their form
+- **objects**: noun heads with the compounds FACTUAL's gold graphs keep as one name (the
+  table of :mod:`~unimo_kit.rewrite.parse_compounds`: ``stop sign``, also where spaCy split
+  it), else those WordNet lists as one noun (``tennis court``) or whose head is a kind of the
+  modifier (``refrigerator freezer``), and proper names (``Wii Fit``); other noun modifiers,
+  colours and materials become attributes (``metal poles`` → ``( poles , is , metal )``,
+  ``high rise building`` → ``( building , is , high rise )``; ``keep_compounds=True`` keeps
+  them all); ``a couple of`` counts 2; plurals keep their form
   (``squares``) and numerals become counts (``two`` → attribute ``2``, ``Entity.count = 2``);
   collective nouns give way to their ``of`` object (``a bunch of kites`` → ``kites``);
   ``there is/are``; relative pronouns stand for their noun; ``each other`` for the subject;
@@ -18,7 +22,7 @@ list with examples is in docs/parser.md):
 - **attributes**: adjectival modifiers with their conjuncts and intensifiers (``dark green``,
   ``heart-shaped``), predicative adjectives (``the sky is blue and cloudy``), numerals,
   relative clauses (``a circle that is red``), actions without an object (``two women
-  skiing``).
+  skiing``), colours worn without a garment (``boy wearing yellow``, ``girl in pink``).
 - **relations**: verb + object (``ride``), verb + preposition (``sit on``), prepositions on
   nouns, multi-word prepositions (``in front of``, ``next to``, ``on top of``, ``left of``),
   passives (``held by`` → subject and object swapped), copula + preposition, relative clauses
