@@ -50,6 +50,27 @@ def cache_dir() -> Path:
 # --------------------------------------------------------------------------- spaCy
 
 
+def _import_spacy(name: str | None) -> Any:
+    """``import spacy``; for the default CNN pipelines (``name`` ``None`` or one of
+    :data:`DEFAULT_SPACY`) without thinc importing torch, when nothing has imported it yet.
+
+    thinc probes torch at import only for its optional PyTorch layers, which these pipelines do
+    not have; the probe is ~2.5 s of every ``unimo rewrite`` start-up. ``torch`` is hidden for
+    that one import and importable again right after (thinc then reports no torch support, so a
+    transformer pipeline loaded later in the same process needs torch imported first).
+    """
+    if "spacy" in sys.modules or "torch" in sys.modules or (name and name not in DEFAULT_SPACY):
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  # import torch -> ImportError
+    try:
+        import spacy
+    finally:
+        del sys.modules["torch"]
+    return spacy
+
+
 @functools.lru_cache(maxsize=8)
 def spacy_pipeline(name: str | None = None, disable: tuple[str, ...] = ()) -> Any:
     """Load a spaCy pipeline once per process.
@@ -62,8 +83,7 @@ def spacy_pipeline(name: str | None = None, disable: tuple[str, ...] = ()) -> An
     Returns:
         ``spacy.language.Language``.
     """
-    import spacy
-
+    spacy = _import_spacy(name)
     candidates = (name,) if name else DEFAULT_SPACY
     for candidate in candidates:
         if Path(candidate).exists() or spacy.util.is_package(candidate):
@@ -81,7 +101,7 @@ def spacy_pipeline(name: str | None = None, disable: tuple[str, ...] = ()) -> An
 
 def spacy_pipeline_name(name: str | None = None) -> str:
     """The pipeline name :func:`spacy_pipeline` would load (without loading it)."""
-    import spacy
+    spacy = _import_spacy(name)
 
     if name:
         return name
