@@ -35,7 +35,7 @@ def _crash_once(payload: tuple[str, int]) -> int:
 
 
 def _always_fails(payload: tuple[str, int]) -> int:
-    path, x = payload
+    _, x = payload
     if x == 1:
         raise OSError(f"disk on fire at {x}")
     return _square(payload)

@@ -47,7 +47,9 @@ def run_index_build(
         What :func:`~unimo_kit.index.build.build` raises, before any unit runs where it can be
         checked first; :class:`~unimo_kit.engine.EngineError` when a block keeps failing.
     """
-    from unimo_kit.index import build as stage
+    import importlib
+
+    stage = importlib.import_module("unimo_kit.index.build")  # the package exports build()
     from unimo_kit.index.factory import parse_memory
     from unimo_kit.index.store import BLOCKS, BUILD, FORMAT_VERSION, IndexStoreError, write_json
     from unimo_kit.utils import parse_shard

@@ -56,7 +56,7 @@ def run_rewrite(
         EngineError: a unit kept failing (named in the message).
     """
     from unimo_kit.rewrite.pipeline import RewriteConfig, RewriteSummary, output_meta, rewrite_file
-    from unimo_kit.utils import Shard, count_lines
+    from unimo_kit.utils import Shard, count_lines, file_sha256
 
     config = replace(config or RewriteConfig(), **overrides)
     options = as_options(engine)
@@ -72,7 +72,8 @@ def run_rewrite(
         # An output this engine did not start (or finished): the stage resumes it itself.
         print(f"{output_path}: exists; resuming it with the local engine", file=sys.stderr)
         return rewrite_file(input_path, output_path, config)
-    meta = output_meta(input_path, config)
+    # what the units depend on: the options that shape the output and the input's bytes
+    meta = {**output_meta(input_path, config), "input_sha256": file_sha256(input_path)}
     total = count_lines(input_path)
     start, stop = config.shard.bounds(total)
     per_shard = max(1, math.ceil((stop - start) / unit_records))
@@ -115,10 +116,11 @@ def run_rewrite(
             summary.skipped_done += _count_lines(unit.done)
             continue
         summary.written += result.written
+        summary.skipped_done += result.skipped_done  # lines of a part resumed after a crash
         summary.caption_errors += result.caption_errors
         summary.record_errors += result.record_errors
         summary.dropped.update(result.dropped)
-    _join([u.done for u in units], output_path, meta)
+    _join([u.done for u in units], output_path, input_path, config)
     if vocab_path and config.output_format == "rewrites":
         from unimo_kit.rewrite.vocab import Vocabulary
 
@@ -227,13 +229,14 @@ def _vocab_unit(payload: tuple[str, str, Any, int, int]) -> None:
 def _rewrite_unit(payload: tuple[str, str, Any]) -> Any:
     """``rewrite_file`` on one slice into ``PART.partial`` (resumed after a crash), moved onto
     ``PART`` when complete. Returns its summary without the vocabulary."""
-    from unimo_kit.rewrite.pipeline import meta_path, rewrite_file
+    from unimo_kit.rewrite.pipeline import rewrite_file
 
     input_path, part, config = payload
-    partial = part + ".partial"
+    partial = Path(part + ".partial")
     summary = rewrite_file(input_path, partial, config)
     os.replace(partial, part)
-    os.remove(meta_path(partial))
+    for sidecar in partial.parent.glob(partial.name + ".*"):  # the stage's resume record
+        sidecar.unlink()
     summary.vocab = None
     return summary
 
@@ -243,14 +246,20 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _join(parts: list[Path], output_path: str, meta: dict[str, Any]) -> None:
-    """Concatenate the parts in order onto ``output_path`` (atomically) and write the meta a
-    one-machine run writes, so a later local run resumes or checks it the same way."""
-    from unimo_kit.rewrite.pipeline import meta_path
+def _join(parts: list[Path], output_path: str, input_path: str, config: Any) -> None:
+    """Write the resume record a one-machine run writes (so a later local run resumes or
+    checks the output the same way), then the parts concatenated in order onto
+    ``output_path`` (atomically)."""
+    from unimo_kit.rewrite import pipeline
     from unimo_kit.utils import atomic_write
 
-    with atomic_write(meta_path(output_path)) as handle:
-        handle.write(json.dumps(meta, indent=2) + "\n")
+    if hasattr(pipeline, "output_manifest"):  # the resume manifest (unimo_kit.utils.manifest)
+        from unimo_kit.utils.manifest import manifest_path, write_manifest
+
+        write_manifest(manifest_path(output_path), pipeline.output_manifest(input_path, config))
+    else:  # OUT.meta.json of the stage before the manifest
+        with atomic_write(pipeline.meta_path(output_path)) as handle:
+            handle.write(json.dumps(pipeline.output_meta(input_path, config), indent=2) + "\n")
     with atomic_write(output_path, "wb") as out:
         for part in parts:
             with open(part, "rb") as handle:
