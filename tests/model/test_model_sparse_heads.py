@@ -64,8 +64,7 @@ def _dense_word_losses(objective, batch, smoothing):
         s2s_labels.append(ids[:, 1:].masked_fill(~target, -100).flatten())
 
     ids, amask = batch["text_input_ids"], batch["text_attention_mask"]
-    visual = {k: batch[f"visual_{k}"] for k in ("feats", "boxes", "mask")}
-    visual = {f"visual_{k}": v for k, v in visual.items()}
+    visual = {f"visual_{k}": batch[f"visual_{k}"] for k in ("feats", "boxes", "mask")}
     mlm(ids, amask, **visual)
     seq2seq(ids, amask, torch.ones(ids.shape[0], dtype=torch.long), **visual)
     ids, amask = batch["textonly_input_ids"], batch["textonly_attention_mask"]
