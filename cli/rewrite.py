@@ -105,7 +105,14 @@ import click
     "--chunk-size", default=256, show_default=True, help="Captions per unit of work and write."
 )
 @click.option("--strict", is_flag=True, help="Stop at the first bad record.")
-@click.option("--restart", is_flag=True, help="Discard an existing output instead of resuming.")
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Keep the finished lines of an existing output (refused if it was made with other "
+    "options or input) or start it afresh.",
+)
+@click.option("--restart", is_flag=True, hidden=True, help="Deprecated: --no-resume.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def rewrite(
     pairs: str,
@@ -132,6 +139,7 @@ def rewrite(
     lm: str | None,
     chunk_size: int,
     strict: bool,
+    resume: bool,
     restart: bool,
     no_progress: bool,
 ) -> None:
@@ -148,10 +156,10 @@ def rewrite(
       unimo rewrite pairs.jsonl --vocab vocab.json -o part1.jsonl --shard 1/2
       unimo rewrite captions.jsonl -o graphs.jsonl --format factual
     \b
-    Re-running the same command after a kill resumes where it stopped; OUT.meta.json keeps
+    Re-running the same command after a kill resumes where it stopped; OUT.manifest.json keeps
     the options and an input fingerprint, and a rerun with other options or an edited input
-    is refused (use --restart). Shard outputs concatenated in order equal the unsharded
-    output, and --workers does not change it.
+    is refused (use --no-resume to start afresh). Shard outputs concatenated in order equal
+    the unsharded output, and --workers does not change it.
     The vocabulary is built from the whole input (all shards) in a first pass; build it once
     with --save-vocab and pass --vocab to every shard to skip that pass.
     Replacements must be attested with their context in the input or the reference table
@@ -166,6 +174,9 @@ def rewrite(
     from unimo_kit.rewrite.pipeline import REFERENCE_BUILTIN, RewriteConfig, rewrite_file
     from unimo_kit.utils import RecordError, parse_shard
 
+    if restart:
+        click.echo("warning: --restart is deprecated; use --no-resume", err=True)
+        resume = False
     if no_reference and reference_corpus:
         raise click.UsageError("--no-reference and --reference-corpus exclude each other")
     try:
@@ -198,7 +209,7 @@ def rewrite(
             chunk_size=chunk_size,
             strict=strict,
             progress=not no_progress,
-            resume=not restart,
+            resume=resume,
         )
         summary = rewrite_file(pairs, output, config)
     except (ValueError, RecordError, FileNotFoundError, ResourceNotFound) as exc:

@@ -54,16 +54,17 @@ def test_resume_with_other_options_or_input_is_refused(parser, tmp_path):
     base = [str(pairs), "-o", str(out), "--format", "factual", "--no-progress"]
     assert CliRunner().invoke(rewrite, base).exit_code == 0
     whole = out.read_bytes()
-    meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
-    assert meta["max_caption_chars"] == 1000 and len(meta["input_sha256"]) == 64
-    assert meta["seed"] is None  # a factual output holds parses only: no rewriting options
+    manifest = json.loads((tmp_path / "out.jsonl.manifest.json").read_text())
+    assert manifest["stage"] == "rewrite" and manifest["settings"]["max_caption_chars"] == 1000
+    assert len(manifest["inputs"]["pairs"]["sha256"]) == 64
+    assert manifest["settings"]["seed"] is None  # a factual output: no rewriting options
     out.write_bytes(whole[: whole.index(b"\n") + 1])  # killed after one line
     result = CliRunner().invoke(rewrite, [*base, "--max-caption-chars", "12"])
     assert result.exit_code != 0
     (line,) = result.output.strip().splitlines()
     assert line == (
-        f"Error: {out} was made with other options or input (max_caption_chars: 1000 -> 12); "
-        "rerun with the same ones, or with --restart to start over"
+        f"Error: {out} was made with other settings or inputs (max_caption_chars: 1000 -> 12); "
+        "rerun with the same ones, or pass --no-resume to start afresh"
     )
     assert len(out.read_bytes()) < len(whole)  # nothing was appended
     # options that do not shape a factual output (seed, workers) resume it
@@ -73,10 +74,38 @@ def test_resume_with_other_options_or_input_is_refused(parser, tmp_path):
     with open(pairs, "a") as handle:  # the input changed since
         handle.write(json.dumps({"id": "new", "image": "x.png", "captions": ["a dog"]}) + "\n")
     result = CliRunner().invoke(rewrite, base)
-    assert result.exit_code != 0 and "(input_sha256: " in result.output
-    result = CliRunner().invoke(rewrite, [*base, "--restart", "--max-caption-chars", "50"])
+    assert result.exit_code != 0 and "(input pairs changed (" in result.output
+    result = CliRunner().invoke(rewrite, [*base, "--no-resume", "--max-caption-chars", "50"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["max_caption_chars"] == 50
+    manifest = json.loads((tmp_path / "out.jsonl.manifest.json").read_text())
+    assert manifest["settings"]["max_caption_chars"] == 50
+    result = CliRunner().invoke(rewrite, [*base, "--restart", "--max-caption-chars", "60"])
+    assert result.exit_code == 0, result.output  # the deprecated spelling still works
+    assert "--restart is deprecated; use --no-resume" in result.output
+
+
+def test_an_older_runs_meta_json_is_checked_then_replaced(parser, tmp_path):
+    """Outputs made before the resume manifest kept OUT.meta.json (flat options plus the
+    input's path and sha256): a resume reads it, refuses other options, then replaces it."""
+    from unimo_kit.rewrite.pipeline import RewriteConfig, output_meta
+    from unimo_kit.utils import file_sha256
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"id": "0", "image": "x.png", "captions": ["a red car"]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    base = [str(pairs), "-o", str(out), "--format", "factual", "--no-progress"]
+    assert CliRunner().invoke(rewrite, base).exit_code == 0
+    whole = out.read_bytes()
+    (tmp_path / "out.jsonl.manifest.json").unlink()
+    old = {"input": str(pairs), "input_sha256": file_sha256(pairs),
+           **output_meta(pairs, RewriteConfig(output_format="factual"))}  # fmt: skip
+    (tmp_path / "out.jsonl.meta.json").write_text(json.dumps(old))
+    result = CliRunner().invoke(rewrite, [*base, "--max-caption-chars", "12"])
+    assert result.exit_code != 0 and "max_caption_chars: 1000 -> 12" in result.output
+    assert CliRunner().invoke(rewrite, base).exit_code == 0
+    assert out.read_bytes() == whole
+    assert not (tmp_path / "out.jsonl.meta.json").exists()
+    assert (tmp_path / "out.jsonl.manifest.json").exists()
 
 
 def test_resume_of_rewrites_under_another_seed_is_refused(parser, tmp_path):

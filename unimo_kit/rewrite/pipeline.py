@@ -16,8 +16,9 @@ Two streaming passes over the input, and one parse per caption:
    the lines
    to the output through :class:`~unimo_kit.utils.ResumableJsonlWriter`: after a kill the same
    call skips finished captions and the file ends up identical to an uninterrupted run.
-   ``OUT.meta.json`` records the options that shape the output and the input's sha256; a
-   resume with other options or another input is refused (see :func:`output_meta`).
+   ``OUT.manifest.json`` (:mod:`unimo_kit.utils.manifest`) records the options that shape
+   the output and the input's fingerprint; a resume with other options or another input is
+   refused (see :func:`output_manifest`).
 
 Bad input never stops the run (unless ``strict``): a malformed line or a record without an id
 or captions list is reported (``FILE:LINE: what``) and skipped — it has no id to write; a bad
@@ -29,7 +30,6 @@ rewrites, so every caption of a valid record has exactly one line.
 from __future__ import annotations
 
 import collections
-import json
 import multiprocessing
 import os
 import pickle
@@ -47,11 +47,11 @@ from unimo_kit.utils import (
     RecordError,
     ResumableJsonlWriter,
     Shard,
-    atomic_write,
     count_lines,
     file_sha256,
 )
 from unimo_kit.utils.jsonl import load_line
+from unimo_kit.utils.manifest import Manifest, check_or_write, input_fingerprint, manifest_path
 
 OUTPUT_FORMATS = ("rewrites", "factual")
 REFERENCE_BUILTIN = "builtin"
@@ -489,7 +489,7 @@ def rewrite_file(
 
     config = replace(config or RewriteConfig(), **overrides)
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    _check_or_write_meta(output_path, output_meta(input_path, config), config.resume)
+    _check_or_write_manifest(output_path, output_manifest(input_path, config), config.resume)
     report = ErrorReport(strict=config.strict)
     total = count_lines(input_path)
     start, stop = config.shard.bounds(total)
@@ -592,10 +592,11 @@ def _rewrite_pass(
 
 
 def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[str, Any]:
-    """What ``OUT.meta.json`` records: the input (path and sha256) and every option that shapes
-    the output. ``workers``, ``chunk_size``, ``strict`` and progress bars do not, so they are
-    left out; the vocabulary and scenes files count by content, model folders by absolute
-    path. A ``factual`` output (parses only) records ``null`` for the rewriting options."""
+    """The settings that shape the output, as the resume manifest records them (see
+    :func:`output_manifest`). ``workers``, ``chunk_size``, ``strict``, ``graph_memory`` and
+    progress bars do not, so they are left out; the vocabulary and scenes files count by
+    content, model folders by absolute path. A ``factual`` output (parses only) records
+    ``null`` for the rewriting options."""
 
     def where(path: str | None) -> str | None:
         return os.path.abspath(path) if path and os.path.exists(path) else path  # or a name
@@ -619,14 +620,20 @@ def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[st
         "lm": where(config.lm),
     }
     return {
-        "input": os.path.abspath(input_path),
-        "input_sha256": file_sha256(input_path),
         "format": config.output_format,
         "spacy_model": where(config.spacy_model),
         "shard": f"{config.shard.index}/{config.shard.count}",
         "max_caption_chars": config.max_caption_chars,
         **{key: value if rewriting else None for key, value in options.items()},
     }
+
+
+def output_manifest(input_path: str | os.PathLike, config: RewriteConfig) -> Manifest:
+    """The resume manifest of a run (:mod:`unimo_kit.utils.manifest`): stage ``rewrite``,
+    :func:`output_meta` as settings, the input's fingerprint as input ``pairs``."""
+    return Manifest(
+        "rewrite", output_meta(input_path, config), {"pairs": input_fingerprint(input_path)}
+    )
 
 
 def _reference_sha256(reference: str | None) -> str | None:
@@ -640,46 +647,34 @@ def _reference_sha256(reference: str | None) -> str | None:
 
 
 def meta_path(output_path: str | os.PathLike) -> str:
-    """``OUT.meta.json``: where the options of the run that made ``OUT`` are kept."""
+    """``OUT.meta.json``: where runs before the resume manifest kept their options (read once
+    as the manifest's legacy file, then removed)."""
     return os.fspath(output_path) + ".meta.json"
 
 
-def _check_or_write_meta(output_path: str, meta: dict[str, Any], resume: bool) -> None:
+def _check_or_write_manifest(output_path: str, manifest: Manifest, resume: bool) -> None:
     """Refuse to resume ``output_path`` when its lines were made with other options or from
-    another input (one line naming what differs); otherwise (re)write ``OUT.meta.json``.
+    another input (one line naming what differs and ``--no-resume``); otherwise write
+    ``OUT.manifest.json``. An ``OUT.meta.json`` of an older run is read in its place.
+    An output with neither (made before either existed) is resumed unchecked."""
+    pairs = manifest.inputs["pairs"]
 
-    An output without a meta file (made before meta files existed) is resumed unchecked.
-    """
-    path = meta_path(output_path)
+    def legacy(old: dict[str, Any]) -> Manifest:
+        settings = {k: v for k, v in old.items() if k not in ("input", "input_sha256")}
+        same = old.get("input_sha256") == pairs["sha256"]  # the old file kept content only
+        fingerprint = {"path": old.get("input"), "sha256": old.get("input_sha256"),
+                       "size": pairs["size"] if same else None}  # fmt: skip
+        return Manifest("rewrite", settings, {"pairs": fingerprint})
+
     has_lines = os.path.exists(output_path) and os.path.getsize(output_path) > 0
-    if resume and has_lines and os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                old = json.load(handle)
-            if not isinstance(old, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            raise ValueError(f"{path}: unreadable ({exc}); use --restart to start over") from None
-        diff = [
-            f"{key}: {_short(old.get(key))} -> {_short(value)}"
-            for key, value in meta.items()
-            if key != "input" and old.get(key) != value
-        ]
-        if diff:
-            raise ValueError(
-                f"{output_path} was made with other options or input ({', '.join(diff)}); "
-                "rerun with the same ones, or with --restart to start over"
-            )
-        return
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(meta, indent=2) + "\n")
-
-
-def _short(value: Any) -> str:
-    """A value for the one-line diff (sha256 digests cut to 12 characters)."""
-    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
-        return value[:12]
-    return json.dumps(value)
+    check_or_write(
+        manifest_path(output_path),
+        manifest,
+        resume=resume,
+        has_output=has_lines,
+        output=output_path,
+        legacy=(meta_path(output_path), legacy),
+    )
 
 
 def _ordered_map(pool: Any, fn: Any, items: Iterator[Any], workers: int) -> Iterator[Any]:
