@@ -39,7 +39,9 @@ CASES = {
     # objects: compounds, plurals and counts, collective nouns, "there is"
     "people on the tennis court": "( people , on , tennis court )",  # WordNet: tennis_court
     # FACTUAL's gold graphs split "storm clouds" (the compound table), WordNet lists it
-    "storm clouds above the tennis court": "( clouds , is , storm ) , ( clouds , above , tennis court )",
+    "storm clouds above the tennis court": (
+        "( clouds , is , storm ) , ( clouds , above , tennis court )"
+    ),
     "a christmas ornament": "( ornament , is , christmas )",  # no christmas_ornament
     "a glass of wine": "( wine , in , glass )",
     "a plate of food": "( food , on , plate )",
