@@ -161,7 +161,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
             ],
             "parse training captions; typed and sentence hard negatives (checked false on the gold "
             "scene)",
-            outputs=(world / "rewrites.jsonl", world / "rewrites.jsonl.meta.json"),
+            outputs=(world / "rewrites.jsonl", world / "rewrites.jsonl.manifest.json"),
         ),
         Stage(
             "index-texts",
