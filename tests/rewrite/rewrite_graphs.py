@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from unimo_kit.data.scene_graph import Attribute, Entity, Relation, SceneGraph
+from unimo_kit.rewrite.edits import apply_edits
+from unimo_kit.rewrite.negatives import Rewriter
+from unimo_kit.rewrite.vocab import Vocabulary
 
 
 def graph_of(
@@ -42,3 +45,20 @@ def graph_of(
         start = lower.index(surface.lower())
         graph.relations.append(Relation(subject, predicate, obj, (start, start + len(surface))))
     return graph
+
+
+def evidence(*graphs: str, times: int = 3) -> Vocabulary:
+    """A vocabulary counting each FACTUAL-format graph ``times`` times."""
+    return Vocabulary.build(SceneGraph.from_factual(g) for g in list(graphs) * times)
+
+
+def negative_texts(rewriter: Rewriter, caption: str, graph: SceneGraph, seeds: int = 8) -> set[str]:
+    """Every negative text ``rewriter`` makes of ``caption`` over ``seeds`` seeds, each checked
+    to be its edits applied to the caption."""
+    out = set()
+    for seed in range(seeds):
+        rewriter.seed = seed
+        for n in rewriter.negatives(caption, graph, key="k"):
+            assert apply_edits(caption, n["edits"]) == n["text"]
+            out.add(n["text"])
+    return out

@@ -4,26 +4,12 @@ possessive or partitive slots; counts swap between parallel objects only."""
 
 from __future__ import annotations
 
+from rewrite_graphs import evidence as _evidence
 from rewrite_graphs import graph_of
+from rewrite_graphs import negative_texts as _texts
 
-from unimo_kit.data.scene_graph import SceneGraph
-from unimo_kit.rewrite.edits import apply_edits
 from unimo_kit.rewrite.negatives import Rewriter
 from unimo_kit.rewrite.vocab import Vocabulary, part_related
-
-
-def _evidence(*graphs: str, times: int = 3) -> Vocabulary:
-    return Vocabulary.build(SceneGraph.from_factual(g) for g in list(graphs) * times)
-
-
-def _texts(rewriter: Rewriter, caption: str, graph: SceneGraph, seeds: int = 8) -> set[str]:
-    out = set()
-    for seed in range(seeds):
-        rewriter.seed = seed
-        for n in rewriter.negatives(caption, graph, key="k"):
-            assert apply_edits(caption, n["edits"]) == n["text"]
-            out.add(n["text"])
-    return out
 
 
 def test_cooccurrence_is_counted_and_saved(tmp_path):
