@@ -61,30 +61,6 @@ def texts_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_spec(tmp_path_factory) -> str:
-    """``st:FOLDER`` of a random 2-layer BERT (hidden 32) with mean pooling (no download)."""
-    import torch
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from unimo_kit.resources import minilm_path
-
-    folder = tmp_path_factory.mktemp("engine_st")
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder / "bert")
-    tokenizer.save_pretrained(folder / "bert")
-    transformer = models.Transformer(str(folder / "bert"), max_seq_length=64)
-    get_dim = getattr(transformer, "get_embedding_dimension", None)
-    dim = get_dim() if get_dim else transformer.get_word_embedding_dimension()
-    model = SentenceTransformer(modules=[transformer, models.Pooling(dim, "mean")], device="cpu")
-    model.save(str(folder / "st"))
-    return f"st:{folder / 'st'}"
+def tiny_spec(tiny_st_path) -> str:
+    """``st:FOLDER`` of the random tiny sentence-transformer (tests/conftest.py, no download)."""
+    return f"st:{tiny_st_path}"
