@@ -139,3 +139,17 @@ def test_absolute_paths_and_urls_are_written_as_they_are(tmp_path):
         relative = cls.from_dict({**d, "image": "x.jpg"}, base_dir=tmp_path / "in")
         assert relative.to_dict(tmp_path / "out")["image"] == "../in/x.jpg"
         assert relative == cls.from_dict({**d, "image": str(tmp_path / "in" / "x.jpg")})
+
+
+def test_caption_id_is_pair_hash_index():
+    from unimo_kit.data.records import caption_id
+
+    assert caption_id("img7", 0) == "img7#0"
+    assert caption_id("a#b", 12) == "a#b#12"
+
+
+def test_caption_key_treats_case_and_whitespace_variants_as_one_caption():
+    from unimo_kit.data.records import caption_key
+
+    assert caption_key("  A  red\tcircle ") == caption_key("a red circle")
+    assert caption_key("a red circle") != caption_key("a red square")

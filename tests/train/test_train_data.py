@@ -258,3 +258,31 @@ def test_missing_inputs_are_named(tiny_overrides, tokenizer):
     data = UnimoTrainData(config.resolved(), tokenizer)
     with pytest.raises(ValueError, match="check `split`"):
         data.make_sampler()
+
+
+def test_a_negative_that_is_the_caption_up_to_case_and_spaces_is_dropped(
+    tiny_overrides, tokenizer, tmp_path
+):
+    """ "The same caption" is :func:`caption_key` here as in retrieval and mining: a rewritten
+    negative that differs from the caption only by case and whitespace is not a negative."""
+    import json
+    from pathlib import Path
+
+    source = Path(tiny_overrides["data_dir"]) / "rewrites.jsonl"
+    records = [json.loads(line) for line in source.read_text().splitlines()]
+    for r in records:
+        echo = "  " + r["caption"].upper().replace(" ", "   ") + " "
+        r["negatives"] = [
+            {"type": "replace-att", "text": echo},
+            {"type": "replace-att", "text": f"a real negative of {r['id']}"},
+        ]
+    rewrites = tmp_path / "rewrites.jsonl"
+    rewrites.write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = load_config(
+        "tiny", {**tiny_overrides, "rewrites": str(rewrites), "neg_texts_per_pair": 4}
+    )
+    data = UnimoTrainData(config.resolved(), tokenizer)
+    items = [data._pair_item(*x) for x in data.make_sampler().next_spec()["pairs"]]
+    for item in items:
+        assert [t for t in item["neg_texts"] if t.startswith("a real negative")]
+        assert all(" ".join(t.split()).lower() != item["text"].lower() for t in item["neg_texts"])

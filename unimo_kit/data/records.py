@@ -45,6 +45,12 @@ class MemberError(RecordError):
         return type(self), (self.path, self.where, self.message, self.line)
 
 
+def caption_id(pair_id: str, index: int) -> str:
+    """The id of caption ``index`` of pair ``pair_id``: ``"<pair_id>#<index>"``, as rewrites,
+    text indexes, training batches and exported samples spell it."""
+    return f"{pair_id}#{index}"
+
+
 @functools.lru_cache(maxsize=256)
 def caption_key(text: str) -> str:
     """What two captions must share to be "the same caption": the text casefolded, whitespace

@@ -21,7 +21,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from unimo_kit.data.records import PairRecord, resolve_path
+from unimo_kit.data.records import PairRecord, caption_id, resolve_path
 from unimo_kit.generators.items import RETRIEVED, SENTENCE, ItemBuilder, collate_items
 from unimo_kit.generators.tokenize import TokenizerLike, as_tokenizer
 from unimo_kit.utils import ErrorReport, RecordError, derive_seed
@@ -188,7 +188,7 @@ class HardNegativeDataset(Dataset):
         )
         if ci < 0:
             ci = self._rng(pair.id).randrange(len(pair.captions))
-        key = f"{pair.id}#{ci}"
+        key = caption_id(pair.id, ci)
         negatives: list[dict[str, Any]] = []
         positives: list[dict[str, Any]] = []
         positive_images: list[dict[str, Any]] = []

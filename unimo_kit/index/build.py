@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from unimo_kit.data.records import caption_id
 from unimo_kit.index.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
@@ -147,7 +148,7 @@ def iter_rows(path: str, kind: str, report: ErrorReport) -> Iterator[dict[str, A
         else:
             for i, caption in enumerate(record.captions):
                 yield {
-                    "id": f"{record.id}#{i}",
+                    "id": caption_id(record.id, i),
                     "pair_id": record.id,
                     "caption_index": i,
                     "text": caption,

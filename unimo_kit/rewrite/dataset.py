@@ -18,6 +18,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from unimo_kit.data.records import caption_id
 from unimo_kit.rewrite.negatives import Rewriter
 from unimo_kit.rewrite.vocab import Vocabulary
 
@@ -149,7 +150,7 @@ def _flatten(source: str | os.PathLike | Sequence[Any]) -> list[tuple[str, str]]
         record = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
         if "captions" in record:
             pair_id = str(record["id"])
-            items.extend((f"{pair_id}#{i}", c) for i, c in enumerate(record["captions"]))
+            items.extend((caption_id(pair_id, i), c) for i, c in enumerate(record["captions"]))
         elif "caption" in record or "text" in record:
             items.append((str(record["id"]), record.get("caption", record.get("text"))))
         else:

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from unimo_kit.data.records import caption_key
+from unimo_kit.data.records import caption_id, caption_key
 from unimo_kit.rewrite.negatives import NEGATIVE_TYPES, CandidateFilter, Rewriter
 from unimo_kit.rewrite.vocab import Vocabulary
 from unimo_kit.utils import (
@@ -795,7 +795,7 @@ def _chunks(
             if problem is None:
                 item_row, row = row, row + 1
                 graph = next(graphs) if graphs is not None else None
-            key = f"{pair_id}#{index}"
+            key = caption_id(pair_id, index)
             if key in done:
                 summary.skipped_done += 1
                 continue

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from unimo_kit.data.records import caption_key
 from unimo_kit.data.scene_graph import Relation, SceneGraph
 from unimo_kit.rewrite.edits import (
     Edit,
@@ -97,7 +98,7 @@ def make_positives(
         return []
     context = _Context(caption, graph, phrases(graph, caption))
     out: list[Positive] = []
-    seen = {caption.strip().lower()}
+    seen = {caption_key(caption)}
     for kind in types:
         make = _MAKERS.get(kind)
         if make is None:
@@ -107,9 +108,10 @@ def make_positives(
                 text = apply_edits(caption, edits)
             except ValueError:
                 continue
-            if text.strip().lower() in seen:
+            key = caption_key(text)
+            if key in seen:
                 continue
-            seen.add(text.strip().lower())
+            seen.add(key)
             new_graph.text = text
             out.append(Positive(kind, text, new_graph))
     return out

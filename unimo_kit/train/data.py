@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from unimo_kit.data.records import ImageRecord, PairRecord, TextRecord
+from unimo_kit.data.records import ImageRecord, PairRecord, TextRecord, caption_id, caption_key
 from unimo_kit.features import FeatureStore
 from unimo_kit.rewrite.positives import GRAPH_POSITIVE_TYPES
 from unimo_kit.train.config import TrainConfig
@@ -359,7 +359,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
             "neg_texts": [],
             "para_texts": [],
         }
-        key = f"{pair.id}#{ci}"
+        key = caption_id(pair.id, ci)
         rewrite = None
         if self.rewrites is not None:
             rewrite = self.rewrites.get(key)
@@ -389,9 +389,9 @@ class UnimoTrainData(torch.utils.data.Dataset):
             if c.sentence_negatives:
                 neg_texts += self._sentence_negatives(retrieved.get("negatives", []), item["text"])
         # Texts identical to the caption are neither extra positives nor negatives.
-        own = {caption.strip().lower() for caption in pair.captions}
-        pos_texts = [t for t in dict.fromkeys(pos_texts) if t.strip().lower() not in own]
-        neg_texts = [t for t in dict.fromkeys(neg_texts) if t.strip().lower() not in own]
+        own = {caption_key(caption) for caption in pair.captions}
+        pos_texts = [t for t in dict.fromkeys(pos_texts) if caption_key(t) not in own]
+        neg_texts = [t for t in dict.fromkeys(neg_texts) if caption_key(t) not in own]
         pos_image_ids = [
             i for i in dict.fromkeys(pos_image_ids) if i in self.store and i != pair.id
         ]
@@ -405,7 +405,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
             paraphrases = [
                 p["text"]
                 for p in rewrite.get("positives", [])
-                if p.get("type") in GRAPH_POSITIVE_TYPES and p["text"].strip().lower() not in own
+                if p.get("type") in GRAPH_POSITIVE_TYPES and caption_key(p["text"]) not in own
             ]
             item["para_texts"] = _sample(rng, list(dict.fromkeys(paraphrases)), 1)
         if c.mirror_horizontal or c.mirror_vertical:  # drawn last: the draws above stay
@@ -429,7 +429,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
         item["pos_texts"] = [mirror_text(t, words) for t in item["pos_texts"]]
         item["para_texts"] = [mirror_text(t, words) for t in item["para_texts"]]
         negatives = (mirror_text(t, words) for t in item["neg_texts"])
-        item["neg_texts"] = [t for t in negatives if t.strip().lower() != text.strip().lower()]
+        item["neg_texts"] = [t for t in negatives if caption_key(t) != caption_key(text)]
 
     def _sentence_negatives(self, negatives: list[dict[str, Any]], caption: str) -> list[str]:
         """Texts of sentence-level negatives; with ``sentence_negative_length_gap`` only those
