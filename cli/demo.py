@@ -46,8 +46,13 @@ import click
     help="Visual tokens (unimo features --extractor): effnet-ms or effnet.",
 )
 @click.option(
-    "--restart", is_flag=True, help="Remove OUT (a folder the demo made) and start afresh."
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Skip the stages already done in OUT; --no-resume removes OUT (a folder the demo "
+    "made) and starts afresh.",
 )
+@click.option("--restart", is_flag=True, hidden=True, help="Deprecated: --no-resume.")
 def demo(
     out: Path,
     n_images: int,
@@ -56,6 +61,7 @@ def demo(
     preset: str,
     steps: int | None,
     extractor: str,
+    resume: bool,
     restart: bool,
 ) -> None:
     """Run synth -> rewrite -> index build/mine -> features -> train -> eval and write
@@ -68,7 +74,7 @@ def demo(
     Example:
       unimo demo --out runs/demo
       unimo demo --out runs/small --n-images 300 --steps 100
-      unimo demo --restart      # a folder made by an earlier version of the demo
+      unimo demo --no-resume    # a folder made by an earlier version of the demo
     """
     from unimo_kit.demo import DemoConfig, run_demo
     from unimo_kit.demo import restart as remove_demo
@@ -82,8 +88,11 @@ def demo(
         train_steps=steps,
         extractor=extractor,
     )
+    if restart:
+        click.echo("warning: --restart is deprecated; use --no-resume", err=True)
+        resume = False
     try:
-        if restart:
+        if not resume:
             remove_demo(out)
         run_demo(config, echo=click.echo)
     except Exception as exc:  # a failed stage already printed its own message

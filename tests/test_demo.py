@@ -8,7 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 from unimo_kit.cli.main import cli
-from unimo_kit.demo import DemoConfig, build_stages, eval_config, run_demo, train_fingerprint
+from unimo_kit.demo import (
+    DemoConfig,
+    build_stages,
+    eval_config,
+    read_stage_record,
+    run_demo,
+    train_fingerprint,
+)
 from unimo_kit.demo_report import write_report
 
 
@@ -180,10 +187,10 @@ def test_folder_of_an_earlier_demo_version_is_refused_until_restart(tmp_path):
     config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
     run_demo(config, echo=lambda line: None, python=python)
     marker = config.out / ".stages" / "rewrite.json"
-    old = json.loads(marker.read_text())
-    del old["version"]  # as written by version 1
+    old = read_stage_record(marker)
+    del old["version"]  # as written by version 1 (a flat marker, before manifests)
     marker.write_text(json.dumps(old))
-    with pytest.raises(StaleDemoError, match=r"earlier version.*--restart"):
+    with pytest.raises(StaleDemoError, match=r"earlier version.*--no-resume"):
         run_demo(config, echo=lambda line: None, python=python)
     restart(config.out)
     assert not config.out.exists()
@@ -205,7 +212,7 @@ def test_failed_stage_stops_the_demo_with_a_clear_message(tmp_path):
         assert "exit status 3" in str(exc)
     else:
         raise AssertionError("a failing stage must stop the demo")
-    started = json.loads((config.out / ".stages" / "synth.json").read_text())
+    started = read_stage_record(config.out / ".stages" / "synth.json")
     assert started["finished"] is False  # recorded as begun, not as done
     assert [p.name for p in (config.out / ".stages").iterdir()] == ["synth.json"]
 
@@ -332,7 +339,7 @@ def test_a_folder_made_with_relative_paths_by_an_earlier_build_is_still_done(tmp
     run_demo(config, echo=lambda _: None, python=python)
     absolute = str(tmp_path / "runs" / "demo")
     for marker in (tmp_path / "runs" / "demo" / ".stages").iterdir():  # as the old code wrote it
-        record = json.loads(marker.read_text())
+        record = read_stage_record(marker)
         argv = [word.replace(absolute, "runs/demo") for word in record["argv"]]
         assert not any(absolute in word for word in argv)
         if marker.stem == "train":  # its digest was of the relative data_dir, too
@@ -342,7 +349,7 @@ def test_a_folder_made_with_relative_paths_by_an_earlier_build_is_still_done(tmp
             record["fingerprint"] = relative
         record["argv"] = argv
         marker.write_text(json.dumps(record))
-    train = json.loads((tmp_path / "runs/demo/.stages/train.json").read_text())
+    train = read_stage_record(tmp_path / "runs/demo/.stages/train.json")
     assert "data_dir=runs/demo/world" in train["argv"]  # in the training fingerprint too
     names = [s.name for s in build_stages(config)]
     for out in (Path("runs/demo"), tmp_path / "runs" / "demo"):
@@ -371,3 +378,38 @@ def test_a_folder_made_with_relative_paths_by_an_earlier_build_is_still_done(tmp
     )
     rerun = log.read_text().splitlines()[len(names) :]  # a real change still reruns
     assert [call.split()[2] for call in rerun] == ["train", "eval"]
+
+
+def test_stage_markers_are_resume_manifests(tmp_path):
+    """Each stage's record is a resume manifest of the one format (docs/formats.md)."""
+    from unimo_kit.utils.manifest import read_manifest
+
+    python, _ = _fake_python(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=python)
+    for stage in build_stages(config):
+        manifest = read_manifest(config.out / ".stages" / f"{stage.name}.json")
+        assert manifest is not None and manifest.stage == f"demo {stage.name}"
+        assert manifest.settings["finished"] is True
+        assert manifest.settings["argv"] == stage.argv
+
+
+@pytest.mark.parametrize("flag", ["--no-resume", "--restart"])
+def test_no_resume_removes_the_demo_folder_and_restart_is_its_deprecated_spelling(
+    tmp_path, monkeypatch, flag
+):
+    import unimo_kit.demo
+
+    calls = []
+    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo: calls.append(config))
+    out = tmp_path / "demo"
+    (out / ".stages").mkdir(parents=True)
+    (out / "world").mkdir()
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), flag])
+    assert result.exit_code == 0, result.output
+    assert not out.exists() and len(calls) == 1
+    assert ("deprecated" in result.output) == (flag == "--restart")
+    kept = tmp_path / "kept"
+    (kept / ".stages").mkdir(parents=True)
+    assert CliRunner().invoke(cli, ["demo", "--out", str(kept)]).exit_code == 0
+    assert kept.exists()  # resumed by default: nothing removed

@@ -16,10 +16,12 @@ Layout under ``out`` (default ``runs/demo``)::
     commands.sh   every command that ran, in order (re-run them by hand)
     REPORT.md     the figures, plots, and examples of rewrites and mined positives
 
-A stage that finished is skipped on rerun (its marker in ``.stages/`` records the command and
-a digest of the training preset or evaluation config it read); a changed command or digest
-runs it again, and every stage after it, each from empty outputs (the later stages' markers
-are deleted as it starts, so that a stop at any point cannot leave one marked done). A stage
+A stage that finished is skipped on rerun (its marker, the stage's resume manifest
+``.stages/NAME.json`` in the one manifest format of :mod:`unimo_kit.utils.manifest`, records
+the command and a digest of the training preset or evaluation config it read); a changed
+command or digest runs it again, and every stage after it, each from empty outputs (the later
+stages' markers are deleted as it starts, so that a stop at any point cannot leave one marked
+done). A stage
 killed mid-run resumes when rerun with the same settings (the marker is written when a stage
 starts, with ``"finished": false``); with others it starts afresh. The commands name absolute
 paths, and a marker's command is compared up to how it spells the demo folder (a marker lives
@@ -41,6 +43,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from unimo_kit.utils.manifest import Manifest, ManifestError, write_manifest
 
 
 @dataclass
@@ -301,14 +305,38 @@ class StaleDemoError(RuntimeError):
 
 
 def _marker(out: Path, stage: Stage) -> Path:
+    """The stage's resume manifest (:mod:`unimo_kit.utils.manifest`): ``OUT/.stages/NAME.json``,
+    its settings the command line, :data:`DEMO_VERSION`, the settings digest and whether the
+    stage finished."""
     return out / ".stages" / f"{stage.name}.json"
 
 
-def _read_marker(out: Path, stage: Stage) -> dict | None:
+def read_stage_record(path: Path) -> dict | None:
+    """The settings of a stage's manifest (``argv``, ``version``, ``fingerprint``,
+    ``finished``, ``seconds``); a marker of a demo before manifests (a flat JSON object) is read
+    as it is; ``None`` when there is none or it cannot be read."""
     try:
-        return json.loads(_marker(out, stage).read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    if not isinstance(data, dict):
+        return None
+    if "manifest_version" not in data:
+        return data
+    try:
+        return Manifest.from_json(data, str(path)).settings
+    except ManifestError:
+        return None
+
+
+def _read_marker(out: Path, stage: Stage) -> dict | None:
+    return read_stage_record(_marker(out, stage))
+
+
+def _write_marker(out: Path, stage: Stage, record: dict) -> None:
+    marker = _marker(out, stage)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_manifest(marker, Manifest(stage=f"demo {stage.name}", settings=record))
 
 
 _OUT = "<OUT>"  # stands for the demo folder when commands are compared
@@ -386,7 +414,7 @@ def _check_version(out: Path, stages: list[Stage]) -> None:
     if old:
         raise StaleDemoError(
             f"{out} holds a demo run of an earlier version ({old[0]}; this is "
-            f"{DEMO_VERSION}) whose outputs do not fit this one's; rerun with --restart to "
+            f"{DEMO_VERSION}) whose outputs do not fit this one's; rerun with --no-resume to "
             "start it afresh, or pass another --out"
         )
 
@@ -458,14 +486,12 @@ def run_demo(
                     path.unlink()
         # Recorded before the stage runs, so that a killed stage's output is known to be of
         # these settings (resumed by the same ones, removed by others).
-        marker = _marker(out, stage)
-        marker.parent.mkdir(parents=True, exist_ok=True)
         record = {"argv": stage.argv, "version": DEMO_VERSION, "fingerprint": stage.fingerprint}
-        marker.write_text(json.dumps({**record, "finished": False}))
+        _write_marker(out, stage, {**record, "finished": False})
         started = time.perf_counter()
         subprocess.run([python, "-m", "unimo_kit.cli.main", *stage.argv], check=True)
         timings[stage.name] = time.perf_counter() - started
-        marker.write_text(json.dumps({**record, "seconds": timings[stage.name], "finished": True}))
+        _write_marker(out, stage, {**record, "seconds": timings[stage.name], "finished": True})
         echo(f"    finished in {timings[stage.name]:.0f} s")
     (out / "commands.sh").write_text("\n".join(commands) + "\n")
     report = write_report(out)

@@ -9,6 +9,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from unimo_kit.demo import read_stage_record
 from unimo_kit.utils import atomic_write, iter_jsonl
 
 
@@ -29,7 +30,7 @@ def _stage_table(out: Path) -> list[str]:
     lines = ["| stage | seconds |", "|---|---:|"]
     total = 0.0
     for marker in sorted((out / ".stages").glob("*.json"), key=os.path.getmtime):
-        seconds = (_read_json(marker) or {}).get("seconds", 0.0)
+        seconds = (read_stage_record(marker) or {}).get("seconds", 0.0)
         total += seconds
         lines.append(f"| {marker.stem} | {seconds:.0f} |")
     lines.append(f"| **total** | **{total:.0f}** |")
