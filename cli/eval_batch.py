@@ -16,9 +16,15 @@ from unimo_kit.cli._eval_common import eval_errors
     type=click.Path(file_okay=False),
     help="folder for rows.jsonl, results.{json,csv,md} and plots/.",
 )
-@click.option("--no-resume", is_flag=True, help="recompute rows already in OUTDIR/rows.jsonl.")
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Keep the rows already in OUTDIR/rows.jsonl (same checkpoint, task and settings); "
+    "--no-resume recomputes them.",
+)
 @click.option("--no-plots", is_flag=True, help="tables only.")
-def batch(config, output_dir, no_resume, no_plots) -> None:
+def batch(config, output_dir, resume, no_plots) -> None:
     """Evaluate every checkpoint of CONFIG on every task; one table with hashes, plus plots.
 
     CONFIG is JSON: {"checkpoints": [{"label", "path" | "open_clip" | "st_clip", "group",
@@ -33,7 +39,7 @@ def batch(config, output_dir, no_resume, no_plots) -> None:
     from unimo_kit.eval.batch import run_batch
 
     with eval_errors():
-        rows = run_batch(config, output_dir, resume=not no_resume, plots=not no_plots, log=_log)
+        rows = run_batch(config, output_dir, resume=resume, plots=not no_plots, log=_log)
     click.echo(f"{len(rows)} result rows -> {output_dir}/results.md (.json, .csv, plots/)")
 
 

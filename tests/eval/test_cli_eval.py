@@ -218,6 +218,7 @@ def test_no_scorer_named(tiny_world):
 def test_help_is_fast_and_has_examples():
     result = CliRunner().invoke(cli, ["eval", "batch", "--help"])
     assert result.exit_code == 0 and "unimo eval batch ablation.json" in result.output
+    assert "--resume / --no-resume" in result.output  # the one flag pair of every stage
 
 
 def test_vqa_cli_errors(tmp_path):
@@ -227,3 +228,18 @@ def test_vqa_cli_errors(tmp_path):
     assert result.exit_code == 1 and "does not exist" in result.output
     result = invoke("vqa", "--set", "hidden_size")
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
+
+
+@pytest.mark.parametrize(("flags", "resume"), [([], True), (["--no-resume"], False)])
+def test_batch_resumes_by_default_and_no_resume_recomputes(tmp_path, monkeypatch, flags, resume):
+    import unimo_kit.eval.batch
+
+    seen = {}
+    monkeypatch.setattr(unimo_kit.eval.batch, "run_batch", lambda *a, **kw: seen.update(kw) or [])
+    config = tmp_path / "batch.json"
+    config.write_text("{}")
+    result = CliRunner().invoke(
+        cli, ["eval", "batch", str(config), "-o", str(tmp_path / "o"), *flags]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["resume"] is resume
