@@ -20,12 +20,39 @@ def _fail(exc: Exception) -> None:
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
+    from unimo_kit.engine.core import EngineError
     from unimo_kit.index.encoders import EncoderError
     from unimo_kit.index.store import IndexStoreError
     from unimo_kit.resources import ResourceNotFound
     from unimo_kit.utils import RecordError
 
-    return (IndexStoreError, EncoderError, ResourceNotFound, RecordError, ValueError)
+    return (IndexStoreError, EncoderError, ResourceNotFound, RecordError, EngineError, ValueError)
+
+
+def _engine_options(command):
+    """``--engine local|ray`` and ``--ray-address`` (``$RAY_ADDRESS``) on a command."""
+    command = click.option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        default=None,
+        help="Ray cluster to run on with --engine ray [env: RAY_ADDRESS; default: a local "
+        "Ray started on this machine].",
+    )(command)
+    return click.option(
+        "--engine",
+        type=click.Choice(("local", "ray")),
+        default="local",
+        show_default=True,
+        help="local: this process; ray: work units on Ray (retried, resumable), with the "
+        "same output as local.",
+    )(command)
+
+
+def _engine(engine: str, ray_address: str | None):
+    """The :class:`~unimo_kit.engine.EngineOptions` of ``--engine`` / ``--ray-address``."""
+    from unimo_kit.engine.core import EngineOptions
+
+    return EngineOptions(engine, ray_address=ray_address if engine == "ray" else None)
 
 
 def _folder(root: str, name: str) -> Path:
@@ -142,6 +169,7 @@ def index() -> None:
     help="Query texts to tune on (as for `search --queries`). Default: 256 seeded rows "
     "of the input kept out of the index until it is tuned.",
 )
+@_engine_options
 def build_cmd(
     texts,
     images,
@@ -161,6 +189,8 @@ def build_cmd(
     seed,
     embeddings,
     tune_queries,
+    engine,
+    ray_address,
 ):
     """Embed a corpus and build ROOT/NAME (resumable: rerun the same command after a kill).
 
@@ -169,6 +199,10 @@ def build_cmd(
     when they differ from the corpus. --overwrite keeps the folder's embeddings when
     only the index settings changed.
 
+    With --engine ray each embedding block (--block-size rows) is one unit, embedded by
+    an actor holding the encoder once (a GPU each where the cluster has GPUs); ROOT must
+    be a folder every worker sees. The index is byte-identical to --engine local.
+
     \b
     Example:
       unimo index build --texts world/texts.jsonl --name texts --type auto --max-memory 4G
@@ -176,8 +210,10 @@ def build_cmd(
       unimo index build --texts big.jsonl --name big-pq --embeddings indexes/big.emb \\
           --type ivfpq --max-memory 2G
       unimo index build --texts big.jsonl --name big.0 --shard 0/2 --trained indexes/big-q
+      unimo index build --texts big.jsonl --name big --engine ray --block-size 8192
     """
-    from unimo_kit.index.build import BuildConfig, build, default_encoder
+    from unimo_kit.engine.index import run_index_build
+    from unimo_kit.index.build import BuildConfig, default_encoder
     from unimo_kit.utils import parse_shard
 
     kind, path = _one_input(texts=texts, images=images, captions=captions)
@@ -199,7 +235,12 @@ def build_cmd(
             embeddings=os.path.abspath(_folder(root, embeddings)) if embeddings else None,
             tune_queries=os.path.abspath(tune_queries) if tune_queries else None,
         )
-        out = build(config, _folder(root, name), overwrite=overwrite)
+        out = run_index_build(
+            config,
+            _folder(root, name),
+            overwrite=overwrite,
+            engine=_engine(engine, ray_address),
+        )
     except _known_errors() as exc:
         _fail(exc)
     _print_info(out)

@@ -61,12 +61,12 @@ def run_index_build(
     out = Path(out_dir)
     if config.embeddings:  # a separate store: embedding it is the local stage's business
         raise ValueError("engine='ray' builds the index folder's own blocks; drop embeddings=")
-    state = stage._folder_state(out, config, overwrite)
+    state = stage.folder_state(out, config, overwrite)
     if state in ("finished", "reindex"):  # nothing to embed
         return stage.build(config, out, overwrite=overwrite, progress=progress)
-    stage._trained_meta(config)  # the checks build() makes before touching the folder
+    stage.load_trained_meta(config)  # the checks build() makes before touching the folder
     parse_memory(config.max_memory)
-    encoder = stage._checked_encoder(config, None)
+    encoder = stage.checked_encoder(config, None)
     total = stage.count_rows(config.input, config.kind)
     start, stop = parse_shard(config.shard).bounds(total)
     if parse_shard(config.shard).count > 1 and start == stop:

@@ -232,7 +232,7 @@ def build(
     out = Path(out_dir)
     store = Path(config.embeddings) if config.embeddings else out
     separate = store.resolve() != out.resolve()
-    state = _folder_state(out, config, overwrite)
+    state = folder_state(out, config, overwrite)
     if state == "finished":
         if input_changed(out):
             raise InputChangedError(
@@ -242,8 +242,8 @@ def build(
         _refresh_input_stat(out)  # the same bytes under a new modification time
         print(f"{out}: already built; nothing to do", file=sys.stderr)
         return out
-    trained_meta = _trained_meta(config)
-    encoder = _checked_encoder(config, encoder)
+    trained_meta = load_trained_meta(config)
+    encoder = checked_encoder(config, encoder)
     parse_memory(config.max_memory)
     shard = parse_shard(config.shard)
     total = count_rows(config.input, config.kind)  # the bars' total; the shard's slice
@@ -339,7 +339,7 @@ def embed(
         if store.exists():
             print(f"{store}: embedding again ({why})", file=sys.stderr)
             shutil.rmtree(store)
-    encoder = _checked_encoder(config, encoder)
+    encoder = checked_encoder(config, encoder)
     if rows is None:
         total = count_rows(config.input, config.kind)
         rows = (*parse_shard(config.shard).bounds(total), total)
@@ -701,7 +701,7 @@ def train_quantizer(
                 "or choose another --name"
             )
         replace = True
-    encoder = _checked_encoder(config, encoder)
+    encoder = checked_encoder(config, encoder)
     n = count_rows(config.input, config.kind)
     plan = plan_index(n, encoder.dim, index_type=config.index_type, max_memory=config.max_memory)
     if not plan.train_size:
@@ -971,13 +971,24 @@ def quantizer_hash(index: Any) -> str | None:
     return digest.hexdigest()
 
 
-def _folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
-    """What :func:`build` does with ``out`` (deleting nothing yet): ``"new"`` (absent or
-    empty), ``"reindex"`` (``overwrite`` of a folder whose own embeddings are complete and
-    current: only the index is rebuilt), ``"replace"`` (``overwrite``, or an unfinished build
-    with no finished block),
-    ``"resume"`` (an unfinished build with the same :data:`BLOCK_FIELDS`) or ``"finished"``
-    (a finished build with the same settings). Raises :class:`IndexStoreError` otherwise."""
+def folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
+    """What :func:`build` does with ``out`` (deleting nothing yet).
+
+    Args:
+        out: the index folder.
+        config: the build asked for.
+        overwrite: the caller asked to replace what the folder holds.
+
+    Returns:
+        ``"new"`` (absent or empty), ``"reindex"`` (``overwrite`` of a folder whose own
+        embeddings are complete and current: only the index is rebuilt), ``"replace"``
+        (``overwrite``, or an unfinished build with no finished block), ``"resume"`` (an
+        unfinished build with the same :data:`BLOCK_FIELDS`) or ``"finished"`` (a finished
+        build with the same settings).
+
+    Raises:
+        IndexStoreError: the folder holds something else, or a build with other settings.
+    """
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return "new"
     if overwrite:
@@ -1007,9 +1018,13 @@ def _folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
     )
 
 
-def _checked_encoder(config: BuildConfig, encoder: Encoder | None) -> Encoder:
+def checked_encoder(config: BuildConfig, encoder: Encoder | None) -> Encoder:
     """The build's encoder (loaded unless given), refused unless it embeds the input's
-    modality. A failure to load it becomes one :class:`EncoderError` line."""
+    modality.
+
+    Raises:
+        EncoderError: it cannot be loaded (one line saying why) or embeds another modality.
+    """
     if encoder is None:
         try:
             encoder = load_encoder(config.encoder)
@@ -1052,7 +1067,14 @@ def _is_trained(folder: Path) -> bool:
         return False
 
 
-def _trained_meta(config: BuildConfig) -> dict[str, Any] | None:
+def load_trained_meta(config: BuildConfig) -> dict[str, Any] | None:
+    """The ``meta.json`` of ``config.trained`` (``None`` without one), checked against the
+    build: a trained quantizer of the same encoder and metric.
+
+    Raises:
+        IndexStoreError: the folder is not a trained quantizer, or one of another encoder or
+            metric.
+    """
     if not config.trained:
         return None
     folder = Path(config.trained)
