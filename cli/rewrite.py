@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_options
+
 
 @click.command("rewrite")
 @click.argument("pairs", type=click.Path(exists=True, dir_okay=False))
@@ -25,7 +27,13 @@ import click
 @click.option(
     "--seed", default=0, show_default=True, help="Global seed (per-caption seeds derive)."
 )
-@click.option("--workers", default=1, show_default=True, help="Processes; output unchanged.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local: processes [default: 1]. --engine ray: units in flight at once [default: the "
+    "cluster's CPUs]. The output does not change.",
+)
 @click.option("--shard", default=None, help="Contiguous slice i/n of the input, e.g. 0/4.")
 @click.option(
     "--sentence-negatives",
@@ -114,13 +122,14 @@ import click
 )
 @click.option("--restart", is_flag=True, hidden=True, help="Deprecated: --no-resume.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@engine_options
 def rewrite(
     pairs: str,
     output: str,
     types: str,
     per_type: int,
     seed: int,
-    workers: int,
+    workers: int | None,
     shard: str | None,
     sentence_negatives: int,
     positives: bool,
@@ -142,6 +151,8 @@ def rewrite(
     resume: bool,
     restart: bool,
     no_progress: bool,
+    engine: str,
+    ray_address: str | None,
 ) -> None:
     """Parse each caption of PAIRS (pairs.jsonl) into a scene graph and write one line per
     caption to rewrites.jsonl: positives (inverse/symmetric relations, passive, "there is",
@@ -155,6 +166,7 @@ def rewrite(
       unimo rewrite pairs.jsonl --save-vocab vocab.json -o part0.jsonl --shard 0/2
       unimo rewrite pairs.jsonl --vocab vocab.json -o part1.jsonl --shard 1/2
       unimo rewrite captions.jsonl -o graphs.jsonl --format factual
+      unimo rewrite pairs.jsonl -o rewrites.jsonl --engine ray --ray-address auto
     \b
     Re-running the same command after a kill resumes where it stopped; OUT.manifest.json keeps
     the options and an input fingerprint, and a rerun with other options or an edited input
@@ -168,10 +180,14 @@ def rewrite(
     per type at the end). --lm ranks the candidates with a local language model.
     Bad lines are reported as FILE:LINE and skipped; bad captions (empty, too long, control
     characters, non-Latin text) get a line with an "error" field. Format: docs/formats.md.
+    With --engine ray the vocabulary and the rewriting run as units of 2,000 records on Ray
+    (OUT.engine/ holds the finished units until the end, so a rerun after a kill resumes
+    them); input and output must be paths every worker sees (docs/scaling.md).
     """
+    from unimo_kit.engine import run_rewrite
     from unimo_kit.resources import ResourceNotFound
     from unimo_kit.rewrite.negatives import NEGATIVE_TYPES
-    from unimo_kit.rewrite.pipeline import REFERENCE_BUILTIN, RewriteConfig, rewrite_file
+    from unimo_kit.rewrite.pipeline import REFERENCE_BUILTIN, RewriteConfig
     from unimo_kit.utils import RecordError, parse_shard
 
     if restart:
@@ -179,6 +195,7 @@ def rewrite(
         resume = False
     if no_reference and reference_corpus:
         raise click.UsageError("--no-reference and --reference-corpus exclude each other")
+    options = engine_from_cli(engine, ray_address, workers=workers, progress=not no_progress)
     try:
         if lm:
             from unimo_kit.rewrite.lm import LanguageModelScorer
@@ -198,7 +215,7 @@ def rewrite(
             sentence_negatives=sentence_negatives,
             output_format=output_format,
             spacy_model=spacy_model,
-            workers=workers,
+            workers=workers or 1,  # on Ray the units run one process each
             shard=parse_shard(shard),
             vocab_path=vocab_path,
             save_vocab=save_vocab,
@@ -211,8 +228,8 @@ def rewrite(
             progress=not no_progress,
             resume=resume,
         )
-        summary = rewrite_file(pairs, output, config)
-    except (ValueError, RecordError, FileNotFoundError, ResourceNotFound) as exc:
+        summary = run_rewrite(pairs, output, config, engine=options)
+    except (ValueError, RecordError, FileNotFoundError, ResourceNotFound, *engine_errors()) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"wrote {summary.written} caption line(s) to {summary.output}"

@@ -153,7 +153,7 @@ def _claim(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
         if diff:
             raise ValueError(
                 f"{work} holds units made with other options or input ({', '.join(diff)} "
-                "differ); rerun with the same ones, or with --restart to start over"
+                "differ); rerun with the same ones, or with --no-resume to start afresh"
             )
         return old
     from unimo_kit.utils import atomic_write
