@@ -2,8 +2,9 @@
 
 :class:`HardNegativeDataset` reads ``pairs.jsonl`` with the ``rewrites.jsonl`` and
 ``retrieved.jsonl`` beside it (docs/formats.md), lazily: each file is indexed once by byte
-offset (the trainer's :class:`~unimo_kit.train.data.JsonlLines`) and a line is decoded when its
-item is built. Without ``rewrites.jsonl`` the rewrites are made on the fly
+offset (:class:`~unimo_kit.generators.lines.JsonlIndex`, which reads with ``os.pread`` through a
+descriptor of its own in each DataLoader worker) and a line is decoded when its item is
+built. Without ``rewrites.jsonl`` the rewrites are made on the fly
 (:class:`~unimo_kit.rewrite.RewriteDataset`, which parses with spaCy inside each worker).
 Every draw of an item (which caption, which negatives and positives) comes from
 ``derive_seed(seed, epoch, item id)``, so an item does not depend on workers, ranks or order.
@@ -23,6 +24,7 @@ from torch.utils.data import Dataset
 
 from unimo_kit.data.records import PairRecord, caption_id, resolve_path
 from unimo_kit.generators.items import RETRIEVED, SENTENCE, ItemBuilder, collate_items
+from unimo_kit.generators.lines import JsonlIndex
 from unimo_kit.generators.tokenize import TokenizerLike, as_tokenizer
 from unimo_kit.utils import ErrorReport, RecordError, derive_seed
 
@@ -86,8 +88,6 @@ class HardNegativeDataset(Dataset):
         load_images: bool = True,
         on_error: ErrorReport | None = None,
     ):
-        from unimo_kit.train.data import JsonlLines
-
         for name, path in (("pairs", pairs), ("rewrites", rewrites), ("retrieved", retrieved)):
             if path is not None and not os.path.isfile(path):
                 raise FileNotFoundError(f"{name} file not found: {path}")
@@ -109,7 +109,7 @@ class HardNegativeDataset(Dataset):
             counts.append(len(pair.captions))
             return pair.id
 
-        self.pairs = JsonlLines(pairs, keep, report)
+        self.pairs = JsonlIndex(pairs, keep, report)
         if not len(self.pairs):
             where = f" of split {split!r}" if split is not None else ""
             raise ValueError(f"{pairs}: no usable pairs{where}")
@@ -119,8 +119,8 @@ class HardNegativeDataset(Dataset):
             for ci in range(n) if each_caption else (-1,):
                 self.items.extend((row, ci))
         by_id = lambda r, _: str(r.get("id"))  # noqa: E731
-        self.rewrites = JsonlLines(rewrites, by_id, report) if rewrites is not None else None
-        self.retrieved = JsonlLines(retrieved, by_id, report) if retrieved is not None else None
+        self.rewrites = JsonlIndex(rewrites, by_id, report) if rewrites is not None else None
+        self.retrieved = JsonlIndex(retrieved, by_id, report) if retrieved is not None else None
         self.on_the_fly = None
         if self.rewrites is None and on_the_fly:
             from unimo_kit.rewrite import RewriteDataset, Vocabulary
