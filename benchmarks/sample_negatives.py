@@ -28,7 +28,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rewrite_real import NEGATIVE_TYPES, read_rewrites
 
-SUGARCREPE_TYPES = NEGATIVE_TYPES[:7]  # count is the eighth, off by default
+from unimo_kit.rewrite.negatives import negative_type
+
+# the SugarCrepe families (replace/swap/add) of the registry; count and others off by default
+SUGARCREPE_TYPES = tuple(t for t in NEGATIVE_TYPES if negative_type(t).category != "other")
 
 
 def quotas(available: dict[str, int], n: int, rng: random.Random) -> dict[str, int]:

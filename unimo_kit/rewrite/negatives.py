@@ -41,7 +41,6 @@ from typing import Any
 
 from unimo_kit.data.records import caption_key
 from unimo_kit.data.scene_graph import (
-    COMPOSITIONAL_CATEGORIES,
     Attribute,
     Entity,
     Relation,
@@ -83,8 +82,111 @@ from unimo_kit.rewrite.vocab import (
 )
 from unimo_kit.utils import derive_seed
 
-NEGATIVE_TYPES: tuple[str, ...] = (*COMPOSITIONAL_CATEGORIES, "count")
-"""All hard-negative types, in output order."""
+Made = tuple[list[Edit], SceneGraph] | None | bool
+"""What a negative type's maker returns for one attempt: the edits (spans into the caption)
+and the caption's graph with the same change; ``None``: this attempt failed, try again;
+``False``: the caption offers nothing this type can change, stop trying."""
+
+Maker = Callable[["Rewriter", "RewriteContext", random.Random], Made]
+"""``maker(rewriter, context, rng) -> Made``: one attempt at a negative of one type. The
+rewriter gives the evidence (``rewriter.vocab``, its pools), the context the caption, its graph
+and its phrases; every random choice must come from ``rng`` (seeded per caption and type)."""
+
+
+@dataclass(frozen=True)
+class NegativeType:
+    """One hard-negative type: its name (output ``type``, ``--types``), how to make one, and
+    its SugarCrepe family."""
+
+    name: str  # e.g. "replace-obj"; what RewriteConfig.types and --types name
+    make: Maker  # one attempt at a negative (see Maker)
+    category: str = "other"  # SugarCrepe family: "replace", "swap", "add"; "other" for the rest
+    description: str = ""  # one line for docs and help
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip() or "," in self.name:
+            raise ValueError(f"a negative type name must be a word without commas: {self.name!r}")
+        if not callable(self.make):
+            raise TypeError(f"negative type {self.name!r}: make must be callable")
+
+
+_REGISTRY: dict[str, NegativeType] = {}
+"""Every registered type by name, in registration order (= output order)."""
+
+
+def register_negative_type(spec: NegativeType, *, replace: bool = False) -> NegativeType:
+    """Add a hard-negative type; :data:`NEGATIVE_TYPES`, :class:`Rewriter`, ``RewriteConfig``
+    validation and ``unimo rewrite --types`` then know it. New types come after the built-in
+    ones in the output. Register at import time of your module (workers are forked with it).
+
+    Args:
+        spec: the type (see :class:`NegativeType`).
+        replace: allow replacing a type of the same name (default: an error).
+
+    Returns:
+        ``spec``.
+    """
+    if spec.name in _REGISTRY and not replace:
+        raise ValueError(f"negative type {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister_negative_type(name: str) -> None:
+    """Remove a registered type (tests, plugins that replace a built-in)."""
+    if name not in _REGISTRY:
+        raise KeyError(f"no negative type {name!r}; registered: {negative_types()}")
+    del _REGISTRY[name]
+
+
+def negative_types() -> tuple[str, ...]:
+    """The names of all registered types, in output order."""
+    return tuple(_REGISTRY)
+
+
+def negative_type(name: str) -> NegativeType:
+    """The registered type ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no negative type {name!r}; registered: {negative_types()}") from None
+
+
+def check_negative_types(types: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the types in ``types`` that are not registered."""
+    unknown = set(types) - set(_REGISTRY)
+    if unknown:
+        raise ValueError(f"unknown negative type(s) {sorted(unknown)}; use {negative_types()}")
+
+
+class _RegisteredNames(Sequence[str]):
+    """A live, read-only tuple of the registered type names (see :data:`NEGATIVE_TYPES`)."""
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        return negative_types()[index]
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(negative_types())
+
+    def __contains__(self, name: object) -> bool:
+        return name in _REGISTRY
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(negative_types())
+
+
+NEGATIVE_TYPES: Sequence[str] = _RegisteredNames()
+"""All hard-negative types, in output order: the registry's names, read live (a type
+registered later is in it). ``tuple(NEGATIVE_TYPES)`` for a snapshot."""
 
 ADJECTIVE_ORDER = {"count": 0, "other": 1, "size": 2, "age": 3, "shape": 4, "color": 5,
                    "material": 6}  # fmt: skip
@@ -146,9 +248,7 @@ class Rewriter:
         weight_power: float = 0.5,
         max_tries: int = 12,
     ):
-        unknown = set(types or ()) - set(NEGATIVE_TYPES)
-        if unknown:
-            raise ValueError(f"unknown negative type(s) {sorted(unknown)}; use {NEGATIVE_TYPES}")
+        check_negative_types(types or ())
         if spares < 1:
             raise ValueError(f"spares must be >= 1, got {spares}")
         self.vocab = vocab if reference is None else Vocabulary().merge(vocab).merge(reference)
@@ -195,18 +295,18 @@ class Rewriter:
         of each type; filter before selecting to replace rejected candidates by spares."""
         if not caption.strip() or not graph.entities:
             return []
-        context = _Context(caption, graph, phrases(graph, caption))
+        context = RewriteContext(caption, graph, phrases(graph, caption))
         out: list[Negative] = []
         wanted = self.per_type * self.spares
         for kind in self.types:
             rng = _LazyRandom(self.seed, key, kind)
-            make = getattr(self, "_" + kind.replace("-", "_"))
+            make = negative_type(kind).make
             texts = {caption_key(caption)}
             found = 0
             for _ in range(self.max_tries * wanted):
                 if found >= wanted:
                     break
-                made = make(context, rng)
+                made = make(self, context, rng)
                 if made is False:
                     break  # the caption offers nothing this type can change
                 if made is None:
@@ -228,7 +328,7 @@ class Rewriter:
 
     # ------------------------------------------------------------------ evidence
 
-    def _context(self, c: _Context, i: int) -> list[tuple[str, ...]]:
+    def _context(self, c: RewriteContext, i: int) -> list[tuple[str, ...]]:
         """What the caption says about entity ``i`` besides its name: its attributes
         (``("att", word)``) and its relations (``("subj", predicate, object)`` /
         ``("obj", subject, predicate)``). A replacement must be attested for all of it."""
@@ -357,7 +457,7 @@ class Rewriter:
 
     # ------------------------------------------------------------------ types
 
-    def _replace_obj(self, c: _Context, rng: random.Random) -> _Made:
+    def _replace_obj(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = c.entities_with_phrase()
         if not choices:
             return False
@@ -386,7 +486,7 @@ class Rewriter:
         graph.entities[i].name = pluralize(word) if is_plural(entity.name, morphy) else word
         return fix_articles(c.caption, [Edit(head[0], head[1], old, new)]), graph
 
-    def _cached(self, key: tuple[Any, ...], build: Callable[[], Any], c: _Context) -> Any:
+    def _cached(self, key: tuple[Any, ...], build: Callable[[], Any], c: RewriteContext) -> Any:
         """A per-caption cache: candidate pools are built once per caption and slot."""
         if key not in c.cache:
             c.cache[key] = build()
@@ -404,7 +504,7 @@ class Rewriter:
             return pool
         return [(w, n) for w, n in seen.items() if attribute_category(w) == category]
 
-    def _replace_att(self, c: _Context, rng: random.Random) -> _Made:
+    def _replace_att(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = [
             (i, j)
             for i, e in enumerate(c.graph.entities)
@@ -434,7 +534,7 @@ class Rewriter:
         graph.entities[i].attributes[j].text = word
         return fix_articles(c.caption, [Edit(start, end, old, copy_case(old, word))]), graph
 
-    def _replace_rel(self, c: _Context, rng: random.Random) -> _Made:
+    def _replace_rel(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = [
             k
             for k, r in enumerate(c.graph.relations)
@@ -484,7 +584,7 @@ class Rewriter:
         graph.relations[k].predicate = word
         return fix_articles(c.caption, [Edit(start, end, old, copy_case(old, new))]), graph
 
-    def _swap_obj(self, c: _Context, rng: random.Random) -> _Made:
+    def _swap_obj(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = self._cached(("swap-obj",), lambda: self._swap_obj_choices(c), c)
         if not choices:
             return False
@@ -493,7 +593,7 @@ class Rewriter:
             return self._exchange_phrases(c, a, b)
         return self._reverse_relation(c, a)
 
-    def _swap_obj_choices(self, c: _Context) -> list[tuple[str, int, int]]:
+    def _swap_obj_choices(self, c: RewriteContext) -> list[tuple[str, int, int]]:
         """``("parallel", i, j)``: two objects of one kind whose places carry different
         relations; ``("reverse", k, -1)``: relation ``k`` with its ends exchanged, only where
         the reversed relation is attested (``a cake cutting a woman`` is not)."""
@@ -566,13 +666,13 @@ class Rewriter:
         new = "subject" if r.subject in moved else "object"
         return self.vocab.relation_plausible(subject, r.predicate, obj, new=new)
 
-    def _same_roles(self, c: _Context, i: int, j: int) -> bool:
+    def _same_roles(self, c: RewriteContext, i: int, j: int) -> bool:
         """Whether ``i`` and ``j`` are both subjects, or both objects, of some relation."""
         subjects = {r.subject for r in c.graph.relations}
         objects = {r.object for r in c.graph.relations}
         return (i in subjects and j in subjects) or (i in objects and j in objects)
 
-    def _exchange_phrases(self, c: _Context, i: int, j: int) -> _Made:
+    def _exchange_phrases(self, c: RewriteContext, i: int, j: int) -> Made:
         first, second = sorted([i, j], key=lambda e: c.phrases[e].start)  # type: ignore[union-attr]
         p1, p2 = c.phrases[first], c.phrases[second]
         assert p1 is not None and p2 is not None
@@ -585,7 +685,7 @@ class Rewriter:
         edits += _agreement(c, p2, c.plural(second), c.plural(first))
         return edits, _swap_entities(c.graph, first, second)
 
-    def _reverse_relation(self, c: _Context, k: int) -> _Made:
+    def _reverse_relation(self, c: RewriteContext, k: int) -> Made:
         r = c.graph.relations[k]
         first, second = sorted([c.phrases[r.subject], c.phrases[r.object]], key=lambda p: p.start)  # type: ignore[arg-type, return-value]
         t1, t2 = first.text(c.caption), second.text(c.caption)
@@ -609,7 +709,7 @@ class Rewriter:
         graph.relations[k] = Relation(r.object, r.predicate, r.subject, r.span)
         return edits, graph
 
-    def _swap_att(self, c: _Context, rng: random.Random) -> _Made:
+    def _swap_att(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = self._cached(("swap-att",), lambda: self._swap_att_choices(c), c)
         if not choices:
             return False
@@ -630,7 +730,7 @@ class Rewriter:
         graph.entities[j].attributes[y].text = ax.text
         return fix_articles(c.caption, edits), graph
 
-    def _swap_att_choices(self, c: _Context) -> list[tuple[Any, ...]]:
+    def _swap_att_choices(self, c: RewriteContext) -> list[tuple[Any, ...]]:
         """Attribute pairs of two objects that can change places (same category, or across
         categories where each object has no other attribute before its noun and each is
         attested with the other's attribute), and pairs of objects with different counts."""
@@ -649,7 +749,7 @@ class Rewriter:
                     out.append(("count", i, j))
         return out
 
-    def _attributes_swap(self, c: _Context, i: int, x: int, j: int, y: int) -> bool:
+    def _attributes_swap(self, c: RewriteContext, i: int, x: int, j: int, y: int) -> bool:
         a, b = c.graph.entities[i], c.graph.entities[j]
         ax, by = a.attributes[x], b.attributes[y]
         if not (valid_span(ax.span, c.caption) and valid_span(by.span, c.caption)):
@@ -687,7 +787,7 @@ class Rewriter:
         least = MIN_CANDIDATE_COUNT if total >= USUAL_EVIDENCE else 1
         return n >= least and n >= MIN_ATTRIBUTE_SHARE * total
 
-    def _counts_swap(self, c: _Context, i: int, j: int) -> bool:
+    def _counts_swap(self, c: RewriteContext, i: int, j: int) -> bool:
         """Counts swap between parallel objects (``two giraffes and a zebra``), not the two
         ends of one relation: ``two people on a mountain`` → ``a person on two mountains``
         and ``a lamp with two lights`` → ``two lamps with a light`` are odd scenes."""
@@ -696,7 +796,7 @@ class Rewriter:
         ci, cj = _count_of(c, i), _count_of(c, j)
         return ci is not None and cj is not None and ci[0] != cj[0]
 
-    def _swap_counts(self, c: _Context, i: int, j: int) -> _Made:
+    def _swap_counts(self, c: RewriteContext, i: int, j: int) -> Made:
         """``Two giraffes and a zebra`` → ``A giraffe and two zebras``: each object takes the
         other's number, nouns, articles and copulas agree."""
         (ni, si), (nj, sj) = _count_of(c, i), _count_of(c, j)  # type: ignore[misc]
@@ -730,7 +830,7 @@ class Rewriter:
             entity.name = pluralize(base) if new_n > 1 else base
         return edits, graph
 
-    def _add_obj(self, c: _Context, rng: random.Random) -> _Made:
+    def _add_obj(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = self._cached(("add-obj",), lambda: self._add_obj_anchors(c), c)
         if not choices:
             return False
@@ -776,7 +876,7 @@ class Rewriter:
                 graph.relations.append(Relation(r.subject, r.predicate, new))
         return edits, graph
 
-    def _add_obj_anchors(self, c: _Context) -> list[int]:
+    def _add_obj_anchors(self, c: RewriteContext) -> list[int]:
         """Noun phrases a coordinated object can follow: any phrase whose head is not the
         first part of a compound or possessive, and not a subject whose verb would then
         disagree (``a man rides`` → ``a man and a woman rides``)."""
@@ -826,7 +926,7 @@ class Rewriter:
             self._categories[key] = frozenset(attribute_category(w) for w in seen)
         return self._categories[key]
 
-    def _add_att(self, c: _Context, rng: random.Random) -> _Made:
+    def _add_att(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = self._cached(("add-att",), lambda: self._add_att_choices(c), c)
         if not choices:
             return False
@@ -859,7 +959,7 @@ class Rewriter:
         graph.entities[i].attributes.append(Attribute(word, kind=category))
         return fix_articles(c.caption, edits), graph
 
-    def _add_att_choices(self, c: _Context) -> list[tuple[int, str, list[tuple[str, int]]]]:
+    def _add_att_choices(self, c: RewriteContext) -> list[tuple[int, str, list[tuple[str, int]]]]:
         """``(entity, category, pool)`` for each noun phrase and category an attribute can be
         added in. Real captions rarely stack modifiers, and the additions a reader can check
         in an image are colours, materials and shapes (an added ``large`` or ``old`` is often
@@ -902,7 +1002,7 @@ class Rewriter:
             out += options
         return out
 
-    def _count(self, c: _Context, rng: random.Random) -> _Made:
+    def _count(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = []
         for i, entity in enumerate(c.graph.entities):
             phrase = c.phrases[i]
@@ -971,13 +1071,11 @@ class _LazyRandom:
         return getattr(self._rng, name)
 
 
-_Made = tuple[list[Edit], SceneGraph] | None | bool
-"""Edits and edited graph; ``None``: this attempt failed; ``False``: no attempt can work."""
-
-
 @dataclass
-class _Context:
-    """A caption being rewritten: text, graph and the phrase of each entity."""
+class RewriteContext:
+    """A caption being rewritten, as a negative type's maker sees it: the caption, its graph
+    (with spans into it), the phrase of each entity (``None`` where it has no span), and a
+    per-caption cache for candidate pools (``Rewriter._cached``)."""
 
     caption: str
     graph: SceneGraph
@@ -1094,7 +1192,7 @@ def _swap_entities(graph: SceneGraph, i: int, j: int) -> SceneGraph:
     return out
 
 
-def _has_outside_attributes(c: _Context, i: int) -> bool:
+def _has_outside_attributes(c: RewriteContext, i: int) -> bool:
     """Whether an attribute of entity ``i`` stands outside its noun phrase (``a man wearing
     yellow``): moving the phrase would leave it behind."""
     phrase = c.phrases[i]
@@ -1107,7 +1205,7 @@ def _has_outside_attributes(c: _Context, i: int) -> bool:
     )
 
 
-def _pre_head(c: _Context, i: int) -> list[Attribute]:
+def _pre_head(c: RewriteContext, i: int) -> list[Attribute]:
     """The attributes written before entity ``i``'s noun, counts left out."""
     phrase = c.phrases[i]
     if phrase is None:
@@ -1121,7 +1219,7 @@ def _pre_head(c: _Context, i: int) -> list[Attribute]:
     ]
 
 
-def _count_of(c: _Context, i: int) -> tuple[int, tuple[int, int]] | None:
+def _count_of(c: RewriteContext, i: int) -> tuple[int, tuple[int, int]] | None:
     """Entity ``i``'s number and the span of the word that states it (a numeral, or the
     article ``a``/``an`` of a singular noun); ``None`` when no word states it."""
     phrase = c.phrases[i]
@@ -1136,7 +1234,7 @@ def _count_of(c: _Context, i: int) -> tuple[int, tuple[int, int]] | None:
     return None
 
 
-def _agreement(c: _Context, phrase: Phrase, was_plural: bool, now_plural: bool) -> list[Edit]:
+def _agreement(c: RewriteContext, phrase: Phrase, was_plural: bool, now_plural: bool) -> list[Edit]:
     """Copula edits for a noun phrase whose number changed: ``is`` after it, ``there is``
     before it."""
     if was_plural == now_plural:
@@ -1195,7 +1293,7 @@ def _first_class(noun: str) -> str:
     return str(synsets[0].lexname()) if synsets else ""
 
 
-def _bound_slot(c: _Context, i: int) -> bool:
+def _bound_slot(c: RewriteContext, i: int) -> bool:
     """Whether entity ``i``'s phrase sits where another noun phrase cannot take its place
     in a swap: a possessor (``the train 's platform``), either side of ``of`` (``body of
     water``, ``bits of ice``), or a body part (``camera in hand``: a hand is not a woman)."""
@@ -1322,3 +1420,18 @@ def _lowerable(text: str) -> bool:
     """Whether ``text`` starts with a capitalised word that is not an acronym (``A red``)."""
     first = text.split(" ", 1)[0]
     return first[:1].isupper() and not (len(first) > 1 and first.isupper())
+
+
+# The built-in types, registered the way a new one is (docs/extending.md): output order.
+for _spec in (
+    NegativeType("replace-obj", Rewriter._replace_obj, "replace", "an object → another noun"),
+    NegativeType("replace-att", Rewriter._replace_att, "replace", "an attribute → a contrast"),
+    NegativeType("replace-rel", Rewriter._replace_rel, "replace", "a predicate → another attested"),
+    NegativeType("swap-obj", Rewriter._swap_obj, "swap", "two objects exchange places"),
+    NegativeType("swap-att", Rewriter._swap_att, "swap", "two objects exchange attributes"),
+    NegativeType("add-obj", Rewriter._add_obj, "add", "a new object conjoined to a noun phrase"),
+    NegativeType("add-att", Rewriter._add_att, "add", "an attribute the object lacks"),
+    NegativeType("count", Rewriter._count, "other", "a numeral changes"),
+):
+    register_negative_type(_spec)
+del _spec

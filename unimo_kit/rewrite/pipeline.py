@@ -40,7 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unimo_kit.data.records import caption_id, caption_key
-from unimo_kit.rewrite.negatives import NEGATIVE_TYPES, CandidateFilter, Rewriter
+from unimo_kit.rewrite.negatives import (
+    CandidateFilter,
+    Rewriter,
+    check_negative_types,
+    negative_types,
+)
 from unimo_kit.rewrite.vocab import Vocabulary
 from unimo_kit.utils import (
     ErrorReport,
@@ -63,7 +68,8 @@ _SCENE_SPARES = 4  # TF-IDF neighbours fetched per wanted sentence negative when
 class RewriteConfig:
     """Options of the rewrite stage (the CLI builds one from its flags)."""
 
-    types: tuple[str, ...] = NEGATIVE_TYPES  # hard-negative types to make
+    # hard-negative types to make (default: every registered one, see register_negative_type)
+    types: tuple[str, ...] = field(default_factory=negative_types)
     per_type: int = 1  # at most this many negatives per type and caption
     seed: int = 0  # global seed; per-caption seeds derive from it and the caption id
     positives: bool = True  # make graph positives and same-image positives
@@ -89,9 +95,8 @@ class RewriteConfig:
     graph_memory: int = 256 * 2**20  # bytes of pass-1 graphs kept in RAM; more go to a file
 
     def __post_init__(self) -> None:
-        unknown = set(self.types) - set(NEGATIVE_TYPES)
-        if unknown:
-            raise ValueError(f"unknown negative type(s) {sorted(unknown)}; use {NEGATIVE_TYPES}")
+        self.types = tuple(self.types)  # a snapshot (NEGATIVE_TYPES is a live view)
+        check_negative_types(self.types)
         if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {self.output_format!r}")
         if self.per_type < 0 or self.sentence_negatives < 0 or self.workers < 1:
