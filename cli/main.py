@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "index": "index:index",
     "features": "features:features",
     "train": "train:train",
+    "finetune-clip": "finetune:finetune_clip",
     "eval": "eval:eval_group",
     "export": "export:export",
     "demo": "demo:demo",

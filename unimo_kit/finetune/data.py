@@ -1,0 +1,149 @@
+"""Training batches for CLIP fine-tuning, from the hard-negative generator, with a position a
+checkpoint can record.
+
+:class:`PairBatches` walks :class:`~unimo_kit.generators.HardNegativeDataset` epoch by epoch
+in the seeded order of :class:`~unimo_kit.generators.ShardedIterable` (this rank's share,
+ranks cut to equal length), ``batch_size`` items a batch, and counts the batches it has
+handed out in the current epoch. A resumed run starts the epoch at that batch without
+building the items before it, and every item is the same whatever the number of DataLoader
+workers (each draw comes from ``(seed, epoch, item id)``). Over ``unimo export`` shards
+(:class:`~unimo_kit.generators.WebDatasetHardNegatives`, a stream) the skipped batches are
+read and dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from unimo_kit.finetune.config import FinetuneConfig
+from unimo_kit.utils import derive_seed
+
+
+def build_dataset(
+    config: FinetuneConfig,
+    transform: Callable[[Any], Any],
+    tokenizer: Any,
+    rank: int,
+    world_size: int,
+) -> Any:
+    """The generator of ``config``'s data: over pairs.jsonl (map-style) or shards (a stream).
+
+    Raises:
+        FileNotFoundError: a data file is missing.
+        ValueError: no usable pairs.
+    """
+    from unimo_kit.generators import HardNegativeDataset, WebDatasetHardNegatives
+
+    common = dict(
+        transform=transform,
+        tokenizer=tokenizer,
+        num_negatives=config.num_negatives,
+        type_mix=config.type_mix,
+        num_positives=config.num_positives,
+        seed=config.seed,
+    )
+    if config.shards is not None:
+        return WebDatasetHardNegatives(config.shards, rank=rank, world_size=world_size, **common)
+    return HardNegativeDataset(
+        config.pairs,
+        config.rewrites,
+        config.retrieved,
+        sentence_negatives=config.sentence_negatives,
+        retrieved_negatives=config.retrieved_negatives,
+        split=config.split,
+        on_the_fly=config.on_the_fly and config.num_negatives + config.num_positives > 0,
+        **common,
+    )
+
+
+class PairBatches:
+    """An endless stream of collated batches of one rank, resumable at any batch.
+
+    Args:
+        dataset: a map-style generator dataset (``set_epoch``, ``collate``) or a stream
+            (``IterableDataset`` with ``set_epoch`` and ``collate``).
+        batch_size: items per batch (the last, incomplete batch of an epoch is dropped).
+        seed: seed of the order.
+        rank, world_size: this process in a distributed run.
+        num_workers: DataLoader workers.
+        pin_memory: pin batches (CUDA).
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        *,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.epoch = 0  # the epoch being read
+        self.batch = 0  # batches of it handed out
+        self.streaming = isinstance(dataset, IterableDataset)
+        if not self.streaming and not self.epoch_batches(0):
+            raise ValueError(
+                f"{len(dataset)} items make no batch of {batch_size} on each of {world_size} "
+                "process(es): lower batch_size"
+            )
+
+    def state_dict(self) -> dict[str, int]:
+        """The position: ``{"epoch", "batch"}``."""
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of ``epoch`` (map-style datasets): lists of item indices."""
+        from unimo_kit.generators import ShardedIterable
+
+        order = ShardedIterable(
+            self.dataset, seed=self.seed, rank=self.rank, world_size=self.world_size, even=True
+        )
+        order.set_epoch(epoch)
+        indices = order.indices()
+        full = len(indices) // self.batch_size * self.batch_size
+        return [indices[i : i + self.batch_size] for i in range(0, full, self.batch_size)]
+
+    def _loader(self, epoch: int) -> Iterator[dict[str, Any]]:
+        self.dataset.set_epoch(epoch)  # before the loader copies the dataset to its workers
+        common = dict(
+            collate_fn=self.dataset.collate,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            generator=torch.Generator().manual_seed(derive_seed(self.seed, "loader", epoch)),
+        )
+        if self.streaming:
+            loader = DataLoader(self.dataset, batch_size=self.batch_size, drop_last=True, **common)
+            batches = iter(loader)
+            for _ in range(self.batch):  # a stream cannot seek: read and drop
+                next(batches)
+            return batches
+        remaining = self.epoch_batches(epoch)[self.batch :]
+        return iter(DataLoader(self.dataset, batch_sampler=remaining, **common))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            empty = True
+            for batch in self._loader(self.epoch):
+                empty = False
+                self.batch += 1
+                yield batch
+            if empty and self.batch == 0:
+                raise ValueError(
+                    f"rank {self.rank}: epoch {self.epoch} gave no batch of {self.batch_size}"
+                )
+            self.epoch, self.batch = self.epoch + 1, 0
