@@ -1,9 +1,17 @@
-"""SceneChecker: captions of other images judged against a gold scene."""
+"""SceneChecker (the synthetic world's Verifier) and CaptionVerifier: captions of other images
+judged against a gold scene, with the parser the caller passes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
+from unimo_kit.data.scene_graph import SceneGraph
 from unimo_kit.data.synth import Scene, SceneObject
 from unimo_kit.data.synth.verify import SceneChecker
+from unimo_kit.rewrite.verify import CaptionVerifier, Verifier, load_verifier
 
 
 class CountingParser:
@@ -27,9 +35,18 @@ def _scene() -> Scene:
     return Scene(id="s", width=224, height=224, objects=[pink_heart, blue_square])
 
 
+def test_scene_checker_is_a_graph_verifier():
+    checker = SceneChecker({"s": _scene()})
+    assert isinstance(checker, Verifier)
+    assert "s" in checker and "other" not in checker
+    assert checker.holds("s", SceneGraph.from_factual("( heart , is , pink )"))
+    assert not checker.holds("s", SceneGraph.from_factual("( heart , is , blue )"))
+    assert not checker.holds("s", SceneGraph.from_factual("( heart , right of , square )"))
+
+
 def test_true_and_false_captions_and_parse_cache():
     parser = CountingParser()
-    checker = SceneChecker({"s": _scene()}, parser=parser)
+    checker = CaptionVerifier(SceneChecker({"s": _scene()}), parser.parse_each)
     items = [
         ("s", "there is a pink heart"),
         ("s", "a pink heart to the left of a blue square"),
@@ -46,7 +63,7 @@ def test_true_and_false_captions_and_parse_cache():
 
 def test_keep_false_is_ordered_lazy_and_one_per_group():
     parser = CountingParser()
-    checker = SceneChecker({"s": _scene()}, parser=parser)
+    checker = CaptionVerifier(SceneChecker({"s": _scene()}), parser.parse_each)
     candidates = [
         ("a", "a pink heart"),  # true
         ("b", "a blue heart"),
@@ -58,7 +75,55 @@ def test_keep_false_is_ordered_lazy_and_one_per_group():
     ]
     kept = checker.keep_false("s", candidates, 2, text=lambda c: c[1], group=lambda c: c[0])
     assert kept == [("b", "a blue heart"), ("d", "a blue square to the left of a pink heart")]
-    lazy = SceneChecker({"s": _scene()}, parser=CountingParser())
+    counting = CountingParser()
+    lazy = CaptionVerifier(SceneChecker({"s": _scene()}), counting.parse_each)
     assert lazy.keep_false("s", candidates, 1, text=lambda c: c[1], batch=2) == [candidates[1]]
-    assert len(lazy._parser.parsed) == 2  # the second batch was never needed
+    assert len(counting.parsed) == 2  # the second batch was never needed
     assert checker.keep_false("other", candidates, 3, text=lambda c: c[1]) == candidates[:3]
+
+
+class OnlyDogs:
+    """A verifier that is not the synthetic world: image "d" shows a dog and nothing else."""
+
+    def __contains__(self, pair_id):
+        return pair_id == "d"
+
+    def holds(self, pair_id, graph):
+        return {e.name for e in graph.entities} <= {"dog"}
+
+
+def test_any_verifier_and_a_failing_parse():
+    def parse(texts):
+        return [ValueError("bad") if t == "???" else SceneGraph.from_factual(t) for t in texts]
+
+    checker = CaptionVerifier(OnlyDogs(), parse)
+    assert isinstance(OnlyDogs(), Verifier)
+    items = [("d", "( dog )"), ("d", "( cat )"), ("d", "???"), ("x", "( dog )")]
+    assert checker.true_of(items) == [True, False, True, False]  # a failed parse is not safe
+
+
+def test_load_verifier_reads_scenes(tmp_path):
+    from unimo_kit.data.synth import generate_world, load_scenes
+
+    world = generate_world(tmp_path, seed=0, n_images=2, captions_per_image=1, progress=False)
+    verifier = load_verifier(world.scenes)
+    assert isinstance(verifier, SceneChecker) and "syn-000000" in verifier
+    assert verifier.scenes == load_scenes(world.scenes)
+    assert load_verifier(None) is None
+
+
+def test_deprecated_text_methods_still_work():
+    checker = SceneChecker({"s": _scene()}, parser=CountingParser())
+    assert checker.true_of([("s", "a pink heart"), ("s", "a blue heart")]) == [True, False]
+    bare = SceneChecker({"s": _scene()})
+    with pytest.warns(DeprecationWarning, match="CaptionVerifier"):
+        assert bare.keep_false("s", ["a pink heart", "a blue heart"], 1) == ["a blue heart"]
+
+
+def test_the_synth_module_imports_nothing_from_rewrite():
+    code = (
+        "import sys, unimo_kit.data.synth.verify; "
+        "print([m for m in sys.modules if m.startswith('unimo_kit.rewrite')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

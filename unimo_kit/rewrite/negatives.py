@@ -210,9 +210,11 @@ class Negative:
         return {"type": self.type, "text": self.text, "edits": [e.to_dict() for e in self.edits]}
 
 
-Verifier = Callable[[SceneGraph], bool]
+GraphCheck = Callable[[SceneGraph], bool]
 """Says whether a candidate negative's graph is TRUE of the sample's image (then it is
-dropped). Only possible with gold scenes, e.g. the synthetic world's ``satisfies``."""
+dropped). Only possible with gold knowledge of the image: the stage passes
+``functools.partial(verifier.holds, pair_id)`` of a :class:`~unimo_kit.rewrite.verify.Verifier`
+(``--scenes``)."""
 
 
 class Rewriter:
@@ -265,7 +267,7 @@ class Rewriter:
     # ------------------------------------------------------------------ public API
 
     def negatives(
-        self, caption: str, graph: SceneGraph, key: str, *, verify: Verifier | None = None
+        self, caption: str, graph: SceneGraph, key: str, *, verify: GraphCheck | None = None
     ) -> list[dict[str, Any]]:
         """Hard negatives of ``caption`` as JSON-ready records (see module doc).
 
@@ -274,7 +276,7 @@ class Rewriter:
             graph: its scene graph with spans (from :class:`SceneGraphParser`).
             key: a stable id of the caption (``"<pair_id>#<caption_index>"``), for the seed.
             verify: optional check that rejects negatives true of the image (see
-                :data:`Verifier`).
+                :data:`GraphCheck`).
 
         Returns:
             ``[{"type", "text", "edits"}]``, types in :data:`NEGATIVE_TYPES` order.
@@ -282,13 +284,13 @@ class Rewriter:
         return [n.to_dict() for n in self.make(caption, graph, key, verify=verify)]
 
     def make(
-        self, caption: str, graph: SceneGraph, key: str, *, verify: Verifier | None = None
+        self, caption: str, graph: SceneGraph, key: str, *, verify: GraphCheck | None = None
     ) -> list[Negative]:
         """Like :meth:`negatives`, returning :class:`Negative` objects with edited graphs."""
         return select(self.candidates(caption, graph, key, verify=verify), self.per_type)
 
     def candidates(
-        self, caption: str, graph: SceneGraph, key: str, *, verify: Verifier | None = None
+        self, caption: str, graph: SceneGraph, key: str, *, verify: GraphCheck | None = None
     ) -> list[Negative]:
         """Up to ``per_type * spares`` distinct candidate negatives per type, in draw order
         (types in :data:`NEGATIVE_TYPES` order). :func:`select` keeps the first ``per_type``

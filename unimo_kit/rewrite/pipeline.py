@@ -30,6 +30,7 @@ rewrites, so every caption of a valid record has exactly one line.
 from __future__ import annotations
 
 import collections
+import functools
 import multiprocessing
 import os
 import pickle
@@ -328,9 +329,9 @@ def _init_worker(config: RewriteConfig, vocab: Vocabulary | None) -> None:
         parse = _STATE["parser"].parse_each if config.roundtrip else None
         _STATE["filter"] = CandidateFilter(parse, scorer)
     if config.scenes:
-        from unimo_kit.data.synth import load_scenes
+        from unimo_kit.rewrite.verify import load_verifier
 
-        _STATE["scenes"] = load_scenes(config.scenes, strict=False)
+        _STATE["verifier"] = load_verifier(config.scenes)
     if config.back_translation:
         from unimo_kit.rewrite.backtranslate import BackTranslator
 
@@ -433,12 +434,9 @@ def _caption_draft(
         if translation and caption_key(translation) not in seen:
             positives.append(Positive("back-translation", translation))
     verify = None
-    scenes = _STATE.get("scenes")
-    if scenes is not None and item.pair_id in scenes:
-        from unimo_kit.data.synth import satisfies
-
-        scene = scenes[item.pair_id]
-        verify = lambda g: satisfies(scene, g)  # noqa: E731
+    verifier = _STATE.get("verifier")  # gold knowledge of the images (--scenes), if any
+    if verifier is not None and item.pair_id in verifier:
+        verify = functools.partial(verifier.holds, item.pair_id)
     negatives = _STATE["rewriter"].candidates(item.caption, graph, item.id, verify=verify)
     line.update(positives=[], negatives=[], sentence_negatives=[])
     return line, negatives, positives
@@ -864,13 +862,13 @@ def _keep_false_sentence_negatives(lines: list[dict[str, Any]], k: int) -> None:
     is often true of this one too (in the synthetic world "there is a pink heart" describes
     many images); training would push a true caption away from its image. Lines of images
     without a gold scene keep their first ``k``. Without scenes nothing is done."""
-    scenes = _STATE.get("scenes")
-    if scenes is None:
+    verifier = _STATE.get("verifier")
+    if verifier is None:
         return
-    from unimo_kit.data.synth.verify import SceneChecker
+    from unimo_kit.rewrite.verify import CaptionVerifier
 
     if "checker" not in _STATE:
-        _STATE["checker"] = SceneChecker(scenes, parser=_STATE["parser"])
+        _STATE["checker"] = CaptionVerifier(verifier, _STATE["parser"].parse_each)
     checker = _STATE["checker"]
     lines = [line for line in lines if line.get("sentence_negatives")]
     # parse the likely candidates of the whole chunk in one batch; keep_false looks them up
