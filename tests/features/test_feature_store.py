@@ -170,3 +170,30 @@ def test_chunks_of_another_kind_are_refused_when_opening(tmp_path):
         FeatureStore(tmp_path / "a")
     target.unlink()
     assert len(FeatureStore(tmp_path / "a")) == 2
+
+
+def test_the_store_keeps_its_kind_in_the_resume_manifest(tmp_path):
+    import json
+
+    FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 8}, dtype="float32").close()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["stage"] == "features" and manifest["inputs"] == {}
+    assert manifest["settings"] == json.loads((tmp_path / "meta.json").read_text())
+    # the manifest decides, not meta.json (which only describes the store to readers)
+    (tmp_path / "meta.json").write_text(json.dumps({**manifest["settings"], "dim": 9}))
+    FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 8}, dtype="float32").close()
+    with pytest.raises(ValueError, match=r"another kind \(dtype: \"float32\" -> \"float16\"\)"):
+        FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 8})
+
+
+def test_a_store_from_before_the_manifest_is_read_once_from_its_meta(tmp_path):
+    import json
+
+    FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 8}).close()
+    (tmp_path / "manifest.json").unlink()  # as an older unimo_kit left it: meta.json only
+    meta = (tmp_path / "meta.json").read_bytes()
+    with pytest.raises(ValueError, match=r"another kind \(dim: 8 -> 4\)"):
+        FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 4})
+    assert json.loads((tmp_path / "manifest.json").read_text())["settings"]["dim"] == 8
+    FeatureStoreWriter(tmp_path, {"extractor": "a", "dim": 8}).close()
+    assert (tmp_path / "meta.json").read_bytes() == meta  # kept: readers need it

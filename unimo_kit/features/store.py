@@ -4,6 +4,7 @@ Layout of a store folder (docs/formats.md, "Features store")::
 
     FEATURES/
       meta.json                               extractor, dim, tokens per image, dtype, ...
+      manifest.json                           the resume manifest (unimo_kit.utils.manifest)
       chunks/s0of1-000000.safetensors         one chunk = a few hundred images, written atomically
       chunks/s0of1-000001.safetensors
       ...
@@ -39,6 +40,14 @@ from typing import Any
 import numpy as np
 
 from unimo_kit.utils import Shard, atomic_write
+from unimo_kit.utils.manifest import (
+    Manifest,
+    ManifestMismatch,
+    check_or_write,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
 
 FORMAT = "unimo-features"
 VERSION = 1
@@ -46,6 +55,8 @@ CHUNK_PATTERN = re.compile(r"^s(\d+)of(\d+)-(\d{6})\.safetensors$")
 
 #: meta.json keys that must agree between a run and the store it resumes or adds a shard to.
 COMPATIBLE_KEYS = ("extractor", "dim", "dtype", "has_class_probs", "num_classes")
+#: The stage named in the store's resume manifest (``FEATURES/manifest.json``).
+MANIFEST_STAGE = "features"
 
 
 @dataclass
@@ -246,6 +257,54 @@ def _same(key: str, stored: Any, wanted: Any) -> bool:
     return Path(stored[len(prefix) :]).resolve() == Path(wanted[len(prefix) :]).resolve()
 
 
+def write_chunk(
+    target: str | os.PathLike,
+    items: list[tuple[str, VisualFeatures]],
+    dtype: np.dtype | str,
+    class_probs: bool,
+) -> None:
+    """Write ``items`` as one chunk file (the format above) atomically: serialised in
+    memory, then ``.tmp``, fsync and rename, so it gets the umask's permissions
+    (safetensors' ``save_file`` would make it 0600) and survives a power loss whole."""
+    from safetensors.numpy import save
+
+    ids = [image_id for image_id, _ in items]
+    values = [item for _, item in items]
+    counts = [len(item.feats) for item in values]
+    tensors = {
+        "feats": np.ascontiguousarray(np.concatenate([i.feats for i in values]), dtype),
+        "boxes": np.ascontiguousarray(np.concatenate([i.boxes for i in values]), np.float32),
+        "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+    }
+    if class_probs:
+        tensors["class_probs"] = np.concatenate([i.class_probs for i in values]).astype(np.float32)
+    data = save(tensors, metadata={"ids": json.dumps(ids)})
+    with atomic_write(target, "wb") as handle:
+        handle.write(data)
+
+
+def read_chunk(path: str | os.PathLike) -> list[tuple[str, VisualFeatures]]:
+    """Every ``(image id, features)`` of one chunk file, in chunk order, with the arrays as
+    stored (``feats`` in the chunk's dtype)."""
+    from safetensors.numpy import load_file
+
+    ids, _ = _read_index(Path(path))
+    tensors = load_file(str(path))
+    offsets = tensors["offsets"]
+    probs = tensors.get("class_probs")
+    return [
+        (
+            image_id,
+            VisualFeatures(
+                tensors["feats"][offsets[k] : offsets[k + 1]],
+                tensors["boxes"][offsets[k] : offsets[k + 1]],
+                None if probs is None else probs[offsets[k] : offsets[k + 1]],
+            ),
+        )
+        for k, image_id in enumerate(ids)
+    ]
+
+
 class FeatureStoreWriter:
     """Append images to a store in chunks; resumable and shardable.
 
@@ -307,22 +366,40 @@ class FeatureStoreWriter:
         self.written = 0
 
     def _check_or_write_meta(self) -> None:
+        """Refuse a store of another kind (:data:`COMPATIBLE_KEYS`), whether or not this run
+        resumes: shards share the folder, so ``--no-resume`` is no way out. The record is the
+        store's resume manifest (``FEATURES/manifest.json``, :mod:`unimo_kit.utils.manifest`);
+        a store made before it has only ``meta.json``, which is read once into one (and
+        stays: it describes the store to readers)."""
+        path = manifest_path(self.path, folder=True)
         meta_path = self.path / "meta.json"
-        if meta_path.exists():
+        wanted = Manifest(MANIFEST_STAGE, dict(self.meta))
+        if not path.is_file() and meta_path.is_file():
             old = json.loads(meta_path.read_text(encoding="utf-8"))
-            diff = {k: (old.get(k), self.meta.get(k)) for k in COMPATIBLE_KEYS}
-            diff = {k: v for k, v in diff.items() if not _same(k, v[0], v[1])}
-            if diff:
-                details = ", ".join(
-                    f"{k}: store has {a!r}, this run {b!r}" for k, (a, b) in diff.items()
-                )
-                raise ValueError(
-                    f"{self.path} holds features of another kind ({details}); use another "
-                    f"output folder, or remove {self.path} to start it afresh"
-                )
-            return
-        with atomic_write(meta_path) as handle:
-            handle.write(json.dumps(self.meta, indent=2) + "\n")
+            write_manifest(path, Manifest(MANIFEST_STAGE, old))
+        saved = read_manifest(path)
+        if saved is not None:  # an import: folder named otherwise (relative, as typed)
+            name = saved.settings.get("extractor")
+            if _same("extractor", name, self.meta.get("extractor")):
+                wanted.settings["extractor"] = name
+        try:
+            check_or_write(
+                path,
+                wanted,
+                resume=True,
+                has_output=path.is_file(),
+                output=self.path,
+                keys=COMPATIBLE_KEYS,
+            )
+        except ManifestMismatch:
+            diff = wanted.differences(saved, COMPATIBLE_KEYS)
+            raise ValueError(
+                f"{self.path} holds features of another kind ({'; '.join(diff)}); use another "
+                f"output folder, or remove {self.path} to start it afresh"
+            ) from None
+        if not meta_path.is_file():
+            with atomic_write(meta_path) as handle:
+                handle.write(json.dumps(self.meta, indent=2) + "\n")
 
     def add(
         self,
@@ -360,29 +437,10 @@ class FeatureStoreWriter:
         """Write the queued images as one chunk (atomic: ``.tmp``, fsync, then rename)."""
         if not self._pending:
             return
-        from safetensors.numpy import save
-
-        ids = [image_id for image_id, _ in self._pending]
-        items = [item for _, item in self._pending]
-        counts = [len(item.feats) for item in items]
-        tensors = {
-            "feats": np.ascontiguousarray(np.concatenate([i.feats for i in items]), self.dtype),
-            "boxes": np.ascontiguousarray(np.concatenate([i.boxes for i in items]), np.float32),
-            "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        }
-        if self.meta["has_class_probs"]:
-            tensors["class_probs"] = np.concatenate([i.class_probs for i in items]).astype(
-                np.float32
-            )
         target = self.path / "chunks" / f"{self._prefix}{self._next:06d}.safetensors"
-        # Serialised in memory and written through atomic_write (``.tmp``, fsync, rename), so
-        # the chunk gets the umask's permissions (save_file would make it 0600) and survives
-        # a power loss whole.
-        data = save(tensors, metadata={"ids": json.dumps(ids)})
-        with atomic_write(target, "wb") as handle:
-            handle.write(data)
+        write_chunk(target, self._pending, self.dtype, self.meta["has_class_probs"])
         self._next += 1
-        self.written += len(ids)
+        self.written += len(self._pending)
         self._pending = []
 
     def close(self) -> None:
