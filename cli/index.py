@@ -501,6 +501,7 @@ def info_cmd(name, root):
     type=click.Path(exists=True, dir_okay=False),
     help="Gold scenes.jsonl (synthetic world): drop negatives that are true of the pair's image.",
 )
+@_engine_options
 def mine_cmd(
     pairs,
     text_index,
@@ -517,15 +518,22 @@ def mine_cmd(
     no_resume,
     strict,
     scenes,
+    engine,
+    ray_address,
 ):
     """Mine related texts, related images and neighbour-caption hard negatives per pair.
+
+    With --engine ray the pairs still to mine are cut into units of 4 chunks, mined by
+    actors that open the indexes once each, and joined in input order: the output is
+    byte-identical to --engine local, and a killed run resumes from its finished units.
 
     \b
     Example:
       unimo index mine --pairs world/pairs.train.jsonl --text-index texts \\
           --image-index images -o world/retrieved.jsonl -k 5 --negatives 5
     """
-    from unimo_kit.index.mine import MineConfig, mine_with_captions
+    from unimo_kit.engine.mine import run_mine
+    from unimo_kit.index.mine import MineConfig
     from unimo_kit.utils import parse_shard
 
     if not (text_index or image_index or negatives):
@@ -545,7 +553,7 @@ def mine_cmd(
             negative_max_score=max_score,
             chunk_size=chunk_size,
         )
-        stats = mine_with_captions(
+        stats = run_mine(
             pairs,
             output,
             text_index=_folder(root, text_index) if text_index else None,
@@ -556,6 +564,7 @@ def mine_cmd(
             resume=not no_resume,
             strict=strict,
             scenes=scenes,
+            engine=_engine(engine, ray_address),
         )
     except _known_errors() as exc:
         _fail(exc)

@@ -81,7 +81,8 @@ def _distinct_texts(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of ``size`` items (the last one shorter): mining's search batches."""
     chunk: list[Any] = []
     for item in items:
         chunk.append(item)
@@ -280,89 +281,161 @@ def mine(
     Raises:
         MineSettingsError: ``resume`` and ``out_path`` was started with other settings.
     """
-    from unimo_kit.data.readers import read_pairs
-
     config = config or MineConfig()
     out_path = Path(out_path)
-    if config.negatives and negative_index is None:
-        print(
-            "warning: no negative_index, so no hard negatives are mined "
-            "(build_caption_index makes one)",
-            file=sys.stderr,
-        )
-    settings = run_settings(
-        pairs_path,
-        text_index=text_index,
-        image_index=image_index,
-        negative_index=negative_index,
-        config=config,
-        shard=shard,
-        scenes=scenes,
-    )
-    if resume:
-        check_resume(out_path, settings)
-    checker = None
-    if scenes is not None:
-        from unimo_kit.data.synth.verify import SceneChecker
-
-        checker = SceneChecker(scenes)
-    miner = Miner(text_index, image_index, negative_index, config, out_path.parent, checker)
+    run = {
+        "text_index": text_index,
+        "image_index": image_index,
+        "negative_index": negative_index,
+        "config": config,
+        "shard": shard,
+        "scenes": scenes,
+    }
+    settings = start_run(pairs_path, out_path, run, resume=resume)
+    miner = make_miner(run, out_path)
     report = ErrorReport(strict=strict)
-    # one quiet pass: the shard's slice, and the progress bar's total (hence its ETA)
-    quiet = ErrorReport(stream=open(os.devnull, "w"))  # noqa: SIM115
-    total = sum(1 for _ in read_pairs(pairs_path, on_error=quiet))
-    quiet.stream.close()
-    start, stop = shard.bounds(total)
-    stats = {"pairs": 0, "skipped_done": 0, "written": 0, "texts": 0, "images": 0, "negatives": 0}
+    tally = MineTally()
+    total = count_pairs(pairs_path)  # the shard's slice, and the bar's total (hence its ETA)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
+        start, stop = shard.bounds(total)
         bar = tqdm(total=stop - start, desc="mine", unit="pair", file=sys.stderr)
     with ResumableJsonlWriter(out_path, id_key="id", resume=resume) as writer:
         write_json(settings, settings_path(out_path))
 
         def todo() -> Iterator[Any]:
-            for i, pair in enumerate(read_pairs(pairs_path, strict=strict, on_error=report)):
-                if i >= stop:
-                    return
-                if i < start:
-                    continue
-                stats["pairs"] += 1
+            for pair in shard_pairs(pairs_path, shard, total, strict=strict, report=report):
+                tally.pairs += 1
                 if pair.id in writer.done:
-                    stats["skipped_done"] += 1
+                    tally.skipped_done += 1
                     if bar is not None:
                         bar.update(1)
                     continue
                 yield pair
 
-        for chunk in _chunks(todo(), config.chunk_size):
+        for chunk in chunks(todo(), config.chunk_size):
             records = miner.mine(chunk)
             writer.write_many(records)
-            stats["written"] += len(records)
-            for record in records:
-                for key in ("texts", "images", "negatives"):
-                    stats[key] += len(record[key])
+            tally.add(records)
             if bar is not None:
                 bar.update(len(chunk))
     if bar is not None:
         bar.close()
     if report.count:
         print(report.summary(), file=sys.stderr)
+    tally.failed_images = miner.failed_images
+    return tally.counts(report.count)
 
-    def mean(key: str) -> float | None:
-        return stats[key] / stats["written"] if stats["written"] else None
 
-    return {
-        "pairs": stats["pairs"],
-        "skipped_done": stats["skipped_done"],
-        "written": stats["written"],
-        "malformed": report.count,
-        "failed_images": miner.failed_images,
-        "mean_texts": mean("texts"),
-        "mean_images": mean("images"),
-        "mean_negatives": mean("negatives"),
-    }
+@dataclass
+class MineTally:
+    """The counts a mining run reports (:meth:`counts`), added up record by record."""
+
+    pairs: int = 0  # pairs of the shard read
+    skipped_done: int = 0  # of them already in the output
+    written: int = 0  # records written by this run
+    texts: int = 0  # related texts in them
+    images: int = 0  # related images in them
+    negatives: int = 0  # hard negatives in them
+    failed_images: int = 0  # pair images that could not be loaded
+
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
+        """Count written ``retrieved.jsonl`` records."""
+        for record in records:
+            self.written += 1
+            self.texts += len(record["texts"])
+            self.images += len(record["images"])
+            self.negatives += len(record["negatives"])
+
+    def counts(self, malformed: int) -> dict[str, Any]:
+        """:func:`mine`'s returned counts (``malformed``: pair lines skipped)."""
+
+        def mean(total: int) -> float | None:
+            return total / self.written if self.written else None
+
+        return {
+            "pairs": self.pairs,
+            "skipped_done": self.skipped_done,
+            "written": self.written,
+            "malformed": malformed,
+            "failed_images": self.failed_images,
+            "mean_texts": mean(self.texts),
+            "mean_images": mean(self.images),
+            "mean_negatives": mean(self.negatives),
+        }
+
+
+def start_run(
+    pairs_path: str | os.PathLike, out_path: str | os.PathLike, run: dict[str, Any], *, resume: bool
+) -> dict[str, Any]:
+    """What every mining run checks before it mines: a warning when negatives are asked for
+    without a caption index, and (``resume``) the output's saved settings.
+
+    Args:
+        pairs_path: ``pairs.jsonl``.
+        out_path: the output.
+        run: the keyword arguments of :func:`run_settings` but ``pairs_path``.
+        resume: the run keeps what ``out_path`` holds.
+
+    Returns:
+        The run's settings (:func:`run_settings`), to be saved next to the output.
+
+    Raises:
+        MineSettingsError: ``resume`` and the output was started with other settings.
+    """
+    if run["config"].negatives and run["negative_index"] is None:
+        print(
+            "warning: no negative_index, so no hard negatives are mined "
+            "(build_caption_index makes one)",
+            file=sys.stderr,
+        )
+    settings = run_settings(pairs_path, **run)
+    if resume:
+        check_resume(out_path, settings)
+    return settings
+
+
+def make_miner(run: dict[str, Any], out_path: str | os.PathLike) -> Miner:
+    """The :class:`Miner` of a run (the indexes opened once; the gold-scene checker when
+    ``run["scenes"]``) writing image paths relative to ``out_path``'s folder."""
+    checker = None
+    if run["scenes"] is not None:
+        from unimo_kit.data.synth.verify import SceneChecker
+
+        checker = SceneChecker(run["scenes"])
+    return Miner(
+        run["text_index"],
+        run["image_index"],
+        run["negative_index"],
+        run["config"],
+        Path(out_path).parent,
+        checker,
+    )
+
+
+def count_pairs(pairs_path: str | os.PathLike) -> int:
+    """How many pairs :func:`~unimo_kit.data.readers.read_pairs` yields (a quiet pass)."""
+    from unimo_kit.data.readers import read_pairs
+
+    with open(os.devnull, "w") as devnull:
+        return sum(1 for _ in read_pairs(pairs_path, on_error=ErrorReport(stream=devnull)))
+
+
+def shard_pairs(
+    pairs_path: str | os.PathLike, shard: Shard, total: int, *, strict: bool, report: ErrorReport
+) -> Iterator[Any]:
+    """The pairs of ``shard``'s slice of ``total`` (:func:`count_pairs`), in file order;
+    malformed lines go to ``report`` (or raise with ``strict``)."""
+    from unimo_kit.data.readers import read_pairs
+
+    start, stop = shard.bounds(total)
+    for i, pair in enumerate(read_pairs(pairs_path, strict=strict, on_error=report)):
+        if i >= stop:
+            return
+        if i >= start:
+            yield pair
 
 
 def mine_with_captions(
@@ -392,9 +465,51 @@ def mine_with_captions(
         ValueError: nothing to mine; or an automatic caption index with ``shard`` (build it
             once first and pass ``negative_index``).
     """
+    run = prepare_run(
+        pairs_path,
+        out_path,
+        text_index=text_index,
+        image_index=image_index,
+        negative_index=negative_index,
+        config=config or MineConfig(),
+        shard=shard,
+        scenes=scenes,
+        resume=resume,
+        progress=progress,
+    )
+    return mine(pairs_path, out_path, resume=resume, progress=progress, strict=strict, **run)
+
+
+def prepare_run(
+    pairs_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    text_index: str | os.PathLike | None,
+    image_index: str | os.PathLike | None,
+    negative_index: str | os.PathLike | None,
+    config: MineConfig,
+    shard: Shard,
+    scenes: str | os.PathLike | None,
+    resume: bool,
+    progress: bool,
+    engine: Any = None,
+) -> dict[str, Any]:
+    """Check a run and build (or reuse) its automatic caption index.
+
+    Without ``negative_index`` and with negatives asked for, the caption index of the pairs
+    is ``OUTPUT.captions/`` (:func:`caption_cache`, built on ``engine`` when given); a resume
+    under other settings is refused before anything is built.
+
+    Returns:
+        The keyword arguments of :func:`mine` that say what is mined (``text_index``,
+        ``image_index``, ``negative_index``, ``config``, ``shard``, ``scenes``).
+
+    Raises:
+        MineSettingsError: ``resume`` and the output was started with other settings.
+        ValueError: nothing to mine; or an automatic caption index with ``shard``.
+    """
     from unimo_kit.index.encoders import DEFAULT_TEXT_ENCODER
 
-    config = config or MineConfig()
     if not (text_index or image_index or config.negatives):
         raise ValueError("nothing to mine: give a text index, an image index or negatives")
     automatic = bool(config.negatives) and negative_index is None
@@ -419,8 +534,8 @@ def mine_with_captions(
         from unimo_kit.index.store import read_meta
 
         spec = read_meta(Path(text_index))["encoder"] if text_index else DEFAULT_TEXT_ENCODER
-        caption_cache(pairs_path, negative_index, encoder=spec, progress=progress)
-    return mine(pairs_path, out_path, resume=resume, progress=progress, strict=strict, **run)
+        caption_cache(pairs_path, negative_index, encoder=spec, progress=progress, engine=engine)
+    return run
 
 
 def _round(score: float) -> float:
@@ -505,6 +620,7 @@ def caption_cache(
     encoder: str,
     rebuild: bool = False,
     progress: bool = True,
+    engine: Any = None,
 ) -> Path:
     """The caption index that ``unimo index mine`` builds by itself (``OUTPUT.captions/``).
 
@@ -512,9 +628,10 @@ def caption_cache(
     when ``rebuild``, or when the folder holds a build of another file, with another encoder
     or other settings, or the pairs file changed since it was read
     (:func:`unimo_kit.index.build.input_changed`). Otherwise an unfinished build resumes and
-    a finished one is reused.
+    a finished one is reused. ``engine`` (an :class:`~unimo_kit.engine.EngineOptions`):
+    built there, with the same result.
     """
-    from unimo_kit.index.build import build
+    from unimo_kit.engine.index import run_index_build
 
     folder = Path(folder)
     config = _caption_config(pairs_path, encoder)
@@ -523,7 +640,9 @@ def caption_cache(
         why = "asked to"
     if why:
         print(f"{folder}: rebuilding the caption index ({why})", file=sys.stderr)
-    return build(config, folder, progress=progress, overwrite=why is not None)
+    return run_index_build(
+        config, folder, progress=progress, overwrite=why is not None, engine=engine or "local"
+    )
 
 
 def _stale(folder: Path, config: BuildConfig) -> str | None:
