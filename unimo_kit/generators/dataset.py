@@ -22,10 +22,10 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from unimo_kit.data.records import PairRecord, caption_id, resolve_path
+from unimo_kit.data.records import PairRecord, caption_id
 from unimo_kit.generators.items import RETRIEVED, SENTENCE, ItemBuilder, collate_items
 from unimo_kit.generators.lines import JsonlIndex
-from unimo_kit.generators.tokenize import TokenizerLike, as_tokenizer
+from unimo_kit.generators.tokenize import TOKEN_CACHE, TokenizerLike, as_tokenizer
 from unimo_kit.utils import ErrorReport, RecordError, derive_seed
 
 PathLike = str | os.PathLike
@@ -60,6 +60,9 @@ class HardNegativeDataset(Dataset):
         spacy_model: the spaCy pipeline of on-the-fly rewrites.
         load_images: decode images (``False``: items carry paths; used by ``unimo export``).
         on_error: receives malformed input lines (default: warnings on stderr).
+        token_cache: token ids of up to this many distinct texts kept per worker, so that a
+            negative drawn again in a later epoch is not tokenised again (the same ids; 0: off;
+            ignored when ``tokenizer`` is already a :class:`TextTokenizer`).
 
     Items are dicts (:class:`~unimo_kit.generators.items.ItemBuilder`); batch them with
     :meth:`collate` (``DataLoader(ds, batch_size=32, collate_fn=ds.collate)``).
@@ -87,12 +90,17 @@ class HardNegativeDataset(Dataset):
         spacy_model: str | None = None,
         load_images: bool = True,
         on_error: ErrorReport | None = None,
+        token_cache: int = TOKEN_CACHE,
     ):
         for name, path in (("pairs", pairs), ("rewrites", rewrites), ("retrieved", retrieved)):
             if path is not None and not os.path.isfile(path):
                 raise FileNotFoundError(f"{name} file not found: {path}")
         self.pairs_path = Path(pairs)
         self.retrieved_dir = Path(retrieved).parent if retrieved is not None else None
+        self._pairs_dir = os.path.realpath(self.pairs_path.parent)
+        self._retrieved_dir = (
+            os.path.realpath(self.retrieved_dir) if self.retrieved_dir is not None else None
+        )
         self.split = split
         self.seed = seed
         self.epoch = 0
@@ -132,7 +140,9 @@ class HardNegativeDataset(Dataset):
             self._fly_index = {item_id: i for i, (item_id, _) in enumerate(self.on_the_fly.items)}
         self.builder = ItemBuilder(
             transform=transform,
-            tokenizer=as_tokenizer(tokenizer) if tokenizer is not None else None,
+            tokenizer=(
+                as_tokenizer(tokenizer, cache_size=token_cache) if tokenizer is not None else None
+            ),
             num_negatives=num_negatives,
             type_mix=type_mix,
             num_positives=num_positives,
@@ -148,6 +158,14 @@ class HardNegativeDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.items) // 2
+
+    @staticmethod
+    def _resolve(image: str, real_dir: str | None) -> str:
+        """:func:`~unimo_kit.data.records.resolve_path` with the folder's symlinks resolved
+        once (``real_dir``), not per item."""
+        if real_dir is None or "://" in image:
+            return image
+        return os.path.normpath(os.path.join(real_dir, image))
 
     def _rng(self, key: str) -> random.Random:
         return random.Random(derive_seed(self.seed, "generator", self.epoch, key))
@@ -182,13 +200,12 @@ class HardNegativeDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         row, ci = self.items[2 * index], self.items[2 * index + 1]
-        record, line = self.pairs.read(row)
-        pair = PairRecord.from_dict(
-            record, base_dir=self.pairs_path.parent, path=self.pairs_path, line=line
-        )
+        record, line = self.pairs.read(row)  # checked by PairRecord when indexed
+        pair_id, captions = self.pairs.keys[row], record["captions"]
+        image = self._resolve(record["image"], self._pairs_dir)
         if ci < 0:
-            ci = self._rng(pair.id).randrange(len(pair.captions))
-        key = caption_id(pair.id, ci)
+            ci = self._rng(pair_id).randrange(len(captions))
+        key = caption_id(pair_id, ci)
         negatives: list[dict[str, Any]] = []
         positives: list[dict[str, Any]] = []
         positive_images: list[dict[str, Any]] = []
@@ -205,7 +222,7 @@ class HardNegativeDataset(Dataset):
             positives += [
                 {"text": p.get("text"), "type": p.get("type")} for p in rewrite.get("positives", [])
             ]
-        retrieved = self.retrieved.get(pair.id) if self.retrieved is not None else None
+        retrieved = self.retrieved.get(pair_id) if self.retrieved is not None else None
         if retrieved is not None:
             if self.retrieved_negatives:
                 negatives += [
@@ -218,20 +235,20 @@ class HardNegativeDataset(Dataset):
             for found in retrieved.get("images", []):
                 if not isinstance(found.get("image"), str):
                     continue
-                path = resolve_path(found["image"], self.retrieved_dir)
-                if path != pair.image:
+                path = self._resolve(found["image"], self._retrieved_dir)
+                if path != image:
                     positive_images.append({"id": str(found.get("id")), "image": path})
         return {
             "id": key,
-            "pair_id": pair.id,
+            "pair_id": pair_id,
             "caption_index": ci,
-            "caption": pair.captions[ci],
-            "captions": list(pair.captions),
-            "image": pair.image,
+            "caption": captions[ci],
+            "captions": list(captions),
+            "image": image,
             "negatives": negatives,
             "positives": positives,
             "positive_images": positive_images,
-            "split": pair.split,
+            "split": record.get("split"),
             "_line": line,
         }
 

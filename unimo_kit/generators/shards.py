@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from unimo_kit.generators.items import ItemBuilder, collate_items
-from unimo_kit.generators.tokenize import TokenizerLike, as_tokenizer
+from unimo_kit.generators.tokenize import TOKEN_CACHE, TokenizerLike, as_tokenizer
 from unimo_kit.utils import derive_seed
 
 PathLike = str | os.PathLike
@@ -120,7 +120,7 @@ class WebDatasetHardNegatives(IterableDataset):
 
     Args:
         shards: tar files (a list, or a folder holding ``*.tar``).
-        transform, tokenizer, num_negatives, type_mix, num_positives: as
+        transform, tokenizer, num_negatives, type_mix, num_positives, token_cache: as
             :class:`~unimo_kit.generators.HardNegativeDataset`.
         shuffle: shuffle the shard order per epoch and samples in a buffer of
             ``shuffle_buffer``.
@@ -145,6 +145,7 @@ class WebDatasetHardNegatives(IterableDataset):
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        token_cache: int = TOKEN_CACHE,
     ):
         if isinstance(shards, (str, os.PathLike)) and Path(shards).is_dir():
             shards = sorted(str(p) for p in Path(shards).glob("*.tar"))
@@ -158,7 +159,9 @@ class WebDatasetHardNegatives(IterableDataset):
                 raise FileNotFoundError(f"shard not found: {shard}")
         self.builder = ItemBuilder(
             transform=transform,
-            tokenizer=as_tokenizer(tokenizer) if tokenizer is not None else None,
+            tokenizer=(
+                as_tokenizer(tokenizer, cache_size=token_cache) if tokenizer is not None else None
+            ),
             num_negatives=num_negatives,
             type_mix=type_mix,
             num_positives=num_positives,
