@@ -1,8 +1,13 @@
-"""Rewrite of N real captions (FACTUAL train) with the local engine (1 process) and on a local
-Ray with 2 workers: wall time, throughput ratio, Ray's start-up cost, and that both outputs are
-byte-identical. Writes benchmarks/results/engine.json.
+"""The engine on this machine, in one run: ``unimo rewrite`` of N real captions (FACTUAL train)
+and a text index build of N texts (the same captions, all-MiniLM-L6-v2, ``--type flat``), each
+three ways: the local engine in 1 process, locally with 2 workers (rewrite ``--workers 2``;
+the index as two ``--shard i/2`` processes at one thread each, then ``unimo index merge``, the
+by-hand fallback of docs/scaling.md) and ``--engine ray`` with 2 workers on a local Ray.
+Reports wall times, the throughput ratio of each to 1 process, Ray's fixed start-up cost,
+and whether every output is byte-identical to the 1-process one. Writes
+benchmarks/results/engine.json.
 
-    python benchmarks/bench_engine.py --captions 20000
+    python benchmarks/bench_engine.py --captions 20000 --texts 20000
 """
 
 from __future__ import annotations
@@ -11,73 +16,185 @@ import argparse
 import csv
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "factual_train.csv"
+ENCODER = "st:all-MiniLM-L6-v2"
+
+SHARD_BUILD = """
+import sys
+from unimo_kit.index.build import BuildConfig, build
+texts, out, shard, block = sys.argv[1:5]
+config = BuildConfig(input=texts, kind="texts", encoder="{encoder}", index_type="flat",
+                     block_size=int(block), shard=shard)
+build(config, out, progress=False)
+"""
 
 
-def write_pairs(source: Path, path: Path, n: int) -> int:
-    """One pairs.jsonl record per caption (the first ``n`` captions of the CSV)."""
-    with open(source, newline="", encoding="utf-8") as handle, open(path, "w") as out:
-        count = 0
+def captions(source: Path, n: int) -> list[str]:
+    """The first ``n`` captions of the CSV."""
+    out = []
+    with open(source, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            if count == n:
+            if len(out) == n:
                 break
-            out.write(
-                json.dumps({"id": f"f{count}", "image": "x.png", "captions": [row["caption"]]})
-                + "\n"
+            out.append(row["caption"])
+    return out
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record) + "\n")
+
+
+def timed(fn, *args, **kwargs) -> float:
+    began = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - began
+
+
+def arm_summary(n: int, seconds: dict[str, float], same: dict[str, bool], startup: float) -> dict:
+    """Wall times, records/s and ratios to the 1-process arm."""
+    one = seconds["local_1_process"]
+    return {
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "records_per_s": {k: round(n / v, 1) for k, v in seconds.items()},
+        "ratio_to_1_process": {k: round(one / v, 2) for k, v in seconds.items()},
+        "ratio_ray_incl_startup": round(one / (seconds["ray_2_workers"] + startup), 2),
+        "byte_identical_to_1_process": same,
+    }
+
+
+def bench_rewrite(work: Path, texts: list[str], unit_records: int, ray_options) -> tuple:
+    from unimo_kit.engine import run_rewrite
+
+    pairs = work / "pairs.jsonl"
+    records = [{"id": f"f{i}", "image": "x.png", "captions": [t]} for i, t in enumerate(texts)]
+    write_jsonl(pairs, records)
+    outs = {arm: work / f"rewrite-{arm}.jsonl" for arm in ARMS}
+    seconds = {
+        "local_1_process": timed(
+            run_rewrite, pairs, outs["local_1_process"], engine="local", progress=False
+        ),
+        "local_2_workers": timed(
+            run_rewrite,
+            pairs,
+            outs["local_2_workers"],
+            engine="local",
+            workers=2,
+            progress=False,
+        ),
+        "ray_2_workers": timed(
+            run_rewrite,
+            pairs,
+            outs["ray_2_workers"],
+            engine=ray_options,
+            unit_records=unit_records,
+            progress=False,
+        ),
+    }
+    reference = outs["local_1_process"].read_bytes()
+    same = {arm: outs[arm].read_bytes() == reference for arm in ARMS[1:]}
+    return seconds, same
+
+
+def bench_index(work: Path, texts: list[str], block_size: int, ray_options) -> tuple:
+    from unimo_kit.engine import run_index_build
+    from unimo_kit.index.build import BuildConfig, merge_indexes
+
+    corpus = work / "texts.jsonl"
+    write_jsonl(corpus, [{"id": f"t{i}", "text": t} for i, t in enumerate(texts)])
+    config = BuildConfig(
+        input=str(corpus), kind="texts", encoder=ENCODER, index_type="flat", block_size=block_size
+    )
+    outs = {arm: work / f"index-{arm}" for arm in ARMS}
+
+    def two_shards() -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        script = SHARD_BUILD.format(encoder=ENCODER)
+        shards = [work / f"index-shard{i}" for i in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(corpus), str(s), f"{i}/2", str(block_size)],
+                env=env,
             )
-            count += 1
-    return count
+            for i, s in enumerate(shards)
+        ]
+        if any(p.wait() != 0 for p in procs):
+            raise RuntimeError("a shard build failed")
+        merge_indexes(shards, outs["local_2_workers"])
+
+    seconds = {
+        "local_1_process": timed(
+            run_index_build, config, outs["local_1_process"], progress=False, engine="local"
+        ),
+        "local_2_workers": timed(two_shards),
+        "ray_2_workers": timed(
+            run_index_build, config, outs["ray_2_workers"], progress=False, engine=ray_options
+        ),
+    }
+
+    def files(folder: Path) -> tuple[bytes, bytes]:
+        return (folder / "index.faiss").read_bytes(), (folder / "records.jsonl").read_bytes()
+
+    same = {arm: files(outs[arm]) == files(outs["local_1_process"]) for arm in ARMS[1:]}
+    return seconds, same
+
+
+ARMS = ("local_1_process", "local_2_workers", "ray_2_workers")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--captions", type=int, default=20_000)
-    parser.add_argument("--unit-records", type=int, default=1000)
+    parser.add_argument("--captions", type=int, default=20_000, help="rewrite input size")
+    parser.add_argument("--texts", type=int, default=20_000, help="index build input size")
+    parser.add_argument("--unit-records", type=int, default=1000, help="rewrite units")
+    parser.add_argument("--block-size", type=int, default=2000, help="index build units")
     parser.add_argument("--out", default="benchmarks/results/engine.json")
     args = parser.parse_args()
 
     import ray
 
-    from unimo_kit.engine import EngineOptions, run_rewrite
+    from unimo_kit.engine import EngineOptions
 
     work = Path(tempfile.mkdtemp(prefix="bench_engine_"))
-    pairs = work / "pairs.jsonl"
-    n = write_pairs(DATA, pairs, args.captions)
+    texts = captions(DATA, max(args.captions, args.texts))
     load = os.getloadavg()[0]
-
-    began = time.perf_counter()
-    run_rewrite(pairs, work / "local.jsonl", engine="local", progress=False)
-    local_s = time.perf_counter() - began
-
     began = time.perf_counter()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    startup_s = time.perf_counter() - began
-    began = time.perf_counter()
-    options = EngineOptions("ray", workers=2, progress=False)
-    run_rewrite(pairs, work / "ray.jsonl", engine=options, unit_records=args.unit_records)
-    ray_s = time.perf_counter() - began
-    ray.shutdown()
-
-    same = (work / "local.jsonl").read_bytes() == (work / "ray.jsonl").read_bytes()
+    startup = time.perf_counter() - began
+    ray_options = EngineOptions("ray", workers=2, progress=False)
+    try:
+        rewrite = bench_rewrite(work, texts[: args.captions], args.unit_records, ray_options)
+        index = bench_index(work, texts[: args.texts], args.block_size, ray_options)
+    finally:
+        ray.shutdown()
     result = {
-        "input": f"first {n} captions of factual_train.csv, one record each",
         "machine": f"{os.cpu_count()} CPU cores, shared with other jobs (load average "
-        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end): wall times are inflated",
-        "rewrite_local_1_process_s": round(local_s, 1),
-        "rewrite_ray_2_workers_s": round(ray_s, 1),
-        "ray_startup_s": round(startup_s, 1),
-        "throughput_ratio_ray_over_local": round(local_s / ray_s, 2),
-        "throughput_ratio_incl_startup": round(local_s / (ray_s + startup_s), 2),
-        "captions_per_s": {"local": round(n / local_s, 1), "ray": round(n / ray_s, 1)},
-        "unit_records": args.unit_records,
-        "byte_identical": same,
+        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end): wall times are "
+        "inflated",
+        "ray_startup_s": round(startup, 1),
+        "rewrite": {
+            "input": f"first {args.captions} captions of factual_train.csv, one record each",
+            "unit_records": args.unit_records,
+            **arm_summary(args.captions, *rewrite, startup),
+        },
+        "index_build": {
+            "input": f"first {args.texts} captions of factual_train.csv as texts, {ENCODER}, "
+            "--type flat",
+            "block_size": args.block_size,
+            "local_2_workers": "two --shard i/2 processes (1 thread each) + index merge",
+            **arm_summary(args.texts, *index, startup),
+        },
     }
     print(json.dumps(result, indent=2))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
