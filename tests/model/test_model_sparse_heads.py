@@ -9,15 +9,17 @@ import torch.nn.functional as F
 from unimo_kit.model.losses import linear_cross_entropy
 
 
+@pytest.mark.parametrize("block", [None, 64, 300, 1])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_linear_cross_entropy_matches_dense_cross_entropy(smoothing):
+def test_linear_cross_entropy_matches_dense_cross_entropy(smoothing, block):
+    """Whole vocabulary or blocks of it (64: an uneven last block of 44; 1: one column each)."""
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(40, 16, generator=gen, dtype=torch.float64, requires_grad=True)
     w = torch.randn(300, 16, generator=gen, dtype=torch.float64, requires_grad=True)
     b = torch.randn(300, generator=gen, dtype=torch.float64, requires_grad=True)
     y = torch.randint(300, (40,), generator=gen)
     g = torch.rand(40, generator=gen, dtype=torch.float64)  # uneven row weights
-    loss, correct = linear_cross_entropy(h, w, b, y, smoothing)
+    loss, correct = linear_cross_entropy(h, w, b, y, smoothing, block=block)
     grads = torch.autograd.grad((loss * g).sum(), (h, w, b))
     logits = F.linear(h, w, b)
     ref = F.cross_entropy(logits, y, reduction="none", label_smoothing=smoothing)

@@ -283,60 +283,95 @@ def _token_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     return loss, count, acc
 
 
-class _LinearCrossEntropy(torch.autograd.Function):
-    """Word logits and their cross-entropy in one function (see :func:`linear_cross_entropy`).
+#: Vocabulary columns per block of the word head on CPU (:func:`linear_cross_entropy`): an
+#: (N, 2048) float32 block of ~460 scored rows is ~4 MB, which stays in cache between its
+#: matrix product, exponentials and sums, and which the allocator reuses from step to step (a
+#: whole (N, 30522) block is a fresh ~56 MB mapping each step, page-faulted in on first touch).
+CPU_VOCAB_BLOCK = 2048
 
-    The (N, V) logits are made once and turned, in place, into ``exp(z - max)``, which the
-    backward scales into the softmax, again in place: no log-softmax copy, no zeroed one-hot
-    gradient, no separate pass for the bias (on CPU each (N, V) pass costs about as much as
-    a tenth of the three matrix products)."""
+
+def _in_block(labels: Tensor, start: int, width: int) -> tuple[Tensor, Tensor]:
+    """Which labels (N,) fall in the columns ``[start, start + width)``, and their column
+    in the block (clamped into it for the others)."""
+    inside = (labels >= start) & (labels < start + width)  # (N,)
+    return inside, (labels - start).clamp(0, width - 1)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Word logits and their cross-entropy in one function (see :func:`linear_cross_entropy`),
+    over blocks of the vocabulary.
+
+    Each (N, C) block of logits is made once and turned, in place, into ``exp(z - max_block)``;
+    the blocks' maxima and sums give the log-sum-exp (as an online softmax does). The backward
+    scales each saved block into the softmax, again in place, and takes the three products of
+    that block: no log-softmax copy, no zeroed one-hot gradient, no dense (N, V) temporary, no
+    copy of the transposed gradient."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, labels, smoothing, dtype):
+    def forward(ctx, hidden, weight, bias, labels, smoothing, dtype, block):
         with torch.autocast(device_type=hidden.device.type, enabled=False):
-            h, w = hidden.to(dtype), weight.to(dtype)
-            z = _upcast(torch.addmm(bias.to(dtype), h, w.T))  # (N, V), float32 at least
-            picked = z.gather(1, labels[:, None]).squeeze(1)  # (N,)
-            mean = z.mean(dim=-1) if smoothing is not None else None  # (N,)
-            top = z.amax(dim=-1)  # (N,)
-            correct = picked >= top  # (N,), a tie counts as right
-            exp = z.sub_(top[:, None]).exp_()  # (N, V) exp(z - max), in place
-            total = exp.sum(dim=-1)  # (N,)
+            h, w, b = hidden.to(dtype), weight.to(dtype), bias.to(dtype)
+            n, vocab = h.shape[0], w.shape[0]
+            picked = torch.zeros(n, dtype=_upcast(h).dtype, device=h.device)  # (N,) z_y
+            z_sum = torch.zeros_like(picked) if smoothing is not None else None  # (N,)
+            exps, maxima, sums = [], [], []
+            for start in range(0, vocab, block):
+                z = _upcast(torch.addmm(b[start : start + block], h, w[start : start + block].T))
+                inside, column = _in_block(labels, start, z.shape[1])  # (N,)
+                picked = torch.where(inside, z.gather(1, column[:, None]).squeeze(1), picked)
+                if z_sum is not None:
+                    z_sum += z.sum(dim=-1)
+                top = z.amax(dim=-1)  # (N,)
+                exp = z.sub_(top[:, None]).exp_()  # (N, C) exp(z - max of the block), in place
+                exps.append(exp)
+                maxima.append(top)
+                sums.append(exp.sum(dim=-1))
+            tops = torch.stack(maxima, dim=1)  # (N, blocks)
+            top = tops.amax(dim=1)  # (N,)
+            total = (torch.stack(sums, dim=1) * (tops - top[:, None]).exp()).sum(dim=1)  # (N,)
             lse = top + total.log()  # (N,)
+            correct = picked >= top  # (N,), a tie counts as right
             loss = lse - picked  # (N,)
             if smoothing is not None:  # lse - (1 - ε) z_y - ε mean(z)
-                loss = loss + smoothing * (picked - mean)
-        ctx.save_for_backward(h, w, exp, total, labels, smoothing)
+                loss = loss + smoothing * (picked - z_sum / vocab)
+        ctx.save_for_backward(h, w, labels, tops, lse, smoothing)
+        ctx.exps, ctx.block = exps, block
         ctx.input_dtypes = (hidden.dtype, weight.dtype, bias.dtype)
-        ctx.used = False
         ctx.mark_non_differentiable(correct)
         return loss, correct
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_correct):
-        if ctx.used:  # the softmax was made in place of the saved exponentials
+        if ctx.exps is None:  # the softmax was made in place of the saved exponentials
             raise RuntimeError("linear_cross_entropy: backward through the graph a second time")
-        ctx.used = True
-        h, w, exp, total, labels, smoothing = ctx.saved_tensors
+        exps, block, ctx.exps = ctx.exps, ctx.block, None
+        h, w, labels, tops, lse, smoothing = ctx.saved_tensors
+        vocab = w.shape[0]
         with torch.autocast(device_type=h.device.type, enabled=False):
-            grad = exp.div_(total[:, None])  # (N, V) softmax, in place
-            if smoothing is None:
-                target = torch.ones_like(total)  # (N,)
-            else:
-                target = 1.0 - smoothing
-                grad.sub_((smoothing / grad.shape[1])[:, None])
-            grad.scatter_add_(1, labels[:, None], -target[:, None])  # dloss/dz (N, V)
-            grad = grad.to(h.dtype)
             g = grad_loss.to(h.dtype)  # (N,)
-            grad_hidden = (grad @ w) * g[:, None]  # (N, D)
-            grad_weight = grad.T @ (h * g[:, None])  # (V, D)
-            grad_bias = grad.T @ g  # (V,)
+            hg = h * g[:, None]  # (N, D)
+            grad_hidden = torch.zeros(h.shape, dtype=_upcast(h).dtype, device=h.device)
+            grad_weight = torch.empty_like(w)  # (V, D), every row written once
+            grad_bias = torch.empty(vocab, dtype=h.dtype, device=h.device)  # (V,)
+            target = 1.0 if smoothing is None else 1.0 - smoothing  # (N,) or float
+            for i, exp in enumerate(exps):
+                start = i * block
+                grad = exp.mul_((tops[:, i] - lse).exp()[:, None])  # (N, C) softmax, in place
+                if smoothing is not None:
+                    grad.sub_((smoothing / vocab)[:, None])
+                inside, column = _in_block(labels, start, grad.shape[1])
+                grad.scatter_add_(1, column[:, None], -(inside * target)[:, None].to(grad.dtype))
+                grad = grad.to(h.dtype)  # dloss/dz of the block (N, C)
+                grad_hidden += grad @ w[start : start + block]  # (N, D)
+                torch.mm(grad.T, hg, out=grad_weight[start : start + block])  # (C, D)
+                torch.mv(grad.T, g, out=grad_bias[start : start + block])  # (C,)
         dtypes = ctx.input_dtypes
         return (
-            grad_hidden.to(dtypes[0]),
+            (grad_hidden * g[:, None]).to(dtypes[0]),
             grad_weight.to(dtypes[1]),
             grad_bias.to(dtypes[2]),
+            None,
             None,
             None,
             None,
@@ -349,19 +384,24 @@ def linear_cross_entropy(
     bias: Tensor,
     labels: Tensor,
     label_smoothing: Tensor | float = 0.0,
+    *,
+    block: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-row cross-entropy of the logits ``hidden @ weight.T + bias`` (the word head's last
     layer), without materialising them twice: the sparse-prediction path of MLM and seq2seq
     (only scored positions reach it). Same value and gradients as
     ``F.cross_entropy(F.linear(hidden, weight, bias), labels, reduction="none",
-    label_smoothing=ε)`` (Szegedy et al., CVPR 2016, for the smoothing); the matrix products
-    run in the autocast dtype when autocast is on, the softmax in float32.
+    label_smoothing=ε)`` (Szegedy et al., CVPR 2016, for the smoothing), to float rounding (the
+    log-sum-exp is summed block by block); the matrix products run in the autocast dtype when
+    autocast is on, the softmax in float32.
 
     Args:
         hidden: (N, D) head states of the scored positions.
         weight: (V, D) word embeddings; bias: (V,).
         labels: (N,) long target ids (every row is scored: no ignore index).
         label_smoothing: ε, a float or an (N,) tensor (one per row, e.g. 0 for MLM rows).
+        block: vocabulary columns per block (default :data:`CPU_VOCAB_BLOCK` on CPU, the
+            whole vocabulary on other devices, where one big product is fastest).
 
     Returns:
         ``losses`` (N,) float32 and ``correct`` (N,) bool (the label has the top logit).
@@ -378,7 +418,11 @@ def linear_cross_entropy(
             label_smoothing, dtype=_upcast(hidden).dtype, device=hidden.device
         )
         smoothing = smoothing.expand(labels.shape).contiguous()  # (N,)
-    return _LinearCrossEntropy.apply(hidden, weight, bias, labels, smoothing, dtype)
+    if block is None:
+        block = CPU_VOCAB_BLOCK if device_type == "cpu" else weight.shape[0]
+    if block < 1:
+        raise ValueError(f"block must be >= 1 vocabulary columns, got {block}")
+    return _LinearCrossEntropy.apply(hidden, weight, bias, labels, smoothing, dtype, block)
 
 
 class MLMLoss(nn.Module):
