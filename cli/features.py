@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_options
+
 
 @click.command("features")
 @click.argument(
@@ -44,6 +46,15 @@ import click
     "extractor, dim and dtype stay).",
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed record or bad image.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="--engine ray: extractor actors at once, each holding the model [default: one per "
+    "GPU of the cluster, else per CPU].",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@engine_options
 def features(
     inputs: tuple[str, ...],
     out: str,
@@ -55,6 +66,10 @@ def features(
     device: str | None,
     resume: bool,
     strict: bool,
+    workers: int | None,
+    no_progress: bool,
+    engine: str,
+    ray_address: str | None,
 ) -> None:
     """Extract visual tokens (features + boxes) for every image of each IMAGES_OR_PAIRS_JSONL
     into one store (pairs.jsonl and images.jsonl files alike; ids must be unique across them).
@@ -68,26 +83,37 @@ def features(
       unimo features synth/pairs.*.jsonl synth/images.jsonl -o synth/features
       unimo features pairs.jsonl -o feats --shard 0/4          # one of four machines
       unimo features pairs.jsonl -o feats --extractor import:butd_npz/
+      unimo features pairs.jsonl -o feats --engine ray --ray-address auto
+
+    With --engine ray the images are checked (do they load?) in CPU units, then encoded in
+    units of 256 by actors holding the extractor once each (one GPU each where the cluster
+    has GPUs), and joined in input order: the store is byte-identical to --engine local.
+    Finished units wait in FEATURES/.engine/, so a killed run resumes; inputs, images and
+    the store must be paths every worker sees (docs/scaling.md).
     """
-    from unimo_kit.features.extract import extract_features
+    from unimo_kit.engine import run_features
     from unimo_kit.features.extractors import build_extractor
     from unimo_kit.resources import ResourceNotFound
     from unimo_kit.utils import parse_shard
 
-    try:
-        built = build_extractor(extractor, device=device)
-    except (ValueError, FileNotFoundError, ResourceNotFound) as exc:
-        raise click.ClickException(str(exc)) from exc
-    except ImportError as exc:  # e.g. a torchvision that does not fit torch
-        raise click.ClickException(
-            f"extractor {extractor!r} cannot be loaded: {exc}; `unimo env` checks the install"
-        ) from exc
+    options = engine_from_cli(engine, ray_address, workers=workers, progress=not no_progress)
+    built = extractor
+    if engine == "local" or extractor.startswith("import:"):  # the workers build their own
+        try:
+            built = build_extractor(extractor, device=device)
+        except (ValueError, FileNotFoundError, ResourceNotFound) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except ImportError as exc:  # e.g. a torchvision that does not fit torch
+            raise click.ClickException(
+                f"extractor {extractor!r} cannot be loaded: {exc}; `unimo env` checks the install"
+            ) from exc
     for input_path in inputs:
         try:
-            report = extract_features(
+            report = run_features(
                 input_path,
                 out,
                 extractor=built,
+                engine=options,
                 batch_size=batch_size,
                 shard=parse_shard(shard),
                 resume=resume,
@@ -95,8 +121,15 @@ def features(
                 chunk_size=chunk_size,
                 device=device,
                 strict=strict,
+                progress=not no_progress,
             )
-        except (ValueError, FileNotFoundError, ResourceNotFound) as exc:
+        except (
+            ValueError,
+            FileNotFoundError,
+            ImportError,
+            ResourceNotFound,
+            *engine_errors(),
+        ) as exc:
             raise click.ClickException(f"{input_path}: {exc}") from exc
         click.echo(f"{input_path}: {report.summary()}", err=True)
         resume = True  # --no-resume clears the shard once, before the first input

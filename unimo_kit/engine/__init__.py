@@ -5,10 +5,11 @@ actor pools, retried, resumable, joined in input order so the output is byte-ide
 >>> from unimo_kit.engine import EngineOptions, run_rewrite
 >>> run_rewrite("pairs.jsonl", "rewrites.jsonl", engine=EngineOptions("ray"), per_type=2)
 
-The stages keep their own per-record code; :mod:`unimo_kit.engine.rewrite` and
-:mod:`unimo_kit.engine.index` cut their input into units and join the results, and
-:func:`map_units` runs any such units. Importing this package loads neither Ray nor the
-stages; Ray (the ``ray`` extra) is imported only when ``engine="ray"`` runs.
+The stages keep their own per-record code; :mod:`unimo_kit.engine.rewrite`,
+:mod:`unimo_kit.engine.index` and :mod:`unimo_kit.engine.features` cut their input into
+units and join the results, and :func:`map_units` runs any such units. Importing this
+package loads neither Ray nor the stages; Ray (the ``ray`` extra) is imported only when
+``engine="ray"`` runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from unimo_kit.engine.core import (
 _LAZY = {
     "run_rewrite": "unimo_kit.engine.rewrite",
     "run_index_build": "unimo_kit.engine.index",
+    "run_features": "unimo_kit.engine.features",
 }
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "as_options",
     "map_units",
     "ray_version",
+    "run_features",
     "run_index_build",
     "run_rewrite",
 ]
