@@ -106,6 +106,9 @@ def test_sparse_word_heads_equal_dense_heads_on_the_scored_positions(batch_facto
     sparse = objective(batch)
     (sparse["mlm_loss"] + sparse["seq2seq_loss"]).backward()
     assert model.embeddings.word_embeddings.weight.grad is not None
+    # the step's one view of the word table is gone with the step; lookups are dense again
+    assert model.embeddings.word_table is None
+    assert not model.embeddings.word_embeddings.sparse
     has_grad = [p.grad is not None for p in params]  # not the region head, for one
     used = [p for p, has in zip(params, has_grad, strict=True) if has]
     sparse_grads = [p.grad.to_dense() if p.grad.is_sparse else p.grad for p in used]

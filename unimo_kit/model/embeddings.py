@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unimo_kit.model.config import UnimoConfig
@@ -28,6 +29,9 @@ class TextEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.max_positions = config.max_position_embeddings
+        #: the word table lookups read instead of ``word_embeddings.weight`` when set (a
+        #: training step's one view of it, see ``objectives._sparse_lookup_gradients``)
+        self.word_table: Tensor | None = None
 
     def forward(self, input_ids: Tensor) -> Tensor:
         """Args: input_ids (B, T) long. Returns: (B, T, D). Positions count from 0 at the first
@@ -39,7 +43,11 @@ class TextEmbeddings(nn.Module):
                 f"{self.max_positions}; truncate it in the tokenizer"
             )
         positions = torch.arange(length, device=input_ids.device)  # (T,)
-        x = self.word_embeddings(input_ids)  # (B, T, D)
+        words = self.word_embeddings
+        if self.word_table is None:
+            x = words(input_ids)  # (B, T, D)
+        else:
+            x = F.embedding(input_ids, self.word_table, words.padding_idx, sparse=words.sparse)
         x = x + self.position_embeddings(positions)[None]  # (B, T, D)
         x = x + self.token_type_embeddings.weight[0]  # segment 0 for every text token
         return self.dropout(self.LayerNorm(x))
