@@ -93,3 +93,28 @@ def test_export_round_trips_without_unimo_kit(files, tmp_path):
     assert len(records) == 10
     texts = {json.dumps(r, sort_keys=True) for r in records}
     assert any("a red square 0" in t for t in texts) and any("a blue circle 9" in t for t in texts)
+
+
+def _fixed_width(texts):  # open_clip-like: a (N, 6) tensor padded with 0
+    ids = torch.zeros((len(texts), 6), dtype=torch.long)
+    for i, t in enumerate(texts):
+        row = [len(w) for w in t.split()][:6]
+        ids[i, : len(row)] = torch.tensor(row)
+    return ids
+
+
+def test_collate_of_one_width_places_every_column(files):
+    pairs, rewrites = files
+    ds = HardNegativeDataset(pairs, rewrites, tokenizer=_fixed_width, load_images=False,
+                             num_negatives=3, num_positives=2)  # fmt: skip
+    items = [ds[i] for i in range(4)]
+    batch = ds.collate(items)
+    assert batch["negatives"].shape == (4, 3, 6) and batch["positives"].shape == (4, 2, 6)
+    for i, item in enumerate(items):
+        k = len(item["negatives"])
+        assert batch["negatives_mask"][i].tolist() == [j < k for j in range(3)]
+        assert torch.equal(batch["negatives"][i, :k], item["negative_ids"])
+        assert torch.equal(batch["negative_token_mask"][i, :k], item["negative_mask"])
+        assert not batch["negatives"][i, k:].any() and not batch["negative_token_mask"][i, k:].any()
+        assert torch.equal(batch["texts"][i], item["text_ids"])
+    assert not batch["positives_mask"].any()  # the fixture has no positives

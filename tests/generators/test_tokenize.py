@@ -42,6 +42,30 @@ def test_cache_matches_a_callable_padded_to_the_longest():
     assert "a red circle" in cached._cache
 
 
+def _six(texts):  # a tensor callable of one width (6) that does not say it
+    ids = torch.zeros((len(texts), 6), dtype=torch.long)
+    for i, t in enumerate(texts):
+        row = [len(w) for w in t.split()][:6]
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids
+
+
+def _longest_tensor(texts):  # a tensor callable padded to the longest text
+    rows = [[len(w) for w in t.split()] or [1] for t in texts]
+    ids = torch.zeros((len(rows), max(map(len, rows))), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+    return ids
+
+
+@pytest.mark.parametrize("tokenizer", [_six, _longest_tensor])
+def test_cache_matches_a_tensor_callable_whichever_its_padding(tokenizer):
+    first = ["one two three four five six seven", "a b"]  # fills the width: ambiguous
+    plain, cached = TextTokenizer(tokenizer), TextTokenizer(tokenizer, cache_size=100)
+    for texts in [first, ["a b"], *CALLS, ["a b"], *CALLS]:
+        assert all(torch.equal(a, b) for a, b in zip(cached(texts), plain(texts), strict=True))
+
+
 class _Longest:
     """A Hugging Face-like tokenizer: padding=True pads to the longest text, pad id 7."""
 

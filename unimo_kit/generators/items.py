@@ -59,14 +59,14 @@ def choose_by_type(
     for c in candidates:
         groups.setdefault(str(c.get("type")), []).append(c)
     weights = {t: (1.0 if type_mix is None else float(type_mix.get(t, 0.0))) for t in groups}
+    live = [t for t in sorted(groups) if weights[t] > 0]  # types that still have candidates
     chosen: list[Mapping[str, Any]] = []
-    while len(chosen) < k:
-        live = [t for t in sorted(groups) if groups[t] and weights[t] > 0]
-        if not live:
-            break
+    while len(chosen) < k and live:
         t = rng.choices(live, weights=[weights[x] for x in live])[0]
         pool = groups[t]
         chosen.append(pool.pop(rng.randrange(len(pool))))
+        if not pool:
+            live.remove(t)
     return chosen
 
 
@@ -188,11 +188,23 @@ def _pad_columns(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(B, width, L)`` ids, ``(B, width, L)`` token mask and ``(B, width)`` column mask."""
     b = len(items)
+    rows = [item[f"{key}_ids"][:width] for item in items]  # (k_i, l_i) each
+    masks = [item[f"{key}_mask"][:width] for item in items]
+    if all(x.shape[1] == length for x in rows):  # one width (open_clip): a few ops per batch
+        counts = [x.shape[0] for x in rows]
+        slots = torch.tensor(
+            [i * width + j for i, n in enumerate(counts) for j in range(n)], dtype=torch.long
+        )  # (S,) where each real column goes in the flattened (B * width) axis
+        ids = torch.full((b * width, length), pad_id, dtype=torch.long)
+        tokens = torch.zeros((b * width, length), dtype=torch.bool)
+        columns = torch.zeros(b * width, dtype=torch.bool)
+        if len(slots):
+            ids[slots], tokens[slots], columns[slots] = torch.cat(rows), torch.cat(masks), True
+        return ids.view(b, width, length), tokens.view(b, width, length), columns.view(b, width)
     ids = torch.full((b, width, length), pad_id, dtype=torch.long)  # (B, K, L)
     tokens = torch.zeros((b, width, length), dtype=torch.bool)  # (B, K, L)
     columns = torch.zeros((b, width), dtype=torch.bool)  # (B, K)
-    for i, item in enumerate(items):
-        x, m = item[f"{key}_ids"][:width], item[f"{key}_mask"][:width]  # (k, l)
+    for i, (x, m) in enumerate(zip(rows, masks, strict=True)):  # (k, l)
         ids[i, : x.shape[0], : x.shape[1]] = x
         tokens[i, : m.shape[0], : m.shape[1]] = m
         columns[i, : x.shape[0]] = True
@@ -254,11 +266,15 @@ def collate_items(
         most_pos = max(len(it["positives"]) for it in items)
         k = num_negatives if num_negatives is not None else most_neg
         p = num_positives if num_positives is not None else most_pos
-        texts = torch.full((len(items), length), pad_id, dtype=torch.long)  # (B, L)
-        text_mask = torch.zeros((len(items), length), dtype=torch.bool)  # (B, L)
-        for i, it in enumerate(items):
-            n = it["text_ids"].shape[-1]
-            texts[i, :n], text_mask[i, :n] = it["text_ids"], it["text_mask"]
+        if all(it["text_ids"].shape[-1] == length for it in items):
+            texts = torch.stack([it["text_ids"] for it in items])  # (B, L)
+            text_mask = torch.stack([it["text_mask"] for it in items])  # (B, L)
+        else:
+            texts = torch.full((len(items), length), pad_id, dtype=torch.long)  # (B, L)
+            text_mask = torch.zeros((len(items), length), dtype=torch.bool)  # (B, L)
+            for i, it in enumerate(items):
+                n = it["text_ids"].shape[-1]
+                texts[i, :n], text_mask[i, :n] = it["text_ids"], it["text_mask"]
         batch["texts"], batch["text_mask"] = texts, text_mask
         ids, tokens, columns = _pad_columns(items, "negative", k, length, pad_id)
         batch["negatives"], batch["negative_token_mask"], batch["negatives_mask"] = (

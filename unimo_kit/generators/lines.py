@@ -1,12 +1,12 @@
 """A lazy JSONL reader that is safe in forked DataLoader workers.
 
-:class:`JsonlIndex` scans a JSONL file once, keeps the byte range of each selected line and
-decodes a line when it is asked for. Reads go through ``os.pread`` on a file descriptor opened
-per process (keyed by ``os.getpid()``): a descriptor opened before ``DataLoader`` forks its
-workers shares one file offset with them, so a ``seek`` + ``readline`` in one worker could read
-from the position another worker had just set, and the line came back cut
-(``JSONDecodeError``). ``pread`` does not use the file offset at all, and each process opens its
-own descriptor on first use after a fork or an unpickle.
+:class:`JsonlIndex` scans a JSONL file once (as the trainer's ``JsonlLines``), keeps the byte
+offset of each selected line and decodes a line when it is asked for. Reads go through
+``os.pread`` on a file descriptor opened per process (keyed by ``os.getpid()``): a descriptor
+opened before ``DataLoader`` forks its workers shares one file offset with them, so a ``seek`` +
+``readline`` in one worker could read from the position another worker had just set, and the
+line came back cut (``JSONDecodeError``). ``pread`` does not use the file offset at all, and
+each process opens its own descriptor on first use after a fork or an unpickle.
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from array import array
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from unimo_kit.train.data import JsonlLines
 from unimo_kit.utils import ErrorReport, RecordError
-from unimo_kit.utils.jsonl import load_line
 
 
-class JsonlIndex:
-    """Byte ranges of selected lines of a JSONL file, read back on demand in any process.
+class JsonlIndex(JsonlLines):
+    """Byte offsets of selected lines of a JSONL file, read back on demand in any process.
 
     Args:
         path: the JSONL file.
@@ -32,9 +30,12 @@ class JsonlIndex:
             the line under, or ``None`` to drop it. Raise :class:`RecordError` to report it.
         on_error: receives malformed lines (default: warnings on stderr).
 
-    The interface of the trainer's ``JsonlLines`` (``read``, ``get``, ``keys``, ``index``,
-    ``lines``), plus :meth:`raw` for callers that parse only part of a line.
+    The trainer's :class:`~unimo_kit.train.data.JsonlLines` (the same scan, ``get``, ``keys``,
+    ``index``, ``lines``) with reads that are safe after a fork, plus :meth:`raw`.
     """
+
+    #: Bytes asked for per ``pread``; a longer line takes more reads.
+    CHUNK = 4096
 
     def __init__(
         self,
@@ -42,37 +43,9 @@ class JsonlIndex:
         keep: Callable[[dict[str, Any], int], str | None],
         on_error: ErrorReport | None = None,
     ):
-        self.path = Path(path)
-        self.offsets = array("q")  # start byte of each kept line
-        self.sizes = array("q")  # its length in bytes (newline included)
-        self.lines = array("q")  # its 1-based line number
-        self.keys: list[str] = []
-        report = on_error if on_error is not None else ErrorReport()
-        offset = 0
-        with open(self.path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                start, offset = offset, offset + len(raw)
-                if not raw.strip():
-                    continue
-                try:
-                    record = load_line(self.path, number, raw)
-                    if not isinstance(record, dict):
-                        raise RecordError(self.path, number, "expected a JSON object")
-                    key = keep(record, number)
-                except RecordError as exc:
-                    report(exc)
-                    continue
-                if key is not None:
-                    self.offsets.append(start)
-                    self.sizes.append(len(raw))
-                    self.lines.append(number)
-                    self.keys.append(key)
-        self.index = {key: i for i, key in enumerate(self.keys)}
+        super().__init__(path, keep, on_error)
         self._fd: int | None = None
         self._pid: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.offsets)
 
     def _descriptor(self) -> int:
         """This process's descriptor of the file (opened on first use in each process)."""
@@ -84,31 +57,26 @@ class JsonlIndex:
         return self._fd
 
     def raw(self, i: int) -> bytes:
-        """The bytes of the ``i``-th kept line (newline included)."""
-        start, size = self.offsets[i], self.sizes[i]
-        data = os.pread(self._descriptor(), size, start)
-        if len(data) != size:
-            raise RecordError(
-                self.path,
-                self.lines[i],
-                f"file changed since it was indexed (read {len(data)} "
-                f"of {size} bytes at byte {start})",
-            )
-        return data
+        """The bytes of the ``i``-th kept line, without its newline."""
+        fd, start = self._descriptor(), self.offsets[i]
+        parts: list[bytes] = []
+        while True:
+            chunk = os.pread(fd, self.CHUNK, start)
+            end = chunk.find(b"\n")
+            if end >= 0 or len(chunk) < self.CHUNK:  # the line's end, or the file's
+                parts.append(chunk[:end] if end >= 0 else chunk)
+                return b"".join(parts)
+            parts.append(chunk)
+            start += len(chunk)
 
     def read(self, i: int) -> tuple[dict[str, Any], int]:
         """The ``i``-th kept record and its line number."""
         try:
             return json.loads(self.raw(i)), self.lines[i]
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RecordError(
                 self.path, self.lines[i], f"not JSON any more ({exc}); file changed?"
             ) from exc
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The record kept under ``key``, or ``None``."""
-        i = self.index.get(key)
-        return None if i is None else self.read(i)[0]
 
     def close(self) -> None:
         """Close this process's descriptor (reopened on the next read)."""
@@ -121,4 +89,4 @@ class JsonlIndex:
             self.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fd": None, "_pid": None}
+        return {**super().__getstate__(), "_fd": None, "_pid": None}

@@ -60,13 +60,16 @@ class TextTokenizer:
         self.pad_id = int(hf_pad) if hf_pad is not None else pad_id
         left = self.is_hf and getattr(tokenizer, "padding_side", "right") == "left"
         self.cache_size = 0 if left else int(cache_size)
-        # text -> (ids (L,), mask (L,)): whole rows of a fixed width, else cut after the last
-        # real token and padded again to the longest of the call
+        # text -> (ids (n,), mask (n,)): the row cut after its last real token, or whole when
+        # the tokenizer pads to one width (then a call is one stack)
         self._cache: dict[str, tuple[Tensor, Tensor]] = {}
-        # open_clip pads to its context_length (cut to max_length); the others to the longest
+        # The narrowest output: open_clip pads to its context_length (cut to max_length); a
+        # tokenizer that pads a call beyond its longest text shows its width that way; the
+        # others pad to the longest text (0).
         context = getattr(tokenizer, "context_length", None)
-        self._fixed = isinstance(context, int) and not self.is_hf
-        self._width = min(context, max_length or context) if self._fixed else 0
+        fixed = isinstance(context, int) and not self.is_hf
+        self._width = min(context, max_length or context) if fixed else 0
+        self._to_longest = True  # the last call was padded to its longest text
 
     def __call__(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Tokenise ``texts``.
@@ -88,9 +91,9 @@ class TextTokenizer:
                 if len(cache) < self.cache_size:
                     cache[text] = row
         rows = [cache[t] if t in cache else found[t] for t in texts]
-        if self._fixed:  # rows of the tokenizer's one width: a stack
+        width = max(self._width, max(r[0].shape[0] for r in rows))
+        if all(r[0].shape[0] == width for r in rows):  # whole rows (open_clip): one stack
             return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
-        width = max(r[0].shape[0] for r in rows)
         ids = torch.full((len(texts), width), self.pad_id, dtype=torch.long)  # (N, L)
         mask = torch.zeros((len(texts), width), dtype=torch.bool)  # (N, L)
         for i, (row_ids, row_mask) in enumerate(rows):
@@ -98,21 +101,25 @@ class TextTokenizer:
         return ids, mask
 
     def _rows(self, ids: Tensor, mask: Tensor) -> list[tuple[Tensor, Tensor] | None]:
-        """The rows of a tokenised batch as the cache keeps them: whole when the tokenizer
-        pads to one width, else cut after the last real token (``None`` where what follows is
-        not ``pad_id``, so that padding it again would change it)."""
-        if self._fixed and ids.shape[1] == self._width:
-            return [(i.clone(), m.clone()) for i, m in zip(ids, mask, strict=True)]
-        if self._fixed:  # not the width it said: no cache for this tokenizer
-            self._fixed, self.cache_size = False, 0
-            self._cache.clear()
-            return [None] * len(ids)
-        rows: list[tuple[Tensor, Tensor] | None] = []
-        for row_ids, row_mask in zip(ids, mask, strict=True):  # (L,), (L,)
+        """The rows of a tokenised call as the cache keeps them (``None`` for a row whose
+        padding is not ``pad_id``, or that has no real token: padding it again could change
+        it). Learns the tokenizer's width when it pads beyond the longest text."""
+        ends = []
+        for row_mask in mask:  # (L,)
             real = row_mask.nonzero()
-            n = int(real[-1]) + 1 if len(real) else 0
-            exact = bool((row_ids[n:] == self.pad_id).all()) and (n or not len(row_ids))
-            rows.append((row_ids[:n].clone(), row_mask[:n].clone()) if exact else None)
+            ends.append(int(real[-1]) + 1 if len(real) else 0)
+        if ids.shape[1] > max(ends, default=0):  # padded to a width of its own
+            self._width = max(self._width, ids.shape[1])
+        elif not self._to_longest and ids.shape[1] != self._width:
+            return [None] * len(ids)  # a tensor as wide as its longest text: which padding?
+        keep = ids.shape[1] if ids.shape[1] == self._width else None  # whole rows
+        rows: list[tuple[Tensor, Tensor] | None] = []
+        for row_ids, row_mask, n in zip(ids, mask, ends, strict=True):  # (L,), (L,)
+            if not n or not bool((row_ids[n:] == self.pad_id).all()):
+                rows.append(None)
+                continue
+            cut = keep if keep is not None else n
+            rows.append((row_ids[:cut].clone(), row_mask[:cut].clone()))
         return rows
 
     def _encode(self, texts: list[str]) -> tuple[Tensor, Tensor]:
@@ -124,6 +131,7 @@ class TextTokenizer:
             if self.max_length is not None:
                 kwargs.update(truncation=True, max_length=self.max_length)
             enc = self.tokenizer(texts, **kwargs)
+            self._to_longest = True  # padding=True
             return enc["input_ids"].long(), enc["attention_mask"].bool()
         out = self.tokenizer(texts)
         mask = None
@@ -139,11 +147,13 @@ class TextTokenizer:
                 )
             # open_clip pads with 0 after the end-of-text token; 0 never starts a text
             mask = torch.as_tensor(mask).bool() if mask is not None else ids != self.pad_id
+            self._to_longest = False  # its own padding: to one width, or to the longest
         else:
             rows = [list(map(int, row)) for row in out]
             if len(rows) != len(texts):
                 raise ValueError(f"tokenizer returned {len(rows)} rows for {len(texts)} texts")
             width = max(1, max(len(r) for r in rows))
+            self._to_longest = True  # padded here
             ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)  # (N, L)
             mask = torch.zeros((len(rows), width), dtype=torch.bool)  # (N, L)
             for i, row in enumerate(rows):
