@@ -13,7 +13,7 @@ import click
     "--output",
     required=True,
     type=click.Path(file_okay=False),
-    help="Output folder: PREFIX-000000.tar ... and export.json.",
+    help="Output folder: PREFIX-000000.tar ..., export.json and manifest.json.",
 )
 @click.option(
     "--rewrites",
@@ -75,7 +75,8 @@ import click
     "--resume/--no-resume",
     default=True,
     show_default=True,
-    help="Keep the shards an earlier run with the same options completed.",
+    help="Keep the shards an earlier run with the same options and inputs completed "
+    "(--no-resume: start the export afresh).",
 )
 @click.option("--strict", is_flag=True, help="Stop at the first bad record.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -113,10 +114,11 @@ def export(
       unimo export pairs.jsonl --on-the-fly -o shards/ --format parquet
     \b
     Shard i holds captions [i*N, (i+1)*N) (N = --samples-per-shard), written as NAME.tmp and
-    renamed when complete; export.json keeps the options, an input fingerprint and the
-    finished shards. Rerunning the same command after a kill skips those shards and writes
-    the rest; a rerun with other options or changed inputs is refused (--no-resume replaces
-    the earlier export). A missing image or a bad input line is reported as FILE:LINE and
+    renamed when complete; export.json lists the finished shards (and the options and
+    inputs, for readers), manifest.json is the resume manifest every stage keeps. Rerunning
+    the same command after a kill skips the finished shards and writes the rest; a rerun
+    with other options or changed inputs is refused (--no-resume replaces the earlier
+    export). A missing image or a bad input line is reported as FILE:LINE and
     left out. Layout: docs/formats.md, "Exported webdataset shards"; reading it back in
     PyTorch: docs/generators.md.
     """

@@ -132,3 +132,36 @@ def test_export_needs_something_beside_the_captions(files, tmp_path):
 def test_help_explains_the_layout():
     result = CliRunner().invoke(cli, ["export", "--help"])
     assert result.exit_code == 0 and "KEY.json" in result.output and "resume" in result.output
+
+
+def test_resume_is_decided_by_the_shared_manifest(files, tmp_path):
+    pairs, rewrites = files
+    out = tmp_path / "out"
+    assert _export(pairs, rewrites, out).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "export" and manifest["settings"]["samples_per_shard"] == 3
+    assert set(manifest["inputs"]) == {"pairs", "rewrites"}
+    with rewrites.open("a") as handle:  # the same options, another input
+        handle.write(json.dumps({"id": "p9#0", "negatives": [], "positives": []}) + "\n")
+    refused = _export(pairs, rewrites, out)
+    assert refused.exit_code != 0
+    assert "input rewrites changed" in refused.output and "--no-resume" in refused.output
+
+
+def test_an_export_of_before_the_manifest_is_read_once(files, tmp_path):
+    pairs, rewrites = files
+    out = tmp_path / "out"
+    assert _export(pairs, rewrites, out).exit_code == 0
+    (out / "manifest.json").unlink()  # what an older unimo_kit left: export.json only
+    (out / "shard-000002.tar").unlink()
+    kept = (out / "shard-000000.tar").stat().st_mtime_ns
+    result = _export(pairs, rewrites, out)
+    assert result.exit_code == 0, result.output
+    assert "2 shard(s) kept" in result.output
+    assert (out / "shard-000000.tar").stat().st_mtime_ns == kept
+    assert (out / "manifest.json").is_file() and len(read_shards(out)) == 7
+    index = json.loads((out / "export.json").read_text())  # still there, for readers
+    assert index["complete"] and index["samples"] == 7 and len(index["shards"]) == 3
+    (out / "manifest.json").unlink()
+    refused = _export(pairs, rewrites, out, "--no-sentence-negatives")
+    assert refused.exit_code != 0 and "sentence_negatives" in refused.output

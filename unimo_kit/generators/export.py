@@ -5,11 +5,14 @@ Each sample is the image file, its caption (``txt``) and a ``json`` member with 
 and positive and its type; the layout is documented in docs/formats.md, "Exported webdataset
 shards". Shard ``i`` holds the items ``[i * S, (i + 1) * S)`` of the dataset (``S`` samples per
 shard, fewer where an image could not be read), so a shard is either complete or redone:
-it is written as ``NAME.tmp``, renamed when complete, and then listed in ``export.json``, which
-also keeps the settings and an input fingerprint. A rerun with the same settings skips the
-listed shards and writes the rest; with other settings or changed inputs it is refused
-(``resume=False`` starts afresh). unimo_kit.utils has no shared resume manifest yet, so this
-module keeps its own (``export.json``).
+it is written as ``NAME.tmp``, renamed when complete, and then listed in ``export.json`` (the
+export's description for readers: settings, inputs, finished shards, sample counts).
+
+Whether a rerun may resume is decided by the resume manifest every stage keeps
+(:mod:`unimo_kit.utils.manifest`, ``OUT/manifest.json``: the settings and the inputs'
+fingerprints): with the same ones it keeps the shards ``export.json`` lists and writes the
+rest; with other settings or changed inputs it is refused (``resume=False`` starts afresh). An
+export made before the manifest has only ``export.json``, which is read once in its place.
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from unimo_kit.utils import ErrorReport, RecordError, atomic_write, file_sha256
+from unimo_kit.utils.manifest import Manifest, check_or_write, input_fingerprint, manifest_path
 
 FORMAT = "unimo-export/1"
-MANIFEST = "export.json"
+#: The export's description (``OUT/export.json``), read by trainers and by a resuming run.
+INDEX = "export.json"
+MANIFEST = INDEX  # the name before the resume manifest; kept for callers
+#: The stage named in the resume manifest (``OUT/manifest.json``).
+MANIFEST_STAGE = "export"
+#: What ``export.json`` records beside the settings, and the resume manifest checks.
+SHAPE_KEYS = ("layout", "prefix", "samples_per_shard", "items")
 LAYOUTS = ("webdataset", "parquet")
 #: Image extensions a webdataset trainer looks for (open_clip_train: ``jpg;png;jpeg;webp``);
 #: other images are re-encoded as PNG.
@@ -170,26 +180,68 @@ def require_layout(layout: str) -> None:
             ) from None
 
 
-def _read_manifest(out: Path) -> dict[str, Any] | None:
-    path = out / MANIFEST
-    if not path.exists():
-        return None
+def _read_index(out: Path) -> dict[str, Any] | None:
+    """``OUT/export.json`` of an earlier run (``None`` when there is none or it is unreadable:
+    its shards are then written again)."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable ({exc}); rerun with --no-resume") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an {FORMAT} manifest; rerun with --no-resume")
-    return manifest
+        index = json.loads((out / INDEX).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return index if isinstance(index, dict) and index.get("format") == FORMAT else None
+
+
+def _legacy_manifest(current: Manifest) -> Any:
+    """How an ``export.json`` of before the resume manifest becomes one: its settings as they
+    are, its inputs (kept by name and sha256 only) taken as this run's where the sha256 agrees."""
+
+    def convert(old: dict[str, Any]) -> Manifest:
+        if old.get("format") != FORMAT:
+            raise ValueError(f"not an {FORMAT} description")
+        settings = {**(old.get("settings") or {}), **{k: old.get(k) for k in SHAPE_KEYS}}
+        inputs = {}
+        for role, seen in (old.get("inputs") or {}).items():
+            now = current.inputs.get(role)
+            same = now is not None and seen.get("sha256") == now.get("sha256")
+            inputs[role] = dict(now) if same else {"sha256": seen.get("sha256"), "size": None}
+        return Manifest(MANIFEST_STAGE, settings, inputs)
+
+    return convert
+
+
+def _resume_or_clear(
+    out: Path, prefix: str, identity: Mapping[str, Any], inputs: Mapping[str, Any], resume: bool
+) -> dict[str, dict[str, Any]]:
+    """Check this run against the export in ``out`` (:func:`check_or_write` on
+    ``OUT/manifest.json``) and return the finished shards it keeps, by name; an export made
+    otherwise is refused, and ``resume=False`` (or nothing there) clears the folder."""
+    settings = {**identity["settings"], **{k: identity[k] for k in SHAPE_KEYS}}
+    wanted = Manifest(
+        MANIFEST_STAGE, settings, {role: input_fingerprint(p) for role, p in inputs.items()}
+    )
+    path = manifest_path(out, folder=True)
+    earlier = _read_index(out)
+    has_output = earlier is not None or any(out.glob(f"{prefix}-*"))
+    legacy = None
+    if not path.is_file() and (out / INDEX).is_file():  # an export of before the manifest
+        legacy = (out / INDEX, _legacy_manifest(wanted))
+    resuming = check_or_write(
+        path, wanted, resume=resume, has_output=has_output, output=out, legacy=legacy
+    )
+    if not resuming:
+        _clear(out, prefix)
+        return {}
+    listed = (earlier or {}).get("shards", [])
+    return {s["name"]: s for s in listed if (out / str(s.get("name"))).is_file()}
 
 
 def _clear(out: Path, prefix: str) -> None:
-    """Remove what an earlier export wrote in ``out`` (its shards, temporaries, manifest)."""
+    """Remove what an earlier export wrote in ``out`` (its shards, temporaries and
+    ``export.json``; the resume manifest is this run's by now)."""
     for path in out.glob(f"{prefix}-*"):
         kind = path.name.split(".", 1)[-1]
         if path.is_file() and kind in ("tar", "parquet", "tar.tmp", "parquet.tmp"):
             path.unlink()
-    (out / MANIFEST).unlink(missing_ok=True)
+    (out / INDEX).unlink(missing_ok=True)
 
 
 def export_shards(
@@ -210,13 +262,15 @@ def export_shards(
     Args:
         dataset: a :class:`~unimo_kit.generators.HardNegativeDataset` (its ``candidates``);
             every negative and positive is written, not a sample of K.
-        out_dir: the output folder (``PREFIX-000000.tar``, ... and ``export.json``).
+        out_dir: the output folder (``PREFIX-000000.tar``, ..., ``export.json`` and the
+            resume manifest ``manifest.json``).
         samples_per_shard: items per shard file.
         prefix: shard file name prefix.
         layout: ``"webdataset"`` (tar) or ``"parquet"`` (needs pyarrow).
         settings: what made the items (recorded; a resume under other settings is refused).
         inputs: input files by role, fingerprinted (sha256) for the same check.
-        resume: keep the shards an earlier run with the same settings completed.
+        resume: keep the shards an earlier run with the same settings and inputs completed
+            (refused, :class:`~unimo_kit.utils.manifest.ManifestMismatch`, when they differ).
         progress: a progress bar with total and ETA on stderr.
         on_error: receives a :class:`RecordError` (``pairs.jsonl:LINE``) per item whose image
             is missing or unreadable; the item is left out (default: warn on stderr).
@@ -251,18 +305,7 @@ def export_shards(
             for role, p in (inputs or {}).items()
         },
     }
-    done: dict[str, dict[str, Any]] = {}
-    earlier = _read_manifest(out) if resume else None
-    if earlier is not None:
-        changed = [k for k in identity if earlier.get(k) != identity[k]]
-        if changed:
-            raise ValueError(
-                f"{out / MANIFEST}: an earlier export with other {', '.join(changed)} is there; "
-                "rerun with --no-resume to replace it, or choose another output folder"
-            )
-        done = {s["name"]: s for s in earlier.get("shards", []) if (out / s["name"]).is_file()}
-    else:
-        _clear(out, prefix)
+    done = _resume_or_clear(out, prefix, identity, inputs or {}, resume)
     summary = ExportSummary(out)
     shards: list[dict[str, Any]] = []
 
@@ -274,9 +317,13 @@ def export_shards(
             "samples": sum(s["samples"] for s in shards),
             "skipped": sum(s["skipped"] for s in shards),
         }
-        with atomic_write(out / MANIFEST) as handle:
+        with atomic_write(out / INDEX) as handle:
             handle.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
+    if done:  # listed again at once: an export.json read as the legacy manifest is gone
+        shards.extend(sorted(done.values(), key=lambda s: s["first"]))
+        save(complete=False)
+        shards.clear()
     bar = tqdm(total=total, desc="export", unit="sample", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     try:
