@@ -186,3 +186,23 @@ def test_without_negatives_and_without_rewrites(tiny_clip, pair_data, tmp_path):
     config = _config(tiny_clip, (pairs, None), tmp_path / "run", num_negatives=0, steps=2)
     result = finetune_clip(config)
     assert result.state.step == 2 and "hardneg_acc" not in _rows(tmp_path / "run")[0]
+
+
+def test_export_shards_train_and_resume_like_the_jsonl_files(tiny_clip, pair_data, tmp_path):
+    """Over `unimo export` shards (a stream): a run stopped at step 3 and resumed (the stream
+    read up to its position again) ends with the weights of an uninterrupted run."""
+    from unimo_kit.generators import HardNegativeDataset, export_shards
+
+    pairs, rewrites = pair_data
+    source = HardNegativeDataset(pairs, rewrites, load_images=False)
+    export_shards(source, tmp_path / "shards", samples_per_shard=6, progress=False)
+    shards = {"pairs": None, "rewrites": None, "shards": str(tmp_path / "shards")}
+    reference = finetune_clip(_config(tiny_clip, pair_data, tmp_path / "ref", **shards))
+    assert reference.state.data["pairs"]["epoch"] >= 1  # 16 samples, batches of 4: 2 epochs
+    config = _config(tiny_clip, pair_data, tmp_path / "run", **shards)
+    finetune_clip(config, stop_after=3)
+    resumed = finetune_clip(config)
+    want, got = _weights(reference.final), _weights(resumed.final)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    negatives = [float(r["hardneg_acc"]) for r in _rows(tmp_path / "ref")]
+    assert negatives  # the shards carried the negatives
