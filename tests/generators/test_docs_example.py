@@ -3,6 +3,7 @@ open_clip model and a fixture of 8 pairs (only its settings line is replaced).""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import runpy
@@ -54,3 +55,25 @@ def test_docs_training_loop_runs(tmp_path, monkeypatch, capsys):
     assert "step 3 loss" in capsys.readouterr().out
     assert torch.isfinite(namespace["loss"])
     assert namespace["per_image"].shape[1] > namespace["per_image"].shape[0]  # negatives added
+
+
+def _dataset_call(code: str) -> str:
+    """The ``dataset = HardNegativeDataset(...)`` and ``DataLoader(...)`` lines of a block."""
+    tree = ast.parse(code)
+    calls = [
+        ast.get_source_segment(code, node)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id in ("dataset", "loader")
+    ]
+    return "\n".join(calls)
+
+
+def test_readme_example_is_the_docs_example():
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+              if "unimo_kit.generators" in b]  # fmt: skip
+    assert len(blocks) == 1 and len(blocks[0].strip().splitlines()) <= 15
+    docs = _dataset_call(training_block()).replace("MODEL", '"ViT-B-32"').replace("BATCH", "64")
+    assert _dataset_call(blocks[0]) == docs
