@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -287,13 +288,22 @@ class UnimoPretraining(nn.Module):
             probability=self.mlm_probability,
         )
 
-    @staticmethod
-    def _mlm_targets(
-        text_hidden: Tensor, positions: Tensor, labels: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """The states and labels of the masked words only: (n, D), (n,)."""
-        index = positions[..., None].expand(-1, -1, text_hidden.shape[-1])  # (B, K, D)
-        return _scored(text_hidden.gather(1, index), labels)  # (n, D), (n,)
+    def _dropout_active(self) -> bool:
+        """Whether a pass draws dropout masks (their draws depend on the positions run)."""
+        cfg = self.model.config
+        rates = (cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob)
+        return self.training and any(p > 0 for p in rates)
+
+    def _states_at(self, positions: Tensor, **inputs: Any) -> Tensor:
+        """Final states (B, K, D) of one pass of the model on ``inputs`` at ``positions``
+        (B, K) of its whole sequence (visual tokens first): the only states a head scores.
+        The last layer runs on those positions alone (``hidden_positions``), except under
+        dropout, whose masks would then be drawn for fewer positions than a full pass draws
+        (the run would no longer repeat one made with the full pass)."""
+        if self._dropout_active():
+            hidden = self.model(**inputs)["hidden"]  # (B, L, D)
+            return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self.model(**inputs, hidden_positions=positions)["hidden"]  # (B, K, D)
 
     def _word_losses(self, targets: dict[str, list[tuple[Tensor, Tensor]]]) -> dict[str, dict]:
         """MLM and seq2seq losses from the word head, run once on every scored position of
@@ -342,15 +352,15 @@ class UnimoPretraining(nn.Module):
 
     def _mrp(
         self,
-        visual_hidden: Tensor,
+        h: Tensor,
         feats: Tensor,
         positions: Tensor,
         picked: Tensor,
         class_probs: Tensor | None,
     ) -> dict[str, Tensor]:
-        regions = visual_hidden[:, 1:]  # (B, N, D), drop [IMG]
-        d, f = regions.shape[-1], feats.shape[-1]
-        h = regions.gather(1, positions[..., None].expand(-1, -1, d))  # (B, K, D)
+        """Masked region loss from the states ``h`` (B, K, D) of the regions at ``positions``
+        (B, K) (region indices, [IMG] not counted) and their original ``feats`` (B, N, F)."""
+        f = feats.shape[-1]
         target = feats.gather(1, positions[..., None].expand(-1, -1, f))  # (B, K, F)
         pred = self.model.region_head(h)
         probs = None
@@ -374,19 +384,22 @@ class UnimoPretraining(nn.Module):
         """Generate text positions >= source_length from everything before them: the states
         (n, D) that predict the real target words and those words (n,)."""
         visual = visual or {}
-        out = self.model(
+        b, t = input_ids.shape
+        pos = torch.arange(1, t, device=input_ids.device)  # (T - 1,) target positions
+        is_target = attention_mask[:, 1:].bool() & (pos[None] >= source_length[:, None])
+        labels = input_ids[:, 1:].masked_fill(~is_target, IGNORE_INDEX)  # (B, T - 1)
+        # position t predicts the word at t + 1; only real target words are scored
+        feats = visual.get("visual_feats")
+        offset = 0 if feats is None else 1 + feats.shape[1]  # visual tokens come first
+        states = self._states_at(
+            (offset + pos - 1).expand(b, -1),  # (B, T - 1)
             input_ids=input_ids,
             attention_mask=attention_mask,
             mode="seq2seq",
             text_prefix_length=source_length,
             **visual,
-        )
-        t = input_ids.shape[1]
-        pos = torch.arange(1, t, device=input_ids.device)  # (T - 1,) target positions
-        is_target = attention_mask[:, 1:].bool() & (pos[None] >= source_length[:, None])
-        labels = input_ids[:, 1:].masked_fill(~is_target, IGNORE_INDEX)  # (B, T - 1)
-        # position t predicts the word at t + 1; only real target words are scored
-        return _scored(out["text_hidden"][:, :-1], labels)  # (n, D), (n,)
+        )  # (B, T - 1, D)
+        return _scored(states, labels)  # (n, D), (n,)
 
     # ------------------------------------------------------------------ forward
 
@@ -444,13 +457,19 @@ class UnimoPretraining(nn.Module):
                     joint["visual_feats"], rpos, rpicked = mask_regions(
                         feats, eligible, probability=self.mrp_probability
                     )
-                h = model(input_ids=masked_ids, attention_mask=amask, **joint)
+                # the states of the masked words (after [IMG] and the regions) and regions
+                offset = 1 + batch["visual_feats"].shape[1]
+                wanted = ([positions + offset] if do_mlm else []) + ([rpos + 1] if do_mrp else [])
+                states = self._states_at(
+                    torch.cat(wanted, dim=1), input_ids=masked_ids, attention_mask=amask, **joint
+                )  # (B, K_words + K_regions, D)
+                split = [w.shape[1] for w in wanted]
                 if do_mlm:
-                    words["mlm"].append(self._mlm_targets(h["text_hidden"], positions, labels))
+                    words["mlm"].append(_scored(states[:, : split[0]], labels))
                 if do_mrp:
                     results["mrp"].append(
                         self._mrp(
-                            h["visual_hidden"],
+                            states[:, states.shape[1] - split[-1] :],
                             feats,
                             rpos,
                             rpicked,
@@ -470,8 +489,8 @@ class UnimoPretraining(nn.Module):
             ids, amask = batch["textonly_input_ids"], batch["textonly_attention_mask"]
             if self.use["mlm"]:
                 masked_ids, positions, labels = self._mask_text(ids, amask)
-                h = model(input_ids=masked_ids, attention_mask=amask)
-                words["mlm"].append(self._mlm_targets(h["text_hidden"], positions, labels))
+                states = self._states_at(positions, input_ids=masked_ids, attention_mask=amask)
+                words["mlm"].append(_scored(states, labels))  # (n, D), (n,)
             if self.use["seq2seq"]:
                 n = amask.sum(dim=1)  # (B,) real tokens with [CLS] and [SEP]
                 lo, hi = self.text_seq2seq_source
@@ -489,14 +508,15 @@ class UnimoPretraining(nn.Module):
                 else vmask.bool()
             )
             masked, rpos, rpicked = mask_regions(feats, eligible, probability=self.mrp_probability)
-            h = model(
+            states = self._states_at(
+                rpos + 1,  # after [IMG]
                 visual_feats=masked,
                 visual_boxes=batch.get("imageonly_visual_boxes"),
                 visual_mask=vmask,
-            )
+            )  # (B, K, D)
             results["mrp"].append(
                 self._mrp(
-                    h["visual_hidden"],
+                    states,
                     feats,
                     rpos,
                     rpicked,

@@ -136,6 +136,8 @@ class UnimoModel(nn.Module):
         visual_mask: Tensor | None = None,
         mode: str = "bidirectional",
         text_prefix_length: Tensor | None = None,
+        *,
+        hidden_positions: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Encode text, an image, or both.
 
@@ -150,11 +152,16 @@ class UnimoModel(nn.Module):
                 causally — UniLM's seq2seq mask).
             text_prefix_length: seq2seq only: (B,) long, the number of leading text tokens that
                 join the bidirectional source (UniLM text-to-text seq2seq); default 0.
+            hidden_positions: (B, K) long positions of the whole sequence (visual tokens
+                first, see the module docstring) whose final states are all that is wanted,
+                e.g. the masked words and regions: the last layer computes only those
+                (same values as the full pass at those positions).
 
         Returns:
             dict with ``hidden`` (B, L, D) for the whole sequence; ``visual_hidden``
             (B, 1 + N, D) and ``img`` (B, D) when an image is given; ``text_hidden`` (B, T, D)
-            and ``cls`` (B, D) when text is given.
+            and ``cls`` (B, D) when text is given. With ``hidden_positions``: only ``hidden``
+            (B, K, D), the states at those positions.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -169,8 +176,10 @@ class UnimoModel(nn.Module):
             if text_prefix_length is not None:
                 prefix = prefix + text_prefix_length.to(prefix.device)
         mask = self.attention_mask(valid, num_visual, visual_boxes, prefix)
-        hidden, _ = self.encoder(x, mask)  # (B, L, D)
+        hidden, _ = self.encoder(x, mask, positions=hidden_positions)  # (B, L or K, D)
         out = {"hidden": hidden}
+        if hidden_positions is not None:
+            return out
         if num_visual:
             out["visual_hidden"] = hidden[:, :num_visual]  # (B, 1 + N, D)
             out["img"] = hidden[:, 0]  # (B, D)
