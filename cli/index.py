@@ -456,7 +456,7 @@ def info_cmd(name, root):
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    help="retrieved.jsonl (resumed if it exists; its settings are kept in OUTPUT.settings.json).",
+    help="retrieved.jsonl (resumed if it exists; what made it is kept in OUTPUT.manifest.json).",
 )
 @click.option(
     "-k",
@@ -489,10 +489,12 @@ def info_cmd(name, root):
     help="Pairs per search call.",
 )
 @click.option(
-    "--no-resume",
-    is_flag=True,
-    help="Start the output afresh (the automatic caption index is kept while it is current). "
-    "Without it, an output started with other settings is refused.",
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Keep the finished pairs of an existing output (refused if it was made with other "
+    "settings or pairs) or start it afresh (the automatic caption index is kept while it is "
+    "current).",
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed pair.")
 @click.option(
@@ -515,7 +517,7 @@ def mine_cmd(
     max_score,
     shard,
     chunk_size,
-    no_resume,
+    resume,
     strict,
     scenes,
     engine,
@@ -561,7 +563,7 @@ def mine_cmd(
             negative_index=_folder(root, negative_index) if negative_index else None,
             config=config,
             shard=shard_obj,
-            resume=not no_resume,
+            resume=resume,
             strict=strict,
             scenes=scenes,
             engine=_engine(engine, ray_address),

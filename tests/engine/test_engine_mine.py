@@ -78,9 +78,9 @@ def test_mine_on_ray_is_byte_identical(ray_session, pairs_file, text_index, loca
     # 14 pairs and a second line of p01 (mined again, as locally); one line not JSON
     assert counts == local_counts and counts["written"] == 15 and counts["malformed"] == 1
     assert counts["mean_negatives"] > 1 and counts["mean_texts"] == 3
-    ours, theirs = (json.loads(Path(f"{o}.settings.json").read_text()) for o in (out, local))
-    assert ours.pop("negative_index") == f"{out}.captions"  # each output has its own
-    assert theirs.pop("negative_index") == f"{local}.captions" and ours == theirs
+    ours, theirs = (json.loads(Path(f"{o}.manifest.json").read_text()) for o in (out, local))
+    assert ours["settings"].pop("negative_index") == f"{out}.captions"  # each has its own
+    assert theirs["settings"].pop("negative_index") == f"{local}.captions" and ours == theirs
     for name in ("index.faiss", "records.jsonl"):  # the automatic caption index
         assert (
             Path(f"{out}.captions", name).read_bytes()

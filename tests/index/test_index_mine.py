@@ -301,10 +301,13 @@ def test_resume_under_other_settings_is_refused(world, indexes, tmp_path):
     pairs = world / "pairs.train.jsonl"
     res = cli_mine(pairs, out, indexes["texts"], "-k", "2", "--negatives", "0")
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "r.jsonl.settings.json").read_text())["k"] == 2
+    manifest = json.loads((tmp_path / "r.jsonl.manifest.json").read_text())
+    assert manifest["stage"] == "index mine" and manifest["settings"]["k"] == 2
+    assert manifest["inputs"]["pairs"]["path"] == str(pairs.resolve())
     res = cli_mine(pairs, out, indexes["texts"], "-k", "1", "--negatives", "0")
     assert res.exit_code == 1
-    assert "was started with other settings (k 2 -> 1); pass --no-resume" in res.output
+    assert "was made with other settings or inputs (k: 2 -> 1)" in res.output
+    assert "pass --no-resume to start afresh" in res.output
     assert max(len(r["texts"]) for r in read(out)) == 2  # untouched
     # the chunk size changes no record: a resume with another is accepted
     res = cli_mine(pairs, out, indexes["texts"], "-k", "2", "--negatives", "0", "--chunk-size", "3")
@@ -324,7 +327,8 @@ def test_resume_on_edited_pairs_is_refused(world, indexes, tmp_path):
     pairs.write_text("".join(lines[:-1]))  # the same path, other content
     res = cli_mine(pairs, out, indexes["texts"], "-k", "2", "--negatives", "0")
     assert res.exit_code == 1
-    assert "other settings (the pairs file changed); pass --no-resume" in res.output
+    assert "other settings or inputs (input pairs changed (" in res.output
+    assert "pass --no-resume" in res.output
 
 
 def test_library_resume_checks_indexes_and_config(world, indexes, tmp_path):
@@ -332,11 +336,34 @@ def test_library_resume_checks_indexes_and_config(world, indexes, tmp_path):
 
     out = tmp_path / "r.jsonl"
     run(world, indexes, out, images=False)
-    with pytest.raises(MineSettingsError, match="image_index None -> "):
+    with pytest.raises(MineSettingsError, match="image_index: null -> "):
         run(world, indexes, out, images=True)
     cfg = MineConfig(k=4, negatives=3, min_score=-1.0, max_score=0.5, chunk_size=7)
-    with pytest.raises(MineSettingsError, match=r"max_score 0\.999 -> 0\.5"):
+    with pytest.raises(MineSettingsError, match=r"max_score: 0\.999 -> 0\.5"):
         mine(world / "pairs.train.jsonl", out, text_index=indexes["texts"], config=cfg)
+
+
+def test_an_old_settings_file_is_read_once(world, indexes, tmp_path):
+    """An output whose settings a run before the manifest kept in OUTPUT.settings.json: its
+    settings still decide the resume, then the manifest replaces the file."""
+    from unimo_kit.index.mine import MineSettingsError
+
+    out = tmp_path / "r.jsonl"
+    run(world, indexes, out, images=False)
+    lines = out.read_bytes().splitlines(keepends=True)
+    manifest = json.loads((tmp_path / "r.jsonl.manifest.json").read_text())
+    old = {"pairs": manifest["inputs"]["pairs"]["path"], "pairs_sha256": "0" * 64}
+    old.update(manifest["settings"])  # as the older file held it, with other pairs bytes
+    (tmp_path / "r.jsonl.manifest.json").unlink()
+    Path(f"{out}.settings.json").write_text(json.dumps(old))
+    with pytest.raises(MineSettingsError, match=r"input pairs changed \(000000000000 -> "):
+        run(world, indexes, out, images=False)
+    old["pairs_sha256"] = manifest["inputs"]["pairs"]["sha256"]
+    Path(f"{out}.settings.json").write_text(json.dumps(old))
+    out.write_bytes(b"".join(lines[:3]))  # killed after three pairs
+    assert run(world, indexes, out, images=False)["skipped_done"] == 3
+    assert not Path(f"{out}.settings.json").exists()
+    assert len(out.read_bytes().splitlines()) == len(lines)
 
 
 @pytest.mark.parametrize("option", [["-k", "-1"], ["--negatives", "-2"], ["--chunk-size", "0"]])

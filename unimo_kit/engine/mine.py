@@ -6,7 +6,7 @@ A unit is ``unit_chunks`` consecutive chunks of ``chunk_size`` pairs of the same
 local stage mines (the shard's pairs not yet in the output), so every search batch holds the
 same pairs as locally and the output is byte-identical to :func:`~unimo_kit.index.mine.mine`.
 
-Work folder ``OUT.engine/`` (deleted at the end): ``engine.json`` (the run's settings and the
+Work folder ``OUT.engine/`` (deleted at the end): ``engine.json`` (the run's manifest and the
 output's size when the units were cut: a rerun with the same command reuses the units, any
 other state of the output cuts them again), ``in-NNNNN.pkl`` (a unit's pairs, written by the
 driver), ``part-NNNNN.json`` (its counts) and ``part-NNNNN.jsonl`` (its records, written
@@ -64,7 +64,7 @@ def run_mine(
         the units run by this call and by an earlier, killed one).
 
     Raises:
-        MineSettingsError: ``resume`` and the output was started with other settings.
+        MineSettingsError: ``resume`` and the output was made with other settings or pairs.
         ValueError: nothing to mine; an automatic caption index with ``shard``.
         EngineError: a unit kept failing (named in the message).
     """
@@ -109,14 +109,13 @@ def _mine_on_ray(
         MineTally,
         chunks,
         count_pairs,
-        settings_path,
+        record_run,
         shard_pairs,
         start_run,
     )
-    from unimo_kit.index.store import write_json
     from unimo_kit.utils import ErrorReport, ResumableJsonlWriter
 
-    settings = start_run(pairs_path, out, run, resume=resume)
+    manifest = start_run(pairs_path, out, run, resume=resume)
     # absolute paths: a worker of a cluster does not run in this process's folder
     pairs_path, out = os.path.abspath(pairs_path), Path(os.path.abspath(out))
     run = {
@@ -132,9 +131,13 @@ def _mine_on_ray(
         remove_tree(work)
     with ResumableJsonlWriter(out, id_key="id", resume=resume) as writer:  # cuts a torn tail
         done = writer.done
-    write_json(settings, settings_path(out))
+    if not resume:  # the output is empty now
+        record_run(out, manifest, resume=False)
     size = run["config"].chunk_size * unit_chunks
-    _claim(work, {"settings": settings, "output_bytes": out.stat().st_size, "unit_pairs": size})
+    _claim(
+        work,
+        {"manifest": manifest.to_json(), "output_bytes": out.stat().st_size, "unit_pairs": size},
+    )
 
     tally, report = MineTally(), ErrorReport(strict=strict)
     total = count_pairs(pairs_path)
@@ -171,7 +174,7 @@ def _mine_on_ray(
 
 
 def _claim(work: Path, plan: dict[str, Any]) -> None:
-    """Keep ``work``'s units when they were cut for this ``plan`` (same settings, the output
+    """Keep ``work``'s units when they were cut for this ``plan`` (same manifest, the output
     as it was then); otherwise start the folder afresh with this plan."""
     path = work / "engine.json"
     if path.is_file():

@@ -19,9 +19,11 @@ they belong to the pair itself: the same id, the same image file, or a text equa
 space folded) to one of the pair's captions. Same-image captions are therefore never
 negatives. Output lines follow docs/formats.md; image paths are relative to the output file.
 
-A run's settings (:func:`run_settings`) are saved next to the output as
-``OUTPUT.settings.json``; resuming an output under other settings is refused
-(:class:`MineSettingsError`), since the file would mix two configurations. The automatic caption
+A run's settings and the pairs' fingerprint (:func:`run_manifest`) are the output's resume
+manifest, ``OUTPUT.manifest.json`` (:mod:`unimo_kit.utils.manifest`; an older
+``OUTPUT.settings.json`` is read once in its place); resuming an output under other settings
+or pairs is refused (:class:`MineSettingsError`), since the file would mix two
+configurations. The automatic caption
 index (:func:`caption_cache`) is a cache of the pairs file: it is rebuilt whenever the pairs
 file (path or content) or the encoder changed.
 """
@@ -39,8 +41,16 @@ import numpy as np
 
 from unimo_kit.data.records import caption_key
 from unimo_kit.index.encoders import l2_normalize
-from unimo_kit.index.store import IndexStore, IndexStoreError, read_json, write_json
-from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, file_sha256, first_per_group
+from unimo_kit.index.store import IndexStore, IndexStoreError, read_json
+from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, first_per_group
+from unimo_kit.utils.manifest import (
+    Manifest,
+    ManifestMismatch,
+    check_or_write,
+    input_fingerprint,
+    manifest_path,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     from unimo_kit.index.build import BuildConfig
@@ -64,8 +74,8 @@ class MineConfig:
 _NOT_SHAPING = ("chunk_size", "batch_size")
 
 
-class MineSettingsError(ValueError):
-    """The output was started with other settings than this run's (resume refused)."""
+class MineSettingsError(ManifestMismatch):
+    """The output was made with other settings or pairs than this run's (resume refused)."""
 
 
 def _distinct_texts(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -267,7 +277,7 @@ def mine(
         config: :class:`MineConfig`.
         shard: mine only this contiguous slice of the pairs.
         resume: keep and skip what ``out_path`` already holds; refused when it was started
-            with other settings (see :func:`run_settings`). ``False``: start afresh.
+            with other settings or pairs (see :func:`run_manifest`). ``False``: start afresh.
         progress: tqdm bar on stderr.
         strict: stop at the first malformed pair.
         scenes: gold ``scenes.jsonl`` (synthetic world): drop negatives that are true of the
@@ -291,7 +301,7 @@ def mine(
         "shard": shard,
         "scenes": scenes,
     }
-    settings = start_run(pairs_path, out_path, run, resume=resume)
+    manifest = start_run(pairs_path, out_path, run, resume=resume)
     miner = make_miner(run, out_path)
     report = ErrorReport(strict=strict)
     tally = MineTally()
@@ -303,7 +313,8 @@ def mine(
         start, stop = shard.bounds(total)
         bar = tqdm(total=stop - start, desc="mine", unit="pair", file=sys.stderr)
     with ResumableJsonlWriter(out_path, id_key="id", resume=resume) as writer:
-        write_json(settings, settings_path(out_path))
+        if not resume:  # the output is empty now
+            record_run(out_path, manifest, resume=False)
 
         def todo() -> Iterator[Any]:
             for pair in shard_pairs(pairs_path, shard, total, strict=strict, report=report):
@@ -369,21 +380,22 @@ class MineTally:
 
 def start_run(
     pairs_path: str | os.PathLike, out_path: str | os.PathLike, run: dict[str, Any], *, resume: bool
-) -> dict[str, Any]:
-    """What every mining run checks before it mines: a warning when negatives are asked for
-    without a caption index, and (``resume``) the output's saved settings.
+) -> Manifest:
+    """What every mining run does before it mines: a warning when negatives are asked for
+    without a caption index, and (``resume``) the output's manifest checked and written.
 
     Args:
         pairs_path: ``pairs.jsonl``.
         out_path: the output.
-        run: the keyword arguments of :func:`run_settings` but ``pairs_path``.
-        resume: the run keeps what ``out_path`` holds.
+        run: the keyword arguments of :func:`run_manifest` but ``pairs_path``.
+        resume: the run keeps what ``out_path`` holds (without it, write the manifest with
+            :func:`record_run` once the output is emptied).
 
     Returns:
-        The run's settings (:func:`run_settings`), to be saved next to the output.
+        The run's manifest (:func:`run_manifest`).
 
     Raises:
-        MineSettingsError: ``resume`` and the output was started with other settings.
+        MineSettingsError: ``resume`` and the output was made with other settings or pairs.
     """
     if run["config"].negatives and run["negative_index"] is None:
         print(
@@ -391,10 +403,10 @@ def start_run(
             "(build_caption_index makes one)",
             file=sys.stderr,
         )
-    settings = run_settings(pairs_path, **run)
+    manifest = run_manifest(pairs_path, **run)
     if resume:
-        check_resume(out_path, settings)
-    return settings
+        record_run(out_path, manifest, resume=True)
+    return manifest
 
 
 def make_miner(run: dict[str, Any], out_path: str | os.PathLike) -> Miner:
@@ -529,7 +541,7 @@ def prepare_run(
         "scenes": scenes,
     }
     if resume:  # refuse before building anything
-        check_resume(out_path, run_settings(pairs_path, **run))
+        check_resume(out_path, run_manifest(pairs_path, **run))
     if automatic:  # a cache of the pairs: rebuilt when stale
         from unimo_kit.index.store import read_meta
 
@@ -543,12 +555,13 @@ def _round(score: float) -> float:
 
 
 def settings_path(out_path: str | os.PathLike) -> Path:
-    """``OUTPUT.settings.json``: the settings an output was started with."""
+    """``OUTPUT.settings.json``: where runs before the resume manifest kept their settings
+    (read once as the manifest's legacy file, then removed)."""
     out = Path(out_path)
     return out.with_name(out.name + ".settings.json")
 
 
-def run_settings(
+def run_manifest(
     pairs_path: str | os.PathLike,
     *,
     text_index: str | os.PathLike | None = None,
@@ -557,19 +570,17 @@ def run_settings(
     config: MineConfig,
     shard: Shard = Shard(),
     scenes: str | os.PathLike | None = None,
-) -> dict[str, Any]:
-    """What shapes the records of a run: the input and index paths (absolute), the pairs
-    file's sha256 (a resume must read the same pairs), the shard and the :class:`MineConfig`
-    fields (but not ``chunk_size``/``batch_size``, which change none).
-    """
+) -> Manifest:
+    """The resume manifest of a run (:mod:`unimo_kit.utils.manifest`, stage ``index mine``):
+    as settings what shapes the records (the index and scenes paths, absolute; the shard; the
+    :class:`MineConfig` fields but ``chunk_size``/``batch_size``, which change none), as input
+    ``pairs`` the pairs file's fingerprint (a resume must read the same pairs)."""
 
     def where(path: str | os.PathLike | None) -> str | None:
         return os.path.abspath(path) if path else None
 
     fields = {k: v for k, v in asdict(config).items() if k not in _NOT_SHAPING}
-    return {
-        "pairs": where(pairs_path),
-        "pairs_sha256": file_sha256(pairs_path),
+    settings = {
         "text_index": where(text_index),
         "image_index": where(image_index),
         "negative_index": where(negative_index),
@@ -577,40 +588,57 @@ def run_settings(
         "shard": str(shard),
         **fields,
     }
+    return Manifest("index mine", settings, {"pairs": input_fingerprint(pairs_path)})
 
 
-_PAIRS_STAT = ("pairs_sha256",)
+def check_resume(out_path: str | os.PathLike, manifest: Manifest) -> None:
+    """Refuse to resume ``out_path`` when it was made with other settings or pairs than
+    ``manifest``'s; else record ``manifest`` as ``OUTPUT.manifest.json``.
 
-
-def check_resume(out_path: str | os.PathLike, settings: dict[str, Any]) -> None:
-    """Refuse to resume ``out_path`` when it was started with other ``settings``.
-
-    Nothing to check when the output or its ``OUTPUT.settings.json`` does not exist (a new
-    output, or one written before settings were saved).
+    Nothing to check for a new or empty output, or one with no record at all (made before
+    settings were saved). An ``OUTPUT.settings.json`` of an older run is read in its place
+    and removed.
 
     Raises:
-        MineSettingsError: one line naming each changed setting, old -> new.
+        MineSettingsError: one line naming each difference and ``--no-resume``.
     """
-    out, saved_path = Path(out_path), settings_path(out_path)
-    if not (out.exists() and saved_path.is_file()):
-        return
-    advice = "pass --no-resume to start it afresh, or choose another -o"
+    out = Path(out_path)
     try:
-        saved = read_json(saved_path)
-    except (OSError, ValueError) as exc:
-        raise MineSettingsError(f"{saved_path}: unreadable ({exc}); {advice}") from exc
-    keys = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
-    changed = [
-        f"{key} {saved.get(key)!r} -> {settings.get(key)!r}"
-        for key in keys
-        if key not in _PAIRS_STAT
-    ]
-    if any(key in _PAIRS_STAT for key in keys):
-        changed.append("the pairs file changed")
-    if changed:
-        raise MineSettingsError(
-            f"{out} was started with other settings ({'; '.join(changed)}); {advice}"
+        check_or_write(
+            manifest_path(out),
+            manifest,
+            resume=True,
+            has_output=out.is_file() and out.stat().st_size > 0,
+            output=out,
+            legacy=(settings_path(out), _legacy_converter(manifest)),
         )
+    except ManifestMismatch as exc:
+        raise MineSettingsError(str(exc)) from None
+
+
+def record_run(out_path: str | os.PathLike, manifest: Manifest, *, resume: bool) -> None:
+    """Check (``resume``) and write the output's manifest: what every mining run does before
+    it writes a record. Without ``resume`` call it once the output was emptied."""
+    if resume:
+        check_resume(out_path, manifest)
+    else:
+        write_manifest(manifest_path(out_path), manifest)
+        settings_path(out_path).unlink(missing_ok=True)
+
+
+def _legacy_converter(manifest: Manifest) -> Any:
+    """Read an ``OUTPUT.settings.json`` as a :class:`Manifest` (it kept the pairs' path and
+    sha256 among the settings, not their size)."""
+    pairs = manifest.inputs["pairs"]
+
+    def convert(old: dict[str, Any]) -> Manifest:
+        settings = {k: v for k, v in old.items() if k not in ("pairs", "pairs_sha256")}
+        same = old.get("pairs_sha256") == pairs["sha256"]
+        fingerprint = {"path": old.get("pairs"), "sha256": old.get("pairs_sha256"),
+                       "size": pairs["size"] if same else None}  # fmt: skip
+        return Manifest("index mine", settings, {"pairs": fingerprint})
+
+    return convert
 
 
 def caption_cache(
