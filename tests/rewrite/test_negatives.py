@@ -107,7 +107,7 @@ def test_spatial_replacements_stay_spatial_and_never_synonyms():
             "action": Counter({"eat": 50}),
         },
         triples={
-            f"cat\t{p}": Counter({"table": 1})
+            f"cat\t{p}": Counter({"table": 2})  # MIN_RELATION_EVIDENCE
             for p in ("under", "beneath", "below", "above", "eat")
         },
     )

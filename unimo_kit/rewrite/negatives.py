@@ -72,6 +72,7 @@ from unimo_kit.rewrite.vocab import (
     SYMMETRIC,
     Vocabulary,
     attribute_category,
+    compatible_predicates,
     contrasts,
     lemma,
     morphy,
@@ -468,16 +469,17 @@ class Rewriter:
         head = c.phrases[i].head  # type: ignore[union-attr]
         old = c.caption[head[0] : head[1]]
         present = {lemma(e.name) for e in c.graph.entities}
+        others = sorted({lemma(e.name) for j, e in enumerate(c.graph.entities) if j != i} - {""})
         word = self._pick(
             rng,
-            self._cached(
-                ("obj", i), lambda: self._object_pool(entity.name, self._context(c, i)), c
-            ),
+            self._cached(("obj", i), lambda: self._replacement_pool(c, i, others), c),
             lambda w: (
                 w in present
                 or _not_an_object(w)
                 or related(w, entity.name, "n")
                 or related(w, old, "n")
+                or _same_thing(w, entity.name)
+                or _disagrees(c, i, w)
             ),
         )
         if word is None:
@@ -487,6 +489,66 @@ class Rewriter:
         graph = c.copy()
         graph.entities[i].name = pluralize(word) if is_plural(entity.name, morphy) else word
         return fix_articles(c.caption, [Edit(head[0], head[1], old, new)]), graph
+
+    def _replacement_pool(
+        self, c: RewriteContext, i: int, others: list[str]
+    ) -> list[tuple[str, int]]:  # fmt: skip
+        """:meth:`_object_pool` for entity ``i``, kept to nouns that real captions name
+        together with every other object of this caption (the reference table's
+        co-occurrence counts, at least :data:`MIN_COOCCURRENCE` captions each: a spoon beside
+        a bowl, not beside a fence), weighted by the least of those counts, so the filler is
+        drawn as often as such scenes are described."""
+        name = c.graph.entities[i].name
+        features = self._context(c, i)
+        agent = _is_living(name)
+        out = []
+        for w, n in self._object_pool(name, features):
+            if w in SCENE_WORDS:
+                continue
+            if _is_living(w) != agent and not self._well_attested(w, features):
+                continue  # a person or an animal for a thing: "two mirrors and a dog on a bed"
+            if not all(self._seen_in_relation(w, f) for f in features if f[0] != "att"):
+                continue
+            if others:
+                seen = self.vocab.cooccur.get(w, {})
+                n = min(seen.get(o, 0) for o in others)
+                if n < MIN_COOCCURRENCE:
+                    continue
+            out.append((w, n))
+        return out
+
+    def _well_attested(self, noun: str, features: list[tuple[str, ...]]) -> bool:
+        """Whether ``noun`` takes part in relations here, an action among them, each seen as
+        the very triple at least :data:`MIN_CANDIDATE_COUNT` times (``planes flying in the
+        sky`` for birds; a place alone, ``a pillow on the bed`` for a dog, is not enough)."""
+        relations = [f for f in features if f[0] != "att"]
+        predicate = {"subj": 1, "obj": 2}
+        if not any(relation_category(f[predicate[f[0]]]) == "action" for f in relations):
+            return False
+        count = self.vocab.triple_count
+        return all(
+            (count(noun, f[1], f[2]) if f[0] == "subj" else count(f[1], f[2], noun))
+            >= MIN_CANDIDATE_COUNT
+            for f in relations
+        )
+
+    def _seen_in_relation(self, noun: str, feature: tuple[str, ...]) -> bool:
+        """A relation of the replaced object attested for ``noun``: as the very triple (or its
+        inverse), or — where the other end is a person — with ``noun`` and any person (a
+        woman rides what a man rides; a horse pulls a cart, not a man)."""
+        v = self.vocab
+        if feature[0] == "subj":
+            subject, predicate, obj, other = noun, feature[1], feature[2], feature[2]
+        else:
+            subject, predicate, obj, other = feature[1], feature[2], noun, feature[1]
+        if v.triple_count(subject, predicate, obj):
+            return True
+        if predicate in INVERSE and v.triple_count(obj, INVERSE[predicate], subject):
+            return True
+        if _is_person(other):
+            new = "object" if feature[0] == "obj" else "subject"
+            return v.relation_plausible(subject, predicate, obj, new=new)
+        return False
 
     def _cached(self, key: tuple[Any, ...], build: Callable[[], Any], c: RewriteContext) -> Any:
         """A per-caption cache: candidate pools are built once per caption and slot."""
@@ -549,30 +611,33 @@ class Rewriter:
         category = relation_category(relation.predicate)
         start, end = relation.span  # type: ignore[misc]
         old = c.caption[start:end]
-        slot = "spatial" if category == "spatial" else "v"
         subject = c.graph.entities[relation.subject].name
         obj = c.graph.entities[relation.object].name
-        norm = relation.predicate.lower()
+        norm = " ".join(relation.predicate.lower().split())
         if category == "action" and not _is_active_verb_form(old, relation.predicate):
             return False  # "eye of a giraffe" (have), "kite attached to fence" (passive)
+        if norm.split(" ", 1)[0] in _LIGHT_VERBS:
+            return False  # "the bus has wheels": nothing definite to contradict
+        if (norm in ("in", "with") or norm.endswith(" in")) and _is_clothing(obj):
+            return False  # "a man (skiing) in a red shirt" says what he wears, not where he is
+        if _first_class(subject) == "noun.body" or part_related(subject, obj):
+            return False  # "the mane on the giraffe", "door of a building": a part in its place
+        target = c.phrases[relation.object]
+        if target is None or target.start < end:
+            return False  # "a truck with a plant on top": the object is not after the predicate
 
         def reject(p: str) -> bool:
             if p == norm or p.removeprefix("to ") == norm.removeprefix("to "):
                 return True
             if p.split(" ", 1)[0] in _LIGHT_VERBS | _PASSIVE_VERBS:
                 return True  # "hanging from" -> "mounting on": read as "mounted on"
-            return related(p, norm, slot)
+            if (p == "in" or p.endswith(" in")) and _is_clothing(obj):
+                return True  # "surfing in a wetsuit" says what she wears again
+            return compatible_predicates(norm, p, category)  # still true: no negative
 
         pool = self._cached(
-            ("rel", k),
-            lambda: [
-                (p, n)
-                for p, n in _ranked_all(self.vocab.relations.get(category, Counter()))
-                if self.vocab.triple_count(subject, p, obj)
-                or (p in INVERSE and self.vocab.triple_count(obj, INVERSE[p], subject))
-            ],
-            c,
-        )
+            ("rel", k), lambda: self._relation_pool(category, subject, obj), c
+        )  # fmt: skip
         word = self._pick(rng, pool, reject)
         if word is None:
             return None
@@ -585,6 +650,30 @@ class Rewriter:
         graph = c.copy()
         graph.relations[k].predicate = word
         return fix_articles(c.caption, [Edit(start, end, old, copy_case(old, new))]), graph
+
+    def _relation_pool(self, category: str, subject: str, obj: str) -> list[tuple[str, int]]:
+        """Predicates of ``category`` seen at least :data:`MIN_RELATION_EVIDENCE` times
+        between these two nouns (as the triple, or its inverse: ``B behind A`` attests ``A in
+        front of B``), with that count as the weight of the draw: a relation that real
+        captions give this pair of things, in proportion to how often they do."""
+        out = []
+        agent = _is_person(subject)
+        subjects, _ = self.vocab._relation_index()
+        for p, _ in _ranked_all(self.vocab.relations.get(category, Counter())):
+            if category == "action" and p.split(" ", 1)[0] in _NOT_VERBS:
+                continue  # "close to": read as a verb by the category test
+            evidence = self.vocab.triple_count(subject, p, obj)
+            if p in INVERSE:
+                evidence += self.vocab.triple_count(obj, INVERSE[p], subject)
+            if evidence < MIN_RELATION_EVIDENCE and agent:  # what a man does, a woman does
+                evidence = max(evidence, sum(
+                    self.vocab.triple_count(x, p, obj)
+                    for x in subjects.get((p, lemma(obj)), ())
+                    if _is_person(x)
+                ))  # fmt: skip
+            if evidence >= MIN_RELATION_EVIDENCE:
+                out.append((p, evidence))
+        return out
 
     def _swap_obj(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = self._cached(("swap-obj",), lambda: self._swap_obj_choices(c), c)
@@ -1255,7 +1344,8 @@ _PASSIVE_VERBS = frozenset(
     {
         "mount", "attach", "park", "cover", "surround", "fill", "pile", "stack", "display",
         "print", "paint", "write", "connect", "fasten", "place", "position", "situate",
-        "locate", "decorate", "tie", "glue", "nail", "bolt",
+        "locate", "decorate", "tie", "glue", "nail", "bolt", "wrap", "post", "frame", "line",
+        "pin", "tape", "chain", "lock", "plug", "reflect", "dress", "fence", "stuff", "top",
     }
 )  # fmt: skip
 """Verbs captions use as passive participles (``mounted on``, ``parked by``, ``covered
@@ -1345,12 +1435,18 @@ def _not_an_object(noun: str) -> bool:
 
 
 MIN_CANDIDATE_COUNT = 3
+MIN_RELATION_EVIDENCE = 2  # a replacement relation is seen this often between the two nouns
+MIN_COOCCURRENCE = 2  # a replacement object is named this often with each other object
 ADDED_CATEGORIES = ("color", "material", "shape")  # what add-att adds: checkable in an image
 FALLBACK_CATEGORIES = ("size", "age")  # added only where none of the above can be (often true)
 MIN_ATTRIBUTE_SHARE = 0.03  # an added attribute is at least this share of its noun's category
 USUAL_SHARE = 0.5  # one more common than this is the noun's usual value: adding it says little
 USUAL_EVIDENCE = 10  # ... when the noun is seen with at least this many of that category
 """Objects seen fewer times in the evidence are not drawn as replacements or additions."""
+
+_NOT_VERBS = frozenset({"close", "full", "part", "top", "front", "side", "back", "end", "edge",
+                        "made", "out", "far", "ahead", "next", "hand", "finger"})  # fmt: skip
+"""First words of predicates that WordNet also lists as verbs but that are not verbs there."""
 
 _LIGHT_VERBS = frozenset({"have", "be", "contain", "show", "include", "get", "make", "do"})
 """Verbs that say little about a scene (``the bus has intersection``): never drawn."""
@@ -1411,11 +1507,138 @@ def _spatial_surface(caption: str, start: int, end: int, old: str, new: str) -> 
                 return start, f"to the {new_dir} of"
             return start, old.replace(d, new_dir, 1) if d in old else old
     before = caption[:start].lower()
+    if lower == "between" and before.endswith("in "):  # "in between" is one preposition
+        return start - 3, SPATIAL_SURFACE.get(new, new)
     for lead in ("to the ", "on the ", "at the "):
         if before.endswith(lead) and lower.split(" ", 1)[0] in directions:
             start -= len(lead)
             break
     return start, SPATIAL_SURFACE.get(new, new)
+
+
+_WORN = ("clothing.n.01", "accessory.n.01", "footwear.n.02", "spectacles.n.01")
+"""WordNet synsets under which a noun is something worn."""
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_clothing(noun: str) -> bool:
+    """Whether one of the first two WordNet senses of ``noun`` is something worn (``shirt``,
+    ``hat``, ``shoes``, ``glasses``, ``helmet``)."""
+    from unimo_kit.rewrite.vocab import _wordnet
+
+    wn = _wordnet()
+    worn = {wn.synset(name) for name in _WORN}
+    for word in dict.fromkeys((noun.lower(), lemma(noun))):  # "glasses" is not a "glass"
+        for synset in wn.synsets(word.replace(" ", "_"), "n")[:2]:
+            if synset in worn or worn & set(synset.closure(lambda s: s.hypernyms())):
+                return True
+    return False
+
+
+MASCULINE = frozenset({"man", "boy", "guy", "gentleman", "father", "dad", "son", "husband",
+                       "king", "prince", "brother", "uncle", "grandfather", "groom", "male",
+                       "policeman", "fireman", "businessman", "fisherman", "cowboy"})  # fmt: skip
+FEMININE = frozenset({"woman", "girl", "lady", "mother", "mom", "daughter", "wife", "queen",
+                      "princess", "sister", "aunt", "grandmother", "bride", "female",
+                      "policewoman", "businesswoman", "cowgirl"})  # fmt: skip
+_PRONOUNS = {"his": MASCULINE, "him": MASCULINE, "he": MASCULINE, "himself": MASCULINE,
+             "her": FEMININE, "hers": FEMININE, "she": FEMININE, "herself": FEMININE}  # fmt: skip
+MASS_NOUNS = frozenset({
+    "food", "water", "grass", "snow", "sand", "dirt", "hair", "furniture", "luggage",
+    "clothing", "equipment", "traffic", "rice", "meat", "broccoli", "lettuce", "cheese",
+    "sauce", "milk", "coffee", "juice", "wine", "beer", "ice", "smoke", "fog", "rain", "mud",
+    "gravel", "paint", "foliage", "scenery", "machinery", "garbage", "trash", "graffiti",
+    "cereal", "soup", "butter", "bread", "fur", "wool", "grease", "soil", "hay", "straw",
+    "seaweed", "moss", "ivy", "sky", "pavement", "asphalt", "concrete", "wood", "glass",
+    "metal", "plastic", "paper", "cloth", "fabric", "cream", "frosting", "icing", "spinach",
+    "celery", "pasta", "spaghetti", "salad", "fruit", "produce", "jewelry", "clothes",
+    "artwork", "writing", "lettering", "text", "light", "sunlight", "shade", "shadow",
+})  # fmt: skip
+"""Nouns that take no ``a``/``an`` or numeral in captions (``a food``)."""
+
+
+PERSON_GROUPS = frozenset({"people", "crowd", "couple", "family", "team", "audience", "crew"})
+"""Nouns for several persons (WordNet files ``people`` under its top level)."""
+
+_LIVING_CLASSES = frozenset({"noun.person", "noun.animal"})
+
+
+def _is_person(noun: str) -> bool:
+    """A person or a group of persons, by the first WordNet sense (a sheep is no person)."""
+    w = " ".join(noun.lower().split())
+    if w in PERSON_GROUPS or lemma(w) in PERSON_GROUPS:
+        return True
+    return _first_class(w) == "noun.person" or _first_class(lemma(w)) == "noun.person"
+
+
+def _is_living(noun: str) -> bool:
+    """A person, a group of persons or an animal (``herd``, ``flock`` included)."""
+    w = lemma(noun)
+    return _is_person(w) or _first_class(w) in _LIVING_CLASSES or w in ("herd", "flock")
+
+
+SCENE_WORDS = frozenset({"background", "foreground", "distance", "picture", "photo", "image",
+                         "scene", "view", "side", "front", "top", "bottom", "middle", "corner",
+                         "edge", "area", "part", "piece", "section", "rest"})  # fmt: skip
+"""Nouns that name a place in the picture, not a thing: never drawn as a replacement object."""
+
+
+def _same_thing(new: str, old: str) -> bool:
+    """Whether ``new`` names what ``old`` names: one is the head of the other (``t shirt`` →
+    ``shirt``, ``tennis player`` → ``player``), or a part of it (``tire`` → ``wheel``)."""
+    a, b = lemma(new), lemma(old)
+    if a.split(" ")[-1] == b.split(" ")[-1]:
+        return True
+    return part_related(a, b)
+
+
+def _doer_of(c: RewriteContext, noun: str) -> bool:
+    """Whether ``noun`` is the doer of a verb of the caption (``skier`` where someone is
+    ``skiing``, ``rider`` ... ``riding``): then it says what the caption says."""
+    w = lemma(noun)
+    if not w.endswith("er"):
+        return False
+    for r in c.graph.relations:
+        verb = r.predicate.lower().split(" ", 1)[0]
+        if w in (verb + "er", verb + "r", verb + verb[-1:] + "er"):
+            return True
+    return f"{w[:-2]}ing" in c.caption.lower()  # skier/skiing, rider/riding, batter/batting
+
+
+def _disagrees(c: RewriteContext, i: int, word: str) -> bool:
+    """Whether ``word`` in place of entity ``i`` would clash with the rest of the caption: a
+    gendered pronoun that then points at the other sex (``a woman talking on his phone``), or
+    a mass noun after ``a``/``an`` or a numeral (``a food``), a count noun for a mass noun
+    after ``of`` (``a plate of broccoli`` → ``a plate of napkin``), or the doer of the
+    caption's verb (``the man is skiing`` → ``the skier is skiing``)."""
+    w = lemma(word)
+    if _doer_of(c, w):
+        return True
+    phrase = c.phrases[i]
+    old = lemma(c.graph.entities[i].name)
+    if (
+        phrase is not None
+        and old in MASS_NOUNS
+        and w not in MASS_NOUNS
+        and c.caption[: phrase.head[0]].lower().endswith("of ")
+    ):
+        return True
+    if w in MASCULINE or w in FEMININE:
+        words = {x.strip(".,;:!?'\"").lower() for x in c.caption.split()}
+        for pronoun, sex in _PRONOUNS.items():
+            if pronoun in words and lemma(c.graph.entities[i].name) not in FEMININE | MASCULINE:
+                continue  # "a person on his bike": the pronoun names no one we replace
+            if pronoun in words and w not in sex:
+                return True
+    if w in MASS_NOUNS:
+        phrase = c.phrases[i]
+        if phrase is not None and phrase.determiner is not None:
+            det = c.caption[phrase.determiner[0] : phrase.determiner[1]].lower()
+            if det in ("a", "an") or det in WORD_NUMBERS:
+                return True
+        if (c.graph.entities[i].count or 1) > 1:
+            return True
+    return False
 
 
 def _lowerable(text: str) -> bool:
