@@ -118,3 +118,22 @@ def test_collate_of_one_width_places_every_column(files):
         assert not batch["negatives"][i, k:].any() and not batch["negative_token_mask"][i, k:].any()
         assert torch.equal(batch["texts"][i], item["text_ids"])
     assert not batch["positives_mask"].any()  # the fixture has no positives
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_exported_shards_read_back_as_the_same_items(files, tmp_path, workers):
+    from unimo_kit.generators import WebDatasetHardNegatives
+    from unimo_kit.generators.export import export_shards
+
+    ds = _dataset(files, num_negatives=2)
+    export_shards(_dataset(files), tmp_path / "shards", samples_per_shard=3, progress=False)
+    stream = WebDatasetHardNegatives(tmp_path / "shards", tokenizer=_tokenize, num_negatives=2,
+                                     transform=lambda im: torch.zeros(3, 8, 8), seed=0)  # fmt: skip
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
+    read = {item["id"]: item for item in loader}
+    assert sorted(read) == sorted(ds[i]["id"] for i in range(len(ds)))  # none lost, none twice
+    for i in range(len(ds)):  # the same draw from (seed, epoch, id): the same negatives
+        want = ds[i]
+        got = read[want["id"]]
+        assert got["caption"] == want["caption"] and got["negatives"] == want["negatives"]
+        assert torch.equal(got["negative_ids"], want["negative_ids"])
