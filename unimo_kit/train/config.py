@@ -131,7 +131,7 @@ class TrainConfig:
     # --- run ---
     seed: int = 0  # global seed: model init, data order, masking
     device: str | None = None  # torch device (default: the local GPU if any, else cpu)
-    threads: int | None = None  # torch CPU threads (None: torch's default)
+    threads: int | None = None  # torch CPU threads (None: 1 on <= 2 cores, else torch's default)
     log_every: int = 10  # write a log.csv row every this many steps
     save_every: int = 500  # write a checkpoint every this many steps (and at the end)
     keep_checkpoints: int = 2  # keep the newest this many step checkpoints

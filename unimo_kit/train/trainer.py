@@ -88,6 +88,31 @@ def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str,
     ]
 
 
+#: At most this many CPU cores and a run uses one torch thread unless ``threads`` says otherwise.
+FEW_CORES = 2
+
+
+def device_threads(threads: int | None, device: str, cores: int | None = None) -> int | None:
+    """The torch CPU threads of a run: ``threads`` when set; else, training on the CPU of a
+    machine with at most :data:`FEW_CORES` cores, 1; else ``None`` (torch's default).
+
+    On a 2-core machine two threads gave no faster step than one (synth-small, idle: 0.53 s
+    either way) and, with other work running, a five times slower one (docs/train.md).
+
+    Args:
+        threads: the config's ``threads``.
+        device: the run's device (``"cpu"``, ``"cuda:0"``, ...).
+        cores: CPU cores this process may use (default: its affinity mask, or ``os.cpu_count``).
+    """
+    if threads:
+        return threads
+    if not device.startswith("cpu"):
+        return None
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 1 if (cores or 1) <= FEW_CORES else None
+
+
 def build_optimizer(config: TrainConfig, objective: torch.nn.Module) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`, with the config's betas and epsilon; the fused kernel
     (one pass per tensor; on CPU about 5 times faster than the per-tensor loop, which spent
@@ -241,8 +266,9 @@ def train(
     dist = init_distributed(config.device)
     config = config.resolved()
     run_dir = Path(run_dir)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    threads = device_threads(config.threads, dist.device)
+    if threads:
+        torch.set_num_threads(threads)
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
     if latest is not None:
         _check_resumable(latest, config)
