@@ -119,10 +119,19 @@ def index() -> None:
     default="auto",
     show_default=True,
     help="auto: flat below 20k vectors, else HNSW where vectors + graph fit --max-memory "
-    "(and build within an hour), else IVF-Flat where the vectors fit, else IVF-PQ "
+    "(and build within --max-build-time), else IVF-Flat where the vectors fit, else IVF-PQ "
     "re-ranked from the stored vectors on disk.",
 )
 @click.option("--max-memory", default=None, help="Memory budget of the index, e.g. 4G.")
+@click.option(
+    "--max-build-time",
+    "max_build_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="auto: no HNSW whose graph is estimated to build longer than this (then IVF).",
+)
 @click.option(
     "--block-size",
     default=65_536,
@@ -179,6 +188,7 @@ def build_cmd(
     encoder,
     index_type,
     max_memory,
+    max_build_seconds,
     block_size,
     batch_size,
     shard,
@@ -225,6 +235,7 @@ def build_cmd(
             encoder=encoder or default_encoder(kind),
             index_type=index_type,
             max_memory=max_memory,
+            max_build_seconds=max_build_seconds,
             block_size=block_size,
             batch_size=batch_size,
             shard=shard_text,

@@ -17,6 +17,7 @@ graphs cannot be joined: merging HNSW shards re-adds their stored embeddings int
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -100,6 +101,32 @@ class BuildConfig:
     keep_embeddings: bool = True  # keep blocks/ (needed for --verify, merging HNSW, re-ranking)
     embeddings: str | None = None  # embedding store folder to read / fill (None: OUT itself)
     tune_queries: str | None = None  # query texts to tune on (None: held-out rows of the input)
+    max_build_seconds: float | None = 3_600.0  # auto: no HNSW whose graph builds longer (None: any)
+
+
+def plan_for(config: BuildConfig, n: int, dim: int) -> Any:
+    """The :func:`~unimo_kit.index.factory.plan_index` of a build of ``n`` vectors of ``dim``:
+    its ``index_type``, ``max_memory`` and ``max_build_seconds``."""
+    from unimo_kit.index.factory import plan_index
+
+    return plan_index(
+        n,
+        dim,
+        index_type=config.index_type,
+        max_memory=config.max_memory,
+        max_build_seconds=config.max_build_seconds,
+    )
+
+
+def saved_differs(saved: dict[str, Any], config: BuildConfig, keys: Any) -> list[str]:
+    """The ``keys`` of ``config`` whose value differs from a saved ``build.json`` (sorted); a
+    field that a build.json written before the field existed lacks counts as its default."""
+    defaults = {
+        f.name: None if f.default is dataclasses.MISSING else f.default
+        for f in dataclasses.fields(BuildConfig)
+    }
+    wanted = asdict(config)
+    return sorted(key for key in keys if saved.get(key, defaults.get(key)) != wanted[key])
 
 
 def default_encoder(kind: str) -> str:
@@ -226,7 +253,7 @@ def build(
         EncoderError: the encoder cannot be loaded or does not embed the input's modality.
         ValueError: a bad shard or ``max_memory``; ``ivfpq`` on too few rows.
     """
-    from unimo_kit.index.factory import parse_memory, plan_index
+    from unimo_kit.index.factory import parse_memory
     from unimo_kit.utils import parse_shard
 
     out = Path(out_dir)
@@ -254,9 +281,7 @@ def build(
             f"use at most {total} shards"
         )
     if trained_meta is None and stop > start:
-        plan = plan_index(
-            stop - start, encoder.dim, index_type=config.index_type, max_memory=config.max_memory
-        )
+        plan = plan_for(config, stop - start, encoder.dim)
         if plan.refine and not config.keep_embeddings and not separate:
             raise ValueError(
                 f"{plan.factory} re-ranks from the stored embeddings: build it with "
@@ -510,7 +535,6 @@ def finalize(
         add_rows,
         create_index,
         held_out_rows,
-        plan_index,
         sample_rows,
         set_search_params,
         train_index,
@@ -534,9 +558,7 @@ def finalize(
         plan = IndexPlan.from_dict(trained_meta["plan"])
         index = faiss.read_index(str(Path(config.trained) / TRAINED_FILE))
     else:
-        plan = plan_index(
-            n, encoder_dim, index_type=config.index_type, max_memory=config.max_memory
-        )
+        plan = plan_for(config, n, encoder_dim)
         index = create_index(plan, encoder_dim, config.metric)
         if plan.train_size:
             sample = _gather_rows(blocks(), sample_rows(n, plan.train_size, config.seed))
@@ -690,7 +712,7 @@ def train_quantizer(
         IndexStoreError: ``out_dir`` exists, is not empty and holds no trained quantizer
             (and not ``overwrite``); the plan needs no training.
     """
-    from unimo_kit.index.factory import create_index, plan_index, sample_rows, train_index
+    from unimo_kit.index.factory import create_index, sample_rows, train_index
 
     out = Path(out_dir)
     replace = False
@@ -703,7 +725,7 @@ def train_quantizer(
         replace = True
     encoder = checked_encoder(config, encoder)
     n = count_rows(config.input, config.kind)
-    plan = plan_index(n, encoder.dim, index_type=config.index_type, max_memory=config.max_memory)
+    plan = plan_for(config, n, encoder.dim)
     if not plan.train_size:
         raise IndexStoreError(
             f"index type {config.index_type!r} for {n} vectors is {plan.factory!r}, which needs "
@@ -1007,7 +1029,7 @@ def folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
     finished = (out / META).is_file()
     # batch_size changes no result; a finished build is reused whatever it is
     fields = [k for k in wanted if k != "batch_size"] if finished else BLOCK_FIELDS
-    changed = sorted(k for k in fields if saved.get(k) != wanted[k])
+    changed = saved_differs(saved, config, fields)
     if not changed:
         return "finished" if finished else "resume"
     if not finished and not block_paths(out):

@@ -686,7 +686,9 @@ def _stale(folder: Path, config: BuildConfig) -> str | None:
         return f"it was built from {saved.get('input')}"
     if saved.get("encoder") != config.encoder:
         return f"it was built with encoder {saved.get('encoder')}"
-    changed = [key for key, value in asdict(config).items() if saved.get(key) != value]
+    from unimo_kit.index.build import saved_differs
+
+    changed = saved_differs(saved, config, asdict(config))
     if changed:
         return f"it was built with other settings ({', '.join(changed)})"
     if not all(key in saved for key in INPUT_STAT) or input_changed(folder):
