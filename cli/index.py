@@ -158,10 +158,14 @@ def index() -> None:
     help="Keep blocks/*.npy (needed by --verify and HNSW merges).",
 )
 @click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Delete ROOT/NAME and build it afresh (other settings, or a changed input).",
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Resume an unfinished build or reuse a finished one (refused if it was made with "
+    "other settings or its input changed), or build afresh (the folder's embeddings are kept "
+    "when they are complete and current).",
 )
+@click.option("--overwrite", is_flag=True, hidden=True, help="Deprecated: --no-resume.")
 @click.option("--seed", default=1234, show_default=True, help="Training sample seed.")
 @click.option(
     "--embeddings",
@@ -195,6 +199,7 @@ def build_cmd(
     trained,
     target_recall,
     keep_embeddings,
+    resume,
     overwrite,
     seed,
     embeddings,
@@ -206,7 +211,7 @@ def build_cmd(
 
     Search parameters are tuned on queries the index does not hold (256 rows held out
     until tuned, or --tune-queries): meta.json's recall is theirs. Tune on real queries
-    when they differ from the corpus. --overwrite keeps the folder's embeddings when
+    when they differ from the corpus. --no-resume keeps the folder's embeddings when
     only the index settings changed.
 
     With --engine ray each embedding block (--block-size rows) is one unit, embedded by
@@ -227,6 +232,9 @@ def build_cmd(
     from unimo_kit.utils import parse_shard
 
     kind, path = _one_input(texts=texts, images=images, captions=captions)
+    if overwrite:
+        click.echo("warning: --overwrite is deprecated for build; use --no-resume", err=True)
+        resume = False
     try:
         shard_text = str(parse_shard(shard))
         config = BuildConfig(
@@ -249,7 +257,7 @@ def build_cmd(
         out = run_index_build(
             config,
             _folder(root, name),
-            overwrite=overwrite,
+            overwrite=not resume,
             engine=_engine(engine, ray_address),
         )
     except _known_errors() as exc:

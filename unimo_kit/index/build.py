@@ -264,7 +264,7 @@ def build(
         if input_changed(out):
             raise InputChangedError(
                 f"{out}: {config.input} changed since this index was built from it; pass "
-                "--overwrite to rebuild it"
+                "--no-resume to rebuild it"
             )
         _refresh_input_stat(out)  # the same bytes under a new modification time
         print(f"{out}: already built; nothing to do", file=sys.stderr)
@@ -1020,11 +1020,11 @@ def folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
         return "replace"
     build_file = out / BUILD
     if not build_file.is_file():
-        raise IndexStoreError(f"{out} exists and is not an index build; pass --overwrite")
+        raise IndexStoreError(f"{out} exists and is not an index build; pass --no-resume")
     try:
         saved = read_json(build_file)
     except (OSError, ValueError) as exc:
-        raise IndexStoreError(f"{build_file}: unreadable ({exc}); pass --overwrite") from exc
+        raise IndexStoreError(f"{build_file}: unreadable ({exc}); pass --no-resume") from exc
     wanted = asdict(config)
     finished = (out / META).is_file()
     # batch_size changes no result; a finished build is reused whatever it is
@@ -1036,7 +1036,7 @@ def folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
         return "replace"  # a start that failed before embedding anything
     raise IndexStoreError(
         f"{out} holds a build with other settings ({', '.join(changed)} differ); "
-        "pass --overwrite to replace it, or choose another --name"
+        "pass --no-resume to replace it, or choose another --name"
     )
 
 
@@ -1077,7 +1077,7 @@ def _check_block(records: Path, block: list[dict[str, Any]], input_path: str) ->
         raise IndexStoreError(
             f"{records.parent.parent}: block {records.stem} holds other rows than {input_path} "
             "gives now at its place (the input changed since the build began); pass "
-            "--overwrite to rebuild from scratch"
+            "--no-resume to rebuild from scratch"
         )
 
 
