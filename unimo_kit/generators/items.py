@@ -183,13 +183,18 @@ class ItemBuilder:
         return item
 
 
+def _first(rows: Tensor, n: int) -> Tensor:
+    """The first ``n`` rows (no slice, which costs more than the check, when there are no more)."""
+    return rows if rows.shape[0] <= n else rows[:n]
+
+
 def _pad_columns(
     items: Sequence[Mapping[str, Any]], key: str, width: int, length: int, pad_id: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(B, width, L)`` ids, ``(B, width, L)`` token mask and ``(B, width)`` column mask."""
     b = len(items)
-    rows = [item[f"{key}_ids"][:width] for item in items]  # (k_i, l_i) each
-    masks = [item[f"{key}_mask"][:width] for item in items]
+    rows = [_first(item[f"{key}_ids"], width) for item in items]  # (k_i, l_i) each
+    masks = [_first(item[f"{key}_mask"], width) for item in items]
     if all(x.shape[1] == length for x in rows):  # one width (open_clip): a few ops per batch
         counts = [x.shape[0] for x in rows]
         slots = torch.tensor(
