@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from unimo_kit.cli.engine_options import engine_from_cli, engine_options
+
 TYPES = ("flat", "hnsw", "ivf", "ivfpq", "auto")
 
 
@@ -20,39 +22,32 @@ def _fail(exc: Exception) -> None:
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
-    from unimo_kit.engine.core import EngineError
+    from unimo_kit.cli.engine_options import engine_errors
     from unimo_kit.index.encoders import EncoderError
     from unimo_kit.index.store import IndexStoreError
     from unimo_kit.resources import ResourceNotFound
     from unimo_kit.utils import RecordError
 
-    return (IndexStoreError, EncoderError, ResourceNotFound, RecordError, EngineError, ValueError)
+    return (
+        IndexStoreError,
+        EncoderError,
+        ResourceNotFound,
+        RecordError,
+        ValueError,
+        *engine_errors(),
+    )
 
 
-def _engine_options(command):
-    """``--engine local|ray`` and ``--ray-address`` (``$RAY_ADDRESS``) on a command."""
-    command = click.option(
-        "--ray-address",
-        envvar="RAY_ADDRESS",
-        default=None,
-        help="Ray cluster to run on with --engine ray [env: RAY_ADDRESS; default: a local "
-        "Ray started on this machine].",
-    )(command)
-    return click.option(
-        "--engine",
-        type=click.Choice(("local", "ray")),
-        default="local",
-        show_default=True,
-        help="local: this process; ray: work units on Ray (retried, resumable), with the "
-        "same output as local.",
-    )(command)
+WORKERS_HELP = (
+    "--engine ray: units in flight at once, each an actor holding the model [default: one "
+    "per GPU of the cluster, else per CPU]."
+)
 
 
-def _engine(engine: str, ray_address: str | None):
-    """The :class:`~unimo_kit.engine.EngineOptions` of ``--engine`` / ``--ray-address``."""
-    from unimo_kit.engine.core import EngineOptions
-
-    return EngineOptions(engine, ray_address=ray_address if engine == "ray" else None)
+def _workers_option(command):
+    return click.option("--workers", type=click.IntRange(min=1), default=None, help=WORKERS_HELP)(
+        command
+    )
 
 
 def _folder(root: str, name: str) -> Path:
@@ -182,7 +177,8 @@ def index() -> None:
     help="Query texts to tune on (as for `search --queries`). Default: 256 seeded rows "
     "of the input kept out of the index until it is tuned.",
 )
-@_engine_options
+@engine_options
+@_workers_option
 def build_cmd(
     texts,
     images,
@@ -206,6 +202,7 @@ def build_cmd(
     tune_queries,
     engine,
     ray_address,
+    workers,
 ):
     """Embed a corpus and build ROOT/NAME (resumable: rerun the same command after a kill).
 
@@ -258,7 +255,7 @@ def build_cmd(
             config,
             _folder(root, name),
             overwrite=not resume,
-            engine=_engine(engine, ray_address),
+            engine=engine_from_cli(engine, ray_address, workers=workers),
         )
     except _known_errors() as exc:
         _fail(exc)
@@ -522,7 +519,8 @@ def info_cmd(name, root):
     type=click.Path(exists=True, dir_okay=False),
     help="Gold scenes.jsonl (synthetic world): drop negatives that are true of the pair's image.",
 )
-@_engine_options
+@engine_options
+@_workers_option
 def mine_cmd(
     pairs,
     text_index,
@@ -541,6 +539,7 @@ def mine_cmd(
     scenes,
     engine,
     ray_address,
+    workers,
 ):
     """Mine related texts, related images and neighbour-caption hard negatives per pair.
 
@@ -585,7 +584,7 @@ def mine_cmd(
             resume=resume,
             strict=strict,
             scenes=scenes,
-            engine=_engine(engine, ray_address),
+            engine=engine_from_cli(engine, ray_address, workers=workers),
         )
     except _known_errors() as exc:
         _fail(exc)

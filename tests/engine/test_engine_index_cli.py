@@ -42,7 +42,7 @@ def test_cli_build_on_ray_equals_local(ray_session, texts_file, tiny_spec, tmp_p
 
 
 def test_cli_ray_address_from_the_environment(monkeypatch, texts_file, tiny_spec, tmp_path):
-    """``$RAY_ADDRESS`` reaches the engine (checked before anything runs)."""
+    """``$RAY_ADDRESS`` and ``--workers`` reach the engine."""
     import unimo_kit.engine.index as engine_index
 
     seen = {}
@@ -53,9 +53,10 @@ def test_cli_ray_address_from_the_environment(monkeypatch, texts_file, tiny_spec
 
     monkeypatch.setattr(engine_index, "run_index_build", fake)
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
-    result = _build(texts_file, tiny_spec, tmp_path, "--engine", "ray")
+    result = _build(texts_file, tiny_spec, tmp_path, "--engine", "ray", "--workers", "3")
     assert result.exit_code == 1 and "stop here" in result.output
     assert seen["engine"].engine == "ray" and seen["engine"].ray_address == "10.0.0.1:6379"
+    assert seen["engine"].workers == 3
 
 
 def test_cli_engine_error_is_a_clean_message(monkeypatch, texts_file, tiny_spec, tmp_path):
