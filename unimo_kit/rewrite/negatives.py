@@ -486,6 +486,8 @@ class Rewriter:
             return None
         plural = is_plural(old, morphy) or (entity.count or 1) > 1
         new = copy_case(old, pluralize(word) if plural else word)
+        if c.caption[head[1] :].lstrip().startswith("'s") and new[-1:] == "s" != old[-1:]:
+            return None  # "a men 's pair" → "a ladies 's pair"
         graph = c.copy()
         graph.entities[i].name = pluralize(word) if is_plural(entity.name, morphy) else word
         return fix_articles(c.caption, [Edit(head[0], head[1], old, new)]), graph
@@ -501,10 +503,13 @@ class Rewriter:
         name = c.graph.entities[i].name
         features = self._context(c, i)
         agent = _is_living(name)
+        body = _first_class(name) == "noun.body"
         out = []
         for w, n in self._object_pool(name, features):
             if w in SCENE_WORDS:
                 continue
+            if (_first_class(w) == "noun.body") != body:
+                continue  # "a glass in his left hand" → "... in his door"
             if _is_living(w) != agent and not self._well_attested(w, features):
                 continue  # a person or an animal for a thing: "two mirrors and a dog on a bed"
             if not all(self._seen_in_relation(w, f) for f in features if f[0] != "att"):
@@ -626,6 +631,8 @@ class Rewriter:
         if target is None or target.start < end:
             return False  # "a truck with a plant on top": the object is not after the predicate
 
+        thing = not _is_living(subject)
+
         def reject(p: str) -> bool:
             if p == norm or p.removeprefix("to ") == norm.removeprefix("to "):
                 return True
@@ -633,6 +640,8 @@ class Rewriter:
                 return True  # "hanging from" -> "mounting on": read as "mounted on"
             if (p == "in" or p.endswith(" in")) and _is_clothing(obj):
                 return True  # "surfing in a wetsuit" says what she wears again
+            if thing and p.split(" ", 1)[0] in _AGENT_VERBS:
+                return True  # "a burger sitting on paper" → "a burger holding paper"
             return compatible_predicates(norm, p, category)  # still true: no negative
 
         pool = self._cached(
@@ -1444,6 +1453,12 @@ USUAL_SHARE = 0.5  # one more common than this is the noun's usual value: adding
 USUAL_EVIDENCE = 10  # ... when the noun is seen with at least this many of that category
 """Objects seen fewer times in the evidence are not drawn as replacements or additions."""
 
+_AGENT_VERBS = frozenset({"hold", "carry", "wear", "look", "watch", "eat", "drink", "drive",
+                          "ride", "play", "throw", "catch", "read", "use", "talk", "pet", "walk",
+                          "kick", "push", "pull", "grab", "swing", "stare", "surf",
+                          "ski"})  # fmt: skip
+"""Verbs whose subject is a person or an animal: not drawn for a thing's relation."""
+
 _NOT_VERBS = frozenset({"close", "full", "part", "top", "front", "side", "back", "end", "edge",
                         "made", "out", "far", "ahead", "next", "hand", "finger"})  # fmt: skip
 """First words of predicates that WordNet also lists as verbs but that are not verbs there."""
@@ -1516,6 +1531,10 @@ def _spatial_surface(caption: str, start: int, end: int, old: str, new: str) -> 
     return start, SPATIAL_SURFACE.get(new, new)
 
 
+WORN_EXTRA = frozenset({"wetsuit", "wet suit", "t shirt", "tshirt", "t-shirt", "hoodie",
+                        "tank top", "outfit", "gear"})  # fmt: skip
+"""Things worn that WordNet lacks or files elsewhere."""
+
 _WORN = ("clothing.n.01", "accessory.n.01", "footwear.n.02", "spectacles.n.01")
 """WordNet synsets under which a noun is something worn."""
 
@@ -1526,6 +1545,8 @@ def _is_clothing(noun: str) -> bool:
     ``hat``, ``shoes``, ``glasses``, ``helmet``)."""
     from unimo_kit.rewrite.vocab import _wordnet
 
+    if lemma(noun) in WORN_EXTRA:
+        return True
     wn = _wordnet()
     worn = {wn.synset(name) for name in _WORN}
     for word in dict.fromkeys((noun.lower(), lemma(noun))):  # "glasses" is not a "glass"
@@ -1544,7 +1565,7 @@ FEMININE = frozenset({"woman", "girl", "lady", "mother", "mom", "daughter", "wif
 _PRONOUNS = {"his": MASCULINE, "him": MASCULINE, "he": MASCULINE, "himself": MASCULINE,
              "her": FEMININE, "hers": FEMININE, "she": FEMININE, "herself": FEMININE}  # fmt: skip
 MASS_NOUNS = frozenset({
-    "food", "water", "grass", "snow", "sand", "dirt", "hair", "furniture", "luggage",
+    "food", "water", "grass", "snow", "sand", "dirt", "ground", "hair", "furniture", "luggage",
     "clothing", "equipment", "traffic", "rice", "meat", "broccoli", "lettuce", "cheese",
     "sauce", "milk", "coffee", "juice", "wine", "beer", "ice", "smoke", "fog", "rain", "mud",
     "gravel", "paint", "foliage", "scenery", "machinery", "garbage", "trash", "graffiti",

@@ -162,6 +162,8 @@ SPATIAL_ENTAILS_MORE: dict[str, frozenset[str]] = {
     "against": frozenset({"in front of", "on"}),  # a bike against a wall is in front of it
     "left of": frozenset({"next to", "beside"}),
     "right of": frozenset({"next to", "beside"}),
+    "in middle of": frozenset({"next to", "beside", "between", "among", "in"}),
+    "in the middle of": frozenset({"next to", "beside", "between", "among", "in"}),
 }
 """Entailments beside :data:`SPATIAL_ENTAILS` that hold in region captions (``p → q``)."""
 
@@ -188,7 +190,7 @@ COMPATIBLE_ACTIONS: tuple[frozenset[str], ...] = (
     # carrying and holding
     frozenset({"hold", "carry", "grip", "grasp", "clutch", "hold up", "hold onto", "have"}),
     # an umbrella held is an umbrella one stands under
-    frozenset({"hold", "stand under", "walk under", "sit under"}),
+    frozenset({"hold", "carry", "stand under", "walk under", "sit under"}),
     # having a thing at hand: one who holds a frisbee is often playing with it
     frozenset({"hold", "play", "play with", "use", "walk with", "stand with", "work on",
                "work with"}),
