@@ -75,8 +75,8 @@ def test_objective_with_the_last_layer_at_scored_positions_equals_full_passes(
         return out, [None if g is None else g.to_dense() for g in grads], sum(last_layer_rows)
 
     sparse, sparse_grads, sparse_rows = run()
-    assert not objective._dropout_active()
-    objective._dropout_active = lambda: True  # as under dropout: full passes
+    assert not model.draws_dropout()
+    model.draws_dropout = lambda: True  # as under dropout: full passes everywhere
     full, full_grads, full_rows = run()
     assert sparse_rows < full_rows  # the last layer did run on fewer positions
     assert sparse.keys() == full.keys()
@@ -86,3 +86,15 @@ def test_objective_with_the_last_layer_at_scored_positions_equals_full_passes(
         assert (got is None) == (want is None)
         if got is not None:
             torch.testing.assert_close(got, want, msg=lambda m, p=p: f"{tuple(p.shape)}: {m}")
+
+
+def test_cmcl_embeddings_from_the_last_layer_at_cls_and_img_equal_full_passes(batch_factory):
+    model = _model().train()
+    batch = _double(batch_factory(groups=("pairs",)))
+    ids, amask = batch["text_input_ids"], batch["text_attention_mask"]
+    visual = (batch["visual_feats"], batch["visual_boxes"], batch["visual_mask"])
+    text, image = model.encode_text(ids, amask), model.encode_image(*visual)
+    model.draws_dropout = lambda: True  # the full pass
+    torch.testing.assert_close(text, model.encode_text(ids, amask))
+    torch.testing.assert_close(image, model.encode_image(*visual))
+    torch.testing.assert_close(text, model.encode_text_tokens(ids, amask)[0])

@@ -290,9 +290,7 @@ class UnimoPretraining(nn.Module):
 
     def _dropout_active(self) -> bool:
         """Whether a pass draws dropout masks (their draws depend on the positions run)."""
-        cfg = self.model.config
-        rates = (cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob)
-        return self.training and any(p > 0 for p in rates)
+        return self.model.draws_dropout()
 
     def _states_at(self, positions: Tensor, **inputs: Any) -> Tensor:
         """Final states (B, K, D) of one pass of the model on ``inputs`` at ``positions``
@@ -564,13 +562,27 @@ class UnimoPretraining(nn.Module):
             text_ids.append(batch["para_text_input_ids"])
             text_masks.append(batch["para_text_attention_mask"])
         pad = model.config.pad_token_id
-        all_ids, all_masks_t = _pad_cat(text_ids, pad), _pad_cat(text_masks, 0)
         sizes = [t.shape[0] for t in text_ids]
-        if self.token_alignment is None:
-            z_text = model.encode_text(all_ids, all_masks_t)  # (Σ, E)
-        else:
-            z_text, w_tok, w_valid = model.encode_text_tokens(all_ids, all_masks_t)
-        text_parts = list(torch.split(z_text, sizes))
+        # Word tokens are scored for the pairs' texts, hard negatives and paraphrases; the
+        # extra positive texts (group 1) only give their [CLS] embedding, a pass of its own
+        # whose last layer runs at [CLS] alone (UnimoModel.encode_text).
+        tok = [g for g in range(len(sizes)) if self.token_alignment is not None]
+        if use_pos_t and tok:
+            tok.remove(1)
+        cls_only = [g for g in range(len(sizes)) if g not in tok]
+        by_group: dict[int, Tensor] = {}
+        for groups in (tok, cls_only):
+            if not groups:
+                continue
+            ids_g = _pad_cat([text_ids[g] for g in groups], pad)
+            mask_g = _pad_cat([text_masks[g] for g in groups], 0)
+            if groups is tok:
+                z_g, w_tok, w_valid = model.encode_text_tokens(ids_g, mask_g)  # (Σ, E), ...
+            else:
+                z_g = model.encode_text(ids_g, mask_g)  # (Σ, E)
+            by_group.update(zip(groups, torch.split(z_g, [sizes[g] for g in groups]), strict=True))
+        text_parts = [by_group[g] for g in range(len(sizes))]
+        tok_rows = {g: sum(sizes[h] for h in tok[: tok.index(g)]) for g in tok}  # first row
 
         feats, boxes, masks = [batch["visual_feats"]], [batch.get("visual_boxes")], []
         masks.append(batch.get("visual_mask"))
@@ -578,32 +590,26 @@ class UnimoPretraining(nn.Module):
             feats.append(batch["pos_visual_feats"])
             boxes.append(batch.get("pos_visual_boxes"))
             masks.append(batch.get("pos_visual_mask"))
-        all_boxes = None
-        if any(x is not None for x in boxes):
+        if any(x is not None for x in boxes):  # one group with boxes: zeros for the others
             boxes = [
                 x if x is not None else f.new_zeros((*f.shape[:2], 5))
                 for x, f in zip(boxes, feats, strict=True)
             ]
-            all_boxes = _pad_cat(boxes, 0.0)
-        mask_list = [
-            m.long()
-            if m is not None
-            else torch.ones(f.shape[:2], dtype=torch.long, device=f.device)
-            for m, f in zip(masks, feats, strict=True)
-        ]
-        all_masks = _pad_cat(mask_list, 0).bool()  # (B + P_v, N)
-        if self.token_alignment is None:
-            z_img = model.encode_image(_pad_cat(feats, 0.0), all_boxes, all_masks)  # (B + P_v, E)
-        else:
-            z_img, r_tok, r_valid = model.encode_image_tokens(
-                _pad_cat(feats, 0.0), all_boxes, all_masks
-            )
-        img_parts = list(torch.split(z_img, [f.shape[0] for f in feats]))
+        # One pass per group (no copy of the features into one batch): the pairs' images give
+        # their region tokens to token alignment, the extra positive images only [IMG].
+        img_parts = []
+        for group, (f, x, m) in enumerate(zip(feats, boxes, masks, strict=True)):
+            m = torch.ones(f.shape[:2], dtype=torch.bool, device=f.device) if m is None else m
+            if group == 0 and self.token_alignment is not None:
+                z_g, r_tok, r_valid = model.encode_image_tokens(f, x, m.bool())  # (B, E), ...
+            else:
+                z_g = model.encode_image(f, x, m.bool())  # (B or P_v, E)
+            img_parts.append(z_g)
 
         def words(group: int) -> tuple[Tensor, Tensor] | None:  # word tokens of a group
             if self.token_alignment is None:
                 return None
-            rows = slice(sum(sizes[:group]), sum(sizes[: group + 1]))
+            rows = slice(tok_rows[group], tok_rows[group] + sizes[group])
             return w_tok[rows], w_valid[rows]
 
         kwargs: dict[str, Tensor] = {}

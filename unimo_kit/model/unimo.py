@@ -83,6 +83,21 @@ class UnimoModel(nn.Module):
         elif isinstance(module, VisualEmbeddings):
             nn.init.normal_(module.img_token, std=std)
 
+    def draws_dropout(self) -> bool:
+        """Whether a pass draws dropout masks now (training with a dropout rate > 0); a pass
+        that runs fewer positions would then draw other masks than the full pass."""
+        rates = (self.config.hidden_dropout_prob, self.config.attention_probs_dropout_prob)
+        return self.training and any(p > 0 for p in rates)
+
+    def _first_state(self, **inputs: Any) -> Tensor:
+        """The final state (B, D) at position 0 ([IMG], or [CLS] of a text alone), the last
+        layer run at that position only (the full pass when dropout is drawn)."""
+        x = inputs.get("input_ids", inputs.get("visual_feats"))
+        if self.draws_dropout():
+            return self(**inputs)["hidden"][:, 0]
+        first = torch.zeros(x.shape[0], 1, dtype=torch.long, device=x.device)  # (B, 1)
+        return self(**inputs, hidden_positions=first)["hidden"][:, 0]  # (B, D)
+
     @property
     def device(self) -> torch.device:
         return self.embeddings.word_embeddings.weight.device
@@ -231,7 +246,7 @@ class UnimoModel(nn.Module):
 
         Args: input_ids, attention_mask (B, T). Returns: (B, E), L2-normalised by default.
         """
-        cls = self(input_ids=input_ids, attention_mask=attention_mask)["cls"]  # (B, D)
+        cls = self._first_state(input_ids=input_ids, attention_mask=attention_mask)  # (B, D)
         z = self.text_proj(cls)  # (B, E)
         return F.normalize(z, dim=-1) if normalize else z
 
@@ -248,8 +263,10 @@ class UnimoModel(nn.Module):
         Args: visual_feats (B, N, F), visual_boxes (B, N, 5), visual_mask (B, N).
         Returns: (B, E), L2-normalised by default.
         """
-        out = self(visual_feats=visual_feats, visual_boxes=visual_boxes, visual_mask=visual_mask)
-        z = self.image_proj(out["img"])  # (B, E)
+        img = self._first_state(
+            visual_feats=visual_feats, visual_boxes=visual_boxes, visual_mask=visual_mask
+        )  # (B, D)
+        z = self.image_proj(img)  # (B, E)
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode_text_tokens(
