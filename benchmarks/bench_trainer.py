@@ -9,8 +9,17 @@ logging. Both use the model of ``--preset`` and its objectives on a generated wo
 
     python benchmarks/bench_trainer.py                    # synth-d-full objectives, 30 steps
     python benchmarks/bench_trainer.py --preset synth-a-cmcl --steps 50
+    python benchmarks/bench_trainer.py --compare-to 9829adf  # + synth-small steps before/after
 
 Writes benchmarks/results/trainer.json. Goal: overhead <= 10 %.
+
+``--compare-to REV`` also times ``synth-small`` training steps (forward, backward, clipping,
+AdamW; one thread) of the code at git revision REV against the current code, in the same run:
+REV is checked out in a temporary git worktree (removed afterwards), and each side runs this
+file with ``--step-times`` in fresh processes (``PYTHONPATH`` on its tree), rounds alternating
+so that a change of machine load hits both. Both sides train on the same generated world and
+the same batches from the same seed, so their losses step by step (the loss curve) are
+compared too. Goal: the current code >= 3 times faster.
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -121,6 +133,145 @@ def trainer_steps(config, run_dir: Path) -> list[float]:
         return [float(row["step_seconds"]) for row in csv.DictReader(handle)]
 
 
+def step_times(world: Path, steps: int, warmup: int, threads: int) -> dict:
+    """``synth-small`` training steps on ``world`` with the ``unimo_kit`` on ``sys.path``
+    (what ``--step-times`` prints): the losses of the first batch before any update, then per
+    step its wall and process CPU seconds and total loss; batches cycle over the first four."""
+    from unimo_kit.features import FeatureStore
+    from unimo_kit.model import load_tokenizer
+    from unimo_kit.train.data import UnimoTrainData
+    from unimo_kit.train.trainer import build_optimizer
+
+    torch.set_num_threads(threads)
+    config = load_config(
+        "synth-small", {"data_dir": str(world), "val_pairs": None, "threads": threads}
+    ).resolved()
+    seed_everything(config.seed)
+    dist = DistInfo(device="cpu")
+    model = build_model(config, FeatureStore(config.features).meta)
+    objective = build_objective(config, model, dist)
+    data = UnimoTrainData(config, load_tokenizer(model.config))
+    sampler = data.make_sampler()
+    batches = [data[sampler.next_spec()] for _ in range(4)]
+    optimizer = build_optimizer(config, objective)
+    params = [p for p in objective.parameters() if p.requires_grad]
+
+    def step(batch: dict) -> float:
+        out = objective(batch)
+        loss = sum(v for k, v in out.items() if k.endswith("_loss"))
+        loss.backward()
+        for p in params:  # as the trainer: AdamW takes dense gradients
+            if p.grad is not None and p.grad.is_sparse:
+                p.grad = p.grad.to_dense()
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss)
+
+    with torch.no_grad():
+        first = {k: float(v) for k, v in objective(batches[0]).items() if k.endswith("_loss")}
+    seed_everything(config.seed)
+    wall, cpu, losses = [], [], []
+    for i in range(warmup + steps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss = step(batches[i % len(batches)])
+        if i >= warmup:
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        losses.append(loss)
+    import unimo_kit
+
+    package = str(Path(unimo_kit.__file__).resolve().parent.parent)
+    return {"first_batch_losses": first, "wall": wall, "cpu": cpu, "losses": losses,
+            "tree": package}  # fmt: skip
+
+
+def _run_side(tree: Path, world: Path, args: argparse.Namespace) -> dict:
+    """One fresh process timing the code of ``tree`` (this file, ``unimo_kit`` from ``tree``)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(args.threads)}
+    command = [sys.executable, str(Path(__file__).resolve()), "--step-times", str(world)]
+    command += ["--steps", str(args.compare_steps), "--skip", str(args.skip)]
+    command += ["--threads", str(args.threads)]
+    done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"step timing in {tree} failed:\n{done.stderr[-3000:]}")
+    side = json.loads(done.stdout.strip().splitlines()[-1])
+    if Path(side.pop("tree")) != tree.resolve():  # e.g. an install shadowing PYTHONPATH
+        raise RuntimeError(f"the step timing of {tree} imported unimo_kit from elsewhere")
+    return side
+
+
+def compare_to(rev: str, args: argparse.Namespace) -> dict:
+    """``synth-small`` step time of revision ``rev`` against the working tree, one run."""
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*words: str) -> str:
+        done = subprocess.run(["git", *words], cwd=repo, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", rev)
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", "unimo_kit/model", "unimo_kit/train"))
+    args.after = head + (" + uncommitted model/train changes" if dirty else "")
+    with tempfile.TemporaryDirectory() as tmp:
+        world, before_tree = Path(tmp) / "world", Path(tmp) / "before"
+        world.mkdir()
+        make_world(world)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(before_tree), commit],
+            cwd=repo, check=True, capture_output=True,
+        )  # fmt: skip
+        try:
+            sides: dict[str, list[dict]] = {"before": [], "after": []}
+            for _ in range(args.rounds):  # alternate, so that load changes hit both sides
+                sides["before"].append(_run_side(before_tree, world, args))
+                sides["after"].append(_run_side(repo, world, args))
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(before_tree)], cwd=repo, check=False
+            )
+            shutil.rmtree(before_tree, ignore_errors=True)
+    return _compare_result(commit, sides, args)
+
+
+def _compare_result(commit: str, sides: dict[str, list[dict]], args: argparse.Namespace) -> dict:
+    """The figures of :func:`compare_to`: medians, ratios and the loss agreement."""
+
+    def pooled(side: str, key: str) -> list[float]:
+        return [t for run in sides[side] for t in run[key]]
+
+    before, after = sides["before"][0], sides["after"][0]
+    first = {
+        k: {"before": v, "after": after["first_batch_losses"].get(k)}
+        for k, v in before["first_batch_losses"].items()
+    }
+    curve = [abs(a - b) / abs(b) for a, b in zip(after["losses"], before["losses"], strict=True)]
+    result = {
+        "preset": "synth-small",
+        "before_revision": commit,
+        "after_revision": args.after,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "steps_timed_per_round": args.compare_steps,
+        "warmup_steps": args.skip,
+    }
+    for key in ("wall", "cpu"):
+        b, a = statistics.median(pooled("before", key)), statistics.median(pooled("after", key))
+        result[f"before_step_{key}_seconds_median"] = b
+        result[f"after_step_{key}_seconds_median"] = a
+        result[f"speedup_{key}"] = b / a
+    result["goal_speedup"] = 3.0
+    result["first_batch_losses"] = first
+    result["first_batch_loss_max_rel_diff"] = max(
+        abs(v["after"] - v["before"]) / abs(v["before"]) for v in first.values()
+    )
+    result["loss_curve_steps"] = len(curve)
+    result["loss_curve_max_rel_diff"] = max(curve)
+    result["loss_curve_before"] = before["losses"]
+    result["loss_curve_after"] = after["losses"]
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="synth-d-full")
@@ -129,7 +280,27 @@ def main() -> None:
     parser.add_argument("--batch-pairs", type=int, default=32)
     parser.add_argument("--workers", type=int, default=0, help="trainer DataLoader workers")
     parser.add_argument("--out", default="benchmarks/results/trainer.json")
+    parser.add_argument("--compare-to", metavar="REV", help="also time synth-small steps of REV")
+    parser.add_argument("--compare-steps", type=int, default=12, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3, help="before/after process pairs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the comparison")
+    parser.add_argument(
+        "--skip-overhead",
+        action="store_true",
+        help="keep the overhead figures of --out as they are; only run the comparison",
+    )
+    parser.add_argument("--step-times", metavar="WORLD", help=argparse.SUPPRESS)  # one side
     args = parser.parse_args()
+    if args.step_times:
+        print(json.dumps(step_times(Path(args.step_times), args.steps, args.skip, args.threads)))
+        return
+    if args.skip_overhead:
+        if not args.compare_to:
+            parser.error("--skip-overhead needs --compare-to")
+        result = json.loads(Path(args.out).read_text())
+        result["step_time_compare"] = compare_to(args.compare_to, args)
+        _write(result, args.out)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -176,10 +347,23 @@ def main() -> None:
         "num_workers": args.workers,
         "load_average": os.getloadavg()[0],
     }
+    if args.compare_to:
+        result["step_time_compare"] = compare_to(args.compare_to, args)
+    _write(result, args.out)
+
+
+def _write(result: dict, out: str) -> None:
+    compare = result.get("step_time_compare")
+    if compare:
+        compare["load_average_after"] = os.getloadavg()[0]
     for key, value in result.items():
-        print(f"{key}: {value}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        if key != "step_time_compare":
+            print(f"{key}: {value}")
+    for key, value in (compare or {}).items():
+        if not key.startswith("loss_curve_") or key.endswith("diff"):
+            print(f"step_time_compare.{key}: {value}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
