@@ -283,7 +283,7 @@ def main() -> None:
     parser.add_argument("--compare-to", metavar="REV", help="also time synth-small steps of REV")
     parser.add_argument("--compare-steps", type=int, default=12, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3, help="before/after process pairs")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the comparison")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run")
     parser.add_argument(
         "--skip-overhead",
         action="store_true",
@@ -302,6 +302,7 @@ def main() -> None:
         _write(result, args.out)
         return
 
+    torch.set_num_threads(args.threads)  # the bare steps and the trainer alike
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_world(root)
@@ -318,6 +319,7 @@ def main() -> None:
                 "batch_pairs": args.batch_pairs,
                 "num_workers": args.workers,
                 "progress": False,
+                "threads": args.threads,
             },
         ).resolved()
         # Bare steps before and after the trainer, so a change in machine load between the two
