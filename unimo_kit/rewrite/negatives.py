@@ -4,10 +4,12 @@ For a caption and its parsed :class:`~unimo_kit.data.scene_graph.SceneGraph` (wi
 spans), :class:`Rewriter` makes SugarCrepe-typed negatives:
 
 =============  ===========================================================================
-``replace-obj``  an object noun → another noun attested in the same context (number kept)
+``replace-obj``  an object noun → another noun attested in the same context and named with
+                 the caption's other objects (number kept)
 ``replace-att``  an attribute → a contrasting one attested with the noun (colour → colour,
                  small → large, open → closed)
-``replace-rel``  a predicate → another of the same category attested for its two ends
+``replace-rel``  a predicate → one of the same category that contradicts it, seen between
+                 its two ends (``sitting on`` → ``standing on``, never ``swinging`` → ``holding``)
 ``swap-obj``     two parallel objects (same kind, different roles) exchange places, or the
                  two ends of a relation when the reversed relation is attested
 ``swap-att``     two objects exchange attributes (across categories, multi-word) or counts
