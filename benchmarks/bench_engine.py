@@ -1,7 +1,7 @@
 """The engine on this machine, in one run: ``unimo rewrite`` of N real captions (FACTUAL train)
 and a text index build of N texts (the same captions, all-MiniLM-L6-v2, ``--type flat``), each
 three ways: the local engine in 1 process, locally with 2 workers (rewrite ``--workers 2``;
-the index as two ``--shard i/2`` processes at one thread each, then ``unimo index merge``, the
+the index as two ``--shard i/2`` processes, then ``unimo index merge``, the
 by-hand fallback of docs/scaling.md) and ``--engine ray`` with 2 workers on a local Ray.
 Reports wall times, the throughput ratio of each to 1 process, Ray's fixed start-up cost,
 and whether every output is byte-identical to the 1-process one. Writes
@@ -119,7 +119,7 @@ def bench_index(work: Path, texts: list[str], block_size: int, ray_options) -> t
     outs = {arm: work / f"index-{arm}" for arm in ARMS}
 
     def two_shards() -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = dict(os.environ)  # torch's default threads, as in 1 process: the same bits
         script = SHARD_BUILD.format(encoder=ENCODER)
         shards = [work / f"index-shard{i}" for i in range(2)]
         procs = [
@@ -192,7 +192,7 @@ def main() -> None:
             "input": f"first {args.texts} captions of factual_train.csv as texts, {ENCODER}, "
             "--type flat",
             "block_size": args.block_size,
-            "local_2_workers": "two --shard i/2 processes (1 thread each) + index merge",
+            "local_2_workers": "two --shard i/2 processes + index merge",
             **arm_summary(args.texts, *index, startup),
         },
     }

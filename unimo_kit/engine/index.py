@@ -93,16 +93,31 @@ def run_index_build(
                 f"index block {k} (rows {lo}-{hi - 1} of {config.input})",
             )
         )
-    spec = config.encoder
-    map_units(_embed_block, units, options, setup=lambda: _load(spec), gpu=True, desc="embed")
+    spec, threads = config.encoder, torch_threads()
+    map_units(
+        _embed_block, units, options, setup=lambda: _load(spec, threads), gpu=True, desc="embed"
+    )
     for leftover in out.parent.glob(f".{out.name}.unit-*"):
         remove_tree(leftover)
     return stage.build(config, out, progress=progress, encoder=encoder)
 
 
-def _load(spec: str) -> Any:
+def torch_threads() -> int:
+    """This process's torch intra-op thread count (what a local run encodes with)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _load(spec: str, threads: int) -> Any:
+    """An actor's encoder, encoding with the driver's thread count (Ray starts workers with
+    ``OMP_NUM_THREADS=1``; on the CPU the thread count changes the last bits of a vector, so
+    the blocks would differ from a local build's)."""
+    import torch
+
     from unimo_kit.index.encoders import load_encoder
 
+    torch.set_num_threads(threads)
     return load_encoder(spec)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from unimo_kit.engine.core import EngineOptions, Unit, as_options, map_units, remove_tree
+from unimo_kit.engine.index import torch_threads
 
 UNIT_CHUNKS = 4  # search chunks (``MineConfig.chunk_size`` pairs each) per unit
 
@@ -158,7 +159,8 @@ def _mine_on_ray(
             _write_pickle(pairs_file, group)
         name = f"mine unit {k} (pairs {group[0].id!r} to {group[-1].id!r} of {pairs_path})"
         units.append(Unit(k, (str(pairs_file), str(part)), part, len(group), name))
-    map_units(_mine_unit, units, options, setup=lambda: _setup(run), gpu=True, desc="mine")
+    threads = torch_threads()
+    map_units(_mine_unit, units, options, setup=lambda: _setup(run, threads), gpu=True, desc="mine")
     for unit in units:
         counts = json.loads(unit.done.with_suffix(".json").read_text())
         tally.written += counts["written"]
@@ -199,10 +201,14 @@ def _write_pickle(path: Path, value: Any) -> None:
         pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _setup(run: dict[str, Any]) -> Any:
-    """One actor's :class:`~unimo_kit.index.mine.Miner`: the indexes opened once."""
+def _setup(run: dict[str, Any], threads: int) -> Any:
+    """One actor's :class:`~unimo_kit.index.mine.Miner`: the indexes opened once, the query
+    encoders run with the driver's torch thread count (as in :mod:`unimo_kit.engine.index`)."""
+    import torch
+
     from unimo_kit.index.mine import make_miner
 
+    torch.set_num_threads(threads)
     return make_miner({k: v for k, v in run.items() if k != "out_path"}, run["out_path"])
 
 
