@@ -260,6 +260,9 @@ def _compare_result(commit: str, sides: dict[str, list[dict]], args: argparse.Na
         result[f"before_step_{key}_seconds_median"] = b
         result[f"after_step_{key}_seconds_median"] = a
         result[f"speedup_{key}"] = b / a
+        result[f"round_step_{key}_seconds_medians"] = {
+            side: [statistics.median(run[key]) for run in runs] for side, runs in sides.items()
+        }
     result["goal_speedup"] = 3.0
     result["first_batch_losses"] = first
     result["first_batch_loss_max_rel_diff"] = max(
