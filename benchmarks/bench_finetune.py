@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=4)
     parser.add_argument("--rank-weight", type=float, default=0.0,
                         help="also an arm with this rank-loss weight (0: none)")  # fmt: skip
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)  # 2 threads on 2 busy cores: 7x slower
     parser.add_argument("--out", default="benchmarks/results/finetune.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
