@@ -67,22 +67,24 @@ def make_world(folder: Path, n_images: int, compositional_images: int) -> dict:
     return {"rewrite_seconds": time.perf_counter() - t0}
 
 
-def run_arm(world: Path, out: Path, seed: int, negatives: int, rank_weight: float, args) -> dict:
-    """One fine-tuning run and its compositional scores."""
+def run_arm(
+    world: Path, out: Path, seed: int, negatives: int, rank_weight: float, args, base: str = ""
+) -> dict:
+    """One fine-tuning run (from ``base`` weights, or a random init) and its scores."""
     config = FinetuneConfig(
-        model=f"open_clip:{world / f'{ARCH}.json'}",
+        model=f"open_clip:{world / f'{ARCH}.json'}" + (f":{base}" if base else ""),
         pairs=str(world / "pairs.train.jsonl"),
         rewrites=str(world / "rewrites.jsonl"),
         num_negatives=negatives,
         rank_weight=rank_weight,
-        steps=args.steps,
+        steps=args.steps if base or not args.pretrain_steps else args.pretrain_steps,
         batch_size=args.batch_size,
         lr=args.lr,
         warmup_steps=args.warmup_steps,
         seed=seed,
         out=str(out),
-        save_every=args.steps,
-        log_every=args.steps,
+        save_every=10**6,
+        log_every=10,
         progress=False,
         device="cpu",
     )
@@ -120,7 +122,7 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
             "mean": statistics.mean(r["macro_accuracy"] for r in rows),
             "per_seed": [r["macro_accuracy"] for r in rows],
         }
-    for arm in [a for a in runs if a != "plain"]:
+    for arm in [a for a in runs if a not in ("base", "plain")]:
         out[f"{arm}_minus_plain"] = {
             cat: {
                 "mean_points": 100 * (out[arm][cat]["mean"] - out["plain"][cat]["mean"]),
@@ -138,7 +140,7 @@ def table(summary: dict, arms: list[str]) -> str:
     for arm in arms:
         cells = [f"{100 * summary[arm][c]['mean']:.1f}" for c in cats]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    for arm in arms[1:]:
+    for arm in [a for a in arms if a not in ("base", "plain")]:
         diff = summary[f"{arm}_minus_plain"]
         n = len(summary["plain"][cats[0]]["per_seed"])
         cells = [f"{diff[c]['mean_points']:+.1f} ({diff[c]['seeds_better']}/{n})" for c in cats]
@@ -158,6 +160,9 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=4)
     parser.add_argument("--rank-weight", type=float, default=0.0,
                         help="also an arm with this rank-loss weight (0: none)")  # fmt: skip
+    parser.add_argument("--pretrain-steps", type=int, default=0,
+                        help="first train a plain base model this long per seed; both arms "
+                        "fine-tune it (0: both arms start from the random init)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)  # 2 threads on 2 busy cores: 7x slower
     parser.add_argument("--out", default="benchmarks/results/finetune.json")
     args = parser.parse_args()
@@ -174,8 +179,14 @@ def main() -> None:
         train_pairs = len((world / "pairs.train.jsonl").read_text().splitlines())
         runs: dict[str, list[dict]] = {arm: [] for arm in arms}
         for seed in args.seeds:
+            base = ""
+            if args.pretrain_steps:
+                row = run_arm(world, Path(tmp) / f"base-{seed}", seed, 0, 0.0, args)
+                runs.setdefault("base", []).append(row)
+                base = str(Path(tmp) / f"base-{seed}" / "final" / "model.safetensors")
+                print(f"seed {seed} base: macro {row['macro_accuracy']:.3f}", flush=True)
             for arm, (k, weight) in arms.items():
-                row = run_arm(world, Path(tmp) / f"{arm}-{seed}", seed, k, weight, args)
+                row = run_arm(world, Path(tmp) / f"{arm}-{seed}", seed, k, weight, args, base)
                 runs[arm].append(row)
                 cats = row["categories"]
                 print(f"seed {seed} {arm:>12}: swap-att {cats['swap-att']:.3f} swap-obj "
@@ -183,7 +194,8 @@ def main() -> None:
                       f"({row['train_seconds']:.0f} s)", flush=True)  # fmt: skip
         counts = runs["plain"][0]["counts"]
     summary = summarise(runs)
-    print(table(summary, list(arms)))
+    names = (["base"] if args.pretrain_steps else []) + list(arms)
+    print(table(summary, names))
     result = {
         "benchmark": "finetune",
         "world": {
@@ -195,6 +207,7 @@ def main() -> None:
             "compositional_items": counts,
         },
         "model": {"arch": "tiny open_clip ViT, random init", "config": TINY},
+        "pretrain_steps": args.pretrain_steps,
         "settings": {
             "steps": args.steps,
             "batch_size": args.batch_size,
@@ -216,10 +229,18 @@ def main() -> None:
         "goal_met": all(
             summary["negclip_minus_plain"][c]["mean_points"] > 0 for c in ("swap-att", "swap-obj")
         ),
-        "table": table(summary, list(arms)),
+        "table": table(summary, names),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    # one file, one comparison per starting point: a run replaces only its own
+    name = f"from-base-{args.pretrain_steps}" if args.pretrain_steps else "from-random-init"
+    out = Path(args.out)
+    found = json.loads(out.read_text()) if out.exists() else {}
+    comparisons = found.get("comparisons", {})
+    comparisons[name] = result
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"benchmark": "finetune", "comparisons": comparisons}, indent=2) + "\n"
+    )
     print(f"wrote {args.out} ({result['total_seconds']:.0f} s)")
 
 
