@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import shutil
-import struct
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -90,15 +87,7 @@ def run_rewrite(
     vocab_path = config.vocab_path
     if config.output_format == "rewrites" and not vocab_path:
         vocab_path = str(
-            _vocabulary(
-                input_path,
-                config,
-                work,
-                total,
-                settings["vocab_units"],
-                options,
-                _unit_bounds(config.shard, per_shard, total),
-            )
+            _vocabulary(input_path, config, work, total, settings["vocab_units"], options)
         )
         if config.save_vocab:
             shutil.copyfile(vocab_path, config.save_vocab)
@@ -114,12 +103,7 @@ def run_rewrite(
         units.append(
             Unit(
                 j,
-                (
-                    input_path,
-                    str(part),
-                    replace(unit_config, shard=shard),
-                    str(graphs_file(work, lo, hi)),
-                ),
+                (input_path, str(part), replace(unit_config, shard=shard)),
                 part,
                 hi - lo,
                 f"rewrite unit {j} (records {lo}-{hi - 1} of {input_path})",
@@ -180,16 +164,6 @@ def _claim(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _unit_bounds(shard: Any, per_shard: int, total: int) -> set[tuple[int, int]]:
-    """The records ``(lo, hi)`` of every rewrite unit of ``shard``."""
-    from unimo_kit.utils import Shard
-
-    return {
-        Shard(shard.index * per_shard + j, shard.count * per_shard).bounds(total)
-        for j in range(per_shard)
-    }
-
-
 def _vocabulary(
     input_path: str,
     config: Any,
@@ -197,11 +171,8 @@ def _vocabulary(
     total: int,
     n: int,
     options: EngineOptions,
-    rewrite_units: set[tuple[int, int]],
 ) -> Path:
-    """The vocabulary of the whole input: one unit per slice, the counts summed in order.
-    A slice that is also a rewrite unit's (``rewrite_units``; all of them without
-    ``--shard``) keeps its graphs for that unit, so no caption is parsed twice."""
+    """The vocabulary of the whole input: one unit per slice, the counts summed in order."""
     from unimo_kit.rewrite.vocab import Vocabulary
     from unimo_kit.utils import Shard
 
@@ -212,11 +183,10 @@ def _vocabulary(
     for j in range(n):
         lo, hi = Shard(j, n).bounds(total)
         done = work / f"vocab-{j:05d}.json"
-        keep = str(graphs_file(work, lo, hi)) if (lo, hi) in rewrite_units else ""
         units.append(
             Unit(
                 j,
-                (input_path, str(done), config, j, n, keep),
+                (input_path, str(done), config, j, n),
                 done,
                 hi - lo,
                 f"vocabulary unit {j} (records {lo}-{hi - 1} of {input_path})",
@@ -230,34 +200,18 @@ def _vocabulary(
     return merged
 
 
-def graphs_file(work: Path, lo: int, hi: int) -> Path:
-    """Where a vocabulary unit keeps the graphs of records ``lo``-``hi - 1`` for the rewrite
-    unit of the same records."""
-    return work / f"graphs-{lo:09d}-{hi:09d}.pkl"
-
-
-def _vocab_unit(payload: tuple[str, str, Any, int, int, str]) -> None:
+def _vocab_unit(payload: tuple[str, str, Any, int, int]) -> None:
     """Count the vocabulary of slice ``j`` of ``n`` with the stage's own record reader,
-    caption check and chunk parser (as pass 1 of ``rewrite_file`` does) into ``out``, and
-    keep the graphs (pickled as pass 1 keeps them) in ``graphs`` (``""``: none) for the
-    rewrite unit of the same records."""
+    caption check and chunk parser (as pass 1 of ``rewrite_file`` does) into ``out``."""
     from unimo_kit.rewrite import pipeline
     from unimo_kit.rewrite.vocab import Vocabulary
-    from unimo_kit.utils import ErrorReport, Shard, atomic_write, count_lines
+    from unimo_kit.utils import ErrorReport, Shard, count_lines
 
-    input_path, out, config, j, n, graphs = payload
+    input_path, out, config, j, n = payload
     start, stop = Shard(j, n).bounds(count_lines(input_path))
     quiet = ErrorReport(strict=config.strict, max_logged=0)  # the rewrite units report
     pipeline._init_worker(config, None)
     vocab = Vocabulary(min_count=config.min_count)
-    blobs: list[bytes] = []
-
-    def count(batch: list[str]) -> None:
-        part, kept = pipeline._vocab_chunk((batch, 0, len(batch) if graphs else 0))
-        vocab.merge(part)
-        if kept is not None:
-            blobs.append(kept)
-
     batch: list[str] = []
     records = pipeline._records(input_path, quiet, start=start, stop=stop)
     for _, _, _, captions in records:
@@ -265,72 +219,25 @@ def _vocab_unit(payload: tuple[str, str, Any, int, int, str]) -> None:
             c for c in captions if pipeline.caption_problem(c, config.max_caption_chars) is None
         ]
         if len(batch) >= config.chunk_size:
-            count(batch)
+            vocab.merge(pipeline._vocab_chunk((batch, 0, 0))[0])
             batch = []
     if batch:
-        count(batch)
-    if graphs:
-        with atomic_write(graphs, "wb") as handle:  # before ``out``, which marks it done
-            for blob in blobs:
-                handle.write(struct.pack("<Q", len(blob)))
-                handle.write(blob)
+        vocab.merge(pipeline._vocab_chunk((batch, 0, 0))[0])
     vocab.save(out)
 
 
-def _read_graphs(path: str) -> Iterator[Any]:
-    """The graphs a vocabulary unit kept, in caption order."""
-    with open(path, "rb") as handle:
-        while header := handle.read(8):
-            (size,) = struct.unpack("<Q", header)
-            yield from pickle.loads(handle.read(size))
-
-
-def _rewrite_unit(payload: tuple[str, str, Any, str]) -> Any:
+def _rewrite_unit(payload: tuple[str, str, Any]) -> Any:
     """``rewrite_file`` on one slice into ``PART.partial`` (resumed after a crash), moved onto
-    ``PART`` when complete; with the graphs a vocabulary unit kept of the same records, they
-    are rewritten without a second parse. Returns its summary without the vocabulary."""
+    ``PART`` when complete. Returns its summary without the vocabulary."""
     from unimo_kit.rewrite.pipeline import rewrite_file
 
-    input_path, part, config, graphs = payload
+    input_path, part, config = payload
     partial = Path(part + ".partial")
-    if os.path.isfile(graphs):
-        summary = _rewrite_parsed(input_path, str(partial), config, graphs)
-    else:
-        summary = rewrite_file(input_path, partial, config)
+    summary = rewrite_file(input_path, partial, config)
     os.replace(partial, part)
-    if os.path.isfile(graphs):
-        os.remove(graphs)
     for sidecar in partial.parent.glob(partial.name + ".*"):  # the stage's resume record
         sidecar.unlink()
     summary.vocab = None
-    return summary
-
-
-def _rewrite_parsed(input_path: str, output_path: str, config: Any, graphs: str) -> Any:
-    """What ``rewrite_file`` does with a given vocabulary (the resume manifest, the TF-IDF
-    texts of the whole input when asked, then its second pass), with pass 2 fed the graphs
-    of ``graphs`` as ``rewrite_file`` feeds its own pass 1's."""
-    from unimo_kit.rewrite import pipeline
-    from unimo_kit.rewrite.vocab import Vocabulary
-    from unimo_kit.utils import ErrorReport, count_lines
-
-    pipeline._check_or_write_manifest(
-        output_path, pipeline.output_manifest(input_path, config), config.resume
-    )
-    report = ErrorReport(strict=config.strict)
-    bounds = config.shard.bounds(count_lines(input_path))
-    vocab = Vocabulary.load(config.vocab_path)
-    texts: list[str] = []
-    groups: list[str] = []
-    if config.sentence_negatives > 0:  # texts only: nothing is parsed without a store
-        pipeline._first_pass(input_path, config, None, texts, groups, None, bounds)
-    rows = pipeline._tfidf_setup(config, texts, groups)
-    summary = pipeline.RewriteSummary(output=output_path, vocab=vocab)
-    pipeline._rewrite_pass(
-        input_path, output_path, config, vocab, rows, texts, groups, _read_graphs(graphs),
-        bounds, summary, report,
-    )  # fmt: skip
-    summary.record_errors = report.count - summary.caption_errors
     return summary
 
 
