@@ -28,6 +28,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def run_features(
             every worker (a shared file system).
         out: the store folder (likewise shared).
         extractor: a spec (``effnet``, ``open_clip:...``; built once per worker, on the
-            worker's GPU when it has one) or an extractor object (pickled to the workers).
+            worker's GPU when it has one, and once on the driver's CPU for its meta) or an
+            extractor object (pickled to the workers).
             ``import:PATH`` looks features up and runs on the driver with either engine.
         engine: ``"local"``, ``"ray"`` or :class:`EngineOptions`.
         unit_images: images per Ray unit (the unit of retry and resume), rounded up to a
@@ -111,6 +113,8 @@ def run_features(
         meta = extractor.meta()
         build = functools.partial(_given, extractor)
     setup = functools.partial(_worker_extractor, build, torch.get_num_threads())
+    if not progress:
+        options = replace(options, progress=False)
     plan = _Plan(
         input_path=os.path.abspath(input_path),
         out=Path(out),
@@ -143,11 +147,22 @@ def _worker_extractor(build: Any, threads: int) -> Any:
     return extractor
 
 
+@dataclass
 class _Plan:
     """One ray run of the stage on one input: the driver's side."""
 
-    def __init__(self, **fields: Any):
-        self.__dict__.update(fields)
+    input_path: str  # absolute
+    out: Path  # the store
+    meta: dict[str, Any]  # the extractor's (the store's meta.json)
+    shard: Any  # the run's --shard
+    batch_size: int  # images per forward pass
+    unit: int  # images per unit, a multiple of batch_size
+    dtype: str  # storage type of feats
+    chunk_size: int  # images per store chunk
+    strict: bool  # stop at the first bad record or image
+    resume: bool  # False: this shard's chunks and the work folder start afresh
+
+    def __post_init__(self) -> None:
         digest = hashlib.sha256(self.input_path.encode()).hexdigest()[:8]
         name = f"{Path(self.input_path).stem}-{digest}-s{self.shard.index}of{self.shard.count}"
         self.work = self.out / ".engine" / name
