@@ -221,7 +221,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
             outputs=(
                 world / "retrieved.jsonl",
                 world / "retrieved.jsonl.captions",
-                world / "retrieved.jsonl.settings.json",
+                world / "retrieved.jsonl.manifest.json",
             ),
         ),
         Stage(

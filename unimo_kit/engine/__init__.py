@@ -6,7 +6,8 @@ actor pools, retried, resumable, joined in input order so the output is byte-ide
 >>> run_rewrite("pairs.jsonl", "rewrites.jsonl", engine=EngineOptions("ray"), per_type=2)
 
 The stages keep their own per-record code; :mod:`unimo_kit.engine.rewrite`,
-:mod:`unimo_kit.engine.index` and :mod:`unimo_kit.engine.features` cut their input into
+:mod:`unimo_kit.engine.index`, :mod:`unimo_kit.engine.mine` and
+:mod:`unimo_kit.engine.features` cut their input into
 units and join the results, and :func:`map_units` runs any such units. Importing this
 package loads neither Ray nor the stages; Ray (the ``ray`` extra) is imported only when
 ``engine="ray"`` runs.
@@ -30,6 +31,7 @@ _LAZY = {
     "run_rewrite": "unimo_kit.engine.rewrite",
     "run_index_build": "unimo_kit.engine.index",
     "run_features": "unimo_kit.engine.features",
+    "run_mine": "unimo_kit.engine.mine",
 }
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "ray_version",
     "run_features",
     "run_index_build",
+    "run_mine",
     "run_rewrite",
 ]
 
