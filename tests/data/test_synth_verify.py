@@ -6,8 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from unimo_kit.data.scene_graph import SceneGraph
 from unimo_kit.data.synth import Scene, SceneObject
 from unimo_kit.data.synth.verify import SceneChecker
@@ -110,14 +108,6 @@ def test_load_verifier_reads_scenes(tmp_path):
     assert isinstance(verifier, SceneChecker) and "syn-000000" in verifier
     assert verifier.scenes == load_scenes(world.scenes)
     assert load_verifier(None) is None
-
-
-def test_deprecated_text_methods_still_work():
-    checker = SceneChecker({"s": _scene()}, parser=CountingParser())
-    assert checker.true_of([("s", "a pink heart"), ("s", "a blue heart")]) == [True, False]
-    bare = SceneChecker({"s": _scene()})
-    with pytest.warns(DeprecationWarning, match="CaptionVerifier"):
-        assert bare.keep_false("s", ["a pink heart", "a blue heart"], 1) == ["a blue heart"]
 
 
 def test_the_synth_module_imports_nothing_from_rewrite():

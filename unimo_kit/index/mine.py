@@ -122,8 +122,9 @@ class Miner:
         negative_index: caption-level index of the pairs (or ``None``: no negatives).
         config: :class:`MineConfig`.
         out_dir: where ``retrieved.jsonl`` lives (image paths are written relative to it).
-        checker: a :class:`~unimo_kit.data.synth.verify.SceneChecker` (gold scenes): negatives
-            true of the pair's scene are dropped; ``None``: no check.
+        checker: a :class:`~unimo_kit.rewrite.verify.CaptionVerifier` (e.g. over the gold
+            scenes of ``--scenes``): negatives true of the pair's image are dropped; ``None``:
+            no check.
     """
 
     def __init__(
@@ -414,9 +415,10 @@ def make_miner(run: dict[str, Any], out_path: str | os.PathLike) -> Miner:
     ``run["scenes"]``) writing image paths relative to ``out_path``'s folder."""
     checker = None
     if run["scenes"] is not None:
-        from unimo_kit.data.synth.verify import SceneChecker
+        from unimo_kit.rewrite.parser import SceneGraphParser
+        from unimo_kit.rewrite.verify import CaptionVerifier, load_verifier
 
-        checker = SceneChecker(run["scenes"])
+        checker = CaptionVerifier(load_verifier(run["scenes"]), SceneGraphParser().parse_each)
     return Miner(
         run["text_index"],
         run["image_index"],

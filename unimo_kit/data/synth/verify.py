@@ -18,9 +18,8 @@ True
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import TypeVar
 
 from unimo_kit.data.scene_graph import SceneGraph
 from unimo_kit.data.synth.scene import Scene, load_scenes
@@ -36,15 +35,10 @@ class SceneChecker:
     Args:
         scenes: a ``scenes.jsonl`` path or a mapping ``scene id -> Scene`` (bad lines of the
             file are warned about and skipped).
-        parser: deprecated; only for :meth:`true_of` / :meth:`keep_false`, which wrap this
-            checker in a :class:`~unimo_kit.rewrite.verify.CaptionVerifier` with its
-            ``parse_each`` (use that class directly instead).
     """
 
-    def __init__(self, scenes: str | os.PathLike | Mapping[str, Scene], parser: Any = None):
+    def __init__(self, scenes: str | os.PathLike | Mapping[str, Scene]):
         self.scenes = scenes if isinstance(scenes, Mapping) else load_scenes(scenes, strict=False)
-        self._parser = parser
-        self._captions: Any = None
 
     def __contains__(self, scene_id: object) -> bool:
         return scene_id in self.scenes
@@ -52,43 +46,3 @@ class SceneChecker:
     def holds(self, pair_id: str, graph: SceneGraph) -> bool:
         """Whether ``graph`` is true of the gold scene ``pair_id`` (which must be known)."""
         return satisfies(self.scenes[pair_id], graph)
-
-    # ------------------------------------------------------------------ deprecated
-    # Kept while index/mine.py calls them; use unimo_kit.rewrite.verify.CaptionVerifier.
-
-    def _caption_verifier(self) -> Any:
-        if self._captions is None:
-            from unimo_kit.rewrite.verify import CaptionVerifier
-
-            parser = self._parser
-            if parser is None:
-                warnings.warn(
-                    "SceneChecker.true_of/keep_false without parser= are deprecated: use "
-                    "unimo_kit.rewrite.verify.CaptionVerifier(checker, parser.parse_each)",
-                    DeprecationWarning,
-                    stacklevel=3,
-                )
-                from unimo_kit.rewrite.parser import SceneGraphParser
-
-                parser = SceneGraphParser()
-            self._captions = CaptionVerifier(self, parser.parse_each)
-        return self._captions
-
-    def true_of(self, items: Sequence[tuple[str, str]]) -> list[bool]:
-        """Deprecated: :meth:`CaptionVerifier.true_of <unimo_kit.rewrite.verify.CaptionVerifier.true_of>`."""  # noqa: E501
-        return self._caption_verifier().true_of(items)
-
-    def keep_false(
-        self,
-        scene_id: str,
-        candidates: Sequence[T],
-        k: int,
-        *,
-        text: Callable[[T], str] = str,
-        group: Callable[[T], Hashable] | None = None,
-        batch: int = 8,
-    ) -> list[T]:
-        """Deprecated: :meth:`CaptionVerifier.keep_false <unimo_kit.rewrite.verify.CaptionVerifier.keep_false>`."""  # noqa: E501
-        return self._caption_verifier().keep_false(
-            scene_id, candidates, k, text=text, group=group, batch=batch
-        )
