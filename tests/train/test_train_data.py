@@ -286,3 +286,22 @@ def test_a_negative_that_is_the_caption_up_to_case_and_spaces_is_dropped(
     for item in items:
         assert [t for t in item["neg_texts"] if t.startswith("a real negative")]
         assert all(" ".join(t.split()).lower() != item["text"].lower() for t in item["neg_texts"])
+
+
+def test_jsonl_lines_opens_its_own_handle_in_each_process(tmp_path, monkeypatch):
+    """A handle inherited through a DataLoader fork shares its file offset with the parent and
+    the other workers; each process reads through one of its own."""
+    import json
+    import os
+
+    from unimo_kit.train.data import JsonlLines
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}"}) + "\n" for i in range(3)))
+    lines = JsonlLines(path, lambda record, line: record["id"])
+    assert lines.read(0)[0] == {"id": "r0"}
+    parent = lines._handle
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a forked worker
+    assert lines.read(2) == ({"id": "r2"}, 3)
+    assert lines._handle is not parent
+    parent.close()

@@ -84,14 +84,18 @@ class JsonlLines:
                     self.keys.append(key)
         self.index = {key: i for i, key in enumerate(self.keys)}
         self._handle = None
+        self._handle_pid: int | None = None
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def read(self, i: int) -> tuple[dict[str, Any], int]:
         """The ``i``-th kept record and its line number."""
-        if self._handle is None:  # opened per process (after a DataLoader fork)
+        if self._handle is None or self._handle_pid != os.getpid():
+            # One handle per process: one inherited through a DataLoader fork would share its
+            # file offset with the parent and the other workers (cut lines).
             self._handle = open(self.path, "rb")  # noqa: SIM115 (kept open, dropped on pickle)
+            self._handle_pid = os.getpid()
         self._handle.seek(self.offsets[i])
         return json.loads(self._handle.readline()), self.lines[i]
 
