@@ -21,6 +21,13 @@ def caption(i: int) -> str:
     return f"a {c} {t} {p}"
 
 
+@pytest.fixture(scope="session")
+def make_caption():
+    """:func:`caption` for test modules (a ``from conftest import`` would find whichever
+    conftest module pytest imported first)."""
+    return caption
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     """A local Ray of 2 CPUs for the test module (the test machine has 2 cores)."""

@@ -25,11 +25,10 @@ CONFIG = MineConfig(
 
 
 @pytest.fixture(scope="module")
-def pairs_file(tmp_path_factory) -> Path:
+def pairs_file(tmp_path_factory, make_caption) -> Path:
     """pairs.jsonl: 14 images (one file each, never opened) with 2 captions each, a line that
     is not JSON and a second line of p01."""
-    from conftest import caption
-
+    caption = make_caption
     path = tmp_path_factory.mktemp("mine_pairs") / "pairs.jsonl"
     lines = [
         json.dumps(
