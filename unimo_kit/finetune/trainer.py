@@ -39,14 +39,12 @@ from unimo_kit.train import checkpoint as ckpt
 from unimo_kit.train.distributed import (
     DistInfo,
     all_gather_tensor,
-    all_reduce_gradients,
     barrier,
     broadcast_parameters,
     check_same_step,
     init_distributed,
 )
-from unimo_kit.train.schedule import lr_at
-from unimo_kit.train.trainer import CsvLog, TrainState, param_groups
+from unimo_kit.train.trainer import CsvLog, TrainState, optimizer_step, param_groups
 from unimo_kit.utils import atomic_write, derive_seed, seed_everything
 
 logger = logging.getLogger(__name__)
@@ -246,23 +244,7 @@ def finetune_clip(
         loss.backward()
         for key, value in [("loss", loss), *out.items()]:
             window.setdefault(key, []).append(value.detach().float())
-        all_reduce_gradients(params, dist.world_size)
-        grad_norm = (
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            if config.grad_clip > 0
-            else torch.zeros(())
-        )
-        lr = lr_at(
-            state.step,
-            lr=config.lr,
-            warmup_steps=config.warmup_steps,
-            total_steps=config.steps,
-            min_lr_ratio=config.min_lr_ratio,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, lr = optimizer_step(optimizer, params, config, state.step, dist.world_size)
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOG_SCALE)
         state.step += 1

@@ -233,6 +233,41 @@ def _check_resumable(checkpoint: Path, config: TrainConfig) -> None:
         logger.warning("resuming %s with a changed %s", checkpoint, line)
 
 
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    config: Any,
+    step: int,
+    world_size: int,
+) -> tuple[torch.Tensor, float]:
+    """One update of the trainers (UNIMO's and ``unimo finetune-clip``'s): gradients averaged
+    over processes, clipped to ``config.grad_clip`` (0: not clipped), the learning rate of
+    ``step`` on the schedule (:func:`~unimo_kit.train.schedule.lr_at` from ``config.lr``,
+    ``warmup_steps``, ``steps``, ``min_lr_ratio``), the optimizer step, gradients cleared.
+
+    Returns:
+        The gradient norm before clipping (0 when not clipped) and the learning rate used.
+    """
+    all_reduce_gradients(params, world_size)
+    grad_norm = (
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        if config.grad_clip > 0
+        else torch.zeros(())
+    )
+    lr = lr_at(
+        step,
+        lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        total_steps=config.steps,
+        min_lr_ratio=config.min_lr_ratio,
+    )
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, lr
+
+
 def train(
     config: TrainConfig,
     run_dir: str | os.PathLike,
@@ -386,23 +421,7 @@ def train(
         for p in params:  # word lookups give sparse gradients (objectives.py); AdamW: dense
             if p.grad is not None and p.grad.is_sparse:
                 p.grad = p.grad.to_dense()
-        all_reduce_gradients(params, dist.world_size)
-        grad_norm = (
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            if config.grad_clip > 0
-            else torch.zeros(())
-        )
-        lr = lr_at(
-            state.step,
-            lr=config.lr,
-            warmup_steps=config.warmup_steps,
-            total_steps=config.steps,
-            min_lr_ratio=config.min_lr_ratio,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, lr = optimizer_step(optimizer, params, config, state.step, dist.world_size)
         state.step += 1
         state.samples += per_step * config.grad_accum * dist.world_size
         state.data = sampler.state_dict()
