@@ -305,3 +305,39 @@ def test_jsonl_lines_opens_its_own_handle_in_each_process(tmp_path, monkeypatch)
     assert lines.read(2) == ({"id": "r2"}, 3)
     assert lines._handle is not parent
     parent.close()
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [(None, {"tfidf", "mined"}), (["rewrites"], {"tfidf"}), (["retrieved"], {"mined"})],
+)
+def test_sentence_negative_sources_tell_tfidf_and_mined_negatives_apart(
+    tiny_overrides, tokenizer, world, tmp_path, sources, expected
+):
+    """rewrite's TF-IDF neighbours (rewrites.jsonl) and mined neighbours (retrieved.jsonl) are
+    two sources of sentence negatives that an ablation can switch separately."""
+    import json
+
+    def rewritten(path, key, text):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        for r in records:
+            r[key] = [{"text": f"{text} sentence negative"}]
+        out = tmp_path / path.name
+        out.write_text("".join(json.dumps(r) + "\n" for r in records))
+        return str(out)
+
+    overrides = {
+        **tiny_overrides,
+        "rewrites": rewritten(world / "rewrites.jsonl", "sentence_negatives", "tfidf"),
+        "retrieved": rewritten(world / "retrieved.jsonl", "negatives", "mined"),
+        "rewrite_negatives": False,
+        "sentence_negatives": True,
+        "sentence_negative_sources": sources,
+        "neg_texts_per_pair": 4,
+    }
+    data = UnimoTrainData(load_config("tiny", overrides).resolved(), tokenizer)
+    batch = data[data.make_sampler().next_spec()]
+    texts = tokenizer.batch_decode(batch["neg_text_input_ids"], skip_special_tokens=True)
+    assert {t.split()[0] for t in texts} == expected
+    with pytest.raises(ValueError, match="sentence_negative_sources must be"):
+        load_config("tiny", {**overrides, "sentence_negative_sources": ["tf-idf"]})

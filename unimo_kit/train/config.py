@@ -39,6 +39,8 @@ PATH_FIELDS = ("pairs", "val_pairs", "texts", "images", "features", "rewrites", 
 #: Dict fields: merged entry by entry through ``extends``, set one entry at a time by a dotted
 #: override (``model_overrides.hidden_size=256``).
 DICT_FIELDS = ("model_overrides", "loss_weights")
+#: Where sentence-level negatives come from (``sentence_negative_sources``).
+SENTENCE_NEGATIVE_SOURCES = ("rewrites", "retrieved")
 
 #: Fields a resumed run may change freely: how the run is carried out, not what it learns.
 RUN_CONTROL_FIELDS = (
@@ -96,6 +98,9 @@ class TrainConfig:
     cmcl: bool = True  # cross-modal contrastive learning (in-batch negatives at least)
     rewrite_negatives: bool = False  # + phrase/word-level hard negatives from rewrites
     sentence_negatives: bool = False  # + sentence-level hard negatives (captions of other images)
+    # where they come from: "rewrites" (rewrite's TF-IDF neighbours) and/or "retrieved" (mined
+    # neighbour captions); None: both. An ablation tells the two apart with this.
+    sentence_negative_sources: list[str] | None = None
     negative_types: list[str] | None = None  # rewritten negative types to train on (None: all)
     sentence_negative_length_gap: int | None = None  # keep those within N words of the caption
     hard_negative_weight: float = 0.0  # rank loss of each pair's own hard negatives (0: off)
@@ -163,6 +168,14 @@ class TrainConfig:
                     f"negative_types must be a non-empty list of {list(NEGATIVE_TYPES)}, "
                     f"got {self.negative_types!r}"
                 )
+        if self.sentence_negative_sources is not None:
+            self.sentence_negative_sources = list(self.sentence_negative_sources)
+            unknown = sorted(set(self.sentence_negative_sources) - set(SENTENCE_NEGATIVE_SOURCES))
+            if unknown or not self.sentence_negative_sources:
+                raise ValueError(
+                    "sentence_negative_sources must be a non-empty list of "
+                    f"{list(SENTENCE_NEGATIVE_SOURCES)}, got {self.sentence_negative_sources!r}"
+                )
         if self.sentence_negative_length_gap is not None and self.sentence_negative_length_gap < 0:
             raise ValueError(
                 "sentence_negative_length_gap must be >= 0 or null, "
@@ -204,6 +217,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def sentence_negatives_from(self, source: str) -> bool:
+        """Whether sentence negatives are drawn from ``source`` (``"rewrites"``: TF-IDF
+        neighbours in rewrites.jsonl; ``"retrieved"``: mined neighbours in retrieved.jsonl)."""
+        sources = self.sentence_negative_sources
+        return self.sentence_negatives and (sources is None or source in sources)
 
     def resolved(self, base: str | os.PathLike | None = None) -> TrainConfig:
         """A copy with the data paths made absolute (relative to ``base`` or the cwd)."""

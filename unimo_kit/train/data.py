@@ -277,13 +277,15 @@ class UnimoTrainData(torch.utils.data.Dataset):
                 raise ValueError("batch_images > 0 needs `images`")
             self.images = JsonlLines(c.images, self._keep_image, report)
         # (paraphrase reads rewrites too; it needs rewrite_negatives, so it is covered)
-        want_rewrites = c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives
+        want_rewrites = (
+            c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives_from("rewrites")
+        )
         self.rewrites = (
             JsonlLines(c.rewrites, lambda r, _: str(r.get("id")), report)
             if c.rewrites and want_rewrites
             else None
         )
-        want_retrieved = c.retrieval_positives or c.sentence_negatives
+        want_retrieved = c.retrieval_positives or c.sentence_negatives_from("retrieved")
         self.retrieved = (
             JsonlLines(c.retrieved, lambda r, _: str(r.get("id")), report)
             if c.retrieved and want_retrieved
@@ -382,7 +384,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
                     for n in rewrite.get("negatives", [])
                     if c.negative_types is None or n.get("type") in c.negative_types
                 ]
-            if c.sentence_negatives:
+            if c.sentence_negatives_from("rewrites"):
                 neg_texts += self._sentence_negatives(
                     rewrite.get("sentence_negatives", []), item["text"]
                 )
@@ -390,7 +392,7 @@ class UnimoTrainData(torch.utils.data.Dataset):
             if c.retrieval_positives:
                 pos_texts += [t["text"] for t in retrieved.get("texts", [])]
                 pos_image_ids += [i["id"] for i in retrieved.get("images", [])]
-            if c.sentence_negatives:
+            if c.sentence_negatives_from("retrieved"):
                 neg_texts += self._sentence_negatives(retrieved.get("negatives", []), item["text"])
         # Texts identical to the caption are neither extra positives nor negatives.
         own = {caption_key(caption) for caption in pair.captions}
@@ -512,8 +514,10 @@ def _check_paths(c: TrainConfig) -> None:
         "images": c.batch_images > 0,
         "features": c.batch_pairs > 0 or c.batch_images > 0,
         "val_pairs": True,
-        "rewrites": c.rewrite_negatives or c.rewrite_positives or c.sentence_negatives,
-        "retrieved": c.retrieval_positives or c.sentence_negatives,
+        "rewrites": c.rewrite_negatives
+        or c.rewrite_positives
+        or c.sentence_negatives_from("rewrites"),
+        "retrieved": c.retrieval_positives or c.sentence_negatives_from("retrieved"),
     }
     missing = [
         f"{name}={getattr(c, name)}"
