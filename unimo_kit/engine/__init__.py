@@ -15,9 +15,6 @@ package loads neither Ray nor the stages; Ray (the ``ray`` extra) is imported on
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from unimo_kit.engine.core import (
     ENGINES,
     EngineError,
@@ -26,6 +23,7 @@ from unimo_kit.engine.core import (
     as_options,
     map_units,
 )
+from unimo_kit.utils.lazy import lazy_exports
 
 _LAZY = {
     "run_rewrite": "unimo_kit.engine.rewrite",
@@ -49,12 +47,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'unimo_kit.engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 def ray_version() -> str | None:

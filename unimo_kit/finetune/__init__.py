@@ -11,8 +11,7 @@ See docs/finetune.md. Names resolve lazily (torch and open_clip load on first us
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from unimo_kit.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "FinetuneConfig": "unimo_kit.finetune.config",
@@ -27,13 +26,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'unimo_kit.finetune' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

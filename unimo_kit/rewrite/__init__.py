@@ -14,8 +14,7 @@ Importing this package loads neither spaCy nor torch; names resolve lazily.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from unimo_kit.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "SceneGraphParser": "unimo_kit.rewrite.parser",
@@ -40,13 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'unimo_kit.rewrite' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
