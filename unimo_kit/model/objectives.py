@@ -288,17 +288,13 @@ class UnimoPretraining(nn.Module):
             probability=self.mlm_probability,
         )
 
-    def _dropout_active(self) -> bool:
-        """Whether a pass draws dropout masks (their draws depend on the positions run)."""
-        return self.model.draws_dropout()
-
     def _states_at(self, positions: Tensor, **inputs: Any) -> Tensor:
         """Final states (B, K, D) of one pass of the model on ``inputs`` at ``positions``
         (B, K) of its whole sequence (visual tokens first): the only states a head scores.
         The last layer runs on those positions alone (``hidden_positions``), except under
         dropout, whose masks would then be drawn for fewer positions than a full pass draws
         (the run would no longer repeat one made with the full pass)."""
-        if self._dropout_active():
+        if self.model.draws_dropout():
             hidden = self.model(**inputs)["hidden"]  # (B, L, D)
             return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
         return self.model(**inputs, hidden_positions=positions)["hidden"]  # (B, K, D)
@@ -566,7 +562,7 @@ class UnimoPretraining(nn.Module):
         # Word tokens are scored for the pairs' texts, hard negatives and paraphrases; the
         # extra positive texts (group 1) only give their [CLS] embedding, a pass of its own
         # whose last layer runs at [CLS] alone (UnimoModel.encode_text).
-        tok = [g for g in range(len(sizes)) if self.token_alignment is not None]
+        tok = list(range(len(sizes))) if self.token_alignment is not None else []
         if use_pos_t and tok:
             tok.remove(1)
         cls_only = [g for g in range(len(sizes)) if g not in tok]

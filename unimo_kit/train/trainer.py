@@ -240,7 +240,8 @@ def optimizer_step(
     step: int,
     world_size: int,
 ) -> tuple[torch.Tensor, float]:
-    """One update of the trainers (UNIMO's and ``unimo finetune-clip``'s): gradients averaged
+    """One update of the trainers (UNIMO's and ``unimo finetune-clip``'s): sparse gradients
+    made dense (AdamW needs them so), gradients averaged
     over processes, clipped to ``config.grad_clip`` (0: not clipped), the learning rate of
     ``step`` on the schedule (:func:`~unimo_kit.train.schedule.lr_at` from ``config.lr``,
     ``warmup_steps``, ``steps``, ``min_lr_ratio``), the optimizer step, gradients cleared.
@@ -248,6 +249,9 @@ def optimizer_step(
     Returns:
         The gradient norm before clipping (0 when not clipped) and the learning rate used.
     """
+    for p in params:  # word lookups give sparse gradients (objectives.py); AdamW: dense
+        if p.grad is not None and p.grad.is_sparse:
+            p.grad = p.grad.to_dense()
     all_reduce_gradients(params, world_size)
     grad_norm = (
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -418,9 +422,6 @@ def train(
             (loss / config.grad_accum).backward()
             for key, value in [("loss", loss), *out.items()]:
                 window.setdefault(key, []).append(value.detach())  # no host sync here
-        for p in params:  # word lookups give sparse gradients (objectives.py); AdamW: dense
-            if p.grad is not None and p.grad.is_sparse:
-                p.grad = p.grad.to_dense()
         grad_norm, lr = optimizer_step(optimizer, params, config, state.step, dist.world_size)
         state.step += 1
         state.samples += per_step * config.grad_accum * dist.world_size
