@@ -113,7 +113,7 @@ def run_rewrite(
         units, map_units(_rewrite_unit, units, options, desc="rewrite"), strict=True
     ):
         if result is None:
-            summary.skipped_done += _count_lines(unit.done)
+            summary.skipped_done += count_lines(unit.done)
             continue
         summary.written += result.written
         summary.skipped_done += result.skipped_done  # lines of a part resumed after a crash
@@ -241,25 +241,15 @@ def _rewrite_unit(payload: tuple[str, str, Any]) -> Any:
     return summary
 
 
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(1 for _ in handle)
-
-
 def _join(parts: list[Path], output_path: str, input_path: str, config: Any) -> None:
     """Write the resume record a one-machine run writes (so a later local run resumes or
     checks the output the same way), then the parts concatenated in order onto
     ``output_path`` (atomically)."""
-    from unimo_kit.rewrite import pipeline
+    from unimo_kit.rewrite.pipeline import output_manifest
     from unimo_kit.utils import atomic_write
+    from unimo_kit.utils.manifest import manifest_path, write_manifest
 
-    if hasattr(pipeline, "output_manifest"):  # the resume manifest (unimo_kit.utils.manifest)
-        from unimo_kit.utils.manifest import manifest_path, write_manifest
-
-        write_manifest(manifest_path(output_path), pipeline.output_manifest(input_path, config))
-    else:  # OUT.meta.json of the stage before the manifest
-        with atomic_write(pipeline.meta_path(output_path)) as handle:
-            handle.write(json.dumps(pipeline.output_meta(input_path, config), indent=2) + "\n")
+    write_manifest(manifest_path(output_path), output_manifest(input_path, config))
     with atomic_write(output_path, "wb") as out:
         for part in parts:
             with open(part, "rb") as handle:
