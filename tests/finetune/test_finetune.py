@@ -206,3 +206,24 @@ def test_export_shards_train_and_resume_like_the_jsonl_files(tiny_clip, pair_dat
     assert all(torch.equal(want[k], got[k]) for k in want)
     negatives = [float(r["hardneg_acc"]) for r in _rows(tmp_path / "ref")]
     assert negatives  # the shards carried the negatives
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"rewrites": "r.jsonl"},
+        {"split": "train"},
+        {"on_the_fly": True},
+        {"sentence_negatives": False},
+    ],
+)
+def test_pair_options_with_shards_are_refused_not_ignored(extra):
+    """An export already chose its pairs and negatives: options that only shape reading
+    pairs.jsonl are an error with shards, not silently dropped."""
+    with pytest.raises(ValueError, match=f"{next(iter(extra))} apply to pairs, not to shards"):
+        FinetuneConfig(model="open_clip:x", shards="shards/", out="run", **extra)
+
+
+def test_on_the_fly_and_rewrites_are_not_both():
+    with pytest.raises(ValueError, match=r"on_the_fly .* not both"):
+        FinetuneConfig(model="open_clip:x", pairs="p.jsonl", rewrites="r.jsonl", on_the_fly=True)

@@ -85,6 +85,28 @@ class FinetuneConfig:
             raise ValueError("model is required: open_clip:ARCH[:WEIGHTS], e.g. ViT-B-32:openai")
         if (self.pairs is None) == (self.shards is None):
             raise ValueError("give exactly one data source: pairs (a pairs.jsonl) or shards")
+        if self.shards is not None:  # exported shards carry their negatives already chosen
+            ignored = [
+                name
+                for name, value in (
+                    ("rewrites", self.rewrites is not None),
+                    ("retrieved", self.retrieved is not None),
+                    ("on_the_fly", self.on_the_fly),
+                    ("split", self.split is not None),
+                    ("sentence_negatives", not self.sentence_negatives),
+                    ("retrieved_negatives", not self.retrieved_negatives),
+                )
+                if value
+            ]
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(ignored)} apply to pairs, not to shards (an export already "
+                    "chose its pairs and negatives: set them on `unimo export`)"
+                )
+        if self.on_the_fly and self.rewrites is not None:
+            raise ValueError(
+                "on_the_fly rewrites the captions instead of reading rewrites: not both"
+            )
         for name in ("steps", "batch_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
