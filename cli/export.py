@@ -70,7 +70,12 @@ import click
     show_default=True,
     help="Include --retrieved neighbour captions (type 'retrieved').",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of on-the-fly rewrites.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Seed of on-the-fly rewrites and of --one-per-image's caption draw.",
+)
 @click.option(
     "--resume/--no-resume",
     default=True,

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TypeVar
 
 from unimo_kit.data.scene_graph import SceneGraph
 from unimo_kit.data.synth.scene import Scene, load_scenes
 from unimo_kit.data.synth.semantics import satisfies
-
-T = TypeVar("T")
 
 
 class SceneChecker:
