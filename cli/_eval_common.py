@@ -22,8 +22,10 @@ def scorer_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--open-clip",
             "open_clip_spec",
-            metavar="MODEL[:TAG_OR_PATH]",
-            help="score with an open_clip model instead, e.g. ViT-B-32:/path/open_clip.bin.",
+            metavar="MODEL[:TAG_OR_PATH]|FOLDER",
+            help="score with an open_clip model instead: ARCH:WEIGHTS (e.g. "
+            "ViT-B-32:/path/open_clip.bin), CONFIG.json:WEIGHTS for an architecture of one's "
+            "own, or a folder with open_clip_config.json (e.g. finetune-clip's OUT/final).",
         ),
         click.option(
             "--st-clip",

@@ -92,6 +92,53 @@ def test_open_clip_without_weights_is_a_clear_error():
         resources.open_clip_model("not-a-clip-model")
 
 
+TINY_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def test_open_clip_from_a_config_json_and_from_a_model_folder(tmp_path):
+    """An architecture of one's own (config JSON, random or with local weights) and an
+    open_clip model folder (``open_clip_config.json`` + checkpoint, what finetune-clip writes)
+    load offline, with the same weights."""
+    pytest.importorskip("open_clip")
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    config = tmp_path / "unimo-res-clip.json"
+    config.write_text(json.dumps(TINY_CLIP))
+    torch.manual_seed(0)
+    model, _, tokenizer = resources.open_clip_model(str(config), device="cpu")
+    assert tokenizer(["a red square"]).shape == (1, 16)
+    folder = tmp_path / "final"
+    folder.mkdir()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / resources.OPEN_CLIP_FOLDER_CONFIG).write_text(
+        json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": {}})
+    )
+    torch.manual_seed(1)  # a random init would differ: the weights must come from the files
+    for spec in (f"{config}:{folder / 'model.safetensors'}", str(folder), f"local-dir:{folder}"):
+        loaded, preprocess, tokenizer = resources.open_clip_model(spec, device="cpu")
+        assert not loaded.training and preprocess is not None
+        got = loaded.state_dict()
+        assert all(torch.equal(got[k], v) for k, v in state.items()), spec
+
+
+def test_open_clip_bad_specs_name_what_is_missing(tmp_path):
+    pytest.importorskip("open_clip")
+    with pytest.raises(resources.ResourceNotFound, match="config not found"):
+        resources.open_clip_model(str(tmp_path / "missing.json"))
+    with pytest.raises(resources.ResourceNotFound, match=r"no open_clip_config\.json"):
+        resources.open_clip_model(f"local-dir:{tmp_path}")
+    with pytest.raises(resources.ResourceNotFound, match="neither a pretrained tag"):
+        resources.open_clip_model(f"ViT-B-32:{tmp_path / 'nope.bin'}")
+
+
 def test_environment_report_finds_everything():
     report = resources.environment_report()
     missing = {k: v.get("error") for k, v in report["resources"].items() if not v["found"]}

@@ -280,21 +280,34 @@ def image_model_config(model: Any) -> dict[str, Any]:
 
 
 def open_clip_model(spec: str, device: str | None = None) -> tuple[Any, Any, Any]:
-    """An open_clip model from ``"MODEL"``, ``"MODEL:TAG"`` or ``"MODEL:/path/to/checkpoint"``.
+    """An open_clip model from a spec, offline whenever the spec names local files.
+
+    ``spec`` is one of:
+
+    - ``"MODEL"`` / ``"MODEL:TAG"``: an open_clip architecture, random or with pretrained
+      weights (``open_clip.list_pretrained()``; a tag needs the hub);
+    - ``"MODEL:/path/to/checkpoint"``: the architecture with local weights;
+    - ``"CONFIG.json[:WEIGHTS]"``: an architecture of one's own (an open_clip model-config
+      JSON, registered under its file stem), random or with local weights;
+    - ``"FOLDER"`` or ``"local-dir:FOLDER"``: a folder with ``open_clip_config.json`` and one
+      checkpoint beside it (open_clip's own layout, which ``unimo finetune-clip`` writes to
+      ``OUT/final``).
 
     Returns:
         ``(model, preprocess, tokenizer)``, model in eval mode on ``device``.
+
+    Raises:
+        ResourceNotFound: an unknown architecture, a missing file, or weights that cannot be
+            loaded (the message says what to pass instead).
     """
     import open_clip
 
-    name, _, pretrained = spec.partition(":")
-    if name not in open_clip.list_models():
-        raise ResourceNotFound(f"open_clip has no model {name!r}; see open_clip.list_models()")
+    name, pretrained = _open_clip_source(spec)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained or None, device=device or torch_device()
+            name, pretrained=pretrained, device=device or torch_device()
         )
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, ValueError) as exc:
         where = (
             "a local checkpoint path"
             if pretrained and not Path(pretrained).exists()
@@ -306,6 +319,40 @@ def open_clip_model(spec: str, device: str | None = None) -> tuple[Any, Any, Any
         ) from exc
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(name)
+
+
+#: the config file of an open_clip model folder (open_clip's ``local-dir:`` layout)
+OPEN_CLIP_FOLDER_CONFIG = "open_clip_config.json"
+
+
+def _open_clip_source(spec: str) -> tuple[str, str | None]:
+    """``(model_name, pretrained)`` for ``open_clip.create_model_and_transforms``: a folder
+    becomes ``local-dir:FOLDER``, a config JSON is registered and named by its stem."""
+    import open_clip
+
+    folder = spec.removeprefix("local-dir:")
+    if spec.startswith("local-dir:") or Path(folder, OPEN_CLIP_FOLDER_CONFIG).is_file():
+        if not Path(folder, OPEN_CLIP_FOLDER_CONFIG).is_file():
+            raise ResourceNotFound(f"{folder}: no {OPEN_CLIP_FOLDER_CONFIG} in this folder")
+        return f"local-dir:{folder}", None
+    name, _, pretrained = spec.partition(":")
+    if name.endswith(".json"):
+        if not Path(name).is_file():
+            raise ResourceNotFound(f"open_clip model config not found: {name}")
+        open_clip.add_model_config(name)
+        name = Path(name).stem
+    elif name not in open_clip.list_models():
+        raise ResourceNotFound(
+            f"open_clip has no model {name!r}; see open_clip.list_models(), or pass a model "
+            "config JSON or a folder with open_clip_config.json"
+        )
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained and pretrained not in tags and not Path(pretrained).is_file():
+        raise ResourceNotFound(
+            f"open_clip weights {pretrained!r} for {name} could not be loaded: neither a "
+            "pretrained tag (open_clip.list_pretrained_tags_by_model) nor a file"
+        )
+    return name, pretrained or None
 
 
 # --------------------------------------------------------------------------- devices

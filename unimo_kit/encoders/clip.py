@@ -14,7 +14,8 @@ class OpenClipEncoder(Encoder):
     built with the same spec and vice versa.
 
     Args:
-        spec: ``"MODEL"``, ``"MODEL:TAG"`` or ``"MODEL:/path/to/weights"`` (see
+        spec: ``"MODEL"``, ``"MODEL:TAG"``, ``"MODEL:/path/to/weights"``,
+            ``"CONFIG.json[:WEIGHTS]"`` or an open_clip model folder (see
             :func:`unimo_kit.resources.open_clip_model`); offline, only local weights work.
         device: torch device (default: cuda when visible).
         batch_size: texts / images per forward pass when a call does not say.
