@@ -55,7 +55,9 @@ class UnimoConfig:
     # (unimo_kit.resources.minilm_path()); any other string: a folder with a BERT
     # config.json + model.safetensors whose shapes match this config.
     init_from: str | None = None
-    tokenizer: str = "minilm"  # "minilm" (packaged MiniLM tokenizer) or a tokenizer folder
+    # "minilm" (the packaged MiniLM tokenizer) or a tokenizer folder; a relative folder is
+    # relative to the config.json naming it (a checkpoint's own vocabulary: "tokenizer")
+    tokenizer: str = "minilm"
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -90,8 +92,15 @@ class UnimoConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike, **overrides: Any) -> UnimoConfig:
+        """Read a config JSON file; a relative ``tokenizer`` folder that exists beside the file
+        (a checkpoint's ``tokenizer/``) is made absolute, so the checkpoint folder can move."""
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
+        tokenizer = data.get("tokenizer")
+        if isinstance(tokenizer, str) and tokenizer != "minilm" and not os.path.isabs(tokenizer):
+            beside = Path(path).resolve().parent / tokenizer
+            if beside.is_dir():
+                data["tokenizer"] = str(beside)
         return cls.from_dict(data, **overrides)
 
     def save_json(self, path: str | os.PathLike) -> None:

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from unimo_kit.model.config import UnimoConfig
 from unimo_kit.model.unimo import UnimoModel
+from unimo_kit.model.vocabulary import CHECKPOINT_TOKENIZER_DIR, copy_tokenizer_folder
 from unimo_kit.utils import atomic_write
 
 WEIGHTS_NAME = "model.safetensors"
@@ -187,7 +188,8 @@ def load_bert_weights(model: UnimoModel, folder: str | os.PathLike) -> list[str]
 def load_tokenizer(config: UnimoConfig | UnimoModel | str | None = None) -> Any:
     """The word-piece tokenizer (HF ``BertTokenizerFast``) of a model or config.
 
-    ``tokenizer="minilm"`` (both presets) loads the packaged MiniLM tokenizer.
+    ``tokenizer="minilm"`` (both presets) loads the packaged MiniLM tokenizer; a folder
+    (a checkpoint's corpus vocabulary, ``tokenizer/``) loads from there.
     """
     from transformers import BertTokenizerFast
 
@@ -200,6 +202,11 @@ def load_tokenizer(config: UnimoConfig | UnimoModel | str | None = None) -> Any:
         from unimo_kit.resources import minilm_path
 
         name = str(minilm_path())
+    elif not Path(name).is_dir():
+        raise FileNotFoundError(
+            f"tokenizer {name!r}: no such folder (a checkpoint with a corpus vocabulary "
+            "carries it as tokenizer/ beside its config.json: copy the whole folder)"
+        )
     return BertTokenizerFast.from_pretrained(name)
 
 
@@ -209,7 +216,10 @@ def load_tokenizer(config: UnimoConfig | UnimoModel | str | None = None) -> Any:
 def save_checkpoint(
     model: UnimoModel, path: str | os.PathLike, metadata: dict[str, str] | None = None
 ) -> Path:
-    """Write ``path/model.safetensors`` and ``path/config.json`` (each atomically).
+    """Write ``path/model.safetensors`` and ``path/config.json`` (each atomically), and a
+    model with a tokenizer folder of its own (a corpus vocabulary) its copy in
+    ``path/tokenizer/``, which ``config.json`` names relatively: the folder alone holds
+    everything :func:`load_checkpoint` and :func:`load_tokenizer` need, wherever it is moved.
 
     Args:
         model: the model (a ``torch.compile`` or DDP wrapper is unwrapped).
@@ -225,10 +235,14 @@ def save_checkpoint(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    config = model.config.to_dict()
+    if config["tokenizer"] != "minilm":
+        copy_tokenizer_folder(config["tokenizer"], path / CHECKPOINT_TOKENIZER_DIR)
+        config["tokenizer"] = CHECKPOINT_TOKENIZER_DIR
     with atomic_write(path / WEIGHTS_NAME, mode="wb") as f:
         f.write(save(state, metadata=metadata))
     with atomic_write(path / CONFIG_NAME) as f:
-        f.write(json.dumps(model.config.to_dict(), indent=2) + "\n")
+        f.write(json.dumps(config, indent=2) + "\n")
     return path
 
 

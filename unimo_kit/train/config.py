@@ -39,6 +39,8 @@ PATH_FIELDS = ("pairs", "val_pairs", "texts", "images", "features", "rewrites", 
 #: Dict fields: merged entry by entry through ``extends``, set one entry at a time by a dotted
 #: override (``model_overrides.hidden_size=256``).
 DICT_FIELDS = ("model_overrides", "loss_weights")
+#: The vocabularies a run may train with (``vocab``).
+VOCABS = ("full", "corpus")
 #: Where sentence-level negatives come from (``sentence_negative_sources``).
 SENTENCE_NEGATIVE_SOURCES = ("rewrites", "retrieved")
 
@@ -68,6 +70,10 @@ class TrainConfig:
     model: str = "unimo-tiny"  # model preset (unimo-tiny, unimo-minilm) or a model config JSON
     model_overrides: dict[str, Any] = field(default_factory=dict)  # UnimoConfig fields to change
     init_checkpoint: str | None = None  # start from a saved checkpoint folder (weights only)
+    # word pieces of the model: "full" (the model's whole vocabulary, 30,522 for the presets)
+    # or "corpus" (only those the run's texts use, plus the special and single-character
+    # pieces; checkpoints carry that vocabulary in tokenizer/; docs/model.md, "Corpus vocabulary")
+    vocab: str = "full"
 
     # --- data (paths; None switches a source off) ---
     data_dir: str | None = None  # folder that relative data paths are in (None: the cwd)
@@ -147,6 +153,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_field_types(self)
         _check_ranges(self)
+        if self.vocab not in VOCABS:
+            raise ValueError(f"vocab must be one of {list(VOCABS)}, got {self.vocab!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.batch_pairs + self.batch_texts + self.batch_images == 0:

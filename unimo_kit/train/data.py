@@ -506,6 +506,74 @@ class UnimoTrainData(torch.utils.data.Dataset):
         return batch
 
 
+def corpus_texts(config: TrainConfig) -> Iterator[str]:
+    """Every text a run may tokenize, from its input files (``vocab = "corpus"``).
+
+    The captions of the pairs (of ``split``; of every split when rewrites are made on the fly,
+    whose replacement words come from all of them), of ``val_pairs``, the text-only corpus,
+    the captions, positives, hard negatives and sentence negatives of ``rewrites``, the
+    retrieved texts and mined negatives of ``retrieved``, and with mirroring on the words it
+    swaps in. Lines that do not parse are skipped here (training reports them). Texts a run
+    makes while it trains (on-the-fly rewrites) are not listed: their words come from the
+    captions, and a word outside the corpus still tokenizes, spelt in single characters.
+
+    Args:
+        config: the run's config, paths resolved (:meth:`TrainConfig.resolved`).
+
+    Yields:
+        Texts, file by file in a fixed order (the same config gives the same stream).
+    """
+    c = config
+    on_the_fly = c.rewrite_on_the_fly and not c.rewrites
+    if c.pairs:
+        for record in _records(c.pairs):
+            if on_the_fly or not c.split or record.get("split") == c.split:
+                yield from _strings(record.get("captions"))
+    if c.val_pairs:
+        for record in _records(c.val_pairs):
+            yield from _strings(record.get("captions"))
+    if c.texts:
+        for record in _records(c.texts):
+            yield from _strings([record.get("text")])
+    if c.rewrites:
+        for record in _records(c.rewrites):
+            yield from _strings([record.get("caption")])
+            for key in ("positives", "negatives", "sentence_negatives"):
+                yield from _strings(_texts_of(record.get(key)))
+    if c.retrieved:
+        for record in _records(c.retrieved):
+            for key in ("texts", "negatives"):
+                yield from _strings(_texts_of(record.get(key)))
+    if c.mirror_horizontal or c.mirror_vertical:
+        words = mirror_words(horizontal=c.mirror_horizontal > 0, vertical=c.mirror_vertical > 0)
+        yield from sorted({*words, *words.values()})
+
+
+def _records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, lines that do not parse skipped."""
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def _texts_of(entries: Any) -> list[Any]:
+    """The ``text`` of each entry of a list of ``{"text": ...}`` objects."""
+    if not isinstance(entries, list):
+        return []
+    return [e.get("text") for e in entries if isinstance(e, dict)]
+
+
+def _strings(values: Any) -> Iterator[str]:
+    """The strings of a list (other values skipped)."""
+    if isinstance(values, list):
+        yield from (v for v in values if isinstance(v, str))
+
+
 def _check_paths(c: TrainConfig) -> None:
     """Every input the config switches on exists (one message naming what is missing)."""
     wanted = {

@@ -173,6 +173,58 @@ def build_model(config: TrainConfig, store_meta: dict[str, Any] | None) -> torch
     return create_model(config.model, **overrides)
 
 
+#: The run folder's copy of a corpus vocabulary (``vocab = "corpus"``); every checkpoint of
+#: the run carries its own copy too (``tokenizer/``, :func:`unimo_kit.model.save_checkpoint`).
+RUN_TOKENIZER_DIR = "tokenizer"
+
+
+def corpus_vocabulary(
+    config: TrainConfig,
+    model: torch.nn.Module,
+    tokenizer_dir: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+) -> tuple[Any, Any, list[int]]:
+    """Cut ``model``'s vocabulary to the word pieces of the run's texts (``vocab="corpus"``).
+
+    The pieces are those the model's tokenizer emits on :func:`~unimo_kit.train.data.corpus_texts`
+    plus the special and single-character ones
+    (:func:`~unimo_kit.model.vocabulary.corpus_piece_ids`); a resumed run takes the vocabulary
+    of the checkpoint it resumes (its ``tokenizer/``) instead, so it cannot change under it.
+
+    Args:
+        config: the run's config (paths resolved).
+        model: the freshly built model, changed in place
+            (:func:`~unimo_kit.model.vocabulary.restrict_vocabulary`).
+        tokenizer_dir: where the vocabulary's tokenizer folder will be (the model's config
+            names it; the caller writes it there with
+            :func:`~unimo_kit.model.vocabulary.write_tokenizer_folder`).
+        checkpoint: the checkpoint folder the run resumes, if any.
+
+    Returns:
+        ``(tokenizer, base_tokenizer, keep_ids)``: the tokenizer of the new vocabulary, the
+        model's tokenizer before and the ids of the base vocabulary kept, ascending.
+    """
+    from unimo_kit.model import load_tokenizer
+    from unimo_kit.model.vocabulary import (
+        CHECKPOINT_TOKENIZER_DIR,
+        corpus_piece_ids,
+        ids_in,
+        restrict_vocabulary,
+        subset_tokenizer,
+    )
+    from unimo_kit.train.data import corpus_texts
+
+    base = load_tokenizer(model.config)
+    saved = Path(checkpoint) / CHECKPOINT_TOKENIZER_DIR if checkpoint is not None else None
+    if saved is not None and saved.is_dir():
+        keep_ids = ids_in(base, saved)
+    else:
+        keep_ids = corpus_piece_ids(base, corpus_texts(config), progress=config.progress)
+    restrict_vocabulary(model, keep_ids, str(tokenizer_dir))
+    logger.info("corpus vocabulary: %d of %d word pieces", len(keep_ids), len(base))
+    return subset_tokenizer(base, keep_ids), base, keep_ids
+
+
 def _finished_state(run_dir: Path, latest: Path, config: TrainConfig) -> TrainState | None:
     """The state of ``latest`` when the run is already done: that checkpoint reached
     ``config.steps`` and ``final/`` holds the model of that very step (a run extended and
@@ -325,11 +377,18 @@ def train(
     from unimo_kit.features import FeatureStore
 
     store_meta = FeatureStore(config.features).meta if config.features else None
-    model = build_model(config, store_meta).to(dist.device)
+    model = build_model(config, store_meta)
+    vocabulary = None  # (base tokenizer, kept ids) of a corpus vocabulary
+    if config.vocab == "corpus":  # before the objective, which reads the special ids
+        tokenizer, *vocabulary = corpus_vocabulary(
+            config, model, (run_dir / RUN_TOKENIZER_DIR).resolve(), latest
+        )
+    else:
+        tokenizer = load_tokenizer(model.config)
+    model = model.to(dist.device)
     objective = build_objective(config, model, dist).to(dist.device)
     broadcast_parameters(objective, dist.world_size)
     seed_everything(config.seed + dist.rank)  # from here ranks differ (masking, dropout)
-    tokenizer = load_tokenizer(model.config)
     data = UnimoTrainData(config, tokenizer)
     if config.val_pairs:  # fail now rather than after the last step
         val_pairs(config.val_pairs, data.store, max_images=1)
@@ -345,6 +404,10 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(run_dir / "config.json") as handle:
             handle.write(json.dumps(config.to_dict(), indent=2) + "\n")
+        if vocabulary is not None:  # the folder the model's config names
+            from unimo_kit.model.vocabulary import write_tokenizer_folder
+
+            write_tokenizer_folder(*vocabulary, run_dir / RUN_TOKENIZER_DIR)
     barrier(dist.world_size)
     if dist.is_main:
         for kind, count in data.without_features.items():
