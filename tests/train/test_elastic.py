@@ -5,6 +5,8 @@ at a c10d rendezvous and train the tiny preset with a checkpoint every 2 steps. 
 script (written by the test, run as the worker) kills rank 1 once, right after its step 3:
 torchrun restarts the group, the trainer resumes from ``step-000002`` by itself (``--resume``
 is the default), and the final weights must equal those of the same launch without the kill.
+torchrun runs with ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``: without it the restarted group
+read the dead attempt's addresses from the shared store and failed to connect (torch 2.14).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from unimo_kit.train.distributed import SHARED_STORE_OPT_OUT, restart_hazard
 
 #: The worker: the CLI with the trainer's optimizer step wrapped to log each step it takes
 #: (one line ``PID STEP`` per step) and, when asked, to kill rank ``FAULT_RANK`` right after
@@ -94,7 +98,7 @@ def _start(root: Path, name: str, tiny_overrides: dict, fault: bool) -> list[sub
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
         "TRACE_DIR": str(trace),
-        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",  # see docs/train.md, pytorch/pytorch#135712
+        SHARED_STORE_OPT_OUT: "1",  # else the restarted group fails to connect (docs/train.md)
     }
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
@@ -196,3 +200,21 @@ def test_a_lost_rank_restarts_from_the_last_checkpoint_to_the_same_weights(
     # Bit-identical, not merely close: model, optimizer, RNG and data position all resume.
     for name in ("final/model.safetensors", "checkpoints/step-000006/optimizer.safetensors"):
         assert _sha256(faulty / name) == _sha256(clean / name), name
+    logs = "".join(p.read_text() for p in tmp_path.glob("*-node*.log"))
+    assert SHARED_STORE_OPT_OUT not in logs  # restart_hazard sees the opt-out in the workers
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"TORCHELASTIC_USE_AGENT_STORE": "True", "TORCHELASTIC_MAX_RESTARTS": "1"}, True),
+        ({"TORCHELASTIC_USE_AGENT_STORE": "False", "TORCHELASTIC_MAX_RESTARTS": "1"}, False),
+        ({"TORCHELASTIC_USE_AGENT_STORE": "True", "TORCHELASTIC_MAX_RESTARTS": "0"}, False),
+        ({}, False),  # not under torchrun
+    ],
+)
+def test_restart_hazard_names_the_opt_out_only_when_a_restart_would_reuse_the_store(env, warned):
+    message = restart_hazard(env)
+    assert (message is not None) == warned
+    if warned:
+        assert f"{SHARED_STORE_OPT_OUT}=1" in message and "--max-restarts 1" in message

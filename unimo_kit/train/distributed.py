@@ -11,14 +11,26 @@ Gradients are averaged by :func:`all_reduce_gradients` once per optimizer step (
 micro-batches of gradient accumulation) rather than by DDP: the objectives switch parts of the
 model on and off (a parameter unused on one step is a zero gradient here, not a DDP error), and
 there is exactly one communication point to read.
+
+Several machines: ``torchrun --nnodes N --rdzv-backend c10d --max-restarts R`` restarts the
+whole group when a process dies, and the trainer resumes from the newest checkpoint in
+``--out`` (docs/train.md, "Several machines"). :func:`restart_hazard` names the one torchrun
+setting such a restart needs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+
+logger = logging.getLogger(__name__)
+
+#: Exported for torchrun, it gives every restarted group a fresh TCP store (pytorch#135712).
+SHARED_STORE_OPT_OUT = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
 
 #: Process group backends on GPUs: nccl for CUDA tensors (gradients, features), gloo for the
 #: CPU tensors a checkpoint gathers (every generator's state is a CPU tensor).
@@ -68,7 +80,38 @@ def init_distributed(device: str | None = None) -> DistInfo:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend=GPU_BACKEND if device.startswith("cuda") else "gloo")
+    hazard = restart_hazard(os.environ)
+    if hazard and dist.get_rank() == 0:
+        logger.warning(hazard)
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def restart_hazard(env: Mapping[str, str]) -> str | None:
+    """Why a group that torchrun restarts (``--max-restarts``) would fail to reconnect.
+
+    With c10d rendezvous torchrun lets its workers build their process group on the agent's
+    own TCP store (``TORCHELASTIC_USE_AGENT_STORE=True``). That store outlives a restart and
+    still holds the addresses the dead attempt published, so the restarted ranks dial them:
+    with torch 2.14 a two-node restart here failed with "Gloo connectFullMesh failed ...
+    Connection refused" (pytorch/pytorch#135712). ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``
+    in torchrun's environment gives every attempt a store of its own.
+
+    Args:
+        env: the worker's environment (``os.environ``).
+
+    Returns:
+        A one-line warning naming the fix; ``None`` when restarts are off or safe.
+    """
+    if env.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    restarts = int(env.get("TORCHELASTIC_MAX_RESTARTS") or 0)
+    if restarts == 0:
+        return None
+    return (
+        f"torchrun may restart this group (--max-restarts {restarts}) but shares its rendezvous "
+        "store with the workers, and a restarted group then reads the dead attempt's addresses "
+        f"and fails to connect: export {SHARED_STORE_OPT_OUT}=1 for torchrun (docs/train.md)"
+    )
 
 
 def all_reduce_gradients(parameters: list[torch.nn.Parameter], world_size: int) -> None:
