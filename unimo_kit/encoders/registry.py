@@ -33,6 +33,12 @@ def _timm(rest: str, device: str | None) -> Encoder:
     return TimmImageEncoder(rest, device=device)
 
 
+def _features(rest: str, device: str | None) -> Encoder:
+    from unimo_kit.encoders.features import FeatureStoreEncoder
+
+    return FeatureStoreEncoder(rest, device=device)
+
+
 def _open_clip(rest: str, device: str | None) -> Encoder:
     from unimo_kit.encoders.clip import OpenClipEncoder
 
@@ -48,6 +54,7 @@ def _unimo(rest: str, device: str | None) -> Encoder:
 _FACTORIES: dict[str, EncoderFactory] = {
     "st": _st,
     "timm": _timm,
+    "features": _features,
     "open_clip": _open_clip,
     "unimo": _unimo,
 }

@@ -1,0 +1,178 @@
+"""``features:DIR``: image vectors read from a features store (``unimo features``), no CNN run.
+
+The vector of an image is its stored grid tokens averaged over the tokens, the global average
+pool that closes an image CNN. For the EfficientNet-Lite0 extractors (``effnet``,
+``effnet-ms``) only the final stage's 1,280 columns are pooled, so the vector is what
+``timm:tf_efficientnet_lite0`` computes on the same pixels; it differs from that encoder's
+own vectors only by
+
+- the preprocessing: the store's grid sees the whole image resized to 224×224 (so its cells
+  tile the image), the timm encoder resizes to 256 and keeps the central 224×224 crop;
+- the store's ``float16`` (when ``--dtype float16``, the default) rounding of each token.
+
+For other extractors (``open_clip:...``, ``import:...``) every column of the mean token is
+the vector. An image is looked up by its id, which is the image file's name without its
+extension (``images/syn-000012.png`` is ``syn-000012``, as in ``unimo data synth`` worlds);
+an image whose id the store lacks fails like a missing file, named by path and id. The store
+is opened once per encoder; rows are read on demand (memory-mapped).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unimo_kit.encoders.base import (
+    IMAGE,
+    EncodedImages,
+    Encoder,
+    EncoderError,
+    EncoderInputError,
+    is_pil_image,
+    l2_normalize,
+    progress,
+)
+
+#: extractors whose first 1,280 token columns are the final EfficientNet-Lite0 stage
+EFFNET_EXTRACTORS = ("effnet", "effnet-ms", "effnet-random", "effnet-random-ms")
+EFFNET_FINAL_DIM = 1280
+
+
+def image_id_of(path: str | os.PathLike) -> str:
+    """The store id an image path is looked up by: its file name without the extension."""
+    return Path(path).stem
+
+
+def pooled_columns(meta: dict[str, Any]) -> int:
+    """How many leading token columns the pooled vector keeps (see the module docstring).
+
+    Args:
+        meta: the store's ``meta.json``.
+
+    Returns:
+        1,280 for the EfficientNet-Lite0 extractors, else the store's ``dim``.
+    """
+    if meta.get("extractor") in EFFNET_EXTRACTORS:
+        return EFFNET_FINAL_DIM
+    return int(meta["dim"])
+
+
+class FeatureStoreEncoder(Encoder):
+    """Image vectors pooled from a features store's tokens (spec ``features:DIR``).
+
+    Args:
+        rest: the store folder ``DIR`` (holds ``meta.json`` and ``chunks/``).
+        device: ignored (nothing runs on a device); kept for the registry's signature.
+
+    Raises:
+        EncoderError: ``DIR`` is not a readable features store.
+    """
+
+    modalities = (IMAGE,)
+
+    def __init__(self, rest: str, device: str | None = None):
+        from unimo_kit.features.store import FeatureStore
+
+        try:
+            self.store = FeatureStore(rest)
+        except (OSError, ValueError) as exc:
+            raise EncoderError(f"features:{rest}: {exc}") from exc
+        self.spec = f"features:{rest}"
+        self.dim = pooled_columns(self.store.meta)
+        if self.dim > self.store.dim:
+            raise EncoderError(
+                f"{self.spec}: {self.store.meta.get('extractor')} tokens are "
+                f"{self.store.dim}-d, fewer than the {self.dim} columns to pool"
+            )
+
+    def vector(self, image_id: str) -> np.ndarray:
+        """The pooled, un-normalised vector ``(dim,)`` of a stored image.
+
+        Raises:
+            KeyError: ``image_id`` is not in the store (the message names both).
+        """
+        feats = self.store.get(image_id).feats  # (N, F) float32
+        return feats[:, : self.dim].mean(axis=0)  # (dim,)
+
+    def encode_image_files(
+        self,
+        images: Sequence[Any],
+        *,
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+        strict: bool = False,
+        loader: Any = None,
+    ) -> EncodedImages:
+        """Look images up in the store instead of decoding them (the base class's contract).
+
+        An image fails (``ok`` False, reason in ``failures``) when its file is missing, as it
+        would for a pixel encoder, or when the store holds no features of its id.
+
+        Args:
+            images: image paths (a PIL image has no id: refused).
+            batch_size: unused (no forward pass); kept for the contract.
+            show_progress_bar: a tqdm bar on stderr.
+            strict: raise on the first failing image instead of skipping it.
+            loader: an :class:`~unimo_kit.data.images.ImageLoader` whose ``stats`` count
+                the images found as decoded and missing files as missing.
+
+        Returns:
+            :class:`EncodedImages` in input order (zero rows where not ok).
+
+        Raises:
+            EncoderInputError: a PIL image or non-path input; with ``strict``, the first
+                image that fails (its position, path and id named).
+        """
+        n = len(images)
+        vectors = np.zeros((n, self.dim), dtype=np.float32)
+        ok = np.zeros(n, dtype=bool)
+        failures: dict[int, str] = {}
+        for i in progress(range(n), show_progress_bar, "features look-up"):
+            why = self._fill(vectors, i, images[i])
+            if why is None:
+                ok[i] = True
+            elif strict:
+                raise EncoderInputError(i, f"{os.fspath(images[i])}: {why}")
+            else:
+                failures[i] = why
+            _count(loader, images[i], why)
+        vectors[ok] = l2_normalize(vectors[ok])
+        return EncodedImages(vectors=vectors, ok=ok, failures=failures)
+
+    def _fill(self, vectors: np.ndarray, row: int, image: Any) -> str | None:
+        """Write the vector of ``image`` into ``vectors[row]``; ``None``, or why it failed."""
+        if is_pil_image(image) or not isinstance(image, (str, os.PathLike)):
+            raise EncoderInputError(
+                row,
+                f"{self.spec} looks images up by file name, so it takes paths, not a "
+                f"{type(image).__name__}",
+            )
+        if not os.path.isfile(image):
+            return "missing"
+        image_id = image_id_of(image)
+        if image_id not in self.store:
+            return f"id {image_id!r} is not in the features store {self.store.path}"
+        vectors[row] = self.vector(image_id)
+        return None
+
+    def _encode_image_batch(self, images: list[Any]) -> np.ndarray:
+        raise EncoderError(f"{self.spec} reads stored features; it decodes no images")
+
+
+def _count(loader: Any, image: Any, why: str | None) -> None:
+    """Count one look-up in ``loader.stats`` (when given) as a pixel encoder's decode would:
+    found as decoded, a missing file as missing. An id the store lacks is no decode failure
+    and is not counted there (its reason is in :attr:`EncodedImages.failures`)."""
+    if loader is None:
+        return
+    stats = loader.stats
+    if why is None:
+        stats.ok += 1
+    elif why == "missing":
+        stats.missing += 1
+        if len(stats.missing_paths) < stats.max_examples:
+            stats.missing_paths.append(os.fspath(image))
