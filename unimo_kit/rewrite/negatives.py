@@ -331,6 +331,29 @@ class Rewriter:
                 found += 1
         return out
 
+    def swap_review(self, caption: str, graph: SceneGraph) -> list[tuple[str, str, str | None]]:
+        """Every swap the caption offers and why it is refused, for measuring the swaps'
+        ceiling (``benchmarks/swap_ceiling.py``).
+
+        Args:
+            caption: the original caption.
+            graph: its scene graph with spans.
+
+        Returns:
+            ``[(type, form, reason)]``: ``type`` is ``swap-att`` or ``swap-obj``; ``form`` is
+            ``att``, ``count``, ``parallel`` or ``reverse``; ``reason`` is ``None`` where the
+            swap is made, else a short phrase (``"not seen on the new noun"``).
+        """
+        if not caption.strip() or not graph.entities:
+            return []
+        c = RewriteContext(caption, graph, phrases(graph, caption))
+        out: list[tuple[str, str, str | None]] = []
+        for (form, *_), why in self._swap_att_review(c):
+            out.append(("swap-att", form, why))
+        for (form, *_), why in self._swap_obj_review(c):
+            out.append(("swap-obj", form, why))
+        return out
+
     # ------------------------------------------------------------------ evidence
 
     def _context(self, c: RewriteContext, i: int) -> list[tuple[str, ...]]:
@@ -669,7 +692,6 @@ class Rewriter:
         captions give this pair of things, in proportion to how often they do."""
         out = []
         agent = _is_person(subject)
-        subjects, _ = self.vocab._relation_index()
         for p, _ in _ranked_all(self.vocab.relations.get(category, Counter())):
             if category == "action" and p.split(" ", 1)[0] in _NOT_VERBS:
                 continue  # "close to": read as a verb by the category test
@@ -679,7 +701,7 @@ class Rewriter:
             if evidence < MIN_RELATION_EVIDENCE and agent:  # what a man does, a woman does
                 evidence = max(evidence, sum(
                     self.vocab.triple_count(x, p, obj)
-                    for x in subjects.get((p, lemma(obj)), ())
+                    for x in self.vocab.subjects_of(p, obj)
                     if _is_person(x)
                 ))  # fmt: skip
             if evidence >= MIN_RELATION_EVIDENCE:
@@ -699,68 +721,84 @@ class Rewriter:
         """``("parallel", i, j)``: two objects of one kind whose places carry different
         relations; ``("reverse", k, -1)``: relation ``k`` with its ends exchanged, only where
         the reversed relation is attested (``a cake cutting a woman`` is not)."""
-        out: list[tuple[str, int, int]] = []
-        entities, relations = c.graph.entities, c.graph.relations
-        usable = [
-            i
-            for i in c.entities_with_phrase()
-            if not _has_outside_attributes(c, i) and not _bound_slot(c, i)
-        ]
+        return [choice for choice, why in self._swap_obj_review(c) if why is None]
+
+    def _swap_obj_review(self, c: RewriteContext) -> list[tuple[tuple[str, int, int], str | None]]:
+        """Every swap-obj candidate of the caption with why it is refused (``None``: made)."""
+        usable = [i for i in c.entities_with_phrase() if not _has_outside_attributes(c, i)]
+        out: list[tuple[tuple[str, int, int], str | None]] = []
         original = _graph_key(c.graph)
         for x, i in enumerate(usable):
             for j in usable[x + 1 :]:
-                pi, pj = c.phrases[i], c.phrases[j]
-                if pi is None or pj is None or (pi.end > pj.start and pj.end > pi.start):
-                    continue
-                ni, nj = lemma(entities[i].name), lemma(entities[j].name)
-                if ni == nj or related(ni, nj, "n"):
-                    continue
-                if not any(r.subject in (i, j) or r.object in (i, j) for r in relations):
-                    continue  # nothing but the order would change
-                if not (noun_classes(ni) & noun_classes(nj)) or not self._same_roles(c, i, j):
-                    continue  # a woman for a man, a cat for a dog; not a cake for a woman
-                between = c.caption[min(pi.end, pj.end) : max(pi.start, pj.start)]
-                if between.strip().lower() in ("and", ",", "or", "&", ", and"):
-                    continue  # "a suit and a shirt" -> "a shirt and a suit": the same scene
-                swapped = _swap_entities(c.graph, i, j)
-                if _graph_key(swapped) == original:
-                    continue  # "a man and a woman on a bench": the same scene
-                if any({r.subject, r.object} == {i, j} for r in relations):
-                    continue  # the two ends of one relation: a reversal, checked below
-                if all(
-                    self._moved_plausible(swapped, r, {i, j})
-                    for r in swapped.relations
-                    if {r.subject, r.object} & {i, j}
-                ):
-                    out.append(("parallel", i, j))
-        degree: dict[int, int] = {}
-        for r in relations:
-            degree[r.subject] = degree.get(r.subject, 0) + 1
-            degree[r.object] = degree.get(r.object, 0) + 1
-        for k, r in enumerate(relations):
-            ps, po = c.phrases[r.subject], c.phrases[r.object]
-            if ps is None or po is None or r.subject == r.object:
-                continue
-            if _bound_slot(c, r.subject) or _bound_slot(c, r.object):
-                continue  # "people on the train 's platform" -> "the train on people 's platform"
-            if r.predicate.lower() in SYMMETRIC or degree[r.subject] > 1 or degree[r.object] > 1:
-                continue
-            if valid_span(r.span, c.caption) and c.caption[r.span[0] : r.span[1]].lower() in (  # type: ignore[index]
-                "of", "'s", "’s", "with",
-            ):  # fmt: skip
-                continue  # "eye of a giraffe" -> "a giraffe of eye" is not English
-            if ps.end > po.start and po.end > ps.start:
-                continue
-            if ps.text(c.caption).lower() == po.text(c.caption).lower():
-                continue
-            if relation_category(r.predicate) == "other":
-                continue  # "with", "have", "of": reversing them is rarely English
-            subject, obj = entities[r.subject].name, entities[r.object].name
-            reversed_count = self.vocab.triple_count(obj, r.predicate, subject)
-            if reversed_count < max(2, 0.2 * self.vocab.triple_count(subject, r.predicate, obj)):
-                continue  # "the wall is on shelves": seen, but far less than the original
-            out.append(("reverse", k, -1))
+                out.append((("parallel", i, j), self._parallel_refusal(c, i, j, original)))
+        degree: Counter[int] = Counter()
+        for r in c.graph.relations:
+            degree.update({r.subject, r.object})
+        for k, r in enumerate(c.graph.relations):
+            if r.subject != r.object:
+                out.append((("reverse", k, -1), self._reverse_refusal(c, k, degree)))
         return out
+
+    def _parallel_refusal(
+        self, c: RewriteContext, i: int, j: int, original: Counter[tuple[str, ...]]
+    ) -> str | None:
+        """Why objects ``i`` and ``j`` may not exchange places (``None``: they may)."""
+        entities, relations = c.graph.entities, c.graph.relations
+        pi, pj = c.phrases[i], c.phrases[j]
+        if pi is None or pj is None or (pi.end > pj.start and pj.end > pi.start):
+            return "phrases overlap"
+        if _bound_slot(c, i) or _bound_slot(c, j):
+            return "possessor, of-phrase or body part"
+        ni, nj = lemma(entities[i].name), lemma(entities[j].name)
+        if ni == nj or related(ni, nj, "n"):
+            return "same or related noun"
+        if not any(r.subject in (i, j) or r.object in (i, j) for r in relations):
+            return "no relation: only the order changes"
+        if any({r.subject, r.object} == {i, j} for r in relations):
+            return "ends of one relation (see reverse)"
+        if not (noun_classes(ni) & noun_classes(nj)):
+            return "different kinds"  # a woman for a man, a cat for a dog; not a cake for a woman
+        if not self._same_roles(c, i, j):
+            return "different roles"
+        between = c.caption[min(pi.end, pj.end) : max(pi.start, pj.start)]
+        if between.strip().lower() in ("and", ",", "or", "&", ", and"):
+            return "coordinated: only the order changes"  # "a suit and a shirt"
+        swapped = _swap_entities(c.graph, i, j)
+        if _graph_key(swapped) == original:
+            return "same scene"  # "a man and a woman on a bench"
+        if not all(
+            self._moved_plausible(swapped, r, {i, j})
+            for r in swapped.relations
+            if {r.subject, r.object} & {i, j}
+        ):
+            return "moved relation not attested"
+        return None
+
+    def _reverse_refusal(self, c: RewriteContext, k: int, degree: Counter[int]) -> str | None:
+        """Why relation ``k``'s two ends may not exchange places (``None``: they may)."""
+        r = c.graph.relations[k]
+        ps, po = c.phrases[r.subject], c.phrases[r.object]
+        if ps is None or po is None or (ps.end > po.start and po.end > ps.start):
+            return "phrases overlap"
+        if _bound_slot(c, r.subject) or _bound_slot(c, r.object):
+            return "possessor, of-phrase or body part"  # "the train on people 's platform"
+        if r.predicate.lower() in SYMMETRIC:
+            return "symmetric relation"
+        if degree[r.subject] > 1 or degree[r.object] > 1:
+            return "an end in another relation"
+        if valid_span(r.span, c.caption) and c.caption[r.span[0] : r.span[1]].lower() in (  # type: ignore[index]
+            "of", "'s", "’s", "with",
+        ):  # fmt: skip
+            return "of / 's / with"  # "eye of a giraffe" -> "a giraffe of eye" is not English
+        if ps.text(c.caption).lower() == po.text(c.caption).lower():
+            return "same phrase"
+        if relation_category(r.predicate) == "other":
+            return "predicate of no category"  # "with", "have": reversing is rarely English
+        subject, obj = c.graph.entities[r.subject].name, c.graph.entities[r.object].name
+        reversed_count = self.vocab.triple_count(obj, r.predicate, subject)
+        if reversed_count < max(2, 0.2 * self.vocab.triple_count(subject, r.predicate, obj)):
+            return "reversed relation not attested"  # "the wall is on shelves"
+        return None
 
     def _moved_plausible(self, graph: SceneGraph, r: Relation, moved: set[int]) -> bool:
         """Whether relation ``r`` of ``graph`` is attested with the moved end as the new one."""
@@ -836,46 +874,54 @@ class Rewriter:
         """Attribute pairs of two objects that can change places (same category, or across
         categories where each object has no other attribute before its noun and each is
         attested with the other's attribute), and pairs of objects with different counts."""
-        out: list[tuple[Any, ...]] = []
+        return [choice for choice, why in self._swap_att_review(c) if why is None]
+
+    def _swap_att_review(self, c: RewriteContext) -> list[tuple[tuple[Any, ...], str | None]]:
+        """Every swap-att candidate of the caption with why it is refused (``None``: made):
+        ``("att", i, x, j, y)`` (attribute ``x`` of ``i`` for ``y`` of ``j``) and
+        ``("count", i, j)``."""
+        out: list[tuple[tuple[Any, ...], str | None]] = []
         entities = c.graph.entities
         for i, a in enumerate(entities):
             for j in range(i + 1, len(entities)):
                 b = entities[j]
-                if lemma(a.name) == lemma(b.name):
-                    continue
+                same = lemma(a.name) == lemma(b.name)
                 for x in range(len(a.attributes)):
                     for y in range(len(b.attributes)):
-                        if self._attributes_swap(c, i, x, j, y):
-                            out.append(("att", i, x, j, y))
-                if self._counts_swap(c, i, j):
-                    out.append(("count", i, j))
+                        why = "same noun" if same else self._attribute_refusal(c, i, x, j, y)
+                        out.append((("att", i, x, j, y), why))
+                if _count_of(c, i) is not None and _count_of(c, j) is not None:
+                    why = "same noun" if same else self._count_refusal(c, i, j)
+                    out.append((("count", i, j), why))
         return out
 
-    def _attributes_swap(self, c: RewriteContext, i: int, x: int, j: int, y: int) -> bool:
+    def _attribute_refusal(self, c: RewriteContext, i: int, x: int, j: int, y: int) -> str | None:
+        """Why attribute ``x`` of entity ``i`` and ``y`` of ``j`` may not change places."""
         a, b = c.graph.entities[i], c.graph.entities[j]
         ax, by = a.attributes[x], b.attributes[y]
         if not (valid_span(ax.span, c.caption) and valid_span(by.span, c.caption)):
-            return False
+            return "attribute without a span"
         cx, cy = attribute_category(ax.text), attribute_category(by.text)
-        if "count" in (cx, cy) or ax.text.lower() == by.text.lower():
-            return False
-        if related(ax.text, by.text, "a"):
-            return False
+        if "count" in (cx, cy):
+            return "a count (see the count swap)"
+        if ax.text.lower() == by.text.lower() or related(ax.text, by.text, "a"):
+            return "same or related attribute"
         # after the swap each object must not already have the other value or its category
         if by.text.lower() in {t.text.lower() for t in a.attributes}:
-            return False
+            return "the value is there already"
         if ax.text.lower() in {t.text.lower() for t in b.attributes}:
-            return False
+            return "the value is there already"
         if not (self._seen_on(a.name, by.text) and self._seen_on(b.name, ax.text)):
-            return False  # "a green horse on white grass", "blue hair and a blonde shirt"
+            return "not seen on the new noun"  # "a green horse on white grass"
         if cx == cy:
-            return True
+            return None
         others_a = {attribute_category(t.text) for k, t in enumerate(a.attributes) if k != x}
         others_b = {attribute_category(t.text) for k, t in enumerate(b.attributes) if k != y}
         if cy in others_a or cx in others_b:
-            return False  # "a black white dog"
-        # adjective order across categories: keep to lone attributes
-        return len(_pre_head(c, i)) <= 1 and len(_pre_head(c, j)) <= 1
+            return "two of a category after the swap"  # "a black white dog"
+        if len(_pre_head(c, i)) > 1 or len(_pre_head(c, j)) > 1:
+            return "across categories beside another adjective"  # adjective order
+        return None
 
     def _seen_on(self, noun: str, attribute: str) -> bool:
         """Whether ``attribute`` is seen on ``noun`` in at least :data:`MIN_ATTRIBUTE_SHARE`
@@ -889,14 +935,16 @@ class Rewriter:
         least = MIN_CANDIDATE_COUNT if total >= USUAL_EVIDENCE else 1
         return n >= least and n >= MIN_ATTRIBUTE_SHARE * total
 
-    def _counts_swap(self, c: RewriteContext, i: int, j: int) -> bool:
+    def _count_refusal(self, c: RewriteContext, i: int, j: int) -> str | None:
         """Counts swap between parallel objects (``two giraffes and a zebra``), not the two
         ends of one relation: ``two people on a mountain`` → ``a person on two mountains``
         and ``a lamp with two lights`` → ``two lamps with a light`` are odd scenes."""
         if any({r.subject, r.object} == {i, j} for r in c.graph.relations):
-            return False
+            return "counts across one relation"
         ci, cj = _count_of(c, i), _count_of(c, j)
-        return ci is not None and cj is not None and ci[0] != cj[0]
+        if ci is None or cj is None or ci[0] == cj[0]:
+            return "same count"
+        return None
 
     def _swap_counts(self, c: RewriteContext, i: int, j: int) -> Made:
         """``Two giraffes and a zebra`` → ``A giraffe and two zebras``: each object takes the

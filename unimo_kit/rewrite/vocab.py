@@ -27,7 +27,7 @@ import functools
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -691,6 +691,19 @@ class Vocabulary:
             if kinds and any(kinds & noun_classes(x) for x in seen):
                 return True
         return False
+
+    def subjects_of(self, predicate: str, obj: str) -> Sequence[str]:
+        """The subjects seen with ``predicate`` and ``obj`` (lemmas; empty when none).
+
+        Args:
+            predicate: the relation's predicate.
+            obj: its object noun.
+
+        Returns:
+            Every ``s`` of a seen triple ``(s, predicate, obj)``, each once.
+        """
+        subjects, _ = self._relation_index()
+        return subjects.get((_norm(predicate), lemma(obj)), ())
 
     def _relation_index(
         self,
