@@ -54,6 +54,33 @@ def test_negatives_are_checked_on_gold_scenes_and_features_keep_colour():
     assert "effnet" in next(s.argv for s in other if s.name == "features")
 
 
+def test_every_image_is_encoded_once_the_image_index_reading_the_features_store():
+    """features runs before the image index, whose encoder is that store; the store holds
+    every image the index and mining's image queries need (images.jsonl, the train pairs)."""
+    config = DemoConfig(out=Path("/x/demo"))
+    stages = build_stages(config)
+    names = [stage.name for stage in stages]
+    assert names == [
+        "synth",
+        "rewrite",
+        "index-texts",
+        "features",
+        "index-images",
+        "mine",
+        "train",
+        "eval",
+    ]
+    argv = {stage.name: stage.argv for stage in stages}
+    build = argv["index-images"]
+    store = argv["features"][argv["features"].index("-o") + 1]
+    assert store == "/x/demo/world/features"
+    assert build[build.index("--encoder") + 1] == f"features:{store}"
+    assert build[build.index("--images") + 1] in argv["features"]
+    mine = argv["mine"]
+    assert mine[mine.index("--pairs") + 1] in argv["features"]
+    assert mine[mine.index("--image-index") + 1] == "images"
+
+
 def test_compositional_images_enlarge_the_test_set_and_get_features():
     """By default as many more scenes for the compositional test as the test split (10 % of
     n_images: 4000 -> 400);

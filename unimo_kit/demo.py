@@ -3,8 +3,13 @@
 ``make demo`` (``unimo demo``) runs each stage as its ``unimo`` subcommand, exactly as a user
 would type it, so the demo doubles as a worked example::
 
-    synth -> rewrite -> index build (texts, images) -> index mine -> features -> train
-          -> eval batch -> REPORT.md
+    synth -> rewrite -> index build texts -> features -> index build images -> index mine
+          -> train -> eval batch -> REPORT.md
+
+Every image goes through EfficientNet-Lite0 once, in ``features``: the image index is built
+from the features store (encoder ``features:WORLD/features``, the grid's final stage
+average-pooled: the vector ``timm:tf_efficientnet_lite0`` gives for the uncropped image), and
+mining's image queries read the same store.
 
 Layout under ``out`` (default ``runs/demo``)::
 
@@ -183,6 +188,22 @@ def build_stages(config: DemoConfig) -> list[Stage]:
             outputs=(indexes / "texts",),
         ),
         Stage(
+            "features",
+            [
+                "features",
+                *(str(world / f"pairs.{s}.jsonl") for s in ("train", "val", "test")),
+                str(world / "images.jsonl"),
+                *([str(world / "compositional.images.jsonl")] if extra else []),
+                "-o",
+                str(world / "features"),
+                "--extractor",
+                config.extractor,
+            ],
+            f"extract visual tokens ({config.extractor}: EfficientNet-Lite0 7x7 grid) of every "
+            "image",
+            outputs=(world / "features",),
+        ),
+        Stage(
             "index-images",
             [
                 "index",
@@ -193,8 +214,11 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 "images",
                 "--root",
                 str(indexes),
+                "--encoder",
+                f"features:{world / 'features'}",
             ],
-            "embed the image-only collection (EfficientNet-Lite0) into a FAISS index",
+            "index the image-only collection by its pooled EfficientNet-Lite0 grid, read from "
+            "the features store (no second CNN pass)",
             outputs=(indexes / "images",),
         ),
         Stage(
@@ -223,22 +247,6 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 world / "retrieved.jsonl.captions",
                 world / "retrieved.jsonl.manifest.json",
             ),
-        ),
-        Stage(
-            "features",
-            [
-                "features",
-                *(str(world / f"pairs.{s}.jsonl") for s in ("train", "val", "test")),
-                str(world / "images.jsonl"),
-                *([str(world / "compositional.images.jsonl")] if extra else []),
-                "-o",
-                str(world / "features"),
-                "--extractor",
-                config.extractor,
-            ],
-            f"extract visual tokens ({config.extractor}: EfficientNet-Lite0 7x7 grid) of every "
-            "image",
-            outputs=(world / "features",),
         ),
         Stage(
             "train",
@@ -356,9 +364,9 @@ def _recorded_out(recorded: list[str], argv: list[str], out: Path) -> str | None
 
 
 def _out_free(argv: list[str], folder: str) -> list[str]:
-    """``argv`` with the demo folder (a whole path, or the start of one, also after ``KEY=``)
-    replaced by a placeholder."""
-    pattern = re.compile(rf"(^|=){re.escape(folder)}(?=/|$)")
+    """``argv`` with the demo folder (a whole path, or the start of one, also after ``KEY=``
+    or an encoder spec's ``PREFIX:``) replaced by a placeholder."""
+    pattern = re.compile(rf"(^|=|:){re.escape(folder)}(?=/|$)")
     return [pattern.sub(lambda m: m.group(1) + _OUT, word) for word in argv]
 
 
