@@ -9,9 +9,11 @@ worker ran which unit. The stage's own per-record code runs unchanged inside the
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,33 @@ def as_options(engine: str | EngineOptions | None) -> EngineOptions:
     return EngineOptions(engine=engine or "local")
 
 
+@contextlib.contextmanager
+def session(options: EngineOptions) -> Iterator[None]:
+    """One engine session for a whole stage: every :func:`map_units` inside it reuses it.
+
+    On Ray this connects once (a local Ray started here is shut down when the block ends:
+    starting one costs seconds, and a stage maps units several times) and keeps the actor
+    pools that :func:`map_units` calls name with ``pool=`` alive until the end, so a
+    worker's state (a parser, a model) is built once per stage. Sessions nest: an inner one
+    joins the outer. Locally it does nothing.
+
+    Args:
+        options: the stage's engine options.
+
+    Example:
+        >>> with session(options):
+        ...     map_units(count, slices, options, setup=load_parser, pool="parser")
+        ...     map_units(rewrite, slices, options, setup=load_parser, pool="parser")
+    """
+    if options.engine != "ray":
+        yield
+        return
+    from unimo_kit.engine.ray_backend import ray_session
+
+    with ray_session(options):
+        yield
+
+
 def map_units(
     fn: Callable[..., Any],
     units: Sequence[Unit],
@@ -78,6 +107,7 @@ def map_units(
     setup: Callable[[], Any] | None = None,
     gpu: bool = False,
     desc: str = "units",
+    pool: str | None = None,
 ) -> list[Any]:
     """Run ``fn`` on every unfinished unit and return the results in unit order.
 
@@ -90,6 +120,9 @@ def map_units(
             holding ``setup()``; locally it is called once.
         gpu: the units want a GPU (``num_gpus=1`` per actor when the cluster has GPUs).
         desc: the progress bar's label.
+        pool: with ``setup`` inside a :func:`session` on Ray, the name of an actor pool that
+            outlives this call: a later call naming the same pool (with the same ``setup``)
+            reuses its actors and their state. ``None``: the actors end with the call.
 
     Returns:
         One result per unit; ``None`` for the units found finished.
@@ -121,7 +154,8 @@ def map_units(
         elif todo:
             from unimo_kit.engine.ray_backend import run_on_ray
 
-            for unit, result in run_on_ray(fn, todo, options, setup=setup, gpu=gpu):
+            ran = run_on_ray(fn, todo, options, setup=setup, gpu=gpu, pool=pool)
+            for unit, result in ran:
                 results[unit.index] = result
                 bar.update(unit.size)
     finally:
@@ -150,6 +184,71 @@ def _bar(options: EngineOptions, total: int, initial: int, desc: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit="rec", file=sys.stderr)
+
+
+def claim_work(
+    work: Path, settings: dict[str, Any], layout: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Create a stage's work folder for ``settings``, or keep the one a killed run left.
+
+    The one rule of every stage on the engine: the folder's ``engine.json`` records the
+    settings its units were made with (options and input fingerprint). A rerun with equal
+    settings keeps the finished units and the first run's ``layout`` (how the input was
+    cut: the unit files are named by it); a rerun with other settings is refused, as the
+    local stages refuse to resume an output made with other options.
+
+    Args:
+        work: the work folder (created with its parents).
+        settings: what the units depend on (JSON values).
+        layout: how the input is cut this time, used when the folder is new.
+
+    Returns:
+        The layout in force: the first run's where the folder existed, else ``layout``.
+
+    Raises:
+        ValueError: the folder holds units of other settings (the differing keys named;
+            rerun with the same ones, or with ``--no-resume`` to start afresh).
+    """
+    from unimo_kit.utils import atomic_write
+
+    path = work / "engine.json"
+    settings = json.loads(json.dumps(settings))  # as it reads back (tuples are lists)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path}:1: not JSON ({exc}); rerun with --no-resume") from exc
+        kept = old.get("settings") if isinstance(old, dict) else None
+        kept = kept if isinstance(kept, dict) else {}
+        diff = sorted(k for k in settings.keys() | kept.keys() if kept.get(k) != settings.get(k))
+        if diff:
+            raise ValueError(
+                f"{work} holds units made with other options or input ({', '.join(diff)} "
+                "differ); rerun with the same ones, or with --no-resume to start afresh"
+            )
+        return old.get("layout") or {}
+    work.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        handle.write(json.dumps({"settings": settings, "layout": layout or {}}, indent=2) + "\n")
+    return layout or {}
+
+
+def cap_threads(num_cpus: float) -> int:
+    """Limit this process's compute threads (BLAS/OpenMP pools, torch intra-op) to the CPUs
+    a unit reserves, at least one: workers that each start a pool per core oversubscribe the
+    node. Returns the cap."""
+    threads = max(1, int(num_cpus))
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[key] = str(threads)  # pools started later
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(limits=threads)  # pools already loaded
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    return threads
 
 
 def remove_tree(path: str | os.PathLike) -> None:

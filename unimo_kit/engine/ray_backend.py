@@ -5,8 +5,10 @@ error when one keeps failing. Imported only when ``engine="ray"``."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from unimo_kit.engine.core import EngineError, EngineOptions, Unit, check_done
@@ -33,6 +35,51 @@ def connect(options: EngineOptions) -> bool:
     return True
 
 
+@dataclass
+class _Session:
+    """The Ray session a stage runs in, and the actor pools kept for it."""
+
+    started: bool  # this process started Ray for the session (and shuts it down)
+    pools: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # (name, gpus)
+
+    def actors(self, key: tuple[str, int], n: int, make: Callable[[], Any]) -> list[Any]:
+        """``n`` actors of pool ``key``: those made before, topped up with ``make()``."""
+        pool = self.pools.setdefault(key, [])
+        pool.extend(make() for _ in range(n - len(pool)))
+        return pool[:n]
+
+    def close(self) -> None:
+        import ray
+
+        for pool in self.pools.values():
+            for actor in pool:
+                ray.kill(actor)
+        self.pools.clear()
+
+
+_ACTIVE: list[_Session] = []  # the open session (at most one per driver process)
+
+
+@contextlib.contextmanager
+def ray_session(options: EngineOptions) -> Iterator[_Session]:
+    """Connect once for a block of work (see :func:`unimo_kit.engine.session`); a session
+    already open is joined, not nested."""
+    if _ACTIVE:
+        yield _ACTIVE[0]
+        return
+    import ray
+
+    current = _Session(started=connect(options))
+    _ACTIVE.append(current)
+    try:
+        yield current
+    finally:
+        _ACTIVE.clear()
+        current.close()
+        if current.started:
+            ray.shutdown()
+
+
 def _call(fn: Callable[[Any], Any], payload: Any) -> Any:
     return fn(payload)
 
@@ -44,18 +91,33 @@ def run_on_ray(
     *,
     setup: Callable[[], Any] | None = None,
     gpu: bool = False,
+    pool: str | None = None,
 ) -> Iterator[tuple[Unit, Any]]:
     """Yield ``(unit, result)`` as units finish (any order), at most ``workers`` in flight.
 
     Without ``setup`` each unit is a Ray task (``max_retries``, exceptions retried too); with
     it, ``workers`` actors each hold ``setup()`` once (``max_restarts`` / ``max_task_retries``)
-    and take the next unit when idle. A unit that still fails raises :class:`EngineError`
-    naming it; the other units are cancelled.
+    and take the next unit when idle; actors of a named ``pool`` stay in the session for the
+    next call that names it. A unit that still fails raises :class:`EngineError` naming it;
+    the other units are cancelled.
     """
+    with ray_session(options) as current:
+        yield from _run(fn, units, options, current, setup=setup, gpu=gpu, pool=pool)
+
+
+def _run(
+    fn: Callable[..., Any],
+    units: Sequence[Unit],
+    options: EngineOptions,
+    current: _Session,
+    *,
+    setup: Callable[[], Any] | None,
+    gpu: bool,
+    pool: str | None,
+) -> Iterator[tuple[Unit, Any]]:
     import ray
 
-    started = connect(options)
-    actors: list[Any] = []
+    actors: list[Any] = []  # this call's own (unpooled) actors
     try:
         resources = ray.cluster_resources()
         num_gpus = 1 if gpu and options.gpus == "auto" and resources.get("GPU", 0) >= 1 else 0
@@ -79,8 +141,12 @@ def run_on_ray(
                 max_restarts=retries,
                 max_task_retries=retries,
             )(_holder_class())
-            actors = [holder.remote(setup) for _ in range(min(workers, len(units)))]
-            idle.extend(actors)
+            n = min(workers, len(units))
+            if pool is None:
+                actors = [holder.remote(setup) for _ in range(n)]
+                idle.extend(actors)
+            else:
+                idle.extend(current.actors((pool, num_gpus), n, lambda: holder.remote(setup)))
         pending = collections.deque(units)
         running: dict[Any, tuple[Unit, Any]] = {}
         while pending or running:
@@ -96,8 +162,8 @@ def run_on_ray(
             try:
                 result = ray.get(ref)
             except Exception as exc:
-                for other in running:
-                    ray.cancel(other, force=True)
+                for other, (_, holder_of) in running.items():
+                    ray.cancel(other, force=holder_of is None)  # Ray force-kills only tasks
                 raise EngineError(
                     f"{unit.label()} failed after {retries + 1} attempt(s); last error: "
                     f"{_reason(exc)}"
@@ -108,8 +174,6 @@ def run_on_ray(
     finally:
         for actor in actors:
             ray.kill(actor)
-        if started:
-            ray.shutdown()
 
 
 def _holder_class() -> type:

@@ -7,11 +7,16 @@ of one slice of the WHOLE input), ``vocab.json`` (their sum, what every unit rew
 equal to the vocabulary of a one-machine run) and ``part-NNNNN.jsonl`` (the lines of one
 slice). The parts joined in order are byte-identical to ``rewrite_file(input, OUT, config)``:
 shard outputs over one shared vocabulary concatenate to the whole (docs/rewrite.md).
+
+On Ray both kinds of unit run on one actor pool for the whole stage (one Ray session): each
+actor loads spaCy once, with its compute threads capped to the CPUs a unit reserves, and the
+stage's own code keeps that parser between units; the vocabulary reaches the units as the
+file ``vocab.json``, read once per unit (about 15 ms for 20,000 captions' vocabulary).
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import os
 import shutil
@@ -20,7 +25,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from unimo_kit.engine.core import EngineOptions, Unit, as_options, map_units, remove_tree
+from unimo_kit.engine.core import (
+    EngineOptions,
+    Unit,
+    as_options,
+    cap_threads,
+    claim_work,
+    map_units,
+    remove_tree,
+    session,
+)
 
 UNIT_RECORDS = 2000  # input records per unit: small enough to spread, big enough to amortise
 
@@ -55,8 +69,8 @@ def run_rewrite(
             ones, or ``resume=False``).
         EngineError: a unit kept failing (named in the message).
     """
-    from unimo_kit.rewrite.pipeline import RewriteConfig, RewriteSummary, output_meta, rewrite_file
-    from unimo_kit.utils import Shard, count_lines, file_sha256
+    from unimo_kit.rewrite.pipeline import RewriteConfig, output_manifest, rewrite_file
+    from unimo_kit.utils import count_lines
 
     config = replace(config or RewriteConfig(), **overrides)
     options = as_options(engine)
@@ -73,27 +87,66 @@ def run_rewrite(
         print(f"{output_path}: exists; resuming it with the local engine", file=sys.stderr)
         return rewrite_file(input_path, output_path, config)
     # what the units depend on: the options that shape the output and the input's bytes
-    meta = {**output_meta(input_path, config), "input_sha256": file_sha256(input_path)}
+    # (hashed once: the same manifest is the output's resume record at the end)
+    manifest = output_manifest(input_path, config)
+    settings = {**manifest.settings, "input_sha256": manifest.inputs["pairs"]["sha256"]}
     total = count_lines(input_path)
     start, stop = config.shard.bounds(total)
-    per_shard = max(1, math.ceil((stop - start) / unit_records))
     # a rerun keeps the units of the first run (their files are named by number)
-    settings = _claim(
-        work, {"meta": meta, "units": per_shard, "vocab_units": _count(total, unit_records)}
+    layout = claim_work(
+        work,
+        settings,
+        {
+            "units": max(1, math.ceil((stop - start) / unit_records)),
+            "vocab_units": max(1, math.ceil(total / unit_records)),
+        },
     )
-    per_shard = settings["units"]
+    with session(options):
+        summary, parts, vocab_path = _run_units(
+            input_path, output_path, config, work, total, layout, options
+        )
+    _join(parts, output_path, manifest)
+    if vocab_path and config.output_format == "rewrites":
+        from unimo_kit.rewrite.vocab import Vocabulary
 
+        summary.vocab = Vocabulary.load(vocab_path)
+    remove_tree(work)
+    if summary.dropped:
+        print(
+            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
+            f"(spares replaced what they could):\n{summary.dropped_table()}",
+            file=sys.stderr,
+        )
+    return summary
+
+
+def _run_units(
+    input_path: str,
+    output_path: str,
+    config: Any,
+    work: Path,
+    total: int,
+    layout: dict[str, int],
+    options: EngineOptions,
+) -> tuple[Any, list[Path], str | None]:
+    """The vocabulary units (unless a vocabulary is given), then the rewrite units, on one
+    actor pool. Returns the units' summary, their files in order and the vocabulary file."""
+    from unimo_kit.rewrite.pipeline import RewriteSummary
+    from unimo_kit.utils import Shard, count_lines
+
+    setup = functools.partial(_worker, config, options.num_cpus)
     summary = RewriteSummary(output=output_path)
     vocab_path = config.vocab_path
     if config.output_format == "rewrites" and not vocab_path:
         vocab_path = str(
-            _vocabulary(input_path, config, work, total, settings["vocab_units"], options)
+            _vocabulary(input_path, config, work, total, layout["vocab_units"], options, setup)
         )
         if config.save_vocab:
             shutil.copyfile(vocab_path, config.save_vocab)
     unit_config = replace(
         config, vocab_path=vocab_path, save_vocab=None, workers=1, progress=False, resume=True
     )
+    per_shard = layout["units"]
     index, count = config.shard.index, config.shard.count
     units = []
     for j in range(per_shard):  # slices (i*k + j) / (n*k) tile shard i/n exactly
@@ -109,9 +162,8 @@ def run_rewrite(
                 f"rewrite unit {j} (records {lo}-{hi - 1} of {input_path})",
             )
         )
-    for unit, result in zip(
-        units, map_units(_rewrite_unit, units, options, desc="rewrite"), strict=True
-    ):
+    results = map_units(_rewrite_unit, units, options, setup=setup, desc="rewrite", pool=POOL)
+    for unit, result in zip(units, results, strict=True):
         if result is None:
             summary.skipped_done += count_lines(unit.done)
             continue
@@ -120,48 +172,20 @@ def run_rewrite(
         summary.caption_errors += result.caption_errors
         summary.record_errors += result.record_errors
         summary.dropped.update(result.dropped)
-    _join([u.done for u in units], output_path, input_path, config)
-    if vocab_path and config.output_format == "rewrites":
-        from unimo_kit.rewrite.vocab import Vocabulary
-
-        summary.vocab = Vocabulary.load(vocab_path)
-    remove_tree(work)
-    if summary.dropped:
-        print(
-            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
-            f"(spares replaced what they could):\n{summary.dropped_table()}",
-            file=sys.stderr,
-        )
-    return summary
+    return summary, [unit.done for unit in units], vocab_path
 
 
-def _count(total: int, unit_records: int) -> int:
-    return max(1, math.ceil(total / unit_records))
+POOL = "rewrite"  # the actor pool both kinds of unit share within the stage's session
 
 
-def _claim(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """Create ``work`` for these settings, or check that it holds units of the same ones;
-    returns the settings in force (those of the first run)."""
-    path = work / "engine.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = sorted(
-            key
-            for key, value in settings["meta"].items()
-            if key != "input" and old.get("meta", {}).get(key) != value
-        )
-        if diff:
-            raise ValueError(
-                f"{work} holds units made with other options or input ({', '.join(diff)} "
-                "differ); rerun with the same ones, or with --no-resume to start afresh"
-            )
-        return old
-    from unimo_kit.utils import atomic_write
+def _worker(config: Any, num_cpus: float) -> None:
+    """An actor's setup: compute threads capped to the unit's CPUs (spaCy's matrix products
+    would otherwise start a BLAS pool per core in every worker) and the stage's spaCy parser
+    loaded into the stage's own worker state, where ``rewrite_file`` keeps it between units."""
+    from unimo_kit.rewrite import pipeline
 
-    work.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(settings, indent=2) + "\n")
-    return settings
+    cap_threads(num_cpus)
+    pipeline._init_worker(replace(config, vocab_path=None), None)
 
 
 def _vocabulary(
@@ -171,6 +195,7 @@ def _vocabulary(
     total: int,
     n: int,
     options: EngineOptions,
+    setup: Any,
 ) -> Path:
     """The vocabulary of the whole input: one unit per slice, the counts summed in order."""
     from unimo_kit.rewrite.vocab import Vocabulary
@@ -186,13 +211,13 @@ def _vocabulary(
         units.append(
             Unit(
                 j,
-                (input_path, str(done), config, j, n),
+                (input_path, str(done), config, (lo, hi)),
                 done,
                 hi - lo,
                 f"vocabulary unit {j} (records {lo}-{hi - 1} of {input_path})",
             )
         )
-    map_units(_vocab_unit, units, options, desc="vocabulary")
+    map_units(_vocab_unit, units, options, setup=setup, desc="vocabulary", pool=POOL)
     vocab = Vocabulary(min_count=config.min_count)
     for unit in units:
         vocab.merge(Vocabulary.load(unit.done))
@@ -200,15 +225,14 @@ def _vocabulary(
     return merged
 
 
-def _vocab_unit(payload: tuple[str, str, Any, int, int]) -> None:
-    """Count the vocabulary of slice ``j`` of ``n`` with the stage's own record reader,
+def _vocab_unit(_: None, payload: tuple[str, str, Any, tuple[int, int]]) -> None:
+    """Count the vocabulary of records ``start:stop`` with the stage's own record reader,
     caption check and chunk parser (as pass 1 of ``rewrite_file`` does) into ``out``."""
     from unimo_kit.rewrite import pipeline
     from unimo_kit.rewrite.vocab import Vocabulary
-    from unimo_kit.utils import ErrorReport, Shard, count_lines
+    from unimo_kit.utils import ErrorReport
 
-    input_path, out, config, j, n = payload
-    start, stop = Shard(j, n).bounds(count_lines(input_path))
+    input_path, out, config, (start, stop) = payload
     quiet = ErrorReport(strict=config.strict, max_logged=0)  # the rewrite units report
     pipeline._init_worker(config, None)
     vocab = Vocabulary(min_count=config.min_count)
@@ -226,7 +250,7 @@ def _vocab_unit(payload: tuple[str, str, Any, int, int]) -> None:
     vocab.save(out)
 
 
-def _rewrite_unit(payload: tuple[str, str, Any]) -> Any:
+def _rewrite_unit(_: None, payload: tuple[str, str, Any]) -> Any:
     """``rewrite_file`` on one slice into ``PART.partial`` (resumed after a crash), moved onto
     ``PART`` when complete. Returns its summary without the vocabulary."""
     from unimo_kit.rewrite.pipeline import rewrite_file
@@ -241,15 +265,14 @@ def _rewrite_unit(payload: tuple[str, str, Any]) -> Any:
     return summary
 
 
-def _join(parts: list[Path], output_path: str, input_path: str, config: Any) -> None:
+def _join(parts: list[Path], output_path: str, manifest: Any) -> None:
     """Write the resume record a one-machine run writes (so a later local run resumes or
     checks the output the same way), then the parts concatenated in order onto
     ``output_path`` (atomically)."""
-    from unimo_kit.rewrite.pipeline import output_manifest
     from unimo_kit.utils import atomic_write
     from unimo_kit.utils.manifest import manifest_path, write_manifest
 
-    write_manifest(manifest_path(output_path), output_manifest(input_path, config))
+    write_manifest(manifest_path(output_path), manifest)
     with atomic_write(output_path, "wb") as out:
         for part in parts:
             with open(part, "rb") as handle:
