@@ -4,16 +4,16 @@
 open_clip names them, so ``open_clip.create_model(ARCH, pretrained=".../model.safetensors")``
 loads it), ``open_clip_config.json`` (the model config and preprocessing, the layout of
 open_clip's ``local-dir:`` folders), and the trainer's ``optimizer.safetensors``,
-``rng.safetensors`` and ``state.json``, read back by
-:func:`unimo_kit.train.checkpoint.read_checkpoint`. Folders are written as ``*.tmp`` and renamed
-when complete.
+``rng.safetensors`` and ``state.json``. The folder is written by the trainer's own
+:func:`unimo_kit.train.checkpoint.write_checkpoint` (as ``*.tmp``, renamed when complete) with
+:func:`model_saver` as its ``save_model`` hook, and read back by
+:func:`unimo_kit.train.checkpoint.read_checkpoint`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -52,30 +52,18 @@ def save_model(
     return folder
 
 
-def write_checkpoint(
-    run_dir: str | os.PathLike,
-    step: int,
-    model: torch.nn.Module,
-    open_clip_config: dict[str, Any],
-    optimizer: torch.optim.Optimizer,
-    rng_states: list[dict[str, torch.Tensor]],
-    state: dict[str, Any],
-    keep: int,
-) -> Path:
-    """``checkpoints/step-NNNNNN`` as :func:`unimo_kit.train.checkpoint.write_checkpoint` writes
-    it, with the open_clip model in place of a UNIMO one; all but the newest ``keep`` dropped."""
-    final = Path(run_dir) / "checkpoints" / f"{ckpt.CHECKPOINT_PREFIX}{step:06d}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(model, tmp, open_clip_config, metadata={"step": str(step)})
-    tensors, rest = ckpt.optimizer_state_tensors(optimizer)
-    ckpt._save_tensors(tensors, tmp / "optimizer.safetensors")
-    rng = {f"rank{r}.{k}": v.contiguous() for r, s in enumerate(rng_states) for k, v in s.items()}
-    ckpt._save_tensors(rng, tmp / "rng.safetensors")
-    with atomic_write(tmp / "state.json") as handle:
-        handle.write(json.dumps({**state, "optimizer": rest}, indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in ckpt.list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+def model_saver(open_clip_config: dict[str, Any]) -> ckpt.ModelSaver:
+    """The ``save_model`` hook of :func:`unimo_kit.train.checkpoint.write_checkpoint` for an
+    open_clip model: :func:`save_model` with ``open_clip_config``.
+
+    Args:
+        open_clip_config: ``{"model_cfg": ..., "preprocess_cfg": ...}`` of the run's model.
+
+    Returns:
+        A callable ``(model, folder, metadata)``.
+    """
+
+    def save(model: torch.nn.Module, folder: Path, metadata: dict[str, str]) -> None:
+        save_model(model, folder, open_clip_config, metadata=metadata)
+
+    return save

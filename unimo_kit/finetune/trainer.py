@@ -156,9 +156,10 @@ def finetune_clip(
     if config.threads:
         torch.set_num_threads(config.threads)
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
+    saved_state = ckpt.read_state(latest) if latest is not None else None  # read once
     if latest is not None:
-        _check_resumable(latest, config)
-        finished = _finished_state(run_dir, latest, config)
+        _check_resumable(latest, saved_state.get("config"), config)
+        finished = _finished_state(run_dir, saved_state, config)
         if finished is not None:
             return FinetuneResult(run_dir, run_dir / "final", finished, {})
     seed_everything(config.seed)  # same on every rank: identical initial weights
@@ -204,7 +205,7 @@ def finetune_clip(
     # ---- resume -----------------------------------------------------------------------------
     state = TrainState(world_size=dist.world_size)
     if latest is not None:
-        saved = ckpt.read_checkpoint(latest, dist.rank)
+        saved = ckpt.read_checkpoint(latest, dist.rank, state=saved_state)
         model.load_state_dict(saved["model"])
         ckpt.load_optimizer_state(optimizer, saved["optimizer"], saved["optimizer_rest"])
         state = TrainState(**saved["state"]["train_state"])
@@ -288,9 +289,11 @@ def finetune_clip(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_resumable(checkpoint: Path, config: FinetuneConfig) -> None:
-    """Refuse to resume a checkpoint trained under a config that learns something else."""
-    saved = ckpt.read_train_config(checkpoint)
+def _check_resumable(
+    checkpoint: Path, saved: dict[str, Any] | None, config: FinetuneConfig
+) -> None:
+    """Refuse to resume ``checkpoint``, trained under the config ``saved``, with a config
+    that learns something else."""
     if saved is None:
         return
     refused = resume_differences(saved, config)
@@ -307,12 +310,14 @@ def _check_resumable(checkpoint: Path, config: FinetuneConfig) -> None:
         )
 
 
-def _finished_state(run_dir: Path, latest: Path, config: FinetuneConfig) -> TrainState | None:
-    """The state of ``latest`` when the run is done: it reached ``config.steps`` and
-    ``final/`` holds the weights of that very step."""
+def _finished_state(
+    run_dir: Path, saved_state: dict[str, Any], config: FinetuneConfig
+) -> TrainState | None:
+    """The state of the newest checkpoint (its ``state.json``: ``saved_state``) when the run
+    is done: it reached ``config.steps`` and ``final/`` holds the weights of that very step."""
     from safetensors import safe_open
 
-    state = TrainState(**json.loads((latest / "state.json").read_text())["train_state"])
+    state = TrainState(**saved_state["train_state"])
     weights = run_dir / "final" / clip_ckpt.WEIGHTS_NAME
     if state.step < config.steps or not weights.is_file():
         return None
@@ -335,14 +340,14 @@ def _save(
     gathered = [all_gather_tensor(v, dist.world_size) for v in local.values()]
     rng_states = [dict(zip(local, parts, strict=True)) for parts in zip(*gathered, strict=True)]
     if dist.is_main:
-        clip_ckpt.write_checkpoint(
+        ckpt.write_checkpoint(
             run_dir,
             state.step,
             model,
-            clip_config,
             optimizer,
             rng_states,
             {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
             keep=config.keep_checkpoints,
+            save_model=clip_ckpt.model_saver(clip_config),
         )
     barrier(dist.world_size)

@@ -4,11 +4,12 @@ in JSON.
 A checkpoint folder ``runs/NAME/checkpoints/step-000500/`` holds
 
 - ``model.safetensors`` + ``config.json``: the model (:func:`unimo_kit.model.save_checkpoint`;
-  ``load_checkpoint`` reads the folder directly);
+  ``load_checkpoint`` reads the folder directly; another model's files through
+  ``write_checkpoint(save_model=...)``, as :mod:`unimo_kit.finetune.checkpoint` does);
 - ``optimizer.safetensors``: every tensor of the optimizer state, flattened to
   ``state.<param index>.<name>`` (AdamW: ``exp_avg``, ``exp_avg_sq``, ``step``);
 - ``objective.safetensors``: trained tensors of the objective outside the model (a learnt
-  CMCL temperature), often empty;
+  CMCL temperature), often empty (absent in ``unimo finetune-clip`` checkpoints);
 - ``rng.safetensors``: the Python, numpy, torch (and CUDA) generator states of every rank, as
   ``rank<r>.<generator>`` integer tensors;
 - ``state.json``: the :class:`~unimo_kit.train.trainer.TrainState` (step, data position, ...),
@@ -24,6 +25,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,17 @@ def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
         handle.write(data)
 
 
+#: Writes a model's own files into a checkpoint folder: ``(model, folder, metadata)``.
+ModelSaver = Callable[[torch.nn.Module, Path, dict[str, str]], Any]
+
+
+def _save_unimo_model(model: torch.nn.Module, folder: Path, metadata: dict[str, str]) -> None:
+    """The default :data:`ModelSaver`: ``model.safetensors`` + ``config.json`` of a UNIMO model."""
+    from unimo_kit.model import save_checkpoint
+
+    save_checkpoint(model, folder, metadata=metadata)
+
+
 def write_checkpoint(
     run_dir: str | os.PathLike,
     step: int,
@@ -145,31 +158,42 @@ def write_checkpoint(
     state: dict[str, Any],
     keep: int,
     extra: dict[str, torch.Tensor] | None = None,
+    save_model: ModelSaver | None = None,
 ) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically and drop all but the newest ``keep``.
 
     Args:
-        extra: trained tensors outside the model (the objective's learnt temperature), saved
-            as ``objective.safetensors``.
+        run_dir: the run folder (``checkpoints/`` is made in it).
+        step: optimizer steps done; names the folder and goes into the model's metadata.
+        model: the model, written by ``save_model``.
+        optimizer: its state goes to ``optimizer.safetensors`` and ``state.json``.
         rng_states: one :func:`rng_state_tensors` dict per rank, in rank order.
         state: JSON-able training state (the trainer's ``TrainState`` and config).
-    """
-    from unimo_kit.model import save_checkpoint
+        keep: newest checkpoints kept (0: all).
+        extra: trained tensors outside the model (the objective's learnt temperature), saved
+            as ``objective.safetensors``; ``None`` writes no such file.
+        save_model: writes the model's files into the folder (default: a UNIMO model's
+            ``model.safetensors`` + ``config.json``; ``unimo finetune-clip`` passes an
+            open_clip one).
 
+    Returns:
+        The checkpoint folder.
+    """
     folder = Path(run_dir) / "checkpoints"
     final = folder / f"{CHECKPOINT_PREFIX}{step:06d}"
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(model, tmp, metadata={"step": str(step)})
+    tmp.mkdir(parents=True)
+    (save_model or _save_unimo_model)(model, tmp, {"step": str(step)})
     tensors, rest = optimizer_state_tensors(optimizer)
     _save_tensors(tensors, tmp / "optimizer.safetensors")
     rng = {f"rank{r}.{k}": v.contiguous() for r, s in enumerate(rng_states) for k, v in s.items()}
     _save_tensors(rng, tmp / "rng.safetensors")
-    _save_tensors({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()},
-                  tmp / "objective.safetensors")  # fmt: skip
-    (tmp / "state.json").write_text(
-        json.dumps({**state, "optimizer": rest}, indent=2) + "\n", encoding="utf-8"
-    )
+    if extra is not None:
+        objective = {k: v.detach().cpu().contiguous() for k, v in extra.items()}
+        _save_tensors(objective, tmp / "objective.safetensors")
+    with atomic_write(tmp / "state.json") as handle:
+        handle.write(json.dumps({**state, "optimizer": rest}, indent=2) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
@@ -177,20 +201,36 @@ def write_checkpoint(
     return final
 
 
+def read_state(folder: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's ``state.json``: ``train_state``, ``config`` and the optimizer's
+    non-tensor state (``optimizer``)."""
+    return json.loads((Path(folder) / "state.json").read_text(encoding="utf-8"))
+
+
 def read_train_config(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The training config a checkpoint was written under (``None`` when it has none)."""
-    state = json.loads((Path(folder) / "state.json").read_text(encoding="utf-8"))
-    return state.get("config")
+    return read_state(folder).get("config")
 
 
-def read_checkpoint(folder: str | os.PathLike, rank: int) -> dict[str, Any]:
-    """What :func:`write_checkpoint` wrote, for one rank: ``model`` (state dict), ``objective``,
-    ``optimizer`` (tensors), ``optimizer_rest``, ``rng`` (this rank's states; ``None`` when the
-    checkpoint had fewer ranks) and ``state`` (the JSON)."""
+def read_checkpoint(
+    folder: str | os.PathLike, rank: int, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What :func:`write_checkpoint` wrote, for one rank.
+
+    Args:
+        folder: the checkpoint folder.
+        rank: whose RNG states to return.
+        state: the folder's :func:`read_state`, when the caller has read it already.
+
+    Returns:
+        ``model`` (state dict), ``objective`` (``{}`` when none was saved), ``optimizer``
+        (tensors), ``optimizer_rest``, ``rng`` (this rank's states; ``None`` when the
+        checkpoint had fewer ranks) and ``state`` (the JSON without ``optimizer``).
+    """
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    state = dict(read_state(folder) if state is None else state)  # a copy: "optimizer" is popped
     rng_all = load_file(str(folder / "rng.safetensors"))
     prefix = f"rank{rank}."
     rng = {k[len(prefix) :]: v for k, v in rng_all.items() if k.startswith(prefix)} or None
