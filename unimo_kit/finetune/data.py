@@ -6,7 +6,8 @@ in the seeded order of :class:`~unimo_kit.generators.ShardedIterable` (this rank
 ranks cut to equal length), ``batch_size`` items a batch, and counts the batches it has
 handed out in the current epoch. A resumed run starts the epoch at that batch without
 building the items before it, and every item is the same whatever the number of DataLoader
-workers (each draw comes from ``(seed, epoch, item id)``). Over ``unimo export`` shards
+workers (each draw comes from ``(seed, epoch, item id)``). One DataLoader serves all epochs,
+its workers persistent (their token caches survive an epoch). Over ``unimo export`` shards
 (:class:`~unimo_kit.generators.WebDatasetHardNegatives`, a stream) the skipped batches are
 read and dropped.
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from unimo_kit.finetune.config import FinetuneConfig
 from unimo_kit.utils import derive_seed
@@ -60,8 +61,72 @@ def build_dataset(
     )
 
 
+class SharedEpoch:
+    """The epoch in shared memory: set by the main process, read by DataLoader workers that
+    outlive an epoch (``persistent_workers``), whose copy of the dataset would otherwise keep
+    the epoch it had when they started (open_clip_train's ``SharedEpoch``)."""
+
+    def __init__(self, epoch: int = 0):
+        import multiprocessing
+
+        # Written only between epochs, while the workers wait for the next one: no lock.
+        self._value = multiprocessing.RawValue("q", epoch)
+
+    def set(self, epoch: int) -> None:
+        self._value.value = int(epoch)
+
+    def get(self) -> int:
+        return int(self._value.value)
+
+
+class _EpochItems(Dataset):
+    """A map-style generator dataset read at the :class:`SharedEpoch` of the moment."""
+
+    def __init__(self, dataset: Any, epoch: SharedEpoch):
+        self.dataset, self.epoch = dataset, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        self.dataset.set_epoch(self.epoch.get())  # an int assignment: cheap per item
+        return self.dataset[index]
+
+
+class _EpochStream(IterableDataset):
+    """A streaming generator dataset read at the :class:`SharedEpoch` of the moment."""
+
+    def __init__(self, dataset: Any, epoch: SharedEpoch):
+        self.dataset, self.epoch = dataset, epoch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.dataset.set_epoch(self.epoch.get())
+        return iter(self.dataset)
+
+
+class _EpochBatchSampler:
+    """The batch sampler of the one DataLoader: the batches of the epoch being read, replaced
+    before each epoch (a DataLoader's ``batch_sampler`` cannot be swapped)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class PairBatches:
     """An endless stream of collated batches of one rank, resumable at any batch.
+
+    One DataLoader serves every epoch: with workers they are persistent, so what a worker
+    keeps (the tokenizer's cache of token ids, open files) lives across epochs. Before each
+    epoch the epoch goes to the workers through a :class:`SharedEpoch`, the batch sampler gets
+    that epoch's batches and the loader's generator is reseeded from ``(seed, epoch)``. The
+    batches are those of a new DataLoader per epoch: every draw comes from ``(seed, epoch,
+    item id)``, not from a worker's generator.
 
     Args:
         dataset: a map-style generator dataset (``set_epoch``, ``collate``) or a stream
@@ -69,7 +134,7 @@ class PairBatches:
         batch_size: items per batch (the last, incomplete batch of an epoch is dropped).
         seed: seed of the order.
         rank, world_size: this process in a distributed run.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (persistent when > 0).
         pin_memory: pin batches (CUDA).
     """
 
@@ -93,6 +158,9 @@ class PairBatches:
         self.epoch = 0  # the epoch being read
         self.batch = 0  # batches of it handed out
         self.streaming = isinstance(dataset, IterableDataset)
+        self._shared_epoch = SharedEpoch()
+        self._sampler = _EpochBatchSampler()
+        self._loader: DataLoader | None = None  # built on first use, then kept
         if not self.streaming and not self.epoch_batches(0):
             raise ValueError(
                 f"{len(dataset)} items make no batch of {batch_size} on each of {world_size} "
@@ -118,27 +186,40 @@ class PairBatches:
         full = len(indices) // self.batch_size * self.batch_size
         return [indices[i : i + self.batch_size] for i in range(0, full, self.batch_size)]
 
-    def _loader(self, epoch: int) -> Iterator[dict[str, Any]]:
-        self.dataset.set_epoch(epoch)  # before the loader copies the dataset to its workers
+    def _build_loader(self) -> DataLoader:
+        """The one DataLoader, over the dataset wrapped to read the shared epoch."""
         common = dict(
             collate_fn=self.dataset.collate,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            generator=torch.Generator().manual_seed(derive_seed(self.seed, "loader", epoch)),
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator(),  # reseeded per epoch in _epoch
         )
         if self.streaming:
-            loader = DataLoader(self.dataset, batch_size=self.batch_size, drop_last=True, **common)
-            batches = iter(loader)
+            stream = _EpochStream(self.dataset, self._shared_epoch)
+            return DataLoader(stream, batch_size=self.batch_size, drop_last=True, **common)
+        items = _EpochItems(self.dataset, self._shared_epoch)
+        return DataLoader(items, batch_sampler=self._sampler, **common)
+
+    def _epoch(self, epoch: int) -> Iterator[dict[str, Any]]:
+        """The batches of ``epoch`` from position ``self.batch`` on."""
+        self._shared_epoch.set(epoch)
+        self.dataset.set_epoch(epoch)  # this process's copy too (e.g. for collate)
+        if self._loader is None:
+            self._loader = self._build_loader()
+        self._loader.generator.manual_seed(derive_seed(self.seed, "loader", epoch))
+        if self.streaming:
+            batches = iter(self._loader)
             for _ in range(self.batch):  # a stream cannot seek: read and drop
                 next(batches)
             return batches
-        remaining = self.epoch_batches(epoch)[self.batch :]
-        return iter(DataLoader(self.dataset, batch_sampler=remaining, **common))
+        self._sampler.batches = self.epoch_batches(epoch)[self.batch :]
+        return iter(self._loader)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:
             empty = True
-            for batch in self._loader(self.epoch):
+            for batch in self._epoch(self.epoch):
                 empty = False
                 self.batch += 1
                 yield batch
