@@ -10,6 +10,7 @@ logging. Both use the model of ``--preset`` and its objectives on a generated wo
     python benchmarks/bench_trainer.py                    # synth-d-full objectives, 30 steps
     python benchmarks/bench_trainer.py --preset synth-a-cmcl --steps 50
     python benchmarks/bench_trainer.py --compare-to 9829adf  # + synth-small steps before/after
+    python benchmarks/bench_trainer.py --compare-vocab --skip-overhead  # vocab full vs corpus
 
 Writes benchmarks/results/trainer.json. Goal: overhead <= 10 %.
 
@@ -20,6 +21,12 @@ file with ``--step-times`` in fresh processes (``PYTHONPATH`` on its tree), roun
 so that a change of machine load hits both. Both sides train on the same generated world and
 the same batches from the same seed, so their losses step by step (the loss curve) are
 compared too. Goal: the current code >= 3 times faster.
+
+``--compare-vocab`` times ``synth-small`` steps of the working tree with ``vocab="full"``
+(30,522 word pieces) against ``vocab="corpus"`` (the generated world's pieces, the special and
+the single-character ones), the same way, into ``vocab_compare``. The two are different models
+(the word head scores other columns), so their loss curves are stored side by side, not
+required to agree.
 """
 
 from __future__ import annotations
@@ -133,24 +140,32 @@ def trainer_steps(config, run_dir: Path) -> list[float]:
         return [float(row["step_seconds"]) for row in csv.DictReader(handle)]
 
 
-def step_times(world: Path, steps: int, warmup: int, threads: int) -> dict:
+def step_times(world: Path, steps: int, warmup: int, threads: int, vocab: str = "full") -> dict:
     """``synth-small`` training steps on ``world`` with the ``unimo_kit`` on ``sys.path``
     (what ``--step-times`` prints): the losses of the first batch before any update, then per
-    step its wall and process CPU seconds and total loss; batches cycle over the first four."""
+    step its wall and process CPU seconds and total loss; batches cycle over the first four.
+    ``vocab="corpus"``: the model cut to the world's word pieces, as the trainer does."""
     from unimo_kit.features import FeatureStore
     from unimo_kit.model import load_tokenizer
     from unimo_kit.train.data import UnimoTrainData
     from unimo_kit.train.trainer import build_optimizer
 
     torch.set_num_threads(threads)
-    config = load_config(
-        "synth-small", {"data_dir": str(world), "val_pairs": None, "threads": threads}
-    ).resolved()
+    overrides = {"data_dir": str(world), "val_pairs": None, "threads": threads}
+    if vocab != "full":  # an older revision has no such field: name it only when needed
+        overrides["vocab"] = vocab
+    config = load_config("synth-small", overrides).resolved()
     seed_everything(config.seed)
     dist = DistInfo(device="cpu")
     model = build_model(config, FeatureStore(config.features).meta)
+    if vocab == "corpus":
+        from unimo_kit.train.trainer import corpus_vocabulary
+
+        tokenizer = corpus_vocabulary(config, model, world / "tokenizer")[0]
+    else:
+        tokenizer = load_tokenizer(model.config)
     objective = build_objective(config, model, dist)
-    data = UnimoTrainData(config, load_tokenizer(model.config))
+    data = UnimoTrainData(config, tokenizer)
     sampler = data.make_sampler()
     batches = [data[sampler.next_spec()] for _ in range(4)]
     optimizer = build_optimizer(config, objective)
@@ -183,15 +198,15 @@ def step_times(world: Path, steps: int, warmup: int, threads: int) -> dict:
 
     package = str(Path(unimo_kit.__file__).resolve().parent.parent)
     return {"first_batch_losses": first, "wall": wall, "cpu": cpu, "losses": losses,
-            "tree": package}  # fmt: skip
+            "tree": package, "vocab_size": model.config.vocab_size}  # fmt: skip
 
 
-def _run_side(tree: Path, world: Path, args: argparse.Namespace) -> dict:
+def _run_side(tree: Path, world: Path, args: argparse.Namespace, vocab: str = "full") -> dict:
     """One fresh process timing the code of ``tree`` (this file, ``unimo_kit`` from ``tree``)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(args.threads)}
     command = [sys.executable, str(Path(__file__).resolve()), "--step-times", str(world)]
     command += ["--steps", str(args.compare_steps), "--skip", str(args.skip)]
-    command += ["--threads", str(args.threads)]
+    command += ["--threads", str(args.threads), "--vocab", vocab]
     done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"step timing in {tree} failed:\n{done.stderr[-3000:]}")
@@ -232,6 +247,37 @@ def compare_to(rev: str, args: argparse.Namespace) -> dict:
             )
             shutil.rmtree(before_tree, ignore_errors=True)
     return _compare_result(commit, sides, args)
+
+
+def compare_vocab(args: argparse.Namespace) -> dict:
+    """``synth-small`` step time with the full vocabulary against ``vocab="corpus"``, the
+    working tree's code on one generated world, rounds alternating in fresh processes."""
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        world = Path(tmp) / "world"
+        world.mkdir()
+        make_world(world)
+        sides: dict[str, list[dict]] = {"before": [], "after": []}
+        for _ in range(args.rounds):
+            sides["before"].append(_run_side(repo, world, args, vocab="full"))
+            sides["after"].append(_run_side(repo, world, args, vocab="corpus"))
+    result = _compare_result("HEAD", sides, args)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    for key in ("before_revision", "after_revision"):
+        result.pop(key)
+    result["revision"] = head
+    result["before"] = "vocab=full"
+    result["after"] = "vocab=corpus"
+    result["vocab_size"] = {
+        "full": sides["before"][0]["vocab_size"],
+        "corpus": sides["after"][0]["vocab_size"],
+    }
+    # different models (other word heads), so their losses differ: no agreement is expected,
+    # the curves are stored to be read side by side
+    result.pop("first_batch_loss_max_rel_diff")
+    result.pop("loss_curve_max_rel_diff")
+    return result
 
 
 def _compare_result(commit: str, sides: dict[str, list[dict]], args: argparse.Namespace) -> dict:
@@ -292,16 +338,23 @@ def main() -> None:
         action="store_true",
         help="keep the overhead figures of --out as they are; only run the comparison",
     )
+    parser.add_argument(
+        "--compare-vocab",
+        action="store_true",
+        help="also time synth-small steps with vocab=full against vocab=corpus",
+    )
     parser.add_argument("--step-times", metavar="WORLD", help=argparse.SUPPRESS)  # one side
+    parser.add_argument("--vocab", default="full", help=argparse.SUPPRESS)  # of --step-times
     args = parser.parse_args()
     if args.step_times:
-        print(json.dumps(step_times(Path(args.step_times), args.steps, args.skip, args.threads)))
+        times = step_times(Path(args.step_times), args.steps, args.skip, args.threads, args.vocab)
+        print(json.dumps(times))
         return
     if args.skip_overhead:
-        if not args.compare_to:
-            parser.error("--skip-overhead needs --compare-to")
+        if not (args.compare_to or args.compare_vocab):
+            parser.error("--skip-overhead needs --compare-to or --compare-vocab")
         result = json.loads(Path(args.out).read_text())
-        result["step_time_compare"] = compare_to(args.compare_to, args)
+        _comparisons(result, args)
         _write(result, args.out)
         return
 
@@ -352,21 +405,32 @@ def main() -> None:
         "num_workers": args.workers,
         "load_average": os.getloadavg()[0],
     }
-    if args.compare_to:
-        result["step_time_compare"] = compare_to(args.compare_to, args)
+    _comparisons(result, args)
     _write(result, args.out)
 
 
+#: The keys of ``trainer.json`` that hold a before/after step-time comparison.
+COMPARISONS = ("step_time_compare", "vocab_compare")
+
+
+def _comparisons(result: dict, args: argparse.Namespace) -> None:
+    """Run the comparisons asked for into ``result`` (others it holds are kept)."""
+    if args.compare_to:
+        result["step_time_compare"] = compare_to(args.compare_to, args)
+        result["step_time_compare"]["load_average_after"] = os.getloadavg()[0]
+    if args.compare_vocab:
+        result["vocab_compare"] = compare_vocab(args)
+        result["vocab_compare"]["load_average_after"] = os.getloadavg()[0]
+
+
 def _write(result: dict, out: str) -> None:
-    compare = result.get("step_time_compare")
-    if compare:
-        compare["load_average_after"] = os.getloadavg()[0]
     for key, value in result.items():
-        if key != "step_time_compare":
+        if key not in COMPARISONS:
             print(f"{key}: {value}")
-    for key, value in (compare or {}).items():
-        if not key.startswith("loss_curve_") or key.endswith("diff"):
-            print(f"step_time_compare.{key}: {value}")
+    for name in COMPARISONS:
+        for key, value in result.get(name, {}).items():
+            if not key.startswith("loss_curve_") or key.endswith("diff"):
+                print(f"{name}.{key}: {value}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
 
