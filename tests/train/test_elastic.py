@@ -30,16 +30,19 @@ from unimo_kit.train.distributed import SHARED_STORE_OPT_OUT, restart_hazard
 #: (one line ``PID STEP`` per step) and, when asked, to kill rank ``FAULT_RANK`` right after
 #: step ``FAULT_STEP``, once per run (a marker file remembers that it did).
 WRAPPER = """\
+import inspect
 import os
 import sys
 
 import unimo_kit.train.trainer as trainer
 
 _step = trainer.optimizer_step
+_signature = inspect.signature(_step)
 
 
-def traced_step(optimizer, params, config, step, world_size):
-    out = _step(optimizer, params, config, step, world_size)
+def traced_step(*args, **kwargs):
+    out = _step(*args, **kwargs)
+    step = _signature.bind(*args, **kwargs).arguments["step"]  # steps done before this one
     rank = int(os.environ["RANK"])
     with open(os.path.join(os.environ["TRACE_DIR"], f"rank{rank}.txt"), "a") as handle:
         handle.write(f"{os.getpid()} {step + 1}\\n")
