@@ -73,6 +73,12 @@ def test_corpus_vocab_checkpoint_loads_and_decodes_after_a_move(tmp_path, tiny_o
         captions = model.generate(torch.randn(1, 3, 16), max_length=5)
     assert emb.shape == (1, model.config.output_dim)
     assert isinstance(tok.batch_decode(captions)[0], str)
+    # the evaluation's encoder reads the moved folder alone, and embeds as the model does
+    from unimo_kit.encoders.unimo import UnimoEncoder
+
+    encoder = UnimoEncoder(moved, device="cpu", extractor="none")
+    got = encoder.encode_texts(["a red circle"])
+    torch.testing.assert_close(torch.from_numpy(got), emb, rtol=1e-5, atol=1e-6)
     # saved again from where it was loaded: the same files, still relative
     again = tmp_path / "again"
     from unimo_kit.model import save_checkpoint
