@@ -70,6 +70,7 @@ from unimo_kit.rewrite.grammar import (
     pluralize,
 )
 from unimo_kit.rewrite.vocab import (
+    BASE_COLORS,
     INVERSE,
     SYMMETRIC,
     Vocabulary,
@@ -761,7 +762,7 @@ class Rewriter:
         if not self._same_roles(c, i, j):
             return "different roles"
         between = c.caption[min(pi.end, pj.end) : max(pi.start, pj.start)]
-        if between.strip().lower() in ("and", ",", "or", "&", ", and"):
+        if between.strip().lower() in _COORDINATORS:
             return "coordinated: only the order changes"  # "a suit and a shirt"
         swapped = _swap_entities(c.graph, i, j)
         if _graph_key(swapped) == original:
@@ -796,13 +797,40 @@ class Rewriter:
             return "predicate of no category"  # "with", "have": reversing is rarely English
         subject, obj = c.graph.entities[r.subject].name, c.graph.entities[r.object].name
         reversed_count = self.vocab.triple_count(obj, r.predicate, subject)
-        if reversed_count < max(2, 0.2 * self.vocab.triple_count(subject, r.predicate, obj)):
-            return "reversed relation not attested"  # "the wall is on shelves"
-        return None
+        if reversed_count >= max(2, 0.2 * self.vocab.triple_count(subject, r.predicate, obj)):
+            return None
+        if self._living_reversible(subject, r.predicate, obj):
+            return None  # "a man watching a woman" -> "a woman watching a man"
+        return "reversed relation not attested"  # "the wall is on shelves"
+
+    def _living_reversible(self, subject: str, predicate: str, obj: str) -> bool:
+        """Whether a relation between two people, or two animals, may be turned round
+        without the triple itself being seen: both ends of one kind (by the first WordNet
+        sense of their head word), neither a part of the other (``tail``, ``paws``), a
+        directed relation (``behind``, ``above``, ``watching``, ``chasing``: never ``next
+        to`` or ``talking to``, which hold both ways), and the reversed relation attested
+        for nouns of those kinds (:meth:`Vocabulary.relation_plausible`). ``man watching
+        small child`` → ``small child watching man``; never ``a man riding a horse`` →
+        ``a horse riding a man`` (a person and an animal) nor ``a woman holding a child``
+        (holding is no directed relation here: who can hold whom depends on age)."""
+        kind = _first_class(_head_word(subject))
+        if kind not in _LIVING_CLASSES or _first_class(_head_word(obj)) != kind:
+            return False
+        if _is_person(subject) != _is_person(obj) or part_related(subject, obj):
+            return False
+        if "noun.body" in noun_classes(_head_word(subject)) | noun_classes(_head_word(obj)):
+            return False
+        if not _directed(predicate):
+            return False
+        return self.vocab.relation_plausible(obj, predicate, subject, new="both")
 
     def _moved_plausible(self, graph: SceneGraph, r: Relation, moved: set[int]) -> bool:
-        """Whether relation ``r`` of ``graph`` is attested with the moved end as the new one."""
+        """Whether relation ``r`` of ``graph`` is attested with the moved end as the new one:
+        a place (a locative relation: ``on``, ``in a park``) as the very triple, since what
+        is on a bench is not on a park; another relation by a noun of the same kind."""
         subject, obj = graph.entities[r.subject].name, graph.entities[r.object].name
+        if _locative(r.predicate):
+            return self.vocab.triple_count(subject, r.predicate, obj) >= 1
         new = "subject" if r.subject in moved else "object"
         return self.vocab.relation_plausible(subject, r.predicate, obj, new=new)
 
@@ -901,7 +929,7 @@ class Rewriter:
         ax, by = a.attributes[x], b.attributes[y]
         if not (valid_span(ax.span, c.caption) and valid_span(by.span, c.caption)):
             return "attribute without a span"
-        cx, cy = attribute_category(ax.text), attribute_category(by.text)
+        cx, cy = _swap_category(ax.text), _swap_category(by.text)
         if "count" in (cx, cy):
             return "a count (see the count swap)"
         if ax.text.lower() == by.text.lower() or related(ax.text, by.text, "a"):
@@ -911,17 +939,43 @@ class Rewriter:
             return "the value is there already"
         if ax.text.lower() in {t.text.lower() for t in b.attributes}:
             return "the value is there already"
-        if not (self._seen_on(a.name, by.text) and self._seen_on(b.name, ax.text)):
+        if not (self._swap_attested(a.name, by.text) and self._swap_attested(b.name, ax.text)):
             return "not seen on the new noun"  # "a green horse on white grass"
         if cx == cy:
             return None
-        others_a = {attribute_category(t.text) for k, t in enumerate(a.attributes) if k != x}
-        others_b = {attribute_category(t.text) for k, t in enumerate(b.attributes) if k != y}
+        others_a = {_swap_category(t.text) for k, t in enumerate(a.attributes) if k != x}
+        others_b = {_swap_category(t.text) for k, t in enumerate(b.attributes) if k != y}
         if cy in others_a or cx in others_b:
             return "two of a category after the swap"  # "a black white dog"
         if len(_pre_head(c, i)) > 1 or len(_pre_head(c, j)) > 1:
             return "across categories beside another adjective"  # adjective order
         return None
+
+    def _swap_attested(self, noun: str, attribute: str) -> bool:
+        """Whether ``attribute`` may move onto ``noun`` in a swap: :meth:`_seen_on` it, or —
+        for a made thing (a jersey, a box, a sign) — a
+        plain colour on a noun captions often colour (:meth:`_colourable`; ``red jersey and
+        white pants`` → ``white jersey and red pants``), or a material, shape or size seen on
+        it at least once. Living things, plants, food, body parts and the sky keep the strict
+        rule (``green leaves and white flowers`` is not swapped); see :func:`_made_thing`."""
+        if self._seen_on(noun, attribute):
+            return True
+        if not _made_thing(noun):
+            return False
+        category = _swap_category(attribute)
+        if category == "color":
+            return _plain_colour(attribute) and self._colourable(noun)
+        if category in ("material", "shape", "size"):
+            return self.vocab.attribute_count(noun, attribute) >= 1
+        return False
+
+    def _colourable(self, noun: str) -> bool:
+        """Whether captions give ``noun`` a colour often (:data:`USUAL_EVIDENCE` times or
+        more, over at least :data:`MIN_CANDIDATE_COUNT` different colours): a thing that
+        comes in many colours, so a plain colour on it is a sensible scene."""
+        seen = self.vocab.noun_attributes.get(lemma(noun), {})
+        colours = {w: k for w, k in seen.items() if attribute_category(w) == "color"}
+        return sum(colours.values()) >= USUAL_EVIDENCE and len(colours) >= MIN_CANDIDATE_COUNT
 
     def _seen_on(self, noun: str, attribute: str) -> bool:
         """Whether ``attribute`` is seen on ``noun`` in at least :data:`MIN_ATTRIBUTE_SHARE`
@@ -939,11 +993,15 @@ class Rewriter:
         """Counts swap between parallel objects (``two giraffes and a zebra``), not the two
         ends of one relation: ``two people on a mountain`` → ``a person on two mountains``
         and ``a lamp with two lights`` → ``two lamps with a light`` are odd scenes."""
-        if any({r.subject, r.object} == {i, j} for r in c.graph.relations):
-            return "counts across one relation"
         ci, cj = _count_of(c, i), _count_of(c, j)
         if ci is None or cj is None or ci[0] == cj[0]:
             return "same count"
+        between = [r for r in c.graph.relations if {r.subject, r.object} == {i, j}]
+        if between:
+            ok = all(_counts_cross(c, r) for r in between)
+            return None if ok else "counts across one relation"
+        if not (_coordinated(c, i, j) or self._same_roles(c, i, j)):
+            return "not parallel"  # "three men riding horseback on the side of a road"
         return None
 
     def _swap_counts(self, c: RewriteContext, i: int, j: int) -> Made:
@@ -1382,6 +1440,115 @@ def _count_of(c: RewriteContext, i: int) -> tuple[int, tuple[int, int]] | None:
     if word in WORD_NUMBERS:
         return WORD_NUMBERS[word], (start, end)
     return None
+
+
+_COLOUR_MODIFIERS = frozenset({"dark", "light", "bright", "pale", "deep", "pastel", "neon"})
+"""Words that shade a colour (``dark blue``): a multi-word attribute made of them and colours
+is a colour."""
+
+_CARRIED_ON = frozenset({"on", "ride", "carry", "hold", "sit on", "stand on", "on top of",
+                         "in", "inside", "lie on", "lay on", "ride on", "sit in"})  # fmt: skip
+"""Relations where one end carries or holds the other (``two people on a horse``): swapping
+counts across them gives odd scenes (``a person on two horses``)."""
+
+
+def _swap_category(text: str) -> str:
+    """:func:`attribute_category`, with multi-word colours (``dark blue``, ``black and
+    white``, ``light brown``) read as colours, so that swap-att moves them as one attribute."""
+    category = attribute_category(text)
+    if category != "other":
+        return category
+    words = [w for w in text.lower().replace("-", " ").split() if w not in ("and", "&")]
+    heads = [w for w in words if w not in _COLOUR_MODIFIERS]
+    if len(words) >= 2 and heads and all(attribute_category(w) == "color" for w in heads):
+        return "color"
+    return category
+
+
+def _plain_colour(text: str) -> bool:
+    """Whether a colour attribute is made of plain colour words (:data:`BASE_COLORS`, maybe
+    shaded: ``dark blue``), not a colour of hair or skin (``blonde``, ``auburn``)."""
+    words = [w for w in text.lower().replace("-", " ").split() if w not in ("and", "&")]
+    heads = [w for w in words if w not in _COLOUR_MODIFIERS]
+    return bool(heads) and all(w in BASE_COLORS for w in heads)
+
+
+_NATURAL_CLASSES = frozenset({"noun.animal", "noun.person", "noun.plant", "noun.food",
+                              "noun.body", "noun.object", "noun.substance",
+                              "noun.phenomenon"})  # fmt: skip
+"""First WordNet senses of things whose colour nature fixes (a horse, grass, the sky, hair)."""
+
+
+@functools.lru_cache(maxsize=65536)
+def _made_thing(noun: str) -> bool:
+    """Whether ``noun`` names a made thing, which comes in any colour: clothing, or a noun
+    with an artefact or a written sign among its WordNet senses (``table``, ``sign``,
+    ``letters``, ``jersey``) whose first sense is not a living or natural thing (``hood`` is
+    first a gangster, ``horse`` an animal, ``grass`` a plant)."""
+    from unimo_kit.rewrite.vocab import _wordnet
+
+    w = lemma(noun)
+    if _is_clothing(w):
+        return True
+    if _first_class(w) in _NATURAL_CLASSES:
+        return False
+    made = {"noun.artifact", "noun.communication"}
+    return bool(made & noun_classes(w)) or any(
+        s.lexname() in made for s in _wordnet().synsets(w.replace(" ", "_"), "n")
+    )
+
+
+_DIRECTED_VERBS = frozenset({"watch", "look", "stare", "chase", "follow", "face", "approach",
+                             "lead"})  # fmt: skip
+"""Verbs whose two ends play different parts whoever they are (``a dog chasing a cat``): a
+relation between two people or two animals with one of them can be turned round."""
+
+
+def _head_word(noun: str) -> str:
+    """The last word of a noun (``baby stroller`` → ``stroller``): its kind is the head's."""
+    words = lemma(noun).split()
+    return words[-1] if words else ""
+
+
+def _directed(predicate: str) -> bool:
+    """Whether ``A predicate B`` and ``B predicate A`` say different things about two
+    people or animals: a directed spatial relation (:data:`INVERSE`: ``behind``, ``above``),
+    alone or after a verb (``standing behind``), or a verb of :data:`_DIRECTED_VERBS`."""
+    words = predicate.lower().split()
+    if not words:
+        return False
+    if words[0] in _DIRECTED_VERBS:
+        return True
+    return any(" ".join(words[k:]) in INVERSE for k in range(len(words)))
+
+
+def _coordinated(c: RewriteContext, i: int, j: int) -> bool:
+    """Whether the phrases of entities ``i`` and ``j`` stand side by side in a list (``four
+    umbrellas and five chairs``, ``one pole , two lights``)."""
+    pi, pj = c.phrases[i], c.phrases[j]
+    if pi is None or pj is None:
+        return False
+    first, second = sorted((pi, pj), key=lambda p: p.start)
+    return c.caption[first.end : second.start].strip().lower() in _COORDINATORS
+
+
+_COORDINATORS = ("and", ",", "or", "&", ", and")
+
+
+def _counts_cross(c: RewriteContext, r: Relation) -> bool:
+    """Whether counts may swap across relation ``r``: both ends living things (``two sheep
+    standing next to a man`` → ``a sheep standing next to two men``), and neither carries
+    or holds the other (never ``two people on a horse`` → ``a person on two horses``), nor
+    is the other's place."""
+    entities = c.graph.entities
+    if not (_is_living(entities[r.subject].name) and _is_living(entities[r.object].name)):
+        return False
+    words = r.predicate.lower().split()
+    if " ".join(words) in _CARRIED_ON or " ".join(words[-1:]) in _CARRIED_ON:
+        return False
+    return not _locative(r.predicate) or any(
+        " ".join(words[k:]) in SYMMETRIC for k in range(len(words))
+    )
 
 
 def _agreement(c: RewriteContext, phrase: Phrase, was_plural: bool, now_plural: bool) -> list[Edit]:
