@@ -32,7 +32,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from unimo_kit.engine.core import EngineOptions, Unit, as_options, map_units, remove_tree
+from unimo_kit.engine.core import (
+    EngineOptions,
+    Unit,
+    as_options,
+    claim_work,
+    map_units,
+    remove_tree,
+    session,
+)
 
 UNIT_IMAGES = 256  # images per unit (rounded up to a multiple of batch_size)
 
@@ -60,9 +68,10 @@ def run_features(
         input_path: ``images.jsonl`` or ``pairs.jsonl``; image paths must be visible to
             every worker (a shared file system).
         out: the store folder (likewise shared).
-        extractor: a spec (``effnet``, ``open_clip:...``; built once per worker, on the
-            worker's GPU when it has one, and once on the driver's CPU for its meta) or an
-            extractor object (pickled to the workers).
+        extractor: a spec (``effnet``, ``open_clip:...``; built once per worker of the
+            stage's actor pool, on the worker's GPU when it has one; the driver asks a worker
+            for its meta and never builds one) or an extractor object (pickled to the
+            workers).
             ``import:PATH`` looks features up and runs on the driver with either engine.
         engine: ``"local"``, ``"ray"`` or :class:`EngineOptions`.
         unit_images: images per Ray unit (the unit of retry and resume), rounded up to a
@@ -106,28 +115,68 @@ def run_features(
         raise ValueError(f"unit_images and batch_size must be >= 1: {unit_images}, {batch_size}")
     import torch
 
-    if isinstance(extractor, str):  # the driver needs only what it is: built on the CPU
-        meta = build_extractor(extractor, device="cpu").meta()
+    if isinstance(extractor, str):
         build = functools.partial(build_extractor, extractor, device=device)
     else:
-        meta = extractor.meta()
         build = functools.partial(_given, extractor)
     setup = functools.partial(_worker_extractor, build, torch.get_num_threads())
     if not progress:
         options = replace(options, progress=False)
-    plan = _Plan(
+    with session(options):  # the pool that answers the meta encodes the images too
+        meta = extractor.meta() if not isinstance(extractor, str) else _meta(setup, out, options)
+        return _plan(input_path, out, meta, shard, batch_size, unit_images, common).run(
+            setup, options
+        )
+
+
+def _meta(setup: Any, out: str | os.PathLike, options: EngineOptions) -> dict[str, Any]:
+    """The extractor's meta, asked of the first actor of the encode pool: the driver never
+    builds the extractor (weights loaded once more, on a machine that may have no GPU)."""
+    done = Path(out) / ".engine" / f"extractor-meta-{os.getpid()}.json"
+    unit = Unit(0, str(done), done, 0, "features: the extractor's meta")
+    quiet = replace(options, progress=False)
+    try:
+        (meta,) = map_units(_meta_unit, [unit], quiet, setup=setup, gpu=True, pool=POOL)
+    finally:
+        done.unlink(missing_ok=True)
+    return meta
+
+
+def _plan(
+    input_path: str | os.PathLike,
+    out: str | os.PathLike,
+    meta: dict[str, Any],
+    shard: Any,
+    batch_size: int,
+    unit_images: int,
+    common: dict[str, Any],
+) -> _Plan:
+    return _Plan(
         input_path=os.path.abspath(input_path),
         out=Path(out),
         meta=meta,
         shard=shard,
         batch_size=batch_size,
         unit=batch_size * math.ceil(unit_images / batch_size),
-        dtype=dtype,
-        chunk_size=chunk_size,
-        strict=strict,
-        resume=resume,
+        dtype=common["dtype"],
+        chunk_size=common["chunk_size"],
+        strict=common["strict"],
+        resume=common["resume"],
     )
-    return plan.run(setup, options)
+
+
+POOL = "features"  # the encode pool, kept for the stage's session
+
+
+def _meta_unit(extractor: Any, out: str) -> dict[str, Any]:
+    """The extractor's meta, written to ``out`` (the unit's done file) and returned."""
+    from unimo_kit.utils import atomic_write
+
+    meta = extractor.meta()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as handle:
+        handle.write(json.dumps(meta) + "\n")
+    return meta
 
 
 def _given(extractor: Any) -> Any:
@@ -185,6 +234,15 @@ class _Plan:
             resume=self.resume,
         )
         self._claim()
+        with session(options):  # one Ray for the check and the encode units
+            self._map(writer, report, setup, options)
+        remove_tree(self.work)
+        if self.work.parent.is_dir() and not any(self.work.parent.iterdir()):
+            self.work.parent.rmdir()
+        return report
+
+    def _map(self, writer: Any, report: Any, setup: Any, options: EngineOptions) -> None:
+        """Check the images, encode the loadable ones, add them to the store in order."""
         checks = self._check_units(writer.done, report, options)
         todo = []  # (position, id, path) of the images to encode, in input order
         for unit in checks:
@@ -196,17 +254,13 @@ class _Plan:
             loads = zip(done["records"], done["loads"], strict=True)
             todo += [tuple(record) for record, ok in loads if ok]
         encodes = self._encode_units(todo)
-        map_units(_encode_unit, encodes, options, setup=setup, gpu=True, desc="features")
+        map_units(_encode_unit, encodes, options, setup=setup, gpu=True, desc="features", pool=POOL)
         self._join(encodes, writer, report)
-        remove_tree(self.work)
-        if self.work.parent.is_dir() and not any(self.work.parent.iterdir()):
-            self.work.parent.rmdir()
-        return report
 
     def _claim(self) -> None:
         """Create the work folder for these settings, or check that it holds units of the
-        same ones."""
-        from unimo_kit.utils import atomic_write, file_sha256
+        same ones (:func:`~unimo_kit.engine.core.claim_work`)."""
+        from unimo_kit.utils import file_sha256
 
         settings = {
             "input_sha256": file_sha256(self.input_path),
@@ -217,20 +271,7 @@ class _Plan:
             "dtype": self.dtype,
             "strict": self.strict,
         }
-        path = self.work / "engine.json"
-        if path.is_file():
-            old = json.loads(path.read_text())
-            diff = sorted(key for key in settings if old.get(key) != settings[key])
-            if diff:
-                raise ValueError(
-                    f"{self.work} holds units made with other options or input "
-                    f"({', '.join(diff)} differ); rerun with the same ones, or with "
-                    "--no-resume to start afresh"
-                )
-            return
-        self.work.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as handle:
-            handle.write(json.dumps(settings, indent=2) + "\n")
+        claim_work(self.work, settings)
 
     def _check_units(self, done: set[str], report: Any, options: EngineOptions) -> list[Unit]:
         """Read the records (as the local stage does: shard slice, duplicate ids skipped,

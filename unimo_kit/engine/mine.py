@@ -27,7 +27,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from unimo_kit.engine.core import EngineOptions, Unit, as_options, map_units, remove_tree
+from unimo_kit.engine.core import (
+    EngineOptions,
+    Unit,
+    as_options,
+    claim_work,
+    map_units,
+    remove_tree,
+    session,
+)
 from unimo_kit.engine.index import torch_threads
 
 UNIT_CHUNKS = 4  # search chunks (``MineConfig.chunk_size`` pairs each) per unit
@@ -90,10 +98,11 @@ def run_mine(
     if unit_chunks < 1:
         raise ValueError(f"unit_chunks must be >= 1, got {unit_chunks}")
     options = replace(options, progress=options.progress and progress)
-    run = prepare_run(
-        pairs_path, out_path, resume=resume, progress=progress, engine=options, **common
-    )
-    return _mine_on_ray(pairs_path, Path(out_path), run, options, resume, strict, unit_chunks)
+    with session(options):  # one Ray for the caption index build and the mining
+        run = prepare_run(
+            pairs_path, out_path, resume=resume, progress=progress, engine=options, **common
+        )
+        return _mine_on_ray(pairs_path, Path(out_path), run, options, resume, strict, unit_chunks)
 
 
 def _mine_on_ray(
@@ -135,10 +144,11 @@ def _mine_on_ray(
     if not resume:  # the output is empty now
         record_run(out, manifest, resume=False)
     size = run["config"].chunk_size * unit_chunks
-    _claim(
-        work,
-        {"manifest": manifest.to_json(), "output_bytes": out.stat().st_size, "unit_pairs": size},
-    )
+    _discard_stale(work, out.stat().st_size)
+    # the manifest was checked against the output's by start_run; the units were cut from
+    # the pairs the output lacked at its current size
+    settings = {"manifest": manifest.to_json(), "output_bytes": out.stat().st_size}
+    size = claim_work(work, settings, {"unit_pairs": size})["unit_pairs"]
 
     tally, report = MineTally(), ErrorReport(strict=strict)
     total = count_pairs(pairs_path)
@@ -175,23 +185,20 @@ def _mine_on_ray(
     return tally.counts(report.count)
 
 
-def _claim(work: Path, plan: dict[str, Any]) -> None:
-    """Keep ``work``'s units when they were cut for this ``plan`` (same manifest, the output
-    as it was then); otherwise start the folder afresh with this plan."""
+def _discard_stale(work: Path, output_bytes: int) -> None:
+    """Delete ``work`` when its units were cut against another state of the output (the
+    output was joined, cut or resumed since: the pairs it lacks are others) or the folder
+    cannot be read; its settings are then :func:`~unimo_kit.engine.core.claim_work`'s."""
     path = work / "engine.json"
-    if path.is_file():
-        try:
-            if json.loads(path.read_text()) == json.loads(json.dumps(plan)):
-                return
-        except (OSError, ValueError):
-            pass
-        print(f"{work}: units of another run or output state; cutting them again", file=sys.stderr)
+    if not path.is_file():
+        return
+    try:
+        cut_at = json.loads(path.read_text())["settings"]["output_bytes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        cut_at = None
+    if cut_at != output_bytes:
+        print(f"{work}: units of another output state; cutting them again", file=sys.stderr)
         remove_tree(work)
-    from unimo_kit.utils import atomic_write
-
-    work.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(plan, indent=2) + "\n")
 
 
 def _write_pickle(path: Path, value: Any) -> None:
