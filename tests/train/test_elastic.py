@@ -64,7 +64,7 @@ cli(sys.argv[1:], prog_name="unimo")
 """
 
 STEPS, SAVE_EVERY, FAULT_STEP = 6, 2, 3
-TIMEOUT_S = 240  # one launch; a hang fails the test instead of blocking it
+TIMEOUT_S = 240  # both launches together; a hang fails the test instead of blocking it
 
 
 def _free_port() -> int:
