@@ -106,11 +106,88 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def caption_queries(store: IndexStore, pairs: list[Any], batch_size: int = 64) -> np.ndarray:
     """Mean of each pair's L2-normalised caption embeddings, re-normalised: ``(P, d)``."""
     captions = [c for pair in pairs for c in pair.captions]
-    owners = np.repeat(np.arange(len(pairs)), [len(p.captions) for p in pairs])  # (C,)
     vectors = store.encoder().encode_text(captions, batch_size=batch_size)  # (C, d)
-    sums = np.zeros((len(pairs), vectors.shape[1]), dtype=np.float32)
+    return _mean_per_pair(vectors, [len(p.captions) for p in pairs])
+
+
+def _mean_per_pair(vectors: np.ndarray, counts: list[int]) -> np.ndarray:
+    """``(P, d)``: the re-normalised sum of each pair's ``counts[j]`` consecutive rows."""
+    owners = np.repeat(np.arange(len(counts)), counts)  # (C,)
+    sums = np.zeros((len(counts), vectors.shape[1]), dtype=np.float32)
     np.add.at(sums, owners, vectors)
     return l2_normalize(sums)
+
+
+class StoredCaptions:
+    """The caption index's stored embeddings as mining's caption queries (no second encode).
+
+    The caption index of the pairs (``unimo index build --captions``, or the automatic
+    ``OUTPUT.captions/``) holds one embedding per caption, made by the encoder that the
+    queries need; a pair's query is the mean of its rows, exactly :func:`caption_queries`
+    up to the last bits that batching changes. A pair is taken from the index only when it
+    holds every caption of the pair, with the same text at the same position; the others
+    (an index of other pairs, or built without stored embeddings) are encoded.
+
+    Args:
+        captions: the opened caption index.
+    """
+
+    def __init__(self, captions: IndexStore):
+        self.store = captions
+        self.spec = captions.encoder_spec
+        self._rows: dict[str, dict[int, tuple[int, str]]] = {}  # pair -> caption -> (row, text)
+        for row, record in enumerate(captions.records):
+            self._rows.setdefault(record["pair_id"], {})[record["caption_index"]] = (
+                row,
+                record["text"],
+            )
+        self._vectors: Any = None  # BlockRows, opened on first use
+        self.hits = 0  # pairs answered from the index
+        self.misses = 0  # pairs encoded
+
+    def rows_of(self, pair: Any) -> list[int] | None:
+        """The index rows of the pair's captions, in caption order; ``None`` unless the index
+        holds each of them with the same text."""
+        stored = self._rows.get(pair.id)
+        if stored is None or len(stored) != len(pair.captions):
+            return None
+        rows = []
+        for i, caption in enumerate(pair.captions):
+            row, text = stored.get(i, (None, None))
+            if row is None or text != caption:
+                return None
+            rows.append(row)
+        return rows
+
+    def queries(self, store: IndexStore, pairs: list[Any], batch_size: int) -> np.ndarray:
+        """:func:`caption_queries` of ``store``'s encoder: from the stored rows when that
+        encoder is the caption index's and the pair's rows are there, else encoded."""
+        rows = [self.rows_of(p) for p in pairs] if store.encoder_spec == self.spec else None
+        if rows is not None and self._open() is None:
+            rows = None
+        if rows is None:
+            self.misses += len(pairs)
+            return caption_queries(store, pairs, batch_size)
+        out = np.zeros((len(pairs), self.store.dim), dtype=np.float32)
+        found = [j for j, r in enumerate(rows) if r is not None]
+        missing = [j for j, r in enumerate(rows) if r is None]
+        if found:
+            vectors = self._vectors.take(np.concatenate([rows[j] for j in found]))  # (C, d)
+            out[found] = _mean_per_pair(vectors, [len(rows[j]) for j in found])
+        if missing:
+            out[missing] = caption_queries(store, [pairs[j] for j in missing], batch_size)
+        self.hits += len(found)
+        self.misses += len(missing)
+        return out
+
+    def _open(self) -> Any:
+        """The stored embeddings (memory-mapped), or ``None`` when the index kept none."""
+        if self._vectors is None:
+            try:
+                self._vectors = self.store.stored_rows()
+            except IndexStoreError:
+                self._vectors = False
+        return self._vectors or None
 
 
 class Miner:
@@ -142,16 +219,23 @@ class Miner:
         self.texts = IndexStore.open(text_index) if text_index else None
         self.images = IndexStore.open(image_index) if image_index else None
         self.captions = IndexStore.open(negative_index) if negative_index else None
-        if self.texts and "text" not in self.texts.encoder().modalities:
+        if self.texts and not _takes(self.texts, "text"):
             raise IndexStoreError(f"{text_index}: its encoder takes no text queries")
-        if self.images and "image" not in self.images.encoder().modalities:
+        if self.images and not _takes(self.images, "image"):
             raise IndexStoreError(f"{image_index}: its encoder takes no image queries")
         if self.captions and self.captions.meta.get("kind") != "captions":
             raise IndexStoreError(
                 f"{negative_index}: not a caption index of pairs (build it with "
                 "`unimo index build --captions pairs.jsonl`)"
             )
+        self.stored = StoredCaptions(self.captions) if self.captions else None
         self.failed_images = 0
+
+    def _caption_queries(self, store: IndexStore, pairs: list[Any]) -> np.ndarray:
+        """The pairs' mean-caption queries in ``store``'s space (stored ones where possible)."""
+        if self.stored is None:
+            return caption_queries(store, pairs, self.config.batch_size)
+        return self.stored.queries(store, pairs, self.config.batch_size)
 
     def mine(self, pairs: list[Any]) -> list[dict[str, Any]]:
         """``retrieved.jsonl`` records for a chunk of :class:`PairRecord`."""
@@ -161,7 +245,7 @@ class Miner:
         own_images = [os.path.abspath(p.image) for p in pairs]
         text_q = None
         if self.texts is not None:
-            text_q = caption_queries(self.texts, pairs, cfg.batch_size)
+            text_q = self._caption_queries(self.texts, pairs)
             hits = self.texts.results(*self.texts.search(text_q, self._fetch(cfg.k)))
             for j, pair in enumerate(pairs):
                 for hit in hits[j]:
@@ -198,7 +282,7 @@ class Miner:
             same_encoder = self.texts is not None and (
                 self.texts.encoder_spec == self.captions.encoder_spec
             )
-            query = text_q if same_encoder else caption_queries(self.captions, pairs)
+            query = text_q if same_encoder else self._caption_queries(self.captions, pairs)
             per_pair = max(len(p.captions) for p in pairs)
             fetch = (cfg.negatives + 1) * per_pair * cfg.fetch_factor
             hits = self.captions.results(*self.captions.search(query, fetch))
@@ -251,6 +335,12 @@ class Miner:
         if hit.get("image") and os.path.abspath(hit["image"]) == image:
             return True
         return bool(hit.get("text")) and caption_key(hit["text"]) in texts
+
+
+def _takes(store: IndexStore, modality: str) -> bool:
+    """Whether ``store``'s encoder embeds ``modality`` queries; an index of that modality's
+    rows was built by such an encoder, so only other indexes load theirs to check."""
+    return store.modality == modality or modality in store.encoder().modalities
 
 
 def mine(
