@@ -28,8 +28,9 @@ def _type_mix(value: str | None) -> dict[str, float] | None:
     required=True,
     metavar="open_clip:ARCH[:WEIGHTS]",
     help="open_clip architecture (or a model config JSON) and weights: a pretrained tag "
-    "(needs the hub), a local checkpoint file, or none (random init). E.g. "
-    "open_clip:ViT-B-32:openai, open_clip:ViT-B-32:/models/clip.bin.",
+    "(needs the hub), a local checkpoint file, or none (random init); or an open_clip model "
+    "folder (open_clip_config.json + weights, e.g. an earlier run's OUT/final). E.g. "
+    "open_clip:ViT-B-32:openai, open_clip:ViT-B-32:/models/clip.bin, open_clip:runs/base/final.",
 )
 @click.option("--pairs", type=click.Path(exists=True, dir_okay=False), help="pairs.jsonl.")
 @click.option(

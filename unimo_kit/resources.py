@@ -302,7 +302,7 @@ def open_clip_model(spec: str, device: str | None = None) -> tuple[Any, Any, Any
     """
     import open_clip
 
-    name, pretrained = _open_clip_source(spec)
+    name, pretrained = open_clip_source(spec)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=pretrained, device=device or torch_device()
@@ -325,9 +325,14 @@ def open_clip_model(spec: str, device: str | None = None) -> tuple[Any, Any, Any
 OPEN_CLIP_FOLDER_CONFIG = "open_clip_config.json"
 
 
-def _open_clip_source(spec: str) -> tuple[str, str | None]:
-    """``(model_name, pretrained)`` for ``open_clip.create_model_and_transforms``: a folder
-    becomes ``local-dir:FOLDER``, a config JSON is registered and named by its stem."""
+def open_clip_source(spec: str) -> tuple[str, str | None]:
+    """``(model_name, pretrained)`` for ``open_clip.create_model_and_transforms`` from a spec
+    of :func:`open_clip_model`: a folder becomes ``local-dir:FOLDER`` (``pretrained`` None), a
+    config JSON is registered with open_clip and named by its file stem.
+
+    Raises:
+        ResourceNotFound: as :func:`open_clip_model`, before anything is loaded.
+    """
     import open_clip
 
     folder = spec.removeprefix("local-dir:")

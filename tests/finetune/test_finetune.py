@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -166,8 +167,7 @@ def test_final_model_scores_in_the_compositional_eval(tiny_clip, pair_data, tmp_
     from unimo_kit.eval.scorers import build_scorer
 
     result = finetune_clip(_config(tiny_clip, pair_data, tmp_path / "run", steps=2))
-    open_clip.add_model_config(tiny_clip)  # what the eval process needs for a custom config
-    scorer = build_scorer(open_clip=f"unimo-test-clip:{result.final / 'model.safetensors'}")
+    scorer = build_scorer(open_clip=str(result.final))  # the folder alone: config + weights
     image = str(tmp_path / "img" / "0.png")
     examples = [
         CompositionalExample("0", image, "swap-att", "a red square left of a blue square",
@@ -178,6 +178,21 @@ def test_final_model_scores_in_the_compositional_eval(tiny_clip, pair_data, tmp_
     loaded = scorer.model.state_dict()
     trained = _weights(result.final)
     assert all(torch.equal(loaded[k].cpu(), trained[k]) for k in trained)
+
+
+def test_a_run_starts_from_an_earlier_runs_final_folder(tiny_clip, pair_data, tmp_path):
+    """``--model open_clip:OUT/final`` continues from those weights with that architecture."""
+    from unimo_kit.finetune.trainer import load_open_clip
+
+    first = finetune_clip(_config(tiny_clip, pair_data, tmp_path / "base", steps=2))
+    torch.manual_seed(123)  # a fresh random init would differ from the saved weights
+    model, _, _, saved = load_open_clip(f"open_clip:{first.final}", "cpu")
+    assert saved["model_cfg"]["embed_dim"] == 16 and model.training
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in _weights(first.final).items())
+    again = _config(tiny_clip, pair_data, tmp_path / "more", steps=2)
+    again = dataclasses.replace(again, model=f"open_clip:{first.final}")
+    assert finetune_clip(again).final is not None
 
 
 def test_without_negatives_and_without_rewrites(tiny_clip, pair_data, tmp_path):

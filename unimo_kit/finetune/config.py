@@ -4,7 +4,9 @@ The model is named as the eval commands name open_clip models, ``open_clip:ARCH[
 (``open_clip:`` may be left out): ``ARCH`` is an open_clip architecture
 (``open_clip.list_models()``) or the path of a model config JSON (registered with
 ``open_clip.add_model_config`` under its file stem), ``WEIGHTS`` a pretrained tag (needs the
-hub), a local checkpoint file, or nothing (random initialisation).
+hub), a local checkpoint file, or nothing (random initialisation). A model folder
+(``open_clip_config.json`` beside a checkpoint, e.g. an earlier run's ``OUT/final``) names both
+at once: ``open_clip:runs/base/final``. See :func:`unimo_kit.resources.open_clip_model`.
 """
 
 from __future__ import annotations
@@ -145,8 +147,8 @@ class FinetuneConfig:
             if getattr(self, name)
         }
         arch, weights = split_model_spec(self.model)
-        if arch.endswith(".json") and os.path.exists(arch):
-            arch = str(Path(arch).resolve())
+        if (arch.endswith(".json") or os.path.isdir(arch)) and os.path.exists(arch):
+            arch = str(Path(arch).resolve())  # a config JSON or a model folder
         if weights and os.path.exists(weights):
             weights = str(Path(weights).resolve())
         changes["model"] = f"open_clip:{arch}" + (f":{weights}" if weights else "")

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from unimo_kit.finetune import checkpoint as clip_ckpt
-from unimo_kit.finetune.config import FinetuneConfig, resume_differences, split_model_spec
+from unimo_kit.finetune.config import FinetuneConfig, resume_differences
 from unimo_kit.finetune.data import PairBatches, build_dataset
 from unimo_kit.finetune.loss import NegClipLoss
 from unimo_kit.train import checkpoint as ckpt
@@ -64,7 +64,8 @@ class FinetuneResult:
 
 
 def load_open_clip(spec: str, device: str) -> tuple[torch.nn.Module, Any, Any, dict[str, Any]]:
-    """The open_clip model of ``open_clip:ARCH[:WEIGHTS]`` in train mode.
+    """The open_clip model of ``open_clip:ARCH[:WEIGHTS]`` (any spec of
+    :func:`unimo_kit.resources.open_clip_model`: a config JSON, a model folder) in train mode.
 
     Returns:
         ``(model, preprocess, tokenizer, open_clip_config)``: the eval transform (no random
@@ -76,18 +77,14 @@ def load_open_clip(spec: str, device: str) -> tuple[torch.nn.Module, Any, Any, d
     """
     import open_clip
 
-    from unimo_kit.resources import open_clip_model
+    from unimo_kit.resources import open_clip_model, open_clip_source
 
-    arch, weights = split_model_spec(spec)
-    if arch.endswith(".json"):
-        if not Path(arch).is_file():
-            raise FileNotFoundError(f"model config not found: {arch}")
-        open_clip.add_model_config(arch)
-        arch = Path(arch).stem
-    model, preprocess, tokenizer = open_clip_model(f"{arch}:{weights or ''}", device=device)
+    source = spec.removeprefix("open_clip:")
+    name, _ = open_clip_source(source)
+    model, preprocess, tokenizer = open_clip_model(source, device=device)
     config = {
-        "model_name": arch,
-        "model_cfg": open_clip.get_model_config(arch),
+        "model_name": name.removeprefix("local-dir:"),
+        "model_cfg": open_clip.get_model_config(name),
         "preprocess_cfg": open_clip.get_model_preprocess_cfg(model),
     }
     return model.train(), preprocess, tokenizer, config
