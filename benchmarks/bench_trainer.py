@@ -22,6 +22,11 @@ so that a change of machine load hits both. Both sides train on the same generat
 the same batches from the same seed, so their losses step by step (the loss curve) are
 compared too. Goal: the current code >= 3 times faster.
 
+``--vocab-quality WORLD`` trains ``synth-small`` ``--quality-steps`` steps with each
+vocabulary on a real synthetic world (a ``unimo demo`` folder's ``world/``: features, rewrites,
+retrieved, test split and compositional set), same seed, and evaluates both with ``unimo eval
+batch``: loss curves and scores side by side in ``vocab_quality``.
+
 ``--compare-vocab`` times ``synth-small`` steps of the working tree with ``vocab="full"``
 (30,522 word pieces) against ``vocab="corpus"`` (the generated world's pieces, the special and
 the single-character ones), the same way, into ``vocab_compare``. The two are different models
@@ -147,12 +152,13 @@ def step_times(world: Path, steps: int, warmup: int, threads: int, vocab: str = 
     ``vocab="corpus"``: the model cut to the world's word pieces, as the trainer does."""
     from unimo_kit.features import FeatureStore
     from unimo_kit.model import load_tokenizer
+    from unimo_kit.train import TrainConfig
     from unimo_kit.train.data import UnimoTrainData
     from unimo_kit.train.trainer import build_optimizer
 
     torch.set_num_threads(threads)
     overrides = {"data_dir": str(world), "val_pairs": None, "threads": threads}
-    if vocab != "full":  # an older revision has no such field: name it only when needed
+    if vocab != "full" or "vocab" in TrainConfig.__dataclass_fields__:  # older: no such field
         overrides["vocab"] = vocab
     config = load_config("synth-small", overrides).resolved()
     seed_everything(config.seed)
@@ -197,8 +203,14 @@ def step_times(world: Path, steps: int, warmup: int, threads: int, vocab: str = 
     import unimo_kit
 
     package = str(Path(unimo_kit.__file__).resolve().parent.parent)
-    return {"first_batch_losses": first, "wall": wall, "cpu": cpu, "losses": losses,
-            "tree": package, "vocab_size": model.config.vocab_size}  # fmt: skip
+    return {
+        "first_batch_losses": first,
+        "wall": wall,
+        "cpu": cpu,
+        "losses": losses,
+        "tree": package,
+        "vocab_size": model.config.vocab_size,
+    }
 
 
 def _run_side(tree: Path, world: Path, args: argparse.Namespace, vocab: str = "full") -> dict:
@@ -262,8 +274,13 @@ def compare_vocab(args: argparse.Namespace) -> dict:
             sides["before"].append(_run_side(repo, world, args, vocab="full"))
             sides["after"].append(_run_side(repo, world, args, vocab="corpus"))
     result = _compare_result("HEAD", sides, args)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
-                          text=True, check=True).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     for key in ("before_revision", "after_revision"):
         result.pop(key)
     result["revision"] = head
@@ -278,6 +295,93 @@ def compare_vocab(args: argparse.Namespace) -> dict:
     result.pop("first_batch_loss_max_rel_diff")
     result.pop("loss_curve_max_rel_diff")
     return result
+
+
+#: The log.csv columns the quality comparison keeps, per logged step.
+QUALITY_LOSSES = (
+    "loss",
+    "cmcl_loss",
+    "token_alignment_loss",
+    "mlm_loss",
+    "seq2seq_loss",
+    "mrp_loss",
+    "mlm_acc",
+    "seq2seq_acc",
+)
+
+
+def vocab_quality(world: Path, args: argparse.Namespace) -> dict:
+    """``synth-small`` trained ``--quality-steps`` steps with each vocabulary on a synthetic
+    world made by ``unimo data synth`` + the data stages (features, rewrites, retrieved: a
+    ``unimo demo`` folder's ``world/``), same seed and thread count, then evaluated on its
+    test split with ``unimo eval batch`` (retrieval, compositional with the pooled and the
+    token score, captioning): the loss curves side by side and the scores."""
+    import csv
+
+    from unimo_kit.eval.batch import run_batch
+
+    out: dict = {
+        "world": world.name,
+        "steps": args.quality_steps,
+        "threads": args.threads,
+        "seed": 0,
+        "runs": {},
+    }
+    if (world / "world.json").is_file():  # the generator's parameters: how to make it again
+        out["world_params"] = json.loads((world / "world.json").read_text()).get("params")
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoints = []
+        for vocab in ("full", "corpus"):
+            config = load_config(
+                "synth-small",
+                {
+                    "data_dir": str(world),
+                    "steps": args.quality_steps,
+                    "threads": args.threads,
+                    "vocab": vocab,
+                    "progress": False,
+                    "eval_every": 0,
+                    "save_every": args.quality_steps,
+                },
+            )
+            run_dir = Path(tmp) / vocab
+            c0, t0 = time.process_time(), time.perf_counter()
+            result = train(config, run_dir, resume=False)
+            with open(run_dir / "log.csv", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            out["runs"][vocab] = {
+                "vocab_size": json.loads((result.final / "config.json").read_text())["vocab_size"],
+                "train_cpu_seconds": time.process_time() - c0,
+                "train_wall_seconds": time.perf_counter() - t0,
+                "step_seconds_median": statistics.median(float(r["step_seconds"]) for r in rows),
+                "curve_steps": [int(r["step"]) for r in rows],
+                "curves": {k: [float(r[k]) for r in rows] for k in QUALITY_LOSSES if k in rows[0]},
+                "quick_val": result.eval,
+            }
+            checkpoints.append(
+                {
+                    "label": vocab,
+                    "path": str(result.final),
+                    "features": str(world / "features"),
+                    "run_dir": str(run_dir),
+                }
+            )
+        tasks = [
+            {"task": "retrieval", "data": str(world / "pairs.test.jsonl"), "ks": [1, 5, 10]},
+            {"task": "compositional", "data": str(world / "compositional.test.jsonl")},
+            {
+                "task": "compositional",
+                "name": "compositional-token",
+                "score": "token",
+                "data": str(world / "compositional.test.jsonl"),
+            },
+            {"task": "caption", "data": str(world / "pairs.test.jsonl"), "beams": 1},
+        ]
+        rows = run_batch({"name": "vocab", "checkpoints": checkpoints, "tasks": tasks}, plots=False)
+    for row in rows:
+        kept = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "seed"}
+        out["runs"][row["label"]].setdefault("eval", {})[row["name"]] = kept
+    return out
 
 
 def _compare_result(commit: str, sides: dict[str, list[dict]], args: argparse.Namespace) -> dict:
@@ -343,6 +447,13 @@ def main() -> None:
         action="store_true",
         help="also time synth-small steps with vocab=full against vocab=corpus",
     )
+    parser.add_argument(
+        "--vocab-quality",
+        metavar="WORLD",
+        help="also train synth-small with each vocabulary on WORLD (a demo's world/) and "
+        "evaluate both on its test split",
+    )
+    parser.add_argument("--quality-steps", type=int, default=300, help="steps of each run")
     parser.add_argument("--step-times", metavar="WORLD", help=argparse.SUPPRESS)  # one side
     parser.add_argument("--vocab", default="full", help=argparse.SUPPRESS)  # of --step-times
     args = parser.parse_args()
@@ -351,8 +462,8 @@ def main() -> None:
         print(json.dumps(times))
         return
     if args.skip_overhead:
-        if not (args.compare_to or args.compare_vocab):
-            parser.error("--skip-overhead needs --compare-to or --compare-vocab")
+        if not (args.compare_to or args.compare_vocab or args.vocab_quality):
+            parser.error("--skip-overhead needs --compare-to, --compare-vocab or --vocab-quality")
         result = json.loads(Path(args.out).read_text())
         _comparisons(result, args)
         _write(result, args.out)
@@ -409,8 +520,8 @@ def main() -> None:
     _write(result, args.out)
 
 
-#: The keys of ``trainer.json`` that hold a before/after step-time comparison.
-COMPARISONS = ("step_time_compare", "vocab_compare")
+#: The keys of ``trainer.json`` that hold a comparison (printed in short).
+COMPARISONS = ("step_time_compare", "vocab_compare", "vocab_quality")
 
 
 def _comparisons(result: dict, args: argparse.Namespace) -> None:
@@ -421,6 +532,9 @@ def _comparisons(result: dict, args: argparse.Namespace) -> None:
     if args.compare_vocab:
         result["vocab_compare"] = compare_vocab(args)
         result["vocab_compare"]["load_average_after"] = os.getloadavg()[0]
+    if args.vocab_quality:
+        result["vocab_quality"] = vocab_quality(Path(args.vocab_quality).resolve(), args)
+        result["vocab_quality"]["load_average_after"] = os.getloadavg()[0]
 
 
 def _write(result: dict, out: str) -> None:
@@ -429,7 +543,10 @@ def _write(result: dict, out: str) -> None:
             print(f"{key}: {value}")
     for name in COMPARISONS:
         for key, value in result.get(name, {}).items():
-            if not key.startswith("loss_curve_") or key.endswith("diff"):
+            if key == "runs":
+                for vocab, run in value.items():
+                    print(f"{name}.{vocab}: eval {run.get('eval')}")
+            elif not key.startswith("loss_curve_") or key.endswith("diff"):
                 print(f"{name}.{key}: {value}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
