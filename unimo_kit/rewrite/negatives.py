@@ -783,8 +783,8 @@ class Rewriter:
             return "phrases overlap"
         if _bound_slot(c, r.subject) or _bound_slot(c, r.object):
             return "possessor, of-phrase or body part"  # "the train on people 's platform"
-        if r.predicate.lower() in SYMMETRIC:
-            return "symmetric relation"
+        if _symmetric(r.predicate):
+            return "symmetric relation"  # "a woman standing next to a man"
         if degree[r.subject] > 1 or degree[r.object] > 1:
             return "an end in another relation"
         if valid_span(r.span, c.caption) and c.caption[r.span[0] : r.span[1]].lower() in (  # type: ignore[index]
@@ -1510,6 +1510,13 @@ def _head_word(noun: str) -> str:
     return words[-1] if words else ""
 
 
+def _symmetric(predicate: str) -> bool:
+    """Whether ``predicate`` holds both ways: a :data:`SYMMETRIC` preposition, alone or after
+    a verb (``next to``, ``standing next to``, ``sitting beside``)."""
+    words = predicate.lower().split()
+    return any(" ".join(words[k:]) in SYMMETRIC for k in range(len(words)))
+
+
 def _directed(predicate: str) -> bool:
     """Whether ``A predicate B`` and ``B predicate A`` say different things about two
     people or animals: a directed spatial relation (:data:`INVERSE`: ``behind``, ``above``),
@@ -1546,9 +1553,7 @@ def _counts_cross(c: RewriteContext, r: Relation) -> bool:
     words = r.predicate.lower().split()
     if " ".join(words) in _CARRIED_ON or " ".join(words[-1:]) in _CARRIED_ON:
         return False
-    return not _locative(r.predicate) or any(
-        " ".join(words[k:]) in SYMMETRIC for k in range(len(words))
-    )
+    return not _locative(r.predicate) or _symmetric(r.predicate)
 
 
 def _agreement(c: RewriteContext, phrase: Phrase, was_plural: bool, now_plural: bool) -> list[Edit]:
@@ -1624,7 +1629,23 @@ def _bound_slot(c: RewriteContext, i: int) -> bool:
         return True
     if before[-1:] == ["of"] and not _locative(" ".join(before[-4:])):
         return True  # "body of water", not "to the left of a square"
-    return "noun.body" in noun_classes(c.graph.entities[i].name)
+    return _body_part(c.graph.entities[i].name)
+
+
+@functools.lru_cache(maxsize=65536)
+def _body_part(noun: str) -> bool:
+    """Whether ``noun`` names a part of a body: WordNet files it under ``noun.body`` (``hand``)
+    or, for animals' parts filed under ``noun.animal`` (``tail``, ``mane``, ``paw``), its
+    first sense is a kind of ``body_part.n.01``."""
+    w = _head_word(noun)
+    if "noun.body" in noun_classes(w):
+        return True
+    from unimo_kit.rewrite.vocab import _wordnet
+
+    wn = _wordnet()
+    synsets = wn.synsets(w.replace(" ", "_"), "n")
+    body = wn.synset("body_part.n.01")
+    return bool(synsets) and body in synsets[0].closure(lambda s: s.hypernyms())
 
 
 def _conjunct(caption: str, phrase: Phrase, words: str, plural: bool) -> str:
