@@ -181,11 +181,13 @@ POOL = "rewrite"  # the actor pool both kinds of unit share within the stage's s
 def _worker(config: Any, num_cpus: float) -> None:
     """An actor's setup: compute threads capped to the unit's CPUs (spaCy's matrix products
     would otherwise start a BLAS pool per core in every worker) and the stage's spaCy parser
-    loaded into the stage's own worker state, where ``rewrite_file`` keeps it between units."""
+    loaded (about 4 CPU s) into the stage's own worker state, where ``rewrite_file`` keeps it
+    between units."""
     from unimo_kit.rewrite import pipeline
 
     cap_threads(num_cpus)
     pipeline._init_worker(replace(config, vocab_path=None), None)
+    pipeline._STATE["parser"].nlp  # noqa: B018 (loads spaCy now, not in the first unit)
 
 
 def _vocabulary(
