@@ -72,6 +72,29 @@ def test_one_loader_keeps_its_workers_and_gives_each_epoch_its_own_batches():
     assert batches.state_dict() == {"epoch": 2, "batch": 3}  # prefetched batches not counted
 
 
+class _SeededItems(_Items):
+    """Items that also say the torch seed of the worker that made them."""
+
+    def __getitem__(self, index: int) -> dict[str, int]:
+        return {**super().__getitem__(index), "seed": torch.utils.data.get_worker_info().seed}
+
+
+def test_a_resumed_run_gives_its_workers_the_seeds_of_an_uninterrupted_run():
+    """The loader's generator is seeded once: the workers of a run resumed in epoch 1 get the
+    seeds the workers of an uninterrupted run got when it started in epoch 0."""
+    whole = PairBatches(_SeededItems(), 4, seed=3, num_workers=2)
+    want = _take(whole, 6)[3:]  # epoch 1
+    resumed = PairBatches(_SeededItems(), 4, seed=3, num_workers=2)
+    resumed.load_state_dict({"epoch": 1, "batch": 0})
+    got = _take(resumed, 3)
+    assert [b["epoch"].tolist() for b in got] == [[1] * 4] * 3
+    for batch, reference in zip(got, want, strict=True):
+        assert batch["index"].tolist() == reference["index"].tolist()
+        assert batch["seed"].tolist() == reference["seed"].tolist()
+    other = PairBatches(_SeededItems(), 4, seed=4, num_workers=2)
+    assert _take(other, 1)[0]["seed"].tolist() != want[0]["seed"].tolist()  # seeds do matter
+
+
 def test_streams_see_the_epoch_in_persistent_workers_and_resume_mid_epoch():
     # 16 items, 2 workers batching 8 each: 4 batches an epoch, none dropped
     whole = PairBatches(_Stream(16), 4, seed=0, num_workers=2)

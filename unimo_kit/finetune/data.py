@@ -7,9 +7,9 @@ ranks cut to equal length), ``batch_size`` items a batch, and counts the batches
 handed out in the current epoch. A resumed run starts the epoch at that batch without
 building the items before it, and every item is the same whatever the number of DataLoader
 workers (each draw comes from ``(seed, epoch, item id)``). One DataLoader serves all epochs,
-its workers persistent (their token caches survive an epoch). Over ``unimo export`` shards
-(:class:`~unimo_kit.generators.WebDatasetHardNegatives`, a stream) the skipped batches are
-read and dropped.
+its workers persistent (their tokenizer's cache of token ids survives an epoch). Over
+``unimo export`` shards (:class:`~unimo_kit.generators.WebDatasetHardNegatives`, a stream)
+the skipped batches are read and dropped.
 """
 
 from __future__ import annotations
@@ -122,11 +122,12 @@ class PairBatches:
     """An endless stream of collated batches of one rank, resumable at any batch.
 
     One DataLoader serves every epoch: with workers they are persistent, so what a worker
-    keeps (the tokenizer's cache of token ids, open files) lives across epochs. Before each
-    epoch the epoch goes to the workers through a :class:`SharedEpoch`, the batch sampler gets
-    that epoch's batches and the loader's generator is reseeded from ``(seed, epoch)``. The
-    batches are those of a new DataLoader per epoch: every draw comes from ``(seed, epoch,
-    item id)``, not from a worker's generator.
+    keeps (the tokenizer's cache of token ids) lives across epochs. Before each epoch the
+    epoch goes to the workers through a :class:`SharedEpoch` and the batch sampler gets that
+    epoch's batches. The loader's generator is seeded once, from ``seed``: torch draws the
+    workers' base seed from it only when the workers start, and nothing in an item depends on
+    it (every draw comes from ``(seed, epoch, item id)``), so a resumed run makes the batches
+    of an uninterrupted one.
 
     Args:
         dataset: a map-style generator dataset (``set_epoch``, ``collate``) or a stream
@@ -193,7 +194,8 @@ class PairBatches:
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator(),  # reseeded per epoch in _epoch
+            # seeded once: the workers' base seed is drawn from it when they start
+            generator=torch.Generator().manual_seed(derive_seed(self.seed, "loader")),
         )
         if self.streaming:
             stream = _EpochStream(self.dataset, self._shared_epoch)
@@ -207,7 +209,6 @@ class PairBatches:
         self.dataset.set_epoch(epoch)  # this process's copy too (e.g. for collate)
         if self._loader is None:
             self._loader = self._build_loader()
-        self._loader.generator.manual_seed(derive_seed(self.seed, "loader", epoch))
         if self.streaming:
             batches = iter(self._loader)
             for _ in range(self.batch):  # a stream cannot seek: read and drop
