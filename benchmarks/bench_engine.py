@@ -4,10 +4,12 @@ three ways: the local engine in 1 process, locally with 2 workers (rewrite ``--w
 the index as two ``--shard i/2`` processes, then ``unimo index merge``, the
 by-hand fallback of docs/scaling.md) and ``--engine ray`` with 2 workers on a local Ray.
 Reports wall times, the throughput ratio of each to 1 process, Ray's fixed start-up cost,
-and whether every output is byte-identical to the 1-process one. Writes
-benchmarks/results/engine.json.
+the machine's load average around each arm (the 2 cores are shared with other jobs), and
+whether every output is byte-identical to the 1-process one. Writes
+benchmarks/results/engine.json (after the rewrite arms too, so a cut run keeps them).
 
-    python benchmarks/bench_engine.py --captions 20000 --texts 20000
+    python benchmarks/bench_engine.py --captions 20000 --texts 20000 \
+        --data ../shared/data/factual_train.csv
 """
 
 from __future__ import annotations
@@ -56,16 +58,26 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
             out.write(json.dumps(record) + "\n")
 
 
-def timed(fn, *args, **kwargs) -> float:
+LOADS: dict[str, list[float]] = {}  # arm -> 1-minute load average before and after it
+
+
+def timed(fn, *args, arm: str = "", **kwargs) -> float:
+    """Wall seconds of ``fn(*args, **kwargs)``, with the load average around it in LOADS."""
+    before = os.getloadavg()[0]
     began = time.perf_counter()
     fn(*args, **kwargs)
-    return time.perf_counter() - began
+    seconds = time.perf_counter() - began
+    LOADS[arm] = [round(before, 1), round(os.getloadavg()[0], 1)]
+    return seconds
 
 
-def arm_summary(n: int, seconds: dict[str, float], same: dict[str, bool], startup: float) -> dict:
-    """Wall times, records/s and ratios to the 1-process arm."""
+def arm_summary(
+    n: int, seconds: dict[str, float], same: dict[str, bool], startup: float, stage: str
+) -> dict:
+    """Wall times, records/s, ratios to the 1-process arm and the load around each arm."""
     one = seconds["local_1_process"]
     return {
+        "load_before_after": {arm: LOADS[f"{stage}/{arm}"] for arm in seconds},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "records_per_s": {k: round(n / v, 1) for k, v in seconds.items()},
         "ratio_to_1_process": {k: round(one / v, 2) for k, v in seconds.items()},
@@ -83,12 +95,18 @@ def bench_rewrite(work: Path, texts: list[str], unit_records: int, ray_options) 
     outs = {arm: work / f"rewrite-{arm}.jsonl" for arm in ARMS}
     seconds = {
         "local_1_process": timed(
-            run_rewrite, pairs, outs["local_1_process"], engine="local", progress=False
+            run_rewrite,
+            pairs,
+            outs["local_1_process"],
+            arm="rewrite/local_1_process",
+            engine="local",
+            progress=False,
         ),
         "local_2_workers": timed(
             run_rewrite,
             pairs,
             outs["local_2_workers"],
+            arm="rewrite/local_2_workers",
             engine="local",
             workers=2,
             progress=False,
@@ -97,6 +115,7 @@ def bench_rewrite(work: Path, texts: list[str], unit_records: int, ray_options) 
             run_rewrite,
             pairs,
             outs["ray_2_workers"],
+            arm="rewrite/ray_2_workers",
             engine=ray_options,
             unit_records=unit_records,
             progress=False,
@@ -135,11 +154,21 @@ def bench_index(work: Path, texts: list[str], block_size: int, ray_options) -> t
 
     seconds = {
         "local_1_process": timed(
-            run_index_build, config, outs["local_1_process"], progress=False, engine="local"
+            run_index_build,
+            config,
+            outs["local_1_process"],
+            arm="index_build/local_1_process",
+            progress=False,
+            engine="local",
         ),
-        "local_2_workers": timed(two_shards),
+        "local_2_workers": timed(two_shards, arm="index_build/local_2_workers"),
         "ray_2_workers": timed(
-            run_index_build, config, outs["ray_2_workers"], progress=False, engine=ray_options
+            run_index_build,
+            config,
+            outs["ray_2_workers"],
+            arm="index_build/ray_2_workers",
+            progress=False,
+            engine=ray_options,
         ),
     }
 
@@ -159,6 +188,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=20_000, help="index build input size")
     parser.add_argument("--unit-records", type=int, default=1000, help="rewrite units")
     parser.add_argument("--block-size", type=int, default=2000, help="index build units")
+    parser.add_argument("--data", type=Path, default=DATA, help="FACTUAL train CSV")
     parser.add_argument("--out", default="benchmarks/results/engine.json")
     args = parser.parse_args()
 
@@ -167,37 +197,44 @@ def main() -> None:
     from unimo_kit.engine import EngineOptions
 
     work = Path(tempfile.mkdtemp(prefix="bench_engine_"))
-    texts = captions(DATA, max(args.captions, args.texts))
+    texts = captions(args.data, max(args.captions, args.texts))
     load = os.getloadavg()[0]
     began = time.perf_counter()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     startup = time.perf_counter() - began
     ray_options = EngineOptions("ray", workers=2, progress=False)
+
+    def machine() -> str:
+        return (
+            f"{os.cpu_count()} CPU cores, shared with other jobs (load average {load:.1f} at "
+            f"the start, {os.getloadavg()[0]:.1f} at the end): wall times are inflated"
+        )
+
+    result: dict = {"ray_startup_s": round(startup, 1)}
     try:
         rewrite = bench_rewrite(work, texts[: args.captions], args.unit_records, ray_options)
-        index = bench_index(work, texts[: args.texts], args.block_size, ray_options)
-    finally:
-        ray.shutdown()
-    result = {
-        "machine": f"{os.cpu_count()} CPU cores, shared with other jobs (load average "
-        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end): wall times are "
-        "inflated",
-        "ray_startup_s": round(startup, 1),
-        "rewrite": {
+        result["rewrite"] = {
             "input": f"first {args.captions} captions of factual_train.csv, one record each",
             "unit_records": args.unit_records,
-            **arm_summary(args.captions, *rewrite, startup),
-        },
-        "index_build": {
+            **arm_summary(args.captions, *rewrite, startup, "rewrite"),
+        }
+        write_result(args.out, {"machine": machine(), **result})
+        index = bench_index(work, texts[: args.texts], args.block_size, ray_options)
+        result["index_build"] = {
             "input": f"first {args.texts} captions of factual_train.csv as texts, {ENCODER}, "
             "--type flat",
             "block_size": args.block_size,
             "local_2_workers": "two --shard i/2 processes + index merge",
-            **arm_summary(args.texts, *index, startup),
-        },
-    }
+            **arm_summary(args.texts, *index, startup, "index_build"),
+        }
+    finally:
+        ray.shutdown()
+    write_result(args.out, {"machine": machine(), **result})
+
+
+def write_result(path: str, result: dict) -> None:
     print(json.dumps(result, indent=2))
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
