@@ -380,6 +380,8 @@ def vocab_quality(world: Path, args: argparse.Namespace) -> dict:
         rows = run_batch({"name": "vocab", "checkpoints": checkpoints, "tasks": tasks}, plots=False)
     for row in rows:
         kept = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "seed"}
+        for category, figures in row.get("categories", {}).items():  # compositional
+            kept[f"{category}_accuracy"] = figures["accuracy"]
         out["runs"][row["label"]].setdefault("eval", {})[row["name"]] = kept
     return out
 
