@@ -22,7 +22,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml setup.cfg constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,vqa,bench,ray]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,vqa,bench,ray,cpu]'
 	$(BIN)/unimo env
 	touch $(STAMP)
 

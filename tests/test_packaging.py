@@ -58,3 +58,33 @@ def test_console_script_runs():
     exe = Path(sys.executable).parent / "unimo"
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert "unimo" in out.stdout
+
+
+def _names(requirements: list[str]) -> set[str]:
+    """Distribution names of requirement strings (``faiss-cpu>=1.7`` -> ``faiss-cpu``)."""
+    import re
+
+    return {re.split(r"[<>=!~\[;\s]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_faiss_comes_from_exactly_one_extra():
+    """faiss-cpu and faiss-gpu ship the same ``faiss`` module: neither is a base dependency,
+    each is its own extra, both are pinned, and the dev venv installs the cpu one."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    faiss = {"faiss-cpu", "faiss-gpu"}
+    assert not _names(project["dependencies"]) & faiss
+    extras = project["optional-dependencies"]
+    assert _names(extras["cpu"]) == {"faiss-cpu"}
+    assert extras["gpu"] == ["faiss-gpu==1.15.1"]
+    others = [reqs for name, reqs in extras.items() if name not in ("cpu", "gpu")]
+    assert not any(_names(reqs) & faiss for reqs in others)
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    assert {"faiss-cpu==1.15.1", "faiss-gpu==1.15.1"} <= set(lines)
+    # `make constraints` keeps the first 3 lines and adds pip freeze, which never sees faiss-gpu
+    assert "faiss-gpu==1.15.1" in lines[:3]
+    install = [line for line in (ROOT / "Makefile").read_text().splitlines() if "-e '.[" in line]
+    assert len(install) == 1
+    chosen = install[0].split("-e '.[")[1].split("]")[0].split(",")
+    assert "cpu" in chosen and "gpu" not in chosen
