@@ -96,13 +96,15 @@ def test_count_swap_only_between_parallel_objects():
 
 
 def test_swap_obj_not_into_possessive_or_partitive_slots():
-    vocab = _evidence("( ice , on , ground )", "( ground , on , ice )")
-    caption = "bits of ice on the ground"
-    graph = graph_of(caption, [("ice", []), ("ground", [])], [(0, "on", 1, "on")])
+    vocab = _evidence("( tree , behind , building )", "( building , behind , tree )")
+    caption = "rows of trees behind the buildings"
+    graph = graph_of(caption, [("trees", []), ("buildings", [])], [(0, "behind", 1, "behind")])
     assert _texts(Rewriter(vocab, types=["swap-obj"]), caption, graph) == set()
-    caption = "ice on the ground"  # the same reversal where both are plain phrases
-    graph = graph_of(caption, [("ice", []), ("ground", [])], [(0, "on", 1, "on")])
-    assert _texts(Rewriter(vocab, types=["swap-obj"]), caption, graph) == {"the ground on ice"}
+    caption = "trees behind the buildings"  # the same reversal where both are plain phrases
+    graph = graph_of(caption, [("trees", []), ("buildings", [])], [(0, "behind", 1, "behind")])
+    assert _texts(Rewriter(vocab, types=["swap-obj"]), caption, graph) == {
+        "the buildings behind trees"
+    }
 
 
 def test_swap_att_each_attribute_well_seen_on_its_new_noun():

@@ -234,15 +234,62 @@ def test_coordinated_objects_are_not_just_reordered_but_parallel_ones_are_exchan
 
 
 def test_swap_review_names_why_each_swap_is_refused():
-    caption = "white horse standing on green grass"
+    caption = "white horse in front of a red barn"
     graph = graph_of(
-        caption, [("horse", ["white"]), ("grass", ["green"])], [(0, "standing on", 1, "stand on")]
+        caption, [("horse", ["white"]), ("barn", ["red"])], [(0, "in front of", 1, "in front of")]
     )  # fmt: skip
-    vocab = _evidence("( horse , is , white )", "( grass , is , green )")
+    vocab = _evidence("( horse , is , white )", "( barn , is , red )")
     review = Rewriter(vocab).swap_review(caption, graph)
     assert ("swap-att", "att", "not seen on the new noun") in review
     assert ("swap-obj", "reverse", "reversed relation not attested") in review
     assert all(why is not None for _, _, why in review)
+    caption = "trees in the snow"
+    graph = graph_of(caption, [("trees", []), ("snow", [])], [(0, "in", 1, "in")])
+    vocab = _evidence("( tree , in , snow )", "( snow , in , tree )")
+    assert ("swap-obj", "reverse", "a substance") in Rewriter(vocab).swap_review(caption, graph)
+
+
+def test_no_reversal_of_the_same_scene_passives_mutual_verbs_or_lists():
+    vocab = _evidence(
+        "( zebra , chase , zebra )", "( leash , attach to , dog )", "( dog , attach to , leash )",
+        "( woman , talk to , man )", "( man , talk to , woman )",
+        "( tree , behind , fence )", "( fence , behind , tree )", "( bench , behind , fence )",
+    )  # fmt: skip
+    cases = [
+        ("a zebra chasing another zebra", [("zebra", []), ("zebra", [])], "chasing", "chase"),
+        ("red leash attached to dog", [("leash", ["red"]), ("dog", [])], "attached to",
+         "attach to"),
+        ("woman is talking to man", [("woman", []), ("man", [])], "talking to", "talk to"),
+    ]  # fmt: skip
+    for caption, entities, surface, predicate in cases:
+        graph = graph_of(caption, entities, [(0, surface, 1, predicate)])
+        assert _swap_obj(vocab, caption, graph) == set(), caption
+    caption = "a tree and bench behind the fence"
+    graph = graph_of(
+        caption, [("tree", []), ("bench", []), ("fence", [])],
+        [(0, "behind", 2, "behind")],
+    )  # fmt: skip
+    assert _swap_obj(vocab, caption, graph) == set()
+
+
+def test_swap_att_moves_onto_hair_only_a_hair_colour():
+    """ "white haired man with a blue shirt" never becomes "blue haired man ..."."""
+    caption = "white haired man with a blue shirt"
+    graph = graph_of(caption, [("man", ["white"]), ("shirt", ["blue"])], [(0, "with", 1, "with")])
+    vocab = _evidence(*_coloured("shirt", "man"), "( shirt , is , white )", "( hair , is , white )")
+    assert _swap_att(vocab, caption, graph) == set()
+    vocab = _evidence(*_coloured("shirt", "man"), "( hair , is , white ) , ( hair , is , blue )")
+    assert _swap_att(vocab, caption, graph) == {"blue haired man with a white shirt"}
+
+
+def test_counts_never_swap_into_an_of_phrase():
+    caption = "a bike with tires of two sizes"
+    graph = graph_of(
+        caption, [("bike", []), ("tires", []), ("sizes", [])],
+        [(0, "with", 1, "with"), (1, "of", 2, "of")], counts={2: ("two", 2)},
+    )  # fmt: skip
+    vocab = _evidence("( bike , with , tire )", "( tire , of , size )")
+    assert _swap_att(vocab, caption, graph) == set()
 
 
 def test_subjects_of_lists_the_subjects_seen_with_a_predicate_and_object():

@@ -10,9 +10,11 @@ spans), :class:`Rewriter` makes SugarCrepe-typed negatives:
                  small → large, open → closed)
 ``replace-rel``  a predicate → one of the same category that contradicts it, seen between
                  its two ends (``sitting on`` → ``standing on``, never ``swinging`` → ``holding``)
-``swap-obj``     two parallel objects (same kind, different roles) exchange places, or the
-                 two ends of a relation when the reversed relation is attested
-``swap-att``     two objects exchange attributes (across categories, multi-word) or counts
+``swap-obj``     two parallel objects (same kind and role) exchange places, or the two ends
+                 of a relation when the reversed relation is attested (or directed, between
+                 two people or two animals)
+``swap-att``     two objects exchange attributes (across categories, multi-word, colours
+                 between made things) or counts (number agreement kept)
 ``add-obj``      a new object of the anchor's kind is conjoined to any noun phrase
 ``add-att``      an attribute of a category the object lacks, attested with the noun
 ``count``        a numeral changes (noun number and copula agree)
@@ -764,6 +766,8 @@ class Rewriter:
         between = c.caption[min(pi.end, pj.end) : max(pi.start, pj.start)]
         if between.strip().lower() in _COORDINATORS:
             return "coordinated: only the order changes"  # "a suit and a shirt"
+        if _places_of_one(c, i, j):
+            return "two places of one thing"  # "walking across the street in a crosswalk"
         swapped = _swap_entities(c.graph, i, j)
         if _graph_key(swapped) == original:
             return "same scene"  # "a man and a woman on a bench"
@@ -793,9 +797,17 @@ class Rewriter:
             return "of / 's / with"  # "eye of a giraffe" -> "a giraffe of eye" is not English
         if ps.text(c.caption).lower() == po.text(c.caption).lower():
             return "same phrase"
+        if _graph_key(_swap_entities(c.graph, r.subject, r.object)) == _graph_key(c.graph):
+            return "same scene"  # "a zebra chasing another zebra"
         if relation_category(r.predicate) == "other":
             return "predicate of no category"  # "with", "have": reversing is rarely English
+        if (r.predicate.lower().split() or [""])[0] in _PASSIVE_VERBS | _MUTUAL_VERBS:
+            return "passive or mutual predicate"  # "leash attached to dog", "talking to"
+        if _in_list(c, r.subject) or _in_list(c, r.object):
+            return "an end in a list"  # "a tree and bench in the snow"
         subject, obj = c.graph.entities[r.subject].name, c.graph.entities[r.object].name
+        if lemma(subject) in MASS_NOUNS or lemma(obj) in MASS_NOUNS:
+            return "a substance"  # "trees in the snow" -> "the snow in trees"
         reversed_count = self.vocab.triple_count(obj, r.predicate, subject)
         if reversed_count >= max(2, 0.2 * self.vocab.triple_count(subject, r.predicate, obj)):
             return None
@@ -939,7 +951,8 @@ class Rewriter:
             return "the value is there already"
         if ax.text.lower() in {t.text.lower() for t in b.attributes}:
             return "the value is there already"
-        if not (self._swap_attested(a.name, by.text) and self._swap_attested(b.name, ax.text)):
+        na, nb = _described(c, i, ax), _described(c, j, by)
+        if not (self._swap_attested(na, by.text) and self._swap_attested(nb, ax.text)):
             return "not seen on the new noun"  # "a green horse on white grass"
         if cx == cy:
             return None
@@ -996,6 +1009,8 @@ class Rewriter:
         ci, cj = _count_of(c, i), _count_of(c, j)
         if ci is None or cj is None or ci[0] == cj[0]:
             return "same count"
+        if _bound_slot(c, i) or _bound_slot(c, j):
+            return "possessor, of-phrase or body part"  # "a bike with tires of two sizes"
         between = [r for r in c.graph.relations if {r.subject, r.object} == {i, j}]
         if between:
             ok = all(_counts_cross(c, r) for r in between)
@@ -1508,6 +1523,38 @@ def _head_word(noun: str) -> str:
     """The last word of a noun (``baby stroller`` → ``stroller``): its kind is the head's."""
     words = lemma(noun).split()
     return words[-1] if words else ""
+
+
+_MUTUAL_VERBS = frozenset({"talk", "chat", "kiss", "hug", "meet", "fight", "dance", "play",
+                           "shake", "wrestle", "greet", "touch", "join"})  # fmt: skip
+"""Verbs that two people mostly do to each other (``talking to``): turned round, the
+caption says nearly the same."""
+
+
+def _in_list(c: RewriteContext, i: int) -> bool:
+    """Whether entity ``i``'s phrase is a conjunct of a list (``a tree and bench``)."""
+    return any(_coordinated(c, i, j) for j in range(len(c.graph.entities)) if j != i)
+
+
+def _places_of_one(c: RewriteContext, i: int, j: int) -> bool:
+    """Whether ``i`` and ``j`` are both places (objects of locative relations) of one same
+    subject: exchanged, the places of one thing say the same or nonsense (``walking across
+    the street in a crosswalk``, ``a teddy bear on a park in a bench``)."""
+    places: dict[int, set[int]] = {}
+    for r in c.graph.relations:
+        if r.object in (i, j) and _locative(r.predicate):
+            places.setdefault(r.subject, set()).add(r.object)
+    return any(found == {i, j} for found in places.values())
+
+
+def _described(c: RewriteContext, i: int, attribute: Attribute) -> str:
+    """The noun an attribute of entity ``i`` describes: ``hair`` for ``white haired man``
+    (a colour moved there must be a hair colour), else the entity's own noun."""
+    if valid_span(attribute.span, c.caption):
+        after = c.caption[attribute.span[1] :].lstrip(" -").lower()  # type: ignore[index]
+        if after.startswith("haired"):
+            return "hair"
+    return c.graph.entities[i].name
 
 
 def _symmetric(predicate: str) -> bool:
