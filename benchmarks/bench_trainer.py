@@ -311,24 +311,33 @@ QUALITY_LOSSES = (
 
 
 def vocab_quality(world: Path, args: argparse.Namespace) -> dict:
-    """``synth-small`` trained ``--quality-steps`` steps with each vocabulary on a synthetic
-    world made by ``unimo data synth`` + the data stages (features, rewrites, retrieved: a
-    ``unimo demo`` folder's ``world/``), same seed and thread count, then evaluated on its
-    test split with ``unimo eval batch`` (retrieval, compositional with the pooled and the
-    token score, captioning): the loss curves side by side and the scores."""
-    import csv
-
-    from unimo_kit.eval.batch import run_batch
-
+    """``synth-small`` trained ``--quality-steps`` steps with each vocabulary and each of
+    ``--quality-seeds`` on a synthetic world made by ``unimo data synth`` + the data stages
+    (features, rewrites, retrieved: a ``unimo demo`` folder's ``world/``), one thread count,
+    then evaluated on its test split with ``unimo eval batch`` (retrieval, compositional with
+    the pooled and the token score, captioning): loss curves and scores side by side."""
     out: dict = {
         "world": world.name,
         "steps": args.quality_steps,
         "threads": args.threads,
-        "seed": 0,
+        "seeds": args.quality_seeds,
         "runs": {},
     }
     if (world / "world.json").is_file():  # the generator's parameters: how to make it again
         out["world_params"] = json.loads((world / "world.json").read_text()).get("params")
+    for seed in args.quality_seeds:
+        for vocab, run in _quality_runs(world, seed, args).items():
+            out["runs"][f"{vocab}/seed{seed}"] = run
+    return out
+
+
+def _quality_runs(world: Path, seed: int, args: argparse.Namespace) -> dict[str, dict]:
+    """One seed of :func:`vocab_quality`: both vocabularies trained, then evaluated."""
+    import csv
+
+    from unimo_kit.eval.batch import run_batch
+
+    runs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoints = []
         for vocab in ("full", "corpus"):
@@ -339,6 +348,7 @@ def vocab_quality(world: Path, args: argparse.Namespace) -> dict:
                     "steps": args.quality_steps,
                     "threads": args.threads,
                     "vocab": vocab,
+                    "seed": seed,
                     "progress": False,
                     "eval_every": 0,
                     "save_every": args.quality_steps,
@@ -349,7 +359,7 @@ def vocab_quality(world: Path, args: argparse.Namespace) -> dict:
             result = train(config, run_dir, resume=False)
             with open(run_dir / "log.csv", newline="") as handle:
                 rows = list(csv.DictReader(handle))
-            out["runs"][vocab] = {
+            runs[vocab] = {
                 "vocab_size": json.loads((result.final / "config.json").read_text())["vocab_size"],
                 "train_cpu_seconds": time.process_time() - c0,
                 "train_wall_seconds": time.perf_counter() - t0,
@@ -382,8 +392,8 @@ def vocab_quality(world: Path, args: argparse.Namespace) -> dict:
         kept = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "seed"}
         for category, figures in row.get("categories", {}).items():  # compositional
             kept[f"{category}_accuracy"] = figures["accuracy"]
-        out["runs"][row["label"]].setdefault("eval", {})[row["name"]] = kept
-    return out
+        runs[row["label"]].setdefault("eval", {})[row["name"]] = kept
+    return runs
 
 
 def _compare_result(commit: str, sides: dict[str, list[dict]], args: argparse.Namespace) -> dict:
@@ -456,6 +466,7 @@ def main() -> None:
         "evaluate both on its test split",
     )
     parser.add_argument("--quality-steps", type=int, default=300, help="steps of each run")
+    parser.add_argument("--quality-seeds", type=int, nargs="+", default=[0], help="seeds")
     parser.add_argument("--step-times", metavar="WORLD", help=argparse.SUPPRESS)  # one side
     parser.add_argument("--vocab", default="full", help=argparse.SUPPRESS)  # of --step-times
     args = parser.parse_args()
