@@ -50,7 +50,8 @@ def train(
     prediction, as the config switches them on.
 
     The run folder gets config.json, log.csv, checkpoints/step-N/ and final/ (loadable with
-    unimo_kit.model.load_checkpoint). A killed run resumes exactly from its last checkpoint.
+    unimo_kit.model.load_checkpoint; with vocab=corpus each carries its tokenizer/). A killed
+    run resumes exactly from its last checkpoint.
     Several processes: torchrun --nproc-per-node 2 -m unimo_kit.cli.main train ...
 
     \b
@@ -58,6 +59,7 @@ def train(
       unimo train --config synth-small --out runs/synth --set data_dir=synth
       unimo train --config synth-a-cmcl --out runs/abl-a --set data_dir=synth --set steps=300
       unimo train --config synth-small --out runs/deep --set model_overrides.num_hidden_layers=4
+      unimo train --config synth-small --out runs/small --set data_dir=synth --set vocab=corpus
       unimo train --config my_config.json --out runs/big --set lr=5e-5 --no-resume
     """
     from unimo_kit.train import config as train_config
