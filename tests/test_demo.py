@@ -81,6 +81,30 @@ def test_every_image_is_encoded_once_the_image_index_reading_the_features_store(
     assert mine[mine.index("--image-index") + 1] == "images"
 
 
+def test_a_folder_of_the_earlier_order_keeps_its_features_and_rebuilds_the_image_index(tmp_path):
+    """A demo folder made when the image index ran its own CNN (no ``--encoder``, features
+    after mining): its features are reused, the image index and everything after it rerun."""
+    python, log = _fake_python(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=python)
+    marker = config.out / ".stages" / "index-images.json"
+    record = read_stage_record(marker)
+    at = record["argv"].index("--encoder")
+    record["argv"] = record["argv"][:at] + record["argv"][at + 2 :]  # as the earlier demo ran
+    marker.write_text(json.dumps(record))
+    names = [s.name for s in build_stages(config)]
+    lines: list[str] = []
+    run_demo(config, echo=lines.append, python=python)
+    rerun = [call.split()[2:5] for call in log.read_text().splitlines()[len(names) :]]
+    assert rerun == [
+        ["index", "build", "--images"],
+        ["index", "mine", "--pairs"],
+        ["train", "--config", "synth-small"],
+        ["eval", "batch", str(config.out / "eval.json")],
+    ]
+    assert any(line.startswith("[4/8] features") and "skipped" in line for line in lines)
+
+
 def test_compositional_images_enlarge_the_test_set_and_get_features():
     """By default as many more scenes for the compositional test as the test split (10 % of
     n_images: 4000 -> 400);
