@@ -83,8 +83,16 @@ def embed_cached(path: Path, encoder_spec: str, cache: Path) -> np.ndarray:
 
 def write_store(xb: np.ndarray, folder: Path, encoder: str, source: str) -> Path:
     """An embedding store (docs/formats.md) holding ``xb``: blocks of :data:`BLOCK` rows."""
-    from unimo_kit.index.build import EMBEDDINGS
-    from unimo_kit.index.store import BLOCKS, BUILD, FORMAT_VERSION, write_json, write_npy
+    from unimo_kit.index.build import EMBED_STAGE
+    from unimo_kit.index.store import (
+        BLOCKS,
+        EMBEDDINGS,
+        FORMAT_VERSION,
+        MANIFEST,
+        write_json,
+        write_npy,
+    )
+    from unimo_kit.utils.manifest import Manifest, write_manifest
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -96,7 +104,11 @@ def write_store(xb: np.ndarray, folder: Path, encoder: str, source: str) -> Path
                 handle.write(json.dumps({"id": f"r{row}", "text": ""}) + "\n")
         write_npy(np.ascontiguousarray(block), folder / BLOCKS / f"{number:05d}.npy")
     fields = {"input": source, "kind": "texts", "encoder": encoder, "block_size": BLOCK}
-    write_json({"format_version": FORMAT_VERSION, **fields, "shard": "0/1"}, folder / BUILD)
+    settings = dict(fields)
+    # the vectors were made in memory: there is no input file to fingerprint
+    unknown = {"path": source, "size": None, "mtime_ns": None, "sha256": None}
+    manifest = Manifest(EMBED_STAGE, {**settings, "shard": "0/1"}, {"texts": unknown})
+    write_manifest(folder / MANIFEST, manifest)
     write_json(
         {
             "format_version": FORMAT_VERSION,

@@ -17,6 +17,7 @@ from index_texts import make_texts
 
 from unimo_kit.index.build import BuildConfig, build, merge_indexes, train_quantizer
 from unimo_kit.index.store import IndexStore, IndexStoreError
+from unimo_kit.utils import file_sha256
 
 QUERIES = ["red circle left of a square", "two green stars", "a big blue triangle", "the of"]
 
@@ -39,7 +40,11 @@ def results(folder, k=10) -> tuple[np.ndarray, np.ndarray, list]:
 def test_build_writes_a_consistent_folder(tmp_path, texts_file, tiny_spec):
     out = build(config(texts_file, tiny_spec, index_type="flat"), tmp_path / "t", progress=False)
     names = {p.name for p in out.iterdir()}
-    assert {"meta.json", "index.faiss", "records.jsonl", "blocks", "build.json"} <= names
+    assert {"meta.json", "index.faiss", "records.jsonl", "blocks", "manifest.json"} <= names
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "index build" and manifest["settings"]["index_type"] == "flat"
+    assert manifest["inputs"]["texts"]["sha256"] == file_sha256(texts_file)
+    assert manifest["settings"]["input"] == str(texts_file)  # image paths are relative to it
     meta = json.loads((out / "meta.json").read_text())
     assert meta["count"] == 300 and meta["dim"] == 32 and meta["encoder"] == tiny_spec
     assert meta["metric"] == "ip" and meta["factory"] == "Flat" and meta["blocks"] == 5
@@ -170,6 +175,42 @@ def test_ivf_shards_with_shared_quantizer_merge_equal_single(tmp_path, texts_fil
     assert IndexStore.open(merged).meta["factory"].startswith("IVF")
     for a, b in zip(results(single), results(merged), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_merges_tune_on_rows_held_out_like_a_build(tmp_path, texts_file, tiny_spec):
+    """A merge tunes on seeded rows kept out of the index until it is tuned, as a build
+    does: the recall in meta.json is that of the index without them, and then every row is
+    in it (issue #23)."""
+    import faiss
+
+    from unimo_kit.index.factory import RecallProbe, held_out_rows, set_search_params
+
+    cfg = config(texts_file, tiny_spec, index_type="ivf", tune_recall=0.99)
+    cfg = replace(cfg, trained=str(train_quantizer(cfg, tmp_path / "q", progress=False)))
+    shards = [
+        build(replace(cfg, shard=f"{i}/2"), tmp_path / f"s{i}", progress=False) for i in range(2)
+    ]
+    merged = IndexStore.open(merge_indexes(shards, tmp_path / "m", tune_recall=0.99))
+    tuning = merged.meta["tuning"]
+    assert tuning["held_out"] is True and tuning["queries_from"] == "30 held-out rows"
+    held = held_out_rows(300, 1234)
+    xq = np.concatenate(list(merged.embedding_blocks()))[held]
+    without = faiss.clone_index(merged.index)
+    faiss.extract_index_ivf(without).remove_ids(held)
+    set_search_params(without, merged.meta["search_params"])
+    probe = RecallProbe.held_out(xq, merged.embedding_blocks, exclude=held)
+    assert probe.measure(without)["recall"] == tuning["recall"]
+    assert merged.index.ntotal == 300 and without.ntotal == 270  # the rows are back
+
+    cfg = config(texts_file, tiny_spec, index_type="hnsw")
+    shards = [
+        build(replace(cfg, shard=f"{i}/2"), tmp_path / f"h{i}", progress=False) for i in range(2)
+    ]
+    graph = IndexStore.open(merge_indexes(shards, tmp_path / "hm"))
+    assert graph.meta["tuning"]["held_out"] is True
+    assert graph.meta["tuning"]["queries_from"] == "30 held-out rows"
+    ids = faiss.vector_to_array(faiss.downcast_index(graph.index).id_map)
+    assert sorted(ids.tolist()) == list(range(300))
 
 
 def test_ivf_shards_trained_apart_are_refused(tmp_path, texts_file, tiny_spec):

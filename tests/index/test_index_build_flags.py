@@ -20,7 +20,10 @@ def test_no_resume_and_the_deprecated_overwrite(tmp_path, texts_file, tiny_spec)
     assert _build(texts_file, tiny_spec, tmp_path, "--type", "flat").exit_code == 0
     refused = _build(texts_file, tiny_spec, tmp_path, "--type", "hnsw")
     assert refused.exit_code == 1
-    assert "other settings (index_type differ); pass --no-resume" in refused.output
+    assert (
+        'was made with other settings or inputs (index_type: "flat" -> "hnsw"); rerun with '
+        "the same ones, or pass --no-resume to start afresh" in refused.output
+    )
     again = _build(texts_file, tiny_spec, tmp_path, "--type", "hnsw", "--no-resume")
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "t" / "meta.json").read_text())["factory"] == "HNSW32"

@@ -19,6 +19,7 @@ from unimo_kit.index.build import (
     build,
     input_changed,
     merge_indexes,
+    stale_build,
     train_quantizer,
 )
 from unimo_kit.index.encoders import EncoderError
@@ -131,7 +132,7 @@ def test_train_refuses_an_existing_index_unless_overwrite(tmp_path, texts_file, 
     assert len(IndexStore.open(index)) == 300  # untouched
     trained = train_quantizer(cfg, index, progress=False, overwrite=True)
     assert json.loads((trained / "meta.json").read_text())["kind"] == "trained"
-    assert not (trained / "build.json").exists()
+    assert not (trained / "build.json").exists() and not (trained / "manifest.json").exists()
     train_quantizer(cfg, trained, progress=False)  # a trained quantizer is replaced freely
     _print_info(trained)  # no search_params: no KeyError
     with pytest.raises(IndexStoreError, match="not an index build"):
@@ -186,13 +187,53 @@ def test_overwrite_rebuilds_with_the_same_settings(tmp_path, texts_file, tiny_sp
     with open(texts_file, "a") as handle:
         handle.write(json.dumps({"id": "new1", "text": "a unicorn riding a bicycle"}) + "\n")
     assert input_changed(out)
-    with pytest.raises(InputChangedError, match=r"changed since this index was built from it"):
+    with pytest.raises(InputChangedError, match=r"other settings or inputs \(input texts changed"):
         build(cfg, out, progress=False)
     store = IndexStore.open(build(cfg, out, progress=False, overwrite=True))
     assert len(store) == 301 and store.records[-1]["id"] == "new1"
     assert not input_changed(out)
-    assert not input_changed(tmp_path)  # no build.json: unknown, not changed
+    assert not input_changed(tmp_path)  # no manifest: unknown, not changed
     build(replace(cfg, batch_size=3), out, progress=False)  # changes nothing: reused
+
+
+def test_a_folder_of_another_stage_is_neither_built_into_nor_emptied(
+    tmp_path, texts_file, tiny_spec
+):
+    """Another stage's folder (a features store: its manifest.json and meta.json) is not an
+    index build, and is not emptied to become an embedding store."""
+    folder = tmp_path / "features"
+    folder.mkdir()
+    record = {"manifest_version": 1, "stage": "features", "settings": {"dim": 8}, "inputs": {}}
+    (folder / "manifest.json").write_text(json.dumps(record))
+    (folder / "chunks.bin").write_text("keep me")
+    with pytest.raises(IndexStoreError, match="exists and is not an index build"):
+        build(config(texts_file, tiny_spec, index_type="flat"), folder, progress=False)
+    (folder / "meta.json").write_text("{}")
+    store_build = config(texts_file, tiny_spec, index_type="flat", embeddings=str(folder))
+    with pytest.raises(IndexStoreError, match="without emptying it"):
+        build(store_build, tmp_path / "t", progress=False)
+    (folder / "meta.json").unlink()
+    with pytest.raises(IndexStoreError, match="without emptying it"):
+        build(store_build, tmp_path / "t", progress=False)
+    assert (folder / "chunks.bin").read_text() == "keep me"
+
+
+def test_stale_build_says_why_a_cached_index_cannot_be_reused(tmp_path, texts_file, tiny_spec):
+    cfg = config(texts_file, tiny_spec, index_type="flat")
+    out = build(cfg, tmp_path / "t", progress=False)
+    assert stale_build(out, cfg) is None and stale_build(out, replace(cfg, batch_size=3)) is None
+    assert stale_build(tmp_path, cfg) == "the folder holds no build"
+    assert stale_build(out, replace(cfg, encoder="st:other")) == (
+        f'it was built with other settings (encoder: "{tiny_spec}" -> "st:other")'
+    )
+    later = texts_file.stat().st_mtime_ns + 5_000_000_000
+    os.utime(texts_file, ns=(later, later))
+    assert stale_build(out, cfg) is None  # the same bytes
+    with open(texts_file, "a") as handle:
+        handle.write(json.dumps({"id": "new1", "text": "a unicorn"}) + "\n")
+    assert stale_build(out, cfg) == f"{texts_file} changed since it was built"
+    (out / "manifest.json").write_text("{")
+    assert stale_build(out, cfg) == "the folder holds no readable build"
 
 
 def test_an_input_touched_but_unchanged_is_not_stale(tmp_path, texts_file, tiny_spec):
@@ -203,7 +244,8 @@ def test_an_input_touched_but_unchanged_is_not_stale(tmp_path, texts_file, tiny_
     os.utime(texts_file, ns=(later, later))
     assert not input_changed(out)
     build(cfg, out, progress=False)  # "already built", and the new time is stored
-    assert json.loads((out / "build.json").read_text())["input_mtime_ns"] == later
+    saved = json.loads((out / "manifest.json").read_text())
+    assert saved["inputs"]["texts"]["mtime_ns"] == later
     text = texts_file.read_text()
     texts_file.write_text(text.replace("a", "b", 1))  # same size, other bytes
     assert input_changed(out)
@@ -218,10 +260,58 @@ def test_resume_refuses_blocks_of_other_rows(tmp_path, texts_file, tiny_spec):
         block.unlink()
     lines = Path(texts_file).read_text().splitlines()
     Path(texts_file).write_text("\n".join([json.dumps({"id": "new0", "text": "x"}), *lines]))
+    with pytest.raises(IndexStoreError, match=r"other settings or inputs \(input texts changed"):
+        build(cfg, out, progress=False)
+    # a folder of an older unimo_kit whose build.json recorded nothing of its input: the
+    # blocks themselves are checked against the rows the input gives now
+    _as_old_folder(out, drop=("input_size", "input_mtime_ns", "input_sha256"))
     with pytest.raises(IndexStoreError, match="block 00000 holds other rows"):
         build(cfg, out, progress=False)
     store = IndexStore.open(build(cfg, out, progress=False, overwrite=True))
     assert len(store) == 301 and store.records[0]["id"] == "new0"
+
+
+def _as_old_folder(out: Path, drop: tuple[str, ...] = ()) -> dict:
+    """Make ``out`` a folder of the previous release: its build.json, no manifest.json."""
+    (out / "manifest.json").unlink()
+    saved = json.loads((out / "build.json").read_text())
+    for key in drop:
+        saved.pop(key)
+    (out / "build.json").write_text(json.dumps(saved))
+    return saved
+
+
+def test_a_folder_of_an_older_release_resumes_once_through_its_build_json(
+    tmp_path, texts_file, tiny_spec, capsys
+):
+    cfg = config(texts_file, tiny_spec, index_type="flat")
+    out = build(cfg, tmp_path / "t", progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name in ("meta.json", "index.faiss", "records.jsonl"):
+        (out / name).unlink()  # killed in the final step
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "blocks").glob("*.npy")}
+    _as_old_folder(out, drop=("max_build_seconds",))  # written before that option existed
+    capsys.readouterr()
+    assert len(IndexStore.open(build(cfg, out, progress=False))) == 300
+    assert "read the build.json of an older unimo_kit" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "blocks").glob("*.npy")} == before
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    build(cfg, out, progress=False)
+    assert "older unimo_kit" not in capsys.readouterr().err  # read once
+    # a finished old folder is reused, and one of other settings refused the new way
+    _as_old_folder(out)
+    build(cfg, out, progress=False)
+    assert "already built" in capsys.readouterr().err
+    assert (out / "manifest.json").is_file()
+    _as_old_folder(out)
+    with pytest.raises(IndexStoreError, match=r'index_type: "flat" -> "hnsw"\); rerun'):
+        build(replace(cfg, index_type="hnsw"), out, progress=False)
+    assert not (out / "manifest.json").exists()  # a refused run writes nothing
+    # an old build.json whose input then changed: refused as changed
+    with open(texts_file, "a") as handle:
+        handle.write(json.dumps({"id": "new1", "text": "a unicorn"}) + "\n")
+    with pytest.raises(InputChangedError, match="input texts changed"):
+        build(cfg, out, progress=False)
 
 
 def test_resume_refuses_blocks_whose_image_paths_changed(tmp_path, tiny_spec):
@@ -238,6 +328,9 @@ def test_resume_refuses_blocks_whose_image_paths_changed(tmp_path, tiny_spec):
         block.unlink()
     rows[0]["image"], rows[1]["image"] = rows[1]["image"], rows[0]["image"]
     pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(IndexStoreError, match=r"other settings or inputs \(input pairs changed"):
+        build(cfg, out, progress=False)
+    _as_old_folder(out, drop=("input_size", "input_mtime_ns", "input_sha256"))
     with pytest.raises(IndexStoreError, match="block 00000 holds other rows"):
         build(cfg, out, progress=False)
 
@@ -267,9 +360,9 @@ def test_resume_takes_new_final_step_settings(tmp_path, texts_file, tiny_spec):
     store = IndexStore.open(build(new, out, progress=False))
     assert store.meta["factory"].startswith("HNSW")
     assert {p.name: p.stat().st_mtime_ns for p in (out / "blocks").glob("*.npy")} == before
-    assert json.loads((out / "build.json").read_text())["index_type"] == "hnsw"
+    assert json.loads((out / "manifest.json").read_text())["settings"]["index_type"] == "hnsw"
     (out / "meta.json").unlink()
-    with pytest.raises(IndexStoreError, match=r"\(block_size differ\)"):
+    with pytest.raises(IndexStoreError, match=r"\(block_size: 64 -> 32\); rerun"):
         build(replace(new, block_size=32), out, progress=False)
     ids = [r["id"] for r in store.records]
     assert ids == sorted(ids) and len(np.unique(ids)) == 300

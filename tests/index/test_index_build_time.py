@@ -1,16 +1,25 @@
 """``unimo index build --max-build-time``: it reaches the plan (``plan_for``), the choice at
-its boundary, and a build.json written before the option existed still matches."""
+its boundary, and a record written before the option existed still matches."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
 
+import pytest
 from click.testing import CliRunner
 
 from unimo_kit.cli.index import index
-from unimo_kit.index.build import BuildConfig, folder_state, plan_for, saved_differs
+from unimo_kit.index.build import (
+    BuildConfig,
+    build_manifest,
+    folder_state,
+    plan_for,
+    saved_differs,
+)
 from unimo_kit.index.factory import estimate_cost
+from unimo_kit.index.store import IndexStoreError
+from unimo_kit.utils.manifest import write_manifest
 
 CONFIG = BuildConfig(input="big.jsonl", kind="texts", encoder="st:x", index_type="auto")
 
@@ -47,15 +56,25 @@ def test_cli_passes_max_build_time(monkeypatch, tmp_path):
     assert result.exit_code == 2 and "Invalid value" in result.output
 
 
-def test_an_older_build_json_without_the_field_still_matches(tmp_path):
+def test_an_older_record_without_the_field_still_matches(tmp_path):
     saved = asdict(CONFIG)
     del saved["max_build_seconds"]  # written before the option existed
     assert saved_differs(saved, CONFIG, asdict(CONFIG)) == []
     assert saved_differs(saved, replace(CONFIG, max_build_seconds=60.0), asdict(CONFIG)) == [
         "max_build_seconds"
     ]
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"id": "a", "text": "a red circle"}\n')
+    config = replace(CONFIG, input=str(texts))
     out = tmp_path / "t"
     out.mkdir()
-    (out / "build.json").write_text(json.dumps(saved))
     (out / "meta.json").write_text("{}")
-    assert folder_state(out, CONFIG, overwrite=False) == "finished"
+    manifest = build_manifest(config)
+    del manifest.settings["max_build_seconds"]
+    write_manifest(out / "manifest.json", manifest)
+    assert folder_state(out, config, overwrite=False) == "finished"
+    with pytest.raises(IndexStoreError, match=r"max_build_seconds: 3600.0 -> null"):
+        folder_state(out, replace(config, max_build_seconds=None), overwrite=False)
+    (out / "manifest.json").unlink()  # a folder of the previous release: build.json only
+    (out / "build.json").write_text(json.dumps({**saved, "input": str(texts)}))
+    assert folder_state(out, config, overwrite=False) == "finished"

@@ -197,6 +197,29 @@ def test_one_store_serves_builds_of_every_type(tmp_path, texts_file, tiny_spec, 
     assert (found["hnsw"] == np.arange(20)).mean() >= 0.9
 
 
+def test_a_store_of_the_previous_release_is_read_through_its_build_json_once(
+    tmp_path, texts_file, tiny_spec, counting, capsys
+):
+    store = tmp_path / "emb"
+    embed(cfg(texts_file, tiny_spec), store, encoder=counting, progress=False)
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["stage"] == "index embed" and manifest["settings"]["block_size"] == 64
+    fingerprint = manifest["inputs"]["texts"]
+    (store / "manifest.json").unlink()  # the layout of the previous release
+    old = {"format_version": 1, "input": str(texts_file), "kind": "texts"}
+    old |= {"encoder": tiny_spec, "block_size": 64, "shard": "0/1"}
+    old |= {"input_size": fingerprint["size"], "input_mtime_ns": fingerprint["mtime_ns"]}
+    (store / "build.json").write_text(json.dumps({**old, "input_sha256": fingerprint["sha256"]}))
+    capsys.readouterr()
+    config = cfg(texts_file, tiny_spec, index_type="flat", embeddings=str(store))
+    assert len(IndexStore.open(build(config, tmp_path / "a", encoder=counting))) == 300
+    assert counting.texts == 300  # not embedded again
+    assert "read the build.json of an older unimo_kit" in capsys.readouterr().err
+    assert json.loads((store / "manifest.json").read_text()) == manifest
+    build(replace(config, index_type="hnsw"), tmp_path / "b", encoder=counting, progress=False)
+    assert counting.texts == 300 and "older" not in capsys.readouterr().err  # once
+
+
 def test_overwrite_with_other_index_settings_keeps_the_embeddings(
     tmp_path, texts_file, tiny_spec, counting
 ):
@@ -230,7 +253,9 @@ def test_a_changed_input_or_encoder_invalidates_the_store(
         handle.write(json.dumps({"id": "new", "text": "one more red star"}) + "\n")
     build(first, tmp_path / "b", encoder=counting, progress=False)
     assert counting.texts == 300 + 301  # embedded again
-    assert "changed since it was embedded" in capsys.readouterr().err
+    assert "embedding again (it was embedded with other settings or input (input texts changed" in (
+        capsys.readouterr().err
+    )
     assert len(IndexStore.open(tmp_path / "b")) == 301
     # the index built from the old embeddings says so instead of reading the new ones
     with pytest.raises(IndexStoreError, match="embedded again"):

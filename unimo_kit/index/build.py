@@ -5,7 +5,10 @@ to ``blocks/NNNNN.npy`` (+ ``NNNNN.jsonl``, the block's records) atomically, so 
 resumes at the first unfinished block and the result equals an uninterrupted build. When every
 block is there, the faiss index is trained on a seeded sample of the blocks (memory-mapped),
 filled block by block, its search parameters tuned, and ``index.faiss``, ``records.jsonl``
-and finally ``meta.json`` written (its presence marks a finished index).
+and finally ``meta.json`` written (its presence marks a finished index). What made the folder
+is its resume manifest, ``FOLDER/manifest.json`` (:mod:`unimo_kit.utils.manifest`, the one
+record every stage keeps): a rerun resumes or reuses it only under the same settings and input
+bytes, and is refused otherwise in the same one line as every other stage.
 
 Sharding (``shard=Shard(i, n)``) embeds the i-th contiguous slice of the input into its own
 folder. Shards of an exact (``flat``) index merge directly. IVF shards can only be merged
@@ -42,9 +45,11 @@ from unimo_kit.index.encoders import (
 from unimo_kit.index.store import (
     BLOCKS,
     BUILD,
+    EMBEDDINGS,
     FAILED,
     FORMAT_VERSION,
     INDEX_FILE,
+    MANIFEST,
     META,
     RECORDS,
     TRAINED_FILE,
@@ -53,6 +58,7 @@ from unimo_kit.index.store import (
     iter_embedding_blocks,
     read_json,
     read_meta,
+    read_store_meta,
     versions,
     write_faiss,
     write_json,
@@ -60,17 +66,27 @@ from unimo_kit.index.store import (
 )
 from unimo_kit.utils import ErrorReport, atomic_write, file_sha256, iter_jsonl
 from unimo_kit.utils.jsonl import dumps
+from unimo_kit.utils.manifest import (
+    Manifest,
+    ManifestError,
+    input_fingerprint,
+    mismatch,
+    read_saved,
+    write_manifest,
+)
+from unimo_kit.utils.manifest import input_changed as fingerprint_changed
 
 INPUT_KINDS = ("texts", "images", "captions")
-#: The :class:`BuildConfig` fields that shape the embedding blocks: resuming an unfinished
-#: build needs them unchanged. The others only affect the final index step (plan, training,
-#: tuning, what is kept) and a resumed build takes the new values.
+#: The :class:`BuildConfig` settings that shape the embedding blocks (with the input's bytes):
+#: resuming an unfinished build needs them unchanged. The others only affect the final index
+#: step (plan, training, tuning, what is kept) and a resumed build takes the new values. The
+#: input's path is one of them: image paths in the input are relative to its folder.
 BLOCK_FIELDS = ("input", "kind", "encoder", "block_size", "shard")
-#: ``build.json`` fields that describe the input file as last read (see :func:`input_changed`).
+#: The ``stage`` of an index folder's resume manifest, and of a separate embedding store's.
+BUILD_STAGE, EMBED_STAGE = "index build", "index embed"
+#: Deprecated ``build.json`` fields that describe the input file as last read; that file is
+#: still written beside ``manifest.json`` for one release (see :func:`write_build_manifest`).
 INPUT_STAT = ("input_size", "input_mtime_ns", "input_sha256")
-#: Written into a folder when all its blocks are embedded: it is then an embedding store
-#: (docs/formats.md) that index builds of any type read with ``embeddings=FOLDER``.
-EMBEDDINGS = "embeddings.json"
 
 
 class InputChangedError(IndexStoreError):
@@ -81,7 +97,7 @@ class InputChangedError(IndexStoreError):
 
 @dataclass
 class BuildConfig:
-    """Everything that shapes a build (saved as ``build.json``).
+    """Everything that shapes a build (saved in the folder's ``manifest.json``).
 
     A finished build is reused only with equal settings (``batch_size`` aside); an unfinished
     one resumes when its :data:`BLOCK_FIELDS` are equal."""
@@ -119,14 +135,202 @@ def plan_for(config: BuildConfig, n: int, dim: int) -> Any:
 
 
 def saved_differs(saved: dict[str, Any], config: BuildConfig, keys: Any) -> list[str]:
-    """The ``keys`` of ``config`` whose value differs from a saved ``build.json`` (sorted); a
-    field that a build.json written before the field existed lacks counts as its default."""
-    defaults = {
+    """Deprecated (for readers of ``build.json``): the ``keys`` of ``config`` whose value
+    differs from a saved ``build.json`` (sorted); a field that a build.json written before the
+    field existed lacks counts as its default. Builds decide on :func:`read_build_manifest`."""
+    defaults = _setting_defaults()
+    wanted = asdict(config)
+    return sorted(key for key in keys if saved.get(key, defaults.get(key)) != wanted[key])
+
+
+# --------------------------------------------------------------------------- resume manifest
+
+
+def _setting_defaults() -> dict[str, Any]:
+    """Each :class:`BuildConfig` field's default (``None`` for the required ones)."""
+    return {
         f.name: None if f.default is dataclasses.MISSING else f.default
         for f in dataclasses.fields(BuildConfig)
     }
+
+
+def input_name(kind: str | None) -> str:
+    """What a build's input is called in its manifest: ``texts``, ``images`` or ``pairs``."""
+    return "pairs" if kind == "captions" else str(kind or "input")
+
+
+def build_manifest(config: BuildConfig, *, store: bool = False) -> Manifest:
+    """The resume manifest of a build of ``config`` (its input fingerprinted now).
+
+    Args:
+        config: the build.
+        store: the manifest of a separate embedding store (stage ``index embed``, only
+            :data:`BLOCK_FIELDS`) rather than of an index folder (stage ``index build``, every
+            setting).
+
+    Returns:
+        The manifest: the settings, and the input's fingerprint (an edited input does not
+        resume). The input's path stays a setting, as image paths in it are relative to it.
+    """
     wanted = asdict(config)
-    return sorted(key for key in keys if saved.get(key, defaults.get(key)) != wanted[key])
+    keys = BLOCK_FIELDS if store else list(wanted)
+    return Manifest(
+        EMBED_STAGE if store else BUILD_STAGE,
+        {key: wanted[key] for key in keys},
+        {input_name(config.kind): input_fingerprint(config.input)},
+    )
+
+
+def read_build_manifest(folder: str | os.PathLike) -> tuple[Manifest | None, bool]:
+    """The resume manifest of an index folder or embedding store.
+
+    A folder of an older unimo_kit has ``build.json`` instead of ``manifest.json``; it is
+    read in its place (until the next write replaces it). Settings the record lacks (options
+    added since it was written) read as their defaults.
+
+    Args:
+        folder: the index folder or store.
+
+    Returns:
+        ``(manifest, legacy)``: ``manifest`` is ``None`` when the folder has neither file, or
+        the manifest of another stage (a features store, an export); ``legacy`` says it was
+        read from ``build.json``.
+
+    Raises:
+        IndexStoreError: the record cannot be read (naming the file and ``--no-resume``).
+    """
+    folder = Path(folder)
+    legacy = not (folder / MANIFEST).is_file() and (folder / BUILD).is_file()
+    try:
+        saved = read_saved(folder / MANIFEST, (folder / BUILD, _from_build_json))
+    except ManifestError as exc:
+        message = str(exc)
+        if "--no-resume" not in message:
+            message += "; pass --no-resume to start afresh"
+        raise IndexStoreError(message) from None
+    if saved is not None and saved.stage not in (BUILD_STAGE, EMBED_STAGE):
+        return None, False
+    if saved is not None:
+        keys = BLOCK_FIELDS if saved.stage == EMBED_STAGE else _setting_defaults()
+        defaults = {key: _setting_defaults()[key] for key in keys}
+        saved.settings = {**defaults, **saved.settings}
+    return saved, legacy
+
+
+def write_build_manifest(
+    folder: str | os.PathLike,
+    config: BuildConfig,
+    *,
+    manifest: Manifest | None = None,
+    store: bool = False,
+) -> None:
+    """Record what makes ``folder``: ``FOLDER/manifest.json``, atomically.
+
+    An index folder also gets ``build.json`` in the layout of the previous release, for
+    readers of that layout; it is never read while ``manifest.json`` is there, and is no
+    longer written from the next release on.
+
+    Args:
+        folder: the index folder or store (it exists).
+        config: the build.
+        manifest: the record to write (default: :func:`build_manifest` of ``config``).
+        store: a separate embedding store (no ``build.json``).
+    """
+    folder = Path(folder)
+    manifest = manifest or build_manifest(config, store=store)
+    write_manifest(folder / MANIFEST, manifest)
+    if store or manifest.stage != BUILD_STAGE:
+        return
+    (fingerprint,) = manifest.inputs.values()
+    stat = {
+        "input_size": fingerprint.get("size"),
+        "input_mtime_ns": fingerprint.get("mtime_ns"),
+        "input_sha256": fingerprint.get("sha256"),
+    }
+    write_json({"format_version": FORMAT_VERSION, **manifest.settings, **stat}, folder / BUILD)
+
+
+def _from_build_json(data: dict[str, Any]) -> Manifest:
+    """A ``build.json`` of an older unimo_kit as a :class:`Manifest`: its settings (an index
+    folder's hold ``index_type``, a store's only the block fields) and its input."""
+    fields = _setting_defaults()
+    settings = {key: value for key, value in data.items() if key in fields}
+    stage = BUILD_STAGE if "index_type" in data else EMBED_STAGE
+    return Manifest(stage, settings, {input_name(data.get("kind")): _legacy_fingerprint(data)})
+
+
+def _legacy_fingerprint(data: dict[str, Any]) -> dict[str, Any]:
+    """The input fingerprint a ``build.json`` holds. One written before the input's sha256
+    was kept is taken to describe the input's current bytes when it recorded no size at all,
+    or the size and modification time the file still has (what older builds trusted)."""
+    path = data.get("input")
+    fingerprint = {
+        "path": os.path.abspath(path) if path else None,
+        "size": data.get("input_size"),
+        "mtime_ns": data.get("input_mtime_ns"),
+        "sha256": data.get("input_sha256"),
+    }
+    if fingerprint["sha256"] is None and path and os.path.isfile(path):
+        info = os.stat(path)
+        same = (info.st_size, info.st_mtime_ns) == (fingerprint["size"], fingerprint["mtime_ns"])
+        if fingerprint["size"] is None or same:
+            fingerprint = input_fingerprint(path)
+    return fingerprint
+
+
+def stale_build(folder: str | os.PathLike, config: BuildConfig) -> str | None:
+    """Why ``folder`` does not hold the build ``config`` describes, for a message (``None``:
+    it does): what a cache of an index (``unimo index mine``'s caption index) asks before it
+    reuses the folder. Every setting but ``batch_size`` and the input's bytes are compared.
+
+    Args:
+        folder: the index folder.
+        config: the build wanted.
+
+    Returns:
+        ``None``, ``"PATH changed since it was built"``, ``"it was built with other
+        settings (KEY: OLD -> NEW; ...)"`` or that the folder holds no (readable) build.
+    """
+    try:
+        saved, _ = read_build_manifest(folder)
+    except IndexStoreError:
+        return "the folder holds no readable build"
+    if saved is None:
+        return "the folder holds no build"
+    wanted = build_manifest(config)
+    diff = wanted.differences(saved, [key for key in wanted.settings if key != "batch_size"])
+    if not diff:
+        return None
+    if all(item.startswith("input ") for item in diff):
+        return f"{config.input} changed since it was built"
+    return f"it was built with other settings ({'; '.join(diff)})"
+
+
+def _has_record(folder: Path) -> bool:
+    """Whether ``folder`` holds a readable resume record of a build or an embedding store
+    (``manifest.json``, or the ``build.json`` of an older unimo_kit)."""
+    try:
+        return read_build_manifest(folder)[0] is not None
+    except IndexStoreError:
+        return False
+
+
+def _adopt_legacy(store: Path) -> bool:
+    """Write the ``manifest.json`` of a store of an older unimo_kit from its ``build.json``
+    (once, saying so on stderr); whether it was such a store."""
+    saved, legacy = read_build_manifest(store)
+    if legacy:
+        _note_legacy(store)
+        write_manifest(store / MANIFEST, saved)
+    return legacy
+
+
+def _note_legacy(folder: Path) -> None:
+    print(
+        f"{folder}: read the build.json of an older unimo_kit as its resume manifest; what "
+        f"made the folder is kept in {MANIFEST} from now on",
+        file=sys.stderr,
+    )
 
 
 def default_encoder(kind: str) -> str:
@@ -259,14 +463,15 @@ def build(
     out = Path(out_dir)
     store = Path(config.embeddings) if config.embeddings else out
     separate = store.resolve() != out.resolve()
-    state = folder_state(out, config, overwrite)
+    wanted = build_manifest(config)
+    state = folder_state(out, config, overwrite, wanted=wanted)
     if state == "finished":
-        if input_changed(out):
-            raise InputChangedError(
-                f"{out}: {config.input} changed since this index was built from it; pass "
-                "--no-resume to rebuild it"
-            )
-        _refresh_input_stat(out)  # the same bytes under a new modification time
+        saved, legacy = read_build_manifest(out)
+        if legacy or saved.inputs != wanted.inputs:  # e.g. the same bytes, a new time
+            if legacy:
+                _note_legacy(out)
+            kept = Manifest(BUILD_STAGE, saved.settings, wanted.inputs)
+            write_build_manifest(out, config, manifest=kept)
         print(f"{out}: already built; nothing to do", file=sys.stderr)
         return out
     trained_meta = load_trained_meta(config)
@@ -293,18 +498,18 @@ def build(
     elif state == "reindex":  # the same embeddings: only the index is built again
         for name in (META, INDEX_FILE, RECORDS, FAILED):
             (out / name).unlink(missing_ok=True)
+    elif state == "resume" and read_build_manifest(out)[1]:
+        _note_legacy(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"format_version": FORMAT_VERSION, **asdict(config)}
-    stat = input_stat(config.input)
     if state in ("new", "replace"):
-        write_json({**settings, **stat}, out / BUILD)
+        write_build_manifest(out, config, manifest=wanted)
     if separate:
         embed(config, store, encoder=encoder, progress=progress, rows=(start, stop, total))
     else:
         _embed_into(out, config, encoder, progress, (start, stop, total))
     # Every block now matches the input as read in this run: record these settings (a
     # resume may have changed final-step ones) and that input.
-    write_json({**settings, **stat}, out / BUILD)
+    write_build_manifest(out, config, manifest=wanted)
     finalize(
         out,
         config,
@@ -350,12 +555,14 @@ def embed(
     from unimo_kit.utils import parse_shard
 
     store = Path(store_dir)
-    why = stale_embeddings(store, config)
+    wanted = build_manifest(config, store=True)
+    why = stale_embeddings(store, config, wanted=wanted)
     if why == "complete":
+        _adopt_legacy(store)
         return store
     if why is not None:
         if (store / META).is_file() or (
-            store.exists() and any(store.iterdir()) and not (store / BUILD).is_file()
+            store.exists() and any(store.iterdir()) and not _has_record(store)
         ):
             raise IndexStoreError(
                 f"{store}: cannot be the embedding store of {config.input} ({why}) without "
@@ -369,31 +576,42 @@ def embed(
         total = count_rows(config.input, config.kind)
         rows = (*parse_shard(config.shard).bounds(total), total)
     store.mkdir(parents=True, exist_ok=True)
-    if not (store / BUILD).is_file():
-        fields = {key: getattr(config, key) for key in BLOCK_FIELDS}
-        write_json(
-            {"format_version": FORMAT_VERSION, **fields, **input_stat(config.input)},
-            store / BUILD,
-        )
+    if not _adopt_legacy(store) and not (store / MANIFEST).is_file():
+        write_manifest(store / MANIFEST, wanted)
     _embed_into(store, config, encoder, progress, rows)
     return store
 
 
-def stale_embeddings(store: Path, config: BuildConfig) -> str | None:
-    """``"complete"`` when ``store`` holds every embedding of ``config``'s input, ``None`` when
-    it holds a resumable part of them (or nothing yet), else why it holds other ones."""
+def stale_embeddings(
+    store: Path, config: BuildConfig, *, wanted: Manifest | None = None
+) -> str | None:
+    """Whether ``store`` holds ``config``'s embeddings.
+
+    Args:
+        store: an embedding store or an index folder.
+        config: the build.
+        wanted: :func:`build_manifest` of ``config`` when the caller has it (saves hashing
+            the input again).
+
+    Returns:
+        ``"complete"`` when ``store`` holds every embedding of ``config``'s input, ``None``
+        when it holds a resumable part of them (or nothing yet), else why it holds other ones
+        (the :data:`BLOCK_FIELDS` or input bytes that differ).
+    """
     if not store.exists() or (store.is_dir() and not any(store.iterdir())):
         return None
     try:
-        saved = read_json(store / BUILD)
-    except (OSError, ValueError):
-        return "it holds no readable build.json"
-    changed = [key for key in BLOCK_FIELDS if saved.get(key) != getattr(config, key)]
-    if changed:
-        return f"it was embedded with other {', '.join(changed)}"
-    if input_changed(store):
-        return f"{config.input} changed since it was embedded"
-    complete = (store / EMBEDDINGS).is_file() or ((store / META).is_file() and block_paths(store))
+        saved, _ = read_build_manifest(store)
+    except IndexStoreError:
+        return f"it holds no readable {MANIFEST}"
+    if saved is None:
+        return f"it holds no {MANIFEST}"
+    diff = (wanted or build_manifest(config, store=True)).differences(saved, BLOCK_FIELDS)
+    if diff:
+        return f"it was embedded with other settings or input ({'; '.join(diff)})"
+    complete = read_store_meta(store) is not None or (
+        (store / META).is_file() and bool(block_paths(store))
+    )
     return "complete" if complete else None
 
 
@@ -439,7 +657,8 @@ def _embed_into(
         failed += sum(
             1 for _, row in iter_jsonl(p.with_suffix(".jsonl"), strict=True) if "failed" in row
         )
-    saved = read_json(folder / BUILD)
+    saved, _ = read_build_manifest(folder)
+    (fingerprint,) = saved.inputs.values()
     write_json(
         {
             "format_version": FORMAT_VERSION,
@@ -452,7 +671,7 @@ def _embed_into(
             "block_size": config.block_size,
             "shard": config.shard,
             "input": config.input,
-            "input_sha256": saved.get("input_sha256"),
+            "input_sha256": fingerprint.get("sha256"),
             "skipped_lines": report.count,
         },
         folder / EMBEDDINGS,
@@ -460,8 +679,8 @@ def _embed_into(
 
 
 def input_stat(path: str | os.PathLike) -> dict[str, Any]:
-    """``{"input_size", "input_mtime_ns", "input_sha256"}`` of an input file (stored in
-    ``build.json``)."""
+    """Deprecated (the ``build.json`` layout): ``{"input_size", "input_mtime_ns",
+    "input_sha256"}`` of an input file. Builds record :func:`build_manifest` instead."""
     info = os.stat(path)
     return {
         "input_size": info.st_size,
@@ -475,35 +694,19 @@ def input_changed(folder: str | os.PathLike) -> bool:
     is gone.
 
     Size and modification time are the fast path; when only the time differs (a copy, a
-    ``touch``, a deterministic regeneration) the bytes decide, by sha256. ``False`` when that
-    is unknown: no ``build.json`` (a merged index or a trained quantizer) or one written
-    before these fields were stored. A finished index whose input changed is stale; rebuild
-    it with ``build(..., overwrite=True)``.
+    ``touch``, a deterministic regeneration) the bytes decide, by sha256
+    (:func:`unimo_kit.utils.manifest.input_changed` on the folder's manifest). ``False`` when
+    that is unknown: no record (a merged index or a trained quantizer) or an unreadable one.
+    A finished index whose input changed is stale; rebuild it with
+    ``build(..., overwrite=True)``.
     """
     try:
-        saved = read_json(Path(folder) / BUILD)
-    except (OSError, ValueError):
+        saved, _ = read_build_manifest(folder)
+    except IndexStoreError:
         return False
-    if not all(key in saved for key in INPUT_STAT[:2]) or "input" not in saved:
+    if saved is None:
         return False
-    try:
-        info = os.stat(saved["input"])
-    except OSError:
-        return True
-    if info.st_size != saved["input_size"]:
-        return True
-    if info.st_mtime_ns == saved["input_mtime_ns"]:
-        return False
-    digest = saved.get("input_sha256")  # absent: a build.json without it; the time decides
-    return digest is None or file_sha256(saved["input"]) != digest
-
-
-def _refresh_input_stat(folder: Path) -> None:
-    """Store the input's current modification time in ``build.json`` once its bytes were found
-    unchanged, so later runs take the fast path again."""
-    saved = read_json(folder / BUILD)
-    if "input_mtime_ns" in saved and os.stat(saved["input"]).st_mtime_ns != saved["input_mtime_ns"]:
-        write_json({**saved, **input_stat(saved["input"])}, folder / BUILD)
+    return any(fingerprint_changed(fp) for fp in saved.inputs.values() if fp.get("path"))
 
 
 def finalize(
@@ -532,12 +735,12 @@ def finalize(
         RecallProbe,
         _gather_rows,
         add_blocks,
-        add_rows,
         create_index,
         held_out_rows,
         sample_rows,
         set_search_params,
         train_index,
+        tune_on_held_out,
         tune_search_params,
     )
 
@@ -576,15 +779,8 @@ def finalize(
     bar.close()
     rerank = BlockRows(list(blocks())) if plan.refine else None
     tuned: dict[str, Any] = {"params": dict(plan.search_params), "recall": None, "qps": None}
-    if tune:
-        if config.tune_queries:
-            xq = _encode_tune_queries(config.tune_queries, encoder, config)
-            probe = RecallProbe.held_out(xq, blocks, metric=config.metric)
-            source = config.tune_queries
-        else:
-            xq = _gather_rows(blocks(), held)
-            probe = RecallProbe.held_out(xq, blocks, metric=config.metric, exclude=held)
-            source = f"{len(held)} held-out rows"
+    if tune and config.tune_queries:
+        xq = _encode_tune_queries(config.tune_queries, encoder, config)
         tuned = tune_search_params(
             index,
             None,
@@ -592,13 +788,23 @@ def finalize(
             plan.search_params,
             target=config.tune_recall,
             metric=config.metric,
-            probe=probe,
+            probe=RecallProbe.held_out(xq, blocks, metric=config.metric),
             rerank=rerank,
             k_factor=max(1, plan.refine),
         )
-        tuned["queries_from"] = source
-    add_rows(index, _gather_rows(blocks(), held), held)
-    set_search_params(index, tuned["params"])
+        tuned["queries_from"] = config.tune_queries
+    elif tune:
+        tuned = tune_on_held_out(
+            index,
+            blocks,
+            plan.search_params,
+            held,
+            target=config.tune_recall,
+            metric=config.metric,
+            rerank=rerank,
+            k_factor=max(1, plan.refine),
+        )
+    set_search_params(index, tuned["params"])  # the held-out rows are back in the index
     write_faiss(index, out / INDEX_FILE)
 
     kept, failed = 0, 0
@@ -651,7 +857,7 @@ def finalize(
 def _store_ref(store: Path, out: Path) -> dict[str, Any]:
     """How an index names the embedding store it was built from: the folder (relative to
     the index) and the fingerprint it had (a store embedded again no longer matches)."""
-    saved = read_json(store / EMBEDDINGS)
+    saved = read_store_meta(store) or {}
     return {
         "path": os.path.relpath(store.resolve(), out.resolve()),
         "input_sha256": saved.get("input_sha256"),
@@ -777,6 +983,7 @@ def merge_indexes(
     *,
     tune_recall: float | None = 0.95,
     overwrite: bool = False,
+    seed: int = 1234,
 ) -> Path:
     """Join shard indexes into one whose rows are the sources' rows in the given order.
 
@@ -785,6 +992,11 @@ def merge_indexes(
     stored embeddings into a new graph. Encoder, dimension, metric and factory must agree.
     The result is written to ``OUT.tmp`` and moved onto ``out_dir`` only when complete, so a
     failed merge leaves an existing ``out_dir`` as it was.
+
+    The search parameters are tuned as a build tunes them (when ``tune_recall`` is given
+    and the sources keep their embeddings): :data:`~unimo_kit.index.factory.HELD_OUT` rows
+    drawn with ``seed`` are kept out of the merged index (left out of the new HNSW graph, or
+    removed from the joined IVF lists) until it is tuned on them, then added.
 
     Returns:
         ``out_dir``, a normal index folder; its embeddings stay in the sources (``meta.json``
@@ -821,7 +1033,7 @@ def merge_indexes(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        _write_merged(folders, metas, out, tmp, tune_recall)
+        _write_merged(folders, metas, out, tmp, tune_recall, seed)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -892,49 +1104,57 @@ def _write_merged(
     out: Path,
     into: Path,
     tune_recall: float | None,
+    seed: int,
 ) -> None:
     """Write the merged index of ``folders`` into ``into``, paths relative to ``out`` (the
-    folder ``into`` becomes)."""
+    folder ``into`` becomes); tuned on ``seed``'s held-out rows when ``tune_recall``."""
     import faiss
 
-    from unimo_kit.index.factory import IndexPlan, add_blocks, create_index, tune_search_params
+    from unimo_kit.index.factory import (
+        BlockRows,
+        IndexPlan,
+        add_blocks,
+        create_index,
+        held_out_rows,
+        tune_on_held_out,
+    )
 
     first = metas[0]
     hnsw = first["factory"].startswith("HNSW")
-    if hnsw:
-        index = create_index(IndexPlan.from_dict(first["plan"]), first["dim"], first["metric"])
-        add_blocks(
-            index,
-            (b for f, m in zip(folders, metas, strict=True) for b in iter_embedding_blocks(f, m)),
-        )
-    else:
-        index = faiss.read_index(str(folders[0] / INDEX_FILE))
-        ivf = faiss.try_extract_index_ivf(index) is not None
-        for folder in folders[1:]:
-            # IVF lists store row ids: shift the next shard's by the rows before it. Flat
-            # indexes number rows by position and take no shift.
-            index.merge_from(faiss.read_index(str(folder / INDEX_FILE)), index.ntotal if ivf else 0)
-    n = int(index.ntotal)
-    sources_rel = [os.path.relpath(f.resolve(), out.resolve()) for f in folders]
+    n = sum(int(m["count"]) for m in metas)
+    params = dict(first["plan"]["search_params"])
+    tune = tune_recall is not None and bool(params) and all(block_paths(f) for f in folders)
+    # Tuned as a build is: on seeded rows kept out of the index until it is tuned.
+    held = held_out_rows(n, seed) if tune else np.zeros(0, dtype=np.int64)
 
     def blocks() -> Iterator[np.ndarray]:
         for folder, meta in zip(folders, metas, strict=True):
             yield from iter_embedding_blocks(folder, meta)
 
-    params = dict(first["plan"]["search_params"])
-    tuned = {"params": params, "recall": None, "k": None, "queries": None, "qps": None}
-    if tune_recall is not None and all(block_paths(f) for f in folders):
-        # The merged index holds every row already: queries drawn from it (optimistic for
-        # graphs; "held_out": false in meta.json). The shards' own held-out figures stay in
-        # their meta.json.
-        from unimo_kit.index.factory import BlockRows
-
+    if hnsw:
+        index = create_index(IndexPlan.from_dict(first["plan"]), first["dim"], first["metric"])
+        add_blocks(index, blocks(), skip=held)
+    else:
+        index = faiss.read_index(str(folders[0] / INDEX_FILE))
+        ivf = faiss.try_extract_index_ivf(index)
+        for folder in folders[1:]:
+            # IVF lists store row ids: shift the next shard's by the rows before it. Flat
+            # indexes number rows by position and take no shift.
+            shift = index.ntotal if ivf is not None else 0
+            index.merge_from(faiss.read_index(str(folder / INDEX_FILE)), shift)
+        if len(held):  # only IVF plans have parameters to tune; flat ones have none
+            ivf.remove_ids(held)
+    if int(index.ntotal) + len(held) != n:
+        raise IndexStoreError(f"the sources' indexes hold {index.ntotal} rows, their meta {n}")
+    sources_rel = [os.path.relpath(f.resolve(), out.resolve()) for f in folders]
+    tuned: dict[str, Any] = {"params": params, "recall": None, "k": None, "queries": None}
+    if tune:
         refine = int(first.get("refine") or 0)
-        tuned = tune_search_params(
+        tuned = tune_on_held_out(
             index,
             blocks,
-            n,
             params,
+            held,
             target=tune_recall,
             metric=first["metric"],
             rerank=BlockRows(list(blocks())) if refine else None,
@@ -957,7 +1177,9 @@ def _write_merged(
         "count": n,
         "failed": sum(int(m.get("failed", 0)) for m in metas),
         "search_params": tuned["params"],
-        "tuning": {k: tuned.get(k) for k in ("recall", "k", "queries", "qps", "held_out")},
+        "tuning": {
+            k: tuned.get(k) for k in ("recall", "k", "queries", "qps", "held_out", "queries_from")
+        },
         "shard": None,
         "embeddings": None,
         "merged_from": sources_rel,
@@ -993,51 +1215,57 @@ def quantizer_hash(index: Any) -> str | None:
     return digest.hexdigest()
 
 
-def folder_state(out: Path, config: BuildConfig, overwrite: bool) -> str:
-    """What :func:`build` does with ``out`` (deleting nothing yet).
+def folder_state(
+    out: Path, config: BuildConfig, overwrite: bool, *, wanted: Manifest | None = None
+) -> str:
+    """What :func:`build` does with ``out`` (deleting and writing nothing yet).
+
+    The folder's resume manifest (:func:`read_build_manifest`) is compared with this build's:
+    a finished build on every setting but ``batch_size``, an unfinished one on
+    :data:`BLOCK_FIELDS`; the input's bytes in both cases.
 
     Args:
         out: the index folder.
         config: the build asked for.
         overwrite: the caller asked to replace what the folder holds.
+        wanted: :func:`build_manifest` of ``config`` when the caller has it.
 
     Returns:
         ``"new"`` (absent or empty), ``"reindex"`` (``overwrite`` of a folder whose own
-        embeddings are complete and current: only the index is rebuilt), ``"replace"``
+        embeddings are complete and current by its ``manifest.json``: only the index is
+        rebuilt), ``"replace"``
         (``overwrite``, or an unfinished build with no finished block), ``"resume"`` (an
         unfinished build with the same :data:`BLOCK_FIELDS`) or ``"finished"`` (a finished
         build with the same settings).
 
     Raises:
-        IndexStoreError: the folder holds something else, or a build with other settings.
+        InputChangedError: a finished build whose input's bytes changed since.
+        IndexStoreError: the folder holds something else, or a build with other settings
+            (the manifest's one-line refusal, naming each difference and ``--no-resume``).
     """
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return "new"
+    wanted = wanted or build_manifest(config)
     if overwrite:
         own = not config.embeddings or Path(config.embeddings).resolve() == out.resolve()
-        if own and stale_embeddings(out, config) == "complete":
+        recorded = own and not read_build_manifest(out)[1]  # build.json may predate sha256
+        if recorded and stale_embeddings(out, config, wanted=wanted) == "complete":
             return "reindex"  # other index settings over the same embeddings: keep them
         return "replace"
-    build_file = out / BUILD
-    if not build_file.is_file():
+    saved, _ = read_build_manifest(out)
+    if saved is None:
         raise IndexStoreError(f"{out} exists and is not an index build; pass --no-resume")
-    try:
-        saved = read_json(build_file)
-    except (OSError, ValueError) as exc:
-        raise IndexStoreError(f"{build_file}: unreadable ({exc}); pass --no-resume") from exc
-    wanted = asdict(config)
     finished = (out / META).is_file()
     # batch_size changes no result; a finished build is reused whatever it is
-    fields = [k for k in wanted if k != "batch_size"] if finished else BLOCK_FIELDS
-    changed = saved_differs(saved, config, fields)
-    if not changed:
+    keys = [k for k in wanted.settings if k != "batch_size"] if finished else BLOCK_FIELDS
+    diff = wanted.differences(saved, keys)
+    if not diff:
         return "finished" if finished else "resume"
     if not finished and not block_paths(out):
         return "replace"  # a start that failed before embedding anything
-    raise IndexStoreError(
-        f"{out} holds a build with other settings ({', '.join(changed)} differ); "
-        "pass --no-resume to replace it, or choose another --name"
-    )
+    only_input = all(item.startswith("input ") for item in diff)
+    error = InputChangedError if finished and only_input else IndexStoreError
+    raise error(str(mismatch(out, diff)))
 
 
 def checked_encoder(config: BuildConfig, encoder: Encoder | None) -> Encoder:

@@ -749,6 +749,52 @@ def tune_search_params(
             params["quantizer_efSearch"] = quantizer_ef_search(params[key])
 
 
+def tune_on_held_out(
+    index: Any,
+    blocks: Callable[[], Iterator[np.ndarray]],
+    start: dict[str, int],
+    held: np.ndarray,
+    *,
+    target: float,
+    metric: str = "ip",
+    rerank: BlockRows | None = None,
+    k_factor: int = 1,
+) -> dict[str, Any]:
+    """Tune ``index`` on rows kept out of it, then add them: what builds and merges do, so
+    that the recall in ``meta.json`` is what queries outside the corpus get.
+
+    Args:
+        index: holds every row of ``blocks()`` except the sorted rows ``held``
+            (:func:`held_out_rows`).
+        blocks: returns a fresh iterator over all the rows, in row order.
+        start: the plan's search parameters (what to tune).
+        held: the held-out rows; they are the queries, left out of the exact neighbours too.
+        target, metric, rerank, k_factor: as :func:`tune_search_params`.
+
+    Returns:
+        :func:`tune_search_params`'s result with ``queries_from`` (``"N held-out rows"``);
+        ``index`` then holds every row, the tuned parameters applied.
+    """
+    n = int(index.ntotal) + len(held)
+    xq = _gather_rows(blocks(), held)
+    probe = RecallProbe.held_out(xq, blocks, metric=metric, exclude=held)
+    tuned = tune_search_params(
+        index,
+        None,
+        n,
+        start,
+        target=target,
+        metric=metric,
+        probe=probe,
+        rerank=rerank,
+        k_factor=k_factor,
+    )
+    tuned["queries_from"] = f"{len(held)} held-out rows"
+    add_rows(index, xq, held)
+    set_search_params(index, tuned["params"])
+    return tuned
+
+
 def _missed_target(index: Any, k: int, result: dict, key: str, value: int, target: float) -> str:
     """The warning of a tuning that stopped short: it names the limit that binds."""
     import faiss

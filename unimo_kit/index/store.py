@@ -30,7 +30,15 @@ TRAINED_FILE = "trained.faiss"
 RECORDS = "records.jsonl"
 FAILED = "failed.jsonl"
 BLOCKS = "blocks"
+#: A build's resume manifest (:mod:`unimo_kit.utils.manifest`), in an index folder and in an
+#: embedding store.
+MANIFEST = "manifest.json"
+#: Deprecated: where an older unimo_kit kept a build's settings (read when ``manifest.json`` is
+#: missing; still written beside it in an index folder for one release).
 BUILD = "build.json"
+#: The description of a complete embedding store (docs/formats.md), written when every block
+#: is embedded; read with :func:`read_store_meta`.
+EMBEDDINGS = "embeddings.json"
 
 
 class IndexStoreError(RuntimeError):
@@ -83,6 +91,35 @@ def versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return out
+
+
+def read_store_meta(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``embeddings.json`` of a complete embedding store (docs/formats.md), or ``None``
+    when the folder holds no complete store (gone, unfinished, or unreadable).
+
+    Args:
+        folder: the store (or an index folder that keeps its own blocks).
+
+    Returns:
+        ``{"format_version", "kind", "encoder", "dim", "count", "failed", "blocks",
+        "block_size", "shard", "input", "input_sha256", "skipped_lines"}``.
+
+    Raises:
+        IndexStoreError: the store was written by a newer unimo_kit.
+    """
+    path = Path(folder) / EMBEDDINGS
+    try:
+        meta = read_json(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise IndexStoreError(
+            f"{path}: format version {meta['format_version']} is newer than this unimo_kit "
+            f"reads ({FORMAT_VERSION}); upgrade unimo_kit"
+        )
+    return meta
 
 
 def block_paths(folder: Path) -> list[Path]:
@@ -312,7 +349,7 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise IndexStoreError(f"{path}: no such index folder")
     meta_file = path / META
     if not meta_file.is_file():
-        if (path / BUILD).is_file():
+        if (path / MANIFEST).is_file() or (path / BUILD).is_file():
             raise IndexStoreError(
                 f"{path}: the build did not finish (no {META}); run the same "
                 "`unimo index build` command again to resume it"
@@ -376,10 +413,7 @@ def iter_embedding_blocks(path: Path, meta: dict[str, Any]) -> Iterator[np.ndarr
     ref = meta.get("embeddings")
     if ref:
         folder = (path / ref["path"]).resolve()
-        try:
-            saved = read_json(folder / "embeddings.json")
-        except (OSError, ValueError):
-            saved = {}
+        saved = read_store_meta(folder) or {}
         fingerprint = ("input_sha256", "encoder", "count")
         if any(saved.get(key) != ref.get(key) for key in fingerprint):
             raise IndexStoreError(

@@ -218,18 +218,51 @@ def check_or_write(
     name = str(output) if output is not None else _output_of(path)
     resuming = resume and has_output
     if resuming:
-        saved = read_manifest(path) if path.is_file() else _read_legacy(legacy, flag)
+        saved = read_saved(path, legacy, flag=flag)
         if saved is not None:
             diff = manifest.differences(saved, keys)
             if diff:
-                raise ManifestMismatch(
-                    f"{name} was made with other settings or inputs ({'; '.join(diff)}); "
-                    f"rerun with the same ones, or pass {flag} to start afresh"
-                )
+                raise mismatch(name, diff, flag)
     write_manifest(path, manifest)
     if legacy is not None:
         Path(legacy[0]).unlink(missing_ok=True)
     return resuming
+
+
+def mismatch(
+    output: str | os.PathLike, diff: list[str], flag: str = AFRESH_FLAG
+) -> ManifestMismatch:
+    """The one refusal of every stage: ``OUTPUT was made with other settings or inputs
+    (DIFF; DIFF); rerun with the same ones, or pass FLAG to start afresh``.
+
+    Args:
+        output: the output, as the refusal names it.
+        diff: :meth:`Manifest.differences` (not empty).
+        flag: the option that starts afresh.
+
+    Returns:
+        The error, for the caller to raise (or to wrap in its own error type).
+    """
+    return ManifestMismatch(
+        f"{output} was made with other settings or inputs ({'; '.join(diff)}); "
+        f"rerun with the same ones, or pass {flag} to start afresh"
+    )
+
+
+def read_saved(
+    path: str | os.PathLike,
+    legacy: tuple[str | os.PathLike, Callable[[dict[str, Any]], Manifest]] | None = None,
+    *,
+    flag: str = AFRESH_FLAG,
+) -> Manifest | None:
+    """The saved record of an output: the manifest at ``path``, else the ``legacy`` file
+    converted (see :func:`check_or_write`), else ``None``.
+
+    Raises:
+        ManifestError: the manifest or the legacy file cannot be read.
+    """
+    path = Path(path)
+    return read_manifest(path) if path.is_file() else _read_legacy(legacy, flag)
 
 
 def _read_legacy(
