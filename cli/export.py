@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from unimo_kit.cli.options import no_progress_option, resume_option, strict_option
+
 
 @click.command("export")
 @click.argument("pairs", type=click.Path(exists=True, dir_okay=False))
@@ -76,15 +78,12 @@ import click
     show_default=True,
     help="Seed of on-the-fly rewrites and of --one-per-image's caption draw.",
 )
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Keep the shards an earlier run with the same options and inputs completed "
-    "(--no-resume: start the export afresh).",
+@resume_option(
+    "Keep the shards an earlier run with the same options and inputs completed "
+    "(--no-resume: start the export afresh)."
 )
-@click.option("--strict", is_flag=True, help="Stop at the first bad record.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@strict_option()
+@no_progress_option
 def export(
     pairs: str,
     output: str,

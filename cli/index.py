@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from unimo_kit.cli.engine_options import engine_from_cli, engine_options
+from unimo_kit.cli.options import resume_from, resume_option, strict_option, workers_option
 
 TYPES = ("flat", "hnsw", "ivf", "ivfpq", "auto")
 
@@ -42,12 +43,6 @@ WORKERS_HELP = (
     "--engine ray: units in flight at once, each an actor holding the model [default: one "
     "per GPU of the cluster, else per CPU]."
 )
-
-
-def _workers_option(command):
-    return click.option("--workers", type=click.IntRange(min=1), default=None, help=WORKERS_HELP)(
-        command
-    )
 
 
 def _folder(root: str, name: str) -> Path:
@@ -152,15 +147,12 @@ def index() -> None:
     show_default=True,
     help="Keep blocks/*.npy (needed by --verify and HNSW merges).",
 )
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Resume an unfinished build or reuse a finished one (refused if it was made with "
+@resume_option(
+    "Resume an unfinished build or reuse a finished one (refused if it was made with "
     "other settings or its input changed), or build afresh (the folder's embeddings are kept "
     "when they are complete and current).",
+    deprecated="--overwrite",
 )
-@click.option("--overwrite", is_flag=True, hidden=True, help="Deprecated: --no-resume.")
 @click.option("--seed", default=1234, show_default=True, help="Training sample seed.")
 @click.option(
     "--embeddings",
@@ -178,7 +170,7 @@ def index() -> None:
     "of the input kept out of the index until it is tuned.",
 )
 @engine_options
-@_workers_option
+@workers_option(WORKERS_HELP)
 def build_cmd(
     texts,
     images,
@@ -229,9 +221,7 @@ def build_cmd(
     from unimo_kit.utils import parse_shard
 
     kind, path = _one_input(texts=texts, images=images, captions=captions)
-    if overwrite:
-        click.echo("warning: --overwrite is deprecated for build; use --no-resume", err=True)
-        resume = False
+    resume = resume_from(resume, overwrite, "--overwrite", " for build")
     try:
         shard_text = str(parse_shard(shard))
         config = BuildConfig(
@@ -504,15 +494,12 @@ def info_cmd(name, root):
     show_default=True,
     help="Pairs per search call.",
 )
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Keep the finished pairs of an existing output (refused if it was made with other "
+@resume_option(
+    "Keep the finished pairs of an existing output (refused if it was made with other "
     "settings or pairs) or start it afresh (the automatic caption index is kept while it is "
-    "current).",
+    "current)."
 )
-@click.option("--strict", is_flag=True, help="Stop at the first malformed pair.")
+@strict_option("pair")
 @click.option(
     "--scenes",
     default=None,
@@ -520,7 +507,7 @@ def info_cmd(name, root):
     help="Gold scenes.jsonl (synthetic world): drop negatives that are true of the pair's image.",
 )
 @engine_options
-@_workers_option
+@workers_option(WORKERS_HELP)
 def mine_cmd(
     pairs,
     text_index,

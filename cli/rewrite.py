@@ -6,6 +6,13 @@ from __future__ import annotations
 import click
 
 from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_options
+from unimo_kit.cli.options import (
+    no_progress_option,
+    resume_from,
+    resume_option,
+    strict_option,
+    workers_option,
+)
 
 
 @click.command("rewrite")
@@ -27,12 +34,9 @@ from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_
 @click.option(
     "--seed", default=0, show_default=True, help="Global seed (per-caption seeds derive)."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Local: processes [default: 1]. --engine ray: units in flight at once [default: the "
-    "cluster's CPUs]. The output does not change.",
+@workers_option(
+    "Local: processes [default: 1]. --engine ray: units in flight at once [default: the "
+    "cluster's CPUs]. The output does not change."
 )
 @click.option("--shard", default=None, help="Contiguous slice i/n of the input, e.g. 0/4.")
 @click.option(
@@ -112,16 +116,13 @@ from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_
 @click.option(
     "--chunk-size", default=256, show_default=True, help="Captions per unit of work and write."
 )
-@click.option("--strict", is_flag=True, help="Stop at the first bad record.")
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Keep the finished lines of an existing output (refused if it was made with other "
+@strict_option()
+@resume_option(
+    "Keep the finished lines of an existing output (refused if it was made with other "
     "options or input) or start it afresh.",
+    deprecated="--restart",
 )
-@click.option("--restart", is_flag=True, hidden=True, help="Deprecated: --no-resume.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@no_progress_option
 @engine_options
 def rewrite(
     pairs: str,
@@ -190,9 +191,7 @@ def rewrite(
     from unimo_kit.rewrite.pipeline import REFERENCE_BUILTIN, RewriteConfig
     from unimo_kit.utils import RecordError, parse_shard
 
-    if restart:
-        click.echo("warning: --restart is deprecated; use --no-resume", err=True)
-        resume = False
+    resume = resume_from(resume, restart, "--restart")
     if no_reference and reference_corpus:
         raise click.UsageError("--no-reference and --reference-corpus exclude each other")
     options = engine_from_cli(engine, ray_address, workers=workers, progress=not no_progress)
