@@ -296,3 +296,34 @@ def test_subjects_of_lists_the_subjects_seen_with_a_predicate_and_object():
     vocab = _evidence("( man , ride , horse )", "( girl , ride , horse )", "( man , ride , bike )")
     assert sorted(vocab.subjects_of("ride", "horses")) == ["girl", "man"]
     assert list(vocab.subjects_of("ride", "camel")) == []
+
+
+def test_no_reversal_of_between_or_of_one_thing_inside_another_of_its_kind():
+    vocab = _evidence(
+        "( tree , between , building )", "( building , between , tree )",
+        "( box , inside , box )",
+    )  # fmt: skip
+    caption = "a tall tree between buildings"  # "buildings between a tall tree"
+    graph = graph_of(
+        caption, [("tree", ["tall"]), ("buildings", [])], [(0, "between", 1, "between")]
+    )
+    assert _swap_obj(vocab, caption, graph) == set()
+    caption = "one box inside another box"  # the same scene turned round
+    graph = graph_of(
+        caption, [("box", []), ("box", [])], [(0, "inside", 1, "inside")],
+        counts={0: ("one", 1)},
+    )  # fmt: skip
+    assert _swap_obj(vocab, caption, graph) == set()
+
+
+def test_no_attribute_of_no_category_across_categories_and_head_colours_are_hair():
+    caption = "a green apron with the starbucks logo"
+    graph = graph_of(
+        caption, [("apron", ["green"]), ("logo", ["starbucks"])], [(0, "with", 1, "with")]
+    )
+    vocab = _evidence(*_coloured("apron", "logo"), "( apron , is , starbucks )")
+    assert _swap_att(vocab, caption, graph) == set()
+    caption = "a gray headed man wearing a blue shirt"
+    graph = graph_of(caption, [("man", ["gray"]), ("shirt", ["blue"])], [(0, "wearing", 1, "wear")])
+    vocab = _evidence(*_coloured("shirt", "man"), "( shirt , is , gray ) , ( hair , is , gray )")
+    assert _swap_att(vocab, caption, graph) == set()  # "a blue headed man"

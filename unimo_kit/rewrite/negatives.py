@@ -797,8 +797,10 @@ class Rewriter:
             return "of / 's / with"  # "eye of a giraffe" -> "a giraffe of eye" is not English
         if ps.text(c.caption).lower() == po.text(c.caption).lower():
             return "same phrase"
-        if _graph_key(_swap_entities(c.graph, r.subject, r.object)) == _graph_key(c.graph):
-            return "same scene"  # "a zebra chasing another zebra"
+        if _scene_key(_swap_entities(c.graph, r.subject, r.object)) == _scene_key(c.graph):
+            return "same scene"  # "a zebra chasing another zebra", "one box inside another box"
+        if r.predicate.lower().split()[-1:] in (["between"], ["among"], ["amongst"]):
+            return "between"  # "a tree between buildings" -> "buildings between a tree"
         if relation_category(r.predicate) == "other":
             return "predicate of no category"  # "with", "have": reversing is rarely English
         if (r.predicate.lower().split() or [""])[0] in _PASSIVE_VERBS | _MUTUAL_VERBS:
@@ -838,10 +840,12 @@ class Rewriter:
 
     def _moved_plausible(self, graph: SceneGraph, r: Relation, moved: set[int]) -> bool:
         """Whether relation ``r`` of ``graph`` is attested with the moved end as the new one:
-        a place (a locative relation: ``on``, ``in a park``) as the very triple, since what
-        is on a bench is not on a park; another relation by a noun of the same kind."""
+        a place (a locative relation: ``on``, ``in a park``) or a relation of no category
+        (``with``) as the very triple, since what is on a bench is not on a park and a
+        building with windows is no building with a camera; an action by a noun of the same
+        kind."""
         subject, obj = graph.entities[r.subject].name, graph.entities[r.object].name
-        if _locative(r.predicate):
+        if _locative(r.predicate) or relation_category(r.predicate) == "other":
             return self.vocab.triple_count(subject, r.predicate, obj) >= 1
         new = "subject" if r.subject in moved else "object"
         return self.vocab.relation_plausible(subject, r.predicate, obj, new=new)
@@ -956,6 +960,8 @@ class Rewriter:
             return "not seen on the new noun"  # "a green horse on white grass"
         if cx == cy:
             return None
+        if "other" in (cx, cy):
+            return "across categories with no category"  # "a starbucks apron with a green logo"
         others_a = {_swap_category(t.text) for k, t in enumerate(a.attributes) if k != x}
         others_b = {_swap_category(t.text) for k, t in enumerate(b.attributes) if k != y}
         if cy in others_a or cx in others_b:
@@ -1549,12 +1555,28 @@ def _places_of_one(c: RewriteContext, i: int, j: int) -> bool:
 
 def _described(c: RewriteContext, i: int, attribute: Attribute) -> str:
     """The noun an attribute of entity ``i`` describes: ``hair`` for ``white haired man``
-    (a colour moved there must be a hair colour), else the entity's own noun."""
+    and ``gray headed man`` (a colour moved there must be a hair colour), ``eye`` for
+    ``blue eyed``, else the entity's own noun."""
     if valid_span(attribute.span, c.caption):
         after = c.caption[attribute.span[1] :].lstrip(" -").lower()  # type: ignore[index]
-        if after.startswith("haired"):
-            return "hair"
+        for suffix, part in _DESCRIBED_PARTS:
+            if after.startswith(suffix):
+                return part
     return c.graph.entities[i].name
+
+
+_DESCRIBED_PARTS = (("haired", "hair"), ("headed", "hair"), ("eyed", "eye"),
+                    ("skinned", "skin"), ("bearded", "beard"), ("furred", "fur"))  # fmt: skip
+"""``white haired man``: the colour is the hair's, and must be seen on hair."""
+
+
+def _scene_key(graph: SceneGraph) -> Counter[tuple[str, ...]]:
+    """:func:`_graph_key` with a count of one left out (``one box``, ``another box`` and
+    ``a box`` are the same thing)."""
+    out = copy_graph(graph)
+    for entity in out.entities:
+        entity.attributes = [a for a in entity.attributes if a.text not in ("1", "one")]
+    return _graph_key(out)
 
 
 def _symmetric(predicate: str) -> bool:
