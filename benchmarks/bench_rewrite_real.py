@@ -191,7 +191,7 @@ def read_rewrites(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def run_cli_rewrite(pairs: Path, output: Path, extra: list[str]) -> tuple[float, int, str]:
-    """``unimo rewrite PAIRS -o OUTPUT --restart`` (defaults otherwise) in a subprocess.
+    """``unimo rewrite PAIRS -o OUTPUT --no-resume`` (defaults otherwise) in a subprocess.
 
     Its stderr (progress bar, error report) is shown as it comes and also returned.
 
@@ -199,7 +199,7 @@ def run_cli_rewrite(pairs: Path, output: Path, extra: list[str]) -> tuple[float,
         ``(seconds end to end, exit code, stderr text)``.
     """
     command = [sys.executable, "-m", "unimo_kit.cli.main", "rewrite", str(pairs)]
-    command += ["-o", str(output), "--restart", *extra]
+    command += ["-o", str(output), "--no-resume", *extra]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     start = time.perf_counter()
     process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
