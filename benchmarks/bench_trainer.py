@@ -273,6 +273,7 @@ def compare_vocab(args: argparse.Namespace) -> dict:
         for _ in range(args.rounds):
             sides["before"].append(_run_side(repo, world, args, vocab="full"))
             sides["after"].append(_run_side(repo, world, args, vocab="corpus"))
+    args.after = "vocab=corpus"
     result = _compare_result("HEAD", sides, args)
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
