@@ -151,6 +151,38 @@ def image_index_agreement(outs: dict[str, Path]) -> dict[str, float]:
     }
 
 
+def mined_image_overlap(outs: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """Quality of the mined image positives on each side, from the world's gold scenes: the
+    mean Jaccard overlap between the pair's and the retrieved image's sets of shapes and of
+    (shape, colour), with the same for random image-only images as chance."""
+    import numpy as np
+
+    world = outs["after"] / "world"
+    lines = (world / "scenes.jsonl").read_text().splitlines()
+    scenes = {s["id"]: s for s in map(json.loads, lines)}
+    keys = {"shape": lambda o: o["shape"], "shape_colour": lambda o: (o["shape"], o["color"])}
+
+    def jaccard(a: str, b: str, key) -> float:
+        x, y = ({key(o) for o in scenes[i]["objects"]} for i in (a, b))
+        return len(x & y) / len(x | y)
+
+    out: dict[str, dict[str, float]] = {}
+    records = {}
+    for side, folder in outs.items():
+        lines = (folder / "world" / "retrieved.jsonl").read_text().splitlines()
+        records[side] = [json.loads(line) for line in lines]
+        hits = [(r["id"], h["id"]) for r in records[side] for h in r["images"] if h["id"] in scenes]
+        out[side] = {name: round(float(np.mean([jaccard(a, b, key) for a, b in hits])), 4)
+                     for name, key in keys.items()}  # fmt: skip
+        out[side]["images_per_pair"] = round(len(hits) / len(records[side]), 2)
+    rng = np.random.default_rng(0)
+    others = [i for i in scenes if i.startswith("img-")]
+    draws = [(r["id"], str(i)) for r in records["after"] for i in rng.choice(others, 5)]
+    out["random"] = {name: round(float(np.mean([jaccard(a, b, key) for a, b in draws])), 4)
+                     for name, key in keys.items()}  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-images", type=int, default=300, help="synthetic world size")
@@ -164,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     trees = {"before": root / "tree-before", "after": root / "tree-after"}
     outs = {side: root / side for side in trees}
     log = root / "stages.log"
+    # resolved once, before anything runs: HEAD may move while the stages run
+    args.after = git("rev-parse", "--short", args.after)
+    args.before = git("rev-parse", "--short", args.before)
     try:
         make_tree(trees["after"], args.after, None)
         make_tree(trees["before"], args.after, args.before)
@@ -210,9 +245,8 @@ def summarise(args, stages, timings, outs) -> dict:
         "what": "unimo demo data stages (index-texts, features, index-images, mine) before/"
         "after, each stage of both sides in turn on one synthetic world",
         "n_images": args.n_images,
-        "before": f"{git('rev-parse', '--short', args.after)} with {', '.join(DATA_STAGE_FILES)} "
-        f"as of {git('rev-parse', '--short', args.before)}",
-        "after": git("rev-parse", "--short", args.after),
+        "before": f"{args.after} with {', '.join(DATA_STAGE_FILES)} as of {args.before}",
+        "after": args.after,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average at the end "
         f"{os.getloadavg()[0]:.1f} (shared with other jobs)",
         "stage_order": {side: [n for n in stages[side] if n in TIMED] for side in stages},
@@ -220,6 +254,7 @@ def summarise(args, stages, timings, outs) -> dict:
         "total": total,
         "ratio": ratio,
         "image_index_agreement": image_index_agreement(outs),
+        "mined_image_overlap": mined_image_overlap(outs),
         "not_timed": "synth (run once, shared), rewrite (unchanged; read by training only), "
         "train, eval",
     }
