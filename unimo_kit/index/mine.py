@@ -4,9 +4,12 @@ Per pair (UNIMO §2.2 "image/text retrieval" and sentence-level hard negatives):
 
 - **texts** (positives for the image): the pair's captions are encoded with the text index's
   encoder, their embeddings averaged and re-normalised (the mean direction of the captions),
-  and searched in the text index;
+  and searched in the text index; when the caption index below was built by that encoder,
+  its stored embeddings of the pair's captions are used instead of a second encode
+  (:class:`StoredCaptions`);
 - **images** (positives for the text): the pair's image, encoded with the image index's
-  encoder, searched in the image index;
+  encoder, searched in the image index (an index built with ``features:DIR`` reads the
+  query's vector from that features store: no image is decoded);
 - **negatives**: captions of the nearest *other* images, found by caption similarity: the same
   mean-caption query searched in a caption-level index of the pairs themselves (one row per
   caption, built with ``unimo index build --captions pairs.jsonl``, or automatically next to
