@@ -16,8 +16,6 @@ from unimo_kit.encoders import EncoderError, EncoderInputError, load_encoder
 # over 49 tokens); two different images differ by at least 9e-3.
 TOLERANCE = {"float32": 1e-6, "float16": 5e-5}
 
-pytestmark = pytest.mark.slow  # builds EfficientNet-Lite0 (random weights) and runs it
-
 
 @pytest.fixture(scope="module")
 def extractor():
@@ -75,6 +73,7 @@ def _timm_like(extractor):
     return encoder
 
 
+@pytest.mark.slow  # builds EfficientNet-Lite0 (random weights) and runs it
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_pooled_store_vectors_equal_the_cnn_encoders(world, extractor, stores, dtype):
     store = stores[dtype]
@@ -90,8 +89,40 @@ def test_pooled_store_vectors_equal_the_cnn_encoders(world, extractor, stores, d
     assert apart.min() > 100 * TOLERANCE[dtype]
 
 
-def test_an_image_the_store_lacks_is_named_by_path_and_id(world, stores):
-    store = stores["float16"]
+def _handmade(world: Path, extractor: str, dim: int) -> Path:
+    """A store of random tokens (49 per image) for the world's images, as ``extractor``."""
+    from unimo_kit.features.extractors import grid_boxes
+    from unimo_kit.features.store import FeatureStoreWriter
+
+    out = world / f"handmade-{extractor.replace(':', '-')}"
+    if out.exists():
+        return out
+    rng = np.random.default_rng(1)
+    meta = {"extractor": extractor, "dim": dim, "tokens": 49}
+    with FeatureStoreWriter(out, meta, dtype="float32") as writer:
+        for i in range(10):
+            writer.add(f"img-{i:03d}", rng.normal(size=(49, dim)), grid_boxes(7, 7))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("extractor", "dim", "pooled"), [("effnet-ms", 1432, 1280), ("open_clip:ViT-B-32", 96, 96)]
+)
+def test_the_vector_is_the_mean_token_of_the_final_stage(world, extractor, dim, pooled):
+    from unimo_kit.features.store import FeatureStore
+
+    store = _handmade(world, extractor, dim)
+    encoder = load_encoder(f"features:{store}")
+    assert encoder.dim == pooled and encoder.modalities == ("image",)
+    feats = FeatureStore(store).get("img-003").feats  # (49, dim)
+    mean = feats[:, :pooled].mean(axis=0)
+    vector = encoder.encode_images(_paths(world)[3])
+    assert vector.shape == (pooled,)
+    assert np.abs(vector - mean / np.linalg.norm(mean)).max() < 1e-6
+
+
+def test_an_image_the_store_lacks_is_named_by_path_and_id(world):
+    store = _handmade(world, "effnet-ms", 1432)
     paths = _paths(world)
     from PIL import Image
 
@@ -109,16 +140,17 @@ def test_an_image_the_store_lacks_is_named_by_path_and_id(world, stores):
         encoder.encode_images([paths[0], str(extra)])
 
 
-def test_pil_images_and_folders_that_are_no_store_are_refused(stores, tmp_path):
+def test_pil_images_and_folders_that_are_no_store_are_refused(world, tmp_path):
     from PIL import Image
 
-    store = stores["float16"]
+    store = _handmade(world, "effnet-ms", 1432)
     with pytest.raises(EncoderInputError, match="takes paths, not a"):
         load_encoder(f"features:{store}").encode_images([Image.new("RGB", (8, 8))])
     with pytest.raises(EncoderError, match="not a features store"):
         load_encoder(f"features:{tmp_path / 'nothing'}")
 
 
+@pytest.mark.slow
 def test_index_build_takes_the_features_encoder_without_new_options(world, stores):
     """``unimo index build --images X --encoder features:DIR``: each image finds itself."""
     from click.testing import CliRunner
