@@ -10,7 +10,7 @@ Arms (same steps, batch sizes, seeds; presets in ``unimo_kit/train/presets``):
 Pipeline (each step resumable; a finished step is skipped on rerun, a training only while
 its resolved config is unchanged):
 
-    data stages of ``unimo demo`` (synth, rewrite, index-texts, index-images, mine, features)
+    data stages of ``unimo demo`` (synth, rewrite, index-texts, features, index-images, mine)
     -> 12 ``unimo train`` runs (``--jobs`` at a time, one torch thread each)
     -> one ``unimo eval batch`` over the 12 final checkpoints
     -> benchmarks/results/ablation.json and docs/RESULTS.md
@@ -38,7 +38,7 @@ from typing import Any
 from unimo_kit.demo import DemoConfig, build_stages, train_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_STAGES = ("synth", "rewrite", "index-texts", "index-images", "mine", "features")
+DATA_STAGES = ("synth", "rewrite", "index-texts", "features", "index-images", "mine")
 ARMS = {  # group name -> (preset, description)
     "a-cmcl": ("synth-a-cmcl", "CMCL and token alignment (every arm), in-batch negatives only"),
     "b-negatives": (

@@ -64,8 +64,8 @@ def demo(
     resume: bool,
     restart: bool,
 ) -> None:
-    """Run synth -> rewrite -> index build/mine -> features -> train -> eval and write
-    OUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
+    """Run synth -> rewrite -> index texts -> features -> index images -> mine -> train -> eval
+    and write OUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
 
     Each stage is the `unimo` command a user would type (all listed in OUT/commands.sh);
     finished stages are skipped on rerun, and each stage resumes by itself after a kill.

@@ -23,6 +23,9 @@ An encoder is named by one string, stored with every index so queries use the sa
 ``open_clip:MODEL:TAG_OR_PATH`` open_clip text and image towers (one space for both)
 ``unimo:CHECKPOINT``            a unimo_kit checkpoint: the CMCL embeddings ([CLS] of the
                                 text alone, [IMG] of the image alone; one space for both)
+``features:DIR``                images only: a features store's tokens averaged (for effnet
+                                stores = ``timm:tf_efficientnet_lite0`` on the uncropped
+                                image); no image decoded, no model loaded
 ==============================  =========================================================
 
 Other prefixes are added with :func:`register_encoder`. Images are decoded by
@@ -62,6 +65,7 @@ __all__ = [
     "EncoderError",
     "EncoderFactory",
     "EncoderInputError",
+    "FeatureStoreEncoder",
     "OpenClipEncoder",
     "SentenceTransformerEncoder",
     "TimmImageEncoder",
@@ -75,6 +79,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "FeatureStoreEncoder": "unimo_kit.encoders.features",
     "OpenClipEncoder": "unimo_kit.encoders.clip",
     "SentenceTransformerEncoder": "unimo_kit.encoders.st",
     "TimmImageEncoder": "unimo_kit.encoders.cnn",
