@@ -121,9 +121,10 @@ def code_version(python: str = sys.executable) -> dict[str, Any]:
     ``unimo_kit/`` or ``cli/``), or ``{"commit": None}`` outside git. No path is returned."""
     probe = "import os, unimo_kit; print(os.path.dirname(os.path.dirname(unimo_kit.__file__)))"
     try:
-        root = subprocess.run(
-            [python, "-c", probe], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        root = subprocess.run(  # outside the checkout, so that PYTHONPATH decides
+            [python, "-c", probe], capture_output=True, text=True, check=True,
+            cwd=tempfile.gettempdir(),
+        ).stdout.strip()  # fmt: skip
         commit = subprocess.run(
             ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
@@ -198,11 +199,15 @@ def run_cli_rewrite(pairs: Path, output: Path, extra: list[str]) -> tuple[float,
     Returns:
         ``(seconds end to end, exit code, stderr text)``.
     """
-    command = [sys.executable, "-m", "unimo_kit.cli.main", "rewrite", str(pairs)]
-    command += ["-o", str(output), "--no-resume", *extra]
+    command = [sys.executable, "-m", "unimo_kit.cli.main", "rewrite", str(Path(pairs).resolve())]
+    command += ["-o", str(Path(output).resolve()), "--no-resume", *extra]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     start = time.perf_counter()
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
+    # run outside the checkout: "python -m" puts the working directory first on sys.path,
+    # which would import this checkout's unimo_kit whatever PYTHONPATH names
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, env=env, cwd=Path(output).resolve().parent
+    )
     assert process.stderr is not None
     chunks = []
     for chunk in iter(lambda: process.stderr.read1(4096), b""):  # type: ignore[union-attr]
