@@ -8,7 +8,8 @@ actor pools, retried, resumable, joined in input order so the output is byte-ide
 The stages keep their own per-record code; :mod:`unimo_kit.engine.rewrite`,
 :mod:`unimo_kit.engine.index`, :mod:`unimo_kit.engine.mine` and
 :mod:`unimo_kit.engine.features` cut their input into
-units and join the results, and :func:`map_units` runs any such units. Importing this
+units and join the results, and :func:`map_units` runs any such units (inside one
+:func:`session` per stage: one Ray connection, actor pools kept between calls). Importing this
 package loads neither Ray nor the stages; Ray (the ``ray`` extra) is imported only when
 ``engine="ray"`` runs.
 """
@@ -22,6 +23,7 @@ from unimo_kit.engine.core import (
     Unit,
     as_options,
     map_units,
+    session,
 )
 from unimo_kit.utils.lazy import lazy_exports
 
@@ -44,6 +46,7 @@ __all__ = [
     "run_index_build",
     "run_mine",
     "run_rewrite",
+    "session",
 ]
 
 
