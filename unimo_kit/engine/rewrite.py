@@ -111,12 +111,7 @@ def run_rewrite(
 
         summary.vocab = Vocabulary.load(vocab_path)
     remove_tree(work)
-    if summary.dropped:
-        print(
-            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
-            f"(spares replaced what they could):\n{summary.dropped_table()}",
-            file=sys.stderr,
-        )
+    summary.print_dropped()
     return summary
 
 

@@ -131,6 +131,17 @@ class RewriteSummary:
             for kind, c in by_type.items()
         )
 
+    def print_dropped(self) -> None:
+        """Tell stderr what the round-trip check dropped, if anything (the run's summary)."""
+        if self.dropped:
+            import sys
+
+            print(
+                f"round-trip check dropped {sum(self.dropped.values())} candidate rewrites "
+                f"(spares replaced what they could):\n{self.dropped_table()}",
+                file=sys.stderr,
+            )
+
 
 @dataclass
 class _Item:
@@ -531,12 +542,7 @@ def rewrite_file(
 
     if report.count:
         print(report.summary(), file=sys.stderr)
-    if summary.dropped:
-        print(
-            f"round-trip check dropped {sum(summary.dropped.values())} candidate rewrites "
-            f"(spares replaced what they could):\n{summary.dropped_table()}",
-            file=sys.stderr,
-        )
+    summary.print_dropped()
     return summary
 
 
