@@ -140,6 +140,37 @@ def test_an_image_the_store_lacks_is_named_by_path_and_id(world):
         encoder.encode_images([paths[0], str(extra)])
 
 
+def test_record_ids_are_tried_before_the_path_and_the_file_stem(world, tmp_path):
+    """COCO-style: the store holds ``391895``, the file is ``000000391895.png``; two files with
+    one stem in two folders are told apart by their records' ids."""
+    from PIL import Image
+
+    from unimo_kit.features.extractors import grid_boxes
+    from unimo_kit.features.store import FeatureStore, FeatureStoreWriter, stored_key
+
+    rng = np.random.default_rng(2)
+    meta = {"extractor": "open_clip:ViT-B-32", "dim": 8, "tokens": 49}
+    out = tmp_path / "store"
+    with FeatureStoreWriter(out, meta, dtype="float32") as writer:
+        for image_id in ("391895", "a-x", "b-x"):
+            writer.add(image_id, rng.normal(size=(49, 8)), grid_boxes(7, 7))
+    paths = []
+    for name in ("coco/000000391895.png", "a/x.png", "b/x.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8), "red").save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    encoder = load_encoder(f"features:{out}")
+    store = FeatureStore(out)
+    encoded = encoder.encode_image_files(paths, ids=["391895", "a-x", "b-x"])
+    assert encoded.ok.all()
+    for row, image_id in enumerate(("391895", "a-x", "b-x")):
+        mean = store.feats(image_id).mean(axis=0)
+        assert np.abs(encoded.vectors[row] - mean / np.linalg.norm(mean)).max() < 1e-6
+    assert not encoder.encode_image_files(paths).ok.any()  # the stems are not stored
+    assert stored_key(store, paths[0], "391895") == "391895"
+    assert stored_key({"x": 1}, paths[1], "a-x") == "x"  # the stem is the last resort
+
+
 def test_pil_images_and_folders_that_are_no_store_are_refused(world, tmp_path):
     from PIL import Image
 

@@ -241,6 +241,7 @@ class Encoder:
         show_progress_bar: bool = False,
         strict: bool = False,
         loader: Any = None,
+        ids: Sequence[str] | None = None,
     ) -> EncodedImages:
         """Embed images given as paths or PIL images; bad files are skipped and reported.
 
@@ -251,6 +252,8 @@ class Encoder:
             strict: raise on the first missing or corrupt image instead of skipping it.
             loader: an :class:`~unimo_kit.data.images.ImageLoader` whose ``stats`` count the
                 failures (default: a fresh one).
+            ids: the ids of the records the images belong to, for encoders that look images
+                up by id (``features:DIR``); encoders that decode pixels ignore them.
 
         Returns:
             :class:`EncodedImages` (vectors in input order; zero rows where loading failed).

@@ -11,9 +11,11 @@ own vectors only by
 - the store's ``float16`` (when ``--dtype float16``, the default) rounding of each token.
 
 For other extractors (``open_clip:...``, ``import:...``) every column of the mean token is
-the vector. An image is looked up by its id, which is the image file's name without its
-extension (``images/syn-000012.png`` is ``syn-000012``, as in ``unimo data synth`` worlds);
-an image whose id the store lacks fails like a missing file, named by path and id. The store
+the vector. An image is looked up by its record's id when the caller passes it (``unimo
+index build`` and ``unimo index mine`` do: ``unimo features`` stores images under their
+records' ids), else by its path, else by its file name without the extension
+(``images/syn-000012.png`` is ``syn-000012``); an image the store lacks fails like a missing
+file, named by path and id. The store
 is opened once per encoder; rows are read on demand (memory-mapped).
 """
 
@@ -40,11 +42,6 @@ from unimo_kit.encoders.base import (
 #: extractors whose first 1,280 token columns are the final EfficientNet-Lite0 stage
 EFFNET_EXTRACTORS = ("effnet", "effnet-ms", "effnet-random", "effnet-random-ms")
 EFFNET_FINAL_DIM = 1280
-
-
-def image_id_of(path: str | os.PathLike) -> str:
-    """The store id an image path is looked up by: its file name without the extension."""
-    return Path(path).stem
 
 
 def pooled_columns(meta: dict[str, Any]) -> int:
@@ -95,7 +92,7 @@ class FeatureStoreEncoder(Encoder):
         Raises:
             KeyError: ``image_id`` is not in the store (the message names both).
         """
-        feats = self.store.get(image_id).feats  # (N, F) float32
+        feats = self.store.feats(image_id)  # (N, F) float32
         return feats[:, : self.dim].mean(axis=0)  # (dim,)
 
     def encode_image_files(
@@ -106,6 +103,7 @@ class FeatureStoreEncoder(Encoder):
         show_progress_bar: bool = False,
         strict: bool = False,
         loader: Any = None,
+        ids: Sequence[str] | None = None,
     ) -> EncodedImages:
         """Look images up in the store instead of decoding them (the base class's contract).
 
@@ -119,6 +117,8 @@ class FeatureStoreEncoder(Encoder):
             strict: raise on the first failing image instead of skipping it.
             loader: an :class:`~unimo_kit.data.images.ImageLoader` whose ``stats`` count
                 the images found as decoded and missing files as missing.
+            ids: the records' ids (the keys ``unimo features`` stores them under), tried
+                before the path and the file stem (:func:`~unimo_kit.features.store.stored_key`).
 
         Returns:
             :class:`EncodedImages` in input order (zero rows where not ok).
@@ -132,7 +132,7 @@ class FeatureStoreEncoder(Encoder):
         ok = np.zeros(n, dtype=bool)
         failures: dict[int, str] = {}
         for i in progress(range(n), show_progress_bar, "features look-up"):
-            why = self._fill(vectors, i, images[i])
+            why = self._fill(vectors, i, images[i], None if ids is None else ids[i])
             if why is None:
                 ok[i] = True
             elif strict:
@@ -143,7 +143,7 @@ class FeatureStoreEncoder(Encoder):
         vectors[ok] = l2_normalize(vectors[ok])
         return EncodedImages(vectors=vectors, ok=ok, failures=failures)
 
-    def _fill(self, vectors: np.ndarray, row: int, image: Any) -> str | None:
+    def _fill(self, vectors: np.ndarray, row: int, image: Any, image_id: str | None) -> str | None:
         """Write the vector of ``image`` into ``vectors[row]``; ``None``, or why it failed."""
         if is_pil_image(image) or not isinstance(image, (str, os.PathLike)):
             raise EncoderInputError(
@@ -153,10 +153,13 @@ class FeatureStoreEncoder(Encoder):
             )
         if not os.path.isfile(image):
             return "missing"
-        image_id = image_id_of(image)
-        if image_id not in self.store:
-            return f"id {image_id!r} is not in the features store {self.store.path}"
-        vectors[row] = self.vector(image_id)
+        from unimo_kit.features.store import stored_key
+
+        key = stored_key(self.store, image, image_id)
+        if key is None:
+            named = image_id if image_id is not None else Path(image).stem
+            return f"id {named!r} is not in the features store {self.store.path}"
+        vectors[row] = self.vector(key)
         return None
 
     def _encode_image_batch(self, images: list[Any]) -> np.ndarray:

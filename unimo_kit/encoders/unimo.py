@@ -256,12 +256,14 @@ class UnimoEncoder(Encoder):
         return z.float().cpu().numpy()
 
     def _store_lookup(self, image: str) -> dict[str, np.ndarray]:
-        for key in (image, Path(image).stem):
-            try:
-                return self.features[key]
-            except KeyError:
-                continue
-        raise KeyError(f"image {image!r} (id {Path(image).stem!r}) is not in the features store")
+        from unimo_kit.features.store import stored_key
+
+        key = stored_key(self.features, image)
+        if key is None:
+            raise KeyError(
+                f"image {image!r} (id {Path(image).stem!r}) is not in the features store"
+            )
+        return self.features[key]
 
     def visual_tokens(
         self, images: list[Any], cache: dict[Any, dict[str, np.ndarray]] | None = None

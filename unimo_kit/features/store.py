@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,17 @@ class FeatureStore:
         if self.meta.get("has_class_probs"):
             probs = handle.get_slice("class_probs")[start:stop].astype(np.float32)
         return VisualFeatures(feats, boxes, probs)
+
+    def feats(self, image_id: str) -> np.ndarray:
+        """Only the ``(N, F)`` float32 tokens of ``image_id`` (no boxes or class
+        probabilities read); ``KeyError`` when not stored."""
+        try:
+            number, start, stop = self._where[image_id]
+        except KeyError:
+            raise KeyError(
+                f"image id {image_id!r} is not in the features store {self.path}"
+            ) from None
+        return self._handle(number).get_slice("feats")[start:stop].astype(np.float32)
 
     def _handle(self, number: int) -> Any:
         # Opened on first use, per process (safe after a DataLoader fork: handles opened in
@@ -453,3 +464,21 @@ class FeatureStoreWriter:
         # On an exception the queued (unwritten) images are dropped: they are redone on resume.
         if exc_type is None:
             self.close()
+
+
+def stored_key(
+    store: Container[str], image: str | os.PathLike, image_id: str | None = None
+) -> str | None:
+    """The key a features store holds an image under, or ``None``: the record's id when given
+    and stored (``unimo features`` keys by record id), else the path as written, else the file
+    name without its extension (``images/syn-000012.png`` -> ``syn-000012``).
+
+    Args:
+        store: a :class:`FeatureStore` or any mapping of ids to features.
+        image: the image path.
+        image_id: the id of the record the image belongs to, when known.
+    """
+    for key in (image_id, os.fspath(image), Path(image).stem):
+        if key is not None and key in store:
+            return key
+    return None

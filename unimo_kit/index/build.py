@@ -411,7 +411,10 @@ def _embed(encoder: Encoder, rows: list[dict], kind: str, batch_size: int, loade
     """``(vectors (m, d), kept rows, failed rows)`` for one block."""
     if kind == "images":
         encoded = encoder.encode_image_files(
-            [row["image"] for row in rows], batch_size=batch_size, loader=loader
+            [row["image"] for row in rows],
+            batch_size=batch_size,
+            loader=loader,
+            ids=[row["id"] for row in rows],
         )
         kept = [row for row, ok in zip(rows, encoded.ok, strict=True) if ok]
         failed = [{**rows[i], "failed": why} for i, why in sorted(encoded.failures.items())]

@@ -263,7 +263,7 @@ class Miner:
                     )
         if self.images is not None:
             encoded = self.images.encoder().encode_image_files(
-                own_images, batch_size=cfg.batch_size
+                own_images, batch_size=cfg.batch_size, ids=[pair.id for pair in pairs]
             )
             self.failed_images += int((~encoded.ok).sum())
             hits = self.images.results(*self.images.search(encoded.vectors, self._fetch(cfg.k)))
