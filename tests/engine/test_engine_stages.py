@@ -83,7 +83,7 @@ def _index_files(folder: Path) -> dict[str, object]:
     return {
         "index": (folder / "index.faiss").read_bytes(),
         "records": (folder / "records.jsonl").read_bytes(),
-        "build": json.loads((folder / "build.json").read_text()),
+        "manifest": json.loads((folder / "manifest.json").read_text()),
         "meta": meta,
     }
 
@@ -114,7 +114,7 @@ def test_index_killed_driver_resumes_from_its_blocks(
 ):
     out = tmp_path / "texts"
     out.mkdir()
-    shutil.copy(local_index / "build.json", out / "build.json")
+    shutil.copy(local_index / "manifest.json", out / "manifest.json")
     (out / "blocks").mkdir()
     for name in ("00000.npy", "00000.jsonl", "00002.npy", "00002.jsonl", "00003.jsonl"):
         shutil.copy(local_index / "blocks" / name, out / "blocks" / name)

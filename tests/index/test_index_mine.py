@@ -343,6 +343,23 @@ def test_library_resume_checks_indexes_and_config(world, indexes, tmp_path):
         mine(world / "pairs.train.jsonl", out, text_index=indexes["texts"], config=cfg)
 
 
+def test_a_changed_scenes_file_is_refused_on_resume(world, tmp_path):
+    """The gold scenes decide which negatives are kept: their content, not only their path,
+    is in the resume manifest."""
+    from unimo_kit.index.mine import MineSettingsError, check_resume, run_manifest
+
+    scenes = tmp_path / "scenes.jsonl"
+    scenes.write_text('{"id": "x"}\n')  # only its bytes matter to the manifest
+    out = tmp_path / "r.jsonl"
+    pairs, cfg = world / "pairs.train.jsonl", MineConfig()
+    check_resume(out, run_manifest(pairs, config=cfg, scenes=scenes))
+    out.write_text('{"id": "p"}\n')  # one record written
+    check_resume(out, run_manifest(pairs, config=cfg, scenes=scenes))  # same scenes: resumes
+    scenes.write_text(scenes.read_text() + '{"id": "another"}\n')
+    with pytest.raises(MineSettingsError, match=r"input scenes changed"):
+        check_resume(out, run_manifest(pairs, config=cfg, scenes=scenes))
+
+
 def test_an_old_settings_file_is_read_once(world, indexes, tmp_path):
     """An output whose settings a run before the manifest kept in OUTPUT.settings.json: its
     settings still decide the resume, then the manifest replaces the file."""

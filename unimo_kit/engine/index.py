@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def run_index_build(
 
     stage = importlib.import_module("unimo_kit.index.build")  # the package exports build()
     from unimo_kit.index.factory import parse_memory
-    from unimo_kit.index.store import BLOCKS, BUILD, FORMAT_VERSION, IndexStoreError, write_json
+    from unimo_kit.index.store import BLOCKS, IndexStoreError
     from unimo_kit.utils import parse_shard
 
     options = as_options(engine)
@@ -73,10 +73,9 @@ def run_index_build(
         raise IndexStoreError(f"{out}: shard {config.shard} of {config.input} is empty")
     if state == "replace":
         remove_tree(out)
-    if not (out / BUILD).is_file():
-        settings = {"format_version": FORMAT_VERSION, **asdict(config)}
+    if stage.read_build_manifest(out)[0] is None:  # the one resume record, as build() writes
         out.mkdir(parents=True, exist_ok=True)
-        write_json({**settings, **stage.input_stat(config.input)}, out / BUILD)
+        stage.write_build_manifest(out, config)
     (out / BLOCKS).mkdir(parents=True, exist_ok=True)
 
     size = config.block_size

@@ -44,7 +44,7 @@ import numpy as np
 
 from unimo_kit.data.records import caption_key
 from unimo_kit.index.encoders import l2_normalize
-from unimo_kit.index.store import IndexStore, IndexStoreError, read_json
+from unimo_kit.index.store import IndexStore, IndexStoreError
 from unimo_kit.utils import ErrorReport, ResumableJsonlWriter, Shard, first_per_group
 from unimo_kit.utils.manifest import (
     Manifest,
@@ -669,7 +669,8 @@ def run_manifest(
     """The resume manifest of a run (:mod:`unimo_kit.utils.manifest`, stage ``index mine``):
     as settings what shapes the records (the index and scenes paths, absolute; the shard; the
     :class:`MineConfig` fields but ``chunk_size``/``batch_size``, which change none), as input
-    ``pairs`` the pairs file's fingerprint (a resume must read the same pairs)."""
+    ``pairs`` the pairs file's fingerprint (a resume must read the same pairs) and, with
+    ``scenes``, the scenes file's (the gold scenes decide which negatives are kept)."""
 
     def where(path: str | os.PathLike | None) -> str | None:
         return os.path.abspath(path) if path else None
@@ -683,7 +684,10 @@ def run_manifest(
         "shard": str(shard),
         **fields,
     }
-    return Manifest("index mine", settings, {"pairs": input_fingerprint(pairs_path)})
+    inputs = {"pairs": input_fingerprint(pairs_path)}
+    if scenes:
+        inputs["scenes"] = input_fingerprint(scenes)
+    return Manifest("index mine", settings, inputs)
 
 
 def check_resume(out_path: str | os.PathLike, manifest: Manifest) -> None:
@@ -731,7 +735,10 @@ def _legacy_converter(manifest: Manifest) -> Any:
         same = old.get("pairs_sha256") == pairs["sha256"]
         fingerprint = {"path": old.get("pairs"), "sha256": old.get("pairs_sha256"),
                        "size": pairs["size"] if same else None}  # fmt: skip
-        return Manifest("index mine", settings, {"pairs": fingerprint})
+        inputs = {"pairs": fingerprint}
+        if "scenes" in manifest.inputs and old.get("scenes") == manifest.settings["scenes"]:
+            inputs["scenes"] = manifest.inputs["scenes"]  # such a run trusted the scenes path
+        return Manifest("index mine", settings, inputs)
 
     return convert
 
@@ -750,7 +757,7 @@ def caption_cache(
     It is a cache of ``pairs_path``, rebuilt from scratch (``build(..., overwrite=True)``)
     when ``rebuild``, or when the folder holds a build of another file, with another encoder
     or other settings, or the pairs file changed since it was read
-    (:func:`unimo_kit.index.build.input_changed`). Otherwise an unfinished build resumes and
+    (:func:`unimo_kit.index.build.stale_build`). Otherwise an unfinished build resumes and
     a finished one is reused. ``engine`` (an :class:`~unimo_kit.engine.EngineOptions`):
     built there, with the same result.
     """
@@ -758,7 +765,9 @@ def caption_cache(
 
     folder = Path(folder)
     config = _caption_config(pairs_path, encoder)
-    why = _stale(folder, config) if folder.exists() else None
+    from unimo_kit.index.build import stale_build
+
+    why = stale_build(folder, config) if folder.exists() else None
     if rebuild and folder.exists():
         why = "asked to"
     if why:
@@ -766,29 +775,6 @@ def caption_cache(
     return run_index_build(
         config, folder, progress=progress, overwrite=why is not None, engine=engine or "local"
     )
-
-
-def _stale(folder: Path, config: BuildConfig) -> str | None:
-    """Why the build in ``folder`` is not the one ``config`` describes (``None``: it is)."""
-    from unimo_kit.index.build import INPUT_STAT, input_changed
-    from unimo_kit.index.store import BUILD
-
-    try:
-        saved = read_json(folder / BUILD)
-    except (OSError, ValueError):
-        return "the folder holds no readable build"
-    if saved.get("input") != config.input:
-        return f"it was built from {saved.get('input')}"
-    if saved.get("encoder") != config.encoder:
-        return f"it was built with encoder {saved.get('encoder')}"
-    from unimo_kit.index.build import saved_differs
-
-    changed = saved_differs(saved, config, asdict(config))
-    if changed:
-        return f"it was built with other settings ({', '.join(changed)})"
-    if not all(key in saved for key in INPUT_STAT) or input_changed(folder):
-        return f"{config.input} changed since it was built"
-    return None
 
 
 def _caption_config(pairs_path: str | os.PathLike, encoder: str) -> BuildConfig:
