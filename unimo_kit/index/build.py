@@ -64,7 +64,7 @@ from unimo_kit.index.store import (
     write_json,
     write_npy,
 )
-from unimo_kit.utils import ErrorReport, atomic_write, file_sha256, iter_jsonl
+from unimo_kit.utils import ErrorReport, atomic_write, iter_jsonl
 from unimo_kit.utils.jsonl import dumps
 from unimo_kit.utils.manifest import (
     Manifest,
@@ -84,9 +84,6 @@ INPUT_KINDS = ("texts", "images", "captions")
 BLOCK_FIELDS = ("input", "kind", "encoder", "block_size", "shard")
 #: The ``stage`` of an index folder's resume manifest, and of a separate embedding store's.
 BUILD_STAGE, EMBED_STAGE = "index build", "index embed"
-#: Deprecated ``build.json`` fields that describe the input file as last read; that file is
-#: still written beside ``manifest.json`` for one release (see :func:`write_build_manifest`).
-INPUT_STAT = ("input_size", "input_mtime_ns", "input_sha256")
 
 
 class InputChangedError(IndexStoreError):
@@ -132,15 +129,6 @@ def plan_for(config: BuildConfig, n: int, dim: int) -> Any:
         max_memory=config.max_memory,
         max_build_seconds=config.max_build_seconds,
     )
-
-
-def saved_differs(saved: dict[str, Any], config: BuildConfig, keys: Any) -> list[str]:
-    """Deprecated (for readers of ``build.json``): the ``keys`` of ``config`` whose value
-    differs from a saved ``build.json`` (sorted); a field that a build.json written before the
-    field existed lacks counts as its default. Builds decide on :func:`read_build_manifest`."""
-    defaults = _setting_defaults()
-    wanted = asdict(config)
-    return sorted(key for key in keys if saved.get(key, defaults.get(key)) != wanted[key])
 
 
 # --------------------------------------------------------------------------- resume manifest
@@ -679,17 +667,6 @@ def _embed_into(
         },
         folder / EMBEDDINGS,
     )
-
-
-def input_stat(path: str | os.PathLike) -> dict[str, Any]:
-    """Deprecated (the ``build.json`` layout): ``{"input_size", "input_mtime_ns",
-    "input_sha256"}`` of an input file. Builds record :func:`build_manifest` instead."""
-    info = os.stat(path)
-    return {
-        "input_size": info.st_size,
-        "input_mtime_ns": info.st_mtime_ns,
-        "input_sha256": file_sha256(path),
-    }
 
 
 def input_changed(folder: str | os.PathLike) -> bool:
