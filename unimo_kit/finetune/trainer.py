@@ -156,9 +156,10 @@ def finetune_clip(
     saved_state = ckpt.read_state(latest) if latest is not None else None  # read once
     if latest is not None:
         _check_resumable(latest, saved_state.get("config"), config)
-        finished = _finished_state(run_dir, saved_state, config)
-        if finished is not None:
-            return FinetuneResult(run_dir, run_dir / "final", finished, {})
+        final_weights = run_dir / "final" / clip_ckpt.WEIGHTS_NAME
+        done = ckpt.finished_train_state(final_weights, saved_state, config.steps)
+        if done is not None:
+            return FinetuneResult(run_dir, run_dir / "final", TrainState(**done), {})
     seed_everything(config.seed)  # same on every rank: identical initial weights
     model, preprocess, tokenizer, clip_config = load_open_clip(config.model, dist.device)
     broadcast_parameters(model, dist.world_size)
@@ -305,22 +306,6 @@ def _check_resumable(
         logger.warning(
             "resuming %s with steps %s -> %s", checkpoint, saved.get("steps"), config.steps
         )
-
-
-def _finished_state(
-    run_dir: Path, saved_state: dict[str, Any], config: FinetuneConfig
-) -> TrainState | None:
-    """The state of the newest checkpoint (its ``state.json``: ``saved_state``) when the run
-    is done: it reached ``config.steps`` and ``final/`` holds the weights of that very step."""
-    from safetensors import safe_open
-
-    state = TrainState(**saved_state["train_state"])
-    weights = run_dir / "final" / clip_ckpt.WEIGHTS_NAME
-    if state.step < config.steps or not weights.is_file():
-        return None
-    with safe_open(str(weights), framework="np") as handle:
-        final_step = (handle.metadata() or {}).get("step")
-    return state if final_step == str(state.step) else None
 
 
 def _save(

@@ -207,6 +207,24 @@ def read_state(folder: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(folder) / "state.json").read_text(encoding="utf-8"))
 
 
+def finished_train_state(
+    final_weights: str | os.PathLike, saved_state: dict[str, Any], steps: int
+) -> dict[str, Any] | None:
+    """The ``train_state`` of the newest checkpoint when the run is already done: that
+    checkpoint (its :func:`read_state`: ``saved_state``) reached ``steps`` and
+    ``final_weights`` (``OUT/final/<weights>.safetensors``) were saved at that very step (a
+    run extended and stopped since has an older ``final/``, saved again on resume). ``None``
+    otherwise. Shared by the UNIMO trainer and ``finetune-clip``."""
+    from safetensors import safe_open
+
+    state = saved_state["train_state"]
+    if state["step"] < steps or not os.path.isfile(final_weights):
+        return None
+    with safe_open(str(final_weights), framework="np") as handle:
+        final_step = (handle.metadata() or {}).get("step")
+    return state if final_step == str(state["step"]) else None
+
+
 def read_train_config(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The training config a checkpoint was written under (``None`` when it has none)."""
     return read_state(folder).get("config")

@@ -225,21 +225,6 @@ def corpus_vocabulary(
     return subset_tokenizer(base, keep_ids), base, keep_ids
 
 
-def _finished_state(run_dir: Path, latest: Path, config: TrainConfig) -> TrainState | None:
-    """The state of ``latest`` when the run is already done: that checkpoint reached
-    ``config.steps`` and ``final/`` holds the model of that very step (a run extended and
-    stopped since has an older ``final/``, saved again on resume). ``None`` otherwise."""
-    from safetensors import safe_open
-
-    state = TrainState(**json.loads((latest / "state.json").read_text())["train_state"])
-    weights = run_dir / "final" / "model.safetensors"
-    if state.step < config.steps or not weights.is_file():
-        return None
-    with safe_open(str(weights), framework="np") as handle:
-        final_step = (handle.metadata() or {}).get("step")
-    return state if final_step == str(state.step) else None
-
-
 def _check_shape_preserving(checkpoint: str | os.PathLike, overrides: dict[str, Any]) -> None:
     """Refuse ``model_overrides`` that would change the shapes of ``checkpoint``'s weights
     (layers, widths, vocabulary): its weights could not be loaded into such a model. Shapes
@@ -267,10 +252,9 @@ def _check_shape_preserving(checkpoint: str | os.PathLike, overrides: dict[str, 
         )
 
 
-def _check_resumable(checkpoint: Path, config: TrainConfig) -> None:
-    """Refuse to resume ``checkpoint`` under a config that would learn something else; warn
-    about a changed schedule length or data location."""
-    saved = ckpt.read_train_config(checkpoint)
+def _check_resumable(checkpoint: Path, saved: dict[str, Any] | None, config: TrainConfig) -> None:
+    """Refuse to resume ``checkpoint`` (written under the config ``saved``) under a config
+    that would learn something else; warn about a changed schedule length or data location."""
     if saved is None:
         return
     refused, noted = resume_differences(saved, config)
@@ -361,11 +345,14 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
+    saved_state = ckpt.read_state(latest) if latest is not None else None  # read once
     if latest is not None:
-        _check_resumable(latest, config)
-        finished = _finished_state(run_dir, latest, config)
-        if finished is not None:  # a rerun of a finished run: nothing to load, save or check
-            return TrainResult(run_dir, run_dir / "final", finished, {}, None)
+        _check_resumable(latest, saved_state.get("config"), config)
+        done = ckpt.finished_train_state(
+            run_dir / "final" / "model.safetensors", saved_state, config.steps
+        )
+        if done is not None:  # a rerun of a finished run: nothing to load, save or check
+            return TrainResult(run_dir, run_dir / "final", TrainState(**done), {}, None)
     if dist.is_main and config.warmup_steps > config.steps:
         logger.warning(
             "warmup_steps %d > steps %d: the learning rate never reaches lr; lower "
@@ -426,7 +413,7 @@ def train(
     state = TrainState(world_size=dist.world_size)
     sampler = data.make_sampler(dist.rank, dist.world_size)  # advanced per consumed batch
     if latest is not None:
-        saved = ckpt.read_checkpoint(latest, dist.rank)
+        saved = ckpt.read_checkpoint(latest, dist.rank, state=saved_state)
         model.load_state_dict(saved["model"])
         objective.load_state_dict(saved["objective"], strict=False)  # e.g. a learnt τ
         ckpt.load_optimizer_state(optimizer, saved["optimizer"], saved["optimizer_rest"])
