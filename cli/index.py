@@ -100,7 +100,8 @@ def index() -> None:
     "encoder",
     default=None,
     help="Encoder spec (default: st:all-MiniLM-L6-v2 for texts, "
-    "timm:tf_efficientnet_lite0 for images; or open_clip:MODEL:TAG, st:PATH...).",
+    "timm:tf_efficientnet_lite0 for images; or open_clip:MODEL:TAG, st:PATH, "
+    "features:DIR for image vectors pooled from a features store...).",
 )
 @click.option(
     "--type",
