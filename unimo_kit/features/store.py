@@ -133,13 +133,7 @@ class FeatureStore:
 
     def get(self, image_id: str) -> VisualFeatures:
         """The :class:`VisualFeatures` of ``image_id``; ``KeyError`` when not stored."""
-        try:
-            number, start, stop = self._where[image_id]
-        except KeyError:
-            raise KeyError(
-                f"image id {image_id!r} is not in the features store {self.path}"
-            ) from None
-        handle = self._handle(number)
+        handle, start, stop = self._locate(image_id)
         feats = handle.get_slice("feats")[start:stop].astype(np.float32)
         boxes = handle.get_slice("boxes")[start:stop].astype(np.float32)
         probs = None
@@ -150,13 +144,19 @@ class FeatureStore:
     def feats(self, image_id: str) -> np.ndarray:
         """Only the ``(N, F)`` float32 tokens of ``image_id`` (no boxes or class
         probabilities read); ``KeyError`` when not stored."""
+        handle, start, stop = self._locate(image_id)
+        return handle.get_slice("feats")[start:stop].astype(np.float32)
+
+    def _locate(self, image_id: str) -> tuple[Any, int, int]:
+        """``(open chunk, first row, end row)`` of ``image_id``'s tokens; ``KeyError`` naming
+        the store when not stored."""
         try:
             number, start, stop = self._where[image_id]
         except KeyError:
             raise KeyError(
                 f"image id {image_id!r} is not in the features store {self.path}"
             ) from None
-        return self._handle(number).get_slice("feats")[start:stop].astype(np.float32)
+        return self._handle(number), start, stop
 
     def _handle(self, number: int) -> Any:
         # Opened on first use, per process (safe after a DataLoader fork: handles opened in
