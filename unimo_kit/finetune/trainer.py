@@ -38,7 +38,6 @@ from unimo_kit.finetune.loss import NegClipLoss
 from unimo_kit.train import checkpoint as ckpt
 from unimo_kit.train.distributed import (
     DistInfo,
-    all_gather_tensor,
     barrier,
     broadcast_parameters,
     check_same_step,
@@ -208,10 +207,7 @@ def finetune_clip(
         ckpt.load_optimizer_state(optimizer, saved["optimizer"], saved["optimizer_rest"])
         state = TrainState(**saved["state"]["train_state"])
         batches.load_state_dict(state.data["pairs"])
-        if saved["rng"] is not None and state.world_size == dist.world_size:
-            ckpt.set_rng_state_tensors(saved["rng"])
-        else:
-            logger.warning("%s: RNG states of another world size; the run goes on reseeded", latest)
+        ckpt.restore_rng_states(saved["rng"], state.world_size, dist.world_size, latest)
         state.world_size = dist.world_size
         if dist.is_main:
             logger.info("resumed from %s (step %d)", latest, state.step)
@@ -318,9 +314,7 @@ def _save(
     dist: DistInfo,
 ) -> None:
     """Checkpoint on rank 0, with every rank's RNG states gathered to it."""
-    local = ckpt.rng_state_tensors()
-    gathered = [all_gather_tensor(v, dist.world_size) for v in local.values()]
-    rng_states = [dict(zip(local, parts, strict=True)) for parts in zip(*gathered, strict=True)]
+    rng_states = ckpt.gather_rng_states(dist.world_size)  # a collective: before the rank test
     if dist.is_main:
         ckpt.write_checkpoint(
             run_dir,

@@ -22,6 +22,7 @@ a half checkpoint under the final name.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 
 from unimo_kit.utils import atomic_write
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step-"
 
@@ -99,6 +102,55 @@ def set_rng_state_tensors(state: dict[str, torch.Tensor]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+def gather_rng_states(world_size: int) -> list[dict[str, torch.Tensor]]:
+    """Every rank's :func:`rng_state_tensors`, in rank order: what :func:`write_checkpoint`
+    takes as ``rng_states``.
+
+    A collective: every rank calls it, also those that write nothing (a single process
+    gathers nothing and touches no process group).
+
+    Args:
+        world_size: processes in the group.
+
+    Returns:
+        One dict of generator states per rank.
+    """
+    from unimo_kit.train.distributed import all_gather_tensor
+
+    local = rng_state_tensors()
+    per_generator = [all_gather_tensor(v, world_size) for v in local.values()]  # [gen][rank]
+    return [dict(zip(local, parts, strict=True)) for parts in zip(*per_generator, strict=True)]
+
+
+def restore_rng_states(
+    rng: dict[str, torch.Tensor] | None,
+    saved_world_size: int,
+    world_size: int,
+    source: str | os.PathLike,
+) -> bool:
+    """Put this rank's generators back where a checkpoint left them, when it can.
+
+    A checkpoint written by another number of processes holds other ranks' states (or none
+    for this rank): the run then goes on from the generators as the trainer seeded them, with
+    a warning naming ``source``; the result is no longer bit-exact with an uninterrupted run.
+
+    Args:
+        rng: this rank's states from :func:`read_checkpoint` (``None``: the checkpoint had
+            fewer ranks).
+        saved_world_size: the world size the checkpoint was written with.
+        world_size: the world size now.
+        source: the checkpoint folder, for the warning.
+
+    Returns:
+        ``True`` when the states were restored.
+    """
+    if rng is not None and saved_world_size == world_size:
+        set_rng_state_tensors(rng)
+        return True
+    logger.warning("%s: RNG states of another world size; the run goes on reseeded", source)
+    return False
 
 
 # ----------------------------------------------------------------------------- folders

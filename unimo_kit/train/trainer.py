@@ -34,7 +34,6 @@ from unimo_kit.train import checkpoint as ckpt
 from unimo_kit.train.config import TrainConfig, resume_differences
 from unimo_kit.train.distributed import (
     DistInfo,
-    all_gather_tensor,
     all_reduce_gradients,
     barrier,
     broadcast_parameters,
@@ -419,10 +418,7 @@ def train(
         ckpt.load_optimizer_state(optimizer, saved["optimizer"], saved["optimizer_rest"])
         state = TrainState(**saved["state"]["train_state"])
         sampler.load_state_dict(state.data)
-        if saved["rng"] is not None and state.world_size == dist.world_size:
-            ckpt.set_rng_state_tensors(saved["rng"])
-        else:
-            logger.warning("%s: RNG states of another world size; the run goes on reseeded", latest)
+        ckpt.restore_rng_states(saved["rng"], state.world_size, dist.world_size, latest)
         state.world_size = dist.world_size
         if dist.is_main:
             logger.info("resumed from %s (step %d)", latest, state.step)
@@ -550,13 +546,7 @@ def _save(
     dist: DistInfo,
 ) -> None:
     """Checkpoint on rank 0, with every rank's RNG states gathered to it."""
-    local = ckpt.rng_state_tensors()
-    rng_states = [
-        {k: gathered for k, gathered in zip(local, parts, strict=True)}
-        for parts in zip(
-            *(all_gather_tensor(v, dist.world_size) for v in local.values()), strict=True
-        )
-    ]
+    rng_states = ckpt.gather_rng_states(dist.world_size)  # a collective: before the rank test
     if dist.is_main:
         ckpt.write_checkpoint(
             run_dir,
