@@ -7,6 +7,17 @@ from pathlib import Path
 import click
 
 
+def _check_overrides(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[str]:
+    """Each ``--set`` item as ``KEY=VALUE``, with a non-empty key."""
+    for value in values:
+        key, sep, _ = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", ctx, param)
+    return list(values)
+
+
 @click.command("demo")
 @click.option(
     "--out",
@@ -39,6 +50,15 @@ import click
 )
 @click.option("--steps", type=int, default=None, help="Override the preset's training steps.")
 @click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_check_overrides,
+    help="Override a field of the training preset (repeatable; passed to unimo train --set, "
+    "e.g. --set vocab=corpus). A changed value retrains and reevaluates.",
+)
+@click.option(
     "--extractor",
     type=click.Choice(["effnet-ms", "effnet"]),
     default="effnet-ms",
@@ -60,6 +80,7 @@ def demo(
     seed: int,
     preset: str,
     steps: int | None,
+    overrides: list[str],
     extractor: str,
     resume: bool,
     restart: bool,
@@ -74,6 +95,7 @@ def demo(
     Example:
       unimo demo --out runs/demo
       unimo demo --out runs/small --n-images 300 --steps 100
+      unimo demo --out runs/demo-corpus --set vocab=corpus
       unimo demo --no-resume    # a folder made by an earlier version of the demo
     """
     from unimo_kit.demo import DemoConfig, run_demo
@@ -87,6 +109,7 @@ def demo(
         train_preset=preset,
         train_steps=steps,
         extractor=extractor,
+        extra_train_args=overrides,
     )
     if restart:
         click.echo("warning: --restart is deprecated; use --no-resume", err=True)

@@ -1,6 +1,7 @@
 """The demo orchestration: the commands it runs, skipping finished stages, the report."""
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -464,3 +465,68 @@ def test_no_resume_removes_the_demo_folder_and_restart_is_its_deprecated_spellin
     (kept / ".stages").mkdir(parents=True)
     assert CliRunner().invoke(cli, ["demo", "--out", str(kept)]).exit_code == 0
     assert kept.exists()  # resumed by default: nothing removed
+
+
+def test_set_options_reach_train_and_its_fingerprint(tmp_path, monkeypatch):
+    """``unimo demo --set KEY=VALUE`` (repeatable) goes to ``unimo train --set`` after seed and
+    steps, and into the train stage's fingerprint: a changed value retrains."""
+    import unimo_kit.demo
+
+    calls = []
+    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo: calls.append(config))
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--steps", "9", "--set", "vocab=corpus", "--set", "lr=1e-3"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    (config,) = calls
+    assert config.extra_train_args == ["vocab=corpus", "lr=1e-3"]
+    train = next(stage for stage in build_stages(config) if stage.name == "train")
+    sets = [train.argv[i + 1] for i, word in enumerate(train.argv) if word == "--set"]
+    assert sets[-3:] == ["steps=9", "vocab=corpus", "lr=1e-3"]
+    plain = next(s for s in build_stages(DemoConfig(out=out, train_steps=9)) if s.name == "train")
+    assert train.fingerprint != plain.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [("vocab", "expected KEY=VALUE"), ("=corpus", "expected KEY=VALUE")],
+)
+def test_a_malformed_set_is_refused_by_the_cli(tmp_path, item, message):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--set", item])
+    assert result.exit_code == 2 and message in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [("no_such_key=1", "unknown TrainConfig fields"), ("vocab=bogus", "vocab must be one of")],
+)
+def test_a_set_train_rejects_stops_the_demo_before_any_stage(tmp_path, item, message):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--set", item])
+    assert result.exit_code != 0 and message in result.output
+    assert not out.exists()
+
+
+def test_each_stage_records_its_wall_and_cpu_seconds_and_the_load(tmp_path):
+    """The marker holds the stage's process-tree CPU time (a busy child counts, an idle one
+    does not) beside its wall time and the load average; REPORT.md shows all three."""
+    log = tmp_path / "calls.log"
+    script = tmp_path / "python-busy-in-synth"
+    script.write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\n'
+        'case "$*" in *" data synth "*) i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done;; '
+        "esac\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=str(script))
+    busy = read_stage_record(config.out / ".stages" / "synth.json")
+    idle = read_stage_record(config.out / ".stages" / "rewrite.json")
+    assert busy["cpu_seconds"] > 0.1 > idle["cpu_seconds"]
+    assert busy["cpu_seconds"] <= busy["seconds"] * (os.cpu_count() or 1) + 0.05
+    assert len(busy["load_average"]) == 2 and min(busy["load_average"]) >= 0
+    report = (config.out / "REPORT.md").read_text()
+    assert "| stage | wall s | CPU s | load avg |" in report
+    assert f"| synth | {busy['seconds']:.0f} | {busy['cpu_seconds']:.0f} |" in report

@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -71,7 +72,9 @@ class DemoConfig:
     sentence_negatives: int = 2  # TF-IDF neighbour captions per caption
     extractor: str = "effnet-ms"  # visual tokens (unimo features --extractor)
     beams: int = 3  # beam size for the captioning evaluation
-    extra_train_args: list[str] = field(default_factory=list)  # more --set KEY=VALUE for train
+    # more KEY=VALUE for `unimo train --set` (unimo demo --set), after seed/steps; part of the
+    # train stage's command line and fingerprint, so a changed value retrains
+    extra_train_args: list[str] = field(default_factory=list)
 
     @property
     def extra_compositional_images(self) -> int:
@@ -436,6 +439,28 @@ def restart(out: Path) -> None:
     shutil.rmtree(out)
 
 
+def _children_cpu_seconds() -> float:
+    """User + system CPU seconds of every finished child process (and the children they
+    waited for) so far: the difference around a stage is its process tree's CPU time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_stage(python: str, argv: list[str]) -> dict[str, float | list[float]]:
+    """Run one stage's command; its wall and CPU seconds and the 1-minute load average before
+    and after (on a shared machine the wall time is inflated by the load; the CPU time is
+    not, and equals the idle wall time of a single-threaded stage)."""
+    load_before = os.getloadavg()[0]
+    cpu_before = _children_cpu_seconds()
+    started = time.perf_counter()
+    subprocess.run([python, "-m", "unimo_kit.cli.main", *argv], check=True)
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": _children_cpu_seconds() - cpu_before,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
 def run_demo(
     config: DemoConfig,
     *,
@@ -466,7 +491,6 @@ def run_demo(
     if not eval_json.exists() or eval_json.read_text() != eval_text:
         eval_json.write_text(eval_text)
     commands = ["#!/usr/bin/env bash", "# The commands `unimo demo` ran, in order.", "set -e"]
-    timings: dict[str, float] = {}
     upstream_ran = False  # once a stage runs, every later stage runs too (its inputs changed)
     for number, stage in enumerate(stages, start=1):
         line = "unimo " + shlex.join(stage.argv)
@@ -496,11 +520,12 @@ def run_demo(
         # these settings (resumed by the same ones, removed by others).
         record = {"argv": stage.argv, "version": DEMO_VERSION, "fingerprint": stage.fingerprint}
         _write_marker(out, stage, {**record, "finished": False})
-        started = time.perf_counter()
-        subprocess.run([python, "-m", "unimo_kit.cli.main", *stage.argv], check=True)
-        timings[stage.name] = time.perf_counter() - started
-        _write_marker(out, stage, {**record, "seconds": timings[stage.name], "finished": True})
-        echo(f"    finished in {timings[stage.name]:.0f} s")
+        timing = _run_stage(python, stage.argv)
+        _write_marker(out, stage, {**record, **timing, "finished": True})
+        echo(
+            f"    finished in {timing['seconds']:.0f} s (CPU {timing['cpu_seconds']:.0f} s, "
+            f"load {timing['load_average'][0]:.1f} -> {timing['load_average'][1]:.1f})"
+        )
     (out / "commands.sh").write_text("\n".join(commands) + "\n")
     report = write_report(out)
     echo(f"report: {report}")

@@ -27,13 +27,22 @@ def _first_records(path: Path, n: int) -> list[dict[str, Any]]:
 
 
 def _stage_table(out: Path) -> list[str]:
-    lines = ["| stage | seconds |", "|---|---:|"]
-    total = 0.0
+    """Wall and CPU seconds per stage, with the load average it started and ended at (a
+    marker of an earlier demo has no CPU time: shown as a dash)."""
+    lines = ["| stage | wall s | CPU s | load avg |", "|---|---:|---:|---|"]
+    wall = cpu = 0.0
     for marker in sorted((out / ".stages").glob("*.json"), key=os.path.getmtime):
-        seconds = (read_stage_record(marker) or {}).get("seconds", 0.0)
-        total += seconds
-        lines.append(f"| {marker.stem} | {seconds:.0f} |")
-    lines.append(f"| **total** | **{total:.0f}** |")
+        record = read_stage_record(marker) or {}
+        seconds = record.get("seconds", 0.0)
+        wall += seconds
+        cpu_text = load_text = "–"
+        if "cpu_seconds" in record:
+            cpu += record["cpu_seconds"]
+            cpu_text = f"{record['cpu_seconds']:.0f}"
+        if load := record.get("load_average"):
+            load_text = " → ".join(f"{value:.1f}" for value in load)
+        lines.append(f"| {marker.stem} | {seconds:.0f} | {cpu_text} | {load_text} |")
+    lines.append(f"| **total** | **{wall:.0f}** | **{cpu:.0f}** | |")
     return lines
 
 
