@@ -44,6 +44,37 @@ EFFNET_EXTRACTORS = ("effnet", "effnet-ms", "effnet-random", "effnet-random-ms")
 EFFNET_FINAL_DIM = 1280
 
 
+#: The encoder-spec prefix of this encoder (``features:DIR``).
+PREFIX = "features:"
+
+
+def store_folder(spec: str) -> str | None:
+    """The features store an encoder spec reads (``DIR`` of ``features:DIR``), else ``None``.
+
+    Args:
+        spec: any encoder spec.
+
+    Returns:
+        ``DIR`` as the spec writes it, or ``None`` for an encoder that reads no store.
+    """
+    return spec[len(PREFIX) :] if spec.startswith(PREFIX) else None
+
+
+def resolve_spec(spec: str) -> str:
+    """``spec`` with a ``features:DIR`` store folder made absolute (against the working
+    directory), so that an index records a spec its later queries can load from anywhere;
+    every other spec unchanged.
+
+    Args:
+        spec: any encoder spec.
+
+    Returns:
+        ``features:/ABSOLUTE/DIR``, or ``spec`` itself.
+    """
+    folder = store_folder(spec)
+    return spec if folder is None else PREFIX + os.path.abspath(folder)
+
+
 def pooled_columns(meta: dict[str, Any]) -> int:
     """How many leading token columns the pooled vector keeps (see the module docstring).
 
@@ -72,19 +103,32 @@ class FeatureStoreEncoder(Encoder):
     modalities = (IMAGE,)
 
     def __init__(self, rest: str, device: str | None = None):
+        self.spec = f"features:{rest}"
+        self._open(rest)
+
+    def _open(self, folder: str | os.PathLike) -> None:
+        """Open the store at ``folder``: :attr:`store`, :attr:`dim` and the listing of its
+        files it was opened on."""
         from unimo_kit.features.store import FeatureStore
 
         try:
-            self.store = FeatureStore(rest)
+            store = FeatureStore(folder)
         except (OSError, ValueError) as exc:
-            raise EncoderError(f"features:{rest}: {exc}") from exc
-        self.spec = f"features:{rest}"
-        self.dim = pooled_columns(self.store.meta)
-        if self.dim > self.store.dim:
+            raise EncoderError(f"{self.spec}: {exc}") from exc
+        dim = pooled_columns(store.meta)
+        if dim > store.dim:
             raise EncoderError(
-                f"{self.spec}: {self.store.meta.get('extractor')} tokens are "
-                f"{self.store.dim}-d, fewer than the {self.dim} columns to pool"
+                f"{self.spec}: {store.meta.get('extractor')} tokens are "
+                f"{store.dim}-d, fewer than the {dim} columns to pool"
             )
+        self.store, self.dim, self._listing = store, dim, _listing(store.path)
+
+    def refresh(self) -> None:
+        """Open the store again when its files changed since it was opened (it was extracted
+        again, or a resumed ``unimo features`` added chunks): the encoder is cached per spec
+        (:func:`~unimo_kit.encoders.load_encoder`) and would serve the old vectors."""
+        if _listing(self.store.path) != self._listing:
+            self._open(self.store.path)
 
     def vector(self, image_id: str) -> np.ndarray:
         """The pooled, un-normalised vector ``(dim,)`` of a stored image.
@@ -127,6 +171,7 @@ class FeatureStoreEncoder(Encoder):
             EncoderInputError: a PIL image or non-path input; with ``strict``, the first
                 image that fails (its position, path and id named).
         """
+        self.refresh()
         n = len(images)
         vectors = np.zeros((n, self.dim), dtype=np.float32)
         ok = np.zeros(n, dtype=bool)
@@ -164,6 +209,20 @@ class FeatureStoreEncoder(Encoder):
 
     def _encode_image_batch(self, images: list[Any]) -> np.ndarray:
         raise EncoderError(f"{self.spec} reads stored features; it decodes no images")
+
+
+def _listing(folder: Path) -> list[tuple[str, int, int, int]]:
+    """``(name, inode, size, mtime_ns)`` of a store's ``meta.json`` and chunks: what tells a store
+    changed on disk since it was opened."""
+    files = [folder / "meta.json", *sorted((folder / "chunks").glob("*.safetensors"))]
+    out = []
+    for file in files:
+        try:
+            info = file.stat()
+        except OSError:
+            continue
+        out.append((file.name, info.st_ino, info.st_size, info.st_mtime_ns))
+    return out
 
 
 def _count(loader: Any, image: Any, why: str | None) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from unimo_kit.data.records import caption_id
+from unimo_kit.encoders.features import store_folder
 from unimo_kit.index.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
@@ -69,6 +70,7 @@ from unimo_kit.utils.jsonl import dumps
 from unimo_kit.utils.manifest import (
     Manifest,
     ManifestError,
+    folder_fingerprint,
     input_fingerprint,
     mismatch,
     read_saved,
@@ -84,6 +86,8 @@ INPUT_KINDS = ("texts", "images", "captions")
 BLOCK_FIELDS = ("input", "kind", "encoder", "block_size", "shard")
 #: The ``stage`` of an index folder's resume manifest, and of a separate embedding store's.
 BUILD_STAGE, EMBED_STAGE = "index build", "index embed"
+#: The manifest's name of the features store a ``features:DIR`` encoder reads (an input).
+STORE_INPUT = "features"
 
 
 class InputChangedError(IndexStoreError):
@@ -158,15 +162,33 @@ def build_manifest(config: BuildConfig, *, store: bool = False) -> Manifest:
 
     Returns:
         The manifest: the settings, and the input's fingerprint (an edited input does not
-        resume). The input's path stays a setting, as image paths in it are relative to it.
+        resume); a ``features:DIR`` encoder's store is an input too (:data:`STORE_INPUT`).
+        The input's path stays a setting, as image paths in it are relative to it.
+
+    Raises:
+        EncoderError: a ``features:DIR`` encoder whose ``DIR`` is not a features store.
     """
     wanted = asdict(config)
     keys = BLOCK_FIELDS if store else list(wanted)
-    return Manifest(
-        EMBED_STAGE if store else BUILD_STAGE,
-        {key: wanted[key] for key in keys},
-        {input_name(config.kind): input_fingerprint(config.input)},
-    )
+    inputs = {input_name(config.kind): input_fingerprint(config.input)}
+    features = store_folder(config.encoder)
+    if features is not None:
+        inputs[STORE_INPUT] = features_fingerprint(features, config.encoder)
+    stage = EMBED_STAGE if store else BUILD_STAGE
+    return Manifest(stage, {key: wanted[key] for key in keys}, inputs)
+
+
+def features_fingerprint(folder: str, spec: str) -> dict[str, Any]:
+    """The fingerprint of the features store a ``features:DIR`` encoder reads
+    (:func:`~unimo_kit.utils.manifest.folder_fingerprint`): a store extracted again (another
+    extractor, other images) is a changed input, refused or rebuilt as an edited input file is.
+
+    Raises:
+        EncoderError: ``folder`` is not a features store (as loading the encoder says).
+    """
+    if not (Path(folder) / META).is_file():
+        raise EncoderError(f"{spec}: {folder} is not a features store (no {META})")
+    return folder_fingerprint(folder)
 
 
 def read_build_manifest(folder: str | os.PathLike) -> tuple[Manifest | None, bool]:
@@ -202,7 +224,18 @@ def read_build_manifest(folder: str | os.PathLike) -> tuple[Manifest | None, boo
         keys = BLOCK_FIELDS if saved.stage == EMBED_STAGE else _setting_defaults()
         defaults = {key: _setting_defaults()[key] for key in keys}
         saved.settings = {**defaults, **saved.settings}
+        _fill_store_input(saved)
     return saved, legacy
+
+
+def _fill_store_input(saved: Manifest) -> None:
+    """A record written before the features store was fingerprinted (a ``features:DIR``
+    build without :data:`STORE_INPUT`) is taken to describe the store as it is now, the rule
+    :func:`_legacy_fingerprint` applies to an input recorded without its sha256."""
+    folder = store_folder(str(saved.settings.get("encoder") or ""))
+    if folder is None or STORE_INPUT in saved.inputs or not (Path(folder) / META).is_file():
+        return
+    saved.inputs[STORE_INPUT] = folder_fingerprint(folder)
 
 
 def write_build_manifest(
@@ -229,7 +262,7 @@ def write_build_manifest(
     write_manifest(folder / MANIFEST, manifest)
     if store or manifest.stage != BUILD_STAGE:
         return
-    (fingerprint,) = manifest.inputs.values()
+    fingerprint = manifest.inputs[input_name(manifest.settings.get("kind"))]
     stat = {
         "input_size": fingerprint.get("size"),
         "input_mtime_ns": fingerprint.get("mtime_ns"),
@@ -458,7 +491,9 @@ def build(
     state = folder_state(out, config, overwrite, wanted=wanted)
     if state == "finished":
         saved, legacy = read_build_manifest(out)
-        if legacy or saved.inputs != wanted.inputs:  # e.g. the same bytes, a new time
+        recorded = None if legacy else read_saved(out / MANIFEST)
+        # e.g. the same bytes at a new time, or a store not recorded before: record them
+        if recorded is None or recorded.inputs != wanted.inputs:
             if legacy:
                 _note_legacy(out)
             kept = Manifest(BUILD_STAGE, saved.settings, wanted.inputs)
@@ -649,7 +684,7 @@ def _embed_into(
             1 for _, row in iter_jsonl(p.with_suffix(".jsonl"), strict=True) if "failed" in row
         )
     saved, _ = read_build_manifest(folder)
-    (fingerprint,) = saved.inputs.values()
+    fingerprint = saved.inputs[input_name(config.kind)]
     write_json(
         {
             "format_version": FORMAT_VERSION,
@@ -670,8 +705,8 @@ def _embed_into(
 
 
 def input_changed(folder: str | os.PathLike) -> bool:
-    """Whether the input file of the build in ``folder`` changed since the build read it, or
-    is gone.
+    """Whether the input file of the build in ``folder`` (or the features store a
+    ``features:DIR`` encoder read) changed since the build read it, or is gone.
 
     Size and modification time are the fast path; when only the time differs (a copy, a
     ``touch``, a deterministic regeneration) the bytes decide, by sha256

@@ -15,7 +15,8 @@ Format (docs/formats.md, "Resume manifest")::
 
 It lives at ``OUT.manifest.json`` next to a file output and at ``FOLDER/manifest.json`` inside
 a folder output (:func:`manifest_path`). Inputs are compared by content (size and sha256), not
-by path or time: a copied input resumes, an edited one does not.
+by path or time: a copied input resumes, an edited one does not. An input folder (a features
+store read by an image index) is fingerprinted by :func:`folder_fingerprint`.
 
 Example:
     >>> from unimo_kit.utils.manifest import (
@@ -33,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -46,6 +48,10 @@ from unimo_kit.utils.jsonl import atomic_write
 MANIFEST_VERSION = 1
 #: The flag that starts an output afresh, named in every refusal.
 AFRESH_FLAG = "--no-resume"
+#: The ``kind`` of a folder's fingerprint (:func:`folder_fingerprint`); a file's has none.
+FOLDER = "folder"
+#: How much of each file a folder's fingerprint reads (a safetensors chunk's header fits).
+HEAD_BYTES = 1 << 16
 
 
 class ManifestError(ValueError):
@@ -67,12 +73,69 @@ def input_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+def folder_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
+    """``{"path", "kind": "folder", "files", "size", "mtime_ns", "sha256"}`` of an input
+    folder (path made absolute), such as a features store.
+
+    ``sha256`` digests every file's path inside the folder, its size and its first
+    :data:`HEAD_BYTES` bytes (the whole of a small file such as ``meta.json``; a safetensors
+    chunk's header with its ids and shapes, and the start of its data), so that hashing a
+    store of many gigabytes costs a read of its headers. Files named ``*.tmp`` (a write in
+    progress) are left out. ``size`` is the total, ``mtime_ns`` the newest file's.
+
+    Args:
+        path: the folder.
+
+    Returns:
+        The fingerprint, compared as a file's is (size and sha256; see :func:`input_changed`).
+
+    Raises:
+        NotADirectoryError: ``path`` is not a folder.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder")
+    digest = hashlib.sha256()
+    files, size, newest = 0, 0, 0
+    for file in _folder_files(root):
+        info = file.stat()
+        name = file.relative_to(root).as_posix()
+        with open(file, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+        digest.update(f"{name}\0{info.st_size}\0".encode())
+        digest.update(hashlib.sha256(head).digest())
+        files, size, newest = files + 1, size + info.st_size, max(newest, info.st_mtime_ns)
+    return {
+        "path": os.path.abspath(root),
+        "kind": FOLDER,
+        "files": files,
+        "size": size,
+        "mtime_ns": newest,
+        "sha256": digest.hexdigest(),
+    }
+
+
+def _folder_files(root: Path) -> list[Path]:
+    """The regular files under ``root`` (recursively, sorted), ``*.tmp`` left out."""
+    return sorted(
+        file for file in root.rglob("*") if file.is_file() and not file.name.endswith(".tmp")
+    )
+
+
 def input_changed(fingerprint: dict[str, Any]) -> bool:
     """Whether the file a fingerprint was taken of now holds other bytes, or is gone.
 
     Size and modification time are the fast path; when only the time differs (a copy, a
-    ``touch``) the sha256 decides. A fingerprint without ``sha256`` trusts the time.
+    ``touch``) the sha256 decides. A fingerprint without ``sha256`` trusts the time. A
+    folder's fingerprint (:func:`folder_fingerprint`) is taken again and compared by its
+    size and sha256.
     """
+    if fingerprint.get("kind") == FOLDER:
+        try:
+            now = folder_fingerprint(fingerprint["path"])
+        except OSError:
+            return True
+        return _content(now) != _content(fingerprint)
     try:
         info = os.stat(fingerprint["path"])
     except OSError:
