@@ -217,9 +217,8 @@ def main() -> None:
             for arm, (k, weight) in arms.items():
                 row = run_arm(world, Path(tmp) / f"{arm}-{seed}", seed, k, weight, args, base)
                 runs[arm].append(row)
-                cats = row["categories"]
-                print(f"seed {seed} {arm:>12}: swap-att {cats['swap-att']:.3f} swap-obj "
-                      f"{cats['swap-obj']:.3f} macro {row['macro_accuracy']:.3f} "
+                cats = " ".join(f"{c} {a:.3f}" for c, a in sorted(row["categories"].items()))
+                print(f"seed {seed} {arm:>12}: {cats} macro {row['macro_accuracy']:.3f} "
                       f"({row['train_seconds']:.0f} s)", flush=True)  # fmt: skip
         counts = runs["plain"][0]["counts"]
     summary = summarise(runs)
