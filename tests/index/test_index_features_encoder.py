@@ -91,3 +91,35 @@ def test_a_record_without_the_store_takes_the_store_as_it_is(world):
     (out / "manifest.json").write_text(json.dumps(saved))
     build(config(world, spec), out, progress=False)  # "already built"
     assert "features" in json.loads((out / "manifest.json").read_text())["inputs"]
+
+
+def test_a_relative_store_is_recorded_so_queries_run_from_another_directory(
+    world, tmp_path_factory, monkeypatch
+):
+    """``unimo index build ... --encoder features:features`` typed in the world's folder;
+    searched later from elsewhere (the search loads the index's own encoder)."""
+    from click.testing import CliRunner
+
+    from unimo_kit.cli.main import cli
+
+    store = make_store(world / "features")
+    monkeypatch.chdir(world)
+    args = ["index", "build", "--images", "images.jsonl", "--name", "im", "--root", "indexes"]
+    result = CliRunner().invoke(cli, [*args, "--encoder", "features:features"])
+    assert result.exit_code == 0, result.output
+    folder = world / "indexes" / "im"
+    for record in ("meta.json", "manifest.json"):
+        saved = json.loads((folder / record).read_text())
+        assert saved.get("encoder", saved.get("settings", {}).get("encoder")) == (
+            f"features:{store}"
+        )
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    from unimo_kit.encoders.registry import _load_cached
+
+    _load_cached.cache_clear()  # a fresh process, as a later command is
+    index = IndexStore.open(folder)
+    hits = index.search_images([str(world / "images" / "im-005.png")], k=1)
+    assert hits[0][0]["id"] == "im-005"
+    index.check_query_encoder(f"features:{store}")  # the same store, however it is named
+    with pytest.raises(IndexStoreError, match="another vector space"):
+        index.check_query_encoder("features:features")  # from here: another folder

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from unimo_kit.data.records import caption_id
-from unimo_kit.encoders.features import store_folder
+from unimo_kit.encoders.features import resolve_spec, store_folder
 from unimo_kit.index.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
@@ -120,6 +120,11 @@ class BuildConfig:
     tune_queries: str | None = None  # query texts to tune on (None: held-out rows of the input)
     max_build_seconds: float | None = 3_600.0  # auto: no HNSW whose graph builds longer (None: any)
 
+    def __post_init__(self) -> None:
+        # A features:DIR store is recorded by its absolute path (as the CLI records the
+        # input), so that queries of the index load it from any working directory.
+        self.encoder = resolve_spec(self.encoder)
+
 
 def plan_for(config: BuildConfig, n: int, dim: int) -> Any:
     """The :func:`~unimo_kit.index.factory.plan_index` of a build of ``n`` vectors of ``dim``:
@@ -196,7 +201,8 @@ def read_build_manifest(folder: str | os.PathLike) -> tuple[Manifest | None, boo
 
     A folder of an older unimo_kit has ``build.json`` instead of ``manifest.json``; it is
     read in its place (until the next write replaces it). Settings the record lacks (options
-    added since it was written) read as their defaults.
+    added since it was written) read as their defaults; a ``features:DIR`` encoder recorded
+    as typed (relative) reads as resolved from here, as :class:`BuildConfig` resolves it.
 
     Args:
         folder: the index folder or store.
@@ -224,6 +230,8 @@ def read_build_manifest(folder: str | os.PathLike) -> tuple[Manifest | None, boo
         keys = BLOCK_FIELDS if saved.stage == EMBED_STAGE else _setting_defaults()
         defaults = {key: _setting_defaults()[key] for key in keys}
         saved.settings = {**defaults, **saved.settings}
+        if isinstance(saved.settings.get("encoder"), str):  # an older features:DIR as typed
+            saved.settings["encoder"] = resolve_spec(saved.settings["encoder"])
         _fill_store_input(saved)
     return saved, legacy
 

@@ -203,8 +203,11 @@ class IndexStore:
         return self._encoder
 
     def check_query_encoder(self, spec: str | None) -> None:
-        """Refuse a query encoder other than the index's (``None`` means the index's)."""
-        if spec and spec != self.encoder_spec:
+        """Refuse a query encoder other than the index's (``None`` means the index's); a
+        ``features:DIR`` spec names its store by the folder, however ``DIR`` is written."""
+        from unimo_kit.encoders.features import resolve_spec
+
+        if spec and resolve_spec(spec) != resolve_spec(self.encoder_spec):
             raise IndexStoreError(
                 f"{self.path}: built with encoder {self.encoder_spec!r}; queries encoded with "
                 f"{spec!r} live in another vector space. Query with the index's encoder "
