@@ -123,3 +123,16 @@ def test_a_relative_store_is_recorded_so_queries_run_from_another_directory(
     index.check_query_encoder(f"features:{store}")  # the same store, however it is named
     with pytest.raises(IndexStoreError, match="another vector space"):
         index.check_query_encoder("features:features")  # from here: another folder
+
+
+def test_images_the_store_lacks_are_counted_like_unreadable_files(world, capsys):
+    stored = [f"im-{i:03d}" for i in range(N_IMAGES) if i != 7]
+    store = make_store(world / "features", ids=stored)
+    out = build(config(world, f"features:{store}"), world / "index", progress=False)
+    err = capsys.readouterr().err
+    lacking = world / "images" / "im-007.png"
+    why = f"id 'im-007' is not in the features store {store}"
+    assert f"images: {N_IMAGES - 1} ok, 0 missing, 1 corrupt ({lacking} ({why}))" in err
+    (failed,) = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
+    assert failed["id"] == "im-007" and failed["failed"] == why
+    assert json.loads((out / "meta.json").read_text())["failed"] == 1

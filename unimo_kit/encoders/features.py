@@ -160,7 +160,8 @@ class FeatureStoreEncoder(Encoder):
             show_progress_bar: a tqdm bar on stderr.
             strict: raise on the first failing image instead of skipping it.
             loader: an :class:`~unimo_kit.data.images.ImageLoader` whose ``stats`` count
-                the images found as decoded and missing files as missing.
+                the images found as decoded, missing files as missing and images the store
+                lacks as corrupt (unreadable), as a build's stderr summary prints them.
             ids: the records' ids (the keys ``unimo features`` stores them under), tried
                 before the path and the file stem (:func:`~unimo_kit.features.store.stored_key`).
 
@@ -227,8 +228,8 @@ def _listing(folder: Path) -> list[tuple[str, int, int, int]]:
 
 def _count(loader: Any, image: Any, why: str | None) -> None:
     """Count one look-up in ``loader.stats`` (when given) as a pixel encoder's decode would:
-    found as decoded, a missing file as missing. An id the store lacks is no decode failure
-    and is not counted there (its reason is in :attr:`EncodedImages.failures`)."""
+    found as decoded, a missing file as missing, an id the store lacks as an unreadable
+    file (``corrupt``, with ``path (why)``, which names the id and the store)."""
     if loader is None:
         return
     stats = loader.stats
@@ -238,3 +239,7 @@ def _count(loader: Any, image: Any, why: str | None) -> None:
         stats.missing += 1
         if len(stats.missing_paths) < stats.max_examples:
             stats.missing_paths.append(os.fspath(image))
+    else:
+        stats.corrupt += 1
+        if len(stats.corrupt_paths) < stats.max_examples:
+            stats.corrupt_paths.append(f"{os.fspath(image)} ({why})")
