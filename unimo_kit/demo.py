@@ -446,10 +446,23 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run_stage(python: str, argv: list[str]) -> dict[str, float | list[float]]:
-    """Run one stage's command; its wall and CPU seconds and the 1-minute load average before
-    and after (on a shared machine the wall time is inflated by the load; the CPU time is
-    not, and equals the idle wall time of a single-threaded stage)."""
+def run_stage(python: str, argv: list[str]) -> dict[str, float | list[float]]:
+    """Run ``python -m unimo_kit.cli.main ARGV`` and time it.
+
+    On a shared machine the wall time is inflated by the load; the CPU time is not, and is
+    close to the idle wall time of a single-threaded stage.
+
+    Args:
+        python: the interpreter.
+        argv: the ``unimo`` command's words.
+
+    Returns:
+        ``{"seconds": wall, "cpu_seconds": user + system of the process tree,
+        "load_average": [1-minute load before, after]}``.
+
+    Raises:
+        subprocess.CalledProcessError: the command failed.
+    """
     load_before = os.getloadavg()[0]
     cpu_before = _children_cpu_seconds()
     started = time.perf_counter()
@@ -520,7 +533,7 @@ def run_demo(
         # these settings (resumed by the same ones, removed by others).
         record = {"argv": stage.argv, "version": DEMO_VERSION, "fingerprint": stage.fingerprint}
         _write_marker(out, stage, {**record, "finished": False})
-        timing = _run_stage(python, stage.argv)
+        timing = run_stage(python, stage.argv)
         _write_marker(out, stage, {**record, **timing, "finished": True})
         echo(
             f"    finished in {timing['seconds']:.0f} s (CPU {timing['cpu_seconds']:.0f} s, "
