@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli.options import no_progress_option, resume_option, strict_option
+from unimo_kit.cli.options import no_progress_option, resume_option, seed_option, strict_option
 
 
 @click.command("export")
@@ -72,12 +72,7 @@ from unimo_kit.cli.options import no_progress_option, resume_option, strict_opti
     show_default=True,
     help="Include --retrieved neighbour captions (type 'retrieved').",
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    help="Seed of on-the-fly rewrites and of --one-per-image's caption draw.",
-)
+@seed_option("Seed of on-the-fly rewrites and of --one-per-image's caption draw.")
 @resume_option(
     "Keep the shards an earlier run with the same options and inputs completed "
     "(--no-resume: start the export afresh)."

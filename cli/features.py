@@ -5,6 +5,14 @@ from __future__ import annotations
 import click
 
 from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_options
+from unimo_kit.cli.options import (
+    device_option,
+    no_progress_option,
+    resume_option,
+    shard_option,
+    strict_option,
+    workers_option,
+)
 
 
 @click.command("features")
@@ -28,7 +36,7 @@ from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_
     "one bundle .npz).",
 )
 @click.option("--batch-size", default=32, show_default=True, help="Images per forward pass.")
-@click.option("--shard", default=None, metavar="I/N", help="Process only shard I of N (0-based).")
+@shard_option("Process only shard I of N (0-based).")
 @click.option(
     "--dtype",
     type=click.Choice(["float16", "float32"]),
@@ -37,23 +45,17 @@ from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_
     help="Storage type of the features.",
 )
 @click.option("--chunk-size", default=256, show_default=True, help="Images per chunk file.")
-@click.option("--device", default=None, help="torch device (default: cuda if visible, else cpu).")
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Skip images already stored (--no-resume: recompute this shard's images; the store's "
-    "extractor, dim and dtype stay).",
+@device_option
+@resume_option(
+    "Skip images already stored (--no-resume: recompute this shard's images; the store's "
+    "extractor, dim and dtype stay)."
 )
-@click.option("--strict", is_flag=True, help="Stop at the first malformed record or bad image.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="--engine ray: extractor actors at once, each holding the model [default: one per "
-    "GPU of the cluster, else per CPU].",
+@strict_option("record or image")
+@workers_option(
+    "--engine ray: extractor actors at once, each holding the model [default: one per "
+    "GPU of the cluster, else per CPU]."
 )
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@no_progress_option
 @engine_options
 def features(
     inputs: tuple[str, ...],

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from unimo_kit.cli.options import device_option, no_progress_option, resume_option, seed_option
+
 
 def _type_mix(value: str | None) -> dict[str, float] | None:
     """``"swap-att=2,replace-obj=1"`` (or a JSON object) -> ``{"swap-att": 2.0, ...}``."""
@@ -90,22 +92,17 @@ def _type_mix(value: str | None) -> dict[str, float] | None:
     show_default=True,
     help="auto: bf16 autocast on CUDA, fp32 on CPU.",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of weights init, order, draws.")
+@seed_option("Seed of weights init, order, draws.")
 @click.option("--save-every", default=100, show_default=True, help="Checkpoint every N steps.")
 @click.option("--keep-checkpoints", default=2, show_default=True, help="Checkpoints kept.")
 @click.option("--log-every", default=10, show_default=True, help="log.csv row every N steps.")
 @click.option("--workers", "num_workers", default=0, show_default=True,
               help="DataLoader workers.")  # fmt: skip
-@click.option("--device", help="torch device (default: cuda when visible, else cpu).")
+@device_option
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0: default).")
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Continue from the newest checkpoint in --out (--no-resume starts afresh).",
-)
+@resume_option("Continue from the newest checkpoint in --out (--no-resume starts afresh).")
 @click.option("--stop-after", type=int, help="Stop after N steps with a checkpoint there.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@no_progress_option
 def finetune_clip(
     no_sentence_negatives: bool,
     no_retrieved_negatives: bool,

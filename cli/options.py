@@ -1,6 +1,8 @@
 """Command-line options that every stage spells the same way: ``--resume/--no-resume`` (the one
 flag pair that keeps or restarts an output, with a stage's old spelling kept hidden for a
-release), ``--strict``, ``--no-progress`` and ``--workers``.
+release), ``--strict``, ``--no-progress``, ``--workers``, ``--seed``, ``--shard`` and
+``--device``. A command names what the option means for it in ``help``; the flag, its type
+and its default are written here once.
 
 >>> @click.command()
 ... @resume_option("Keep the finished lines of OUT.", deprecated="--restart")
@@ -81,3 +83,37 @@ def workers_option(help: str) -> Decorator:
         help: what a worker is in this stage, locally and on ``--engine ray``, and the default.
     """
     return click.option("--workers", type=click.IntRange(min=1), default=None, help=help)
+
+
+def seed_option(help: str, *, default: int = 0) -> Decorator:
+    """Add ``--seed N`` (parameter ``seed``, an int, default shown).
+
+    Args:
+        help: what the seed draws in this stage.
+        default: the seed without the option.
+
+    Returns:
+        The decorator.
+    """
+    return click.option("--seed", type=int, default=default, show_default=True, help=help)
+
+
+def shard_option(help: str) -> Decorator:
+    """Add ``--shard I/N`` (parameter ``shard``, the text or ``None``), for
+    :func:`unimo_kit.utils.parse_shard`.
+
+    Args:
+        help: which slice a shard covers in this stage (and what to do with the parts).
+
+    Returns:
+        The decorator.
+    """
+    return click.option("--shard", default=None, metavar="I/N", help=help)
+
+
+def device_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--device`` (parameter ``device``; ``None``: cuda when visible, else cpu, as
+    :func:`unimo_kit.resources.torch_device` picks)."""
+    return click.option(
+        "--device", default=None, help="torch device (default: cuda when visible, else cpu)."
+    )(command)

@@ -10,6 +10,8 @@ from unimo_kit.cli.options import (
     no_progress_option,
     resume_from,
     resume_option,
+    seed_option,
+    shard_option,
     strict_option,
     workers_option,
 )
@@ -31,14 +33,12 @@ from unimo_kit.cli.options import (
     "unimo_kit.rewrite.NEGATIVE_TYPES: replace-obj/att/rel, swap-obj/att, add-obj/att, count].",
 )
 @click.option("--per-type", default=1, show_default=True, help="Negatives per type and caption.")
-@click.option(
-    "--seed", default=0, show_default=True, help="Global seed (per-caption seeds derive)."
-)
+@seed_option("Global seed (per-caption seeds derive).")
 @workers_option(
     "Local: processes [default: 1]. --engine ray: units in flight at once [default: the "
     "cluster's CPUs]. The output does not change."
 )
-@click.option("--shard", default=None, help="Contiguous slice i/n of the input, e.g. 0/4.")
+@shard_option("Contiguous slice I/N of the input, e.g. 0/4.")
 @click.option(
     "--sentence-negatives",
     default=0,

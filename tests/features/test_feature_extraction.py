@@ -211,6 +211,44 @@ def test_cli_import_and_pairs_input(image_folder):
     assert bad.exit_code != 0 and "unknown extractor" in bad.output
 
 
+def test_cli_shared_options_reach_each_input(image_folder, monkeypatch):
+    """--shard, --strict, --device, --no-progress and --no-resume (cli/options.py) reach
+    run_features; --no-resume clears the shard once, before the first input only."""
+    from types import SimpleNamespace
+
+    import unimo_kit.engine as engine
+    from unimo_kit.cli.features import features
+    from unimo_kit.utils import Shard
+
+    calls = []
+
+    def record(input_path, out, **kwargs):
+        calls.append((input_path, kwargs))
+        return SimpleNamespace(summary=lambda: "recorded")
+
+    monkeypatch.setattr(engine, "run_features", record)
+    bundle = image_folder / "bundle.npz"
+    boxes = np.tile(np.array([0, 0, 1, 1], np.float32), (1, 2, 1))  # (1, 2, 4)
+    np.savez(
+        bundle, ids=np.array(["img-000"]), features=np.zeros((1, 2, 4), np.float32), boxes=boxes
+    )
+    first, second = image_folder / "a.jsonl", image_folder / "b.jsonl"
+    _write(first, [{"id": "img-000", "image": "images/img-000.png"}])
+    _write(second, [{"id": "img-001", "image": "images/img-001.png"}])
+    args = [str(first), str(second), "-o", str(image_folder / "f"), "--extractor"]
+    args += [f"import:{bundle}", "--shard", "1/2", "--strict", "--device", "cpu"]
+    result = CliRunner().invoke(features, [*args, "--no-progress", "--no-resume"])
+    assert result.exit_code == 0, result.output
+    assert [path for path, _ in calls] == [str(first), str(second)]
+    assert [kw["resume"] for _, kw in calls] == [False, True]
+    for _, kw in calls:
+        assert kw["shard"] == Shard(1, 2) and kw["strict"] and not kw["progress"]
+        assert kw["device"] == "cpu"
+    text = CliRunner().invoke(features, ["--help"], terminal_width=120).output
+    assert "--shard I/N" in text and "Stop at the first bad record or image." in text
+    assert "--resume / --no-resume" in text and "Skip images already stored" in text
+
+
 def test_import_bundle_is_read_once_and_named_by_absolute_path(image_folder, monkeypatch):
     from unimo_kit.features.extractors import RegionImport
 

@@ -35,6 +35,35 @@ def test_help_names_the_model_spec_and_the_eval_command():
     assert "finetune-clip" in CliRunner().invoke(cli, ["--help"]).output
 
 
+def test_the_shared_options_reach_the_config(pair_data, tmp_path, monkeypatch):
+    """--seed, --device, --resume/--no-resume and --no-progress (cli/options.py) arrive in
+    FinetuneConfig and the run call; the run itself is recorded, not done."""
+    from types import SimpleNamespace
+
+    import unimo_kit.finetune as finetune
+
+    calls = []
+
+    def record(config, *, resume, stop_after):
+        calls.append((config, resume, stop_after))
+        return SimpleNamespace(last_losses={}, final=None, state=SimpleNamespace(step=0))
+
+    monkeypatch.setattr(finetune, "finetune_clip", record)
+    pairs, rewrites = pair_data
+    base = ["finetune-clip", "--model", "open_clip:ViT-B-32", "--pairs", str(pairs),
+            "--rewrites", str(rewrites), "-o", str(tmp_path / "run")]  # fmt: skip
+    assert CliRunner().invoke(cli, base).exit_code == 0
+    given = [*base, "--seed", "5", "--device", "cpu", "--no-resume", "--no-progress"]
+    assert CliRunner().invoke(cli, [*given, "--stop-after", "1"]).exit_code == 0
+    (default, _, _), (config, resume, stop_after) = calls
+    assert (default.seed, default.device, default.progress, calls[0][1]) == (0, None, True, True)
+    assert (config.seed, config.device, config.progress) == (5, "cpu", False)
+    assert resume is False and stop_after == 1
+    text = CliRunner().invoke(cli, ["finetune-clip", "--help"], terminal_width=120).output
+    assert "torch device (default: cuda when visible, else cpu)." in text
+    assert "--seed INTEGER" in text and "No progress bars." in text
+
+
 def test_a_short_run_then_the_same_command_finishes_it(tiny_clip, pair_data, tmp_path):
     out = tmp_path / "run"
     args = _args(tiny_clip, pair_data, out, "--steps", "3", "--type-mix", "swap-att=1")
