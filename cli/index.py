@@ -5,15 +5,28 @@ Heavy libraries (faiss, torch, sentence-transformers) are imported inside the co
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from unimo_kit.cli.engine_options import engine_from_cli, engine_options
-from unimo_kit.cli.options import resume_from, resume_option, strict_option, workers_option
+from unimo_kit.cli.options import (
+    resume_from,
+    resume_option,
+    seed_option,
+    shard_option,
+    strict_option,
+    workers_option,
+)
+
+if TYPE_CHECKING:
+    from unimo_kit.index.build import BuildConfig
 
 TYPES = ("flat", "hnsw", "ivf", "ivfpq", "auto")
 
@@ -58,6 +71,48 @@ TARGET_RECALL_HELP = (
     "measured on queries the index does not hold."
 )
 
+CORPUS_HELP = {
+    "texts": "texts.jsonl to index ({id, text} per line).",
+    "images": "images.jsonl to index ({id, image} per line).",
+    "captions": "pairs.jsonl: index every caption (what `mine` draws negatives from).",
+}
+
+
+def _corpus_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--texts`` / ``--images`` / ``--captions``, of which exactly one must be given;
+    the command gets it as ``corpus``: ``(kind, path)``."""
+
+    @functools.wraps(command)
+    def run(*, texts: str | None, images: str | None, captions: str | None, **options: Any):
+        return command(corpus=_one_input(texts=texts, images=images, captions=captions), **options)
+
+    for kind in reversed(CORPUS_HELP):
+        run = click.option(
+            f"--{kind}", type=click.Path(exists=True, dir_okay=False), help=CORPUS_HELP[kind]
+        )(run)
+    return run
+
+
+def _root_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--root`` (parameter ``root``): the folder that index names are looked up in."""
+    return click.option("--root", default="indexes", show_default=True, help="Folder of indexes.")(
+        command
+    )
+
+
+def _build_config(corpus: tuple[str, str], encoder: str | None, **settings: Any) -> BuildConfig:
+    """The :class:`~unimo_kit.index.build.BuildConfig` of ``corpus`` (``(kind, path)``) with
+    ``encoder`` or the kind's default encoder, and the other fields from ``settings``."""
+    from unimo_kit.index.build import BuildConfig, default_encoder
+
+    kind, path = corpus
+    return BuildConfig(
+        input=os.path.abspath(path),
+        kind=kind,
+        encoder=encoder or default_encoder(kind),
+        **settings,
+    )
+
 
 @click.group("index")
 def index() -> None:
@@ -75,26 +130,9 @@ def index() -> None:
 
 
 @index.command("build")
-@click.option(
-    "--texts",
-    "texts",
-    type=click.Path(exists=True, dir_okay=False),
-    help="texts.jsonl to index ({id, text} per line).",
-)
-@click.option(
-    "--images",
-    "images",
-    type=click.Path(exists=True, dir_okay=False),
-    help="images.jsonl to index ({id, image} per line).",
-)
-@click.option(
-    "--captions",
-    "captions",
-    type=click.Path(exists=True, dir_okay=False),
-    help="pairs.jsonl: index every caption (what `mine` draws negatives from).",
-)
+@_corpus_options
 @click.option("--name", required=True, help="Index name: the folder ROOT/NAME.")
-@click.option("--root", default="indexes", show_default=True, help="Folder of indexes.")
+@_root_option
 @click.option(
     "--encoder",
     "encoder",
@@ -130,17 +168,14 @@ def index() -> None:
     help="Records per embedding block (the unit of resume).",
 )
 @click.option("--batch-size", default=64, show_default=True, help="Encoder batch size.")
-@click.option("--shard", default=None, help="i/n: index only the i-th slice (then merge).")
+@shard_option("Index only the I-th of N slices of the input (then merge).")
 @click.option(
     "--trained",
     default=None,
     help="Trained quantizer from `unimo index train` (sharded IVF builds).",
 )
 @click.option(
-    "--target-recall",
-    default=0.95,
-    show_default=True,
-    help=TARGET_RECALL_HELP,
+    "--target-recall", "tune_recall", default=0.95, show_default=True, help=TARGET_RECALL_HELP
 )
 @click.option(
     "--keep-embeddings/--no-keep-embeddings",
@@ -154,7 +189,7 @@ def index() -> None:
     "when they are complete and current).",
     deprecated="--overwrite",
 )
-@click.option("--seed", default=1234, show_default=True, help="Training sample seed.")
+@seed_option("Seed of the quantizer's training sample and k-means.", default=1234)
 @click.option(
     "--embeddings",
     "embeddings",
@@ -173,30 +208,21 @@ def index() -> None:
 @engine_options
 @workers_option(WORKERS_HELP)
 def build_cmd(
-    texts,
-    images,
-    captions,
-    name,
-    root,
-    encoder,
-    index_type,
-    max_memory,
-    max_build_seconds,
-    block_size,
-    batch_size,
-    shard,
-    trained,
-    target_recall,
-    keep_embeddings,
-    resume,
-    overwrite,
-    seed,
-    embeddings,
-    tune_queries,
-    engine,
-    ray_address,
-    workers,
-):
+    corpus: tuple[str, str],
+    name: str,
+    root: str,
+    encoder: str | None,
+    shard: str | None,
+    trained: str | None,
+    embeddings: str | None,
+    tune_queries: str | None,
+    resume: bool,
+    overwrite: bool,
+    engine: str,
+    ray_address: str | None,
+    workers: int | None,
+    **settings: Any,
+) -> None:
     """Embed a corpus and build ROOT/NAME (resumable: rerun the same command after a kill).
 
     Search parameters are tuned on queries the index does not hold (256 rows held out
@@ -218,29 +244,18 @@ def build_cmd(
       unimo index build --texts big.jsonl --name big --engine ray --block-size 8192
     """
     from unimo_kit.engine.index import run_index_build
-    from unimo_kit.index.build import BuildConfig, default_encoder
     from unimo_kit.utils import parse_shard
 
-    kind, path = _one_input(texts=texts, images=images, captions=captions)
     resume = resume_from(resume, overwrite, "--overwrite", " for build")
     try:
-        shard_text = str(parse_shard(shard))
-        config = BuildConfig(
-            input=os.path.abspath(path),
-            kind=kind,
-            encoder=encoder or default_encoder(kind),
-            index_type=index_type,
-            max_memory=max_memory,
-            max_build_seconds=max_build_seconds,
-            block_size=block_size,
-            batch_size=batch_size,
-            shard=shard_text,
+        config = _build_config(
+            corpus,
+            encoder,
+            shard=str(parse_shard(shard)),
             trained=os.path.abspath(_folder(root, trained)) if trained else None,
-            seed=seed,
-            tune_recall=target_recall,
-            keep_embeddings=keep_embeddings,
             embeddings=os.path.abspath(_folder(root, embeddings)) if embeddings else None,
             tune_queries=os.path.abspath(tune_queries) if tune_queries else None,
+            **settings,  # index_type, max_memory, max_build_seconds, block_size, ...
         )
         out = run_index_build(
             config,
@@ -254,11 +269,9 @@ def build_cmd(
 
 
 @index.command("train")
-@click.option("--texts", type=click.Path(exists=True, dir_okay=False), help="texts.jsonl")
-@click.option("--images", type=click.Path(exists=True, dir_okay=False), help="images.jsonl")
-@click.option("--captions", type=click.Path(exists=True, dir_okay=False), help="pairs.jsonl")
+@_corpus_options
 @click.option("--name", required=True, help="Folder ROOT/NAME for the trained quantizer.")
-@click.option("--root", default="indexes", show_default=True)
+@_root_option
 @click.option("--encoder", default=None, help="Encoder spec (as for build).")
 @click.option(
     "--type",
@@ -275,21 +288,17 @@ def build_cmd(
     default=None,
     help="Training vectors (default: 40 per inverted list).",
 )
-@click.option("--seed", default=1234, show_default=True)
+@seed_option("Seed of the training sample and k-means.", default=1234)
 @click.option("--overwrite", is_flag=True, help="Replace ROOT/NAME even if it is not a quantizer.")
 def train_cmd(
-    texts,
-    images,
-    captions,
-    name,
-    root,
-    encoder,
-    index_type,
-    max_memory,
-    sample_size,
-    seed,
-    overwrite,
-):
+    corpus: tuple[str, str],
+    name: str,
+    root: str,
+    encoder: str | None,
+    sample_size: int | None,
+    overwrite: bool,
+    **settings: Any,
+) -> None:
     """Train one IVF quantizer for the whole corpus, to share between shard builds.
 
     \b
@@ -299,17 +308,9 @@ def train_cmd(
       unimo index build --texts big.jsonl --name big.1 --shard 1/2 --trained big-q --type ivf
       unimo index merge big.0 big.1 --name big
     """
-    from unimo_kit.index.build import BuildConfig, default_encoder, train_quantizer
+    from unimo_kit.index.build import train_quantizer
 
-    kind, path = _one_input(texts=texts, images=images, captions=captions)
-    config = BuildConfig(
-        input=os.path.abspath(path),
-        kind=kind,
-        encoder=encoder or default_encoder(kind),
-        index_type=index_type,
-        max_memory=max_memory,
-        seed=seed,
-    )
+    config = _build_config(corpus, encoder, **settings)  # index_type, max_memory, seed
     try:
         out = train_quantizer(
             config, _folder(root, name), sample_size=sample_size, overwrite=overwrite
@@ -322,9 +323,10 @@ def train_cmd(
 @index.command("merge")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--name", required=True, help="Name of the merged index.")
-@click.option("--root", default="indexes", show_default=True)
+@_root_option
 @click.option(
     "--target-recall",
+    "tune_recall",
     default=0.95,
     show_default=True,
     help=TARGET_RECALL_HELP + " Needs the shards' stored embeddings; else the plan's values.",
@@ -332,7 +334,7 @@ def train_cmd(
 @click.option(
     "--overwrite", is_flag=True, help="Replace ROOT/NAME (only once the merge has succeeded)."
 )
-def merge_cmd(sources, name, root, target_recall, overwrite):
+def merge_cmd(sources, name, root, tune_recall, overwrite):
     """Join shard indexes (in the order given) into ROOT/NAME.
 
     \b
@@ -345,7 +347,7 @@ def merge_cmd(sources, name, root, target_recall, overwrite):
         out = merge_indexes(
             [_folder(root, s) for s in sources],
             _folder(root, name),
-            tune_recall=target_recall,
+            tune_recall=tune_recall,
             overwrite=overwrite,
         )
     except _known_errors() as exc:
@@ -355,7 +357,7 @@ def merge_cmd(sources, name, root, target_recall, overwrite):
 
 @index.command("search")
 @click.argument("name")
-@click.option("--root", default="indexes", show_default=True)
+@_root_option
 @click.option("--text", "texts", multiple=True, help="A query text (repeatable).")
 @click.option("--image", "images", multiple=True, help="A query image path (repeatable).")
 @click.option(
@@ -429,7 +431,7 @@ def search_cmd(name, root, texts, images, queries, k, output, encoder, verify):
 
 @index.command("info")
 @click.argument("name")
-@click.option("--root", default="indexes", show_default=True)
+@_root_option
 def info_cmd(name, root):
     """Print an index's meta.json after checking the folder.
 
@@ -457,7 +459,7 @@ def info_cmd(name, root):
     default=None,
     help="Caption index of the pairs (default: built next to the output).",
 )
-@click.option("--root", default="indexes", show_default=True)
+@_root_option
 @click.option(
     "-o",
     "--output",
@@ -487,7 +489,7 @@ def info_cmd(name, root):
     show_default=True,
     help="Near-duplicate ceiling (positives and negatives).",
 )
-@click.option("--shard", default=None, help="i/n: mine only the i-th slice of the pairs.")
+@shard_option("Mine only the I-th of N slices of the pairs.")
 @click.option(
     "--chunk-size",
     type=click.IntRange(min=1),
