@@ -10,15 +10,41 @@ from typing import Any
 
 import click
 
+from unimo_kit.cli.options import device_option
+
+
+def checkpoint_option(*, required: bool = False) -> Callable[..., Any]:
+    """Add ``--checkpoint`` (parameter ``checkpoint``): a unimo checkpoint folder."""
+    return click.option(
+        "--checkpoint",
+        required=required,
+        type=click.Path(),
+        help="unimo checkpoint folder (model.safetensors + config.json).",
+    )
+
+
+def features_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--features`` (parameter ``features``): a features store of the test images."""
+    return click.option(
+        "--features",
+        type=click.Path(exists=True, file_okay=False),
+        help="features store of the test images (default: extract on the fly).",
+    )(func)
+
+
+def extractor_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--extractor`` (parameter ``extractor``): the extractor without ``--features``."""
+    return click.option(
+        "--extractor",
+        help="on-the-fly extractor (effnet, open_clip:...); default: the one named by the "
+        "checkpoint's run (its features store), else effnet.",
+    )(func)
+
 
 def scorer_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--checkpoint`` / ``--open-clip`` / ``--st-clip`` and the unimo feature options."""
     options = [
-        click.option(
-            "--checkpoint",
-            type=click.Path(),
-            help="unimo checkpoint folder (model.safetensors + config.json).",
-        ),
+        checkpoint_option(),
         click.option(
             "--open-clip",
             "open_clip_spec",
@@ -32,17 +58,9 @@ def scorer_options(func: Callable[..., Any]) -> Callable[..., Any]:
             metavar="NAME_OR_DIR",
             help="score with a sentence-transformers CLIP model (e.g. clip-ViT-B-32) instead.",
         ),
-        click.option(
-            "--features",
-            type=click.Path(exists=True, file_okay=False),
-            help="features store of the test images (default: extract on the fly).",
-        ),
-        click.option(
-            "--extractor",
-            help="on-the-fly extractor (effnet, open_clip:...); default: the one named by the "
-            "checkpoint's run (its features store), else effnet.",
-        ),
-        click.option("--device", help="torch device (default: cuda when visible, else cpu)."),
+        features_option,
+        extractor_option,
+        device_option,
         click.option("--batch-size", default=64, show_default=True, help="items per forward."),
     ]
     for option in reversed(options):
@@ -51,6 +69,7 @@ def scorer_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``-o/--output`` (parameter ``output``): where the results JSON goes."""
     return click.option(
         "-o",
         "--output",

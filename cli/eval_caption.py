@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli._eval_common import emit, eval_errors, output_option
+from unimo_kit.cli._eval_common import (
+    checkpoint_option,
+    emit,
+    eval_errors,
+    extractor_option,
+    features_option,
+    output_option,
+)
+from unimo_kit.cli.options import device_option
 
 
 @click.command("caption")
-@click.option("--checkpoint", required=True, type=click.Path(), help="unimo checkpoint folder.")
+@checkpoint_option(required=True)
 @click.option(
     "--references",
     "references_path",
@@ -21,14 +29,8 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     type=click.Path(exists=True, file_okay=False),
     help="folder of the COCO file_name paths (default: the JSON's folder).",
 )
-@click.option(
-    "--features",
-    type=click.Path(exists=True, file_okay=False),
-    help="features store of the test images (default: extract on the fly).",
-)
-@click.option(
-    "--extractor", help="on-the-fly extractor (default: the checkpoint run's, else effnet)."
-)
+@features_option
+@extractor_option
 @click.option("--beams", default=1, show_default=True, help="1 = greedy, k > 1 = beam search.")
 @click.option("--max-length", default=20, show_default=True, help="most generated word pieces.")
 @click.option("--max-images", type=int, help="caption the first N images only.")
@@ -47,7 +49,7 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     help="METEOR (needs Java; auto skips it with a note when Java is missing).",
 )
 @click.option("--predictions", type=click.Path(dir_okay=False), help="write captions JSONL here.")
-@click.option("--device", help="torch device.")
+@device_option
 @click.option("--batch-size", default=32, show_default=True, help="images per generate call.")
 @output_option
 def caption(
