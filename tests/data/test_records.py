@@ -102,6 +102,32 @@ def test_image_record(tmp_path):
         ImageRecord.from_dict({"id": "i1"})
 
 
+@pytest.mark.parametrize(
+    "cls, known",
+    [
+        (PairRecord, {"id": "a", "image": "x.png", "captions": ["a dog"], "split": "val"}),
+        (TextRecord, {"id": "a", "text": "a dog"}),
+        (ImageRecord, {"id": "a", "image": "x.png"}),
+    ],
+)
+def test_every_type_reads_checks_and_writes_the_same_way(tmp_path, cls, known):
+    """The shared from_dict / to_dict: the type itself comes back, unknown fields follow the
+    known ones on writing (a known field is never overwritten by them), a line that is not an
+    object or lacks an id is refused at its FILE:LINE, and an empty meta is left out."""
+    d = {"zz": 1, **known, "meta": {}, "source": {"x": 2}}
+    record = cls.from_dict(d, base_dir=tmp_path, path="in.jsonl", line=7)
+    assert type(record) is cls and record.extra == {"zz": 1, "source": {"x": 2}}
+    written = record.to_dict(tmp_path)
+    assert written == {**known, "zz": 1, "source": {"x": 2}}
+    assert list(written) == [*known, "zz", "source"]
+    record.extra["id"] = "other"  # an unknown field cannot shadow a known one
+    assert record.to_dict(tmp_path)["id"] == "a"
+    with pytest.raises(RecordError, match=r"^in\.jsonl:7: expected a JSON object, got str"):
+        cls.from_dict("a dog", path="in.jsonl", line=7)
+    with pytest.raises(RecordError, match=r"^in\.jsonl:7: missing field 'id'"):
+        cls.from_dict({k: v for k, v in known.items() if k != "id"}, path="in.jsonl", line=7)
+
+
 def test_relative_path_does_not_confuse_sibling_prefixes(tmp_path):
     (tmp_path / "b").mkdir()
     assert relative_path(str(tmp_path / "bc" / "x.png"), tmp_path / "b") == "../bc/x.png"

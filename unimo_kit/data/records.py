@@ -17,11 +17,12 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from unimo_kit.utils import RecordError
 
 PathLike = str | os.PathLike
+R = TypeVar("R", bound="_JsonlRecord")
 
 
 class MemberError(RecordError):
@@ -166,6 +167,12 @@ class _Checker:
     def extra(self, known: tuple[str, ...]) -> dict[str, Any]:
         return {k: v for k, v in self.d.items() if k not in known}
 
+    def image(self, base_dir: PathLike | None) -> tuple[str, bool]:
+        """The ``image`` field resolved against ``base_dir`` (:func:`resolve_path`), and
+        whether the source wrote it absolute (:func:`written_path` keeps it so)."""
+        image = self.string("image")
+        return resolve_path(image, base_dir), os.path.isabs(image)
+
 
 def _show(value: Any) -> str:
     """A short description of a bad value for an error message."""
@@ -179,8 +186,59 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and not (k == "meta" and not v)}
 
 
+class _JsonlRecord:
+    """What the three record types share: :meth:`from_dict` checks a decoded line at one file
+    and line, :meth:`to_dict` writes the known fields and then the unknown ones kept in
+    ``extra``. A type says only how it reads (:meth:`_read`) and writes (:meth:`_fields`)."""
+
+    FIELDS: ClassVar[tuple[str, ...]]  # the top-level fields the type knows
+    extra: dict[str, Any]
+
+    @classmethod
+    def from_dict(
+        cls: type[R],
+        d: dict[str, Any],
+        *,
+        base_dir: PathLike | None = None,
+        path: PathLike = "<memory>",
+        line: int = 0,
+    ) -> R:
+        """Check and build a record from a decoded JSONL line.
+
+        Args:
+            d: the decoded JSON object.
+            base_dir: directory the image path is relative to (the JSONL file's); ``None``
+                keeps the path as written (a record without an image ignores it).
+            path, line: where ``d`` came from, for error messages.
+
+        Returns:
+            The record, with its image path resolved.
+
+        Raises:
+            RecordError: ``PATH:LINE: what was wrong`` for a missing field or a wrong type.
+        """
+        checker = _Checker(d, path, line)
+        return cls._read(checker, base_dir, extra=checker.extra(cls.FIELDS))
+
+    @classmethod
+    def _read(cls: type[R], c: _Checker, base_dir: PathLike | None, *, extra: dict[str, Any]) -> R:
+        """The record of checked line ``c`` (``extra``: its unknown fields)."""
+        raise NotImplementedError
+
+    def _fields(self, base_dir: PathLike | None) -> dict[str, Any]:
+        """The known fields in their JSONL form, before :func:`_compact`."""
+        raise NotImplementedError
+
+    def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
+        """The JSONL form, with an image path relative to ``base_dir`` (the output file's
+        directory; ``None`` writes it as held). Empty optional fields are left out; unknown
+        fields read in follow the known ones."""
+        d = _compact(self._fields(base_dir))
+        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
+
+
 @dataclass
-class PairRecord:
+class PairRecord(_JsonlRecord):
     """One image and its captions: a line of ``pairs.jsonl``.
 
     ``scene_graphs``, when present, has one FACTUAL string per caption.
@@ -199,31 +257,9 @@ class PairRecord:
     FIELDS: ClassVar[tuple[str, ...]] = ("id", "image", "captions", "split", "scene_graphs", "meta")
 
     @classmethod
-    def from_dict(
-        cls,
-        d: dict[str, Any],
-        *,
-        base_dir: PathLike | None = None,
-        path: PathLike = "<memory>",
-        line: int = 0,
-    ) -> PairRecord:
-        """Check and build a record from a decoded JSONL line.
-
-        Args:
-            d: the decoded JSON object.
-            base_dir: directory the image path is relative to (the JSONL file's); ``None``
-                keeps the path as written.
-            path, line: where ``d`` came from, for error messages.
-
-        Returns:
-            The record, with its image path resolved.
-
-        Raises:
-            RecordError: ``PATH:LINE: what was wrong`` for a missing field or a wrong type.
-        """
-        c = _Checker(d, path, line)
+    def _read(cls, c: _Checker, base_dir: PathLike | None, *, extra: dict[str, Any]) -> PairRecord:
         record_id = c.id()
-        image = c.string("image")
+        image, absolute = c.image(base_dir)
         captions = c.string_list("captions", required=True)
         split = c.optional_string("split")
         graphs = c.string_list("scene_graphs", required=False)
@@ -231,33 +267,28 @@ class PairRecord:
             raise c.error(f"scene_graphs has {len(graphs)} entries for {len(captions)} captions")
         return cls(
             id=record_id,
-            image=resolve_path(image, base_dir),
+            image=image,
             captions=captions,
             split=split,
             scene_graphs=graphs,
             meta=c.meta(),
-            extra=c.extra(cls.FIELDS),
-            image_absolute=os.path.isabs(image),
+            extra=extra,
+            image_absolute=absolute,
         )
 
-    def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
-        """The JSONL form, with the image path relative to ``base_dir`` (the output file's
-        directory; ``None`` writes it as held). Empty optional fields are left out."""
-        d = _compact(
-            {
-                "id": self.id,
-                "image": written_path(self.image, base_dir, self.image_absolute),
-                "captions": list(self.captions),
-                "split": self.split,
-                "scene_graphs": None if self.scene_graphs is None else list(self.scene_graphs),
-                "meta": self.meta,
-            }
-        )
-        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
+    def _fields(self, base_dir: PathLike | None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "image": written_path(self.image, base_dir, self.image_absolute),
+            "captions": list(self.captions),
+            "split": self.split,
+            "scene_graphs": None if self.scene_graphs is None else list(self.scene_graphs),
+            "meta": self.meta,
+        }
 
 
 @dataclass
-class TextRecord:
+class TextRecord(_JsonlRecord):
     """One text of a text-only corpus: a line of ``texts.jsonl``."""
 
     id: str  # unique text id
@@ -268,27 +299,15 @@ class TextRecord:
     FIELDS: ClassVar[tuple[str, ...]] = ("id", "text", "meta")
 
     @classmethod
-    def from_dict(
-        cls,
-        d: dict[str, Any],
-        *,
-        base_dir: PathLike | None = None,
-        path: PathLike = "<memory>",
-        line: int = 0,
-    ) -> TextRecord:
-        """Check and build a record (see :meth:`PairRecord.from_dict`; ``base_dir`` is
-        accepted for symmetry and unused)."""
-        c = _Checker(d, path, line)
-        return cls(id=c.id(), text=c.string("text"), meta=c.meta(), extra=c.extra(cls.FIELDS))
+    def _read(cls, c: _Checker, base_dir: PathLike | None, *, extra: dict[str, Any]) -> TextRecord:
+        return cls(id=c.id(), text=c.string("text"), meta=c.meta(), extra=extra)
 
-    def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
-        """The JSONL form (``base_dir`` accepted for symmetry and unused)."""
-        d = _compact({"id": self.id, "text": self.text, "meta": self.meta})
-        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
+    def _fields(self, base_dir: PathLike | None) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "meta": self.meta}
 
 
 @dataclass
-class ImageRecord:
+class ImageRecord(_JsonlRecord):
     """One image of an image-only collection: a line of ``images.jsonl``."""
 
     id: str  # unique image id
@@ -301,35 +320,17 @@ class ImageRecord:
     FIELDS: ClassVar[tuple[str, ...]] = ("id", "image", "meta")
 
     @classmethod
-    def from_dict(
-        cls,
-        d: dict[str, Any],
-        *,
-        base_dir: PathLike | None = None,
-        path: PathLike = "<memory>",
-        line: int = 0,
-    ) -> ImageRecord:
-        """Check and build a record (see :meth:`PairRecord.from_dict`)."""
-        c = _Checker(d, path, line)
-        image = c.string("image")
-        return cls(
-            id=c.id(),
-            image=resolve_path(image, base_dir),
-            meta=c.meta(),
-            extra=c.extra(cls.FIELDS),
-            image_absolute=os.path.isabs(image),
-        )
+    def _read(cls, c: _Checker, base_dir: PathLike | None, *, extra: dict[str, Any]) -> ImageRecord:
+        record_id = c.id()
+        image, absolute = c.image(base_dir)
+        return cls(id=record_id, image=image, meta=c.meta(), extra=extra, image_absolute=absolute)
 
-    def to_dict(self, base_dir: PathLike | None = None) -> dict[str, Any]:
-        """The JSONL form, image path relative to ``base_dir`` (see :meth:`PairRecord.to_dict`)."""
-        d = _compact(
-            {
-                "id": self.id,
-                "image": written_path(self.image, base_dir, self.image_absolute),
-                "meta": self.meta,
-            }
-        )
-        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
+    def _fields(self, base_dir: PathLike | None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "image": written_path(self.image, base_dir, self.image_absolute),
+            "meta": self.meta,
+        }
 
 
 Record = PairRecord | TextRecord | ImageRecord
