@@ -203,8 +203,8 @@ class HardNegativeDataset(Dataset):
         record, line = self.pairs.read(row)  # checked by PairRecord when indexed
         pair_id, captions = self.pairs.keys[row], record["captions"]
         image = self._resolve(record["image"], self._pairs_dir)
-        if ci < 0:
-            ci = self._rng(pair_id).randrange(len(captions))
+        if ci < 0:  # drawn per epoch; one caption needs no generator (randrange(1) is 0)
+            ci = self._rng(pair_id).randrange(len(captions)) if len(captions) > 1 else 0
         key = caption_id(pair_id, ci)
         negatives: list[dict[str, Any]] = []
         positives: list[dict[str, Any]] = []

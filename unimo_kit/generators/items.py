@@ -15,6 +15,8 @@ and :data:`RETRIEVED` (``retrieved.jsonl`` neighbour captions). Positive types a
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,14 +62,28 @@ def choose_by_type(
         groups.setdefault(str(c.get("type")), []).append(c)
     weights = {t: (1.0 if type_mix is None else float(type_mix.get(t, 0.0))) for t in groups}
     live = [t for t in sorted(groups) if weights[t] > 0]  # types that still have candidates
+    alike = all(weights[t] == 1.0 for t in live)
     chosen: list[Mapping[str, Any]] = []
     while len(chosen) < k and live:
-        t = rng.choices(live, weights=[weights[x] for x in live])[0]
+        t = live[_draw_index(rng, len(live), None if alike else [weights[x] for x in live])]
         pool = groups[t]
         chosen.append(pool.pop(rng.randrange(len(pool))))
         if not pool:
             live.remove(t)
     return chosen
+
+
+def _draw_index(rng: random.Random, n: int, weights: Sequence[float] | None) -> int:
+    """The index ``rng.choices(range(n), weights=weights)[0]`` draws, from the same one
+    ``rng.random()``, without that call's lists: the draw of every item, so it is kept small.
+
+    ``None`` stands for weights all 1.0: the cumulative weights are then the integers 1..n,
+    where ``choices``' ``bisect`` lands on ``floor(r * n)`` (clamped to ``n - 1`` as there).
+    """
+    if weights is None:
+        return min(int(rng.random() * n), n - 1)
+    cumulative = list(itertools.accumulate(weights))
+    return bisect.bisect(cumulative, rng.random() * cumulative[-1], 0, n - 1)
 
 
 def distinct_texts(
@@ -195,6 +211,8 @@ def _pad_columns(
     b = len(items)
     rows = [_first(item[f"{key}_ids"], width) for item in items]  # (k_i, l_i) each
     masks = [_first(item[f"{key}_mask"], width) for item in items]
+    if all(x.shape == (width, length) for x in rows):  # every item has all its columns
+        return torch.stack(rows), torch.stack(masks), torch.ones((b, width), dtype=torch.bool)
     if all(x.shape[1] == length for x in rows):  # one width (open_clip): a few ops per batch
         counts = [x.shape[0] for x in rows]
         slots = torch.tensor(
