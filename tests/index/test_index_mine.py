@@ -360,6 +360,32 @@ def test_a_changed_scenes_file_is_refused_on_resume(world, tmp_path):
         check_resume(out, run_manifest(pairs, config=cfg, scenes=scenes))
 
 
+def test_what_is_mined_is_one_set_of_keywords(world, tmp_path):
+    """mine, mine_with_captions and run_manifest take the MineRun keywords: the defaults are
+    filled in once (an empty call is the explicit defaults), and a misspelt keyword is refused
+    by every one of them before anything is read or written."""
+    from unimo_kit.index.mine import mine_run, mine_with_captions, run_manifest
+
+    pairs, out = world / "pairs.train.jsonl", tmp_path / "r.jsonl"
+    assert mine_run() == {
+        "text_index": None,
+        "image_index": None,
+        "negative_index": None,
+        "config": MineConfig(),
+        "shard": Shard(),
+        "scenes": None,
+    }
+    explicit = run_manifest(pairs, config=MineConfig(), shard=Shard(), text_index=None)
+    assert run_manifest(pairs) == explicit
+    assert run_manifest(pairs, text_index="t").settings["text_index"] == os.path.abspath("t")
+    for call in (mine, mine_with_captions):
+        with pytest.raises(TypeError, match=r"unknown mining keyword\(s\) \['txt_index'\]"):
+            call(pairs, out, txt_index="t", progress=False)
+    with pytest.raises(TypeError, match="txt_index"):
+        run_manifest(pairs, txt_index="t")
+    assert not out.exists()
+
+
 def test_an_old_settings_file_is_read_once(world, indexes, tmp_path):
     """An output whose settings a run before the manifest kept in OUTPUT.settings.json: its
     settings still decide the resume, then the manifest replaces the file."""

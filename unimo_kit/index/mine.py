@@ -38,7 +38,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -56,6 +56,8 @@ from unimo_kit.utils.manifest import (
 )
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from unimo_kit.index.build import BuildConfig
 
 
@@ -79,6 +81,43 @@ _NOT_SHAPING = ("chunk_size", "batch_size")
 
 class MineSettingsError(ManifestMismatch):
     """The output was made with other settings or pairs than this run's (resume refused)."""
+
+
+class MineRun(TypedDict, total=False):
+    """What a mining run mines: the keywords of :func:`mine`, :func:`mine_with_captions` and
+    :func:`run_manifest` that shape the records (a resume must match them). Each may be left
+    out of a call; :func:`mine_run` fills in the default in brackets."""
+
+    text_index: str | os.PathLike | None  # text index folder: related texts per pair [None]
+    image_index: str | os.PathLike | None  # image index folder: related images per pair [None]
+    # caption index of the pairs (:func:`build_caption_index`): neighbour-caption negatives;
+    # None: no negatives from mine(), an automatic one from mine_with_captions() [None]
+    negative_index: str | os.PathLike | None
+    config: MineConfig  # how many to keep and which to drop [MineConfig()]
+    shard: Shard  # mine only this contiguous slice of the pairs [the whole file]
+    # gold scenes.jsonl (synthetic world): drop negatives true of the pair's image [None]
+    scenes: str | os.PathLike | None
+
+
+def mine_run(**what: Unpack[MineRun]) -> MineRun:
+    """``what`` with every :class:`MineRun` key, the defaults filled in.
+
+    Raises:
+        TypeError: a keyword that is not a :class:`MineRun` key.
+    """
+    unknown = sorted(set(what) - set(MineRun.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"unknown mining keyword(s) {unknown}; known: {list(MineRun.__annotations__)}"
+        )
+    return MineRun(
+        text_index=what.get("text_index"),
+        image_index=what.get("image_index"),
+        negative_index=what.get("negative_index"),
+        config=what.get("config") or MineConfig(),
+        shard=what.get("shard") or Shard(),
+        scenes=what.get("scenes"),
+    )
 
 
 def _distinct_texts(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -350,32 +389,25 @@ def mine(
     pairs_path: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    text_index: str | os.PathLike | None = None,
-    image_index: str | os.PathLike | None = None,
-    negative_index: str | os.PathLike | None = None,
-    config: MineConfig | None = None,
-    shard: Shard = Shard(),
     resume: bool = True,
     progress: bool = True,
     strict: bool = False,
-    scenes: str | os.PathLike | None = None,
+    **what: Unpack[MineRun],
 ) -> dict[str, Any]:
     """Mine ``retrieved.jsonl`` for the pairs of ``pairs_path`` (streaming, resumable).
 
     Args:
         pairs_path: ``pairs.jsonl``.
         out_path: output; finished pairs already in it are skipped (``resume``).
-        text_index, image_index, negative_index: index folders (any may be ``None``; without
-            ``negative_index`` no negatives are mined: build one with
-            :func:`build_caption_index`, as ``unimo index mine`` does by itself).
-        config: :class:`MineConfig`.
-        shard: mine only this contiguous slice of the pairs.
         resume: keep and skip what ``out_path`` already holds; refused when it was started
             with other settings or pairs (see :func:`run_manifest`). ``False``: start afresh.
         progress: tqdm bar on stderr.
         strict: stop at the first malformed pair.
-        scenes: gold ``scenes.jsonl`` (synthetic world): drop negatives that are true of the
-            pair's image (see :mod:`unimo_kit.data.synth.verify`).
+        **what: what is mined, the :class:`MineRun` keys: ``text_index``, ``image_index``,
+            ``negative_index`` (index folders, any may be ``None``; without
+            ``negative_index`` no negatives are mined: build one with
+            :func:`build_caption_index`, as ``unimo index mine`` does by itself),
+            ``config``, ``shard``, ``scenes``.
 
     Returns:
         Counts: ``{"pairs", "skipped_done", "written", "malformed", "failed_images",
@@ -385,16 +417,9 @@ def mine(
     Raises:
         MineSettingsError: ``resume`` and ``out_path`` was started with other settings.
     """
-    config = config or MineConfig()
+    run = mine_run(**what)
+    config, shard = run["config"], run["shard"]
     out_path = Path(out_path)
-    run = {
-        "text_index": text_index,
-        "image_index": image_index,
-        "negative_index": negative_index,
-        "config": config,
-        "shard": shard,
-        "scenes": scenes,
-    }
     manifest = start_run(pairs_path, out_path, run, resume=resume)
     miner = make_miner(run, out_path)
     report = ErrorReport(strict=strict)
@@ -473,7 +498,7 @@ class MineTally:
 
 
 def start_run(
-    pairs_path: str | os.PathLike, out_path: str | os.PathLike, run: dict[str, Any], *, resume: bool
+    pairs_path: str | os.PathLike, out_path: str | os.PathLike, run: MineRun, *, resume: bool
 ) -> Manifest:
     """What every mining run does before it mines: a warning when negatives are asked for
     without a caption index, and (``resume``) the output's manifest checked and written.
@@ -481,7 +506,7 @@ def start_run(
     Args:
         pairs_path: ``pairs.jsonl``.
         out_path: the output.
-        run: the keyword arguments of :func:`run_manifest` but ``pairs_path``.
+        run: what is mined (:func:`mine_run`).
         resume: the run keeps what ``out_path`` holds (without it, write the manifest with
             :func:`record_run` once the output is emptied).
 
@@ -503,7 +528,7 @@ def start_run(
     return manifest
 
 
-def make_miner(run: dict[str, Any], out_path: str | os.PathLike) -> Miner:
+def make_miner(run: MineRun, out_path: str | os.PathLike) -> Miner:
     """The :class:`Miner` of a run (the indexes opened once; the gold-scene checker when
     ``run["scenes"]``) writing image paths relative to ``out_path``'s folder."""
     checker = None
@@ -549,20 +574,18 @@ def mine_with_captions(
     pairs_path: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    text_index: str | os.PathLike | None = None,
-    image_index: str | os.PathLike | None = None,
-    negative_index: str | os.PathLike | None = None,
-    config: MineConfig | None = None,
-    shard: Shard = Shard(),
     resume: bool = True,
     progress: bool = True,
     strict: bool = False,
-    scenes: str | os.PathLike | None = None,
+    **what: Unpack[MineRun],
 ) -> dict[str, Any]:
     """What ``unimo index mine`` runs: :func:`mine`, with the caption index of the pairs built
     (or reused) next to the output when negatives are asked for and ``negative_index`` is
     ``None`` (``OUTPUT.captions/``, see :func:`caption_cache`), and a resume under other
     settings refused before anything is built.
+
+    Args:
+        pairs_path, out_path, resume, progress, strict, **what: as :func:`mine`.
 
     Returns:
         :func:`mine`'s counts.
@@ -572,18 +595,7 @@ def mine_with_captions(
         ValueError: nothing to mine; or an automatic caption index with ``shard`` (build it
             once first and pass ``negative_index``).
     """
-    run = prepare_run(
-        pairs_path,
-        out_path,
-        text_index=text_index,
-        image_index=image_index,
-        negative_index=negative_index,
-        config=config or MineConfig(),
-        shard=shard,
-        scenes=scenes,
-        resume=resume,
-        progress=progress,
-    )
+    run = prepare_run(pairs_path, out_path, resume=resume, progress=progress, **what)
     return mine(pairs_path, out_path, resume=resume, progress=progress, strict=strict, **run)
 
 
@@ -591,25 +603,24 @@ def prepare_run(
     pairs_path: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    text_index: str | os.PathLike | None,
-    image_index: str | os.PathLike | None,
-    negative_index: str | os.PathLike | None,
-    config: MineConfig,
-    shard: Shard,
-    scenes: str | os.PathLike | None,
     resume: bool,
     progress: bool,
     engine: Any = None,
-) -> dict[str, Any]:
+    **what: Unpack[MineRun],
+) -> MineRun:
     """Check a run and build (or reuse) its automatic caption index.
 
     Without ``negative_index`` and with negatives asked for, the caption index of the pairs
     is ``OUTPUT.captions/`` (:func:`caption_cache`, built on ``engine`` when given); a resume
     under other settings is refused before anything is built.
 
+    Args:
+        pairs_path, out_path, resume, progress, **what: as :func:`mine`.
+        engine: where the automatic caption index is built (``None``: here).
+
     Returns:
-        The keyword arguments of :func:`mine` that say what is mined (``text_index``,
-        ``image_index``, ``negative_index``, ``config``, ``shard``, ``scenes``).
+        What is mined (:func:`mine_run`), ``negative_index`` the automatic one where it
+        applies and ``None`` without negatives: the keywords of :func:`mine`.
 
     Raises:
         MineSettingsError: ``resume`` and the output was started with other settings.
@@ -617,31 +628,28 @@ def prepare_run(
     """
     from unimo_kit.index.encoders import DEFAULT_TEXT_ENCODER
 
-    if not (text_index or image_index or config.negatives):
+    run = mine_run(**what)
+    text_index, negatives = run["text_index"], run["config"].negatives
+    if not (text_index or run["image_index"] or negatives):
         raise ValueError("nothing to mine: give a text index, an image index or negatives")
-    automatic = bool(config.negatives) and negative_index is None
+    automatic = bool(negatives) and run["negative_index"] is None
     if automatic:
-        if shard.count > 1:
+        if run["shard"].count > 1:
             raise ValueError(
                 "with --shard, build the caption index once first "
                 "(unimo index build --captions PAIRS --name NAME) and pass --negative-index"
             )
-        negative_index = Path(out_path).with_name(Path(out_path).name + ".captions")
-    run = {
-        "text_index": text_index,
-        "image_index": image_index,
-        "negative_index": negative_index if config.negatives else None,
-        "config": config,
-        "shard": shard,
-        "scenes": scenes,
-    }
+        run["negative_index"] = Path(out_path).with_name(Path(out_path).name + ".captions")
+    if not negatives:
+        run["negative_index"] = None
     if resume:  # refuse before building anything
         check_resume(out_path, run_manifest(pairs_path, **run))
     if automatic:  # a cache of the pairs: rebuilt when stale
         from unimo_kit.index.store import read_meta
 
         spec = read_meta(Path(text_index))["encoder"] if text_index else DEFAULT_TEXT_ENCODER
-        caption_cache(pairs_path, negative_index, encoder=spec, progress=progress, engine=engine)
+        captions = run["negative_index"]
+        caption_cache(pairs_path, captions, encoder=spec, progress=progress, engine=engine)
     return run
 
 
@@ -656,32 +664,33 @@ def settings_path(out_path: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".settings.json")
 
 
-def run_manifest(
-    pairs_path: str | os.PathLike,
-    *,
-    text_index: str | os.PathLike | None = None,
-    image_index: str | os.PathLike | None = None,
-    negative_index: str | os.PathLike | None = None,
-    config: MineConfig,
-    shard: Shard = Shard(),
-    scenes: str | os.PathLike | None = None,
-) -> Manifest:
+def run_manifest(pairs_path: str | os.PathLike, **what: Unpack[MineRun]) -> Manifest:
     """The resume manifest of a run (:mod:`unimo_kit.utils.manifest`, stage ``index mine``):
     as settings what shapes the records (the index and scenes paths, absolute; the shard; the
     :class:`MineConfig` fields but ``chunk_size``/``batch_size``, which change none), as input
     ``pairs`` the pairs file's fingerprint (a resume must read the same pairs) and, with
-    ``scenes``, the scenes file's (the gold scenes decide which negatives are kept)."""
+    ``scenes``, the scenes file's (the gold scenes decide which negatives are kept).
+
+    Args:
+        pairs_path: ``pairs.jsonl``.
+        **what: what is mined (the :class:`MineRun` keys, as :func:`mine`).
+
+    Returns:
+        The manifest.
+    """
+    run = mine_run(**what)
+    scenes = run["scenes"]
 
     def where(path: str | os.PathLike | None) -> str | None:
         return os.path.abspath(path) if path else None
 
-    fields = {k: v for k, v in asdict(config).items() if k not in _NOT_SHAPING}
+    fields = {k: v for k, v in asdict(run["config"]).items() if k not in _NOT_SHAPING}
     settings = {
-        "text_index": where(text_index),
-        "image_index": where(image_index),
-        "negative_index": where(negative_index),
+        "text_index": where(run["text_index"]),
+        "image_index": where(run["image_index"]),
+        "negative_index": where(run["negative_index"]),
         "scenes": where(scenes),
-        "shard": str(shard),
+        "shard": str(run["shard"]),
         **fields,
     }
     inputs = {"pairs": input_fingerprint(pairs_path)}
