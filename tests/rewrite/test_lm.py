@@ -31,6 +31,15 @@ WORDS += ["holding", "parked", "two", "zebras"]
 INIT_STD = 0.5
 
 
+def _save_tiny(folder, model_class, config, tokenizer):
+    """``model_class(config)`` drawn with torch seed 0, saved with ``tokenizer`` into
+    ``folder`` (a model folder transformers loads); returns ``folder``."""
+    torch.manual_seed(0)
+    model_class(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def masked_dir(tmp_path_factory):
     """A 2-layer BertForMaskedLM (hidden 32, seed 0) with the packaged BERT tokenizer."""
@@ -40,7 +49,6 @@ def masked_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tiny_mlm")
     tokenizer = BertTokenizerFast.from_pretrained(minilm_path())
-    torch.manual_seed(0)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
@@ -50,9 +58,7 @@ def masked_dir(tmp_path_factory):
         max_position_embeddings=64,
         initializer_range=INIT_STD,
     )
-    BertForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save_tiny(folder, BertForMaskedLM, config, tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +76,6 @@ def causal_dir(tmp_path_factory):
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>"
     )
-    torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(vocab),
         n_positions=64,
@@ -80,9 +85,7 @@ def causal_dir(tmp_path_factory):
         bos_token_id=2,
         initializer_range=INIT_STD,
     )
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save_tiny(folder, GPT2LMHeadModel, config, tokenizer)
 
 
 @pytest.fixture(scope="session")
