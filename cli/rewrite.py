@@ -29,8 +29,9 @@ from unimo_kit.cli.options import (
 @click.option(
     "--types",
     default=None,
-    help="Comma list of hard-negative types [default: every type of "
-    "unimo_kit.rewrite.NEGATIVE_TYPES: replace-obj/att/rel, swap-obj/att, add-obj/att, count].",
+    help="Comma list of hard-negative types [default: every registered type "
+    "(unimo_kit.rewrite.NEGATIVE_TYPES): the built-in replace-obj/att/rel, swap-obj/att, "
+    "add-obj/att and count, then any the running program registers].",
 )
 @click.option("--per-type", default=1, show_default=True, help="Negatives per type and caption.")
 @seed_option("Global seed (per-caption seeds derive).")
