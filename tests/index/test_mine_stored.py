@@ -102,7 +102,15 @@ def test_mining_reads_the_stored_captions_and_gives_the_encoded_records(
     config = MineConfig(k=3, negatives=2, min_score=-1.0, max_score=0.999, chunk_size=5)
     run = {"text_index": indexes["texts"], "negative_index": indexes["captions"]}
     fast = tmp_path / "fast.jsonl"
-    mine_pairs(world / "pairs.train.jsonl", fast, config=config, progress=False, **run)
+    encoder = IndexStore.open(indexes["texts"]).encoder()  # the one mining loads (cached)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("mining encoded a caption the caption index stores")
+
+    with monkeypatch.context() as patch:  # the stored path taken, or this run fails
+        patch.setattr(encoder, "encode_text", refuse)
+        patch.setattr(encoder, "encode_texts", refuse)
+        mine_pairs(world / "pairs.train.jsonl", fast, config=config, progress=False, **run)
     monkeypatch.setattr(StoredCaptions, "rows_of", lambda self, pair: None)
     slow = tmp_path / "slow.jsonl"
     mine_pairs(world / "pairs.train.jsonl", slow, config=config, progress=False, **run)
@@ -115,3 +123,53 @@ def test_mining_reads_the_stored_captions_and_gives_the_encoded_records(
             assert np.allclose(
                 [h["score"] for h in a[key]], [h["score"] for h in b[key]], atol=2e-5
             )
+
+
+def _pooled_store(world: Path, out: Path) -> Path:
+    """A features store of random tokens (4 per image, 8-d) for every image of the world,
+    keyed by file stem (= the record ids of images.jsonl and pairs.jsonl)."""
+    from unimo_kit.features.extractors import grid_boxes
+    from unimo_kit.features.store import FeatureStoreWriter
+
+    rng = np.random.default_rng(0)
+    meta = {"extractor": "import:regions", "dim": 8, "tokens": 4}
+    with FeatureStoreWriter(out, meta, dtype="float32") as writer:
+        for image in sorted((world / "images").glob("*.png")):
+            writer.add(image.stem, rng.normal(size=(4, 8)), grid_boxes(2, 2))
+    return out
+
+
+def test_mining_queries_a_features_image_index_from_another_directory(world, tmp_path, monkeypatch):
+    """Image positives from an index built with ``features:DIR`` (DIR typed relative): each
+    pair's query is its stored image pooled, its positives the nearest indexed images."""
+    from unimo_kit.features.store import FeatureStore
+
+    store = _pooled_store(world, tmp_path / "features")
+    monkeypatch.chdir(tmp_path)
+    images = BuildConfig(
+        input=str(world / "images.jsonl"), kind="images", encoder="features:features"
+    )
+    index = build(images, tmp_path / "images-index", progress=False)
+    monkeypatch.chdir(world)  # mining runs elsewhere: the index names its store absolute
+    from unimo_kit.encoders.registry import _load_cached
+
+    _load_cached.cache_clear()  # a fresh process, as a later command is
+    config = MineConfig(k=3, negatives=0, min_score=-1.0, max_score=0.999, chunk_size=7)
+    out = tmp_path / "retrieved.jsonl"
+    mine_pairs(world / "pairs.train.jsonl", out, config=config, progress=False, image_index=index)
+
+    def pooled(image_id: str) -> np.ndarray:
+        mean = FeatureStore(store).feats(image_id).mean(axis=0)
+        return mean / np.linalg.norm(mean)
+
+    rows = IndexStore.open(index).records
+    vectors = np.stack([pooled(row["id"]) for row in rows])  # (n, 8)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == [p.id for p in _pairs(world)]
+    for record in records:
+        scores = vectors @ pooled(record["id"])  # (n,)
+        nearest = [rows[i]["id"] for i in np.argsort(-scores, kind="stable")[:3]]
+        assert [hit["id"] for hit in record["images"]] == nearest
+        assert np.allclose(
+            [h["score"] for h in record["images"]], np.sort(scores)[::-1][:3], atol=1e-4
+        )
