@@ -137,3 +137,31 @@ def test_exported_shards_read_back_as_the_same_items(files, tmp_path, workers):
         got = read[want["id"]]
         assert got["caption"] == want["caption"] and got["negatives"] == want["negatives"]
         assert torch.equal(got["negative_ids"], want["negative_ids"])
+
+
+def test_collate_of_full_columns_stacks_every_item(files):
+    pairs, rewrites = files
+    ds = HardNegativeDataset(pairs, rewrites, tokenizer=_fixed_width, load_images=False,
+                             num_negatives=1, num_positives=0)  # fmt: skip
+    items = [ds[i] for i in range(4)]  # every pair has at least one negative: no padding
+    batch = ds.collate(items)
+    assert batch["negatives"].shape == (4, 1, 6) and batch["negatives_mask"].all()
+    for i, item in enumerate(items):
+        assert torch.equal(batch["negatives"][i], item["negative_ids"])
+        assert torch.equal(batch["negative_token_mask"][i], item["negative_mask"])
+    assert batch["positives"].shape == (4, 0, 6) and batch["positives_mask"].shape == (4, 0)
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 1.0, 1.0], [2.0, 0.5, 1.0], [3.7, 1.0]])
+def test_type_draw_is_the_draw_of_random_choices(weights):
+    import random
+
+    from unimo_kit.generators.items import _draw_index
+
+    n = len(weights) if weights is not None else 5
+    alike = weights is None or all(w == 1.0 for w in weights)
+    for seed in range(500):
+        mine, reference = random.Random(seed), random.Random(seed)
+        got = _draw_index(mine, n, None if alike else weights)
+        assert got == reference.choices(range(n), weights=weights or [1.0] * n)[0]
+        assert mine.random() == reference.random()  # the same state after the draw
