@@ -272,12 +272,17 @@ def test_resume_refuses_blocks_of_other_rows(tmp_path, texts_file, tiny_spec):
 
 
 def _as_old_folder(out: Path, drop: tuple[str, ...] = ()) -> dict:
-    """Make ``out`` a folder of the previous release: its build.json, no manifest.json."""
-    (out / "manifest.json").unlink()
-    saved = json.loads((out / "build.json").read_text())
+    """Make ``out`` a folder of the previous release: its manifest.json rewritten as the
+    build.json that release wrote (settings and the input's stat at the top level)."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    (fingerprint,) = manifest["inputs"].values()
+    saved = {"format_version": 1, **manifest["settings"]}
+    saved |= {"input_size": fingerprint["size"], "input_mtime_ns": fingerprint["mtime_ns"]}
+    saved |= {"input_sha256": fingerprint["sha256"]}
     for key in drop:
         saved.pop(key)
     (out / "build.json").write_text(json.dumps(saved))
+    (out / "manifest.json").unlink()
     return saved
 
 
@@ -286,6 +291,7 @@ def test_a_folder_of_an_older_release_resumes_once_through_its_build_json(
 ):
     cfg = config(texts_file, tiny_spec, index_type="flat")
     out = build(cfg, tmp_path / "t", progress=False)
+    assert not (out / "build.json").exists()  # manifest.json is the one record
     manifest = json.loads((out / "manifest.json").read_text())
     for name in ("meta.json", "index.faiss", "records.jsonl"):
         (out / name).unlink()  # killed in the final step
@@ -296,6 +302,7 @@ def test_a_folder_of_an_older_release_resumes_once_through_its_build_json(
     assert "read the build.json of an older unimo_kit" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in (out / "blocks").glob("*.npy")} == before
     assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert not (out / "build.json").exists()  # read, then replaced by manifest.json
     build(cfg, out, progress=False)
     assert "older unimo_kit" not in capsys.readouterr().err  # read once
     # a finished old folder is reused, and one of other settings refused the new way

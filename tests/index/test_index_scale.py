@@ -216,6 +216,7 @@ def test_a_store_of_the_previous_release_is_read_through_its_build_json_once(
     assert counting.texts == 300  # not embedded again
     assert "read the build.json of an older unimo_kit" in capsys.readouterr().err
     assert json.loads((store / "manifest.json").read_text()) == manifest
+    assert not (store / "build.json").exists()  # read once, then replaced
     build(replace(config, index_type="hnsw"), tmp_path / "b", encoder=counting, progress=False)
     assert counting.texts == 300 and "older" not in capsys.readouterr().err  # once
 

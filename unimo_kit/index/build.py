@@ -253,30 +253,22 @@ def write_build_manifest(
     manifest: Manifest | None = None,
     store: bool = False,
 ) -> None:
-    """Record what makes ``folder``: ``FOLDER/manifest.json``, atomically.
-
-    An index folder also gets ``build.json`` in the layout of the previous release, for
-    readers of that layout; it is never read while ``manifest.json`` is there, and is no
-    longer written from the next release on.
+    """Record what makes ``folder``: ``FOLDER/manifest.json``, atomically (the
+    ``build.json`` of an older unimo_kit, read in its place until now, is removed).
 
     Args:
         folder: the index folder or store (it exists).
         config: the build.
         manifest: the record to write (default: :func:`build_manifest` of ``config``).
-        store: a separate embedding store (no ``build.json``).
+        store: a separate embedding store (stage ``index embed``).
     """
-    folder = Path(folder)
-    manifest = manifest or build_manifest(config, store=store)
+    _record(Path(folder), manifest or build_manifest(config, store=store))
+
+
+def _record(folder: Path, manifest: Manifest) -> None:
+    """Write ``FOLDER/manifest.json``; drop an older release's ``build.json``, now read."""
     write_manifest(folder / MANIFEST, manifest)
-    if store or manifest.stage != BUILD_STAGE:
-        return
-    fingerprint = manifest.inputs[input_name(manifest.settings.get("kind"))]
-    stat = {
-        "input_size": fingerprint.get("size"),
-        "input_mtime_ns": fingerprint.get("mtime_ns"),
-        "input_sha256": fingerprint.get("sha256"),
-    }
-    write_json({"format_version": FORMAT_VERSION, **manifest.settings, **stat}, folder / BUILD)
+    (folder / BUILD).unlink(missing_ok=True)
 
 
 def _from_build_json(data: dict[str, Any]) -> Manifest:
@@ -350,7 +342,7 @@ def _adopt_legacy(store: Path) -> bool:
     saved, legacy = read_build_manifest(store)
     if legacy:
         _note_legacy(store)
-        write_manifest(store / MANIFEST, saved)
+        _record(store, saved)
     return legacy
 
 

@@ -33,8 +33,8 @@ BLOCKS = "blocks"
 #: A build's resume manifest (:mod:`unimo_kit.utils.manifest`), in an index folder and in an
 #: embedding store.
 MANIFEST = "manifest.json"
-#: Deprecated: where an older unimo_kit kept a build's settings (read when ``manifest.json`` is
-#: missing; still written beside it in an index folder for one release).
+#: Deprecated: where an older unimo_kit kept a build's settings (read once when
+#: ``manifest.json`` is missing, then replaced by it; no longer written).
 BUILD = "build.json"
 #: The description of a complete embedding store (docs/formats.md), written when every block
 #: is embedded; read with :func:`read_store_meta`.
