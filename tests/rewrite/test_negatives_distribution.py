@@ -72,6 +72,42 @@ def test_add_att_size_only_where_no_colour_can_go():
     assert _texts(Rewriter(vocab, types=["add-att"]), caption, graph) == {"a large red bowl"}
 
 
+def test_add_att_never_a_value_that_commonly_holds():
+    """A colour over a fifth of the noun's colours (with its synonyms: ``grey`` + ``gray``)
+    may well be what a typical image shows; the mode never is added either."""
+    caption = "gravel on a path"
+    graph = graph_of(caption, [("gravel", []), ("path", [])], [(0, "on", 1, "on")])
+    colours = ["grey"] * 3 + ["gray"] * 2 + ["brown"] * 4 + ["white"] * 3 + ["beige"] * 3
+    colours += ["black"] * 3 + ["red"] * 3
+    vocab = _evidence(*(f"( gravel , is , {c} )" for c in colours), times=1)
+    texts = _texts(Rewriter(vocab, types=["add-att"]), caption, graph)
+    # brown the mode, beige a brown (WordNet), grey+gray 5/21 (> 20 %); the rest 3/21 each
+    assert texts == {f"{c} gravel on a path" for c in ("white", "black", "red")}
+
+
+def test_add_att_no_size_where_the_colours_seen_are_all_common():
+    caption = "a mountain"
+    graph = graph_of(caption, [("mountain", [])])
+    vocab = _evidence("( mountain , is , white )", "( mountain , is , large )")
+    assert _texts(Rewriter(vocab, types=["add-att"]), caption, graph) == set()
+
+
+def test_add_att_not_inside_a_split_compound():
+    """``stop sign post``: the attribute would land between the compound's nouns."""
+    caption = "leaves on a stop sign post"
+    graph = graph_of(
+        caption, [("leaves", []), ("stop sign", []), ("post", [])], [(0, "on", 2, "on")]
+    )
+    colours = ["black"] * 9 + ["white"] * 3 + ["red"] * 3 + ["blue"] * 3
+    vocab = _evidence(*(f"( post , is , {c} )" for c in colours), times=1)
+    assert _texts(Rewriter(vocab, types=["add-att"]), caption, graph) == set()
+    caption = "leaves on a post"
+    graph = graph_of(caption, [("leaves", []), ("post", [])], [(0, "on", 1, "on")])
+    assert _texts(Rewriter(vocab, types=["add-att"]), caption, graph) == {
+        f"leaves on a {c} post" for c in ("white", "red", "blue")
+    }
+
+
 def test_add_att_no_stacking_and_no_people():
     vocab = _evidence(
         "( mirror , is , oval ) , ( mirror , is , frameless ) , ( mirror , is , silver )",

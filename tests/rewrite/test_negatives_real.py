@@ -112,14 +112,43 @@ def test_add_obj_at_any_phrase_with_agreement():
     vocab = _evidence("( man , on , bench ) , ( woman , on , bench )")
     (negative,) = Rewriter(vocab, types=["add-obj"]).negatives(caption, graph, key="k")
     assert negative["text"] == "a man and a woman are on a bench"
-    caption = "a man rides a horse"  # the verb would disagree with "a man and a woman"
+    caption = "a man carries a bag"  # the verb would disagree with "a man and a woman"
+    graph = graph_of(caption, [("man", []), ("bag", [])], [(0, "carries", 1, "carry")])
+    vocab = _evidence(
+        "( man , carry , bag ) , ( woman , carry , bag )",
+        "( man , carry , bag ) , ( man , carry , box )",
+    )
+    texts = _texts(Rewriter(vocab, types=["add-obj"]), caption, graph)
+    assert texts and all(t.startswith("a man carries a bag and") for t in texts)
+
+
+def test_add_obj_not_to_what_one_thing_stands_in_one_relation_with():
+    """One rides, drives or hangs from one thing; one wears, holds or carries several."""
+    caption = "a man rides a horse"
     graph = graph_of(caption, [("man", []), ("horse", [])], [(0, "rides", 1, "ride")])
     vocab = _evidence(
         "( man , ride , horse ) , ( woman , ride , horse )",
         "( man , ride , horse ) , ( man , ride , camel )",
     )
-    texts = _texts(Rewriter(vocab, types=["add-obj"]), caption, graph)
-    assert texts and all(t.startswith("a man rides a horse and") for t in texts)
+    assert _texts(Rewriter(vocab, types=["add-obj"]), caption, graph) == set()
+
+
+def test_add_obj_no_part_substance_or_what_goes_with_the_anchor():
+    """A whole object only (no ``hand``, ``water``, ``window``), and never one named with
+    the anchor far more often than chance (``knife`` / ``fork``: both in a typical image)."""
+    caption = "a knife on a table"
+    graph = graph_of(caption, [("knife", []), ("table", [])], [(0, "on", 1, "on")])
+    together = [f"( knife , on , table ) , ( {w} , on , table )" for w in ("fork", "spoon")]
+    apart = ["( spoon , on , table )"] * 12 + ["( knife )"] * 4  # spoons are everywhere
+    apart += ["( cup , on , counter )"] * 60  # the rest of the corpus
+    vocab = _evidence(*together, *apart, times=3)
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    assert rewriter._lift("knife", "fork", 3) > 10 > rewriter._lift("knife", "spoon", 3)
+    assert _texts(rewriter, caption, graph) == {"a knife and a spoon on a table"}
+    vocab = _evidence(
+        *(f"( knife , on , table ) , ( {w} , on , table )" for w in ("hand", "water", "window"))
+    )
+    assert _texts(Rewriter(vocab, types=["add-obj"]), caption, graph) == set()
 
 
 def test_reference_evidence_is_merged():

@@ -269,6 +269,7 @@ class Rewriter:
         self._categories: dict[str, frozenset[str]] = {}
         self._objects: list[tuple[str, int]] | None = None
         self._feature_index: dict[tuple[str, str], set[str]] | None = None
+        self._mentions: int | None = None  # object mentions in the evidence, for _lift
 
     # ------------------------------------------------------------------ public API
 
@@ -471,8 +472,24 @@ class Rewriter:
             and (together := seen.get(w, 0)) >= MIN_CANDIDATE_COUNT
             and (possible is None or w in possible)
             and kinds & noun_classes(w)
+            and self._lift(anchor, w, together) <= MAX_ADDITION_LIFT
             and (not features or self._fits(w, features, exact=True))
         ]
+
+    def _lift(self, a: str, b: str, together: int) -> float:
+        """How much more often two objects are named together than chance would have it:
+        ``together * N / (count(a) * count(b))`` over the evidence's ``N`` object mentions.
+        A high lift marks what goes with the other (``knife`` / ``fork``, ``pizza`` /
+        ``pepperoni``, ``laptop`` / ``screen``: a typical image of one shows the other too);
+        alternatives of one scene (``cat`` / ``dog``, ``car`` / ``truck``) have a lift near 1."""
+        if self._mentions is None:
+            self._mentions = sum(self.vocab.objects.values())
+        objects = self.vocab.objects
+        count_a = objects.get(lemma(a), 0) or objects.get(a, 0)
+        count_b = objects.get(b, 0) or objects.get(lemma(b), 0)
+        if not count_a or not count_b:
+            return 0.0
+        return together * self._mentions / (count_a * count_b)
 
     def _pick(
         self, rng: random.Random, pool: list[tuple[str, int]], reject: Callable[[str], bool]
@@ -1076,6 +1093,7 @@ class Rewriter:
             ),
             lambda w: (
                 _not_an_object(w)
+                or not _whole_object(w)
                 or not (noun_classes(w) & noun_classes(entity.name))
                 or _body_mismatch(w, entity.name)
                 or any(w == lemma(p) or related(w, p, "n") or part_related(w, p) for p in present)
@@ -1142,6 +1160,11 @@ class Rewriter:
                 continue  # "a man and a girl holding a donut": two people, one thing held
             if any(r.object == i and _locative(r.predicate) for r in c.graph.relations):
                 continue  # a place: "sitting on a bench and a ground", "on a mountain and a water"
+            if any(
+                r.object == i and lemma(r.predicate.split(" ", 1)[0]) not in _HELD_VERBS
+                for r in c.graph.relations
+            ):
+                continue  # "hanging from a pole and a building", "driving a car and a train"
             if subject and next_word and _finite_singular(next_word):
                 continue
             out.append(i)
@@ -1194,9 +1217,9 @@ class Rewriter:
         in an image are colours, materials and shapes (an added ``large`` or ``old`` is often
         true; a size or an age is added only to a phrase that can take none of those): so
         only phrases with at most one modifier before the noun, none of that
-        category, and only what the noun is seen with at least :data:`MIN_CANDIDATE_COUNT`
-        times, in at least :data:`MIN_ATTRIBUTE_SHARE` of its attributes of that category,
-        and not its usual value (``blue sky``, ``green grass``, ``glass windows``: still true).
+        category, and only a value :func:`_uncommon_values` finds seen on the noun yet not
+        one that commonly holds (``blue sky``, ``silver knife``, ``large mountain``: still
+        true of a typical image; ``grey gravel`` on thin evidence: may well be).
         People take none (``a silver person``, ``a metal man``; ``an old woman`` is often
         true)."""
         out = []
@@ -1206,26 +1229,24 @@ class Rewriter:
             options = []
             if len(_pre_head(c, i)) > 1 or ("other" in have and _pre_head(c, i)):
                 continue
-            if "noun.person" in noun_classes(entity.name):
+            if "noun.person" in noun_classes(entity.name) or _compound_tail(c, i):
                 continue
             seen = self.vocab.noun_attributes.get(lemma(entity.name), Counter())
+            checkable = False  # a colour, material or shape the noun is seen with
             for category in (*ADDED_CATEGORIES, *FALLBACK_CATEGORIES):
-                if category in FALLBACK_CATEGORIES and options:
-                    break  # a size or an age only where nothing checkable can be added
+                if category in FALLBACK_CATEGORIES and (options or checkable):
+                    break  # a size or an age only where nothing checkable could go
                 if category in have:
                     continue
                 ranked = sorted(
                     ((w, n) for w, n in seen.items() if attribute_category(w) == category),
                     key=lambda x: (-x[1], x[0]),
                 )
-                total = sum(n for _, n in ranked)
-                pool = [
-                    (w, n)
-                    for w, n in ranked
-                    if n >= MIN_CANDIDATE_COUNT
-                    and n >= MIN_ATTRIBUTE_SHARE * total
-                    and (n <= USUAL_SHARE * total or total < USUAL_EVIDENCE)
-                ]
+                checkable |= bool(ranked) and ranked[0][1] >= MIN_CANDIDATE_COUNT
+                if category in FALLBACK_CATEGORIES:
+                    pool = _unusual_values(ranked)
+                else:
+                    pool = _uncommon_values(ranked)
                 if pool:
                     options.append((i, category, pool))
             out += options
@@ -1432,6 +1453,79 @@ def _has_outside_attributes(c: RewriteContext, i: int) -> bool:
         or not (phrase.start <= a.span[0] and a.span[1] <= phrase.end)  # type: ignore[index]
         for a in c.graph.entities[i].attributes
     )
+
+
+def _unusual_values(ranked: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Sizes or ages an added attribute may take on a noun (where no colour, material or
+    shape can be added): seen on it at least :data:`MIN_CANDIDATE_COUNT` times and in at
+    least :data:`MIN_ATTRIBUTE_SHARE` of them, and not its usual value (over half of
+    :data:`USUAL_EVIDENCE` or more).
+
+    Args:
+        ranked: ``[(value, count)]`` of the category on the noun, most common first.
+
+    Returns:
+        The allowed ``(value, count)`` pairs, in the order given.
+    """
+    total = sum(n for _, n in ranked)
+    return [
+        (w, n)
+        for w, n in ranked
+        if n >= MIN_CANDIDATE_COUNT
+        and n >= MIN_ATTRIBUTE_SHARE * total
+        and (n <= USUAL_SHARE * total or total < USUAL_EVIDENCE)
+    ]
+
+
+def _compound_tail(c: RewriteContext, i: int) -> bool:
+    """Whether entity ``i``'s bare noun ends a noun compound that the parser split (``stop
+    sign post``, ``table cloth``): the word right before it is another entity's noun, or a
+    word WordNet knows only as a noun. An attribute put before the head would land inside
+    the compound (``stop sign black post``)."""
+    phrase = c.phrases[i]
+    if phrase is None or phrase.determiner is not None or phrase.start < phrase.head[0]:
+        return False
+    before = c.caption[: phrase.start]
+    words = before.split()
+    if not words or not before[-1:].isspace():
+        return False
+    if any(
+        valid_span(e.span, c.caption) and e.span[1] == len(before.rstrip())  # type: ignore[index]
+        for j, e in enumerate(c.graph.entities)
+        if j != i
+    ):
+        return True
+    word = words[-1].lower()
+    if len(word) < 3 or not word.isalpha() or morphy(word, "n") is None:
+        return False
+    return all(morphy(word, pos) is None for pos in ("a", "v", "r"))
+
+
+def _uncommon_values(ranked: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Colours, materials or shapes an added attribute may take on a noun: seen on it at
+    least :data:`MIN_CANDIDATE_COUNT` times, yet neither its most common value of the
+    category nor one that commonly holds (with its WordNet synonyms and hyponyms, more than
+    :data:`COMMON_SHARE` of the category: ``grey`` with ``gray``), since a typical image
+    of the noun may well show those (``silver knife``, ``white plane``, ``grey gravel``).
+
+    Args:
+        ranked: ``[(value, count)]`` of the category on the noun, most common first.
+
+    Returns:
+        The allowed ``(value, count)`` pairs, in the order given.
+    """
+    if not ranked:
+        return []
+    total = sum(n for _, n in ranked)
+    top = ranked[0][0]
+    out = []
+    for w, n in ranked:
+        if n < MIN_CANDIDATE_COUNT or w == top or related(w, top, "a"):
+            continue
+        group = sum(m for v, m in ranked if v == w or related(v, w, "a"))
+        if group <= COMMON_SHARE * total:
+            out.append((w, n))
+    return out
 
 
 def _pre_head(c: RewriteContext, i: int) -> list[Attribute]:
@@ -1685,6 +1779,22 @@ def _first_class(noun: str) -> str:
     return str(synsets[0].lexname()) if synsets else ""
 
 
+@functools.lru_cache(maxsize=65536)
+def _whole_object(noun: str) -> bool:
+    """Whether ``noun`` names a countable whole object that can be added to a scene: not a
+    body part (``hand``, ``hair``), not a substance or mass (``water``, ``snow``,
+    :data:`MASS_NOUNS`), and not, in its first WordNet sense, a part of something else
+    (``window`` of a building, ``door``, ``wheel``, ``collar``: a part added beside a
+    whole is mostly a part of what is already there)."""
+    word = lemma(noun)
+    if word in MASS_NOUNS or _first_class(word) in ("noun.body", "noun.substance"):
+        return False
+    from unimo_kit.rewrite.vocab import _wordnet
+
+    synsets = _wordnet().synsets(word.replace(" ", "_"), "n")
+    return not (synsets and synsets[0].part_holonyms())
+
+
 def _bound_slot(c: RewriteContext, i: int) -> bool:
     """Whether entity ``i``'s phrase sits where another noun phrase cannot take its place
     in a swap: a possessor (``the train 's platform``), either side of ``of`` (``body of
@@ -1753,11 +1863,13 @@ def _not_an_object(noun: str) -> bool:
 MIN_CANDIDATE_COUNT = 3
 MIN_RELATION_EVIDENCE = 2  # a replacement relation is seen this often between the two nouns
 MIN_COOCCURRENCE = 2  # a replacement object is named this often with each other object
+MAX_ADDITION_LIFT = 10.0  # an added object seen with its anchor over 10x chance goes with it
 ADDED_CATEGORIES = ("color", "material", "shape")  # what add-att adds: checkable in an image
 FALLBACK_CATEGORIES = ("size", "age")  # added only where none of the above can be (often true)
-MIN_ATTRIBUTE_SHARE = 0.03  # an added attribute is at least this share of its noun's category
-USUAL_SHARE = 0.5  # one more common than this is the noun's usual value: adding it says little
-USUAL_EVIDENCE = 10  # ... when the noun is seen with at least this many of that category
+MIN_ATTRIBUTE_SHARE = 0.03  # an added size, a swapped attribute: at least this share on its noun
+USUAL_SHARE = 0.5  # a size more common than this on its noun is its usual one: says little
+COMMON_SHARE = 0.2  # an added attribute holding more often than this on its noun may well be true
+USUAL_EVIDENCE = 10  # values of a category on a noun needed to tell its usual ones
 """Objects seen fewer times in the evidence are not drawn as replacements or additions."""
 
 _AGENT_VERBS = frozenset({"hold", "carry", "wear", "look", "watch", "eat", "drink", "drive",
@@ -1769,6 +1881,11 @@ _AGENT_VERBS = frozenset({"hold", "carry", "wear", "look", "watch", "eat", "drin
 _NOT_VERBS = frozenset({"close", "full", "part", "top", "front", "side", "back", "end", "edge",
                         "made", "out", "far", "ahead", "next", "hand", "finger"})  # fmt: skip
 """First words of predicates that WordNet also lists as verbs but that are not verbs there."""
+
+_HELD_VERBS = frozenset({"wear", "hold", "carry"})
+"""Relations whose subject can stand in them to two things at once (``men in socks and
+ties``, ``holding a bat and a ball``): add-obj conjoins to the object of no other relation,
+since one thing is mostly in one place, driven or hung from one thing."""
 
 _LIGHT_VERBS = frozenset({"have", "be", "contain", "show", "include", "get", "make", "do"})
 """Verbs that say little about a scene (``the bus has intersection``): never drawn."""
