@@ -8,7 +8,10 @@ Two streaming passes over the input, and one parse per caption:
    for any worker count, shard or resumed run. The graphs of this shard's captions are kept
    for pass 2 (:class:`GraphStore`: pickled, in memory up to ``graph_memory`` bytes, beyond
    that in ``OUT.graphs.tmp`` next to the output, deleted at the end; a run killed with
-   ``kill -9`` leaves it behind and the next run overwrites it before reading it).
+   ``kill -9`` leaves it behind and the next run overwrites it before reading it). A run
+   given ``vocab_path`` parses in pass 2 instead, unless ``graphs_from`` names a graph file
+   that another process's pass 1 kept for exactly this shard (:func:`write_graph_file`; the
+   Ray engine's vocabulary units do).
 2. **rewrite**: for this shard's records (``--shard i/n``, contiguous over the non-blank input
    lines), take each caption's graph from pass 1 (or parse it when pass 1 did not: with
    ``vocab_path``, or ``format="factual"``), make positives and typed hard negatives (seeded by
@@ -94,6 +97,9 @@ class RewriteConfig:
     progress: bool = True  # tqdm bars on stderr
     resume: bool = True  # keep finished lines of an existing output
     graph_memory: int = 256 * 2**20  # bytes of pass-1 graphs kept in RAM; more go to a file
+    # a graph file (write_graph_file) of this shard's captions: with vocab_path, pass 2 reads
+    # their graphs instead of parsing. Not in the output manifest: the graphs a parse gives
+    graphs_from: str | None = None
 
     def __post_init__(self) -> None:
         self.types = tuple(self.types)  # a snapshot (NEGATIVE_TYPES is a live view)
@@ -207,8 +213,7 @@ class GraphStore:
         self._write(blob)
 
     def _write(self, blob: bytes) -> None:
-        self._file.write(struct.pack("<Q", len(blob)))
-        self._file.write(blob)
+        _write_blob(self._file, blob)
 
     def graphs(self) -> Iterator[Any]:
         """Every graph added, in order (call once, after the last :meth:`add`)."""
@@ -217,9 +222,8 @@ class GraphStore:
             return
         self._file.close()
         with open(self.path, "rb") as handle:
-            while header := handle.read(8):
-                (size,) = struct.unpack("<Q", header)
-                yield from pickle.loads(handle.read(size))
+            for blob in _read_blobs(handle):
+                yield from pickle.loads(blob)
 
     def close(self) -> None:
         """Drop what is held and delete the spill file."""
@@ -233,6 +237,62 @@ class GraphStore:
 def graphs_path(output_path: str | os.PathLike) -> str:
     """``OUT.graphs.tmp``: where pass 1 spills the graphs it keeps for pass 2."""
     return os.fspath(output_path) + ".graphs.tmp"
+
+
+def _write_blob(handle: Any, blob: bytes) -> None:
+    handle.write(struct.pack("<Q", len(blob)))
+    handle.write(blob)
+
+
+def _read_blobs(handle: Any) -> Iterator[bytes]:
+    while header := handle.read(8):
+        (size,) = struct.unpack("<Q", header)
+        yield handle.read(size)
+
+
+def write_graph_file(
+    path: str | os.PathLike, input_sha256: str, bounds: tuple[int, int], blobs: Iterator[bytes]
+) -> None:
+    """Keep pass-1 graphs in a file for a later ``rewrite_file(..., graphs_from=path)``.
+
+    The file is a header (the input's sha256 and the records ``[start, stop)``) and then the
+    chunks as :class:`GraphStore` spills them (length-prefixed pickles of lists of graphs, one
+    per valid caption of those records, in order), written atomically.
+
+    Args:
+        path: the graph file.
+        input_sha256: the sha256 of the input the graphs were parsed from.
+        bounds: the records ``(start, stop)`` (non-blank line positions) they cover.
+        blobs: the pickled chunks, in caption order (``_vocab_chunk``'s kept graphs).
+    """
+    from unimo_kit.utils import atomic_write
+
+    header = {"input_sha256": input_sha256, "records": list(bounds)}
+    with atomic_write(path, "wb") as handle:
+        _write_blob(handle, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))
+        for blob in blobs:
+            _write_blob(handle, blob)
+
+
+def read_graph_file(path: str, input_sha256: str, bounds: tuple[int, int]) -> Iterator[Any]:
+    """The graphs of :func:`write_graph_file`, in caption order.
+
+    Raises:
+        ValueError: the file was kept for another input or other records, or it holds fewer
+            graphs than are asked of it (each message names the file).
+    """
+    with open(path, "rb") as handle:
+        blobs = _read_blobs(handle)
+        header = pickle.loads(next(blobs, pickle.dumps(None)))
+        want = {"input_sha256": input_sha256, "records": list(bounds)}
+        if header != want:
+            raise ValueError(f"{path}:1: graphs of {header}, not of {want}")
+        read = 0
+        for blob in blobs:
+            graphs = pickle.loads(blob)
+            read += len(graphs)
+            yield from graphs
+    raise ValueError(f"{path}: holds {read} graphs, fewer than the captions of records {bounds}")
 
 
 # ---------------------------------------------------------------------- input
@@ -503,7 +563,8 @@ def rewrite_file(
 
     config = replace(config or RewriteConfig(), **overrides)
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    _check_or_write_manifest(output_path, output_manifest(input_path, config), config.resume)
+    manifest = output_manifest(input_path, config)
+    _check_or_write_manifest(output_path, manifest, config.resume)
     report = ErrorReport(strict=config.strict)
     total = count_lines(input_path)
     start, stop = config.shard.bounds(total)
@@ -532,6 +593,9 @@ def rewrite_file(
         rows = _tfidf_setup(config, texts, groups)
         summary = RewriteSummary(output=output_path, vocab=vocab)
         graphs = store.graphs() if store is not None else None
+        if graphs is None and config.graphs_from:  # pass 1 of another process kept them
+            sha256 = manifest.inputs["pairs"]["sha256"]
+            graphs = read_graph_file(config.graphs_from, sha256, (start, stop))
         _rewrite_pass(input_path, output_path, config, vocab, rows, texts, groups, graphs,
                       (start, stop), summary, report)  # fmt: skip
     finally:
@@ -602,10 +666,10 @@ def _rewrite_pass(
 
 def output_meta(input_path: str | os.PathLike, config: RewriteConfig) -> dict[str, Any]:
     """The settings that shape the output, as the resume manifest records them (see
-    :func:`output_manifest`). ``workers``, ``chunk_size``, ``strict``, ``graph_memory`` and
-    progress bars do not, so they are left out; the vocabulary and scenes files count by
-    content, model folders by absolute path. A ``factual`` output (parses only) records
-    ``null`` for the rewriting options."""
+    :func:`output_manifest`). ``workers``, ``chunk_size``, ``strict``, ``graph_memory``,
+    ``graphs_from`` and progress bars do not, so they are left out; the vocabulary and
+    scenes files count by content, model folders by absolute path. A ``factual`` output
+    (parses only) records ``null`` for the rewriting options."""
 
     def where(path: str | None) -> str | None:
         return os.path.abspath(path) if path and os.path.exists(path) else path  # or a name
