@@ -26,6 +26,11 @@ from unimo_kit.rewrite.vocab import compatible_predicates
         ("between", "next to", "spatial"),
         ("behind", "near", "spatial"),  # what is behind a thing is near it
         ("on", "on top of", "spatial"),
+        ("near", "behind", "spatial"),  # a vague old relation holds beside most others
+        ("hold", "swing", "action"),  # a racket held is often swung
+        ("hold", "fly", "action"),  # a kite held is often flown
+        ("catch", "look at", "action"),  # one catching a frisbee looks at it
+        ("work on", "look at", "action"),
     ],
 )
 def test_still_true_replacements_are_compatible(old, new, category):
@@ -41,6 +46,8 @@ def test_still_true_replacements_are_compatible(old, new, category):
         ("throw", "catch", "action"),
         ("on", "under", "spatial"),
         ("in front of", "behind", "spatial"),
+        ("look at", "hold", "action"),  # what one looks at one need not hold
+        ("hold", "sit on", "action"),
     ],
 )
 def test_contradicting_replacements_are_not(old, new, category):
@@ -56,6 +63,14 @@ def test_replace_rel_never_draws_what_the_caption_entails():
     assert texts(Rewriter(vocab, types=["replace-rel"], per_type=2), caption, graph) == {
         "a boy throwing a racket"
     }
+
+
+def test_replace_rel_leaves_a_predicate_that_is_no_verb():
+    """``close to`` reads as an action (WordNet's verb ``close``) but is none."""
+    vocab = evidence("( woman , close to , camera )", "( woman , hold , camera )")
+    caption = "a woman close to the camera"
+    graph = graph_of(caption, [("woman", []), ("camera", [])], [(0, "close to", 1, "close to")])
+    assert texts(Rewriter(vocab, types=["replace-rel"]), caption, graph) == set()
 
 
 def test_replace_rel_needs_the_relation_seen_twice_between_the_nouns():

@@ -668,6 +668,8 @@ class Rewriter:
             return False  # "eye of a giraffe" (have), "kite attached to fence" (passive)
         if norm.split(" ", 1)[0] in _LIGHT_VERBS:
             return False  # "the bus has wheels": nothing definite to contradict
+        if category == "action" and norm.split(" ", 1)[0] in _NOT_VERBS:
+            return False  # "a woman close to the camera" is no verb: "a woman hold the camera"
         if (norm in ("in", "with") or norm.endswith(" in")) and _is_clothing(obj):
             return False  # "a man (skiing) in a red shirt" says what he wears, not where he is
         if _first_class(subject) == "noun.body" or part_related(subject, obj):

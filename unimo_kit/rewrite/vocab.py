@@ -212,6 +212,9 @@ HOLDING = frozenset({"hold", "carry", "grip", "grasp", "clutch", "hold up", "hol
                      "with", "walk with", "stand with"})  # fmt: skip
 """Predicates that say a subject has a thing in hand."""
 
+PERCEIVING = frozenset({"look", "watch", "see", "view", "stare", "gaze", "observe", "eye"})
+"""Verbs of looking: true of most actions done to a thing, so never a replacement for one."""
+
 IMPLIES_HOLDING = frozenset(
     {
         "swing", "fly", "play", "play with", "talk on", "carry", "throw", "toss", "use",
@@ -401,8 +404,9 @@ def compatible_predicates(old: str, new: str, category: str) -> bool:
     hypernym, hyponym; spatial synonym groups and entailments), a vague spatial word or action
     (:data:`SPATIAL_VAGUE`, :data:`VAGUE_ACTIONS`), further spatial entailments, a WordNet
     verb entailment or verb group (``watch`` entails ``look``; ``ride`` and ``sit``), a group of
-    :data:`COMPATIBLE_ACTIONS`, or holding what the old action holds (``swinging a racket`` →
-    ``holding a racket``).
+    :data:`COMPATIBLE_ACTIONS`, holding what the old action holds (``swinging a racket`` →
+    ``holding a racket``) or the other way round, a vague old spatial word (``near``) or a
+    verb of looking (:data:`PERCEIVING`: one who catches a frisbee looks at it).
 
     Args:
         old, new: normalised predicates (``"sit on"``, ``"left of"``).
@@ -410,11 +414,15 @@ def compatible_predicates(old: str, new: str, category: str) -> bool:
     """
     a, b = _norm(old).removeprefix("to "), _norm(new).removeprefix("to ")
     if category == "spatial":
-        if b in SPATIAL_VAGUE or related(a, b, "spatial"):
-            return True
+        if a in SPATIAL_VAGUE or b in SPATIAL_VAGUE or related(a, b, "spatial"):
+            return True  # a vague old relation ("a tree near the bus") holds beside most others
         return b in SPATIAL_ENTAILS_MORE.get(a, ()) or a in SPATIAL_ENTAILS_MORE.get(b, ())
     if b in VAGUE_ACTIONS or related(a, b, "v"):
         return True
+    if b.split(" ", 1)[0] in PERCEIVING:
+        return True  # one who works on, plays with or catches a thing looks at it
+    if a in HOLDING and (b in IMPLIES_HOLDING or b.split(" ", 1)[0] in IMPLIES_HOLDING):
+        return True  # a racket held is often swung, a kite held often flown
     heads = (a, a.split(" ", 1)[0]), (b, b.split(" ", 1)[0])  # "hit with" is a way to "hit"
     if any(
         any(x in g for x in heads[0]) and any(y in g for y in heads[1]) for g in COMPATIBLE_ACTIONS
