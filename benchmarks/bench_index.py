@@ -173,11 +173,12 @@ def bench_scale(
     """Build each type from one store and search ``xq``. With ``tune_split`` ``(FILE, B)``,
     the ``tune_types`` are also built with ``--tune-queries FILE`` (the other dev captions)
     and measured on the rows ``B`` of ``xq`` only, against the default build on those rows."""
-    import faiss
-
     from unimo_kit.index.build import BuildConfig, finalize
     from unimo_kit.index.factory import exact_search, recall_at_k
     from unimo_kit.index.store import IndexStore
+    from unimo_kit.resources import import_faiss
+
+    faiss = import_faiss()
 
     n, d = xb.shape
     print(f"[{label}] n={n:,} d={d} queries={len(xq)} threads={faiss.omp_get_max_threads()}")
@@ -281,9 +282,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    import faiss
-
     from unimo_kit.data.records import caption_key
+    from unimo_kit.resources import import_faiss
+
+    faiss = import_faiss()
 
     began = time.perf_counter()
     xb = embed_cached(args.train_csv, args.encoder, args.cache)

@@ -253,7 +253,9 @@ def environment() -> dict[str, Any]:
         info["torch"] = f"not importable: {exc}"
         info["cuda"] = False
     try:
-        import faiss
+        from unimo_kit.resources import import_faiss
+
+        faiss = import_faiss()
 
         info["faiss"] = faiss.__version__
         info["faiss_gpus"] = int(getattr(faiss, "get_num_gpus", lambda: 0)())
@@ -379,9 +381,9 @@ def _timed_search(index: Any, xq: np.ndarray, k: int, params: dict | None = None
 
 def _faiss_gpu_missing() -> str | None:
     """Why faiss cannot put an index on the GPU here (``None``: it can)."""
-    import faiss
+    from unimo_kit.resources import faiss_gpu_available, import_faiss
 
-    from unimo_kit.resources import faiss_gpu_available
+    faiss = import_faiss()
 
     if faiss_gpu_available():
         return None
@@ -408,9 +410,10 @@ def _untied_mismatches(
 
 def check_faiss_flat(ctx: Context) -> dict[str, Any]:
     """Flat index: GPU search of the library's index gives the CPU's ids; queries/s."""
-    import faiss
-
     from unimo_kit.index import build_index
+    from unimo_kit.resources import import_faiss
+
+    faiss = import_faiss()
 
     n, nq, dim, k = (2_000, 64, 32, 10) if ctx.dry_run else (200_000, 5_000, 384, 10)
     xb, xq = clustered_vectors(n, nq, dim)
@@ -443,7 +446,9 @@ def check_faiss_flat(ctx: Context) -> dict[str, Any]:
 
 def _gpu_ivf_copy(index: Any, params: dict[str, int]) -> tuple[Any, dict[str, Any]]:
     """The CPU IVF ``index`` copied to the GPU with ``nprobe`` set, and notes on how."""
-    import faiss
+    from unimo_kit.resources import import_faiss
+
+    faiss = import_faiss()
 
     notes: dict[str, Any] = {}
     gpu = faiss.index_cpu_to_all_gpus(index)

@@ -2,6 +2,7 @@
 
 import builtins
 import multiprocessing as mp
+import sys
 
 import pytest
 
@@ -144,3 +145,41 @@ def test_environment_report_finds_everything():
     missing = {k: v.get("error") for k, v in report["resources"].items() if not v["found"]}
     assert missing == {}
     assert report["resources"]["faiss"]["gpu"] in (True, False)
+
+
+def test_faiss_missing_names_the_extra_at_every_use(monkeypatch, tmp_path):
+    """``import_faiss`` is the one faiss import: without faiss (hidden here) the index code
+    and ``unimo env`` say which extra installs it."""
+    import numpy as np
+
+    from unimo_kit.index.factory import IndexPlan, create_index, exact_search
+    from unimo_kit.index.store import IndexStore
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` now raises ImportError
+    hint = r"pip install 'unimo_kit\[cpu\]' \(faiss-cpu\), or 'unimo_kit\[gpu\]'"
+    with pytest.raises(ImportError, match=hint):
+        resources.import_faiss()
+    with pytest.raises(ImportError, match=hint):
+        create_index(IndexPlan(factory="Flat"), 4, "ip")
+    with pytest.raises(ImportError, match=hint):
+        exact_search(np.zeros((1, 4), np.float32), np.zeros((3, 4), np.float32), 1)
+    with pytest.raises(ImportError, match=hint):
+        IndexStore.open(tmp_path)
+    report = resources._check("faiss", resources._probe_faiss)  # what `unimo env` shows
+    assert not report["found"] and "unimo_kit[cpu]" in report["error"]
+
+
+def test_faiss_is_imported_only_through_import_faiss():
+    """No other ``import faiss`` in the library or the benchmarks (the hint would be lost)."""
+    import re
+    from pathlib import Path
+
+    root = Path(resources.__file__).resolve().parent.parent
+    bare = re.compile(r"^\s*(import faiss\b|from faiss\b)", re.MULTILINE)
+    files = [*(root / "unimo_kit").rglob("*.py"), *(root / "benchmarks").glob("*.py")]
+    found = [
+        str(path.relative_to(root))
+        for path in files
+        if path.name != "resources.py" and bare.search(path.read_text(encoding="utf-8"))
+    ]
+    assert files and not found

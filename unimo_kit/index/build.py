@@ -65,6 +65,7 @@ from unimo_kit.index.store import (
     write_json,
     write_npy,
 )
+from unimo_kit.resources import import_faiss
 from unimo_kit.utils import ErrorReport, atomic_write, iter_jsonl
 from unimo_kit.utils.jsonl import dumps
 from unimo_kit.utils.manifest import (
@@ -742,8 +743,6 @@ def finalize(
     the index until it is tuned and added afterwards. The recall stored in ``meta.json`` is
     therefore what queries that are not in the corpus get.
     """
-    import faiss
-
     from unimo_kit.index.factory import (
         BlockRows,
         IndexPlan,
@@ -758,6 +757,8 @@ def finalize(
         tune_on_held_out,
         tune_search_params,
     )
+
+    faiss = import_faiss()
 
     store = store or out
     separate = store.resolve() != out.resolve()
@@ -1123,8 +1124,6 @@ def _write_merged(
 ) -> None:
     """Write the merged index of ``folders`` into ``into``, paths relative to ``out`` (the
     folder ``into`` becomes); tuned on ``seed``'s held-out rows when ``tune_recall``."""
-    import faiss
-
     from unimo_kit.index.factory import (
         BlockRows,
         IndexPlan,
@@ -1133,6 +1132,8 @@ def _write_merged(
         held_out_rows,
         tune_on_held_out,
     )
+
+    faiss = import_faiss()
 
     first = metas[0]
     hnsw = first["factory"].startswith("HNSW")
@@ -1215,7 +1216,7 @@ def _write_merged(
 
 def quantizer_hash(index: Any) -> str | None:
     """A short hash of an IVF index's coarse centroids (and PQ codebooks), or ``None``."""
-    import faiss
+    faiss = import_faiss()
 
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from unimo_kit.resources import import_faiss
+
 logger = logging.getLogger("unimo_kit.index")
 
 INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq", "auto")
@@ -129,7 +131,7 @@ def parse_memory(value: str | int | float | None) -> int | None:
 
 def metric_type(metric: str) -> int:
     """faiss metric constant for ``"ip"`` or ``"l2"``."""
-    import faiss
+    faiss = import_faiss()
 
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: expected one of {METRICS}")
@@ -263,7 +265,7 @@ def _gib(nbytes: int) -> str:
 def create_index(plan: IndexPlan, dim: int, metric: str = "ip") -> Any:
     """An empty faiss index for ``plan`` (HNSW built with efConstruction 80, inside an
     ``IndexIDMap`` so rows keep their numbers whatever order they are added in)."""
-    import faiss
+    faiss = import_faiss()
 
     index = faiss.index_factory(dim, plan.factory, metric_type(metric))
     if plan.factory.startswith("HNSW"):
@@ -288,7 +290,7 @@ def create_index(plan: IndexPlan, dim: int, metric: str = "ip") -> Any:
 def add_rows(index: Any, x: np.ndarray, rows: np.ndarray) -> None:
     """Add vectors ``x`` ``(m, d)`` as rows ``rows`` ``(m,)`` of ``index``: by id where the
     index keeps ids (IVF, ID-mapped HNSW), else in order (then ``rows`` must continue it)."""
-    import faiss
+    faiss = import_faiss()
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
@@ -332,7 +334,7 @@ def train_index(index: Any, sample: np.ndarray, *, seed: int = 1234, use_gpu: bo
         seed: k-means seed (fixed, so equal samples give equal quantizers).
         use_gpu: default: when :func:`unimo_kit.resources.faiss_gpu_available`.
     """
-    import faiss
+    faiss = import_faiss()
 
     if index.is_trained:
         return index
@@ -361,7 +363,7 @@ def train_index(index: Any, sample: np.ndarray, *, seed: int = 1234, use_gpu: bo
 
 def set_search_params(index: Any, params: dict[str, int]) -> None:
     """Apply ``{"nprobe": 64, "efSearch": 128, ...}`` (faiss ParameterSpace names)."""
-    import faiss
+    faiss = import_faiss()
 
     if params:
         text = ",".join(f"{key}={value}" for key, value in params.items())
@@ -404,7 +406,7 @@ def build_index(
         holds a copy of ``xb``: in memory, the faiss way; index folders re-rank from the
         stored vectors on disk instead.
     """
-    import faiss
+    faiss = import_faiss()
 
     n, dim = xb.shape
     plan = plan_index(n, dim, index_type=index_type, max_memory=max_memory)
@@ -564,7 +566,7 @@ def exact_search(
     Returns:
         ``(D, I)``, each ``(nq, k)``, best first.
     """
-    import faiss
+    faiss = import_faiss()
 
     xq = np.ascontiguousarray(xq, dtype=np.float32)
     if xq.ndim == 1:
@@ -797,7 +799,7 @@ def tune_on_held_out(
 
 def _missed_target(index: Any, k: int, result: dict, key: str, value: int, target: float) -> str:
     """The warning of a tuning that stopped short: it names the limit that binds."""
-    import faiss
+    faiss = import_faiss()
 
     head = f"recall@{k} reaches only {result['recall']:.3f} at {key}={value} (target {target:.2f})"
     ivf = faiss.try_extract_index_ivf(index)
@@ -815,7 +817,7 @@ def _missed_target(index: Any, k: int, result: dict, key: str, value: int, targe
 
 
 def _ivf_nlist(index: Any) -> int:
-    import faiss
+    faiss = import_faiss()
 
     ivf = faiss.try_extract_index_ivf(index)
     return int(ivf.nlist) if ivf is not None else 1

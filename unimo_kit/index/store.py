@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from unimo_kit.resources import import_faiss
 from unimo_kit.utils import atomic_write, iter_jsonl
 
 FORMAT_VERSION = 1
@@ -47,7 +48,7 @@ class IndexStoreError(RuntimeError):
 
 def write_faiss(index: Any, path: str | os.PathLike) -> None:
     """``faiss.write_index`` through ``PATH.tmp`` + ``os.replace`` (atomic)."""
-    import faiss
+    faiss = import_faiss()
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -159,7 +160,7 @@ class IndexStore:
             IndexStoreError: missing or incomplete folder, corrupt files, count or dimension
                 mismatch.
         """
-        import faiss
+        faiss = import_faiss()
 
         path = Path(path)
         meta = read_meta(path)
