@@ -115,6 +115,26 @@ def test_replace_obj_needs_a_filler_named_with_the_other_objects():
     assert not any("fence" in t for t in found)
 
 
+def test_replace_obj_not_where_the_old_object_itself_stands():
+    """``peppers on the pizza`` → never ``... on the plate`` when pizzas are seen on plates
+    (what is on the pizza is on the plate too); ``night stand`` → never ``nightstand``."""
+    vocab = evidence(
+        "( pepper , on , pizza ) , ( pepper , on , plate ) , ( pepper , on , salad )",
+        "( pizza , on , plate )", "( pepper , on , table ) , ( salad , on , table )",
+        times=3,
+    )  # fmt: skip
+    caption = "peppers on the pizza"
+    graph = graph_of(caption, [("peppers", []), ("pizza", [])], [(0, "on", 1, "on")])
+    found = texts(Rewriter(vocab, types=["replace-obj"], per_type=3), caption, graph)
+    assert "peppers on the plate" not in found
+    assert "peppers on the salad" in found
+    vocab = evidence("( lamp , on , night stand ) , ( lamp , on , nightstand )", times=3)
+    caption = "a lamp on a night stand"
+    graph = graph_of(caption, [("lamp", []), ("night stand", [])], [(0, "on", 1, "on")])
+    found = texts(Rewriter(vocab, types=["replace-obj"], per_type=3), caption, graph)
+    assert not any("nightstand" in t for t in found)
+
+
 def test_replace_obj_keeps_pronouns_mass_nouns_and_the_caption_verb_in_agreement():
     vocab = evidence(
         "( man , talk on , phone )", "( woman , talk on , phone )",

@@ -525,6 +525,7 @@ class Rewriter:
                 or related(w, old, "n")
                 or _same_thing(w, entity.name)
                 or _disagrees(c, i, w)
+                or self._holds_through(c, i, w)
             ),
         )
         if word is None:
@@ -536,6 +537,19 @@ class Rewriter:
         graph = c.copy()
         graph.entities[i].name = pluralize(word) if is_plural(entity.name, morphy) else word
         return fix_articles(c.caption, [Edit(head[0], head[1], old, new)]), graph
+
+    def _holds_through(self, c: RewriteContext, i: int, new: str) -> bool:
+        """Whether a spatial relation to entity ``i`` would still hold with ``new`` in its
+        place because the old object itself is seen in that relation to ``new`` (``green
+        peppers on the pizza`` → ``... on the plate``: pizzas are on plates, so what is on
+        the pizza is on the plate too; ``a cup in a box`` → ``... in a truck``)."""
+        old = c.graph.entities[i].name
+        return any(
+            r.object == i
+            and relation_category(r.predicate) == "spatial"
+            and self.vocab.triple_count(old, r.predicate, new) > 0
+            for r in c.graph.relations
+        )
 
     def _replacement_pool(
         self, c: RewriteContext, i: int, others: list[str]
@@ -2032,9 +2046,12 @@ SCENE_WORDS = frozenset({"background", "foreground", "distance", "picture", "pho
 
 def _same_thing(new: str, old: str) -> bool:
     """Whether ``new`` names what ``old`` names: one is the head of the other (``t shirt`` →
-    ``shirt``, ``tennis player`` → ``player``), or a part of it (``tire`` → ``wheel``)."""
+    ``shirt``, ``tennis player`` → ``player``), the same word written apart or together
+    (``night stand`` → ``nightstand``, ``t-shirt``), or a part of it (``tire`` → ``wheel``)."""
     a, b = lemma(new), lemma(old)
     if a.split(" ")[-1] == b.split(" ")[-1]:
+        return True
+    if a.replace(" ", "").replace("-", "") == b.replace(" ", "").replace("-", ""):
         return True
     return part_related(a, b)
 
