@@ -11,7 +11,7 @@ each timed ``--repeats`` times in turns (best kept; the machine is shared):
    process with the models and tables loaded: parse every caption once, ``Vocabulary.build``,
    ``Rewriter.candidates`` + ``make_positives`` per caption (keyed like the CLI, ``<id>#0``),
    and the ``CandidateFilter`` (round-trip re-parse) per 256 captions;
-3. **CLI**: ``unimo rewrite PAIRS -o OUT --restart`` in a fresh process (imports, model loads,
+3. **CLI**: ``unimo rewrite PAIRS -o OUT --no-resume`` in a fresh process (imports, model loads,
    reading and writing JSONL included), with the same configuration.
 
 Two configurations: ``defaults`` (the CLI's defaults: the shipped reference table, the
@@ -146,7 +146,7 @@ def library_run(
 def cli_run(pairs: Path, output: Path, flags: list[str]) -> None:
     """``unimo rewrite PAIRS -o OUTPUT`` in a fresh process, as a user runs it."""
     command = [sys.executable, "-m", "unimo_kit.cli.main", "rewrite", str(pairs)]
-    command += ["-o", str(output), "--restart", "--no-progress", *flags]
+    command += ["-o", str(output), "--no-resume", "--no-progress", *flags]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
