@@ -14,9 +14,11 @@ For other extractors (``open_clip:...``, ``import:...``) every column of the mea
 the vector. An image is looked up by its record's id when the caller passes it (``unimo
 index build`` and ``unimo index mine`` do: ``unimo features`` stores images under their
 records' ids), else by its path, else by its file name without the extension
-(``images/syn-000012.png`` is ``syn-000012``); an image the store lacks fails like a missing
-file, named by path and id. The store
-is opened once per encoder; rows are read on demand (memory-mapped).
+(``images/syn-000012.png`` is ``syn-000012``); an image the store lacks fails like an
+unreadable file, named by path and id. The store is opened once per encoder (again when its
+files change on disk); rows are read on demand (memory-mapped). ``features:DIR`` specs are
+recorded with ``DIR`` absolute (:func:`resolve_spec`), and an index build fingerprints the
+store as one of its inputs.
 """
 
 from __future__ import annotations
