@@ -3,13 +3,15 @@ and a text index build of N texts (the same captions, all-MiniLM-L6-v2, ``--type
 three ways: the local engine in 1 process, locally with 2 workers (rewrite ``--workers 2``;
 the index as two ``--shard i/2`` processes, then ``unimo index merge``, the
 by-hand fallback of docs/scaling.md) and ``--engine ray`` with 2 workers on a local Ray.
-Reports wall times, the throughput ratio of each to 1 process, Ray's fixed start-up cost,
-the machine's load average around each arm (the 2 cores are shared with other jobs), and
-whether every output is byte-identical to the 1-process one. Writes
+Reports wall times, the CPU seconds of the process tree (this process, Ray's and the shard
+processes, sampled from /proc), the throughput ratio of each to 1 process, Ray's fixed
+start-up cost, the machine's load average around each arm (the 2 cores are shared with other
+jobs), and whether every output is byte-identical to the 1-process one. Writes
 benchmarks/results/engine.json (after the rewrite arms too, so a cut run keeps them).
 
     python benchmarks/bench_engine.py --captions 20000 --texts 20000 \
         --data ../shared/data/factual_train.csv
+    python benchmarks/bench_engine.py --captions 20000 --skip-index   # the rewrite arms only
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,26 +63,95 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 LOADS: dict[str, list[float]] = {}  # arm -> 1-minute load average before and after it
+CPU: dict[str, float | None] = {}  # arm -> CPU seconds of the process tree during it
+
+
+def _proc_times() -> dict[int, tuple[int, float]]:
+    """``pid -> (parent pid, user + system CPU seconds)`` of every process in /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:  # gone since the listing
+            continue
+        out[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+class TreeCPU:
+    """CPU seconds (user + system) of this process and every process below it while the block
+    runs, sampled from /proc every ``interval`` s: Ray's workers are grandchildren that a
+    ``wait`` never counts. A process that ends between two samples loses at most its last
+    ``interval``. ``seconds`` is ``None`` without /proc (not Linux)."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval = interval
+        self.seconds: float | None = None
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        procs = _proc_times()
+        tree, todo = set(), [os.getpid()]
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _) in procs.items():
+            children.setdefault(parent, []).append(pid)
+        while todo:
+            pid = todo.pop()
+            tree.add(pid)
+            todo += children.get(pid, [])
+        for pid in tree & procs.keys():
+            self._last[pid] = procs[pid][1]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> TreeCPU:
+        if os.path.isdir("/proc/self"):
+            self._sample()
+            self._first = dict(self._last)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._thread.is_alive():
+            return
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.seconds = sum(t - self._first.get(pid, 0.0) for pid, t in self._last.items())
 
 
 def timed(fn, *args, arm: str = "", **kwargs) -> float:
-    """Wall seconds of ``fn(*args, **kwargs)``, with the load average around it in LOADS."""
+    """Wall seconds of ``fn(*args, **kwargs)``, with the load average around it in LOADS and
+    the process tree's CPU seconds in CPU."""
     before = os.getloadavg()[0]
-    began = time.perf_counter()
-    fn(*args, **kwargs)
-    seconds = time.perf_counter() - began
+    with TreeCPU() as cpu:
+        began = time.perf_counter()
+        fn(*args, **kwargs)
+        seconds = time.perf_counter() - began
     LOADS[arm] = [round(before, 1), round(os.getloadavg()[0], 1)]
+    CPU[arm] = None if cpu.seconds is None else round(cpu.seconds, 1)
     return seconds
 
 
 def arm_summary(
     n: int, seconds: dict[str, float], same: dict[str, bool], startup: float, stage: str
 ) -> dict:
-    """Wall times, records/s, ratios to the 1-process arm and the load around each arm."""
+    """Wall times, process-tree CPU seconds, records/s, ratios to the 1-process arm and the
+    load around each arm."""
     one = seconds["local_1_process"]
     return {
         "load_before_after": {arm: LOADS[f"{stage}/{arm}"] for arm in seconds},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "cpu_seconds": {arm: CPU[f"{stage}/{arm}"] for arm in seconds},
         "records_per_s": {k: round(n / v, 1) for k, v in seconds.items()},
         "ratio_to_1_process": {k: round(one / v, 2) for k, v in seconds.items()},
         "ratio_ray_incl_startup": round(one / (seconds["ray_2_workers"] + startup), 2),
@@ -190,6 +262,12 @@ def main() -> None:
     parser.add_argument("--unit-records", type=int, default=1000, help="rewrite units")
     parser.add_argument("--block-size", type=int, default=2000, help="index build units")
     parser.add_argument("--data", type=Path, default=DATA, help="FACTUAL train CSV")
+    parser.add_argument(
+        "--skip-index",
+        action="store_true",
+        help="run the rewrite arms only (the file written then has no index_build: name "
+        "another --out to keep an earlier engine.json whole)",
+    )
     parser.add_argument("--out", default="benchmarks/results/engine.json")
     args = parser.parse_args()
 
@@ -220,6 +298,8 @@ def main() -> None:
             **arm_summary(args.captions, *rewrite, startup, "rewrite"),
         }
         write_result(args.out, {"machine": machine(), **result})
+        if args.skip_index:
+            return
         index = bench_index(work, texts[: args.texts], args.block_size, ray_options)
         result["index_build"] = {
             "input": f"first {args.texts} captions of factual_train.csv as texts, {ENCODER}, "
