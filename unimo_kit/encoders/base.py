@@ -33,6 +33,17 @@ class EncoderError(ValueError):
     """A bad encoder spec, or an input of a modality the encoder does not have."""
 
 
+class EvalError(ValueError):
+    """A bad evaluation input; the message names the file and what is wrong.
+
+    Raised for a missing or mismatched checkpoint and for visual features of the wrong size
+    (here, by :class:`~unimo_kit.encoders.unimo.UnimoEncoder`), and for an empty test set or a
+    bad config (by :mod:`unimo_kit.eval`). Defined in this layer so that the encoders need
+    nothing from ``unimo_kit.eval``; :mod:`unimo_kit.eval.errors` re-exports this class (the
+    same object, so ``except EvalError`` catches it from either import).
+    """
+
+
 class EncoderInputError(EncoderError):
     """One input an encoder cannot take; ``index`` is its position in the call's inputs.
 

@@ -5,6 +5,10 @@ Visual tokens come from a features store (an image looked up by its path, then b
 stem) or are extracted on the fly with the extractor the checkpoint was trained with (read from
 its run: :func:`run_extractor`). The UNIMO-specific scores (caption likelihood, token alignment,
 matching) live in :class:`unimo_kit.eval.scorers.UnimoScorer`, a subclass.
+
+A checkpoint is loaded through :func:`load_checkpoint_checked`, which turns a missing,
+mismatched or corrupt checkpoint into one :class:`~unimo_kit.encoders.base.EvalError` naming
+the file (``unimo_kit.eval.errors`` re-exports both).
 """
 
 from __future__ import annotations
@@ -18,9 +22,85 @@ from typing import Any
 
 import numpy as np
 
-from unimo_kit.encoders.base import IMAGE, TEXT, Encoder, is_pil_image, l2_normalize, progress
+from unimo_kit.encoders.base import (
+    IMAGE,
+    TEXT,
+    Encoder,
+    EvalError,
+    is_pil_image,
+    l2_normalize,
+    progress,
+)
 
 logger = logging.getLogger(__name__)
+
+WEIGHTS = "model.safetensors"  # a checkpoint folder's weights file
+CONFIG = "config.json"  # ... and its model config, beside it
+
+
+def checkpoint_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The ``(weights, config)`` files of a checkpoint folder or weights file.
+
+    Raises:
+        EvalError: the path does not exist or is not a unimo checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EvalError(f"checkpoint {path} does not exist")
+    folder = path.parent if path.is_file() else path
+    weights = path if path.is_file() else folder / WEIGHTS
+    config = folder / CONFIG
+    if path.is_dir() and not weights.exists():
+        nested = sorted(folder.glob(f"*/{WEIGHTS}"))
+        hint = f"; did you mean {nested[-1].parent}?" if nested else ""
+        raise EvalError(f"checkpoint {folder}: no {WEIGHTS} in it{hint}")
+    if weights.suffix != ".safetensors":
+        raise EvalError(f"checkpoint {weights}: expected a {WEIGHTS} file (safetensors)")
+    if not config.exists():
+        raise EvalError(f"checkpoint {folder}: {WEIGHTS} without its {CONFIG}")
+    return weights, config
+
+
+def load_checkpoint_checked(path: str | os.PathLike, device: str | None = None) -> Any:
+    """:func:`unimo_kit.model.load_checkpoint` with clear errors.
+
+    Raises:
+        EvalError: missing files, an unreadable config, weights that do not match the config
+            (a "mismatched checkpoint"), or a corrupt weights file.
+    """
+    from unimo_kit.model import load_checkpoint
+
+    weights, config = checkpoint_files(path)
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EvalError(f"checkpoint config {config} is not valid JSON ({exc})") from None
+    try:
+        return load_checkpoint(weights, device=device or "cpu")
+    except RuntimeError as exc:  # load_state_dict size / key mismatch
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise EvalError(
+            f"checkpoint {weights} does not match its {config.name} ({detail[:300]})"
+        ) from None
+    except (ValueError, TypeError) as exc:  # unknown config fields, bad values
+        raise EvalError(f"checkpoint {config}: {exc}") from None
+    except Exception as exc:  # safetensors header errors and alike
+        if type(exc).__name__ in ("SafetensorError", "HeaderTooLarge", "InvalidHeader"):
+            raise EvalError(
+                f"checkpoint {weights} is not a readable safetensors file ({exc})"
+            ) from None
+        raise
+
+
+def check_feature_dim(model: Any, dim: int, source: str) -> None:
+    """Raise :class:`EvalError` when visual features of size ``dim`` cannot feed ``model``."""
+    expected = model.config.visual_feat_dim
+    if dim != expected:
+        raise EvalError(
+            f"{source} gives {dim}-d visual features but the checkpoint expects "
+            f"visual_feat_dim={expected}; use the features/extractor it was trained with"
+        )
 
 
 def _run_configs(checkpoint: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -163,7 +243,6 @@ class UnimoEncoder(Encoder):
         max_text_tokens: int = 64,
         name: str | None = None,
     ):
-        from unimo_kit.eval.errors import check_feature_dim, load_checkpoint_checked
         from unimo_kit.model import load_tokenizer
         from unimo_kit.resources import torch_device
 
@@ -205,7 +284,6 @@ class UnimoEncoder(Encoder):
     def extractor(self) -> Any:
         """The on-the-fly extractor, built on first use."""
         if isinstance(self._extractor, str):
-            from unimo_kit.eval.errors import check_feature_dim
             from unimo_kit.features import build_extractor
 
             spec = self._extractor
