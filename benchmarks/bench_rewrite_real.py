@@ -342,7 +342,7 @@ def main() -> None:
     entry = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "code": code_version(),
-        "rewrite_command": "unimo rewrite PAIRS -o OUT --restart " + " ".join(args.rewrite_arg),
+        "rewrite_command": "unimo rewrite PAIRS -o OUT --no-resume " + " ".join(args.rewrite_arg),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "inputs": sources,
         "splits": splits,
