@@ -79,3 +79,65 @@ def test_most_captions_empty_is_warned_and_noted_in_the_report():
     }
     md = markdown_tables([row], [])
     assert "| short | 0.0000 | 0.0000 |" in md and f"- **short**: {warning}" in md
+
+
+@pytest.fixture
+def toy_task_cli(monkeypatch):
+    """A built-in task ``toy-words`` with a CLI module ``unimo_kit.cli.eval_toy_words`` (a
+    module object with a spec, as a file in cli/ would give), and ``nocli`` without one."""
+    import importlib.machinery
+    import sys
+    import types
+
+    import click
+
+    from unimo_kit.eval import registry
+
+    @click.command("toy-words")
+    @click.argument("text")
+    def toy_words(text):
+        """Count the words of TEXT."""
+        click.echo(f"{len(text.split())} words")
+
+    name = "unimo_kit.cli.eval_toy_words"
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None)
+    module.toy_words = toy_words
+    monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(registry, "BUILTIN_TASKS", (*registry.BUILTIN_TASKS, "toy-words", "nocli"))
+
+
+def test_a_registered_tasks_cli_module_is_an_eval_subcommand(toy_task_cli):
+    from click.testing import CliRunner
+
+    from unimo_kit.cli.eval import eval_subcommands
+    from unimo_kit.cli.main import cli
+
+    table = eval_subcommands()
+    assert list(table) == [
+        "parse",
+        "retrieval",
+        "compositional",
+        "caption",
+        "vqa",
+        "toy-words",
+        "batch",
+    ]
+    assert table["toy-words"] == "eval_toy_words:toy_words" and "nocli" not in table
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["eval", "--help"]).output
+    assert "toy-words" in listing and "Count the words of TEXT." in listing
+    assert "nocli" not in listing
+    result = runner.invoke(cli, ["eval", "toy-words", "a b c"])
+    assert result.exit_code == 0 and result.output == "3 words\n"
+
+
+def test_the_eval_listing_is_parse_the_builtin_tasks_and_batch():
+    from click.testing import CliRunner
+
+    from unimo_kit.cli.main import cli
+
+    listing = CliRunner().invoke(cli, ["eval", "--help"]).output
+    lines = listing.split("Commands:\n")[1].splitlines()
+    names = [line.split()[0] for line in lines if line.startswith("  ") and line[2] != " "]
+    assert names == ["batch", "caption", "compositional", "parse", "retrieval", "vqa"]
