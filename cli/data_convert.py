@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from unimo_kit.cli.options import strict_option
 from unimo_kit.data.convert import FORMATS
 
 CSV_OPTIONS = ("csv_img_key", "csv_caption_key", "csv_id_key", "csv_sep")
@@ -44,7 +45,7 @@ CSV_OPTIONS = ("csv_img_key", "csv_caption_key", "csv_id_key", "csv_sep")
 @click.option("--csv-caption-key", default="title", show_default=True, help="CSV caption column.")
 @click.option("--csv-id-key", help="CSV id column. Default: the image path without extension.")
 @click.option("--csv-sep", help="CSV separator ('tab' or '\\t' for TSV). Default: by extension.")
-@click.option("--strict", is_flag=True, help="Stop (exit code 1) at the first malformed record.")
+@strict_option("record")
 @click.option(
     "--check-images", is_flag=True, help="Decode every image; leave out missing or corrupt ones."
 )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from unimo_kit.cli.options import no_progress_option, seed_option, workers_option
+
 
 @click.command("synth")
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="World directory."
 )
-@click.option("--seed", default=0, show_default=True, help="Global seed (same seed, same bytes).")
+@seed_option("Global seed (same seed, same bytes).")
 @click.option("--n-images", default=2000, show_default=True, help="Captioned images (all splits).")
 @click.option("--image-size", default=224, show_default=True, help="Image side in pixels.")
 @click.option("--captions-per-image", default=5, show_default=True, help="Captions per image.")
@@ -24,11 +26,9 @@ import click
     help="More unseen scenes, drawn like test scenes, only for the compositional test set "
     "(images/cmp-*.png, listed in compositional.images.jsonl).",
 )
-@click.option(
-    "--workers", type=int, default=None, help="Render processes [auto]; output unchanged."
-)
+@workers_option("Render processes [auto]; output unchanged.")
 @click.option("--force", is_flag=True, help="Regenerate even if DIR holds this very world.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@no_progress_option
 def synth(
     out_dir: str,
     seed: int,

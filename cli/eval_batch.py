@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from unimo_kit.cli._eval_common import eval_errors
+from unimo_kit.cli.options import resume_option
 
 
 @click.command("batch")
@@ -16,12 +17,9 @@ from unimo_kit.cli._eval_common import eval_errors
     type=click.Path(file_okay=False),
     help="folder for rows.jsonl, results.{json,csv,md} and plots/.",
 )
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Keep the rows already in OUTDIR/rows.jsonl (same checkpoint, task and settings); "
-    "--no-resume recomputes them.",
+@resume_option(
+    "Keep the rows already in OUTDIR/rows.jsonl (same checkpoint, task and settings); "
+    "--no-resume recomputes them."
 )
 @click.option("--no-plots", is_flag=True, help="tables only.")
 def batch(config, output_dir, resume, no_plots) -> None:

@@ -11,6 +11,7 @@ from unimo_kit.cli._eval_common import (
     output_option,
     scorer_options,
 )
+from unimo_kit.cli.options import strict_option
 
 
 @click.command("compositional")
@@ -49,7 +50,7 @@ from unimo_kit.cli._eval_common import (
     "image-text matching head on image and text encoded together (checkpoints trained with "
     "itm).",
 )
-@click.option("--strict", is_flag=True, help="stop at the first malformed record.")
+@strict_option("record")
 @output_option
 def compositional(data_paths, images_dir, fmt, score, strict, output, **kw) -> None:
     """Accuracy of scoring the true caption strictly above every false one (ties are wrong),

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from unimo_kit.cli.options import strict_option
+
 
 @click.command("parse")
 @click.argument("gold", type=click.Path(exists=True, dir_okay=False))
@@ -38,9 +40,7 @@ import click
     help="Map spatial synonyms onto canonical predicates (under -> below, beside -> next to), "
     "as the synthetic world's gold graphs do.",
 )
-@click.option(
-    "--strict", is_flag=True, help="Stop at the first malformed row instead of skipping it."
-)
+@strict_option("row")
 def parse(
     gold: str,
     spacy_model: str | None,

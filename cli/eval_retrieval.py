@@ -11,6 +11,7 @@ from unimo_kit.cli._eval_common import (
     output_option,
     scorer_options,
 )
+from unimo_kit.cli.options import strict_option
 
 
 @click.command("retrieval")
@@ -25,7 +26,7 @@ from unimo_kit.cli._eval_common import (
 @click.option("--ks", default="1,5,10", show_default=True, help="comma-separated cut-offs K.")
 @click.option("--max-images", type=int, help="evaluate the first N images only.")
 @click.option("--chunk", default=1024, show_default=True, help="queries per similarity block.")
-@click.option("--strict", is_flag=True, help="stop at the first malformed line.")
+@strict_option("line")
 @click.option(
     "--own-captions-only",
     is_flag=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from unimo_kit.cli._eval_common import emit, eval_errors, output_option
+from unimo_kit.cli.options import device_option, seed_option
 
 
 @click.command("vqa")
@@ -57,7 +58,7 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     show_default=True,
     help="answer head input: [IMG; CLS; IMG*CLS] (product) or [IMG; CLS] (concat).",
 )
-@click.option("--seed", default=0, show_default=True)
+@seed_option("Seeds model init, shuffling and dropout.")
 @click.option("--threads", type=int, help="torch CPU threads.")
 @click.option(
     "--cache-dir",
@@ -80,7 +81,7 @@ from unimo_kit.cli._eval_common import emit, eval_errors, output_option
     is_flag=True,
     help="keep the answer given to each test question in the output (error analysis).",
 )
-@click.option("--device", help="torch device.")
+@device_option
 @output_option
 def vqa(
     data,

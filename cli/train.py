@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from unimo_kit.cli.options import resume_option
+
 
 @click.command("train")
 @click.option(
@@ -23,12 +25,7 @@ import click
     "null, [...], {...}; a value of the wrong type is refused); repeatable. "
     "model_overrides.NAME=VALUE or loss_weights.NAME=VALUE sets one entry of that dict.",
 )
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Continue from the newest checkpoint in --out (--no-resume starts afresh).",
-)
+@resume_option("Continue from the newest checkpoint in --out (--no-resume starts afresh).")
 @click.option(
     "--stop-after",
     type=int,

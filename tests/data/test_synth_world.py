@@ -323,6 +323,10 @@ def test_cli_synth(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "(3 images beyond the test split)" in result.output
     result = runner.invoke(cli, [*args, "--test-fraction", "1.5"])
     assert result.exit_code != 0 and "test_fraction must be in [0, 1)" in result.output
+    refused = runner.invoke(cli, [*args, "--workers", "0"])  # the shared --workers: N >= 1
+    assert refused.exit_code == 2 and "Invalid value for '--workers'" in refused.output
+    result = runner.invoke(cli, [*args, "--seed", "5", "--workers", "2"])
+    assert result.exit_code == 0 and "held out:" in result.output, result.output
 
 
 def test_world_files_read_strictly_with_the_data_readers(synth_world: WorldSummary) -> None:

@@ -243,3 +243,29 @@ def test_batch_resumes_by_default_and_no_resume_recomputes(tmp_path, monkeypatch
     )
     assert result.exit_code == 0, result.output
     assert seen["resume"] is resume
+
+
+@pytest.mark.parametrize(
+    ("flags", "seed", "device"), [([], 0, None), (["--seed", "3", "--device", "cpu"], 3, "cpu")]
+)
+def test_vqa_seed_and_device_reach_the_config(tmp_path, monkeypatch, flags, seed, device):
+    import unimo_kit.eval.vqa
+
+    seen = {}
+
+    def fake_train(train, test, config):
+        seen["config"] = config
+        return {"accuracy": 1.0, "accuracy_by_type": {}, "num_test": 1} | {
+            "total_seconds": 0.0,
+            "cpu_seconds": 0.0,
+        }
+
+    monkeypatch.setattr(unimo_kit.eval.vqa, "train_vqa", fake_train)
+    monkeypatch.setattr(unimo_kit.eval.vqa, "read_vqa_jsonl", lambda path: [path])
+    data = tmp_path / "q.jsonl"
+    data.write_text("{}\n")
+    result = invoke("vqa", "--data", "jsonl", "--train", data, "--test", data, *flags)
+    assert result.exit_code == 0, result.output
+    assert (seen["config"].seed, seen["config"].device) == (seed, device)
+    refused = invoke("vqa", "--seed", "x")
+    assert refused.exit_code == 2 and "'x' is not a valid integer" in refused.output

@@ -22,6 +22,12 @@ def test_list_presets_and_bad_overrides():
     assert missing.exit_code != 0 and "--out" in missing.output
 
 
+def test_help_names_the_one_resume_pair():
+    text = CliRunner().invoke(train, ["--help"]).output
+    assert "--resume / --no-resume" in text and "[default: resume]" in text
+    assert "Continue from the newest checkpoint in --out" in text
+
+
 @pytest.mark.slow
 def test_stop_after_then_resume_from_the_cli(tmp_path, tiny_overrides):
     sets = [f"{k}={json.dumps(v)}" for k, v in {**tiny_overrides, "steps": 2, "save_every": 1,
