@@ -1,16 +1,30 @@
-"""The options every stage spells the same way (``unimo_kit.cli.options``): one
-``--resume/--no-resume``, an old spelling hidden and warned about, ``--strict``,
-``--no-progress``."""
+"""The options every stage spells the same way (``unimo_kit.cli.options``) and those the eval
+commands share (``unimo_kit.cli._eval_common``): each decorator's flag, default, refusal of bad
+values and deprecated alias; and a walk over every ``unimo`` command that finds each shared
+flag spelled the shared way."""
 
 from __future__ import annotations
 
+import json
+
 import click
+import pytest
 from click.testing import CliRunner
 
+from unimo_kit.cli._eval_common import (
+    checkpoint_option,
+    extractor_option,
+    features_option,
+    output_option,
+    scorer_options,
+)
 from unimo_kit.cli.options import (
+    device_option,
     no_progress_option,
     resume_from,
     resume_option,
+    seed_option,
+    shard_option,
     strict_option,
     workers_option,
 )
@@ -28,8 +42,22 @@ def stage(resume: bool, restart: bool, strict: bool, no_progress: bool, workers:
         click.echo(f"workers={workers}")
 
 
+@click.command()
+@seed_option("Seed of the draws.", default=7)
+@shard_option("Slice I/N of the input.")
+@device_option
+def drawn(seed: int, shard: str | None, device: str | None) -> None:
+    click.echo(json.dumps({"seed": seed, "shard": shard, "device": device}))
+
+
 def _run(*args: str):
     return CliRunner().invoke(stage, list(args))
+
+
+def _drawn(*args: str) -> dict:
+    result = CliRunner().invoke(drawn, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
 
 
 def test_defaults_and_each_flag():
@@ -46,6 +74,8 @@ def test_the_old_spelling_starts_afresh_with_a_warning():
     assert "warning: --restart is deprecated; use --no-resume" in result.output
     assert "resume=False" in result.output
     assert "deprecated" not in _run().output
+    both = _run("--resume", "--restart")  # the old flag wins: it asked for a fresh start
+    assert "resume=False" in both.output and "deprecated" in both.output
 
 
 def test_help_lists_the_one_pair_and_hides_the_old_spelling():
@@ -55,14 +85,77 @@ def test_help_lists_the_one_pair_and_hides_the_old_spelling():
     assert "--restart" not in text and "No progress bars." in text
 
 
+def test_without_an_old_spelling_there_is_no_hidden_flag():
+    @click.command()
+    @resume_option("Keep OUT.")
+    def cmd(resume: bool) -> None:
+        click.echo(resume)
+
+    runner = CliRunner()
+    assert runner.invoke(cmd, ["--no-resume"]).output == "False\n"
+    refused = runner.invoke(cmd, ["--restart"])
+    assert refused.exit_code == 2 and "No such option '--restart'" in refused.output
+
+
+def test_flags_take_no_value():
+    refused = _run("--strict=yes")
+    assert refused.exit_code == 2 and "Option '--strict' does not take a value" in refused.output
+    refused = _run("--no-progress", "1")
+    assert refused.exit_code == 2 and "Got unexpected extra argument (1)" in refused.output
+
+
+def test_strict_names_what_is_bad():
+    @click.command()
+    @strict_option()
+    def cmd(strict: bool) -> None:
+        click.echo(strict)
+
+    assert "Stop at the first bad record." in CliRunner().invoke(cmd, ["--help"]).output
+
+
 def test_workers_are_at_least_one():
+    assert _run().output.count("workers") == 0  # None unless given: the stage picks
     assert _run("--workers", "3").output.endswith("workers=3\n")
-    refused = _run("--workers", "0")
-    assert refused.exit_code == 2 and "Invalid value for '--workers'" in refused.output
+    for bad in ("0", "-2"):
+        refused = _run("--workers", bad)
+        assert refused.exit_code == 2 and "Invalid value for '--workers'" in refused.output
+        assert "x>=1" in refused.output
+    refused = _run("--workers", "two")
+    assert refused.exit_code == 2 and "'two' is not a valid integer" in refused.output
+
+
+def test_seed_default_is_the_commands_and_shown():
+    assert _drawn()["seed"] == 7
+    assert _drawn("--seed", "-3")["seed"] == -3
+    refused = CliRunner().invoke(drawn, ["--seed", "1.5"])
+    assert refused.exit_code == 2 and "'1.5' is not a valid integer" in refused.output
+    text = CliRunner().invoke(drawn, ["--help"]).output
+    assert "Seed of the draws." in text and "[default: 7]" in text
+
+
+def test_shard_is_the_text_parse_shard_reads():
+    from unimo_kit.utils import parse_shard
+
+    assert _drawn()["shard"] is None
+    assert _drawn("--shard", "1/4")["shard"] == "1/4"
+    assert "--shard I/N" in CliRunner().invoke(drawn, ["--help"]).output
+    # the command refuses a bad slice through parse_shard, one line naming it
+    with pytest.raises(ValueError, match=r"invalid shard 3/2: need 0 <= i < n"):
+        parse_shard(_drawn("--shard", "3/2")["shard"])
+    with pytest.raises(ValueError, match=r"invalid shard 'a/b': expected i/n"):
+        parse_shard(_drawn("--shard", "a/b")["shard"])
+
+
+def test_device_is_none_unless_given():
+    assert _drawn()["device"] is None
+    assert _drawn("--device", "cpu")["device"] == "cpu"
+    text = CliRunner().invoke(drawn, ["--help"]).output
+    assert "torch device (default: cuda when visible, else cpu)." in text
 
 
 def test_where_names_the_command():
     assert resume_from(True, False, "--overwrite") is True
+    assert resume_from(False, False, "--overwrite") is False
     runner = CliRunner()
 
     @click.command()
@@ -71,3 +164,143 @@ def test_where_names_the_command():
 
     out = runner.invoke(cmd).output
     assert out == "warning: --overwrite is deprecated for build; use --no-resume\nFalse\n"
+
+
+# ----------------------------------------------------------------- the eval commands' options
+
+
+@click.command()
+@scorer_options
+@output_option
+def scored(**kw) -> None:
+    click.echo(json.dumps(kw, sort_keys=True))
+
+
+def _scored(*args: str) -> dict:
+    result = CliRunner().invoke(scored, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_scorer_options_defaults():
+    assert _scored() == {
+        "batch_size": 64,
+        "checkpoint": None,
+        "device": None,
+        "extractor": None,
+        "features": None,
+        "open_clip_spec": None,
+        "output": None,
+        "st_clip": None,
+    }
+
+
+def test_scorer_options_pass_their_values(tmp_path):
+    given = _scored(
+        "--checkpoint",
+        "runs/x/final",
+        "--features",
+        str(tmp_path),
+        "--extractor",
+        "effnet",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "8",
+        "-o",
+        str(tmp_path / "r.json"),
+    )
+    assert given["checkpoint"] == "runs/x/final" and given["features"] == str(tmp_path)
+    assert (given["extractor"], given["device"], given["batch_size"]) == ("effnet", "cpu", 8)
+    assert given["output"] == str(tmp_path / "r.json")
+    assert _scored("--open-clip", "ViT-B-32:w.bin")["open_clip_spec"] == "ViT-B-32:w.bin"
+    assert _scored("--st-clip", "clip-ViT-B-32")["st_clip"] == "clip-ViT-B-32"
+
+
+def test_features_must_be_an_existing_folder_and_output_a_file(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(scored, ["--features", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "Invalid value for '--features'" in missing.output
+    assert "does not exist" in missing.output
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    not_dir = runner.invoke(scored, ["--features", str(a_file)])
+    assert not_dir.exit_code == 2 and "is a file" in not_dir.output
+    to_dir = runner.invoke(scored, ["-o", str(tmp_path)])
+    assert to_dir.exit_code == 2 and "Invalid value for '-o' / '--output'" in to_dir.output
+    refused = runner.invoke(scored, ["--batch-size", "many"])
+    assert refused.exit_code == 2 and "'many' is not a valid integer" in refused.output
+
+
+def test_a_required_checkpoint_is_asked_for():
+    @click.command()
+    @checkpoint_option(required=True)
+    @features_option
+    @extractor_option
+    def cmd(checkpoint: str, features: str | None, extractor: str | None) -> None:
+        click.echo(f"{checkpoint} {features} {extractor}")
+
+    runner = CliRunner()
+    refused = runner.invoke(cmd, [])
+    assert refused.exit_code == 2 and "Missing option '--checkpoint'" in refused.output
+    assert runner.invoke(cmd, ["--checkpoint", "ck"]).output == "ck None None\n"
+    text = " ".join(runner.invoke(cmd, ["--help"]).output.split())
+    assert "unimo checkpoint folder (model.safetensors + config.json)." in text
+    assert "default: the one named by the checkpoint's run" in text
+
+
+# ----------------------------------------------------------------- every command, one spelling
+
+# a flag spelled as the shared one is not, with the reason
+OWN_MEANING = {
+    ("finetune-clip", "--workers"): "DataLoader worker processes: 0 loads in the main process",
+}
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, path)
+        else:
+            yield " ".join(path), command
+
+
+def _shared_spelling(flag: str, option: click.Option) -> bool:
+    """Whether ``option`` is what the shared decorator of ``flag`` makes."""
+    if flag == "--resume":
+        return option.secondary_opts == ["--no-resume"] and option.default is True
+    if flag in ("--strict", "--no-progress"):
+        wording = "Stop at the first bad " if flag == "--strict" else "No progress bars."
+        return option.is_flag and bool(option.help) and option.help.startswith(wording)
+    if flag == "--workers":
+        return isinstance(option.type, click.IntRange) and option.type.min == 1
+    if flag == "--seed":
+        return option.type is click.INT and bool(option.show_default)
+    if flag == "--device":
+        return option.default is None and option.help == (
+            "torch device (default: cuda when visible, else cpu)."
+        )
+    return option.metavar == "I/N" and option.default is None  # --shard
+
+
+SHARED_FLAGS = ("--resume", "--strict", "--no-progress", "--workers", "--seed", "--device")
+SHARED_FLAGS += ("--shard",)
+
+
+def test_every_command_spells_the_shared_options_the_shared_way():
+    from unimo_kit.cli.main import cli
+
+    seen, odd = set(), []
+    for path, command in _commands(cli):
+        for option in command.params:
+            for flag in SHARED_FLAGS:
+                if flag not in option.opts or (path, flag) in OWN_MEANING:
+                    continue
+                seen.add(flag)
+                if not _shared_spelling(flag, option):
+                    odd.append(f"{path} {flag}")
+    assert odd == []
+    assert seen == set(SHARED_FLAGS)  # each shared flag is checked on some command
