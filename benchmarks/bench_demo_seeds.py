@@ -107,7 +107,7 @@ def run_metrics(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for row in results["rows"]:
         if row["task"] == "compositional":
-            score = row.get("score") or "pooled"
+            score = row.get("score") or "cosine"
             out[score] = {
                 name: {
                     "accuracy": round(100 * cat["accuracy"], 1),
