@@ -55,8 +55,9 @@ from unimo_kit.utils.manifest import Manifest, ManifestError, write_manifest
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo; the defaults take 60-80 minutes on 2 CPU cores (15-30 of data
-    stages, then the 2,000 training steps; docs/RESULTS.md has the measured stage times)."""
+    """Sizes of the demo; the defaults take about 28 minutes on an idle 2-core machine
+    (10 of data stages, then the 2,000 training steps), far more under load; docs/RESULTS.md
+    has the measured stage times."""
 
     out: Path = Path("runs/demo")  # everything the demo writes goes here
     # synthetic images (80% train, 10% val, 10% test); 4,000 rather than 1,000 because with
