@@ -304,3 +304,34 @@ def test_every_command_spells_the_shared_options_the_shared_way():
                     odd.append(f"{path} {flag}")
     assert odd == []
     assert seen == set(SHARED_FLAGS)  # each shared flag is checked on some command
+
+
+# ----------------------------------------------------------------- a light ``unimo eval --help``
+
+
+def test_eval_help_imports_no_task_module_nor_numpy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "from click.testing import CliRunner\n"
+        "from unimo_kit.cli.main import cli\n"
+        "r = CliRunner().invoke(cli, ['eval', '--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'numpy' or m == 'torch'\n"
+        "    or (m.startswith('unimo_kit.eval.') and m != 'unimo_kit.eval.registry'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_eval_package_still_offers_its_names():
+    import unimo_kit.eval as evaluation
+    from unimo_kit.eval.batch import run_batch
+    from unimo_kit.eval.scorers import UnimoScorer
+
+    assert evaluation.run_batch is run_batch and evaluation.UnimoScorer is UnimoScorer
+    assert set(evaluation.__all__) <= set(dir(evaluation))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
+        evaluation.nothing_here  # noqa: B018
