@@ -23,12 +23,21 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from unimo_kit.data.records import PairRecord, caption_id
-from unimo_kit.generators.items import RETRIEVED, SENTENCE, ItemBuilder, collate_items
+from unimo_kit.generators.items import (
+    RETRIEVED,
+    SENTENCE,
+    ItemBuilder,
+    PreparedRecord,
+    collate_items,
+)
 from unimo_kit.generators.lines import JsonlIndex
 from unimo_kit.generators.tokenize import TOKEN_CACHE, TokenizerLike, as_tokenizer
 from unimo_kit.utils import ErrorReport, RecordError, derive_seed
 
 PathLike = str | os.PathLike
+#: Default cache of prepared candidate records: distinct captions a worker keeps (a few
+#: kilobytes each with a rewrite's negatives and positives, so about 30-60 MB).
+RECORD_CACHE = 20_000
 
 
 class HardNegativeDataset(Dataset):
@@ -63,6 +72,10 @@ class HardNegativeDataset(Dataset):
         token_cache: token ids of up to this many distinct texts kept per worker, so that a
             negative drawn again in a later epoch is not tokenised again (the same ids; 0: off;
             ignored when ``tokenizer`` is already a :class:`TextTokenizer`).
+        record_cache: candidates of up to this many distinct captions kept per worker,
+            decoded and prepared (:meth:`ItemBuilder.prepare`), so that a caption drawn again
+            in a later epoch reads no line again (the same items; 0: off; on-the-fly rewrites,
+            which change with the epoch, are never kept).
 
     Items are dicts (:class:`~unimo_kit.generators.items.ItemBuilder`); batch them with
     :meth:`collate` (``DataLoader(ds, batch_size=32, collate_fn=ds.collate)``).
@@ -91,6 +104,7 @@ class HardNegativeDataset(Dataset):
         load_images: bool = True,
         on_error: ErrorReport | None = None,
         token_cache: int = TOKEN_CACHE,
+        record_cache: int = RECORD_CACHE,
     ):
         for name, path in (("pairs", pairs), ("rewrites", rewrites), ("retrieved", retrieved)):
             if path is not None and not os.path.isfile(path):
@@ -117,7 +131,10 @@ class HardNegativeDataset(Dataset):
             counts.append(len(pair.captions))
             return pair.id
 
+        if record_cache < 0:
+            raise ValueError(f"record_cache must be >= 0, got {record_cache}")
         self.pairs = JsonlIndex(pairs, keep, report)
+        self._captions = counts  # row -> how many captions the pair has
         if not len(self.pairs):
             where = f" of split {split!r}" if split is not None else ""
             raise ValueError(f"{pairs}: no usable pairs{where}")
@@ -150,6 +167,10 @@ class HardNegativeDataset(Dataset):
             load_images=load_images,
         )
         self.skipped = report
+        # caption id -> (prepared candidates, line of the pair); on-the-fly rewrites change
+        # with the epoch, so they are prepared anew each time
+        self.record_cache = record_cache if self.on_the_fly is None else 0
+        self._prepared: dict[str, tuple[PreparedRecord, int]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the captions, negatives and positives of ``epoch`` (call before iterating;
@@ -197,14 +218,23 @@ class HardNegativeDataset(Dataset):
             ``negatives`` / ``positives`` (``{"text", "type"}``), ``positive_images``
             (``{"id", "image"}``, absolute paths), ``split``.
         """
+        return self._candidates(*self._locate(index))
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        """Item ``index`` as (pair row, caption index), the caption drawn when per epoch."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         row, ci = self.items[2 * index], self.items[2 * index + 1]
+        if ci < 0:  # drawn per epoch; one caption needs no generator (randrange(1) is 0)
+            n = self._captions[row]
+            ci = self._rng(self.pairs.keys[row]).randrange(n) if n > 1 else 0
+        return row, ci
+
+    def _candidates(self, row: int, ci: int) -> dict[str, Any]:
+        """:meth:`candidates` of caption ``ci`` of the pair in ``row``."""
         record, line = self.pairs.read(row)  # checked by PairRecord when indexed
         pair_id, captions = self.pairs.keys[row], record["captions"]
         image = self._resolve(record["image"], self._pairs_dir)
-        if ci < 0:  # drawn per epoch; one caption needs no generator (randrange(1) is 0)
-            ci = self._rng(pair_id).randrange(len(captions)) if len(captions) > 1 else 0
         key = caption_id(pair_id, ci)
         negatives: list[dict[str, Any]] = []
         positives: list[dict[str, Any]] = []
@@ -253,13 +283,22 @@ class HardNegativeDataset(Dataset):
         }
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        record = self.candidates(index)
+        row, ci = self._locate(index)
+        key = caption_id(self.pairs.keys[row], ci)
+        prepared, line = self._prepared.get(key) or self._prepare(key, row, ci)
         try:
-            return self.builder(record, self._rng(record["id"]))
+            return self.builder.build(prepared, self._rng(key))
         except OSError as exc:  # a missing or unreadable image file
-            raise RecordError(
-                self.pairs_path, record["_line"], f"pair {record['pair_id']}: {exc}"
-            ) from exc
+            raise RecordError(self.pairs_path, line, f"pair {prepared.pair_id}: {exc}") from exc
+
+    def _prepare(self, key: str, row: int, ci: int) -> tuple[PreparedRecord, int]:
+        """The prepared candidates of caption ``key`` and its pair's line, kept while the
+        record cache has room."""
+        record = self._candidates(row, ci)
+        found = self.builder.prepare(record), record["_line"]
+        if len(self._prepared) < self.record_cache:
+            self._prepared[key] = found
+        return found
 
     @property
     def collate(self) -> Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]]:

@@ -60,13 +60,27 @@ def choose_by_type(
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for c in candidates:
         groups.setdefault(str(c.get("type")), []).append(c)
-    weights = {t: (1.0 if type_mix is None else float(type_mix.get(t, 0.0))) for t in groups}
-    live = [t for t in sorted(groups) if weights[t] > 0]  # types that still have candidates
-    alike = all(weights[t] == 1.0 for t in live)
-    chosen: list[Mapping[str, Any]] = []
+    return _choose_from_groups(sorted(groups.items()), k, rng, type_mix)
+
+
+def _choose_from_groups(
+    groups: Sequence[tuple[str, Sequence[Any]]],
+    k: int,
+    rng: random.Random,
+    type_mix: Mapping[str, float] | None,
+) -> list[Any]:
+    """:func:`choose_by_type` over candidates already grouped: ``(type, candidates)`` sorted
+    by type, each group non-empty (left as it is: the draw pops from copies)."""
+    pools = {t: list(g) for t, g in groups if type_mix is None or float(type_mix.get(t, 0.0)) > 0}
+    live = list(pools)  # types that still have candidates, sorted
+    alike = type_mix is None or all(float(type_mix[t]) == 1.0 for t in live)
+    chosen: list[Any] = []
     while len(chosen) < k and live:
-        t = live[_draw_index(rng, len(live), None if alike else [weights[x] for x in live])]
-        pool = groups[t]
+        if alike:
+            t = live[_draw_index(rng, len(live), None)]
+        else:
+            t = live[_draw_index(rng, len(live), [float(type_mix[x]) for x in live])]
+        pool = pools[t]
         chosen.append(pool.pop(rng.randrange(len(pool))))
         if not pool:
             live.remove(t)
@@ -102,6 +116,21 @@ def distinct_texts(
             seen.add(key)
             out.append(c)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """A candidate record as :meth:`ItemBuilder.prepare` leaves it for :meth:`ItemBuilder.build`."""
+
+    id: Any  # the record's id, pair_id, caption_index, caption and image (path), as they are
+    pair_id: Any
+    caption_index: Any
+    caption: str
+    image: Any
+    # (type, ((text, type), ...)) sorted by type: the negatives with a distinct text
+    negatives: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    positives: tuple[tuple[str, str], ...]  # (text, type): the positives with a distinct text
+    positive_images: tuple[Mapping[str, Any], ...]  # {"id", "image"} as in the record
 
 
 @dataclass
@@ -165,27 +194,62 @@ class ItemBuilder:
             with a tokenizer ``text_ids`` (L,), ``negative_ids`` (k, L), ``positive_ids``
             (p, L) with their ``*_mask`` (bool, True = real token) of one length L.
         """
+        return self.build(self.prepare(record), rng, image)
+
+    @staticmethod
+    def prepare(record: Mapping[str, Any]) -> PreparedRecord:
+        """What an item of ``record`` needs that does not depend on the draw: the negatives
+        and positives with a text of their own (:func:`distinct_texts`), the negatives grouped
+        by type. Keep it to build many items (epochs) of one record with :meth:`build`."""
         own = [record["caption"], *record.get("captions", [])]
-        negatives = choose_by_type(
-            distinct_texts(record.get("negatives", []), own), self.num_negatives, rng, self.type_mix
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for c in distinct_texts(record.get("negatives", []), own):
+            kind = str(c.get("type"))
+            groups.setdefault(kind, []).append((c["text"], kind))
+        positives = distinct_texts(record.get("positives", []), own)
+        return PreparedRecord(
+            id=record.get("id"),
+            pair_id=record.get("pair_id"),
+            caption_index=record.get("caption_index"),
+            caption=record["caption"],
+            image=record.get("image"),
+            negatives=tuple((kind, tuple(g)) for kind, g in sorted(groups.items())),
+            positives=tuple((p["text"], str(p.get("type"))) for p in positives),
+            positive_images=tuple(record.get("positive_images", [])),
         )
-        pool = distinct_texts(record.get("positives", []), own)
+
+    def build(
+        self, prepared: PreparedRecord, rng: random.Random, image: Any = None
+    ) -> dict[str, Any]:
+        """The item of a record made ready by :meth:`prepare`: the same as :meth:`__call__`
+        on the record, with the same ``rng``.
+
+        Args:
+            prepared: :meth:`prepare` of the candidate record.
+            rng: the item's generator.
+            image: the image already opened; ``None``: read ``prepared.image``.
+
+        Returns:
+            The item (:meth:`__call__`).
+        """
+        negatives = _choose_from_groups(prepared.negatives, self.num_negatives, rng, self.type_mix)
+        pool = prepared.positives
         positives = rng.sample(pool, min(self.num_positives, len(pool)))
-        images = list(record.get("positive_images", []))
+        images = prepared.positive_images
         pos_images = rng.sample(images, min(self.positive_images, len(images)))
         item: dict[str, Any] = {
-            "id": record.get("id"),
-            "pair_id": record.get("pair_id"),
-            "caption_index": record.get("caption_index"),
-            "caption": record["caption"],
-            "image_path": record.get("image"),
-            "negatives": [n["text"] for n in negatives],
-            "negative_types": [str(n.get("type")) for n in negatives],
-            "positives": [p["text"] for p in positives],
-            "positive_types": [str(p.get("type")) for p in positives],
+            "id": prepared.id,
+            "pair_id": prepared.pair_id,
+            "caption_index": prepared.caption_index,
+            "caption": prepared.caption,
+            "image_path": prepared.image,
+            "negatives": [text for text, _ in negatives],
+            "negative_types": [kind for _, kind in negatives],
+            "positives": [text for text, _ in positives],
+            "positive_types": [kind for _, kind in positives],
         }
         if self.load_images:
-            item["image"] = self.image(image if image is not None else record["image"])
+            item["image"] = self.image(image if image is not None else prepared.image)
             item["positive_images"] = [self.image(p["image"]) for p in pos_images]
         else:
             item["positive_images"] = [p["image"] for p in pos_images]
