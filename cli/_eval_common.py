@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from unimo_kit.cli.options import device_option
+from unimo_kit.cli.options import device_option, output_option
 
 
 def checkpoint_option(*, required: bool = False) -> Callable[..., Any]:
@@ -68,14 +68,8 @@ def scorer_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``-o/--output`` (parameter ``output``): where the results JSON goes."""
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Path(dir_okay=False),
-        help="write the results JSON here (default: print only).",
-    )(func)
+#: ``-o/--output FILE`` (parameter ``output``) of the task commands: where the results JSON goes
+results_option = output_option("write the results JSON here (default: print only).")
 
 
 @contextlib.contextmanager

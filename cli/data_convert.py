@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli.options import strict_option
+from unimo_kit.cli.options import output_option, strict_option
 from unimo_kit.data.convert import FORMATS
 
 CSV_OPTIONS = ("csv_img_key", "csv_caption_key", "csv_id_key", "csv_sep")
@@ -19,9 +19,7 @@ CSV_OPTIONS = ("csv_img_key", "csv_caption_key", "csv_id_key", "csv_sep")
     required=True,
     type=click.Path(exists=True, dir_okay=False),
 )
-@click.option(
-    "-o", "--out", required=True, type=click.Path(dir_okay=False), help="pairs.jsonl to write."
-)
+@output_option("pairs.jsonl to write.", required=True, deprecated="--out")
 @click.option(
     "--images-root",
     type=click.Path(file_okay=False),
@@ -31,7 +29,7 @@ CSV_OPTIONS = ("csv_img_key", "csv_caption_key", "csv_id_key", "csv_sep")
 @click.option(
     "--images-dir",
     type=click.Path(file_okay=False),
-    help="Where webdataset images are extracted. Default: images/ next to --out.",
+    help="Where webdataset images are extracted. Default: images/ next to the output.",
 )
 @click.option(
     "--split",
@@ -54,7 +52,7 @@ def convert(
     ctx: click.Context,
     fmt: str,
     inputs: tuple[str, ...],
-    out: str,
+    output: str,
     images_root: str | None,
     images_dir: str | None,
     split: str | None,
@@ -115,7 +113,7 @@ def convert(
         summary = run_convert(
             fmt,
             list(inputs),
-            out,
+            output,
             images_root=images_root,
             images_dir=images_dir,
             split=split,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli.options import no_progress_option, seed_option, workers_option
+from unimo_kit.cli.options import (
+    no_progress_option,
+    output_option,
+    resume_from,
+    resume_option,
+    seed_option,
+    workers_option,
+)
 
 
 @click.command("synth")
-@click.option(
-    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="World directory."
-)
+@output_option("World folder.", folder=True, required=True, deprecated="--out")
 @seed_option("Global seed (same seed, same bytes).")
 @click.option("--n-images", default=2000, show_default=True, help="Captioned images (all splits).")
 @click.option("--image-size", default=224, show_default=True, help="Image side in pixels.")
@@ -27,10 +32,13 @@ from unimo_kit.cli.options import no_progress_option, seed_option, workers_optio
     "(images/cmp-*.png, listed in compositional.images.jsonl).",
 )
 @workers_option("Render processes [auto]; output unchanged.")
-@click.option("--force", is_flag=True, help="Regenerate even if DIR holds this very world.")
+@resume_option(
+    "Keep DIR when it holds a complete world of these very parameters; --no-resume regenerates it.",
+    deprecated="--force",
+)
 @no_progress_option
 def synth(
-    out_dir: str,
+    output: str,
     seed: int,
     n_images: int,
     image_size: int,
@@ -41,6 +49,7 @@ def synth(
     test_fraction: float,
     compositional_images: int,
     workers: int | None,
+    resume: bool,
     force: bool,
     no_progress: bool,
 ) -> None:
@@ -50,7 +59,7 @@ def synth(
 
     \b
     Example:
-      unimo data synth --out data/synth --seed 0 --n-images 2000
+      unimo data synth -o data/synth --seed 0 --n-images 2000
     \b
     Writes (formats in docs/formats.md and docs/synth.md):
       images/*.png  pairs.{train,val,test}.jsonl  texts.jsonl  images.jsonl  scenes.jsonl
@@ -58,13 +67,14 @@ def synth(
     --compositional-images N adds N scenes whose only use is a larger compositional test set
     (100 test images give ~87 items of the rarest categories); the rest of the world is
     unchanged by it. Give compositional.images.jsonl to `unimo features` with the other files.
-    If DIR already holds a complete world made with the same parameters it is kept.
+    If DIR already holds a complete world made with the same parameters it is kept
+    (--no-resume: made again).
     """
     from unimo_kit.data.synth import generate_world
 
     try:
         world = generate_world(
-            out_dir,
+            output,
             seed=seed,
             n_images=n_images,
             image_size=image_size,
@@ -76,13 +86,13 @@ def synth(
             n_compositional_images=compositional_images,
             workers=workers,
             progress=not no_progress,
-            force=force,
+            force=not resume_from(resume, force, "--force"),
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     counts = world.counts
     if world.reused:
-        click.echo(f"{world.out_dir} already holds this world (use --force to regenerate)")
+        click.echo(f"{world.out_dir} already holds this world (--no-resume regenerates it)")
     images = counts["images"]
     composed = sum(counts["compositional"].values())
     click.echo(

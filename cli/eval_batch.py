@@ -5,24 +5,23 @@ from __future__ import annotations
 import click
 
 from unimo_kit.cli._eval_common import eval_errors
-from unimo_kit.cli.options import resume_option
+from unimo_kit.cli.options import output_option, resume_option
 
 
 @click.command("batch")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "-o",
-    "--output-dir",
+@output_option(
+    "folder for rows.jsonl, results.{json,csv,md} and plots/.",
+    folder=True,
     required=True,
-    type=click.Path(file_okay=False),
-    help="folder for rows.jsonl, results.{json,csv,md} and plots/.",
+    deprecated="--output-dir",
 )
 @resume_option(
-    "Keep the rows already in OUTDIR/rows.jsonl (same checkpoint, task and settings); "
+    "Keep the rows already in OUTPUT/rows.jsonl (same checkpoint, task and settings); "
     "--no-resume recomputes them."
 )
 @click.option("--no-plots", is_flag=True, help="tables only.")
-def batch(config, output_dir, resume, no_plots) -> None:
+def batch(config: str, output: str, resume: bool, no_plots: bool) -> None:
     """Evaluate every checkpoint of CONFIG on every task; one table with hashes, plus plots.
 
     CONFIG is JSON: {"checkpoints": [{"label", "path" | "open_clip" | "st_clip", "group",
@@ -37,8 +36,8 @@ def batch(config, output_dir, resume, no_plots) -> None:
     from unimo_kit.eval.batch import run_batch
 
     with eval_errors():
-        rows = run_batch(config, output_dir, resume=resume, plots=not no_plots, log=_log)
-    click.echo(f"{len(rows)} result rows -> {output_dir}/results.md (.json, .csv, plots/)")
+        rows = run_batch(config, output, resume=resume, plots=not no_plots, log=_log)
+    click.echo(f"{len(rows)} result rows -> {output}/results.md (.json, .csv, plots/)")
 
 
 def _log(message: str) -> None:

@@ -10,7 +10,7 @@ from unimo_kit.cli._eval_common import (
     eval_errors,
     extractor_option,
     features_option,
-    output_option,
+    results_option,
 )
 from unimo_kit.cli.options import device_option
 
@@ -51,7 +51,7 @@ from unimo_kit.cli.options import device_option
 @click.option("--predictions", type=click.Path(dir_okay=False), help="write captions JSONL here.")
 @device_option
 @click.option("--batch-size", default=32, show_default=True, help="images per generate call.")
-@output_option
+@results_option
 def caption(
     checkpoint,
     references_path,

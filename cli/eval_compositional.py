@@ -8,7 +8,7 @@ from unimo_kit.cli._eval_common import (
     build_scorer_from_options,
     emit,
     eval_errors,
-    output_option,
+    results_option,
     scorer_options,
 )
 from unimo_kit.cli.options import strict_option
@@ -51,7 +51,7 @@ from unimo_kit.cli.options import strict_option
     "itm).",
 )
 @strict_option("record")
-@output_option
+@results_option
 def compositional(data_paths, images_dir, fmt, score, strict, output, **kw) -> None:
     """Accuracy of scoring the true caption strictly above every false one (ties are wrong),
     per category (replace-att, swap-obj, ...) and overall, for a checkpoint or a CLIP model.

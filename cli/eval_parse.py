@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from unimo_kit.cli.options import strict_option
+from unimo_kit.cli.options import output_option, strict_option
 
 
 @click.command("parse")
@@ -28,12 +28,7 @@ from unimo_kit.cli.options import strict_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the scores as JSON instead of a table."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    help="Also write the scores (and worst captions) to this JSON file.",
-)
+@output_option("Also write the scores (and worst captions) to this JSON file.")
 @click.option(
     "--canonical-relations",
     is_flag=True,

@@ -8,7 +8,7 @@ from unimo_kit.cli._eval_common import (
     build_scorer_from_options,
     emit,
     eval_errors,
-    output_option,
+    results_option,
     scorer_options,
 )
 from unimo_kit.cli.options import strict_option
@@ -33,7 +33,7 @@ from unimo_kit.cli.options import strict_option
     help="count only a caption's own record as right, not other images sharing the same "
     "caption string or image path (the protocol before shared captions were merged).",
 )
-@output_option
+@results_option
 def retrieval(pairs_path, ks, max_images, chunk, strict, own_captions_only, output, **kw) -> None:
     """Image->text and text->image recall at K of a checkpoint (or a CLIP baseline).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli._eval_common import emit, eval_errors, output_option
+from unimo_kit.cli._eval_common import emit, eval_errors, results_option
 from unimo_kit.cli.options import device_option, seed_option
 
 
@@ -82,7 +82,7 @@ from unimo_kit.cli.options import device_option, seed_option
     help="keep the answer given to each test question in the output (error analysis).",
 )
 @device_option
-@output_option
+@results_option
 def vqa(
     data,
     train_path,

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli.options import no_progress_option, resume_option, seed_option, strict_option
+from unimo_kit.cli.options import (
+    no_progress_option,
+    output_option,
+    resume_option,
+    seed_option,
+    strict_option,
+)
 
 
 @click.command("export")
 @click.argument("pairs", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
+@output_option(
+    "Output folder: PREFIX-000000.tar ..., export.json and manifest.json.",
+    folder=True,
     required=True,
-    type=click.Path(file_okay=False),
-    help="Output folder: PREFIX-000000.tar ..., export.json and manifest.json.",
 )
 @click.option(
     "--rewrites",

@@ -8,6 +8,7 @@ from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_
 from unimo_kit.cli.options import (
     device_option,
     no_progress_option,
+    output_option,
     resume_option,
     shard_option,
     strict_option,
@@ -23,9 +24,7 @@ from unimo_kit.cli.options import (
     metavar="IMAGES_OR_PAIRS_JSONL...",
     type=click.Path(exists=True, dir_okay=False),
 )
-@click.option(
-    "-o", "--out", required=True, type=click.Path(file_okay=False), help="Features store folder."
-)
+@output_option("Features store folder.", folder=True, required=True, deprecated="--out")
 @click.option(
     "--extractor",
     default="effnet",
@@ -59,7 +58,7 @@ from unimo_kit.cli.options import (
 @engine_options
 def features(
     inputs: tuple[str, ...],
-    out: str,
+    output: str,
     extractor: str,
     batch_size: int,
     shard: str | None,
@@ -113,7 +112,7 @@ def features(
         try:
             report = run_features(
                 input_path,
-                out,
+                output,
                 extractor=built,
                 engine=options,
                 batch_size=batch_size,

@@ -6,7 +6,13 @@ import json
 
 import click
 
-from unimo_kit.cli.options import device_option, no_progress_option, resume_option, seed_option
+from unimo_kit.cli.options import (
+    device_option,
+    no_progress_option,
+    output_option,
+    resume_option,
+    seed_option,
+)
 
 
 def _type_mix(value: str | None) -> dict[str, float] | None:
@@ -52,7 +58,7 @@ def _type_mix(value: str | None) -> dict[str, float] | None:
 )
 @click.option("--on-the-fly", is_flag=True, help="No --rewrites: rewrite while loading (slow).")
 @click.option("--split", help="Keep only pairs of this split (e.g. train).")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@output_option("Run folder.", folder=True, required=True, deprecated="--out")
 @click.option(
     "--negatives",
     "num_negatives",
@@ -100,10 +106,11 @@ def _type_mix(value: str | None) -> dict[str, float] | None:
               help="DataLoader workers.")  # fmt: skip
 @device_option
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0: default).")
-@resume_option("Continue from the newest checkpoint in --out (--no-resume starts afresh).")
+@resume_option("Continue from the newest checkpoint in OUTPUT (--no-resume starts afresh).")
 @click.option("--stop-after", type=int, help="Stop after N steps with a checkpoint there.")
 @no_progress_option
 def finetune_clip(
+    output: str,
     no_sentence_negatives: bool,
     no_retrieved_negatives: bool,
     type_mix: str | None,
@@ -135,6 +142,7 @@ def finetune_clip(
     try:
         config = FinetuneConfig(
             **options,
+            out=output,
             type_mix=_type_mix(type_mix),
             sentence_negatives=not no_sentence_negatives,
             retrieved_negatives=not no_retrieved_negatives,

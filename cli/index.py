@@ -17,6 +17,7 @@ import click
 
 from unimo_kit.cli.engine_options import engine_from_cli, engine_options
 from unimo_kit.cli.options import (
+    output_option,
     resume_from,
     resume_option,
     seed_option,
@@ -371,13 +372,7 @@ def merge_cmd(sources, name, root, tune_recall, overwrite):
 @click.option(
     "-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write JSONL here (default: stdout).",
-)
+@output_option("Write JSONL here (default: stdout).")
 @click.option(
     "--encoder", default=None, help="Refuse unless it equals the index's encoder (a safety check)."
 )
@@ -460,12 +455,9 @@ def info_cmd(name, root):
     help="Caption index of the pairs (default: built next to the output).",
 )
 @_root_option
-@click.option(
-    "-o",
-    "--output",
+@output_option(
+    "retrieved.jsonl (resumed if it exists; what made it is kept in OUTPUT.manifest.json).",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="retrieved.jsonl (resumed if it exists; what made it is kept in OUTPUT.manifest.json).",
 )
 @click.option(
     "-k",

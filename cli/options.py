@@ -1,14 +1,16 @@
-"""Command-line options that every stage spells the same way: ``--resume/--no-resume`` (the one
-flag pair that keeps or restarts an output, with a stage's old spelling kept hidden for a
-release), ``--strict``, ``--no-progress``, ``--workers``, ``--seed``, ``--shard`` and
-``--device``. A command names what the option means for it in ``help``; the flag, its type
-and its default are written here once.
+"""Command-line options that every stage spells the same way: ``-o/--output`` (the one file or
+folder a command writes), ``--resume/--no-resume`` (the one flag pair that keeps or restarts an
+output), ``--strict``, ``--no-progress``, ``--workers``, ``--seed``, ``--shard`` and
+``--device``. A stage's old spelling of ``--output`` or ``--no-resume`` is kept hidden for a
+release and warns. A command names what the option means for it in ``help``; the flag, its
+type and its default are written here once, as a :class:`SharedOption`.
 
 >>> @click.command()
-... @resume_option("Keep the finished lines of OUT.", deprecated="--restart")
+... @output_option("rewrites.jsonl to write.", required=True)
+... @resume_option("Keep the finished lines of OUTPUT.", deprecated="--restart")
 ... @strict_option()
 ... @no_progress_option
-... def stage(resume, restart, strict, no_progress):
+... def stage(output, resume, restart, strict, no_progress):
 ...     resume = resume_from(resume, restart, "--restart")
 """
 
@@ -18,8 +20,100 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class SharedOption(click.Option):
+    """An option made by a decorator of this module. The walk over every ``unimo`` command in
+    ``tests/utils/test_cli_options.py`` tells it from the same flag spelled by hand."""
+
+
+def deprecation_warning(spelling: str, new: str, where: str = "") -> None:
+    """Say on stderr, once, that ``spelling`` is an old name of ``new``.
+
+    Args:
+        spelling: the old flag as given (``"--restart"``, ``"--out"``).
+        new: what to type instead (``"--no-resume"``, ``"-o/--output"``).
+        where: the command, when the old flag lives on elsewhere (``" for build"``).
+    """
+    click.echo(f"warning: {spelling} is deprecated{where}; use {new}", err=True)
+
+
+def output_option(
+    help: str,
+    *,
+    folder: bool = False,
+    required: bool = False,
+    default: str | None = None,
+    deprecated: str | None = None,
+) -> Decorator:
+    """Add ``-o/--output PATH`` (parameter ``output``, a ``str``): the file or folder the
+    command writes. Every command spells its output so; other files it may also write keep
+    names of their own (``--save-vocab``).
+
+    Args:
+        help: what is written there.
+        folder: the output is a folder (refused when it is a file); else a file (refused
+            when it is a folder).
+        required: the command has no output without it.
+        default: the path without the option (shown in ``--help``).
+        deprecated: the command's older spelling (``"--out"``), kept as a hidden option
+            that stands for ``--output``, with a warning on stderr; given together with
+            ``--output``, the command refuses both.
+
+    Returns:
+        The decorator.
+    """
+    path = click.Path(file_okay=not folder, dir_okay=folder)
+    # no default unless there is one: click 8.5 takes an explicit None as a given value
+    defaults = {} if default is None else {"default": default, "show_default": True}
+    alias_key = f"{__name__}.output:{deprecated}"
+
+    def remember_alias(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        # eager, so that it runs before --output: the old spelling's value becomes the
+        # default --output reads (a required --output is then given)
+        if value is None:
+            return
+        deprecation_warning(str(deprecated), "-o/--output")
+        ctx.meta[alias_key] = True
+        ctx.default_map = {**(ctx.default_map or {}), "output": value}
+
+    def refuse_both(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        given = ctx.get_parameter_source("output") is ParameterSource.COMMANDLINE
+        if given and ctx.meta.get(alias_key):
+            raise click.BadOptionUsage(
+                "output", f"{deprecated} is the old spelling of --output: give one of them", ctx
+            )
+        return value
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "-o",
+            "--output",
+            cls=SharedOption,
+            type=path,
+            required=required,
+            **defaults,
+            metavar="DIR" if folder else "FILE",
+            callback=refuse_both if deprecated else None,
+            help=help,
+        )(command)
+        if deprecated:
+            command = click.option(
+                deprecated,
+                f"deprecated_{deprecated.lstrip('-').replace('-', '_')}",
+                cls=SharedOption,
+                hidden=True,
+                is_eager=True,
+                expose_value=False,
+                callback=remember_alias,
+                help="Deprecated: -o/--output.",
+            )(command)
+        return command
+
+    return decorate
 
 
 def resume_option(help: str, *, deprecated: str | None = None) -> Decorator:
@@ -37,11 +131,15 @@ def resume_option(help: str, *, deprecated: str | None = None) -> Decorator:
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         if deprecated:
             command = click.option(
-                deprecated, is_flag=True, hidden=True, help="Deprecated: --no-resume."
+                deprecated,
+                cls=SharedOption,
+                is_flag=True,
+                hidden=True,
+                help="Deprecated: --no-resume.",
             )(command)
-        return click.option("--resume/--no-resume", default=True, show_default=True, help=help)(
-            command
-        )
+        return click.option(
+            "--resume/--no-resume", cls=SharedOption, default=True, show_default=True, help=help
+        )(command)
 
     return decorate
 
@@ -60,7 +158,7 @@ def resume_from(resume: bool, deprecated: bool, spelling: str, where: str = "") 
         Whether the command resumes.
     """
     if deprecated:
-        click.echo(f"warning: {spelling} is deprecated{where}; use --no-resume", err=True)
+        deprecation_warning(spelling, "--no-resume", where)
         return False
     return resume
 
@@ -68,12 +166,16 @@ def resume_from(resume: bool, deprecated: bool, spelling: str, where: str = "") 
 def strict_option(what: str = "record") -> Decorator:
     """Add ``--strict`` (parameter ``strict``): stop at the first bad ``what`` instead of
     reporting it as ``FILE:LINE`` and going on."""
-    return click.option("--strict", is_flag=True, help=f"Stop at the first bad {what}.")
+    return click.option(
+        "--strict", cls=SharedOption, is_flag=True, help=f"Stop at the first bad {what}."
+    )
 
 
 def no_progress_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--no-progress`` (parameter ``no_progress``): no progress bars on stderr."""
-    return click.option("--no-progress", is_flag=True, help="No progress bars.")(command)
+    return click.option("--no-progress", cls=SharedOption, is_flag=True, help="No progress bars.")(
+        command
+    )
 
 
 def workers_option(help: str) -> Decorator:
@@ -82,7 +184,9 @@ def workers_option(help: str) -> Decorator:
     Args:
         help: what a worker is in this stage, locally and on ``--engine ray``, and the default.
     """
-    return click.option("--workers", type=click.IntRange(min=1), default=None, help=help)
+    return click.option(
+        "--workers", cls=SharedOption, type=click.IntRange(min=1), default=None, help=help
+    )
 
 
 def seed_option(help: str, *, default: int = 0) -> Decorator:
@@ -95,7 +199,9 @@ def seed_option(help: str, *, default: int = 0) -> Decorator:
     Returns:
         The decorator.
     """
-    return click.option("--seed", type=int, default=default, show_default=True, help=help)
+    return click.option(
+        "--seed", cls=SharedOption, type=int, default=default, show_default=True, help=help
+    )
 
 
 def shard_option(help: str) -> Decorator:
@@ -108,12 +214,15 @@ def shard_option(help: str) -> Decorator:
     Returns:
         The decorator.
     """
-    return click.option("--shard", default=None, metavar="I/N", help=help)
+    return click.option("--shard", cls=SharedOption, default=None, metavar="I/N", help=help)
 
 
 def device_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--device`` (parameter ``device``; ``None``: cuda when visible, else cpu, as
     :func:`unimo_kit.resources.torch_device` picks)."""
     return click.option(
-        "--device", default=None, help="torch device (default: cuda when visible, else cpu)."
+        "--device",
+        cls=SharedOption,
+        default=None,
+        help="torch device (default: cuda when visible, else cpu).",
     )(command)

@@ -8,6 +8,7 @@ import click
 from unimo_kit.cli.engine_options import engine_errors, engine_from_cli, engine_options
 from unimo_kit.cli.options import (
     no_progress_option,
+    output_option,
     resume_from,
     resume_option,
     seed_option,
@@ -19,13 +20,7 @@ from unimo_kit.cli.options import (
 
 @click.command("rewrite")
 @click.argument("pairs", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="rewrites.jsonl to write.",
-)
+@output_option("rewrites.jsonl to write.", required=True)
 @click.option(
     "--types",
     default=None,

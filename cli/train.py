@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli.options import resume_option
+from unimo_kit.cli.options import output_option, resume_option
 
 
 @click.command("train")
@@ -15,7 +15,7 @@ from unimo_kit.cli.options import resume_option
     help="A training preset (see --list-presets) or a TrainConfig JSON file; a file may "
     'start from a preset with "extends": "PRESET" and set only what differs.',
 )
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder, e.g. runs/NAME.")
+@output_option("Run folder, e.g. runs/NAME.", folder=True, deprecated="--out")
 @click.option(
     "--set",
     "overrides",
@@ -25,7 +25,7 @@ from unimo_kit.cli.options import resume_option
     "null, [...], {...}; a value of the wrong type is refused); repeatable. "
     "model_overrides.NAME=VALUE or loss_weights.NAME=VALUE sets one entry of that dict.",
 )
-@resume_option("Continue from the newest checkpoint in --out (--no-resume starts afresh).")
+@resume_option("Continue from the newest checkpoint in OUTPUT (--no-resume starts afresh).")
 @click.option(
     "--stop-after",
     type=int,
@@ -36,7 +36,7 @@ from unimo_kit.cli.options import resume_option
 @click.option("--list-presets", is_flag=True, help="List the shipped presets and exit.")
 def train(
     config_name: str,
-    out: str,
+    output: str | None,
     overrides: tuple[str, ...],
     resume: bool,
     stop_after: int | None,
@@ -53,19 +53,19 @@ def train(
 
     \b
     Examples:
-      unimo train --config synth-small --out runs/synth --set data_dir=synth
-      unimo train --config synth-a-cmcl --out runs/abl-a --set data_dir=synth --set steps=300
-      unimo train --config synth-small --out runs/deep --set model_overrides.num_hidden_layers=4
-      unimo train --config synth-small --out runs/small --set data_dir=synth --set vocab=corpus
-      unimo train --config my_config.json --out runs/big --set lr=5e-5 --no-resume
+      unimo train --config synth-small -o runs/synth --set data_dir=synth
+      unimo train --config synth-a-cmcl -o runs/abl-a --set data_dir=synth --set steps=300
+      unimo train --config synth-small -o runs/deep --set model_overrides.num_hidden_layers=4
+      unimo train --config synth-small -o runs/small --set data_dir=synth --set vocab=corpus
+      unimo train --config my_config.json -o runs/big --set lr=5e-5 --no-resume
     """
     from unimo_kit.train import config as train_config
 
     if list_presets:
         click.echo("\n".join(train_config.list_presets()))
         return
-    if not config_name or not out:
-        raise click.UsageError("--config and --out are required")
+    if not config_name or not output:
+        raise click.UsageError("--config and -o/--output are required")
     try:
         config = train_config.load_config(config_name, list(overrides))
     except (ValueError, TypeError) as exc:
@@ -74,14 +74,15 @@ def train(
     from unimo_kit.train.trainer import train as run_training
 
     try:
-        result = run_training(config, out, resume=resume, stop_after=stop_after)
+        result = run_training(config, output, resume=resume, stop_after=stop_after)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     losses = ", ".join(f"{k}={v:.4f}" for k, v in result.last_losses.items() if k.endswith("loss"))
     if losses:
         click.echo(f"step {result.state.step}: {losses}", err=True)
     elif result.final and result.state.step >= config.steps:
-        click.echo(f"{out}: already trained ({result.state.step} steps); nothing to do", err=True)
+        done = f"{output}: already trained ({result.state.step} steps); nothing to do"
+        click.echo(done, err=True)
     if result.eval:
         e = result.eval
         click.echo(

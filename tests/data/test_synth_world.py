@@ -313,7 +313,7 @@ def test_caption_variety(synth_world: WorldSummary) -> None:
 
 def test_cli_synth(tmp_path: Path) -> None:
     runner = CliRunner()
-    args = ["data", "synth", "--out", str(tmp_path), "--n-images", "12", "--no-progress"]
+    args = ["data", "synth", "-o", str(tmp_path), "--n-images", "12", "--no-progress"]
     result = runner.invoke(cli, [*args, "--seed", "5"])
     assert result.exit_code == 0, result.output
     assert "held out:" in result.output and (tmp_path / "world.json").exists()

@@ -112,7 +112,7 @@ def _start(root: Path, name: str, tiny_overrides: dict, fault: bool) -> list[sub
         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}",
         "--rdzv-id", name, "--rdzv-conf", "join_timeout=120",
         "--max-restarts", "1", "--monitor-interval", "0.5", "--local-addr", "127.0.0.1",
-        str(wrapper), "train", "--config", "tiny", "--out", str(out), *_overrides(tiny_overrides),
+        str(wrapper), "train", "--config", "tiny", "-o", str(out), *_overrides(tiny_overrides),
     ]  # fmt: skip
     agents = []
     for node in range(2):

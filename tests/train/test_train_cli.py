@@ -14,25 +14,25 @@ def test_list_presets_and_bad_overrides():
     runner = CliRunner()
     listed = runner.invoke(train, ["--list-presets"])
     assert listed.exit_code == 0 and "synth-small" in listed.output.split()
-    bad = runner.invoke(train, ["--config", "tiny", "--out", "x", "--set", "stepz=2"])
+    bad = runner.invoke(train, ["--config", "tiny", "-o", "x", "--set", "stepz=2"])
     assert bad.exit_code != 0 and "unknown TrainConfig fields ['stepz']" in bad.output
-    typed = runner.invoke(train, ["--config", "tiny", "--out", "x", "--set", "mlm=False"])
+    typed = runner.invoke(train, ["--config", "tiny", "-o", "x", "--set", "mlm=False"])
     assert typed.exit_code != 0 and 'Error: mlm must be true or false, got "False"' in typed.output
     missing = runner.invoke(train, ["--config", "tiny"])
-    assert missing.exit_code != 0 and "--out" in missing.output
+    assert missing.exit_code != 0 and "-o/--output" in missing.output
 
 
 def test_help_names_the_one_resume_pair():
     text = CliRunner().invoke(train, ["--help"]).output
     assert "--resume / --no-resume" in text and "[default: resume]" in text
-    assert "Continue from the newest checkpoint in --out" in text
+    assert "Continue from the newest checkpoint in OUTPUT" in text
 
 
 @pytest.mark.slow
 def test_stop_after_then_resume_from_the_cli(tmp_path, tiny_overrides):
     sets = [f"{k}={json.dumps(v)}" for k, v in {**tiny_overrides, "steps": 2, "save_every": 1,
                                                  "num_workers": 1}.items()]  # fmt: skip
-    args = ["--config", "tiny", "--out", str(tmp_path / "run")]
+    args = ["--config", "tiny", "-o", str(tmp_path / "run")]
     for s in sets:
         args += ["--set", s]
     first = CliRunner().invoke(train, [*args, "--stop-after", "1"])

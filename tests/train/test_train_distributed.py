@@ -45,7 +45,7 @@ def test_two_gloo_processes_match_one_process_on_the_doubled_batch(tmp_path, tin
     env.pop("WORLD_SIZE", None)
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "unimo_kit.cli.main", "train", "--config", "tiny", "--out", str(tmp_path / "ddp"),
+        "-m", "unimo_kit.cli.main", "train", "--config", "tiny", "-o", str(tmp_path / "ddp"),
     ]  # fmt: skip
     for arg in args:
         command += ["--set", arg]

@@ -1,7 +1,8 @@
 """The options every stage spells the same way (``unimo_kit.cli.options``) and those the eval
 commands share (``unimo_kit.cli._eval_common``): each decorator's flag, default, refusal of bad
 values and deprecated alias; and a walk over every ``unimo`` command that finds each shared
-flag spelled the shared way."""
+flag made by its shared decorator, every output spelled ``-o/--output`` and each old spelling
+of it still taken, with one warning."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from unimo_kit.cli._eval_common import (
     checkpoint_option,
     extractor_option,
     features_option,
-    output_option,
+    results_option,
     scorer_options,
 )
 from unimo_kit.cli.options import (
+    SharedOption,
     device_option,
     no_progress_option,
+    output_option,
     resume_from,
     resume_option,
     seed_option,
@@ -171,7 +174,7 @@ def test_where_names_the_command():
 
 @click.command()
 @scorer_options
-@output_option
+@results_option
 def scored(**kw) -> None:
     click.echo(json.dumps(kw, sort_keys=True))
 
@@ -249,11 +252,93 @@ def test_a_required_checkpoint_is_asked_for():
     assert "default: the one named by the checkpoint's run" in text
 
 
+# ----------------------------------------------------------------- the one output option
+
+
+@click.command()
+@output_option("Folder for everything.", folder=True, default="runs/x", deprecated="--out")
+def folder_out(output: str) -> None:
+    click.echo(f"output={output}")
+
+
+@click.command()
+@output_option("pairs.jsonl to write.", required=True, deprecated="--out")
+def file_out(output: str) -> None:
+    click.echo(f"output={output}")
+
+
+def test_output_is_dash_o_or_dash_dash_output(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(folder_out, []).output == "output=runs/x\n"
+    assert runner.invoke(folder_out, ["-o", "a"]).output == "output=a\n"
+    assert runner.invoke(file_out, ["--output", "b.jsonl"]).output == "output=b.jsonl\n"
+    missing = runner.invoke(file_out, [])
+    assert missing.exit_code == 2 and "Missing option '-o' / '--output'" in missing.output
+    (tmp_path / "f").write_text("")
+    refused = runner.invoke(folder_out, ["-o", str(tmp_path / "f")])
+    assert refused.exit_code == 2 and "is a file" in refused.output
+    refused = runner.invoke(file_out, ["-o", str(tmp_path)])
+    assert refused.exit_code == 2 and "is a directory" in refused.output
+    text = runner.invoke(folder_out, ["--help"]).output
+    assert "-o, --output DIR" in text and "[default: runs/x]" in text and "--out " not in text
+    text = runner.invoke(file_out, ["--help"]).output
+    assert "-o, --output FILE" in text and "[required]" in text
+
+
+def test_the_old_output_spelling_stands_for_output_with_one_warning():
+    runner = CliRunner()
+    for command in (folder_out, file_out):  # a required --output is given by the old spelling
+        result = runner.invoke(command, ["--out", "old"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "warning: --out is deprecated; use -o/--output\noutput=old\n"
+    for both in (["--out", "a", "-o", "b"], ["--output", "b", "--out", "a"]):
+        refused = runner.invoke(file_out, both)
+        assert refused.exit_code == 2
+        assert "--out is the old spelling of --output: give one of them" in refused.output
+
+
+def test_without_an_old_spelling_it_is_refused():
+    @click.command()
+    @output_option("results.json.")
+    def cmd(output: str | None) -> None:
+        click.echo(repr(output))
+
+    assert CliRunner().invoke(cmd, []).output == "None\n"
+    refused = CliRunner().invoke(cmd, ["--out", "x"])
+    assert refused.exit_code == 2 and "No such option '--out'" in refused.output
+
+
 # ----------------------------------------------------------------- every command, one spelling
 
 # a flag spelled as the shared one is not, with the reason
 OWN_MEANING = {
     ("finetune-clip", "--workers"): "DataLoader worker processes: 0 loads in the main process",
+}
+
+# commands without -o/--output, with the reason
+NO_OUTPUT = {
+    "env": "prints what is installed",
+    "index info": "prints an index's meta.json",
+    "index build": "writes the index --name under --root (indexes/NAME/), named, not a path",
+    "index train": "writes the trained quantizer of index --name under --root",
+    "index merge": "writes the merged index --name under --root",
+}
+
+# the old spellings of -o/--output each command still takes, hidden, for a release
+OLD_OUTPUT = {
+    "data convert": "--out",
+    "data synth": "--out",
+    "demo": "--out",
+    "eval batch": "--output-dir",
+    "features": "--out",
+    "finetune-clip": "--out",
+    "train": "--out",
+}
+
+# other ways to say "start afresh" than --no-resume: only where a whole index folder goes
+OWN_FRESH_START = {
+    ("index merge", "--overwrite"): "replaces a whole index folder",
+    ("index train", "--overwrite"): "replaces a whole index folder",
 }
 
 
@@ -268,8 +353,18 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
             yield " ".join(path), command
 
 
+def _every_command():
+    from unimo_kit.cli.main import cli
+
+    return list(_commands(cli))
+
+
 def _shared_spelling(flag: str, option: click.Option) -> bool:
     """Whether ``option`` is what the shared decorator of ``flag`` makes."""
+    if not isinstance(option, SharedOption):  # spelled by hand, however alike
+        return False
+    if flag == "--output":
+        return option.opts == ["-o", "--output"] and isinstance(option.type, click.Path)
     if flag == "--resume":
         return option.secondary_opts == ["--no-resume"] and option.default is True
     if flag in ("--strict", "--no-progress"):
@@ -286,24 +381,75 @@ def _shared_spelling(flag: str, option: click.Option) -> bool:
     return option.metavar == "I/N" and option.default is None  # --shard
 
 
-SHARED_FLAGS = ("--resume", "--strict", "--no-progress", "--workers", "--seed", "--device")
-SHARED_FLAGS += ("--shard",)
+SHARED_FLAGS = ("--output", "-o", "--resume", "--strict", "--no-progress", "--workers", "--seed")
+SHARED_FLAGS += ("--device", "--shard")
+OUTPUT_WORDS = ("--out", "--output-dir", "--out-dir", "--output-file", "--outdir")
+FRESH_START_WORDS = ("--restart", "--overwrite", "--force", "--fresh", "--clean")
 
 
 def test_every_command_spells_the_shared_options_the_shared_way():
-    from unimo_kit.cli.main import cli
-
     seen, odd = set(), []
-    for path, command in _commands(cli):
+    for path, command in _every_command():
         for option in command.params:
             for flag in SHARED_FLAGS:
                 if flag not in option.opts or (path, flag) in OWN_MEANING:
                     continue
                 seen.add(flag)
-                if not _shared_spelling(flag, option):
+                if not _shared_spelling("--output" if flag == "-o" else flag, option):
                     odd.append(f"{path} {flag}")
     assert odd == []
     assert seen == set(SHARED_FLAGS)  # each shared flag is checked on some command
+
+
+def test_every_output_is_dash_o_dash_dash_output():
+    """A command writes its file or folder to -o/--output; an older spelling lives on only
+    hidden, as the shared option's alias; a command without one says why."""
+    without, odd, old = [], [], {}
+    for path, command in _every_command():
+        options = [p for p in command.params if isinstance(p, click.Option)]
+        if not any("--output" in p.opts for p in options):
+            without.append(path)
+        for option in options:
+            words = [w for w in option.opts if w in OUTPUT_WORDS]
+            named_output = option.name in ("out", "out_dir", "outdir", "output", "output_dir")
+            if words and not (option.hidden and isinstance(option, SharedOption)):
+                odd.append(f"{path} {words[0]}")
+            elif words:
+                old[path] = words[0]
+            elif named_output and option.opts != ["-o", "--output"]:
+                odd.append(f"{path} {option.opts}")
+    assert odd == []
+    assert sorted(without) == sorted(NO_OUTPUT)
+    assert old == OLD_OUTPUT
+
+
+def test_only_resume_says_start_afresh():
+    odd = []
+    for path, command in _every_command():
+        for option in command.params:
+            for word in set(option.opts) & set(FRESH_START_WORDS):
+                if (path, word) in OWN_FRESH_START:
+                    continue
+                if not (option.hidden and isinstance(option, SharedOption)):
+                    odd.append(f"{path} {word}")  # a visible second spelling of --no-resume
+    assert odd == []
+
+
+@pytest.mark.parametrize("path", sorted(OLD_OUTPUT))
+def test_each_old_output_spelling_still_reaches_the_command(path, tmp_path):
+    """The command's own output options, under a stand-in body: the old spelling gives
+    ``output`` and warns once; ``-o`` does not warn."""
+    command = dict(_every_command())[path]
+    params = [p for p in command.params if p.name == "output" or OLD_OUTPUT[path] in p.opts]
+    seen = {}
+    stand_in = click.Command(path, params=params, callback=lambda **kw: seen.update(kw))
+    target = str(tmp_path / "out")
+    result = CliRunner().invoke(stand_in, [OLD_OUTPUT[path], target])
+    assert result.exit_code == 0, result.output
+    assert seen == {"output": target}
+    assert result.output == f"warning: {OLD_OUTPUT[path]} is deprecated; use -o/--output\n"
+    result = CliRunner().invoke(stand_in, ["-o", target])
+    assert result.exit_code == 0 and result.output == "" and seen == {"output": target}
 
 
 # ----------------------------------------------------------------- a light ``unimo eval --help``
@@ -335,3 +481,19 @@ def test_the_eval_package_still_offers_its_names():
     assert set(evaluation.__all__) <= set(dir(evaluation))
     with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
         evaluation.nothing_here  # noqa: B018
+
+
+def test_data_synth_force_is_the_old_spelling_of_no_resume(tmp_path):
+    from unimo_kit.cli.main import cli
+
+    runner = CliRunner()
+    args = ["data", "synth", "-o", str(tmp_path), "--n-images", "12", "--no-progress"]
+    assert runner.invoke(cli, args).exit_code == 0
+    kept = runner.invoke(cli, args)
+    assert kept.exit_code == 0 and "already holds this world" in kept.output
+    for again in ("--no-resume", "--force"):
+        made = runner.invoke(cli, [*args, again])
+        assert made.exit_code == 0, made.output
+        assert "already holds" not in made.output and "held out:" in made.output
+        warned = "warning: --force is deprecated; use --no-resume" in made.output
+        assert warned == (again == "--force")
