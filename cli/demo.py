@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from unimo_kit.cli.options import output_option, resume_from, resume_option, seed_option
+
 
 def _check_overrides(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
@@ -19,13 +21,7 @@ def _check_overrides(
 
 
 @click.command("demo")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/demo"),
-    show_default=True,
-    help="Folder for everything.",
-)
+@output_option("Folder for everything.", folder=True, default="runs/demo", deprecated="--out")
 @click.option(
     "--n-images",
     type=int,
@@ -41,7 +37,7 @@ def _check_overrides(
     "0.1 x n-images]: "
     "unimo data synth --compositional-images.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the world, the rewrites and training.")
 @click.option(
     "--preset",
     default="synth-small",
@@ -65,16 +61,13 @@ def _check_overrides(
     show_default=True,
     help="Visual tokens (unimo features --extractor): effnet-ms or effnet.",
 )
-@click.option(
-    "--resume/--no-resume",
-    default=True,
-    show_default=True,
-    help="Skip the stages already done in OUT; --no-resume removes OUT (a folder the demo "
+@resume_option(
+    "Skip the stages already done in OUTPUT; --no-resume removes OUTPUT (a folder the demo "
     "made) and starts afresh.",
+    deprecated="--restart",
 )
-@click.option("--restart", is_flag=True, hidden=True, help="Deprecated: --no-resume.")
 def demo(
-    out: Path,
+    output: str,
     n_images: int,
     compositional_images: int | None,
     seed: int,
@@ -86,21 +79,23 @@ def demo(
     restart: bool,
 ) -> None:
     """Run synth -> rewrite -> index texts -> features -> index images -> mine -> train -> eval
-    and write OUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
+    and write OUTPUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
 
-    Each stage is the `unimo` command a user would type (all listed in OUT/commands.sh);
+    Each stage is the `unimo` command a user would type (all listed in OUTPUT/commands.sh);
     finished stages are skipped on rerun, and each stage resumes by itself after a kill.
 
     \b
     Example:
-      unimo demo --out runs/demo
-      unimo demo --out runs/small --n-images 300 --steps 100
-      unimo demo --out runs/demo-corpus --set vocab=corpus
+      unimo demo -o runs/demo
+      unimo demo -o runs/small --n-images 300 --steps 100
+      unimo demo -o runs/demo-corpus --set vocab=corpus
       unimo demo --no-resume    # a folder made by an earlier version of the demo
     """
     from unimo_kit.demo import DemoConfig, run_demo
     from unimo_kit.demo import restart as remove_demo
 
+    out = Path(output)
+    resume = resume_from(resume, restart, "--restart")
     config = DemoConfig(
         out=out,
         n_images=n_images,
@@ -111,9 +106,6 @@ def demo(
         extractor=extractor,
         extra_train_args=overrides,
     )
-    if restart:
-        click.echo("warning: --restart is deprecated; use --no-resume", err=True)
-        resume = False
     try:
         if not resume:
             remove_demo(out)

@@ -134,7 +134,7 @@ def test_stages_run_in_order_and_are_skipped_when_done(tmp_path):
     assert report.exists() and report.read_text().startswith("# unimo_kit demo report")
     assert json.loads((config.out / "eval.json").read_text()) == eval_config(config)
     commands = (config.out / "commands.sh").read_text().splitlines()
-    assert commands[3].startswith("unimo data synth --out")
+    assert commands[3].startswith("unimo data synth -o")
 
     run_demo(config, echo=lines.append, python=python)  # everything done: nothing reruns
     assert len(log.read_text().splitlines()) == len(names)
@@ -227,7 +227,7 @@ def test_a_killed_training_is_resumed_by_its_own_settings_and_removed_by_others(
 
 def test_an_unknown_preset_stops_the_demo_before_any_stage(tmp_path):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--preset", "no-such-preset"])
+    result = CliRunner().invoke(cli, ["demo", "-o", str(out), "--preset", "no-such-preset"])
     assert result.exit_code != 0 and "unknown training config 'no-such-preset'" in result.output
     assert not out.exists()
 
@@ -457,13 +457,13 @@ def test_no_resume_removes_the_demo_folder_and_restart_is_its_deprecated_spellin
     out = tmp_path / "demo"
     (out / ".stages").mkdir(parents=True)
     (out / "world").mkdir()
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), flag])
+    result = CliRunner().invoke(cli, ["demo", "-o", str(out), flag])
     assert result.exit_code == 0, result.output
     assert not out.exists() and len(calls) == 1
     assert ("deprecated" in result.output) == (flag == "--restart")
     kept = tmp_path / "kept"
     (kept / ".stages").mkdir(parents=True)
-    assert CliRunner().invoke(cli, ["demo", "--out", str(kept)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["demo", "-o", str(kept)]).exit_code == 0
     assert kept.exists()  # resumed by default: nothing removed
 
 
@@ -475,7 +475,7 @@ def test_set_options_reach_train_and_its_fingerprint(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo: calls.append(config))
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--steps", "9", "--set", "vocab=corpus", "--set", "lr=1e-3"]
+    args = ["demo", "-o", str(out), "--steps", "9", "--set", "vocab=corpus", "--set", "lr=1e-3"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     (config,) = calls
@@ -493,7 +493,7 @@ def test_set_options_reach_train_and_its_fingerprint(tmp_path, monkeypatch):
 )
 def test_a_malformed_set_is_refused_by_the_cli(tmp_path, item, message):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--set", item])
+    result = CliRunner().invoke(cli, ["demo", "-o", str(out), "--set", item])
     assert result.exit_code == 2 and message in result.output
     assert not out.exists()
 
@@ -504,7 +504,7 @@ def test_a_malformed_set_is_refused_by_the_cli(tmp_path, item, message):
 )
 def test_a_set_train_rejects_stops_the_demo_before_any_stage(tmp_path, item, message):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--set", item])
+    result = CliRunner().invoke(cli, ["demo", "-o", str(out), "--set", item])
     assert result.exit_code != 0 and message in result.output
     assert not out.exists()
 
@@ -530,3 +530,44 @@ def test_each_stage_records_its_wall_and_cpu_seconds_and_the_load(tmp_path):
     report = (config.out / "REPORT.md").read_text()
     assert "| stage | wall s | CPU s | load avg |" in report
     assert f"| synth | {busy['seconds']:.0f} | {busy['cpu_seconds']:.0f} |" in report
+
+
+def test_a_folder_whose_markers_spell_the_output_the_old_way_is_still_done(tmp_path):
+    """Before -o/--output was one option, synth and train took ``--out`` and eval batch
+    ``--output-dir``; a finished folder whose markers record those commands is not redone,
+    and a real change after it still reruns."""
+    python, log = _fake_python(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=python)
+    old_flag = {"synth": "--out", "train": "--out", "eval": "--output-dir"}
+    for name, flag in old_flag.items():
+        marker = config.out / ".stages" / f"{name}.json"
+        record = read_stage_record(marker)
+        assert record["argv"].count("-o") == 1
+        record["argv"] = [flag if word == "-o" else word for word in record["argv"]]
+        marker.write_text(json.dumps(record))
+    names = [s.name for s in build_stages(config)]
+    lines: list[str] = []
+    run_demo(config, echo=lines.append, python=python)
+    assert len(log.read_text().splitlines()) == len(names)  # nothing reran
+    assert sum("done already, skipped" in line for line in lines) == len(names)
+    changed = DemoConfig(out=config.out, n_images=50, train_steps=6)
+    run_demo(changed, echo=lines.append, python=python)
+    rerun = log.read_text().splitlines()[len(names) :]
+    assert [call.split()[2] for call in rerun] == ["train", "eval"]
+    assert "-o" in rerun[0].split() and "--out" not in rerun[0].split()
+
+
+def test_the_demo_takes_its_old_output_spelling_with_one_warning(tmp_path, monkeypatch):
+    import unimo_kit.demo
+
+    calls = []
+    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo: calls.append(config))
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "warning: --out is deprecated; use -o/--output\n"
+    (config,) = calls
+    assert config.out == out and config.seed == 3
+    both = CliRunner().invoke(cli, ["demo", "--out", str(out), "-o", str(out)])
+    assert both.exit_code == 2 and "--out is the old spelling of --output" in both.output

@@ -30,8 +30,9 @@ done). A stage
 killed mid-run resumes when rerun with the same settings (the marker is written when a stage
 starts, with ``"finished": false``); with others it starts afresh. The commands name absolute
 paths, and a marker's command is compared up to how it spells the demo folder (a marker lives
-in the folder it describes), so ``--out runs/demo``, ``--out $PWD/runs/demo``, a run from
-another directory and a folder moved since are the same run.
+in the folder it describes), so ``-o runs/demo``, ``-o $PWD/runs/demo``, a run from
+another directory and a folder moved since are the same run; so is a marker that spells an
+output the way an earlier version did (``--out``, ``--output-dir``: see :data:`OLD_OUTPUT_FLAGS`).
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ def _set_values(argv: list[str]) -> list[str]:
 
 
 def build_stages(config: DemoConfig) -> list[Stage]:
-    """The demo's commands, in order. Paths are absolute, so that ``--out runs/demo`` and
-    ``--out $PWD/runs/demo`` are the same run."""
+    """The demo's commands, in order. Paths are absolute, so that ``-o runs/demo`` and
+    ``-o $PWD/runs/demo`` are the same run."""
     out = Path(os.path.abspath(config.out))
     world = out / "world"
     indexes = out / "indexes"
@@ -146,7 +147,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
             [
                 "data",
                 "synth",
-                "--out",
+                "-o",
                 str(world),
                 "--n-images",
                 str(config.n_images),
@@ -258,7 +259,7 @@ def build_stages(config: DemoConfig) -> list[Stage]:
                 "train",
                 "--config",
                 config.train_preset,
-                "--out",
+                "-o",
                 str(out / "run"),
                 *(arg for item in train_set for arg in ("--set", item)),
             ],
@@ -353,6 +354,16 @@ def _write_marker(out: Path, stage: Stage, record: dict) -> None:
 
 _OUT = "<OUT>"  # stands for the demo folder when commands are compared
 
+#: how the stages spelled ``-o/--output`` before it was one option (``data synth``,
+#: ``train``: ``--out``; ``eval batch``: ``--output-dir``); a marker's command written so is
+#: the same command
+OLD_OUTPUT_FLAGS = ("--out", "--output-dir", "--output")
+
+
+def _output_spelled_short(argv: list[str]) -> list[str]:
+    """``argv`` with every spelling of the output flag as ``-o`` (the demo's own)."""
+    return ["-o" if word in OLD_OUTPUT_FLAGS else word for word in argv]
+
 
 def _recorded_out(recorded: list[str], argv: list[str], out: Path) -> str | None:
     """How a marker's command spelled the demo folder: read off the first word where the
@@ -377,8 +388,10 @@ def _out_free(argv: list[str], folder: str) -> list[str]:
 def _same_argv(recorded: list[str], argv: list[str], out: Path) -> bool:
     """The same command line up to how the demo folder is spelled. A marker lives in the
     folder it describes, so its paths name this folder whatever they say: relative ones from
-    whichever directory the run was started in (an earlier version kept ``--out`` as typed),
-    or the absolute path the folder had before it was moved."""
+    whichever directory the run was started in (an earlier version kept the folder as typed),
+    or the absolute path the folder had before it was moved; the output flag as any version
+    spelled it."""
+    recorded, argv = _output_spelled_short(recorded), _output_spelled_short(argv)
     if recorded == argv:
         return True
     if len(recorded) != len(argv):
@@ -427,7 +440,7 @@ def _check_version(out: Path, stages: list[Stage]) -> None:
         raise StaleDemoError(
             f"{out} holds a demo run of an earlier version ({old[0]}; this is "
             f"{DEMO_VERSION}) whose outputs do not fit this one's; rerun with --no-resume to "
-            "start it afresh, or pass another --out"
+            "start it afresh, or pass another -o/--output"
         )
 
 
