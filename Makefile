@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml setup.cfg constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/unimo demo --out $(DEMO_OUT)
+	$(BIN)/unimo demo -o $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
