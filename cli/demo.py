@@ -6,18 +6,13 @@ from pathlib import Path
 
 import click
 
-from unimo_kit.cli.options import output_option, resume_from, resume_option, seed_option
-
-
-def _check_overrides(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> list[str]:
-    """Each ``--set`` item as ``KEY=VALUE``, with a non-empty key."""
-    for value in values:
-        key, sep, _ = value.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", ctx, param)
-    return list(values)
+from unimo_kit.cli.options import (
+    output_option,
+    resume_from,
+    resume_option,
+    seed_option,
+    set_option,
+)
 
 
 @click.command("demo")
@@ -45,14 +40,9 @@ def _check_overrides(
     help="Training preset (unimo train --list-presets).",
 )
 @click.option("--steps", type=int, default=None, help="Override the preset's training steps.")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    callback=_check_overrides,
-    help="Override a field of the training preset (repeatable; passed to unimo train --set, "
-    "e.g. --set vocab=corpus). A changed value retrains and reevaluates.",
+@set_option(
+    "Override a field of the training preset (repeatable; passed to unimo train --set, "
+    "e.g. --set vocab=corpus). A changed value retrains and reevaluates."
 )
 @click.option(
     "--extractor",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from unimo_kit.cli._eval_common import emit, eval_errors, results_option
-from unimo_kit.cli.options import device_option, seed_option
+from unimo_kit.cli.options import device_option, seed_option, set_option
 
 
 @click.command("vqa")
@@ -67,13 +67,9 @@ from unimo_kit.cli.options import device_option, seed_option
 )
 @click.option("--max-train", type=int, help="first N training questions only.")
 @click.option("--max-test", type=int, help="first N test questions only.")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="UnimoConfig field of the backbone, e.g. --set hidden_size=256 (repeatable); "
-    "replaces the default widening of unimo-tiny (hidden 128, 4 heads, FFN 256).",
+@set_option(
+    "UnimoConfig field of the backbone, e.g. --set hidden_size=256 (repeatable); "
+    "replaces the default widening of unimo-tiny (hidden 128, 4 heads, FFN 256)."
 )
 @click.option("--eval-each-epoch", is_flag=True, help="log test accuracy after every epoch.")
 @click.option(
@@ -112,10 +108,9 @@ def vqa(
     Example (easy-VQA: 93-99 % test accuracy by seed, about 7 CPU-minutes; docs/eval.md):
       unimo eval vqa --cache-dir .cache/vqa -o results/vqa.json
     """
-    import json
-
     from unimo_kit.eval.errors import checkpoint_files
     from unimo_kit.eval.vqa import VqaConfig, load_easy_vqa, read_vqa_jsonl, train_vqa
+    from unimo_kit.train.config import parse_override
 
     with eval_errors():
         if checkpoint:
@@ -126,16 +121,8 @@ def vqa(
             if not (train_path and test_path):
                 raise click.UsageError("--data jsonl needs --train and --test")
             train, test = read_vqa_jsonl(train_path), read_vqa_jsonl(test_path)
-        model_overrides = None  # the library's default backbone (FRESH_MODEL)
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise click.UsageError(f"--set expects KEY=VALUE, got {item!r}")
-            model_overrides = model_overrides or {}
-            try:
-                model_overrides[key] = json.loads(value)
-            except json.JSONDecodeError:
-                model_overrides[key] = value
+        # None: the library's default backbone (FRESH_MODEL)
+        model_overrides = dict(map(parse_override, overrides)) or None
         config = VqaConfig(
             model=model,
             checkpoint=checkpoint,

@@ -1,9 +1,10 @@
 """Command-line options that every stage spells the same way: ``-o/--output`` (the one file or
 folder a command writes), ``--resume/--no-resume`` (the one flag pair that keeps or restarts an
-output), ``--strict``, ``--no-progress``, ``--workers``, ``--seed``, ``--shard`` and
-``--device``. A stage's old spelling of ``--output`` or ``--no-resume`` is kept hidden for a
-release and warns. A command names what the option means for it in ``help``; the flag, its
-type and its default are written here once, as a :class:`SharedOption`.
+output), ``--strict``, ``--no-progress``, ``--workers``, ``--seed``, ``--shard``,
+``--device`` and ``--set KEY=VALUE``. A stage's old spelling of ``--output`` or
+``--no-resume`` is kept hidden for a release and warns. A command names what the option
+means for it in ``help``; the flag, its type and its default are written here once, as a
+:class:`SharedOption`.
 
 >>> @click.command()
 ... @output_option("rewrites.jsonl to write.", required=True)
@@ -226,3 +227,36 @@ def device_option(command: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="torch device (default: cuda when visible, else cpu).",
     )(command)
+
+
+def _key_value_items(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[str]:
+    """Each ``--set`` item as given, refused unless it is ``KEY=VALUE`` with a key."""
+    for value in values:
+        key, sep, _ = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", ctx, param)
+    return list(values)
+
+
+def set_option(help: str) -> Decorator:
+    """Add ``--set KEY=VALUE`` (parameter ``overrides``: the items in order, repeatable; one
+    without ``=`` or with an empty key is refused). The command parses each value
+    (:func:`unimo_kit.train.config.parse_override`: JSON when it parses).
+
+    Args:
+        help: which config the items override, with an example.
+
+    Returns:
+        The decorator.
+    """
+    return click.option(
+        "--set",
+        "overrides",
+        cls=SharedOption,
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_key_value_items,
+        help=help,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from unimo_kit.cli.options import output_option, resume_option
+from unimo_kit.cli.options import output_option, resume_option, set_option
 
 
 @click.command("train")
@@ -16,14 +16,10 @@ from unimo_kit.cli.options import output_option, resume_option
     'start from a preset with "extends": "PRESET" and set only what differs.',
 )
 @output_option("Run folder, e.g. runs/NAME.", folder=True, deprecated="--out")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config field (value parsed as JSON when possible: true/false, numbers, "
+@set_option(
+    "Override a config field (value parsed as JSON when possible: true/false, numbers, "
     "null, [...], {...}; a value of the wrong type is refused); repeatable. "
-    "model_overrides.NAME=VALUE or loss_weights.NAME=VALUE sets one entry of that dict.",
+    "model_overrides.NAME=VALUE or loss_weights.NAME=VALUE sets one entry of that dict."
 )
 @resume_option("Continue from the newest checkpoint in OUTPUT (--no-resume starts afresh).")
 @click.option(
@@ -37,7 +33,7 @@ from unimo_kit.cli.options import output_option, resume_option
 def train(
     config_name: str,
     output: str | None,
-    overrides: tuple[str, ...],
+    overrides: list[str],
     resume: bool,
     stop_after: int | None,
     list_presets: bool,

@@ -27,6 +27,7 @@ from unimo_kit.cli.options import (
     resume_from,
     resume_option,
     seed_option,
+    set_option,
     shard_option,
     strict_option,
     workers_option,
@@ -167,6 +168,22 @@ def test_where_names_the_command():
 
     out = runner.invoke(cmd).output
     assert out == "warning: --overwrite is deprecated for build; use --no-resume\nFalse\n"
+
+
+def test_set_items_are_key_value_pairs_in_order():
+    @click.command()
+    @set_option("Override a config field.")
+    def cmd(overrides: list[str]) -> None:
+        click.echo(json.dumps(overrides))
+
+    runner = CliRunner()
+    assert runner.invoke(cmd, []).output == "[]\n"
+    given = runner.invoke(cmd, ["--set", "a=1", "--set", "b.c=x=y", "--set", "d="])
+    assert json.loads(given.output) == ["a=1", "b.c=x=y", "d="]
+    for bad in ("vocab", "=corpus", " =1"):
+        refused = runner.invoke(cmd, ["--set", bad])
+        assert refused.exit_code == 2 and f"expected KEY=VALUE, got {bad!r}" in refused.output
+    assert "--set KEY=VALUE" in runner.invoke(cmd, ["--help"]).output
 
 
 # ----------------------------------------------------------------- the eval commands' options
@@ -374,6 +391,8 @@ def _shared_spelling(flag: str, option: click.Option) -> bool:
         return isinstance(option.type, click.IntRange) and option.type.min == 1
     if flag == "--seed":
         return option.type is click.INT and bool(option.show_default)
+    if flag == "--set":
+        return option.multiple and option.metavar == "KEY=VALUE" and option.name == "overrides"
     if flag == "--device":
         return option.default is None and option.help == (
             "torch device (default: cuda when visible, else cpu)."
@@ -382,7 +401,7 @@ def _shared_spelling(flag: str, option: click.Option) -> bool:
 
 
 SHARED_FLAGS = ("--output", "-o", "--resume", "--strict", "--no-progress", "--workers", "--seed")
-SHARED_FLAGS += ("--device", "--shard")
+SHARED_FLAGS += ("--device", "--shard", "--set")
 OUTPUT_WORDS = ("--out", "--output-dir", "--out-dir", "--output-file", "--outdir")
 FRESH_START_WORDS = ("--restart", "--overwrite", "--force", "--fresh", "--clean")
 
