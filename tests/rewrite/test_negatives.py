@@ -27,7 +27,8 @@ def _graph():
 EVIDENCE = [
     "( circle , is , red ) , ( circle , left of , square ) , ( square , is , blue )",
     "( circle , is , blue ) , ( square , left of , circle ) , ( square , is , red )",
-    "( circle , is , green ) , ( circle , right of , square ) , ( square , is , orange )",
+    "( circle , is , green ) , ( circle , is , large ) , ( circle , right of , square ) , "
+    "( square , is , orange )",
     "( circle , is , small ) , ( circle , above , square ) , ( square , is , large )",
     "( star , is , red ) , ( star , left of , square )",
     "( circle , above , diamond ) , ( diamond , above , circle ) , ( diamond , is , brown )",
@@ -35,7 +36,9 @@ EVIDENCE = [
     "( circle , left of , triangle )",
     "( circle , left of , square ) , ( triangle , left of , square )",
 ]
-"""A tiny corpus of gold graphs: what attests which replacement (each seen three times)."""
+"""A tiny corpus of gold graphs: what attests which replacement (each seen three times).
+Like the synthetic world's captions (``ATTRIBUTE_WEIGHTS``: a size on 45 % of noun phrases),
+it states the circles' sizes often (6 of 21 mentions), so an added size is a contrast."""
 
 
 def _vocab(**extra: Counter) -> Vocabulary:

@@ -77,8 +77,8 @@ from unimo_kit.rewrite.vocab import (
     SYMMETRIC,
     Vocabulary,
     attribute_category,
-    compatible_predicates,
     contrasts,
+    exclusive_predicates,
     lemma,
     morphy,
     noun_classes,
@@ -513,6 +513,8 @@ class Rewriter:
         entity = c.graph.entities[i]
         head = c.phrases[i].head  # type: ignore[union-attr]
         old = c.caption[head[0] : head[1]]
+        if _proper_name(old):
+            return None  # "nathan 's sign" → "pole 's sign": a name is no object
         present = {lemma(e.name) for e in c.graph.entities}
         others = sorted({lemma(e.name) for j, e in enumerate(c.graph.entities) if j != i} - {""})
         word = self._pick(
@@ -564,9 +566,14 @@ class Rewriter:
         agent = _is_living(name)
         body = _first_class(name) == "noun.body"
         out = []
+        substance = _substance(name)
         for w, n in self._object_pool(name, features):
             if w in SCENE_WORDS:
                 continue
+            if _role_for_identity(name, w):
+                continue  # "the hand of a girl" → "of a player": a girl may be one
+            if substance and not (_substance(w) or w in MASS_NOUNS):
+                continue  # "the yellow paint on the boat" → "the yellow banana"
             if (_first_class(w) == "noun.body") != body:
                 continue  # "a glass in his left hand" → "... in his door"
             if _is_living(w) != agent and not self._well_attested(w, features):
@@ -693,6 +700,10 @@ class Rewriter:
             return False  # "a truck with a plant on top": the object is not after the predicate
 
         thing = not _is_living(subject)
+        busy = any(  # the subject does something else too: its hands may be taken
+            j != k and r.subject == relation.subject and relation_category(r.predicate) == "action"
+            for j, r in enumerate(c.graph.relations)
+        )
 
         def reject(p: str) -> bool:
             if p == norm or p.removeprefix("to ") == norm.removeprefix("to "):
@@ -703,7 +714,12 @@ class Rewriter:
                 return True  # "surfing in a wetsuit" says what she wears again
             if thing and p.split(" ", 1)[0] in _AGENT_VERBS:
                 return True  # "a burger sitting on paper" → "a burger holding paper"
-            return compatible_predicates(norm, p, category)  # still true: no negative
+            if p.rsplit(" ", 1)[-1] in _BELOW and lemma(obj) in MASS_NOUNS:
+                return True  # "skiing down a mountain on the snow" → "under the snow"
+            if not exclusive_predicates(norm, p, category):
+                return True  # "at" → "inside", "playing with" → "throwing": may both hold
+            # "batter wearing a jersey swinging a bat" → "holding a jersey": hands taken
+            return busy and p.split(" ", 1)[0] in _HELD_VERBS
 
         pool = self._cached(
             ("rel", k), lambda: self._relation_pool(category, subject, obj), c
@@ -844,7 +860,10 @@ class Rewriter:
         if lemma(subject) in MASS_NOUNS or lemma(obj) in MASS_NOUNS:
             return "a substance"  # "trees in the snow" -> "the snow in trees"
         reversed_count = self.vocab.triple_count(obj, r.predicate, subject)
-        if reversed_count >= max(2, 0.2 * self.vocab.triple_count(subject, r.predicate, obj)):
+        count = self.vocab.triple_count(subject, r.predicate, obj)
+        if reversed_count > TYPICAL_REVERSAL * max(count, 1):
+            return "the reversal is the usual scene"  # "a pole on the street light"
+        if reversed_count >= max(2, 0.2 * count):
             return None
         if self._living_reversible(subject, r.predicate, obj):
             return None  # "a man watching a woman" -> "a woman watching a man"
@@ -978,6 +997,8 @@ class Rewriter:
         ax, by = a.attributes[x], b.attributes[y]
         if not (valid_span(ax.span, c.caption) and valid_span(by.span, c.caption)):
             return "attribute without a span"
+        if _colour_compound(c, i, x) or _colour_compound(c, j, y):
+            return "one word of a multi-word colour"  # "olive green" → "olive white"
         cx, cy = _swap_category(ax.text), _swap_category(by.text)
         if "count" in (cx, cy):
             return "a count (see the count swap)"
@@ -1153,6 +1174,13 @@ class Rewriter:
             next_word = after.split(" ", 2)[1] if after.startswith(" ") and after.strip() else ""
             if next_word.lower() in ("and", "or", "&", "of"):
                 continue  # already coordinated, or the head of "picture of people"
+            if next_word.lower() == "to" and not any(
+                valid_span(r.span, c.caption) and r.span[0] == phrase.end + 1  # type: ignore[index]
+                for r in c.graph.relations
+            ):
+                continue  # a fragment: "two windows to building" (not "... to the left of")
+            if _compound_tail(c, i) or _noun_modifier(c, i):
+                continue  # "sand man and woman", "a white kid bed and truck": one compound
             before = c.caption[: phrase.start].lower().split()
             if before[-1:] and before[-1] in ("is", "are", "was", "were"):
                 continue  # a predicate noun: "the photo is an outdoor scene"
@@ -1260,13 +1288,22 @@ class Rewriter:
                 )
                 checkable |= bool(ranked) and ranked[0][1] >= MIN_CANDIDATE_COUNT
                 if category in FALLBACK_CATEGORIES:
-                    pool = _unusual_values(ranked)
+                    pool = _unusual_values(ranked) if self._habitual(entity.name, ranked) else []
                 else:
                     pool = _uncommon_values(ranked)
                 if pool:
                     options.append((i, category, pool))
             out += options
         return out
+
+    def _habitual(self, noun: str, ranked: list[tuple[str, int]]) -> bool:
+        """Whether captions of ``noun`` habitually state a value of this category (in at
+        least :data:`STATED_SHARE` of its mentions), so that an added one is a checkable
+        contrast (the rendered shapes' ``small`` / ``large``) rather than an unstated size
+        that a typical image may well show (``large pizza``, ``long horns``: a size is given
+        for under 5 % of real pizzas and horns)."""
+        mentions = self.vocab.objects.get(lemma(noun), 0)
+        return mentions > 0 and sum(n for _, n in ranked) >= STATED_SHARE * mentions
 
     def _count(self, c: RewriteContext, rng: random.Random) -> Made:
         choices = []
@@ -1515,6 +1552,57 @@ def _compound_tail(c: RewriteContext, i: int) -> bool:
     if len(word) < 3 or not word.isalpha() or morphy(word, "n") is None:
         return False
     return all(morphy(word, pos) is None for pos in ("a", "v", "r"))
+
+
+def _noun_modifier(c: RewriteContext, i: int) -> bool:
+    """Whether the word right before entity ``i``'s head is an attribute that WordNet knows
+    only as a noun (``kid bed``, ``tennis court``): a noun compound, which a conjunct after
+    the head would split (``a white kid bed and truck``)."""
+    phrase = c.phrases[i]
+    if phrase is None:
+        return False
+    for a in c.graph.entities[i].attributes:
+        if not valid_span(a.span, c.caption) or attribute_category(a.text) != "other":
+            continue
+        if c.caption[a.span[1] : phrase.head[0]].strip():  # type: ignore[index]
+            continue
+        word = a.text.lower()
+        if word.isalpha() and morphy(word, "n") and not (morphy(word, "a") or word.endswith("ed")):
+            return True
+    return False
+
+
+def _colour_compound(c: RewriteContext, i: int, x: int) -> bool:
+    """Whether colour ``x`` of entity ``i`` is one word of a multi-word colour: another
+    colour of the same entity right beside it (``olive green``, ``navy blue``), which a
+    swap would split (``olive white towel with green tags``)."""
+    attributes = c.graph.entities[i].attributes
+    a = attributes[x]
+    if not _colour_word(a.text) or not valid_span(a.span, c.caption):
+        return False
+    for k, b in enumerate(attributes):
+        if k == x or not _colour_word(b.text) or not valid_span(b.span, c.caption):
+            continue
+        left, right = sorted((a.span, b.span))  # type: ignore[type-var]
+        if left[1] <= right[0] and not c.caption[left[1] : right[0]].strip():
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=65536)
+def _colour_word(word: str) -> bool:
+    """A colour by its category or by any WordNet noun sense (``olive``, ``navy``: a fruit
+    and a fleet first, so not in the ``color`` category)."""
+    from unimo_kit.rewrite.vocab import _wordnet
+
+    w = word.lower()
+    if attribute_category(w) == "color":
+        return True
+    if " " in w or not w.isalpha():
+        return False
+    wn = _wordnet()
+    colour = wn.synset("color.n.01")
+    return any(colour in s.closure(lambda x: x.hypernyms()) for s in wn.synsets(w, "n"))
 
 
 def _uncommon_values(ranked: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -1885,6 +1973,8 @@ FALLBACK_CATEGORIES = ("size", "age")  # added only where none of the above can 
 MIN_ATTRIBUTE_SHARE = 0.03  # an added size, a swapped attribute: at least this share on its noun
 USUAL_SHARE = 0.5  # a size more common than this on its noun is its usual one: says little
 COMMON_SHARE = 0.2  # an added attribute holding more often than this on its noun may well be true
+TYPICAL_REVERSAL = 3.0  # a reversed relation seen this many times as often is what images show
+STATED_SHARE = 0.25  # a size or an age is added only to nouns given one this often
 USUAL_EVIDENCE = 10  # values of a category on a noun needed to tell its usual ones
 """Objects seen fewer times in the evidence are not drawn as replacements or additions."""
 
@@ -1899,6 +1989,7 @@ _NOT_VERBS = frozenset({"close", "full", "part", "top", "front", "side", "back",
 """First words of predicates that WordNet also lists as verbs but that are not verbs there."""
 
 _HELD_VERBS = frozenset({"wear", "hold", "carry"})
+_BELOW = frozenset({"under", "below", "beneath", "underneath"})
 """Relations whose subject can stand in them to two things at once (``men in socks and
 ties``, ``holding a bat and a ball``): add-obj conjoins to the object of no other relation,
 since one thing is mostly in one place, driven or hung from one thing."""
@@ -2019,6 +2110,51 @@ MASS_NOUNS = frozenset({
 
 
 PERSON_GROUPS = frozenset({"people", "crowd", "couple", "family", "team", "audience", "crew"})
+
+
+IDENTITY_NOUNS = MASCULINE | FEMININE | frozenset({
+    "child", "kid", "baby", "toddler", "adult", "teenager", "teen", "person", "people",
+    "youth", "infant", "children", "kids", "men", "women",
+})  # fmt: skip
+"""Person nouns that say who one is (sex, age), not what one does: one of them and a role
+noun (``player``, ``skier``, ``tourist``) can name the same person."""
+
+
+def _role_for_identity(old: str, new: str) -> bool:
+    """Whether ``new`` for ``old`` swaps a role noun and an identity noun of a person (``girl``
+    → ``player``, ``skier`` → ``woman``): both may hold of the one person, so no negative."""
+    a, b = lemma(old), lemma(new)
+    if not (_is_person(a) and _is_person(b)):
+        return False
+    return (a in IDENTITY_NOUNS) != (b in IDENTITY_NOUNS)
+
+
+def _substance(noun: str) -> bool:
+    """A mass noun that is no food or plant (``paint``, ``sand``, ``water``): what replaces it
+    must be a substance too, or the scene breaks (``yellow paint`` → ``yellow banana``)."""
+    w = lemma(noun)
+    return (w in MASS_NOUNS or _first_class(w) == "noun.substance") and _first_class(w) not in (
+        "noun.food",
+        "noun.plant",
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _proper_name(word: str) -> bool:
+    """Whether a one-word head reads as a name: unknown to WordNet as a noun, or known only
+    as instances (``nathan``, ``mary``); such a head is never replaced by a common noun."""
+    from unimo_kit.rewrite.vocab import _wordnet
+
+    w = word.lower()
+    if " " in w or not w.isalpha() or len(w) < 3:
+        return False
+    base = morphy(w, "n")
+    if base is None:
+        return not any(morphy(w, pos) for pos in ("v", "a", "r"))
+    synsets = _wordnet().synsets(base, "n")
+    return bool(synsets) and all(s.instance_hypernyms() for s in synsets)
+
+
 """Nouns for several persons (WordNet files ``people`` under its top level)."""
 
 _LIVING_CLASSES = frozenset({"noun.person", "noun.animal"})

@@ -397,6 +397,102 @@ def related(a: str, b: str, slot: str = "n") -> bool:
     return bool(above_a & sb or above_b & sa)
 
 
+_UP = frozenset({"on", "on top of", "atop", "upon", "above", "over"})
+_ON_TOP = frozenset({"on top of", "atop", "upon"})  # contact from above, never "in"
+_DOWN = frozenset({"under", "below", "beneath", "underneath"})
+_INSIDE = frozenset({"inside", "inside of", "within"})  # "in" alone: "in the grass", "in a tree"
+_BESIDE = frozenset({"next to", "beside"})
+
+EXCLUSIVE_SPATIAL: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    (_UP, _DOWN),  # a lamp over the table is not under it
+    (frozenset({"in front of"}), frozenset({"behind"})),
+    (frozenset({"left of"}), frozenset({"right of"})),
+    (_INSIDE | {"in"}, frozenset({"outside", "outside of"})),
+    (_BESIDE, _ON_TOP | {"on"} | _INSIDE),  # a cup next to a plate is not on it
+    (frozenset({"between"}), _ON_TOP | _INSIDE | _DOWN),
+    (_ON_TOP, _INSIDE),  # on top of the box, not inside it
+)  # fmt: skip
+"""Pairs of spatial classes that cannot both hold between one subject and one object: one
+axis's opposites, or contact against being beside (not ``under``: what stands under a tree
+stands next to its trunk). A spatial ``replace-rel`` is drawn only
+across such a pair; everything else (``at`` → ``inside``, ``in`` → ``on top of``, ``in the
+middle of`` → ``behind``, ``on`` → ``in front of``) may hold together in a typical image."""
+
+_SIT, _STAND = frozenset({"sit", "perch"}), frozenset({"stand"})
+_LIE = frozenset({"lay", "lie", "sleep", "nap"})
+_KNEEL = frozenset({"kneel", "squat", "crouch"})
+_WALK, _RUN = frozenset({"walk", "stroll", "hike"}), frozenset({"run", "jog"})
+_FLY, _SWIM = frozenset({"fly", "soar"}), frozenset({"swim"})
+_SPORT = frozenset({"ski", "surf", "skate", "snowboard", "skateboard", "sled"})
+_RIDE = frozenset({"ride"})
+_HAND = frozenset({"hold", "carry", "push", "pull", "lead"})
+
+EXCLUSIVE_ACTIONS: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    # postures and gaits of one body at one moment
+    (_SIT, _STAND | _LIE | _KNEEL | _WALK | _RUN | _FLY | _SPORT | frozenset({"jump"})),
+    (_STAND, _LIE | _KNEEL | _WALK | _RUN | _FLY | _SWIM | frozenset({"jump"})),
+    (_LIE, _KNEEL | _WALK | _RUN | _FLY | _SWIM | _SPORT | frozenset({"jump", "hang"})),
+    (_KNEEL, _WALK | _RUN | _FLY | _SPORT),
+    (_WALK, _RUN | _FLY | _SWIM | _RIDE),
+    (_RUN, _FLY | _SWIM | _RIDE),
+    (_FLY, _SWIM),
+    (frozenset({"hang"}), _SIT | _STAND | frozenset({"lean"})),  # a mirror hung or leant
+    # riding a thing, or having it in hand beside one
+    (_RIDE, _HAND),
+    (frozenset({"wear"}), frozenset({"hold", "carry"})),
+    (frozenset({"catch"}), frozenset({"throw", "toss"})),
+    (frozenset({"swing"}), frozenset({"throw", "toss"})),
+    (frozenset({"park"}), frozenset({"drive", "travel", "speed"})),
+    (frozenset({"open"}), frozenset({"close", "shut"})),
+    (frozenset({"push"}), frozenset({"pull"})),
+    (frozenset({"enter", "board"}), frozenset({"exit", "leave"})),
+)  # fmt: skip
+"""Pairs of action classes (by head verb) that one subject cannot do to one object at once:
+postures and gaits (sitting, standing, lying, walking, flying ...), riding against having a
+thing in hand, wearing against holding, catching against throwing. An action
+``replace-rel`` is drawn only across such a pair (or, for one verb, across a pair of
+:data:`EXCLUSIVE_SPATIAL`: ``standing in front of`` → ``standing behind``); other pairs
+(``playing with`` → ``throwing``, ``preparing`` → ``picking up``, ``riding`` → ``petting``)
+can hold together."""
+
+
+INTRANSITIVE_PHRASALS = frozenset({"lay down", "lie down", "sit down", "stand up", "get up",
+                                   "sit up", "look up", "look down", "bend down"})  # fmt: skip
+"""Phrasal verbs whose particle takes no object: never drawn before one (``people sitting on
+a bench`` → ``people laying down a bench``)."""
+
+
+def _across(a: str, b: str, pairs: tuple[tuple[frozenset[str], frozenset[str]], ...]) -> bool:
+    return any((a in x and b in y) or (a in y and b in x) for x, y in pairs)
+
+
+@functools.lru_cache(maxsize=65536)
+def exclusive_predicates(old: str, new: str, category: str) -> bool:
+    """Whether ``old`` and ``new`` cannot both hold between one subject and one object, so
+    that ``new`` in place of ``old`` makes a false caption: across a pair of
+    :data:`EXCLUSIVE_SPATIAL` (spatial) or of :data:`EXCLUSIVE_ACTIONS` by head verb
+    (action), or one verb with an exclusive pair of spatial particles (``sit on`` →
+    ``sit under``).
+
+    Args:
+        old, new: normalised predicates (``"sit on"``, ``"in front of"``).
+        category: ``"spatial"`` or ``"action"`` (of ``old``).
+
+    Returns:
+        ``True`` only for a declared exclusive pair; unknown pairs are taken as compatible.
+    """
+    a, b = _norm(old).removeprefix("to "), _norm(new).removeprefix("to ")
+    if category == "spatial":
+        return _across(a, b, EXCLUSIVE_SPATIAL)
+    if b in INTRANSITIVE_PHRASALS:
+        return False
+    verb_a, _, rest_a = a.partition(" ")
+    verb_b, _, rest_b = b.partition(" ")
+    if verb_a == verb_b:
+        return bool(rest_a and rest_b) and _across(rest_a, rest_b, EXCLUSIVE_SPATIAL)
+    return _across(verb_a, verb_b, EXCLUSIVE_ACTIONS)
+
+
 @functools.lru_cache(maxsize=65536)
 def compatible_predicates(old: str, new: str, category: str) -> bool:
     """Whether a caption whose relation is ``old`` is often still true with ``new`` in its
