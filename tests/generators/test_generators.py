@@ -165,3 +165,101 @@ def test_type_draw_is_the_draw_of_random_choices(weights):
         got = _draw_index(mine, n, None if alike else weights)
         assert got == reference.choices(range(n), weights=weights or [1.0] * n)[0]
         assert mine.random() == reference.random()  # the same state after the draw
+
+
+def _storage(tensor):
+    return tensor.untyped_storage().data_ptr()
+
+
+def test_worker_batches_are_the_main_process_batches_in_one_storage(files):
+    from unimo_kit.generators.items import _BATCH_TOKEN_KEYS
+
+    pairs, rewrites = files
+    ds = HardNegativeDataset(pairs, rewrites, tokenizer=_fixed_width, load_images=False,
+                             num_negatives=3, num_positives=1)  # fmt: skip
+
+    def batches(workers):
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=4, collate_fn=ds.collate, num_workers=workers
+        )
+        return list(loader)
+
+    here, there = batches(0), batches(2)
+    assert len(here) == len(there) == 3
+    for mine, sent in zip(here, there, strict=True):
+        assert list(mine) == list(sent)
+        for key, value in mine.items():
+            if torch.is_tensor(value):
+                assert value.dtype == sent[key].dtype and torch.equal(value, sent[key]), key
+                assert sent[key].is_contiguous(), key
+            else:
+                assert value == sent[key], key
+        # packed in the worker: one storage crosses to the main process, not eight
+        assert len({_storage(sent[key]) for key in _BATCH_TOKEN_KEYS}) == 1
+        assert _storage(mine["texts"]) != _storage(mine["negatives"])  # main process: as made
+
+
+def test_record_cache_gives_the_items_read_anew(files):
+    pairs, rewrites = files
+    lines = [json.loads(line) for line in pairs.read_text().splitlines()]
+    for p in lines:  # two captions: the caption of an item is drawn per epoch
+        p["captions"].append(p["captions"][0].replace("red", "dark red"))
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in lines))
+    extra = [json.loads(line) for line in rewrites.read_text().splitlines()]
+    for r in extra:
+        r["id"] = r["id"].replace("#0", "#1")
+        r["positives"] = [{"type": "there-is", "text": "there is " + r["negatives"][0]["text"]}]
+    with rewrites.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in extra))
+    cached = _dataset(files, num_negatives=2, type_mix={"swap-att": 2, "replace-obj": 1})
+    anew = _dataset(files, num_negatives=2, type_mix={"swap-att": 2, "replace-obj": 1},
+                    record_cache=0)  # fmt: skip
+    seen, drawn = set(), set()
+    for epoch in range(4):
+        cached.set_epoch(epoch)
+        anew.set_epoch(epoch)
+        for i in range(len(cached)):
+            want, got = anew[i], cached[i]
+            assert str(got) == str(want)
+            seen.add(got["caption_index"])
+            drawn.add(got["id"])
+    assert seen == {0, 1}
+    assert set(cached._prepared) == drawn and not anew._prepared  # each caption kept once
+    small = _dataset(files, record_cache=3)
+    [small[i] for i in range(len(small))]
+    assert len(small._prepared) == 3
+    with pytest.raises(ValueError, match="record_cache"):
+        _dataset(files, record_cache=-1)
+
+
+def test_build_of_a_prepared_record_is_the_item_of_the_record():
+    import random
+
+    from unimo_kit.generators.items import ItemBuilder
+
+    record = {
+        "id": "p#0",
+        "pair_id": "p",
+        "caption_index": 0,
+        "caption": "a red circle",
+        "captions": ["a red circle", "A  Red circle"],
+        "image": "img.png",
+        "negatives": [
+            {"text": "a blue circle", "type": "swap-att"},
+            {"text": "a red  CIRCLE", "type": "swap-att"},  # the image's own caption
+            {"text": "a red square", "type": "replace-obj"},
+            {"text": "a red square", "type": "replace-att"},  # the same text twice
+            {"text": "", "type": "swap-att"},
+            {"text": "a green circle", "type": "replace-att"},
+            {"text": "a small circle", "type": "sentence"},
+        ],
+        "positives": [{"text": "there is a red circle", "type": "there-is"}, {"text": None}],
+        "positive_images": [{"id": "q", "image": "q.png"}, {"id": "r", "image": "r.png"}],
+    }
+    for mix in (None, {"swap-att": 1, "replace-att": 1}, {"swap-att": 3, "sentence": 0.5}):
+        builder = ItemBuilder(type_mix=mix, num_negatives=3, positive_images=1, load_images=False)
+        prepared = builder.prepare(record)
+        for seed in range(30):
+            want = builder(record, random.Random(seed))
+            assert builder.build(prepared, random.Random(seed)) == want
+            assert "a red  CIRCLE" not in want["negatives"]

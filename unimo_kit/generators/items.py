@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import get_worker_info
 
 from unimo_kit.data.records import caption_key
 from unimo_kit.generators.tokenize import TextTokenizer
@@ -263,31 +264,72 @@ class ItemBuilder:
         return item
 
 
-def _first(rows: Tensor, n: int) -> Tensor:
-    """The first ``n`` rows (no slice, which costs more than the check, when there are no more)."""
-    return rows if rows.shape[0] <= n else rows[:n]
+#: The token tensors of a tokenised item.
+_TOKEN_KEYS = (
+    "text_ids",
+    "text_mask",
+    "negative_ids",
+    "negative_mask",
+    "positive_ids",
+    "positive_mask",
+)
+
+
+#: The batch's token tensors, packed into one buffer in DataLoader workers (:func:`_pack`).
+_BATCH_TOKEN_KEYS = (
+    "texts",
+    "text_mask",
+    "negatives",
+    "negative_token_mask",
+    "negatives_mask",
+    "positives",
+    "positive_token_mask",
+    "positives_mask",
+)
+
+
+def _pack(batch: dict[str, Any], keys: Sequence[str]) -> None:
+    """Replace ``batch[key]`` for ``keys`` by the same tensors as views of one shared-memory
+    buffer (each contiguous, 64-byte aligned).
+
+    A DataLoader worker sends each tensor's storage to the main process on its own (a
+    shared-memory segment made, its descriptor passed and mapped): eight small token tensors
+    cost several times what their bytes do. In one storage they go as one, as
+    ``default_collate`` puts each stacked output in shared memory for the same reason.
+    """
+    tensors = [batch[key] for key in keys]
+    starts, total = [], 0
+    for t in tensors:
+        starts.append(total)
+        total += -(-t.numel() * t.element_size() // 64) * 64
+    storage = torch.UntypedStorage._new_shared(max(total, 1))
+    buffer = torch.empty(0, dtype=torch.uint8).set_(storage)  # (total,) bytes
+    for key, t, start in zip(keys, tensors, starts, strict=True):
+        size = t.numel() * t.element_size()
+        view = buffer[start : start + size].view(t.dtype).view(t.shape)
+        batch[key] = view.copy_(t)
 
 
 def _pad_columns(
-    items: Sequence[Mapping[str, Any]], key: str, width: int, length: int, pad_id: int
+    rows: list[Tensor], masks: list[Tensor], width: int, length: int, pad_id: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(B, width, L)`` ids, ``(B, width, L)`` token mask and ``(B, width)`` column mask."""
-    b = len(items)
-    rows = [_first(item[f"{key}_ids"], width) for item in items]  # (k_i, l_i) each
-    masks = [_first(item[f"{key}_mask"], width) for item in items]
-    if all(x.shape == (width, length) for x in rows):  # every item has all its columns
-        return torch.stack(rows), torch.stack(masks), torch.ones((b, width), dtype=torch.bool)
-    if all(x.shape[1] == length for x in rows):  # one width (open_clip): a few ops per batch
-        counts = [x.shape[0] for x in rows]
-        slots = torch.tensor(
-            [i * width + j for i, n in enumerate(counts) for j in range(n)], dtype=torch.long
-        )  # (S,) where each real column goes in the flattened (B * width) axis
-        ids = torch.full((b * width, length), pad_id, dtype=torch.long)
-        tokens = torch.zeros((b * width, length), dtype=torch.bool)
-        columns = torch.zeros(b * width, dtype=torch.bool)
-        if len(slots):
-            ids[slots], tokens[slots], columns[slots] = torch.cat(rows), torch.cat(masks), True
-        return ids.view(b, width, length), tokens.view(b, width, length), columns.view(b, width)
+    """Each item's ``(k_i, l_i)`` ids and token mask as ``(B, width, L)`` ids, ``(B, width, L)``
+    token mask and ``(B, width)`` column mask (True = a real column), cut to ``width``."""
+    b = len(rows)
+    counts = [x.shape[0] for x in rows]
+    if max(counts) > width:
+        rows, masks = [x[:width] for x in rows], [m[:width] for m in masks]
+        counts = [min(n, width) for n in counts]
+    if all(x.shape[1] == length for x in rows):  # one length (open_clip): a few ops per batch
+        if min(counts) == width:  # every item has all its columns
+            columns = torch.ones((b, width), dtype=torch.bool)  # (B, K)
+            return torch.stack(rows), torch.stack(masks), columns
+        columns = torch.arange(width) < torch.tensor(counts).unsqueeze(1)  # (B, K)
+        ids = torch.full((b, width, length), pad_id, dtype=torch.long)  # (B, K, L)
+        tokens = torch.zeros((b, width, length), dtype=torch.bool)  # (B, K, L)
+        if any(counts):  # the real columns, row-major: each item's first k_i
+            ids[columns], tokens[columns] = torch.cat(rows), torch.cat(masks)
+        return ids, tokens, columns
     ids = torch.full((b, width, length), pad_id, dtype=torch.long)  # (B, K, L)
     tokens = torch.zeros((b, width, length), dtype=torch.bool)  # (B, K, L)
     columns = torch.zeros((b, width), dtype=torch.bool)  # (B, K)
@@ -347,34 +389,31 @@ def collate_items(
     elif q:
         batch["positive_images"] = pos_images
     if "text_ids" in items[0]:
-        keys = ("text_ids", "negative_ids", "positive_ids")
-        length = max(it[key].shape[-1] for it in items for key in keys)
-        most_neg = max(len(it["negatives"]) for it in items)
-        most_pos = max(len(it["positives"]) for it in items)
-        k = num_negatives if num_negatives is not None else most_neg
-        p = num_positives if num_positives is not None else most_pos
-        if all(it["text_ids"].shape[-1] == length for it in items):
-            texts = torch.stack([it["text_ids"] for it in items])  # (B, L)
-            text_mask = torch.stack([it["text_mask"] for it in items])  # (B, L)
+        col = {key: [it[key] for it in items] for key in _TOKEN_KEYS}
+        texts, text_masks = col["text_ids"], col["text_mask"]
+        negs, neg_masks = col["negative_ids"], col["negative_mask"]
+        poss, pos_masks = col["positive_ids"], col["positive_mask"]
+        length = max(x.shape[-1] for rows in (texts, negs, poss) for x in rows)
+        if num_negatives is None:
+            num_negatives = max(len(it["negatives"]) for it in items)
+        if num_positives is None:
+            num_positives = max(len(it["positives"]) for it in items)
+        if all(x.shape[-1] == length for x in texts):
+            batch["texts"] = torch.stack(texts)  # (B, L)
+            batch["text_mask"] = torch.stack(text_masks)  # (B, L)
         else:
-            texts = torch.full((len(items), length), pad_id, dtype=torch.long)  # (B, L)
-            text_mask = torch.zeros((len(items), length), dtype=torch.bool)  # (B, L)
-            for i, it in enumerate(items):
-                n = it["text_ids"].shape[-1]
-                texts[i, :n], text_mask[i, :n] = it["text_ids"], it["text_mask"]
-        batch["texts"], batch["text_mask"] = texts, text_mask
-        ids, tokens, columns = _pad_columns(items, "negative", k, length, pad_id)
-        batch["negatives"], batch["negative_token_mask"], batch["negatives_mask"] = (
-            ids,
-            tokens,
-            columns,
+            batch["texts"] = torch.full((len(items), length), pad_id, dtype=torch.long)  # (B, L)
+            batch["text_mask"] = torch.zeros((len(items), length), dtype=torch.bool)  # (B, L)
+            for i, (x, m) in enumerate(zip(texts, text_masks, strict=True)):
+                batch["texts"][i, : x.shape[-1]], batch["text_mask"][i, : m.shape[-1]] = x, m
+        (batch["negatives"], batch["negative_token_mask"], batch["negatives_mask"]) = _pad_columns(
+            negs, neg_masks, num_negatives, length, pad_id
         )
-        ids, tokens, columns = _pad_columns(items, "positive", p, length, pad_id)
-        batch["positives"], batch["positive_token_mask"], batch["positives_mask"] = (
-            ids,
-            tokens,
-            columns,
+        (batch["positives"], batch["positive_token_mask"], batch["positives_mask"]) = _pad_columns(
+            poss, pos_masks, num_positives, length, pad_id
         )
+        if get_worker_info() is not None:  # the batch goes to the main process
+            _pack(batch, _BATCH_TOKEN_KEYS)
     return batch
 
 
