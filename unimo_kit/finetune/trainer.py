@@ -296,7 +296,7 @@ def _check_resumable(
         raise ValueError(
             f"{run_dir} holds a fine-tuning run of another config (newest checkpoint "
             f"{checkpoint.name}), which differs in {'; '.join(refused)}: resume it with its own "
-            "settings, start afresh with --no-resume, or pass another --out"
+            "settings, start afresh with --no-resume, or pass another -o/--output"
         )
     if saved.get("steps") != config.steps:
         logger.warning(
@@ -314,16 +314,13 @@ def _save(
     dist: DistInfo,
 ) -> None:
     """Checkpoint on rank 0, with every rank's RNG states gathered to it."""
-    rng_states = ckpt.gather_rng_states(dist.world_size)  # a collective: before the rank test
-    if dist.is_main:
-        ckpt.write_checkpoint(
-            run_dir,
-            state.step,
-            model,
-            optimizer,
-            rng_states,
-            {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
-            keep=config.keep_checkpoints,
-            save_model=clip_ckpt.model_saver(clip_config),
-        )
-    barrier(dist.world_size)
+    ckpt.save_from_every_rank(
+        run_dir,
+        state.step,
+        model,
+        optimizer,
+        {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
+        dist=dist,
+        keep=config.keep_checkpoints,
+        save_model=clip_ckpt.model_saver(clip_config),
+    )

@@ -28,12 +28,15 @@ import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from unimo_kit.utils import atomic_write
+
+if TYPE_CHECKING:
+    from unimo_kit.train.distributed import DistInfo
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +254,45 @@ def write_checkpoint(
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_from_every_rank(
+    run_dir: str | os.PathLike,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    *,
+    dist: DistInfo,
+    keep: int,
+    extra: dict[str, torch.Tensor] | None = None,
+    save_model: ModelSaver | None = None,
+) -> None:
+    """A trainer's checkpoint, called on every rank: the RNG states of all ranks are gathered
+    (a collective), rank 0 writes them with :func:`write_checkpoint`, and every rank waits
+    until it has, so no rank runs ahead of a checkpoint it may resume from.
+
+    Args:
+        run_dir, step, model, optimizer, state, keep, extra, save_model: as
+            :func:`write_checkpoint`.
+        dist: this process's place in the group.
+    """
+    from unimo_kit.train.distributed import barrier
+
+    rng_states = gather_rng_states(dist.world_size)  # a collective: before the rank test
+    if dist.is_main:
+        write_checkpoint(
+            run_dir,
+            step,
+            model,
+            optimizer,
+            rng_states,
+            state,
+            keep,
+            extra=extra,
+            save_model=save_model,
+        )
+    barrier(dist.world_size)
 
 
 def read_state(folder: str | os.PathLike) -> dict[str, Any]:

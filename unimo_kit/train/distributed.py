@@ -14,7 +14,7 @@ there is exactly one communication point to read.
 
 Several machines: ``torchrun --nnodes N --rdzv-backend c10d --max-restarts R`` restarts the
 whole group when a process dies, and the trainer resumes from the newest checkpoint in
-``--out`` (docs/train.md, "Several machines"). :func:`restart_hazard` names the one torchrun
+``-o/--output`` (docs/train.md, "Several machines"). :func:`restart_hazard` names the one torchrun
 setting such a restart needs.
 """
 
@@ -176,7 +176,7 @@ def check_same_step(step: int, world_size: int) -> None:
     if len(set(steps)) > 1:
         raise ValueError(
             f"the processes resumed at different steps (per rank: {steps}): every node must "
-            "see the same run folder (--out on a filesystem shared by all nodes)"
+            "see the same run folder (-o/--output on a filesystem shared by all nodes)"
         )
 
 

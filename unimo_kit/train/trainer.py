@@ -262,7 +262,8 @@ def _check_resumable(checkpoint: Path, saved: dict[str, Any] | None, config: Tra
         raise ValueError(
             f"{run_dir} holds a run of another config (newest checkpoint {checkpoint.name}), "
             f"which differs in {'; '.join(refused)}. Resume it with its own config "
-            f"({run_dir / 'config.json'}), start afresh with --no-resume, or pass another --out"
+            f"({run_dir / 'config.json'}), start afresh with --no-resume, or pass another "
+            "-o/--output"
         )
     for line in noted:
         logger.warning("resuming %s with a changed %s", checkpoint, line)
@@ -546,19 +547,16 @@ def _save(
     dist: DistInfo,
 ) -> None:
     """Checkpoint on rank 0, with every rank's RNG states gathered to it."""
-    rng_states = ckpt.gather_rng_states(dist.world_size)  # a collective: before the rank test
-    if dist.is_main:
-        ckpt.write_checkpoint(
-            run_dir,
-            state.step,
-            model,
-            optimizer,
-            rng_states,
-            {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
-            keep=config.keep_checkpoints,
-            extra=_objective_extras(objective),
-        )
-    barrier(dist.world_size)
+    ckpt.save_from_every_rank(
+        run_dir,
+        state.step,
+        model,
+        optimizer,
+        {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
+        dist=dist,
+        keep=config.keep_checkpoints,
+        extra=_objective_extras(objective),
+    )
 
 
 def _quick_eval(
