@@ -81,24 +81,35 @@ class TextTokenizer:
         texts = list(texts)
         if not self.cache_size or not texts:
             return self._encode(texts)
-        cache, found = self._cache, {}
-        missing = list(dict.fromkeys(t for t in texts if t not in cache))
-        if missing:
-            for text, row in zip(missing, self._rows(*self._encode(missing)), strict=True):
-                if row is None:  # padded otherwise than with pad_id: this call as it is
-                    return self._encode(texts)
-                found[text] = row
-                if len(cache) < self.cache_size:
-                    cache[text] = row
-        rows = [cache[t] if t in cache else found[t] for t in texts]
-        width = max(self._width, max(r[0].shape[0] for r in rows))
-        if all(r[0].shape[0] == width for r in rows):  # whole rows (open_clip): one stack
+        cache = self._cache
+        try:  # every text seen before (the usual case once the cache is warm)
+            rows = [cache[t] for t in texts]
+        except KeyError:
+            rows = self._rows_tokenising_missing(texts)
+            if rows is None:  # padded otherwise than with pad_id: this call as it is
+                return self._encode(texts)
+        widths = {r[0].shape[0] for r in rows}
+        width = max(self._width, max(widths))
+        if widths == {width}:  # whole rows (open_clip): one stack
             return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
         ids = torch.full((len(texts), width), self.pad_id, dtype=torch.long)  # (N, L)
         mask = torch.zeros((len(texts), width), dtype=torch.bool)  # (N, L)
         for i, (row_ids, row_mask) in enumerate(rows):
             ids[i, : row_ids.shape[0]], mask[i, : row_mask.shape[0]] = row_ids, row_mask
         return ids, mask
+
+    def _rows_tokenising_missing(self, texts: list[str]) -> list[tuple[Tensor, Tensor]] | None:
+        """The cached rows of ``texts``, the texts not in the cache tokenised (and kept while
+        it has room); ``None`` when a row cannot be kept (:meth:`_rows`)."""
+        cache, found = self._cache, {}
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        for text, row in zip(missing, self._rows(*self._encode(missing)), strict=True):
+            if row is None:
+                return None
+            found[text] = row
+            if len(cache) < self.cache_size:
+                cache[text] = row
+        return [cache[t] if t in cache else found[t] for t in texts]
 
     def _rows(self, ids: Tensor, mask: Tensor) -> list[tuple[Tensor, Tensor] | None]:
         """The rows of a tokenised call as the cache keeps them (``None`` for a row whose
