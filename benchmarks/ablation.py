@@ -150,7 +150,7 @@ def train_argv(arm: str, seed: int, args: argparse.Namespace, world: Path, run: 
     if args.neg_texts_per_pair and arm != "a-cmcl":
         sets.append(f"neg_texts_per_pair={args.neg_texts_per_pair}")
     sets += args.set or []
-    argv = ["train", "--config", ARMS[arm][0], "--out", str(run)]
+    argv = ["train", "--config", ARMS[arm][0], "-o", str(run)]
     for item in sets:
         argv += ["--set", item]
     return argv

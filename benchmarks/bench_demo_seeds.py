@@ -1,6 +1,6 @@
 """More training runs on one demo's world, and the results file over them (issue #22).
 
-``unimo demo --out DEMO`` renders a world, runs the data stages, trains and evaluates once.
+``unimo demo -o DEMO`` renders a world, runs the data stages, trains and evaluates once.
 ``arm`` trains and evaluates again on that same world (its ``world/`` linked, no data stage
 rerun) with another training seed, preset or ``--set``: exactly the train and eval commands
 that ``unimo demo`` builds (:func:`unimo_kit.demo.build_stages`), timed the same way (wall
@@ -10,7 +10,7 @@ p-values), retrieval R@1, CIDEr, and the stage times.
 
 Example (the corpus vocabulary on the demo's world, seeds 1-2 and the in-batch arm)::
 
-    nice unimo demo --out runs/demo-corpus --set vocab=corpus
+    nice unimo demo -o runs/demo-corpus --set vocab=corpus
     nice python benchmarks/bench_demo_seeds.py arm --demo runs/demo-corpus \\
         --out runs/demo-corpus.seed1 --seed 1 --set vocab=corpus
     nice python benchmarks/bench_demo_seeds.py arm --demo runs/demo-corpus \\
@@ -61,7 +61,7 @@ def link_world(demo: Path, out: Path) -> None:
     """``OUT/world`` -> ``DEMO/world`` (a relative link), so the arm reads the demo's data."""
     world = demo / "world"
     if not (world / "world.json").exists():
-        raise SystemExit(f"{world}: no world.json; run `unimo demo --out {demo}` first")
+        raise SystemExit(f"{world}: no world.json; run `unimo demo -o {demo}` first")
     out.mkdir(parents=True, exist_ok=True)
     link = out / "world"
     target = os.path.relpath(world.resolve(), out.resolve())
@@ -75,7 +75,7 @@ def link_world(demo: Path, out: Path) -> None:
 def run_arm(args: argparse.Namespace) -> None:
     """Train and evaluate one arm on the demo's world; a stage recorded as finished with the
     same command line is skipped (``OUT/timing.json``)."""
-    from unimo_kit.demo import build_stages, eval_config, run_stage
+    from unimo_kit.demo import build_stages, eval_config, output_spelled_short, run_stage
 
     config = arm_config(args)
     link_world(args.demo, args.out)
@@ -87,7 +87,8 @@ def run_arm(args: argparse.Namespace) -> None:
         "\n".join(["#!/usr/bin/env bash", "set -e"] + [_line(s.argv) for s in stages]) + "\n"
     )
     for stage in stages:
-        if records.get(stage.name, {}).get("argv") == stage.argv:
+        done = records.get(stage.name, {}).get("argv")
+        if done and output_spelled_short(done) == output_spelled_short(stage.argv):
             print(f"{stage.name}: done already, skipped", flush=True)
             continue
         print(f"{stage.name}: {_line(stage.argv)}", flush=True)

@@ -70,7 +70,7 @@ def unimo(*args: str) -> None:
 
 def make_world(folder: Path, n_images: int, compositional_images: int) -> dict:
     """The synthetic world and its rewrites; returns sizes and the rewrite stage's seconds."""
-    unimo("data", "synth", "--out", str(folder), "--n-images", str(n_images), "--image-size",
+    unimo("data", "synth", "-o", str(folder), "--n-images", str(n_images), "--image-size",
           str(IMAGE_SIZE), "--captions-per-image", "3", "--n-texts", "0", "--n-image-only", "0",
           "--compositional-images", str(compositional_images), "--no-progress")  # fmt: skip
     t0 = time.perf_counter()

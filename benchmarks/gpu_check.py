@@ -597,7 +597,7 @@ def _train_args(world: Path, out: Path, steps: int, **sets: Any) -> list[str]:
         "log_every": 1, "save_every": max(1, steps), "eval_every": 0, "progress": False,
         **sets,
     }  # fmt: skip
-    args = ["train", "--config", "synth-small", "--out", str(out), "--no-resume"]
+    args = ["train", "--config", "synth-small", "-o", str(out), "--no-resume"]
     for key, value in fields.items():
         args += ["--set", f"{key}={json.dumps(value)}"]
     return args

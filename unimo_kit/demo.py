@@ -360,7 +360,7 @@ _OUT = "<OUT>"  # stands for the demo folder when commands are compared
 OLD_OUTPUT_FLAGS = ("--out", "--output-dir", "--output")
 
 
-def _output_spelled_short(argv: list[str]) -> list[str]:
+def output_spelled_short(argv: list[str]) -> list[str]:
     """``argv`` with every spelling of the output flag as ``-o`` (the demo's own)."""
     return ["-o" if word in OLD_OUTPUT_FLAGS else word for word in argv]
 
@@ -391,7 +391,7 @@ def _same_argv(recorded: list[str], argv: list[str], out: Path) -> bool:
     whichever directory the run was started in (an earlier version kept the folder as typed),
     or the absolute path the folder had before it was moved; the output flag as any version
     spelled it."""
-    recorded, argv = _output_spelled_short(recorded), _output_spelled_short(argv)
+    recorded, argv = output_spelled_short(recorded), output_spelled_short(argv)
     if recorded == argv:
         return True
     if len(recorded) != len(argv):
