@@ -18,7 +18,6 @@ the weights after N steps do not depend on where the run was killed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -37,7 +36,6 @@ from unimo_kit.finetune.data import PairBatches, build_dataset
 from unimo_kit.finetune.loss import NegClipLoss
 from unimo_kit.train import checkpoint as ckpt
 from unimo_kit.train.distributed import (
-    DistInfo,
     barrier,
     broadcast_parameters,
     check_same_step,
@@ -226,6 +224,12 @@ def finetune_clip(
     window: dict[str, list[torch.Tensor]] = {}
     last_losses: dict[str, float] = {}
     model.train()
+    saver = clip_ckpt.model_saver(clip_config)
+
+    def save() -> None:  # on every rank (a collective)
+        ckpt.save_from_every_rank(
+            run_dir, state, config, model, optimizer, dist=dist, save_model=saver
+        )
 
     # ---- loop -------------------------------------------------------------------------------
     while state.step < config.steps:
@@ -264,11 +268,11 @@ def finetune_clip(
             )
             bar.set_postfix(loss=f"{last_losses['loss']:.3f}")
         if state.step % config.save_every == 0 or state.step == config.steps:
-            _save(run_dir, state, config, model, clip_config, optimizer, dist)
+            save()
             saved_step = state.step
     bar.close()
     if state.step < config.steps and state.step != saved_step:
-        _save(run_dir, state, config, model, clip_config, optimizer, dist)  # stopped early
+        save()  # stopped early
 
     # ---- end --------------------------------------------------------------------------------
     final = None
@@ -302,25 +306,3 @@ def _check_resumable(
         logger.warning(
             "resuming %s with steps %s -> %s", checkpoint, saved.get("steps"), config.steps
         )
-
-
-def _save(
-    run_dir: Path,
-    state: TrainState,
-    config: FinetuneConfig,
-    model: torch.nn.Module,
-    clip_config: dict[str, Any],
-    optimizer: torch.optim.Optimizer,
-    dist: DistInfo,
-) -> None:
-    """Checkpoint on rank 0, with every rank's RNG states gathered to it."""
-    ckpt.save_from_every_rank(
-        run_dir,
-        state.step,
-        model,
-        optimizer,
-        {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
-        dist=dist,
-        keep=config.keep_checkpoints,
-        save_model=clip_ckpt.model_saver(clip_config),
-    )

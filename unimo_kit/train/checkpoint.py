@@ -258,13 +258,12 @@ def write_checkpoint(
 
 def save_from_every_rank(
     run_dir: str | os.PathLike,
-    step: int,
+    train_state: Any,
+    config: Any,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    state: dict[str, Any],
     *,
     dist: DistInfo,
-    keep: int,
     extra: dict[str, torch.Tensor] | None = None,
     save_model: ModelSaver | None = None,
 ) -> None:
@@ -273,22 +272,26 @@ def save_from_every_rank(
     until it has, so no rank runs ahead of a checkpoint it may resume from.
 
     Args:
-        run_dir, step, model, optimizer, state, keep, extra, save_model: as
-            :func:`write_checkpoint`.
+        run_dir: the run folder.
+        train_state: the trainer's ``TrainState`` dataclass (its ``step`` names the folder).
+        config: the run's config (``to_dict()`` and ``keep_checkpoints``).
+        model, optimizer, extra, save_model: as :func:`write_checkpoint`.
         dist: this process's place in the group.
     """
+    import dataclasses
+
     from unimo_kit.train.distributed import barrier
 
     rng_states = gather_rng_states(dist.world_size)  # a collective: before the rank test
     if dist.is_main:
         write_checkpoint(
             run_dir,
-            step,
+            train_state.step,
             model,
             optimizer,
             rng_states,
-            state,
-            keep,
+            {"train_state": dataclasses.asdict(train_state), "config": config.to_dict()},
+            config.keep_checkpoints,
             extra=extra,
             save_model=save_model,
         )

@@ -16,7 +16,6 @@ all come back, so the weights after N steps do not depend on where the run was s
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import math
@@ -454,6 +453,10 @@ def train(
     per_step = config.batch_pairs + config.batch_texts + config.batch_images
     objective.train()
 
+    def save() -> None:  # on every rank (a collective)
+        extra = _objective_extras(objective)
+        ckpt.save_from_every_rank(run_dir, state, config, model, optimizer, dist=dist, extra=extra)
+
     # ---- loop -------------------------------------------------------------------------------
     while state.step < config.steps:
         if stop_after is not None and state.step >= stop_after:
@@ -498,11 +501,11 @@ def train(
         if config.eval_every and state.step % config.eval_every == 0 and config.val_pairs:
             last_eval = _quick_eval(config, model, tokenizer, data, dist, state.step, log, run_dir)
         if state.step % config.save_every == 0 or state.step == config.steps:
-            _save(run_dir, state, config, model, objective, optimizer, dist)
+            save()
             saved_step = state.step
     bar.close()
     if state.step < config.steps and state.step != saved_step and not _kill:
-        _save(run_dir, state, config, model, objective, optimizer, dist)  # stopped early
+        save()  # stopped early
         saved_step = state.step
 
     # ---- end --------------------------------------------------------------------------------
@@ -535,28 +538,6 @@ def _copy_sampler(sampler: Any) -> Any:
 def _objective_extras(objective: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The objective's own trained tensors (not the model's), e.g. a learnt temperature."""
     return {k: v for k, v in objective.state_dict().items() if not k.startswith("model.")}
-
-
-def _save(
-    run_dir: Path,
-    state: TrainState,
-    config: TrainConfig,
-    model: torch.nn.Module,
-    objective: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    dist: DistInfo,
-) -> None:
-    """Checkpoint on rank 0, with every rank's RNG states gathered to it."""
-    ckpt.save_from_every_rank(
-        run_dir,
-        state.step,
-        model,
-        optimizer,
-        {"train_state": dataclasses.asdict(state), "config": config.to_dict()},
-        dist=dist,
-        keep=config.keep_checkpoints,
-        extra=_objective_extras(objective),
-    )
 
 
 def _quick_eval(
