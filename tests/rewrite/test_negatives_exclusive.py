@@ -197,3 +197,29 @@ def test_swap_obj_leaves_a_reversal_that_is_the_usual_scene():
     assert texts(Rewriter(both, types=["swap-obj"]), caption, graph) == {
         "the street light on a pole"
     }
+
+
+def test_add_obj_leaves_relative_clauses_and_places_the_parse_lost():
+    """``sidewalk that the people are walking on`` (a conjunct inside the clause), ``sandy
+    beach young girl is standing on`` (two noun phrases in a row), ``they are in a
+    restaurant`` (a place whose relation the parse lost) take no conjunct."""
+    vocab = evidence(
+        "( people ) , ( seat )", "( people ) , ( tree )", "( seat ) , ( bus )",
+        "( beach ) , ( rock )", "( beach ) , ( sun )", "( rock ) , ( tree )",
+        "( restaurant ) , ( table )", "( restaurant ) , ( man )", "( table ) , ( cup )",
+        "( girl ) , ( dog )", "( sidewalk ) , ( tree )",
+    )  # fmt: skip
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    cases = [
+        ("sidewalk that the people are walking on", [("sidewalk", []), ("people", [])],
+         "people and"),
+        ("sandy beach young girl is standing on", [("beach", ["sandy"]), ("girl", ["young"])],
+         "beach and"),
+        ("they are in a restaurant .", [("restaurant", [])], "restaurant and"),
+    ]  # fmt: skip
+    for caption, entities, conjunct in cases:
+        found = texts(rewriter, caption, graph_of(caption, entities))
+        assert not any(conjunct in t for t in found), found
+    caption = "a restaurant in the city"
+    found = texts(rewriter, caption, graph_of(caption, [("restaurant", [])]))
+    assert "a restaurant and a table in the city" in found

@@ -1181,9 +1181,15 @@ class Rewriter:
                 continue  # a fragment: "two windows to building" (not "... to the left of")
             if _compound_tail(c, i) or _noun_modifier(c, i):
                 continue  # "sand man and woman", "a white kid bed and truck": one compound
+            if any(p is not None and p.start == phrase.end + 1 for p in c.phrases):
+                continue  # "sandy beach young girl is standing on": a reduced relative
+            if _unparsed_object(c, i):
+                continue  # "they are in a restaurant and a table": the relation is lost
             before = c.caption[: phrase.start].lower().split()
             if before[-1:] and before[-1] in ("is", "are", "was", "were"):
                 continue  # a predicate noun: "the photo is an outdoor scene"
+            if before[-1:] and before[-1] in ("that", "which", "who", "where"):
+                continue  # "sidewalk that the people and the seat are walking on"
             if before[-1:] == ["of"]:
                 continue  # "the corner of the road and the paint": the wrong head
             if before[-1:] and before[-1] in ("and", "or", "&"):
@@ -1552,6 +1558,26 @@ def _compound_tail(c: RewriteContext, i: int) -> bool:
     if len(word) < 3 or not word.isalpha() or morphy(word, "n") is None:
         return False
     return all(morphy(word, pos) is None for pos in ("a", "v", "r"))
+
+
+_PREPOSITIONS = frozenset({"in", "on", "at", "by", "with", "under", "over", "above", "below",
+                           "behind", "between", "inside", "near", "beside", "from", "into",
+                           "onto", "through", "across", "along", "around", "against", "atop",
+                           "beneath", "underneath", "toward", "towards", "within",
+                           "without"})  # fmt: skip
+
+
+def _unparsed_object(c: RewriteContext, i: int) -> bool:
+    """Whether entity ``i`` follows a preposition yet is the object of no relation of the
+    graph: the parser lost what it is the place of (``they are in a restaurant``, ``grout
+    in between tiles``), so a conjunct cannot be told to fit (``... and a table``)."""
+    phrase = c.phrases[i]
+    if phrase is None:
+        return False
+    before = c.caption[: phrase.start].lower().split()
+    if not before or before[-1] not in _PREPOSITIONS:
+        return False
+    return not any(r.object == i for r in c.graph.relations)
 
 
 def _noun_modifier(c: RewriteContext, i: int) -> bool:
