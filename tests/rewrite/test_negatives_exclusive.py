@@ -208,6 +208,7 @@ def test_add_obj_leaves_relative_clauses_and_places_the_parse_lost():
         "( beach ) , ( rock )", "( beach ) , ( sun )", "( rock ) , ( tree )",
         "( restaurant ) , ( table )", "( restaurant ) , ( man )", "( table ) , ( cup )",
         "( girl ) , ( dog )", "( sidewalk ) , ( tree )",
+        "( restaurant , in , city ) , ( table , in , city )", "( city ) , ( car )",
     )  # fmt: skip
     rewriter = Rewriter(vocab, types=["add-obj"])
     cases = [
@@ -221,5 +222,31 @@ def test_add_obj_leaves_relative_clauses_and_places_the_parse_lost():
         found = texts(rewriter, caption, graph_of(caption, entities))
         assert not any(conjunct in t for t in found), found
     caption = "a restaurant in the city"
-    found = texts(rewriter, caption, graph_of(caption, [("restaurant", [])]))
-    assert "a restaurant and a table in the city" in found
+    assert texts(rewriter, caption, graph_of(caption, [("restaurant", [])])) == set()
+    graph = graph_of(caption, [("restaurant", []), ("city", [])], [(0, "in", 1, "in")])
+    assert "a restaurant and a table in the city" in texts(rewriter, caption, graph)
+
+
+def test_add_obj_adds_no_garment_and_nothing_seen_once_in_the_relation():
+    """One wears several garments (``wearing a black shirt and a jacket`` may well hold);
+    a conjunct seen once in the anchor's relation is mostly a parse leftover (``sidewalks
+    on the ground``)."""
+    vocab = evidence(
+        "( girl , wear , shirt ) , ( girl , wear , jacket )",
+        "( girl , hold , bag ) , ( girl , hold , box )", "( bag ) , ( tree )", "( box ) , ( car )",
+        "( bag , on , ground ) , ( box , on , ground )", "( tree ) , ( car )",
+    )  # fmt: skip
+    vocab.merge(evidence("( bag ) , ( sidewalk , on , ground )", times=1))
+    vocab.merge(evidence("( bag ) , ( sidewalk )", "( sidewalk ) , ( car )", times=2))
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    caption = "girl wearing a black shirt"
+    graph = graph_of(caption, [("girl", []), ("shirt", ["black"])], [(0, "wearing", 1, "wear")])
+    assert not any("shirt and" in t for t in texts(rewriter, caption, graph))
+    caption = "girl holding a bag"
+    graph = graph_of(caption, [("girl", []), ("bag", [])], [(0, "holding", 1, "hold")])
+    assert "girl holding a bag and a box" in texts(rewriter, caption, graph)
+    caption = "bags on the ground"
+    graph = graph_of(caption, [("bags", []), ("ground", [])], [(0, "on", 1, "on")])
+    found = texts(rewriter, caption, graph)
+    assert "bags and boxes on the ground" in found
+    assert not any("sidewalk" in t for t in found)

@@ -474,7 +474,21 @@ class Rewriter:
             and kinds & noun_classes(w)
             and self._lift(anchor, w, together) <= MAX_ADDITION_LIFT
             and (not features or self._fits(w, features, exact=True))
+            and self._seen_often(w, features)
         ]
+
+    def _seen_often(self, noun: str, features: list[tuple[str, ...]]) -> bool:
+        """Whether each relation feature is seen with ``noun`` as the very triple at least
+        :data:`MIN_CANDIDATE_COUNT` times: a conjunct takes part in the anchor's relations,
+        and one sighting is mostly a parser leftover (``sidewalks on the ground``, ``a
+        bottle in a bathroom`` are each seen once)."""
+        count = self.vocab.triple_count
+        return all(
+            (count(noun, f[1], f[2]) if f[0] == "subj" else count(f[1], f[2], noun))
+            >= MIN_CANDIDATE_COUNT
+            for f in features
+            if f[0] != "att"
+        )
 
     def _lift(self, a: str, b: str, together: int) -> float:
         """How much more often two objects are named together than chance would have it:
@@ -1183,8 +1197,10 @@ class Rewriter:
                 continue  # "sand man and woman", "a white kid bed and truck": one compound
             if any(p is not None and p.start == phrase.end + 1 for p in c.phrases):
                 continue  # "sandy beach young girl is standing on": a reduced relative
-            if _unparsed_object(c, i):
+            if _unparsed_object(c, i) or _lost_relation_after(c, phrase):
                 continue  # "they are in a restaurant and a table": the relation is lost
+            if _is_clothing(c.graph.entities[i].name):
+                continue  # "wearing a black shirt and a jacket": one wears several garments
             before = c.caption[: phrase.start].lower().split()
             if before[-1:] and before[-1] in ("is", "are", "was", "were"):
                 continue  # a predicate noun: "the photo is an outdoor scene"
@@ -1578,6 +1594,24 @@ def _unparsed_object(c: RewriteContext, i: int) -> bool:
     if not before or before[-1] not in _PREPOSITIONS:
         return False
     return not any(r.object == i for r in c.graph.relations)
+
+
+def _lost_relation_after(c: RewriteContext, phrase: Phrase) -> bool:
+    """Whether the word after a phrase is a preposition or ``has`` that starts no relation
+    of the graph: the parser lost what follows (``arched window on building`` read as one
+    object), so a conjunct cannot be told to fit (``arched window and truck on building``)."""
+    after = c.caption[phrase.end :]
+    words = after.split()
+    if not words or not after[:1].isspace():
+        return False
+    word = words[0].lower()
+    if word not in _PREPOSITIONS and word not in ("has", "have"):
+        return False
+    start = phrase.end + len(after) - len(after.lstrip())
+    return not any(
+        valid_span(r.span, c.caption) and r.span[0] <= start < r.span[1]  # type: ignore[index]
+        for r in c.graph.relations
+    )
 
 
 def _noun_modifier(c: RewriteContext, i: int) -> bool:
