@@ -250,3 +250,22 @@ def test_add_obj_adds_no_garment_and_nothing_seen_once_in_the_relation():
     found = texts(rewriter, caption, graph)
     assert "bags and boxes on the ground" in found
     assert not any("sidewalk" in t for t in found)
+
+
+def test_add_obj_adds_nothing_another_object_of_the_caption_shows():
+    """``windows on a bus`` → ``windows and mirrors on a bus``: a bus shows mirrors (named
+    with buses far more often than chance), so the addition may well hold; a flag is named
+    with buses no more than with anything else."""
+    vocab = evidence(
+        "( window , on , bus ) , ( mirror , on , bus )", "( mirror , on , bus )",
+        "( mirror , on , bus ) , ( window )", "( flag , on , bus ) , ( window , on , bus )",
+        "( flag ) , ( window ) , ( house )", "( flag ) , ( house )", "( flag ) , ( car )",
+        "( bus ) , ( car )", "( mirror ) , ( window )", "( car ) , ( tree )",
+        "( house ) , ( tree )", "( car ) , ( house )",
+        *["( cup , on , table )"] * 10,  # the rest of the corpus
+    )  # fmt: skip
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    assert rewriter._lift("bus", "mirror", 9) > 5 > rewriter._lift("bus", "flag", 3)
+    caption = "windows on a bus"
+    graph = graph_of(caption, [("windows", []), ("bus", [])], [(0, "on", 1, "on")])
+    assert texts(rewriter, caption, graph) == {"windows and flags on a bus"}

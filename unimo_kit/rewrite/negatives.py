@@ -477,6 +477,17 @@ class Rewriter:
             and self._seen_often(w, features)
         ]
 
+    def _shown_with(self, noun: str, others: list[str]) -> bool:
+        """Whether ``noun`` goes with another object of the caption (named with it over
+        :data:`MAX_SCENE_LIFT` times as often as chance): what a typical image of that
+        object shows too (``windows on a bus`` → ``and mirrors``, ``a bus on the road`` →
+        ``and a car``, ``a large building in background`` → ``and a hill``)."""
+        for other in others:
+            together = self.vocab.cooccur.get(lemma(other), {}).get(noun, 0)
+            if together and self._lift(other, noun, together) > MAX_SCENE_LIFT:
+                return True
+        return False
+
     def _seen_often(self, noun: str, features: list[tuple[str, ...]]) -> bool:
         """Whether each relation feature is seen with ``noun`` as the very triple at least
         :data:`MIN_CANDIDATE_COUNT` times: a conjunct takes part in the anchor's relations,
@@ -1135,6 +1146,7 @@ class Rewriter:
         phrase = c.phrases[anchor]
         assert phrase is not None
         present = [e.name for e in c.graph.entities]
+        others = [e.name for j, e in enumerate(c.graph.entities) if j != anchor]
         entity = c.graph.entities[anchor]
         features = [f for f in self._context(c, anchor) if f[0] != "att"]  # new: no attributes
         noun = self._pick(
@@ -1147,6 +1159,7 @@ class Rewriter:
                 or not _whole_object(w)
                 or not (noun_classes(w) & noun_classes(entity.name))
                 or _body_mismatch(w, entity.name)
+                or self._shown_with(w, others)
                 or any(w == lemma(p) or related(w, p, "n") or part_related(w, p) for p in present)
             ),
         )
@@ -2028,6 +2041,7 @@ MIN_CANDIDATE_COUNT = 3
 MIN_RELATION_EVIDENCE = 2  # a replacement relation is seen this often between the two nouns
 MIN_COOCCURRENCE = 2  # a replacement object is named this often with each other object
 MAX_ADDITION_LIFT = 10.0  # an added object seen with its anchor over 10x chance goes with it
+MAX_SCENE_LIFT = 5.0  # ... or with another object of the caption over 5x: the scene shows it
 ADDED_CATEGORIES = ("color", "material", "shape")  # what add-att adds: checkable in an image
 FALLBACK_CATEGORIES = ("size", "age")  # added only where none of the above can be (often true)
 MIN_ATTRIBUTE_SHARE = 0.03  # an added size, a swapped attribute: at least this share on its noun
