@@ -164,7 +164,7 @@ def main() -> None:
     tokenizer = open_clip.get_tokenizer("ViT-B-32")
     with tempfile.TemporaryDirectory() as tmp:
         world = Path(tmp)
-        unimo("data", "synth", "--out", str(world), "--n-images", str(args.n_images),
+        unimo("data", "synth", "-o", str(world), "--n-images", str(args.n_images),
               "--image-size", "96", "--captions-per-image", "1", "--n-image-only", "0")  # fmt: skip
         pairs = world / "pairs.train.jsonl"
         t0 = time.perf_counter()

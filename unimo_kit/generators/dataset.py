@@ -35,8 +35,8 @@ from unimo_kit.generators.tokenize import TOKEN_CACHE, TokenizerLike, as_tokeniz
 from unimo_kit.utils import ErrorReport, RecordError, derive_seed
 
 PathLike = str | os.PathLike
-#: Default cache of prepared candidate records: distinct captions a worker keeps (a few
-#: kilobytes each with a rewrite's negatives and positives, so about 30-60 MB).
+#: Default cache of prepared candidate records: distinct captions a worker keeps (about 2 KB
+#: each with the synthetic world's four negatives and two positives, so about 40 MB).
 RECORD_CACHE = 20_000
 
 
