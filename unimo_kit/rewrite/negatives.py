@@ -73,6 +73,7 @@ from unimo_kit.rewrite.grammar import (
 )
 from unimo_kit.rewrite.vocab import (
     BASE_COLORS,
+    BELOW,
     INVERSE,
     SYMMETRIC,
     Vocabulary,
@@ -739,7 +740,7 @@ class Rewriter:
                 return True  # "surfing in a wetsuit" says what she wears again
             if thing and p.split(" ", 1)[0] in _AGENT_VERBS:
                 return True  # "a burger sitting on paper" → "a burger holding paper"
-            if p.rsplit(" ", 1)[-1] in _BELOW and lemma(obj) in MASS_NOUNS:
+            if p.rsplit(" ", 1)[-1] in BELOW and lemma(obj) in MASS_NOUNS:
                 return True  # "skiing down a mountain on the snow" → "under the snow"
             if not exclusive_predicates(norm, p, category):
                 return True  # "at" → "inside", "playing with" → "throwing": may both hold
@@ -2063,7 +2064,6 @@ _NOT_VERBS = frozenset({"close", "full", "part", "top", "front", "side", "back",
 """First words of predicates that WordNet also lists as verbs but that are not verbs there."""
 
 _HELD_VERBS = frozenset({"wear", "hold", "carry"})
-_BELOW = frozenset({"under", "below", "beneath", "underneath"})
 """Relations whose subject can stand in them to two things at once (``men in socks and
 ties``, ``holding a bat and a ball``): add-obj conjoins to the object of no other relation,
 since one thing is mostly in one place, driven or hung from one thing."""
@@ -2184,6 +2184,7 @@ MASS_NOUNS = frozenset({
 
 
 PERSON_GROUPS = frozenset({"people", "crowd", "couple", "family", "team", "audience", "crew"})
+"""Nouns for several persons (WordNet files ``people`` under its top level)."""
 
 
 IDENTITY_NOUNS = MASCULINE | FEMININE | frozenset({
@@ -2228,8 +2229,6 @@ def _proper_name(word: str) -> bool:
     synsets = _wordnet().synsets(base, "n")
     return bool(synsets) and all(s.instance_hypernyms() for s in synsets)
 
-
-"""Nouns for several persons (WordNet files ``people`` under its top level)."""
 
 _LIVING_CLASSES = frozenset({"noun.person", "noun.animal"})
 
