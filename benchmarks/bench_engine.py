@@ -285,8 +285,9 @@ def main() -> None:
 
     def machine() -> str:
         return (
-            f"{os.cpu_count()} CPU cores, shared with other jobs (load average {load:.1f} at "
-            f"the start, {os.getloadavg()[0]:.1f} at the end): wall times are inflated"
+            f"{os.cpu_count()} CPU cores, load average {load:.1f} at the start and "
+            f"{os.getloadavg()[0]:.1f} at the end (the benchmark's own processes count; "
+            "more than the core count means other jobs shared the machine)"
         )
 
     result: dict = {"ray_startup_s": round(startup, 1)}
