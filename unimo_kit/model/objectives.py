@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -288,17 +287,6 @@ class UnimoPretraining(nn.Module):
             probability=self.mlm_probability,
         )
 
-    def _states_at(self, positions: Tensor, **inputs: Any) -> Tensor:
-        """Final states (B, K, D) of one pass of the model on ``inputs`` at ``positions``
-        (B, K) of its whole sequence (visual tokens first): the only states a head scores.
-        The last layer runs on those positions alone (``hidden_positions``), except under
-        dropout, whose masks would then be drawn for fewer positions than a full pass draws
-        (the run would no longer repeat one made with the full pass)."""
-        if self.model.draws_dropout():
-            hidden = self.model(**inputs)["hidden"]  # (B, L, D)
-            return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
-        return self.model(**inputs, hidden_positions=positions)["hidden"]  # (B, K, D)
-
     def _word_losses(self, targets: dict[str, list[tuple[Tensor, Tensor]]]) -> dict[str, dict]:
         """MLM and seq2seq losses from the word head, run once on every scored position of
         every pass (sparse prediction: padding, unmasked words and sources are never
@@ -385,7 +373,7 @@ class UnimoPretraining(nn.Module):
         # position t predicts the word at t + 1; only real target words are scored
         feats = visual.get("visual_feats")
         offset = 0 if feats is None else 1 + feats.shape[1]  # visual tokens come first
-        states = self._states_at(
+        states = self.model.states_at(
             (offset + pos - 1).expand(b, -1),  # (B, T - 1)
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -454,7 +442,7 @@ class UnimoPretraining(nn.Module):
                 # the states of the masked words (after [IMG] and the regions) and regions
                 offset = 1 + batch["visual_feats"].shape[1]
                 wanted = ([positions + offset] if do_mlm else []) + ([rpos + 1] if do_mrp else [])
-                states = self._states_at(
+                states = self.model.states_at(
                     torch.cat(wanted, dim=1), input_ids=masked_ids, attention_mask=amask, **joint
                 )  # (B, K_words + K_regions, D)
                 split = [w.shape[1] for w in wanted]
@@ -483,7 +471,7 @@ class UnimoPretraining(nn.Module):
             ids, amask = batch["textonly_input_ids"], batch["textonly_attention_mask"]
             if self.use["mlm"]:
                 masked_ids, positions, labels = self._mask_text(ids, amask)
-                states = self._states_at(positions, input_ids=masked_ids, attention_mask=amask)
+                states = self.model.states_at(positions, input_ids=masked_ids, attention_mask=amask)
                 words["mlm"].append(_scored(states, labels))  # (n, D), (n,)
             if self.use["seq2seq"]:
                 n = amask.sum(dim=1)  # (B,) real tokens with [CLS] and [SEP]
@@ -502,7 +490,7 @@ class UnimoPretraining(nn.Module):
                 else vmask.bool()
             )
             masked, rpos, rpicked = mask_regions(feats, eligible, probability=self.mrp_probability)
-            states = self._states_at(
+            states = self.model.states_at(
                 rpos + 1,  # after [IMG]
                 visual_feats=masked,
                 visual_boxes=batch.get("imageonly_visual_boxes"),

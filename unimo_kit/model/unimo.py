@@ -89,14 +89,22 @@ class UnimoModel(nn.Module):
         rates = (self.config.hidden_dropout_prob, self.config.attention_probs_dropout_prob)
         return self.training and any(p > 0 for p in rates)
 
-    def _first_state(self, **inputs: Any) -> Tensor:
-        """The final state (B, D) at position 0 ([IMG], or [CLS] of a text alone), the last
-        layer run at that position only (the full pass when dropout is drawn)."""
-        x = inputs.get("input_ids", inputs.get("visual_feats"))
+    def states_at(self, positions: Tensor, **inputs: Any) -> Tensor:
+        """Final states (B, K, D) of one pass on ``inputs`` at ``positions`` (B, K) of the whole
+        sequence (visual tokens first): the only states a head scores. The last layer runs on
+        those positions alone (``hidden_positions``), except under dropout, whose masks would
+        then be drawn for fewer positions than a full pass draws (the run would no longer
+        repeat one made with the full pass)."""
         if self.draws_dropout():
-            return self(**inputs)["hidden"][:, 0]
+            hidden = self(**inputs)["hidden"]  # (B, L, D)
+            return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self(**inputs, hidden_positions=positions)["hidden"]  # (B, K, D)
+
+    def _first_state(self, **inputs: Any) -> Tensor:
+        """The final state (B, D) at position 0 ([IMG], or [CLS] of a text alone)."""
+        x = inputs.get("input_ids", inputs.get("visual_feats"))
         first = torch.zeros(x.shape[0], 1, dtype=torch.long, device=x.device)  # (B, 1)
-        return self(**inputs, hidden_positions=first)["hidden"][:, 0]  # (B, D)
+        return self.states_at(first, **inputs)[:, 0]  # (B, D)
 
     @property
     def device(self) -> torch.device:
