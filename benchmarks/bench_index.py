@@ -27,6 +27,7 @@ Usage::
     python benchmarks/bench_index.py --train-csv ../shared/data/factual_train.csv \\
         --queries-csv ../shared/data/factual_dev.csv --cache /tmp/me/bench-index
     python benchmarks/bench_index.py ... --copies 0      # the real corpus only (minutes)
+    python benchmarks/bench_index.py ... --held-out-study 0,4,26  # held-out rules only
 
 Writes ``benchmarks/results/index.json`` (no absolute paths).
 """
@@ -267,6 +268,112 @@ def bench_scale(
     return out
 
 
+def held_out_study(
+    xb0: np.ndarray, xq: np.ndarray, copies: int, cosine: float, radii: tuple[float, ...]
+) -> dict:
+    """How well held-out rows stand for the queries, by what is kept out with them: HNSW32
+    (efConstruction 80, as builds make it) over the real vectors plus ``copies`` noisy copies
+    each; recall@10 of the queries ``xq`` (on the full index) and of the 256 held-out rows of
+    a build, at each efSearch, when each row is held out alone (the default), with its true
+    copy group (source and copies: what no rule can know, the best a group rule could do),
+    or with every neighbour within cosine ``r`` (a radius rule)."""
+    from unimo_kit.index.factory import (
+        add_rows,
+        create_index,
+        exact_search,
+        held_out_rows,
+        plan_index,
+        recall_at_k,
+        set_search_params,
+    )
+
+    xb = noisy_copies(xb0, copies, cosine) if copies else xb0
+    n, d = xb.shape
+    plan = plan_index(n, d, index_type="hnsw")
+    ef_values = (16, 24, 32, 48, 64, 128)
+
+    def built_without(skip: np.ndarray):
+        index = create_index(plan, d)
+        rows = np.setdiff1d(np.arange(n), skip)
+        for start in range(0, len(rows), BLOCK):
+            part = rows[start : start + BLOCK]
+            add_rows(index, xb[part], part)
+        return index
+
+    def curve(index, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+        out = {}
+        for ef in ef_values:
+            set_search_params(index, {"efSearch": ef})
+            out[str(ef)] = recall_at_k(index.search(queries, K)[1], truth, K)
+        return out
+
+    _, truth = exact_search(xq, xb, K)
+    result: dict = {
+        "n": n,
+        "copies": copies,
+        "queries": curve(built_without(np.array([], int)), xq, truth),
+    }
+    held = held_out_rows(n, 1234)
+    deep = 128
+    sims, near_rows = exact_search(xb[held], xb, deep + 1)
+    own = near_rows != held[:, None]
+    sims = np.stack([row[keep][:deep] for row, keep in zip(sims, own, strict=True)])
+    near_rows = np.stack([row[keep][:deep] for row, keep in zip(near_rows, own, strict=True)])
+    query_sims = exact_search(xq, xb, deep)[0]
+    result["neighbours_within"] = {
+        f"{r:.2f}": {
+            "held_out_rows": float((sims >= r).sum(1).mean()),
+            "queries": float((query_sims >= r).sum(1).mean()),
+        }
+        for r in (0.9, 0.85, 0.8, 0.75, 0.7)
+    }
+    n0 = len(xb0)
+    rules = {"alone (default)": [np.array([], int)] * len(held)}
+    if copies:
+        rules["with its copy group"] = [h % n0 + n0 * np.arange(copies + 1) for h in held]
+    for r in radii:
+        rules[f"with neighbours within cosine {r}"] = [
+            row[dist >= r] for dist, row in zip(sims, near_rows, strict=True)
+        ]
+    result["held_out_rows"] = {}
+    for name, groups in rules.items():
+        skip = np.unique(np.concatenate([held, *groups]))
+        _, near = exact_search(xb[held], xb, K + len(skip))
+        near = np.stack([row[~np.isin(row, skip)][:K] for row in near])
+        result["held_out_rows"][name] = {
+            "kept_out": len(skip),
+            "recall@10": curve(built_without(skip), xb[held], near),
+        }
+        print(f"  [{copies} copies] held out {name}: {result['held_out_rows'][name]}")
+    print(f"  [{copies} copies] queries: {result['queries']}")
+    return result
+
+
+def run_held_out_study(xb: np.ndarray, xq: np.ndarray, args: argparse.Namespace) -> None:
+    """:func:`held_out_study` at each of ``--held-out-study``'s copy counts, stored under
+    ``held_out_study`` in ``--out`` beside the results already there."""
+    began = time.perf_counter()
+    cosine = median_nn_cosine(xb)
+    study: dict = {"median_nn_cosine": cosine, "load_avg_at_start": os.getloadavg(), "runs": []}
+    for copies in (int(c) for c in args.held_out_study.split(",")):
+        study["runs"].append(held_out_study(xb, xq, copies, cosine, radii=(0.8, 0.7)))
+    study["load_avg_at_end"] = os.getloadavg()
+    study["seconds"] = time.perf_counter() - began
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    # runs of other copy counts from an earlier call stay
+    done = {run["copies"] for run in study["runs"]}
+    earlier = results.get("held_out_study", {}).get("runs", [])
+    study["runs"] = sorted(
+        [run for run in earlier if run["copies"] not in done] + study["runs"],
+        key=lambda run: run["copies"],
+    )
+    results["held_out_study"] = study
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, args.out)
+    print(f"wrote held_out_study to {args.out} ({study['seconds']:.0f} s)", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-csv", type=Path, required=True, help="factual_train.csv")
@@ -280,6 +387,11 @@ def main() -> None:
         "--tune-types", default="auto", help="also built with --tune-queries (half the queries)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--held-out-study",
+        default="",
+        help="only the held-out study at these copy counts (e.g. 0,4), added to --out",
+    )
     args = parser.parse_args()
 
     from unimo_kit.data.records import caption_key
@@ -294,6 +406,9 @@ def main() -> None:
     keep = np.array([caption_key(c) not in train_keys for c in dev])
     xq = np.ascontiguousarray(embed_cached(args.queries_csv, args.encoder, args.cache)[keep])
     print(f"queries: {keep.sum()} of {len(dev)} dev captions (the rest are train captions too)")
+    if args.held_out_study:
+        run_held_out_study(xb, xq, args)
+        return
     results: dict = {
         "machine": {
             "cpus": os.cpu_count(),
