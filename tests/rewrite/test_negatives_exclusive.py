@@ -265,7 +265,7 @@ def test_add_obj_adds_nothing_another_object_of_the_caption_shows():
         *["( cup , on , table )"] * 10,  # the rest of the corpus
     )  # fmt: skip
     rewriter = Rewriter(vocab, types=["add-obj"])
-    assert rewriter._lift("bus", "mirror", 9) > 5 > rewriter._lift("bus", "flag", 3)
+    assert rewriter.lift("bus", "mirror", 9) > 5 > rewriter.lift("bus", "flag", 3)
     caption = "windows on a bus"
     graph = graph_of(caption, [("windows", []), ("bus", [])], [(0, "on", 1, "on")])
     assert texts(rewriter, caption, graph) == {"windows and flags on a bus"}

@@ -144,7 +144,7 @@ def test_add_obj_no_part_substance_or_what_goes_with_the_anchor():
     apart += ["( cup , on , table )"] * 60  # the rest of the corpus: tables hold anything
     vocab = _evidence(*together, *apart, times=3)
     rewriter = Rewriter(vocab, types=["add-obj"])
-    assert rewriter._lift("knife", "fork", 3) > 10 > rewriter._lift("knife", "spoon", 3)
+    assert rewriter.lift("knife", "fork", 3) > 10 > rewriter.lift("knife", "spoon", 3)
     assert _texts(rewriter, caption, graph) == {"a knife and a spoon on a table"}
     vocab = _evidence(
         *(f"( knife , on , table ) , ( {w} , on , table )" for w in ("hand", "water", "window"))
