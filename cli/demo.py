@@ -51,6 +51,14 @@ from unimo_kit.cli.options import (
     show_default=True,
     help="Visual tokens (unimo features --extractor): effnet-ms or effnet.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stages run at the same time (those that do not need each other's outputs; each "
+    "beside another writes OUTPUT/logs/STAGE.log) [default: the CPU cores, at most 2]; "
+    "--jobs 1 runs them one after another.",
+)
 @resume_option(
     "Skip the stages already done in OUTPUT; --no-resume removes OUTPUT (a folder the demo "
     "made) and starts afresh.",
@@ -65,6 +73,7 @@ def demo(
     steps: int | None,
     overrides: list[str],
     extractor: str,
+    jobs: int | None,
     resume: bool,
     restart: bool,
 ) -> None:
@@ -72,7 +81,9 @@ def demo(
     and write OUTPUT/REPORT.md (figures, plots, examples of rewrites and mined positives).
 
     Each stage is the `unimo` command a user would type (all listed in OUTPUT/commands.sh);
-    finished stages are skipped on rerun, and each stage resumes by itself after a kill.
+    rewrite and the text index run beside the features unless --jobs 1. Finished stages are
+    skipped on rerun (a rerun stage reruns those that need it), and each stage resumes by
+    itself after a kill.
 
     \b
     Example:
@@ -81,7 +92,7 @@ def demo(
       unimo demo -o runs/demo-corpus --set vocab=corpus
       unimo demo --no-resume    # a folder made by an earlier version of the demo
     """
-    from unimo_kit.demo import DemoConfig, run_demo
+    from unimo_kit.demo import DemoConfig, default_jobs, run_demo
     from unimo_kit.demo import restart as remove_demo
 
     out = Path(output)
@@ -99,6 +110,6 @@ def demo(
     try:
         if not resume:
             remove_demo(out)
-        run_demo(config, echo=click.echo)
+        run_demo(config, echo=click.echo, jobs=jobs or default_jobs())
     except Exception as exc:  # a failed stage already printed its own message
         raise click.ClickException(f"demo stopped: {exc}") from exc

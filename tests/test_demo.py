@@ -453,7 +453,7 @@ def test_no_resume_removes_the_demo_folder_and_restart_is_its_deprecated_spellin
     import unimo_kit.demo
 
     calls = []
-    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo: calls.append(config))
+    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo, **_: calls.append(config))
     out = tmp_path / "demo"
     (out / ".stages").mkdir(parents=True)
     (out / "world").mkdir()
@@ -473,7 +473,7 @@ def test_set_options_reach_train_and_its_fingerprint(tmp_path, monkeypatch):
     import unimo_kit.demo
 
     calls = []
-    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo: calls.append(config))
+    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo, **_: calls.append(config))
     out = tmp_path / "demo"
     args = ["demo", "-o", str(out), "--steps", "9", "--set", "vocab=corpus", "--set", "lr=1e-3"]
     result = CliRunner().invoke(cli, args)
@@ -562,7 +562,7 @@ def test_the_demo_takes_its_old_output_spelling_with_one_warning(tmp_path, monke
     import unimo_kit.demo
 
     calls = []
-    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo: calls.append(config))
+    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo, **_: calls.append(config))
     out = tmp_path / "demo"
     result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--seed", "3"])
     assert result.exit_code == 0, result.output
@@ -571,3 +571,159 @@ def test_the_demo_takes_its_old_output_spelling_with_one_warning(tmp_path, monke
     assert config.out == out and config.seed == 3
     both = CliRunner().invoke(cli, ["demo", "--out", str(out), "-o", str(out)])
     assert both.exit_code == 2 and "--out is the old spelling of --output" in both.output
+
+
+# ------------------------------------------------------------------ stages side by side (jobs)
+
+STAGE_PATTERNS = (  # how a stub tells the stage from its argv (order matters)
+    ('*" index build --texts "*', "index-texts"),
+    ('*" index build --images "*', "index-images"),
+    ('*" index mine "*', "mine"),
+    ('*" data synth "*', "synth"),
+    ('*" rewrite "*', "rewrite"),
+    ('*" features "*', "features"),
+    ('*" train "*', "train"),
+    ('*" eval batch "*', "eval"),
+)
+
+
+def _stub(tmp_path, body: str = ""):
+    """A stand-in interpreter that logs ``start NAME`` and ``end NAME`` around ``body`` (sh,
+    with ``$name`` set and ``$dir`` the test's folder)."""
+    log = tmp_path / "events.log"
+    cases = "".join(f"  {pattern}) name={name};;\n" for pattern, name in STAGE_PATTERNS)
+    script = tmp_path / "stub-python"
+    script.write_text(
+        f'#!/bin/sh\ndir={tmp_path}\ncase "$*" in\n{cases}esac\n'
+        f'echo "start $name" >> {log}\ntouch "$dir/started-$name"\n{body}\n'
+        f'echo "end $name" >> {log}\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script), log
+
+
+def _events(log) -> list[str]:
+    return log.read_text().splitlines()
+
+
+def test_each_stage_needs_what_it_reads():
+    needs = {stage.name: stage.after for stage in build_stages(DemoConfig())}
+    assert needs == {
+        "synth": (),
+        "rewrite": ("synth",),
+        "index-texts": ("synth",),
+        "features": ("synth",),
+        "index-images": ("features",),
+        "mine": ("index-texts", "index-images"),
+        "train": ("rewrite", "mine", "features"),
+        "eval": ("train",),
+    }
+
+
+def test_with_two_jobs_independent_stages_overlap_and_none_starts_before_its_needs(tmp_path):
+    # rewrite ends only once index-texts started: it must run beside it (10 s at most)
+    wait = (
+        'if [ "$name" = rewrite ]; then i=0; while [ ! -e "$dir/started-index-texts" ] '
+        "&& [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; fi"
+    )
+    python, log = _stub(tmp_path, wait)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    lines: list[str] = []
+    run_demo(config, echo=lines.append, python=python, jobs=2)
+    events = _events(log)
+    assert events.index("start index-texts") < events.index("end rewrite")
+    assert events.index("start features") < events.index("end index-texts")  # longest first
+    for stage in build_stages(config):
+        for need in stage.after:
+            assert events.index(f"end {need}") < events.index(f"start {stage.name}")
+    logs = sorted(p.stem for p in (config.out / "logs").iterdir())
+    assert logs == ["features", "index-images", "index-texts", "mine", "rewrite"]
+    assert any(line == f"    output: {config.out / 'logs' / 'rewrite.log'}" for line in lines)
+    commands = (config.out / "commands.sh").read_text().splitlines()[3:]
+    assert [c.split()[1] for c in commands] == [
+        "data", "rewrite", "index", "features", "index", "index", "train", "eval"
+    ]  # fmt: skip
+    cpu = read_stage_record(config.out / ".stages" / "rewrite.json")["cpu_seconds"]
+    assert 0 <= cpu < 5
+
+
+def test_one_job_runs_the_stages_one_after_another_in_the_listed_order(tmp_path):
+    python, log = _stub(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    lines: list[str] = []
+    run_demo(config, echo=lines.append, python=python, jobs=1)
+    names = [stage.name for stage in build_stages(config)]
+    assert _events(log) == [f"{word} {name}" for name in names for word in ("start", "end")]
+    assert not (config.out / "logs").exists()
+    assert not any("output:" in line or "started" in line for line in lines)
+
+
+def test_a_kill_while_two_stages_run_resumes_both(tmp_path):
+    """A Ctrl-C (SIGINT to the demo) while features and index-texts run: both are stopped and
+    stay unfinished; the rerun resumes both and skips synth."""
+    kill = (
+        'if [ ! -e "$dir/killed" ]; then case "$name" in features) exec sleep 30;; '
+        'index-texts) touch "$dir/killed"; kill -INT $PPID; exec sleep 30;; esac; fi'
+    )
+    python, _ = _stub(tmp_path, kill)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(config, echo=lambda _: None, python=python, jobs=2)
+    for name in ("features", "index-texts"):
+        assert read_stage_record(config.out / ".stages" / f"{name}.json")["finished"] is False
+    (config.out / "world" / "features").mkdir(parents=True)  # what the killed run wrote
+    lines: list[str] = []
+    run_demo(config, echo=lines.append, python=python, jobs=2)
+    assert sum("resuming the run that was stopped" in line for line in lines) == 2
+    assert (config.out / "world" / "features").is_dir()  # kept, not removed
+    assert any(line.startswith("[1/8] synth") and "skipped" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("change", "rerun"),
+    [
+        ({"sentence_negatives": 3}, ["rewrite", "train", "eval"]),
+        ({"extractor": "effnet"}, ["features", "index-images", "mine", "train", "eval"]),
+    ],
+)
+def test_a_stage_that_runs_again_reruns_its_dependants_only(tmp_path, change, rerun):
+    python, log = _stub(tmp_path)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    run_demo(config, echo=lambda _: None, python=python, jobs=1)
+    before = len(_events(log))
+    lines: list[str] = []
+    changed = DemoConfig(out=config.out, n_images=50, train_steps=5, **change)
+    run_demo(changed, echo=lines.append, python=python, jobs=2)
+    started = [event.split()[1] for event in _events(log)[before:] if event.startswith("start")]
+    assert sorted(started) == sorted(rerun)
+    skipped = {stage.name for stage in build_stages(config)} - set(rerun)
+    assert sum("done already, skipped" in line for line in lines) == len(skipped)
+
+
+def test_a_failing_stage_shows_its_log_and_lets_the_one_beside_it_finish(tmp_path):
+    fail = 'if [ "$name" = rewrite ]; then echo "rewrite broke: no such caption" >&2; exit 3; fi'
+    python, log = _stub(tmp_path, fail)
+    config = DemoConfig(out=tmp_path / "demo", n_images=50, train_steps=5)
+    lines: list[str] = []
+    with pytest.raises(Exception, match=r"stage rewrite failed \(exit status 3\).*rewrite\.log"):
+        run_demo(config, echo=lines.append, python=python, jobs=2)
+    assert "    | rewrite broke: no such caption" in lines
+    events = _events(log)
+    assert "start train" not in events  # nothing needing it, nor anything else, starts
+    features = read_stage_record(config.out / ".stages" / "features.json")
+    assert features["finished"] is True  # ran beside it: finished and kept
+    assert read_stage_record(config.out / ".stages" / "rewrite.json")["finished"] is False
+
+
+def test_jobs_reach_the_demo_and_default_to_the_cores_at_most_two(tmp_path, monkeypatch):
+    import unimo_kit.demo
+    from unimo_kit.demo import default_jobs
+
+    calls = []
+    monkeypatch.setattr(unimo_kit.demo, "run_demo", lambda config, echo, jobs: calls.append(jobs))
+    out = str(tmp_path / "demo")
+    assert CliRunner().invoke(cli, ["demo", "-o", out, "--jobs", "1"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["demo", "-o", out]).exit_code == 0
+    assert calls == [1, default_jobs()] and 1 <= default_jobs() <= 2
+    refused = CliRunner().invoke(cli, ["demo", "-o", out, "--jobs", "0"])
+    assert refused.exit_code == 2 and "Invalid value for '--jobs'" in refused.output

@@ -27,12 +27,17 @@ def _first_records(path: Path, n: int) -> list[dict[str, Any]]:
 
 
 def _stage_table(out: Path) -> list[str]:
-    """Wall and CPU seconds per stage, with the load average it started and ended at (a
-    marker of an earlier demo has no CPU time: shown as a dash)."""
+    """Wall and CPU seconds per stage, in the order they started, with the load average it
+    started and ended at (a marker of an earlier demo has no CPU time: shown as a dash); then
+    how long the stages took from the first start to the last end, which is less than the sum
+    when stages ran side by side (``--jobs 2``)."""
     lines = ["| stage | wall s | CPU s | load avg |", "|---|---:|---:|---|"]
-    wall = cpu = 0.0
-    for marker in sorted((out / ".stages").glob("*.json"), key=os.path.getmtime):
+    records = []
+    for marker in (out / ".stages").glob("*.json"):
         record = read_stage_record(marker) or {}
+        records.append((record.get("started_at", os.path.getmtime(marker)), marker.stem, record))
+    wall = cpu = 0.0
+    for _, name, record in sorted(records):
         seconds = record.get("seconds", 0.0)
         wall += seconds
         cpu_text = load_text = "–"
@@ -41,8 +46,17 @@ def _stage_table(out: Path) -> list[str]:
             cpu_text = f"{record['cpu_seconds']:.0f}"
         if load := record.get("load_average"):
             load_text = " → ".join(f"{value:.1f}" for value in load)
-        lines.append(f"| {marker.stem} | {seconds:.0f} | {cpu_text} | {load_text} |")
+        lines.append(f"| {name} | {seconds:.0f} | {cpu_text} | {load_text} |")
     lines.append(f"| **total** | **{wall:.0f}** | **{cpu:.0f}** | |")
+    spans = [(r["started_at"], r["finished_at"]) for _, _, r in records if "finished_at" in r]
+    if spans and len(spans) == len(records):
+        span = max(end for _, end in spans) - min(start for start, _ in spans)
+        lines += [
+            "",
+            f"From the first stage's start to the last one's end: {span:.0f} s wall (less "
+            "than the total when stages ran side by side; more when the demo was stopped and "
+            "resumed).",
+        ]
     return lines
 
 
