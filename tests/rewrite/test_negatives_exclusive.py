@@ -269,3 +269,65 @@ def test_add_obj_adds_nothing_another_object_of_the_caption_shows():
     caption = "windows on a bus"
     graph = graph_of(caption, [("windows", []), ("bus", [])], [(0, "on", 1, "on")])
     assert texts(rewriter, caption, graph) == {"windows and flags on a bus"}
+
+
+def test_add_obj_adds_beside_the_living_only_the_living_of_its_kind():
+    """``two people and a seat are sitting down``: a thing beside a person is nonsense
+    (WordNet files ``seat`` and ``people`` both under body parts too); a person beside a
+    person is a sensible negative."""
+    vocab = evidence(
+        "( people ) , ( seat )", "( man ) , ( woman )", "( woman ) , ( tree )",
+        "( people , stand on , beach )", "( seat , stand on , beach )",
+        "( man , stand on , beach )", "( woman , stand on , beach )",
+    )  # fmt: skip
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    caption = "people standing on the beach"
+    graph = graph_of(caption, [("people", []), ("beach", [])], [(0, "standing on", 1, "stand on")])
+    assert texts(rewriter, caption, graph) == set()
+    caption = "a man standing on the beach"
+    graph = graph_of(caption, [("man", []), ("beach", [])], [(0, "standing on", 1, "stand on")])
+    assert texts(rewriter, caption, graph) == {"a man and a woman standing on the beach"}
+
+
+def test_add_obj_puts_no_second_occupant_on_a_holder_of_one():
+    """``a cat and a dog on a chair``: a chair, a skateboard, a horse hold one; two
+    chairs hold two."""
+    vocab = evidence(
+        "( cat ) , ( dog )", "( cat , on , chair )", "( dog , on , chair )",
+        "( cat , on , chairs )", "( dog , on , chairs )",
+    )  # fmt: skip
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    caption = "a cat on a chair"
+    graph = graph_of(caption, [("cat", []), ("chair", [])], [(0, "on", 1, "on")])
+    assert not any("dog" in t for t in texts(rewriter, caption, graph))
+    caption = "a cat on two chairs"
+    graph = graph_of(caption, [("cat", []), ("chairs", [])], [(0, "on", 1, "on")])
+    assert "a cat and a dog on two chairs" in texts(rewriter, caption, graph)
+
+
+def test_add_obj_leaves_reduced_relatives_and_fronted_objects():
+    """``the chair the women and the man is sitting on``: a subject whose object comes
+    first is inside a reduced relative; ``black shirt the man and the hood is wearing``."""
+    vocab = evidence(
+        "( man ) , ( woman )", "( man , sit on , chair )", "( woman , sit on , chair )",
+        "( man , wear , shirt )", "( woman , wear , shirt )",
+    )  # fmt: skip
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    caption = "the chair the man is sitting on"
+    graph = graph_of(caption, [("chair", []), ("man", [])], [(1, "sitting on", 0, "sit on")])
+    assert not any("woman" in t for t in texts(rewriter, caption, graph))
+    caption = "black shirt the man is wearing"
+    graph = graph_of(caption, [("shirt", ["black"]), ("man", [])], [(1, "wearing", 0, "wear")])
+    assert not any("woman" in t for t in texts(rewriter, caption, graph))
+
+
+def test_add_obj_adds_nothing_made_of_the_same_stuff():
+    """``the road and the motorcycle are made of dirt``: another thing of the same stuff is
+    nonsense or true."""
+    vocab = evidence(
+        "( road ) , ( path )", "( road , made of , dirt )", "( path , made of , dirt )",
+    )  # fmt: skip
+    rewriter = Rewriter(vocab, types=["add-obj"])
+    caption = "the road is made of dirt"
+    graph = graph_of(caption, [("road", []), ("dirt", [])], [(0, "made of", 1, "made of")])
+    assert not any("path" in t for t in texts(rewriter, caption, graph))

@@ -49,6 +49,7 @@ from unimo_kit.rewrite.negatives.thresholds import (
     TYPICAL_REVERSAL,
 )
 from unimo_kit.rewrite.negatives.words import (
+    CONTENT_PHRASES,
     FEMININE,
     HELD_VERBS,
     LIVING_CLASSES,
@@ -70,10 +71,12 @@ from unimo_kit.rewrite.negatives.words import (
     is_person,
     is_substance,
     is_symmetric,
+    living_kind,
     not_an_object,
     proper_name,
     role_for_identity,
     same_thing,
+    single_seat,
     whole_object,
 )
 from unimo_kit.rewrite.vocab import (
@@ -488,6 +491,7 @@ def add_obj(rewriter: Rewriter, c: RewriteContext, rng: random.Random) -> Made:
     present = [e.name for e in c.graph.entities]
     others = [e.name for j, e in enumerate(c.graph.entities) if j != anchor]
     entity = c.graph.entities[anchor]
+    kind = living_kind(entity.name)  # beside a person a person, beside an animal an animal
     features = [f for f in rewriter.features(c, anchor) if f[0] != "att"]  # new: no attributes
     noun = rewriter.pick(
         rng,
@@ -499,6 +503,7 @@ def add_obj(rewriter: Rewriter, c: RewriteContext, rng: random.Random) -> Made:
             or not whole_object(w)
             or not (noun_classes(w) & noun_classes(entity.name))
             or body_mismatch(w, entity.name)
+            or (kind != "thing" and living_kind(w) != kind)
             or _shown_with(rewriter, w, others)
             or any(w == lemma(p) or related(w, p, "n") or part_related(w, p) for p in present)
         ),
@@ -587,8 +592,38 @@ def _add_obj_anchors(rewriter: Rewriter, c: RewriteContext) -> list[int]:
             continue  # "hanging from a pole and a building", "driving a car and a train"
         if subject and next_word and finite_singular(next_word):
             continue
+        if _fronted(c, i):
+            continue  # "the chair the women and the man is sitting on": a reduced relative
+        if is_living(c.graph.entities[i].name) and any(
+            r.subject == i
+            and single_seat(c.graph.entities[r.object].name)
+            and not c.plural(r.object)
+            for r in c.graph.relations
+        ):
+            continue  # "a cat and a dog on a chair": the holder takes one occupant
+        if any(p in after.lower() for p in CONTENT_PHRASES) or any(
+            r.subject == i and " ".join(r.predicate.lower().split()) in CONTENT_PHRASES
+            for r in c.graph.relations
+        ):
+            continue  # "the road and the motorcycle are made of dirt"
         out.append(i)
     return out
+
+
+def _fronted(c: RewriteContext, i: int) -> bool:
+    """Whether entity ``i`` is a subject whose relation's object comes before it in the
+    caption, or an object whose relation's subject comes after it: a reduced relative or a
+    fronted object (``black shirt the man is wearing``), where a conjunct lands inside it."""
+    own = c.phrases[i]
+    assert own is not None
+    for r in c.graph.relations:
+        other = r.object if r.subject == i else r.subject if r.object == i else None
+        if other is None or other == i or c.phrases[other] is None:
+            continue
+        start = c.phrases[other].start  # type: ignore[union-attr]
+        if (r.subject == i and start < own.start) or (r.object == i and start > own.start):
+            return True
+    return False
 
 
 def _graph_key(graph: SceneGraph) -> Counter[tuple[str, ...]]:

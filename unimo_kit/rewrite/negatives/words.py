@@ -72,6 +72,30 @@ def is_living(noun: str) -> bool:
     return is_person(w) or first_class(w) in LIVING_CLASSES or w in ("herd", "flock")
 
 
+SINGLE_SEATS = frozenset({
+    "chair", "seat", "stool", "skateboard", "bicycle", "bike", "horse", "saddle", "toilet",
+    "surfboard", "snowboard", "scooter", "motorcycle", "motorbike", "pony", "armchair",
+    "rolling chair", "office chair",
+})  # fmt: skip
+"""Things that hold one occupant: a second one beside it is no sensible scene."""
+
+CONTENT_PHRASES = ("made of", "full of", "covered in", "covered with", "filled with")
+"""Relations of a thing to its stuff: a second thing made of the same stuff is mostly true."""
+
+
+def single_seat(noun: str) -> bool:
+    """Whether ``noun`` holds one occupant (a chair, a skateboard, a horse)."""
+    w = " ".join(noun.lower().split())
+    return w in SINGLE_SEATS or lemma(w) in SINGLE_SEATS or lemma(head_word(w)) in SINGLE_SEATS
+
+
+def living_kind(noun: str) -> str:
+    """``person``, ``animal`` or ``thing``: a conjunct beside a living anchor is of its kind."""
+    if is_person(noun):
+        return "person"
+    return "animal" if is_living(noun) else "thing"
+
+
 @functools.lru_cache(maxsize=65536)
 def first_class(noun: str) -> str:
     """The lexicographer file of ``noun``'s first WordNet sense (``sheep``: an animal, though
